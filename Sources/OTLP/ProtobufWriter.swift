@@ -1,0 +1,64 @@
+/// A minimal protobuf wire-format writer. tracefold encodes only small
+/// messages (responses, Status bodies) and, for the load generator and tests,
+/// export requests; protobuf-c stays the decoder.
+public struct ProtobufWriter: Sendable {
+    public private(set) var bytes: [UInt8] = []
+
+    public init() {}
+
+    private enum WireType: UInt64 {
+        case varint = 0, fixed64 = 1, lengthDelimited = 2, fixed32 = 5
+    }
+
+    private mutating func tag(_ field: Int, _ type: WireType) {
+        writeVarint(UInt64(field) << 3 | type.rawValue)
+    }
+
+    public mutating func writeVarint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        bytes.append(UInt8(v))
+    }
+
+    public mutating func varint(_ field: Int, _ value: UInt64) {
+        tag(field, .varint)
+        writeVarint(value)
+    }
+
+    /// int32/int64 fields: negative values are ten-byte two's-complement varints.
+    public mutating func int64(_ field: Int, _ value: Int64) {
+        varint(field, UInt64(bitPattern: value))
+    }
+
+    public mutating func bool(_ field: Int, _ value: Bool) { varint(field, value ? 1 : 0) }
+
+    public mutating func fixed64(_ field: Int, _ value: UInt64) {
+        tag(field, .fixed64)
+        for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: value >> (8 * UInt64(i)))) }
+    }
+
+    public mutating func fixed32(_ field: Int, _ value: UInt32) {
+        tag(field, .fixed32)
+        for i in 0..<4 { bytes.append(UInt8(truncatingIfNeeded: value >> (8 * UInt32(i)))) }
+    }
+
+    public mutating func double(_ field: Int, _ value: Double) { fixed64(field, value.bitPattern) }
+
+    public mutating func bytes(_ field: Int, _ value: some Collection<UInt8>) {
+        tag(field, .lengthDelimited)
+        writeVarint(UInt64(value.count))
+        bytes.append(contentsOf: value)
+    }
+
+    public mutating func string(_ field: Int, _ value: String) { bytes(field, Array(value.utf8)) }
+
+    /// A nested message, built by `body` and length-prefixed.
+    public mutating func message(_ field: Int, _ body: (inout ProtobufWriter) -> Void) {
+        var inner = ProtobufWriter()
+        body(&inner)
+        bytes(field, inner.bytes)
+    }
+}

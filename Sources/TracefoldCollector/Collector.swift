@@ -1,0 +1,143 @@
+import Compression
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import OTLP
+import TracefoldConfig
+import TracefoldExport
+import TracefoldIntake
+import TracefoldModel
+
+/// Assembles the pipeline from a config: receiver → intake log → pipeline →
+/// exporters, plus the HTTP server that fronts it. Like otelcol's `service`.
+public final class Collector: Sendable {
+    public let config: CollectorConfig
+    let logger: Logger
+    let log: IntakeLog
+    let pipeline: SpanPipeline
+    let sinks: [any SpanSink]
+
+    /// Opens the data directory and the exporters, and replays any intake-log
+    /// records that the exporters may not have (after a crash).
+    public init(config: CollectorConfig, logger: Logger) throws {
+        self.config = config
+        self.logger = logger
+        try FileManager.default.createDirectory(atPath: config.store.directory, withIntermediateDirectories: true)
+
+        var sinks = [any SpanSink]()
+        if let spansConfig = config.activeSpansJSONL {
+            sinks.append(try SpansJSONLExporter(config: spansConfig, logger: logger))
+        }
+        self.sinks = sinks
+
+        let log = try IntakeLog(directory: config.store.intakeLogDirectory, segmentSize: config.store.segmentSize, logger: logger)
+        self.log = log
+        let checkpoint = CheckpointFile(path: config.store.intakeLogDirectory + "/checkpoint")
+        let syncInterval = config.activeSpansJSONL?.flushInterval ?? .seconds(1)
+        pipeline = SpanPipeline(sinks: sinks, checkpoint: checkpoint, syncInterval: syncInterval, logger: logger) { lsn in
+            log.discard(through: lsn)
+        }
+        pipeline.start()
+
+        let from = checkpoint.read()
+        var replayed = 0
+        try log.replay(after: from) { record in
+            replayed += 1
+            pipeline.enqueue(try Self.decode(record), lsn: record.lsn)
+        }
+        if replayed > 0 {
+            logger.notice("replayed intake log records past the checkpoint", metadata: ["records": "\(replayed)", "checkpoint": "\(from)"])
+        }
+        if config.store.durability == .fsync {
+            let pipeline = self.pipeline
+            try log.start { batch, lsn in pipeline.enqueue(batch, lsn: lsn) }
+        }
+    }
+
+    /// Decodes a logged request exactly as the receiver did when it accepted it.
+    static func decode(_ record: IntakeLog.Record) throws -> SpanBatch {
+        let inflater = StreamingInflater(coding: record.coding, limit: Int.max)
+        try inflater.feed(record.body)
+        var batch = try OTLPDecoder.decode(try inflater.finish(), encoding: record.encoding).batch
+        batch.receivedAtUnixNano = record.receivedAtUnixNano
+        return batch
+    }
+
+    var committer: any IntakeCommitter {
+        switch config.store.durability {
+        case .fsync: LogCommitter(log: log)
+        case .none: DirectCommitter(pipeline: pipeline)
+        }
+    }
+
+    /// The responder for all of tracefold's HTTP routes.
+    public func makeResponder() -> some HTTPResponder<BasicRequestContext> {
+        let router = Router()
+        router.get("/health/live") { _, _ in "ok" }
+        router.get("/health/ready") { _, _ in "ok" }
+        let receiver = OTLPHTTPReceiver(config: config.receiver, committer: committer, logger: logger)
+        return FrontDoor(receiver: receiver, router: router.buildResponder())
+    }
+
+    /// The HTTP application; `port` overrides the configured one (tests use 0).
+    public func makeApplication(port: Int? = nil, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        Application(
+            responder: makeResponder(),
+            server: .http1(configuration: .init(idleTimeout: config.receiver.idleTimeout.timeAmount)),
+            configuration: ApplicationConfiguration(
+                address: .hostname(config.receiver.host, port: port ?? config.receiver.port),
+                serverName: "tracefold"
+            ),
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+            logger: logger
+        )
+    }
+
+    /// Runs until SIGTERM/SIGINT, then writes out everything pending.
+    public func run(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        logStartup()
+        let app = makeApplication(onServerRunning: onServerRunning)
+        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        shutdown()
+    }
+
+    /// Blocks until everything accepted so far has reached the exporters and
+    /// been synced.
+    public func drain() { pipeline.drain() }
+
+    /// Stops intake, drains the pipeline, syncs and closes the exporters.
+    public func shutdown() {
+        log.close()
+        pipeline.shutdown()
+        logger.notice("tracefold stopped; everything accepted is written")
+    }
+
+    func logStartup() {
+        let r = config.receiver
+        logger.notice(
+            "tracefold starting",
+            metadata: [
+                "endpoint": "http://\(r.endpoint)",
+                "store": "\(config.store.directory)",
+                "intake_log": "\(config.store.intakeLogDirectory)",
+                "exporters": "\(config.service.exporters.joined(separator: ","))",
+                "spans_jsonl": "\(config.activeSpansJSONL?.directory ?? "off")",
+                "durability": "\(config.store.durability.rawValue)",
+                "auth": "\(r.auth.isEnabled ? "on" : "off")",
+            ]
+        )
+        if config.store.durability == .none {
+            logger.warning("durability is none: acknowledged spans are lost on a crash; use this for benchmarks only")
+        }
+        if !r.auth.isEnabled && !r.isLoopback {
+            logger.warning("auth is off and the receiver listens beyond loopback; configure receivers.otlp.protocols.http.auth")
+        }
+    }
+}
+
+extension Duration {
+    var timeAmount: TimeAmount {
+        .nanoseconds(components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,43 @@
+import Hummingbird
+import OTLP
+import TracefoldIntake
+
+/// The first responder every request meets. It collapses doubled slashes
+/// (`//api/public/otel/v1/traces`, SPEC §1.2), sends the intake paths to the
+/// OTLP receiver whatever the method (the receiver answers 405 itself), and
+/// everything else to the router.
+struct FrontDoor<Router: HTTPResponder>: HTTPResponder where Router.Context == BasicRequestContext {
+    typealias Context = BasicRequestContext
+
+    let receiver: OTLPHTTPReceiver
+    let router: Router
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        var request = request
+        let path = request.uri.path
+        if path.contains("//") {
+            var head = request.head
+            head.path = Self.collapseSlashes(head.path ?? "/")
+            request = Request(head: head, body: request.body)
+        }
+        if OTLPHTTPReceiver.paths.contains(request.uri.path) {
+            return try await receiver.handle(request)
+        }
+        return try await router.respond(to: request, context: context)
+    }
+
+    /// Collapses runs of "/" in the path part, leaving the query alone.
+    static func collapseSlashes(_ target: String) -> String {
+        let query = target.firstIndex(of: "?")
+        let pathPart = query.map { target[..<$0] } ?? target[...]
+        var out = ""
+        var previousSlash = false
+        for c in pathPart {
+            if c == "/" && previousSlash { continue }
+            previousSlash = c == "/"
+            out.append(c)
+        }
+        if let query { out += target[query...] }
+        return out
+    }
+}

@@ -1,0 +1,326 @@
+import Foundation
+import Yams
+
+/// tracefold's configuration, in the OpenTelemetry Collector's shape:
+/// `receivers`, `processors`, `exporters`, `extensions`, `service`, plus
+/// tracefold's own `store`. Each component has its own struct with defaults
+/// and a validate step.
+public struct CollectorConfig: Sendable, Equatable {
+    public var receiver: OTLPReceiverConfig
+    public var store: StoreConfig
+    public var spansJSONL: SpansJSONLExporterConfig?
+    public var service: ServiceConfig
+
+    public init(
+        receiver: OTLPReceiverConfig = .init(), store: StoreConfig = .init(),
+        spansJSONL: SpansJSONLExporterConfig? = nil, service: ServiceConfig = .init()
+    ) {
+        self.receiver = receiver
+        self.store = store
+        self.spansJSONL = spansJSONL
+        self.service = service
+    }
+
+    /// Exporter component ids that tracefold knows.
+    public static let exporterTypes = ["spans_jsonl"]
+}
+
+public struct OTLPReceiverConfig: Sendable, Equatable {
+    /// `host:port`; SPEC §1.1 default `127.0.0.1:4318`.
+    public var endpoint: String = "127.0.0.1:4318"
+    /// Limit on the request body after decompression (SPEC §1.4).
+    public var maxRequestBodySize: Int = 64 << 20
+    public var auth: AuthConfig = .init()
+    /// Idle keep-alive connections are closed after this.
+    public var idleTimeout: Duration = .seconds(60)
+
+    public init() {}
+
+    public var host: String { Self.split(endpoint)?.host ?? "127.0.0.1" }
+    public var port: Int { Self.split(endpoint)?.port ?? 4318 }
+
+    /// Splits `host:port`, `[v6]:port` or `:port`.
+    public static func split(_ endpoint: String) -> (host: String, port: Int)? {
+        guard let colon = endpoint.lastIndex(of: ":") else { return nil }
+        var host = String(endpoint[..<colon])
+        guard let port = Int(endpoint[endpoint.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host.isEmpty { host = "0.0.0.0" }
+        return (host, port)
+    }
+
+    public var isLoopback: Bool {
+        let h = host.lowercased()
+        return h == "localhost" || h == "::1" || h.hasPrefix("127.")
+    }
+}
+
+/// Langfuse-style key pairs (`Authorization: Basic base64(public:secret)`)
+/// and bearer tokens. Empty means auth is off.
+public struct AuthConfig: Sendable, Equatable {
+    public struct APIKey: Sendable, Equatable {
+        public var publicKey: String
+        public var secretKey: String
+        public init(publicKey: String, secretKey: String) {
+            self.publicKey = publicKey
+            self.secretKey = secretKey
+        }
+    }
+
+    public var apiKeys: [APIKey] = []
+    public var bearerTokens: [String] = []
+
+    public init(apiKeys: [APIKey] = [], bearerTokens: [String] = []) {
+        self.apiKeys = apiKeys
+        self.bearerTokens = bearerTokens
+    }
+
+    public var isEnabled: Bool { !apiKeys.isEmpty || !bearerTokens.isEmpty }
+}
+
+public enum Durability: String, Sendable, Equatable, CaseIterable {
+    /// Spans are appended to the intake log and fsynced before the 200.
+    case fsync
+    /// No intake log: for benchmarks only (SPEC §1.10).
+    case none
+}
+
+public struct StoreConfig: Sendable, Equatable {
+    /// Holds the intake log and the store; SPEC §9.6 `TRACEFOLD_DATA_DIR`.
+    public var directory: String = "./data"
+    public var durability: Durability = .fsync
+    /// Intake log segments roll over at this size.
+    public var segmentSize: Int = 64 << 20
+
+    public init() {}
+
+    public var intakeLogDirectory: String { directory + "/intake" }
+}
+
+/// The debug exporter: one span per line, OTLP/JSON field names.
+public struct SpansJSONLExporterConfig: Sendable, Equatable {
+    public var directory: String
+    /// Buffered lines are written out at least this often.
+    public var flushInterval: Duration = .seconds(1)
+
+    public init(directory: String) { self.directory = directory }
+}
+
+public struct ServiceConfig: Sendable, Equatable {
+    public var receivers: [String] = ["otlp"]
+    public var processors: [String] = []
+    public var exporters: [String] = []
+    public var logLevel: String = "info"
+
+    public init() {}
+
+    public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+}
+
+extension CollectorConfig {
+    /// Parses and validates a config. `source` names the file in messages.
+    public static func parse(yaml: String, source: String = "collector.yaml", environment: [String: String]) throws(ConfigError) -> CollectorConfig {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw ConfigError(source: source, Self.describe(error))
+        } catch {
+            throw ConfigError(source: source, "\(error)")
+        }
+        let r = YAMLReader(source: source, expansion: EnvironmentExpansion(environment: environment))
+        var config = CollectorConfig()
+        guard let top = try r.mapping(root, at: "", allowed: ["receivers", "processors", "exporters", "extensions", "connectors", "service", "store"]) else {
+            throw ConfigError(source: source, "the file is empty")
+        }
+        var declaredExporters: [String: Node] = [:]
+        var declaredReceivers: [String: Node] = [:]
+        var declaredProcessors: [String: Node] = [:]
+        for (key, keyNode, value) in top {
+            switch key {
+            case "receivers":
+                for (name, nameNode, body) in try r.mapping(value, at: "receivers", allowed: ["otlp"]) ?? [] {
+                    declaredReceivers[name] = nameNode
+                    config.receiver = try parseOTLPReceiver(body, r)
+                }
+            case "processors":
+                // No processors exist yet; any name is unknown.
+                for (name, nameNode, _) in try r.mapping(value, at: "processors", allowed: []) ?? [] {
+                    declaredProcessors[name] = nameNode
+                    throw r.error(nameNode, "unknown processor \"\(name)\"")
+                }
+            case "exporters":
+                for (name, nameNode, body) in try r.mapping(value, at: "exporters", allowed: exporterTypes) ?? [] {
+                    declaredExporters[name] = nameNode
+                    if name == "spans_jsonl" { config.spansJSONL = try parseSpansJSONL(body, r) }
+                }
+            case "extensions", "connectors":
+                if let entries = try r.mapping(value, at: key, allowed: []), let first = entries.first {
+                    throw r.error(first.keyNode, "unknown \(key.dropLast()) \"\(first.key)\"")
+                }
+            case "store":
+                config.store = try parseStore(value, r)
+            case "service":
+                config.service = try parseService(value, r)
+            default:
+                throw r.error(keyNode, "unknown key \"\(key)\"")
+            }
+        }
+        try config.validate(declaredReceivers: declaredReceivers, declaredExporters: declaredExporters, r: r, serviceNode: top.first { $0.key == "service" }?.keyNode)
+        return config
+    }
+
+    public static func load(path: String, environment: [String: String]) throws(ConfigError) -> CollectorConfig {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError(source: path, "cannot read the config file: \(error.localizedDescription)")
+        }
+        return try parse(yaml: text, source: path, environment: environment)
+    }
+
+    private static func parseOTLPReceiver(_ node: Node, _ r: YAMLReader) throws(ConfigError) -> OTLPReceiverConfig {
+        var c = OTLPReceiverConfig()
+        for (_, _, protocols) in try r.mapping(node, at: "receivers.otlp", allowed: ["protocols"]) ?? [] {
+            for (_, _, http) in try r.mapping(protocols, at: "receivers.otlp.protocols", allowed: ["http"]) ?? [] {
+                let path = "receivers.otlp.protocols.http"
+                for (key, _, value) in try r.mapping(http, at: path, allowed: ["endpoint", "max_request_body_size", "auth", "idle_timeout"]) ?? [] {
+                    switch key {
+                    case "endpoint":
+                        c.endpoint = try r.string(value, at: "\(path).endpoint")
+                        guard OTLPReceiverConfig.split(c.endpoint) != nil else {
+                            throw r.error(value, "\(path).endpoint must be host:port, got \"\(c.endpoint)\"")
+                        }
+                    case "max_request_body_size":
+                        c.maxRequestBodySize = try r.byteSize(value, at: "\(path).max_request_body_size")
+                        guard c.maxRequestBodySize > 0 else { throw r.error(value, "\(path).max_request_body_size must be positive") }
+                    case "idle_timeout":
+                        c.idleTimeout = try r.duration(value, at: "\(path).idle_timeout")
+                    default:
+                        c.auth = try parseAuth(value, r, path: "\(path).auth")
+                    }
+                }
+            }
+        }
+        return c
+    }
+
+    private static func parseAuth(_ node: Node, _ r: YAMLReader, path: String) throws(ConfigError) -> AuthConfig {
+        var auth = AuthConfig()
+        for (key, _, value) in try r.mapping(node, at: path, allowed: ["api_keys", "bearer_tokens"]) ?? [] {
+            if key == "bearer_tokens" {
+                for (i, item) in try r.sequence(value, at: "\(path).bearer_tokens").enumerated() {
+                    let token = try r.string(item, at: "\(path).bearer_tokens[\(i)]")
+                    guard !token.isEmpty else { throw r.error(item, "\(path).bearer_tokens[\(i)] is empty") }
+                    auth.bearerTokens.append(token)
+                }
+                continue
+            }
+            for (i, item) in try r.sequence(value, at: "\(path).api_keys").enumerated() {
+                let itemPath = "\(path).api_keys[\(i)]"
+                var pk = "", sk = ""
+                for (k, _, v) in try r.mapping(item, at: itemPath, allowed: ["public_key", "secret_key"]) ?? [] {
+                    if k == "public_key" { pk = try r.string(v, at: "\(itemPath).public_key") } else { sk = try r.string(v, at: "\(itemPath).secret_key") }
+                }
+                guard !pk.isEmpty, !sk.isEmpty else { throw r.error(item, "\(itemPath) needs a non-empty public_key and secret_key") }
+                guard !pk.contains(":") else { throw r.error(item, "\(itemPath).public_key must not contain ':'") }
+                auth.apiKeys.append(.init(publicKey: pk, secretKey: sk))
+            }
+        }
+        return auth
+    }
+
+    private static func parseSpansJSONL(_ node: Node, _ r: YAMLReader) throws(ConfigError) -> SpansJSONLExporterConfig {
+        var c = SpansJSONLExporterConfig(directory: "./data/spans")
+        for (key, _, value) in try r.mapping(node, at: "exporters.spans_jsonl", allowed: ["directory", "flush_interval"]) ?? [] {
+            if key == "directory" {
+                c.directory = try r.string(value, at: "exporters.spans_jsonl.directory")
+                guard !c.directory.isEmpty else { throw r.error(value, "exporters.spans_jsonl.directory is empty") }
+            } else {
+                c.flushInterval = try r.duration(value, at: "exporters.spans_jsonl.flush_interval")
+            }
+        }
+        return c
+    }
+
+    private static func parseStore(_ node: Node, _ r: YAMLReader) throws(ConfigError) -> StoreConfig {
+        var c = StoreConfig()
+        for (key, _, value) in try r.mapping(node, at: "store", allowed: ["directory", "durability", "segment_size"]) ?? [] {
+            switch key {
+            case "directory":
+                c.directory = try r.string(value, at: "store.directory")
+                guard !c.directory.isEmpty else { throw r.error(value, "store.directory is empty") }
+            case "durability":
+                let s = try r.string(value, at: "store.durability")
+                guard let d = Durability(rawValue: s) else {
+                    throw r.error(value, "store.durability must be one of \(Durability.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(s)\"")
+                }
+                c.durability = d
+            default:
+                c.segmentSize = try r.byteSize(value, at: "store.segment_size")
+                guard c.segmentSize >= 4096 else { throw r.error(value, "store.segment_size must be at least 4096 bytes") }
+            }
+        }
+        return c
+    }
+
+    private static func parseService(_ node: Node, _ r: YAMLReader) throws(ConfigError) -> ServiceConfig {
+        var c = ServiceConfig()
+        for (key, _, value) in try r.mapping(node, at: "service", allowed: ["pipelines", "telemetry", "extensions"]) ?? [] {
+            switch key {
+            case "pipelines":
+                for (_, _, traces) in try r.mapping(value, at: "service.pipelines", allowed: ["traces"]) ?? [] {
+                    for (k, _, v) in try r.mapping(traces, at: "service.pipelines.traces", allowed: ["receivers", "processors", "exporters"]) ?? [] {
+                        let list = try r.strings(v, at: "service.pipelines.traces.\(k)")
+                        switch k {
+                        case "receivers": c.receivers = list
+                        case "processors": c.processors = list
+                        default: c.exporters = list
+                        }
+                    }
+                }
+            case "telemetry":
+                for (_, _, logs) in try r.mapping(value, at: "service.telemetry", allowed: ["logs"]) ?? [] {
+                    for (_, _, level) in try r.mapping(logs, at: "service.telemetry.logs", allowed: ["level"]) ?? [] {
+                        let s = try r.string(level, at: "service.telemetry.logs.level").lowercased()
+                        guard ServiceConfig.logLevels.contains(s) else {
+                            throw r.error(level, "service.telemetry.logs.level must be one of \(ServiceConfig.logLevels.joined(separator: ", ")), got \"\(s)\"")
+                        }
+                        c.logLevel = s
+                    }
+                }
+            default:
+                if let first = try r.strings(value, at: "service.extensions").first {
+                    throw r.error(value, "service.extensions names \"\(first)\", which is not declared under extensions")
+                }
+            }
+        }
+        return c
+    }
+
+    private func validate(declaredReceivers: [String: Node], declaredExporters: [String: Node], r: YAMLReader, serviceNode: Node?) throws(ConfigError) {
+        for name in service.receivers where declaredReceivers[name] == nil {
+            throw r.error(serviceNode, "service.pipelines.traces.receivers names \"\(name)\", which is not declared under receivers")
+        }
+        guard !service.receivers.isEmpty else { throw r.error(serviceNode, "service.pipelines.traces needs at least one receiver") }
+        if let name = service.processors.first {
+            throw r.error(serviceNode, "service.pipelines.traces.processors names \"\(name)\", which is not declared under processors")
+        }
+        for name in service.exporters where declaredExporters[name] == nil {
+            throw r.error(serviceNode, "service.pipelines.traces.exporters names \"\(name)\", which is not declared under exporters")
+        }
+        for (name, node) in declaredExporters where !service.exporters.contains(name) {
+            throw r.error(node, "exporter \"\(name)\" is declared but not used in service.pipelines.traces.exporters")
+        }
+    }
+
+    private static func describe(_ error: YamlError) -> String {
+        "invalid YAML: \(error)"
+    }
+
+    /// Only exporters named in the pipeline run.
+    public var activeSpansJSONL: SpansJSONLExporterConfig? {
+        service.exporters.contains("spans_jsonl") ? spansJSONL : nil
+    }
+}

@@ -1,0 +1,49 @@
+// Generated from collector.yaml by scripts/embed-default-config.sh; a test
+// checks that the two stay equal.
+extension CollectorConfig {
+    /// The repository's collector.yaml, used when no config file is found.
+    public static let embeddedDefaultYAML = #"""
+# tracefold's embedded defaults. Runs as is: `tracefold serve` reads this file
+# from the working directory. The shape follows the OpenTelemetry Collector.
+# ${env:VAR:-default} reads the environment, so several instances can run side
+# by side without editing the file.
+
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: ${env:TRACEFOLD_ENDPOINT:-127.0.0.1:4318}
+        # Applies after gzip/deflate decompression (SPEC §1.4).
+        max_request_body_size: 64MiB
+        idle_timeout: 60s
+        # Off by default on loopback. To require credentials, list
+        # Langfuse-style key pairs (sent as Basic auth) or bearer tokens:
+        # auth:
+        #   api_keys:
+        #     - public_key: pk-lf-example
+        #       secret_key: ${env:TRACEFOLD_SECRET_KEY}
+        #   bearer_tokens: [${env:TRACEFOLD_BEARER_TOKEN}]
+
+exporters:
+  # One span per line, OTLP/JSON field names; a debug exporter like otelcol's
+  # file exporter.
+  spans_jsonl:
+    directory: ${env:TRACEFOLD_DATA_DIR:-./data}/spans
+    flush_interval: 1s
+
+store:
+  directory: ${env:TRACEFOLD_DATA_DIR:-./data}
+  # fsync: every acknowledged span is in the fsynced intake log before the 200.
+  # none: no intake log, for benchmarks only.
+  durability: fsync
+
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [spans_jsonl]
+  telemetry:
+    logs:
+      level: ${env:TRACEFOLD_LOG_LEVEL:-info}
+"""#
+}

@@ -1,0 +1,166 @@
+import Compression
+import Hummingbird
+import Logging
+import NIOCore
+import OTLP
+import TracefoldConfig
+import TracefoldModel
+
+/// How an accepted request is made durable before its 200: appended to the
+/// fsynced intake log, or (durability `none`) handed straight on.
+public protocol IntakeCommitter: Sendable {
+    func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch) async throws
+}
+
+/// OTLP/HTTP trace intake, SPEC §1.1–1.8: content negotiation, streaming
+/// decompression with a post-inflate cap, per-span validation with
+/// `partial_success`, and `google.rpc.Status` errors in the request's
+/// encoding.
+public struct OTLPHTTPReceiver: Sendable {
+    /// Both paths behave the same (SPEC §1.2).
+    public static let paths: Set<String> = ["/v1/traces", "/api/public/otel/v1/traces"]
+
+    let config: OTLPReceiverConfig
+    let authenticator: RequestAuthenticator
+    let committer: any IntakeCommitter
+    let logger: Logger
+
+    public init(config: OTLPReceiverConfig, committer: any IntakeCommitter, logger: Logger) {
+        self.config = config
+        self.authenticator = RequestAuthenticator(config: config.auth)
+        self.committer = committer
+        self.logger = logger
+    }
+
+    public func handle(_ request: Request) async throws -> Response {
+        guard request.method == .post else {
+            var response = Self.status(.methodNotAllowed, "method \(request.method.rawValue) is not allowed; use POST", encoding: .json)
+            response.headers[.allow] = "POST"
+            return response
+        }
+        guard authenticator.isAuthorized(authorization: request.headers[.authorization]) else {
+            let encoding = request.headers[.contentType].flatMap(OTLPEncoding.init(contentType:)) ?? .json
+            var response = Self.status(.unauthorized, "missing or invalid credentials", encoding: encoding)
+            response.headers[.wwwAuthenticate] = "Basic realm=\"tracefold\""
+            return response
+        }
+        guard let contentType = request.headers[.contentType], let encoding = OTLPEncoding(contentType: contentType) else {
+            let got = request.headers[.contentType].map { "\"\($0)\"" } ?? "none"
+            return Self.status(.unsupportedMediaType, "unsupported Content-Type \(got); use application/x-protobuf or application/json", encoding: .json)
+        }
+        guard let coding = ContentCoding(header: request.headers[.contentEncoding]) else {
+            return Self.status(.badRequest, "unsupported Content-Encoding \"\(request.headers[.contentEncoding] ?? "")\"; use gzip, deflate or identity", encoding: encoding)
+        }
+        let receivedAt = WallClock.nowUnixNano()
+
+        let body: [UInt8]
+        let wire: [UInt8]
+        switch await readBody(request, coding: coding) {
+        case .success(let read): (body, wire) = read
+        case .failure(.limitExceeded):
+            return Self.status(
+                .contentTooLarge,
+                "request body exceeds max_request_body_size (\(config.maxRequestBodySize) bytes) after decompression",
+                encoding: encoding
+            )
+        case .failure(.corrupt(let reason)):
+            return Self.status(.badRequest, "cannot decompress the \(coding) body: \(reason)", encoding: encoding)
+        case .failure(.transport(let reason)):
+            return Self.status(.badRequest, "cannot read the request body: \(reason)", encoding: encoding)
+        }
+
+        let decoded: DecodedExport
+        do {
+            decoded = try OTLPDecoder.decode(body, encoding: encoding)
+        } catch {
+            return Self.status(.badRequest, "cannot decode the \(encoding == .protobuf ? "protobuf" : "JSON") body: \(error.message)", encoding: encoding)
+        }
+        var batch = decoded.batch
+        batch.receivedAtUnixNano = receivedAt
+        if batch.spanCount > 0 {
+            do {
+                try await committer.commit(body: wire, encoding: encoding, coding: coding, receivedAtUnixNano: receivedAt, batch: batch)
+            } catch {
+                logger.error("cannot make an accepted request durable; answering 503", metadata: ["error": "\(error)"])
+                var response = Self.status(.serviceUnavailable, "the collector cannot store data right now; retry later", encoding: encoding)
+                response.headers[.retryAfter] = "5"
+                return response
+            }
+        }
+        if decoded.rejectedSpans > 0 {
+            logger.info(
+                "rejected invalid spans",
+                metadata: ["rejected": "\(decoded.rejectedSpans)", "accepted": "\(batch.spanCount)", "reason": "\(decoded.firstRejection ?? "")"]
+            )
+        }
+        let responseBody = OTLPResponse.export(rejectedSpans: decoded.rejectedSpans, errorMessage: decoded.partialSuccessMessage, encoding: encoding)
+        return Self.response(.ok, responseBody, encoding: encoding)
+    }
+
+    enum BodyError: Error {
+        case limitExceeded
+        case corrupt(String)
+        case transport(String)
+    }
+
+    /// Returns the decoded-ready body and the bytes as they came over the wire
+    /// (what the intake log stores).
+    private func readBody(_ request: Request, coding: ContentCoding) async -> Result<([UInt8], [UInt8]), BodyError> {
+        let limit = config.maxRequestBodySize
+        let inflater = StreamingInflater(coding: coding, limit: limit)
+        var wire = [UInt8]()
+        do {
+            for try await buffer in request.body {
+                try buffer.withUnsafeReadableBytes { chunk throws(InflateError) in
+                    try inflater.feed(chunk)
+                    if coding != .identity {
+                        // The compressed body can never usefully be larger
+                        // than the inflated limit either.
+                        guard wire.count + chunk.count <= limit else { throw .limitExceeded(limit: limit) }
+                        wire.append(contentsOf: chunk)
+                    }
+                }
+            }
+            let body = try inflater.finish()
+            return .success((body, coding == .identity ? body : wire))
+        } catch InflateError.limitExceeded {
+            return .failure(.limitExceeded)
+        } catch InflateError.corrupt(let reason) {
+            return .failure(.corrupt(reason))
+        } catch {
+            return .failure(.transport("\(error)"))
+        }
+    }
+
+    public static func status(_ status: HTTPResponse.Status, _ message: String, encoding: OTLPEncoding) -> Response {
+        response(status, OTLPResponse.status(httpStatus: status.code, message: message, encoding: encoding), encoding: encoding)
+    }
+
+    static func response(_ status: HTTPResponse.Status, _ body: [UInt8], encoding: OTLPEncoding) -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: encoding.contentType],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body))
+        )
+    }
+}
+
+/// Durability `fsync`: the request's 200 waits for the intake log's fsync.
+public struct LogCommitter: IntakeCommitter {
+    let log: IntakeLog
+    public init(log: IntakeLog) { self.log = log }
+
+    public func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch) async throws {
+        _ = try await log.append(body: body, encoding: encoding, coding: coding, receivedAtUnixNano: receivedAtUnixNano, batch: batch)
+    }
+}
+
+/// Durability `none`: straight to the pipeline; a crash loses what it holds.
+public struct DirectCommitter: IntakeCommitter {
+    let pipeline: SpanPipeline
+    public init(pipeline: SpanPipeline) { self.pipeline = pipeline }
+
+    public func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch) async throws {
+        pipeline.enqueue(batch, lsn: 0)
+    }
+}

@@ -1,0 +1,63 @@
+import OTLP
+import TracefoldConfig
+
+/// Checks `Authorization` against the configured Langfuse-style key pairs
+/// (`Basic base64(public:secret)`) and bearer tokens (SPEC §1.8). Secrets are
+/// compared in constant time so response timing does not leak them.
+public struct RequestAuthenticator: Sendable {
+    private let keys: [(publicKey: [UInt8], secretKey: [UInt8])]
+    private let tokens: [[UInt8]]
+
+    public init(config: AuthConfig) {
+        keys = config.apiKeys.map { (Array($0.publicKey.utf8), Array($0.secretKey.utf8)) }
+        tokens = config.bearerTokens.map { Array($0.utf8) }
+    }
+
+    public var isEnabled: Bool { !keys.isEmpty || !tokens.isEmpty }
+
+    /// True when auth is off, or the header carries a configured credential.
+    public func isAuthorized(authorization: String?) -> Bool {
+        guard isEnabled else { return true }
+        guard let header = authorization else { return false }
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2 else { return false }
+        let credential = parts[1].filter { $0 != " " }
+        switch parts[0].lowercased() {
+        case "basic":
+            guard let decoded = Base64.decode(String(credential)), let colon = decoded.firstIndex(of: UInt8(ascii: ":")) else {
+                return false
+            }
+            let pk = Array(decoded[..<colon])
+            let sk = Array(decoded[(colon + 1)...])
+            var match = false
+            for key in keys {
+                // Evaluate both comparisons for every key: no early exit.
+                let ok = Self.constantTimeEquals(pk, key.publicKey) & Self.constantTimeEquals(sk, key.secretKey)
+                match = match || ok
+            }
+            return match
+        case "bearer":
+            let token = Array(credential.utf8)
+            var match = false
+            for t in tokens { match = Self.constantTimeEquals(token, t) || match }
+            return match
+        default:
+            return false
+        }
+    }
+
+    static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var diff = UInt8(a.count == b.count ? 0 : 1)
+        let n = max(a.count, b.count)
+        for i in 0..<n {
+            let x = i < a.count ? a[i] : 0
+            let y = i < b.count ? b[i] : 0
+            diff |= x ^ y
+        }
+        return diff == 0
+    }
+}
+
+extension Bool {
+    fileprivate static func & (a: Bool, b: Bool) -> Bool { a && b }
+}

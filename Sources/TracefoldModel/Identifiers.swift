@@ -1,0 +1,132 @@
+/// A 16-byte W3C trace id. Stored as two big-endian halves so that it hashes
+/// and compares without allocating.
+public struct TraceID: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var high: UInt64
+    public var low: UInt64
+
+    public init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    /// Returns nil unless `bytes` is exactly 16 bytes long.
+    public init?<C: Collection>(bytes: C) where C.Element == UInt8 {
+        guard bytes.count == 16 else { return nil }
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        for (i, b) in bytes.enumerated() {
+            if i < 8 { high = high << 8 | UInt64(b) } else { low = low << 8 | UInt64(b) }
+        }
+        self.init(high: high, low: low)
+    }
+
+    /// Parses 32 hex digits in either case.
+    public init?(hex: some StringProtocol) {
+        guard let bytes = HexCoding.decode(hex), let id = TraceID(bytes: bytes) else { return nil }
+        self = id
+    }
+
+    public var isZero: Bool { high == 0 && low == 0 }
+    public var hex: String { HexCoding.encode(high) + HexCoding.encode(low) }
+    public var description: String { hex }
+    public var bytes: [UInt8] { HexCoding.bytes(high) + HexCoding.bytes(low) }
+
+    public static func < (a: TraceID, b: TraceID) -> Bool { (a.high, a.low) < (b.high, b.low) }
+}
+
+/// An 8-byte span id.
+public struct SpanID: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var value: UInt64
+
+    public init(_ value: UInt64) { self.value = value }
+
+    /// Returns nil unless `bytes` is exactly 8 bytes long.
+    public init?<C: Collection>(bytes: C) where C.Element == UInt8 {
+        guard bytes.count == 8 else { return nil }
+        self.value = bytes.reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    /// Parses 16 hex digits in either case.
+    public init?(hex: some StringProtocol) {
+        guard let bytes = HexCoding.decode(hex), let id = SpanID(bytes: bytes) else { return nil }
+        self = id
+    }
+
+    public var isZero: Bool { value == 0 }
+    public var hex: String { HexCoding.encode(value) }
+    public var description: String { hex }
+    public var bytes: [UInt8] { HexCoding.bytes(value) }
+
+    public static func < (a: SpanID, b: SpanID) -> Bool { a.value < b.value }
+}
+
+/// The key every span is stored and deduplicated under (SPEC §1.11).
+public struct SpanKey: Hashable, Sendable, Comparable {
+    public var traceID: TraceID
+    public var spanID: SpanID
+
+    public init(traceID: TraceID, spanID: SpanID) {
+        self.traceID = traceID
+        self.spanID = spanID
+    }
+
+    public static func < (a: SpanKey, b: SpanKey) -> Bool { (a.traceID, a.spanID) < (b.traceID, b.spanID) }
+}
+
+public enum HexCoding {
+    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// Lowercase hex of any bytes.
+    public static func encode<C: Collection>(bytes: C) -> String where C.Element == UInt8 {
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0xF)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func encode(_ v: UInt64) -> String { encode(bytes: bytes(v)) }
+
+    static func bytes(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (56 - 8 * $0)) } }
+
+    /// Decodes hex in either case; nil on an odd length or a non-hex digit.
+    public static func decode(_ s: some StringProtocol) -> [UInt8]? {
+        let utf8 = Array(s.utf8)
+        guard utf8.count % 2 == 0 else { return nil }
+        var out = [UInt8]()
+        out.reserveCapacity(utf8.count / 2)
+        var i = 0
+        while i < utf8.count {
+            guard let h = nibble(utf8[i]), let l = nibble(utf8[i + 1]) else { return nil }
+            out.append(h << 4 | l)
+            i += 2
+        }
+        return out
+    }
+
+    private static func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public enum WallClock {
+    /// Nanoseconds since the Unix epoch.
+    public static func nowUnixNano() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}

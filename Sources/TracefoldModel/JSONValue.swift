@@ -1,0 +1,353 @@
+/// A parsed JSON document. Integers that fit in Int64 stay integers, so that
+/// `"5"`-style metadata and int64 OTLP fields keep their exact value.
+public indirect enum JSONValue: Hashable, Sendable {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    public subscript(key: String) -> JSONValue? {
+        if case .object(let o) = self { return o[key] }
+        return nil
+    }
+
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
+    public var objectValue: [String: JSONValue]? {
+        if case .object(let o) = self { return o }
+        return nil
+    }
+
+    public var arrayValue: [JSONValue]? {
+        if case .array(let a) = self { return a }
+        return nil
+    }
+}
+
+public struct JSONParseError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var message: String
+    public var offset: Int
+    public var description: String { "invalid JSON at byte \(offset): \(message)" }
+}
+
+/// A strict RFC 8259 parser over UTF-8 bytes. In an object with duplicate
+/// keys the last one wins (SPEC §4.4). Nesting is capped so that hostile input
+/// cannot exhaust the stack.
+public struct JSONParser {
+    public static let defaultMaxDepth = 512
+
+    public static func parse<C: Collection>(_ bytes: C, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSONValue
+    where C.Element == UInt8 {
+        let result: Result<JSONValue, JSONParseError>? = bytes.withContiguousStorageIfAvailable { buf in
+            Result { () throws(JSONParseError) -> JSONValue in
+                var p = JSONParser(buf, maxDepth: maxDepth)
+                return try p.parseDocument()
+            }
+        }
+        if let result { return try result.get() }
+        let copy = Array(bytes)
+        return try parse(copy, maxDepth: maxDepth)
+    }
+
+    public static func parse(_ string: String, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSONValue {
+        try parse(Array(string.utf8), maxDepth: maxDepth)
+    }
+
+    private let buf: UnsafeBufferPointer<UInt8>
+    private var i = 0
+    private let maxDepth: Int
+    private var depth = 0
+
+    private init(_ buf: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
+        self.buf = buf
+        self.maxDepth = maxDepth
+    }
+
+    private mutating func parseDocument() throws(JSONParseError) -> JSONValue {
+        skipWhitespace()
+        let v = try parseValue()
+        skipWhitespace()
+        guard i == buf.count else { throw fail("trailing characters") }
+        return v
+    }
+
+    private func fail(_ message: String) -> JSONParseError { JSONParseError(message: message, offset: i) }
+
+    private mutating func skipWhitespace() {
+        while i < buf.count {
+            switch buf[i] {
+            case 0x20, 0x0A, 0x0D, 0x09: i += 1
+            default: return
+            }
+        }
+    }
+
+    private mutating func parseValue() throws(JSONParseError) -> JSONValue {
+        guard i < buf.count else { throw fail("unexpected end of input") }
+        switch buf[i] {
+        case UInt8(ascii: "{"): return try parseObject()
+        case UInt8(ascii: "["): return try parseArray()
+        case UInt8(ascii: "\""): return .string(try parseString())
+        case UInt8(ascii: "t"): try expect("true"); return .bool(true)
+        case UInt8(ascii: "f"): try expect("false"); return .bool(false)
+        case UInt8(ascii: "n"): try expect("null"); return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
+        default: throw fail("unexpected character")
+        }
+    }
+
+    private mutating func expect(_ word: StaticString) throws(JSONParseError) {
+        let n = word.utf8CodeUnitCount
+        guard i + n <= buf.count else { throw fail("unexpected end of input") }
+        let p = word.utf8Start
+        for k in 0..<n where buf[i + k] != p[k] { throw fail("invalid literal") }
+        i += n
+    }
+
+    private mutating func enter() throws(JSONParseError) {
+        depth += 1
+        if depth > maxDepth { throw fail("nesting deeper than \(maxDepth)") }
+    }
+
+    private mutating func parseObject() throws(JSONParseError) -> JSONValue {
+        try enter()
+        defer { depth -= 1 }
+        i += 1
+        var object = [String: JSONValue]()
+        skipWhitespace()
+        if i < buf.count, buf[i] == UInt8(ascii: "}") { i += 1; return .object(object) }
+        while true {
+            skipWhitespace()
+            guard i < buf.count, buf[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+            let key = try parseString()
+            skipWhitespace()
+            guard i < buf.count, buf[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+            i += 1
+            skipWhitespace()
+            object[key] = try parseValue()
+            skipWhitespace()
+            guard i < buf.count else { throw fail("unexpected end of input") }
+            if buf[i] == UInt8(ascii: ",") { i += 1; continue }
+            if buf[i] == UInt8(ascii: "}") { i += 1; return .object(object) }
+            throw fail("expected ',' or '}'")
+        }
+    }
+
+    private mutating func parseArray() throws(JSONParseError) -> JSONValue {
+        try enter()
+        defer { depth -= 1 }
+        i += 1
+        var array = [JSONValue]()
+        skipWhitespace()
+        if i < buf.count, buf[i] == UInt8(ascii: "]") { i += 1; return .array(array) }
+        while true {
+            skipWhitespace()
+            array.append(try parseValue())
+            skipWhitespace()
+            guard i < buf.count else { throw fail("unexpected end of input") }
+            if buf[i] == UInt8(ascii: ",") { i += 1; continue }
+            if buf[i] == UInt8(ascii: "]") { i += 1; return .array(array) }
+            throw fail("expected ',' or ']'")
+        }
+    }
+
+    private mutating func parseString() throws(JSONParseError) -> String {
+        i += 1
+        let start = i
+        // Fast path: no escapes.
+        while i < buf.count {
+            let c = buf[i]
+            if c == UInt8(ascii: "\"") {
+                let s = String(decoding: UnsafeBufferPointer(rebasing: buf[start..<i]), as: UTF8.self)
+                i += 1
+                return s
+            }
+            if c == UInt8(ascii: "\\") { break }
+            if c < 0x20 { throw fail("control character in string") }
+            i += 1
+        }
+        var out = Array(buf[start..<i])
+        while i < buf.count {
+            let c = buf[i]
+            switch c {
+            case UInt8(ascii: "\""):
+                i += 1
+                return String(decoding: out, as: UTF8.self)
+            case UInt8(ascii: "\\"):
+                i += 1
+                guard i < buf.count else { throw fail("unexpected end of input") }
+                let e = buf[i]
+                i += 1
+                switch e {
+                case UInt8(ascii: "\""): out.append(0x22)
+                case UInt8(ascii: "\\"): out.append(0x5C)
+                case UInt8(ascii: "/"): out.append(0x2F)
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
+                case UInt8(ascii: "n"): out.append(0x0A)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "t"): out.append(0x09)
+                case UInt8(ascii: "u"):
+                    var scalar = try parseHex4()
+                    if (0xD800..<0xDC00).contains(scalar), i + 6 <= buf.count,
+                        buf[i] == UInt8(ascii: "\\"), buf[i + 1] == UInt8(ascii: "u")
+                    {
+                        let save = i
+                        i += 2
+                        let low = try parseHex4()
+                        if (0xDC00..<0xE000).contains(low) {
+                            scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                        } else {
+                            i = save
+                        }
+                    }
+                    // A lone surrogate becomes U+FFFD, as String(decoding:) would.
+                    let u = Unicode.Scalar(scalar) ?? "\u{FFFD}"
+                    out.append(contentsOf: Array(String(Character(u)).utf8))
+                default: throw fail("invalid escape")
+                }
+            default:
+                if c < 0x20 { throw fail("control character in string") }
+                out.append(c)
+                i += 1
+            }
+        }
+        throw fail("unterminated string")
+    }
+
+    private mutating func parseHex4() throws(JSONParseError) -> UInt32 {
+        guard i + 4 <= buf.count else { throw fail("short \\u escape") }
+        var v: UInt32 = 0
+        for _ in 0..<4 {
+            let c = buf[i]
+            let d: UInt32
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt32(c - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt32(c - UInt8(ascii: "a") + 10)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = UInt32(c - UInt8(ascii: "A") + 10)
+            default: throw fail("invalid \\u escape")
+            }
+            v = v << 4 | d
+            i += 1
+        }
+        return v
+    }
+
+    private mutating func parseNumber() throws(JSONParseError) -> JSONValue {
+        let start = i
+        var isInteger = true
+        if buf[i] == UInt8(ascii: "-") { i += 1 }
+        guard i < buf.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(buf[i]) else { throw fail("invalid number") }
+        if buf[i] == UInt8(ascii: "0") {
+            i += 1
+        } else {
+            while i < buf.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(buf[i]) { i += 1 }
+        }
+        if i < buf.count, buf[i] == UInt8(ascii: ".") {
+            isInteger = false
+            i += 1
+            let digits = i
+            while i < buf.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(buf[i]) { i += 1 }
+            guard i > digits else { throw fail("invalid number") }
+        }
+        if i < buf.count, buf[i] == UInt8(ascii: "e") || buf[i] == UInt8(ascii: "E") {
+            isInteger = false
+            i += 1
+            if i < buf.count, buf[i] == UInt8(ascii: "+") || buf[i] == UInt8(ascii: "-") { i += 1 }
+            let digits = i
+            while i < buf.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(buf[i]) { i += 1 }
+            guard i > digits else { throw fail("invalid number") }
+        }
+        let text = String(decoding: UnsafeBufferPointer(rebasing: buf[start..<i]), as: UTF8.self)
+        if isInteger, let v = Int64(text) { return .int(v) }
+        guard let d = Double(text) else { throw fail("invalid number") }
+        return .double(d)
+    }
+}
+
+/// Compact JSON output. This is the canonical form of SPEC §4.5: no
+/// whitespace, `/` not escaped, non-ASCII written raw, integral doubles
+/// written without `.0`. Object keys are sorted so that equal values always
+/// serialise to equal bytes.
+public struct JSONWriter {
+    public private(set) var bytes: [UInt8] = []
+
+    public init(reservingCapacity capacity: Int = 256) { bytes.reserveCapacity(capacity) }
+
+    public static func serialize(_ value: JSONValue) -> String {
+        var w = JSONWriter()
+        w.write(value)
+        return String(decoding: w.bytes, as: UTF8.self)
+    }
+
+    public mutating func write(_ value: JSONValue) {
+        switch value {
+        case .null: writeRaw("null")
+        case .bool(let b): writeRaw(b ? "true" : "false")
+        case .int(let v): writeInt(v)
+        case .double(let d): writeDouble(d)
+        case .string(let s): writeString(s)
+        case .array(let a):
+            bytes.append(UInt8(ascii: "["))
+            for (k, v) in a.enumerated() {
+                if k > 0 { bytes.append(UInt8(ascii: ",")) }
+                write(v)
+            }
+            bytes.append(UInt8(ascii: "]"))
+        case .object(let o):
+            bytes.append(UInt8(ascii: "{"))
+            for (k, key) in o.keys.sorted().enumerated() {
+                if k > 0 { bytes.append(UInt8(ascii: ",")) }
+                writeString(key)
+                bytes.append(UInt8(ascii: ":"))
+                write(o[key]!)
+            }
+            bytes.append(UInt8(ascii: "}"))
+        }
+    }
+
+    public mutating func writeRaw(_ s: String) { bytes.append(contentsOf: s.utf8) }
+
+    public mutating func writeInt(_ v: Int64) { bytes.append(contentsOf: String(v).utf8) }
+
+    public mutating func writeUInt(_ v: UInt64) { bytes.append(contentsOf: String(v).utf8) }
+
+    /// JSON has no NaN or infinities; like proto3 JSON they become strings.
+    public mutating func writeDouble(_ d: Double) {
+        if d.isNaN { writeRaw("\"NaN\""); return }
+        if d.isInfinite { writeRaw(d < 0 ? "\"-Infinity\"" : "\"Infinity\""); return }
+        if d == d.rounded(), abs(d) < 9.007_199_254_740_992e15 {
+            writeInt(Int64(d))
+            return
+        }
+        writeRaw("\(d)")
+    }
+
+    public mutating func writeString(_ s: String) {
+        bytes.append(UInt8(ascii: "\""))
+        for c in s.utf8 {
+            switch c {
+            case UInt8(ascii: "\""): bytes.append(0x5C); bytes.append(c)
+            case UInt8(ascii: "\\"): bytes.append(0x5C); bytes.append(c)
+            case 0x0A: bytes.append(0x5C); bytes.append(UInt8(ascii: "n"))
+            case 0x0D: bytes.append(0x5C); bytes.append(UInt8(ascii: "r"))
+            case 0x09: bytes.append(0x5C); bytes.append(UInt8(ascii: "t"))
+            case 0x08: bytes.append(0x5C); bytes.append(UInt8(ascii: "b"))
+            case 0x0C: bytes.append(0x5C); bytes.append(UInt8(ascii: "f"))
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                bytes.append(contentsOf: Array("\\u00".utf8))
+                bytes.append(hex[Int(c >> 4)])
+                bytes.append(hex[Int(c & 0xF)])
+            default: bytes.append(c)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+}

@@ -1,0 +1,217 @@
+/// An OTLP AnyValue. `.empty` is an AnyValue with no field set, which OTLP
+/// allows.
+public indirect enum AttributeValue: Hashable, Sendable {
+    case empty
+    case string(String)
+    case bool(Bool)
+    case int(Int64)
+    case double(Double)
+    case bytes([UInt8])
+    case array([AttributeValue])
+    case kvlist([Attribute])
+}
+
+public struct Attribute: Hashable, Sendable {
+    public var key: String
+    public var value: AttributeValue
+
+    public init(_ key: String, _ value: AttributeValue) {
+        self.key = key
+        self.value = value
+    }
+}
+
+public struct Resource: Hashable, Sendable {
+    public var attributes: [Attribute]
+    public var droppedAttributesCount: UInt32
+
+    public init(attributes: [Attribute] = [], droppedAttributesCount: UInt32 = 0) {
+        self.attributes = attributes
+        self.droppedAttributesCount = droppedAttributesCount
+    }
+}
+
+public struct InstrumentationScope: Hashable, Sendable {
+    public var name: String
+    public var version: String
+    public var attributes: [Attribute]
+    public var droppedAttributesCount: UInt32
+
+    public init(name: String = "", version: String = "", attributes: [Attribute] = [], droppedAttributesCount: UInt32 = 0) {
+        self.name = name
+        self.version = version
+        self.attributes = attributes
+        self.droppedAttributesCount = droppedAttributesCount
+    }
+}
+
+public enum SpanKind: Int32, Hashable, Sendable, CaseIterable {
+    case unspecified = 0, `internal` = 1, server = 2, client = 3, producer = 4, consumer = 5
+
+    /// The OTLP enum name, as accepted in OTLP/JSON.
+    public var protoName: String {
+        switch self {
+        case .unspecified: "SPAN_KIND_UNSPECIFIED"
+        case .internal: "SPAN_KIND_INTERNAL"
+        case .server: "SPAN_KIND_SERVER"
+        case .client: "SPAN_KIND_CLIENT"
+        case .producer: "SPAN_KIND_PRODUCER"
+        case .consumer: "SPAN_KIND_CONSUMER"
+        }
+    }
+}
+
+public enum StatusCode: Int32, Hashable, Sendable, CaseIterable {
+    case unset = 0, ok = 1, error = 2
+
+    public var protoName: String {
+        switch self {
+        case .unset: "STATUS_CODE_UNSET"
+        case .ok: "STATUS_CODE_OK"
+        case .error: "STATUS_CODE_ERROR"
+        }
+    }
+}
+
+public struct SpanStatus: Hashable, Sendable {
+    public var code: StatusCode
+    public var message: String
+
+    public init(code: StatusCode = .unset, message: String = "") {
+        self.code = code
+        self.message = message
+    }
+}
+
+public struct SpanEvent: Hashable, Sendable {
+    public var timeUnixNano: UInt64
+    public var name: String
+    public var attributes: [Attribute]
+    public var droppedAttributesCount: UInt32
+
+    public init(timeUnixNano: UInt64, name: String, attributes: [Attribute] = [], droppedAttributesCount: UInt32 = 0) {
+        self.timeUnixNano = timeUnixNano
+        self.name = name
+        self.attributes = attributes
+        self.droppedAttributesCount = droppedAttributesCount
+    }
+}
+
+/// A link keeps its ids as raw bytes: OTLP does not require a linked context
+/// to be valid, so a link is never a reason to reject its span.
+public struct SpanLink: Hashable, Sendable {
+    public var traceID: [UInt8]
+    public var spanID: [UInt8]
+    public var traceState: String
+    public var attributes: [Attribute]
+    public var droppedAttributesCount: UInt32
+    public var flags: UInt32
+
+    public init(traceID: [UInt8], spanID: [UInt8], traceState: String = "", attributes: [Attribute] = [], droppedAttributesCount: UInt32 = 0, flags: UInt32 = 0) {
+        self.traceID = traceID
+        self.spanID = spanID
+        self.traceState = traceState
+        self.attributes = attributes
+        self.droppedAttributesCount = droppedAttributesCount
+        self.flags = flags
+    }
+}
+
+/// One validated span. Resource and scope live on the enclosing
+/// `ResourceSpans`/`ScopeSpans`, as on the wire, so a batch shares them.
+public struct Span: Hashable, Sendable {
+    public var traceID: TraceID
+    public var spanID: SpanID
+    public var parentSpanID: SpanID?
+    public var traceState: String
+    public var flags: UInt32
+    public var name: String
+    public var kind: SpanKind
+    public var startTimeUnixNano: UInt64
+    public var endTimeUnixNano: UInt64
+    public var attributes: [Attribute]
+    public var droppedAttributesCount: UInt32
+    public var events: [SpanEvent]
+    public var droppedEventsCount: UInt32
+    public var links: [SpanLink]
+    public var droppedLinksCount: UInt32
+    public var status: SpanStatus
+
+    public init(
+        traceID: TraceID, spanID: SpanID, parentSpanID: SpanID? = nil, traceState: String = "", flags: UInt32 = 0,
+        name: String, kind: SpanKind = .internal, startTimeUnixNano: UInt64, endTimeUnixNano: UInt64,
+        attributes: [Attribute] = [], droppedAttributesCount: UInt32 = 0, events: [SpanEvent] = [],
+        droppedEventsCount: UInt32 = 0, links: [SpanLink] = [], droppedLinksCount: UInt32 = 0,
+        status: SpanStatus = SpanStatus()
+    ) {
+        self.traceID = traceID
+        self.spanID = spanID
+        self.parentSpanID = parentSpanID
+        self.traceState = traceState
+        self.flags = flags
+        self.name = name
+        self.kind = kind
+        self.startTimeUnixNano = startTimeUnixNano
+        self.endTimeUnixNano = endTimeUnixNano
+        self.attributes = attributes
+        self.droppedAttributesCount = droppedAttributesCount
+        self.events = events
+        self.droppedEventsCount = droppedEventsCount
+        self.links = links
+        self.droppedLinksCount = droppedLinksCount
+        self.status = status
+    }
+
+    public var key: SpanKey { SpanKey(traceID: traceID, spanID: spanID) }
+}
+
+public struct ScopeSpans: Hashable, Sendable {
+    public var scope: InstrumentationScope
+    public var schemaURL: String
+    public var spans: [Span]
+
+    public init(scope: InstrumentationScope = InstrumentationScope(), schemaURL: String = "", spans: [Span]) {
+        self.scope = scope
+        self.schemaURL = schemaURL
+        self.spans = spans
+    }
+}
+
+public struct ResourceSpans: Hashable, Sendable {
+    public var resource: Resource
+    public var schemaURL: String
+    public var scopeSpans: [ScopeSpans]
+
+    public init(resource: Resource = Resource(), schemaURL: String = "", scopeSpans: [ScopeSpans]) {
+        self.resource = resource
+        self.schemaURL = schemaURL
+        self.scopeSpans = scopeSpans
+    }
+}
+
+/// The valid spans of one export request, in the wire's resource → scope →
+/// span shape. This is what the intake hands to the next stage.
+public struct SpanBatch: Hashable, Sendable {
+    public var resourceSpans: [ResourceSpans]
+    /// When the collector received the request, in ns since the epoch. Later
+    /// stages order header and API updates by it (SPEC §3.2).
+    public var receivedAtUnixNano: UInt64
+
+    public init(resourceSpans: [ResourceSpans], receivedAtUnixNano: UInt64 = 0) {
+        self.resourceSpans = resourceSpans
+        self.receivedAtUnixNano = receivedAtUnixNano
+    }
+
+    public var spanCount: Int {
+        resourceSpans.reduce(0) { $0 + $1.scopeSpans.reduce(0) { $0 + $1.spans.count } }
+    }
+
+    /// Visits every span with the resource and scope it came under.
+    public func forEachSpan(_ body: (Span, Resource, InstrumentationScope) throws -> Void) rethrows {
+        for rs in resourceSpans {
+            for ss in rs.scopeSpans {
+                for span in ss.spans { try body(span, rs.resource, ss.scope) }
+            }
+        }
+    }
+}
