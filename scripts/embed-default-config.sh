@@ -10,6 +10,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
   echo '    /// The repository'"'"'s collector.yaml, used when no config file is found.'
   echo '    public static let embeddedDefaultYAML = #"""'
   cat "$root/collector.yaml"
+  echo
   echo '"""#'
   echo '}'
 } > "$root/Sources/TracefoldConfig/EmbeddedDefaults.swift"

@@ -45,5 +45,6 @@ service:
   telemetry:
     logs:
       level: ${env:TRACEFOLD_LOG_LEVEL:-info}
+
 """#
 }

@@ -1,0 +1,125 @@
+import Foundation
+import TracefoldConfig
+import XCTest
+
+final class ConfigTests: XCTestCase {
+    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    func testRepositoryConfigIsTheEmbeddedDefaultAndLoadsWithNoEdits() throws {
+        let file = try String(contentsOfFile: Self.repoRoot + "/collector.yaml", encoding: .utf8)
+        XCTAssertEqual(file, CollectorConfig.embeddedDefaultYAML, "run scripts/embed-default-config.sh")
+        let config = try CollectorConfig.parse(yaml: file, environment: [:])
+        XCTAssertEqual(config.receiver.endpoint, "127.0.0.1:4318")
+        XCTAssertEqual(config.receiver.maxRequestBodySize, 64 << 20)
+        XCTAssertFalse(config.receiver.auth.isEnabled)
+        XCTAssertEqual(config.store.directory, "./data")
+        XCTAssertEqual(config.store.durability, .fsync)
+        XCTAssertEqual(config.activeSpansJSONL?.directory, "./data/spans")
+        XCTAssertEqual(config.service.logLevel, "info")
+    }
+
+    func testEnvironmentVariablesOverrideTheDefaults() throws {
+        let config = try CollectorConfig.parse(
+            yaml: CollectorConfig.embeddedDefaultYAML,
+            environment: ["TRACEFOLD_ENDPOINT": "127.0.0.1:9999", "TRACEFOLD_DATA_DIR": "/tmp/x", "TRACEFOLD_LOG_LEVEL": "debug"]
+        )
+        XCTAssertEqual(config.receiver.port, 9999)
+        XCTAssertEqual(config.store.directory, "/tmp/x")
+        XCTAssertEqual(config.activeSpansJSONL?.directory, "/tmp/x/spans")
+        XCTAssertEqual(config.service.logLevel, "debug")
+    }
+
+    func testEnvironmentExpansionForms() throws {
+        let e = EnvironmentExpansion(environment: ["A": "1", "EMPTY": ""])
+        XCTAssertEqual(try e.expand("${env:A}"), "1")
+        XCTAssertEqual(try e.expand("x-${env:A}-y"), "x-1-y")
+        XCTAssertEqual(try e.expand("${env:MISSING:-fallback}"), "fallback")
+        XCTAssertEqual(try e.expand("${env:A:-fallback}"), "1")
+        XCTAssertEqual(try e.expand("${env:EMPTY:-fallback}"), "fallback")
+        XCTAssertEqual(try e.expand("${env:MISSING}"), "")
+        XCTAssertEqual(try e.expand("${A}"), "1")
+        XCTAssertEqual(try e.expand("$$literal"), "$literal")
+        XCTAssertEqual(try e.expand("price $5"), "price $5")
+        XCTAssertThrowsError(try e.expand("${env:A"))
+        XCTAssertThrowsError(try e.expand("${env:1BAD}"))
+    }
+
+    private func error(_ yaml: String) -> ConfigError? {
+        do {
+            _ = try CollectorConfig.parse(yaml: yaml, source: "test.yaml", environment: [:])
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    func testUnknownKeysAreErrorsWithLineNumbers() throws {
+        let yaml = """
+            receivers:
+              otlp:
+                protocols:
+                  http:
+                    endpoint: 127.0.0.1:4318
+                    max_body: 5
+            service:
+              pipelines:
+                traces:
+                  receivers: [otlp]
+            """
+        let e = try XCTUnwrap(error(yaml))
+        XCTAssertEqual(e.line, 6)
+        XCTAssertEqual(e.description, #"test.yaml:6:9: unknown key "max_body" in receivers.otlp.protocols.http (expected one of: endpoint, max_request_body_size, auth, idle_timeout)"#)
+
+        let top = try XCTUnwrap(error("receiverz: {}\n"))
+        XCTAssertEqual(top.line, 1)
+        XCTAssertTrue(top.message.contains(#"unknown key "receiverz""#), top.message)
+    }
+
+    func testInvalidValuesAreReported() throws {
+        let base = "receivers:\n  otlp:\n    protocols:\n      http:\n"
+        let pipeline = "service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n"
+        XCTAssertEqual(error(base + "        endpoint: nope\n" + pipeline)?.line, 5)
+        XCTAssertEqual(error(base + "        max_request_body_size: lots\n" + pipeline)?.line, 5)
+        XCTAssertEqual(error(base + "        max_request_body_size: 0\n" + pipeline)?.line, 5)
+        XCTAssertEqual(error(base + "        auth:\n          api_keys:\n            - public_key: pk\n" + pipeline)?.line, 7)
+        XCTAssertEqual(error("store:\n  durability: sometimes\n" + base + pipeline)?.line, 2)
+        XCTAssertNotNil(error(base + "service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nope]\n"))
+        XCTAssertNotNil(error(base + "exporters:\n  spans_jsonl: {}\n" + pipeline), "a declared exporter must be used")
+        XCTAssertNotNil(error(base + "processors:\n  batch: {}\n" + pipeline))
+        XCTAssertNotNil(error("receivers: [\n"), "invalid YAML")
+        XCTAssertNotNil(error(""), "empty file")
+    }
+
+    func testAuthAndSizes() throws {
+        let yaml = """
+            receivers:
+              otlp:
+                protocols:
+                  http:
+                    endpoint: 0.0.0.0:4318
+                    max_request_body_size: 1MiB
+                    auth:
+                      api_keys:
+                        - public_key: pk-lf-1
+                          secret_key: ${env:SK}
+                      bearer_tokens: [tok]
+            store:
+              durability: none
+            service:
+              pipelines:
+                traces:
+                  receivers: [otlp]
+            """
+        let c = try CollectorConfig.parse(yaml: yaml, environment: ["SK": "sk-lf-1"])
+        XCTAssertEqual(c.receiver.maxRequestBodySize, 1 << 20)
+        XCTAssertEqual(c.receiver.auth.apiKeys, [.init(publicKey: "pk-lf-1", secretKey: "sk-lf-1")])
+        XCTAssertEqual(c.receiver.auth.bearerTokens, ["tok"])
+        XCTAssertFalse(c.receiver.isLoopback)
+        XCTAssertEqual(c.store.durability, .none)
+        XCTAssertNil(c.activeSpansJSONL)
+        XCTAssertEqual(DurationParser.parse("500ms"), .milliseconds(500))
+        XCTAssertEqual(DurationParser.parse("5s"), .seconds(5))
+        XCTAssertEqual(DurationParser.parse("30d"), .seconds(30 * 86400))
+        XCTAssertNil(DurationParser.parse("soon"))
+    }
+}

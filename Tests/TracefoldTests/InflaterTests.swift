@@ -1,0 +1,68 @@
+import Compression
+import XCTest
+
+final class InflaterTests: XCTestCase {
+    let text = Array(String(repeating: "tracefold folds spans. ", count: 2000).utf8)
+
+    private func inflate(_ compressed: [UInt8], _ coding: ContentCoding, limit: Int, chunk: Int = 1000) throws -> [UInt8] {
+        let inflater = StreamingInflater(coding: coding, limit: limit)
+        var i = 0
+        while i < compressed.count {
+            try inflater.feed(Array(compressed[i..<min(i + chunk, compressed.count)]))
+            i += chunk
+        }
+        return try inflater.finish()
+    }
+
+    func testGzipDeflateAndRawDeflate() throws {
+        XCTAssertEqual(try inflate(Gzip.compress(text), .gzip, limit: 1 << 20), text)
+        XCTAssertEqual(try inflate(Gzip.deflate(text), .deflate, limit: 1 << 20), text)
+        XCTAssertEqual(try inflate(Gzip.deflate(text, raw: true), .deflate, limit: 1 << 20), text)
+    }
+
+    func testConcatenatedGzipMembers() throws {
+        XCTAssertEqual(try inflate(Gzip.compress(text) + Gzip.compress(text), .gzip, limit: 1 << 20), text + text)
+    }
+
+    func testLimitIsExactAfterDecompression() throws {
+        XCTAssertEqual(try inflate(Gzip.compress(text), .gzip, limit: text.count), text)
+        XCTAssertThrowsError(try inflate(Gzip.compress(text), .gzip, limit: text.count - 1)) {
+            XCTAssertEqual($0 as? InflateError, .limitExceeded(limit: text.count - 1))
+        }
+        XCTAssertEqual(try inflate(text, .identity, limit: text.count), text)
+        XCTAssertThrowsError(try inflate(text, .identity, limit: text.count - 1))
+    }
+
+    func testBombStopsAtTheLimitWithoutHoldingTheWhole() throws {
+        // 100 MiB of zeros compress to about 100 KB.
+        let bomb = Gzip.compress([UInt8](repeating: 0, count: 100 << 20), level: 9)
+        XCTAssertLessThan(bomb.count, 200_000)
+        let inflater = StreamingInflater(coding: .gzip, limit: 1 << 20)
+        var threw = false
+        do {
+            try inflater.feed(bomb)
+        } catch InflateError.limitExceeded {
+            threw = true
+        }
+        XCTAssertTrue(threw)
+        XCTAssertLessThanOrEqual(inflater.output.count, 1 << 20, "never more than the limit is held")
+    }
+
+    func testCorruptAndTruncatedBodies() {
+        let gz = Gzip.compress(text)
+        XCTAssertThrowsError(try inflate(Array(gz.prefix(gz.count / 2)), .gzip, limit: 1 << 20)) {
+            guard case .corrupt = $0 as? InflateError else { return XCTFail("\($0)") }
+        }
+        XCTAssertThrowsError(try inflate([0x1F, 0x8B, 0x08, 0, 0, 0, 0, 0, 0, 3, 0xFF, 0xFF, 0xFF, 0xFF], .gzip, limit: 1 << 20))
+        XCTAssertThrowsError(try inflate(Array("not gzip at all".utf8), .gzip, limit: 1 << 20))
+    }
+
+    func testContentEncodingHeader() {
+        XCTAssertEqual(ContentCoding(header: nil), .identity)
+        XCTAssertEqual(ContentCoding(header: "GZIP"), .gzip)
+        XCTAssertEqual(ContentCoding(header: "deflate"), .deflate)
+        XCTAssertEqual(ContentCoding(header: "identity"), .identity)
+        XCTAssertNil(ContentCoding(header: "br"))
+        XCTAssertNil(ContentCoding(header: "zstd"))
+    }
+}

@@ -1,0 +1,85 @@
+import OTLP
+import TracefoldModel
+import XCTest
+
+final class OTLPProtobufDecoderTests: XCTestCase {
+    func testEveryFieldRoundTripsThroughProtobufC() throws {
+        var batch = Fixtures.batch([Fixtures.fullSpan])
+        batch.resourceSpans[0].schemaURL = "https://opentelemetry.io/schemas/1.21.0"
+        batch.resourceSpans[0].resource.droppedAttributesCount = 6
+        batch.resourceSpans[0].scopeSpans[0].schemaURL = "https://scope"
+        batch.resourceSpans[0].scopeSpans[0].scope.attributes = [Attribute("sa", .bool(true))]
+        batch.resourceSpans[0].scopeSpans[0].scope.droppedAttributesCount = 2
+        let decoded = try OTLPProtobufDecoder.decode(OTLPProtobufEncoder.encode(batch))
+        XCTAssertEqual(decoded.rejectedSpans, 0)
+        XCTAssertEqual(decoded.batch, batch)
+    }
+
+    func testTruncatedBodyIsADecodeError() throws {
+        let bytes = OTLPProtobufEncoder.encode(Fixtures.batch([Fixtures.fullSpan]))
+        XCTAssertThrowsError(try OTLPProtobufDecoder.decode(Array(bytes.dropLast(5))))
+        XCTAssertThrowsError(try OTLPProtobufDecoder.decode([0xFF, 0xFF, 0xFF]))
+    }
+
+    func testEmptyBodyIsAnEmptyRequest() throws {
+        XCTAssertEqual(try OTLPProtobufDecoder.decode([]).batch.spanCount, 0)
+    }
+
+    /// Spans with bad ids, written at the wire level because the span model
+    /// cannot hold them.
+    static func requestWithIDs(_ ids: [(trace: [UInt8], span: [UInt8], parent: [UInt8])]) -> [UInt8] {
+        var w = ProtobufWriter()
+        w.message(1) { rs in
+            rs.message(2) { ss in
+                for id in ids {
+                    ss.message(2) { s in
+                        s.bytes(1, id.trace)
+                        s.bytes(2, id.span)
+                        if !id.parent.isEmpty { s.bytes(4, id.parent) }
+                        s.string(5, "x")
+                    }
+                }
+            }
+        }
+        return w.bytes
+    }
+
+    func testInvalidIdsAreRejectedSpanBySpan() throws {
+        let good = Fixtures.traceID.bytes
+        let body = Self.requestWithIDs([
+            (good, [1, 2, 3, 4, 5, 6, 7, 8], []),
+            (Array(good.prefix(12)), [1, 2, 3, 4, 5, 6, 7, 9], []),
+            (good, [0, 0, 0, 0, 0, 0, 0, 0], []),
+            (good, [1, 2, 3], []),
+            (good, [1, 2, 3, 4, 5, 6, 7, 10], [1, 2, 3]),
+            ([UInt8](repeating: 0, count: 16), [1, 2, 3, 4, 5, 6, 7, 11], []),
+        ])
+        let d = try OTLPProtobufDecoder.decode(body)
+        XCTAssertEqual(d.batch.spanCount, 1)
+        XCTAssertEqual(d.rejectedSpans, 5)
+        XCTAssertEqual(d.partialSuccessMessage, "5 spans rejected: trace_id must be 16 bytes, got 12")
+    }
+
+    func testResponsesInProtobuf() {
+        XCTAssertEqual(OTLPResponse.export(rejectedSpans: 0, errorMessage: nil, encoding: .protobuf), [])
+        var r = WireReader(OTLPResponse.export(rejectedSpans: 2, errorMessage: "2 spans rejected: x", encoding: .protobuf))
+        let outer = r.fields()
+        var inner = WireReader(outer[1]![0] as! [UInt8])
+        let partial = inner.fields()
+        XCTAssertEqual(partial[1]![0] as? UInt64, 2)
+        XCTAssertEqual(String(decoding: partial[2]![0] as! [UInt8], as: UTF8.self), "2 spans rejected: x")
+
+        var s = WireReader(OTLPResponse.status(httpStatus: 400, message: "bad", encoding: .protobuf))
+        let status = s.fields()
+        XCTAssertEqual(status[1]![0] as? UInt64, 3)
+        XCTAssertEqual(String(decoding: status[2]![0] as! [UInt8], as: UTF8.self), "bad")
+    }
+
+    func testContentTypeParsing() {
+        XCTAssertEqual(OTLPEncoding(contentType: "application/x-protobuf"), .protobuf)
+        XCTAssertEqual(OTLPEncoding(contentType: "application/json; charset=utf-8"), .json)
+        XCTAssertEqual(OTLPEncoding(contentType: "Application/JSON"), .json)
+        XCTAssertNil(OTLPEncoding(contentType: "text/plain"))
+        XCTAssertNil(OTLPEncoding(contentType: "application/protobuf"))
+    }
+}
