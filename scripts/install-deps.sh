@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages tracefold builds and tests with, if missing.
+# Safe to run again; does nothing when everything is there.
+set -euo pipefail
+packages=(libprotobuf-c-dev zlib1g-dev libsqlite3-dev python3-venv pkg-config)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v swift >/dev/null || { echo "swift is not on PATH (expected the toolchain at /opt/swift)" >&2; exit 1; }

@@ -1,0 +1,126 @@
+"""A live tracefold for the real-client tests.
+
+Each test gets its own process on a free loopback port with its own data
+directory, configured through the repository's collector.yaml and the
+TRACEFOLD_* environment variables it reads (SPEC §9.6).
+"""
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("TRACEFOLD_BIN", os.path.join(ROOT, ".build", "debug", "tracefold"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Tracefold:
+    def __init__(self, data_dir, config=None, port=None, env=None):
+        self.data_dir = str(data_dir)
+        self.config = config or os.path.join(ROOT, "collector.yaml")
+        self.port = port or free_port()
+        self.extra_env = env or {}
+        self.proc = None
+        self.log_path = os.path.join(self.data_dir, "tracefold.log")
+
+    @property
+    def base_url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def traces_url(self):
+        return self.base_url + "/v1/traces"
+
+    def start(self):
+        os.makedirs(self.data_dir, exist_ok=True)
+        env = dict(os.environ)
+        env.update({
+            "TRACEFOLD_ENDPOINT": f"127.0.0.1:{self.port}",
+            "TRACEFOLD_DATA_DIR": self.data_dir,
+        })
+        env.update(self.extra_env)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([BIN, "serve", "--config", self.config], env=env, stdout=log, stderr=log)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tracefold exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.base_url + "/health/live", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("tracefold did not start:\n" + self.log())
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                raise
+        return self.proc.returncode if self.proc else None
+
+    def span_lines(self):
+        """Every line of the spans_jsonl exporter, parsed."""
+        lines = []
+        for path in sorted(glob.glob(os.path.join(self.data_dir, "spans", "spans-*.jsonl"))):
+            with open(path, "rb") as f:
+                data = f.read()
+            for raw in data.split(b"\n"):
+                if raw:
+                    lines.append(json.loads(raw))
+        return lines
+
+    def wait_for_spans(self, count, timeout=10):
+        deadline = time.time() + timeout
+        while True:
+            lines = self.span_lines()
+            if len(lines) >= count or time.time() > deadline:
+                return lines
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def tracefold(tmp_path):
+    tf = Tracefold(tmp_path / "data").start()
+    yield tf
+    tf.stop()
+
+
+@pytest.fixture
+def make_tracefold(tmp_path):
+    started = []
+
+    def make(**kwargs):
+        kwargs.setdefault("data_dir", tmp_path / "data")
+        tf = Tracefold(**kwargs)
+        started.append(tf)
+        return tf
+
+    yield make
+    for tf in started:
+        if tf.proc and tf.proc.poll() is None:
+            tf.proc.kill()
+            tf.proc.wait()

@@ -1,0 +1,64 @@
+"""SPEC §1.10: every span acknowledged with a 200 survives kill -9."""
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+
+def batch(worker, seq, size=50):
+    trace_id = random.randbytes(16)
+    spans = []
+    keys = []
+    for i in range(size):
+        span_id = (worker << 48 | seq << 16 | i + 1).to_bytes(8, "big")
+        spans.append(Span(trace_id=trace_id, span_id=span_id, name=f"w{worker}-{seq}-{i}",
+                          start_time_unix_nano=1_700_000_000_000_000_000 + i, end_time_unix_nano=1_700_000_000_100_000_000 + i,
+                          attributes=[KeyValue(key="pad", value=AnyValue(string_value="x" * 200))]))
+        keys.append((trace_id.hex(), span_id.hex()))
+    body = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])]).SerializeToString()
+    return body, keys
+
+
+def load(url, worker, acked, stop):
+    seq = 0
+    while not stop.is_set():
+        seq += 1
+        body, keys = batch(worker, seq)
+        req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/x-protobuf"})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                if r.status == 200:
+                    acked.extend(keys)
+        except (urllib.error.URLError, ConnectionError, OSError):
+            # The server died under us: this batch was not acknowledged.
+            return
+
+
+def test_acknowledged_spans_survive_kill_9(make_tracefold):
+    tf = make_tracefold()
+    acked = []
+    rounds = 3
+    for round_ in range(rounds):
+        tf.start()
+        stop = threading.Event()
+        workers = [threading.Thread(target=load, args=(tf.traces_url, round_ * 10 + w, acked, stop)) for w in range(4)]
+        for w in workers:
+            w.start()
+        time.sleep(random.uniform(0.5, 1.5))
+        tf.kill9()
+        stop.set()
+        for w in workers:
+            w.join()
+    tf.start()
+    lines = tf.wait_for_spans(len(acked), timeout=30)
+    stored = [(l["traceId"], l["spanId"]) for l in lines]
+    assert len(acked) > 0
+    missing = set(acked) - set(stored)
+    assert not missing, f"{len(missing)} acknowledged spans lost of {len(acked)}"
+    assert len(stored) == len(set(stored)), "a span was exported twice"
+    assert tf.stop() == 0
