@@ -35,7 +35,7 @@ store:
   directory: ${env:TRACEFOLD_DATA_DIR:-./data}
   # fsync: every acknowledged span is in the fsynced intake log before the 200.
   # none: no intake log, for benchmarks only.
-  durability: fsync
+  durability: ${env:TRACEFOLD_DURABILITY:-fsync}
 
 service:
   pipelines:

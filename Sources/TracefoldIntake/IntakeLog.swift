@@ -25,6 +25,7 @@ public final class IntakeLog: @unchecked Sendable {
 
     public struct WriteError: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     private struct Pending {

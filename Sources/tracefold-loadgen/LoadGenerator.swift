@@ -1,0 +1,170 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Compression
+import Foundation
+import NIOCore
+import OTLP
+import TracefoldModel
+
+/// Sends the SPEC §10.1 load to an OTLP/HTTP endpoint: protobuf batches of
+/// `--batch` spans, 8 spans a trace, 10 attributes a span (3
+/// `langfuse.trace.metadata.*`, 2 `langfuse.observation.metadata.*`, a ~200
+/// byte JSON input), gzip, keep-alive HTTP/1.1 over `--connections`
+/// connections. Every request carries new span ids, and every body is built
+/// and compressed before the clock starts, so the generator spends its CPU on
+/// sending, not on encoding.
+@main
+struct LoadGenerator: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tracefold-loadgen",
+        abstract: "OTLP/HTTP load generator for tracefold benchmarks. Prints one JSON summary line."
+    )
+
+    @Option(help: "Traces endpoint.") var url = "http://127.0.0.1:4318/v1/traces"
+    @Option(help: "Spans per request.") var batch = 512
+    @Option(help: "Requests to send in all.") var requests = 200
+    @Option(help: "Parallel keep-alive connections.") var connections = 4
+    @Option(help: "Target spans per second across all connections; 0 sends as fast as acknowledgements allow.") var rate = 0.0
+    @Option(help: "Spans per trace.") var spansPerTrace = 8
+    @Option(help: "Seed for ids, so that runs against one server do not collide.") var seed: UInt64 = UInt64(Date().timeIntervalSince1970 * 1000)
+    @Flag(help: "Send uncompressed bodies.") var noGzip = false
+
+    func run() async throws {
+        let bodies = (0..<requests).map { makeBody(request: $0) }
+        let wireBytes = bodies.reduce(0) { $0 + $1.count }
+
+        var config = HTTPClient.Configuration()
+        config.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = connections
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+
+        let next = Counter()
+        let started = ContinuousClock.now
+        let interval: Duration? = rate > 0 ? .nanoseconds(Int64(Double(batch) / rate * 1e9)) : nil
+        let results = try await withThrowingTaskGroup(of: WorkerResult.self) { group in
+            for _ in 0..<connections {
+                group.addTask {
+                    var result = WorkerResult()
+                    while let index = next.take(below: bodies.count) {
+                        if let interval {
+                            // Open loop: request i leaves at started + i·interval,
+                            // so a slow ack does not slow the offered load.
+                            let due = started + interval * index
+                            if ContinuousClock.now < due { try await Task.sleep(until: due, clock: .continuous) }
+                        }
+                        var request = HTTPClientRequest(url: url)
+                        request.method = .POST
+                        request.headers.add(name: "Content-Type", value: "application/x-protobuf")
+                        if !noGzip { request.headers.add(name: "Content-Encoding", value: "gzip") }
+                        request.body = .bytes(ByteBuffer(bytes: bodies[index]))
+                        let sent = ContinuousClock.now
+                        do {
+                            let response = try await client.execute(request, timeout: .seconds(30))
+                            _ = try await response.body.collect(upTo: 1 << 20)
+                            let latency = ContinuousClock.now - sent
+                            result.latenciesMicros.append(Double(latency.components.attoseconds) / 1e12 + Double(latency.components.seconds) * 1e6)
+                            result.statuses[Int(response.status.code), default: 0] += 1
+                            if response.status.code == 200 { result.ackedSpans += batch }
+                        } catch {
+                            result.errors += 1
+                        }
+                    }
+                    return result
+                }
+            }
+            var all = WorkerResult()
+            for try await r in group { all.merge(r) }
+            return all
+        }
+        let elapsed = ContinuousClock.now - started
+        try await client.shutdown()
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let sorted = results.latenciesMicros.sorted()
+        func percentile(_ p: Double) -> Double {
+            guard !sorted.isEmpty else { return 0 }
+            return sorted[min(sorted.count - 1, Int((p * Double(sorted.count)).rounded(.up)) - 1)] / 1000
+        }
+        let summary: JSONValue = .object([
+            "requests": .int(Int64(requests)),
+            "spansPerRequest": .int(Int64(batch)),
+            "ackedSpans": .int(Int64(results.ackedSpans)),
+            "seconds": .double(seconds),
+            "ackedSpansPerSecond": .double(Double(results.ackedSpans) / seconds),
+            "ackP50Ms": .double(percentile(0.50)),
+            "ackP99Ms": .double(percentile(0.99)),
+            "wireBytes": .int(Int64(wireBytes)),
+            "errors": .int(Int64(results.errors)),
+            "statuses": .object(Dictionary(uniqueKeysWithValues: results.statuses.map { (String($0.key), JSONValue.int(Int64($0.value))) })),
+        ])
+        print(JSONWriter.serialize(summary))
+    }
+
+    func makeBody(request: Int) -> [UInt8] {
+        var spans = [Span]()
+        spans.reserveCapacity(batch)
+        let base: UInt64 = 1_700_000_000_000_000_000 + UInt64(request) * 1_000_000_000
+        var parent: SpanID?
+        for i in 0..<batch {
+            let traceIndex = UInt64(i / spansPerTrace)
+            let traceID = TraceID(high: seed, low: UInt64(request) << 24 | traceIndex)
+            let spanID = SpanID(UInt64(truncatingIfNeeded: seed) << 40 ^ UInt64(request) << 16 | UInt64(i + 1))
+            if i % spansPerTrace == 0 { parent = nil }
+            let input = #"{"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Summarise order \#(request)-\#(i) for the customer, please."}]}"#
+            spans.append(
+                Span(
+                    traceID: traceID, spanID: spanID, parentSpanID: parent, name: i % spansPerTrace == 0 ? "handle-request" : "step-\(i % spansPerTrace)",
+                    kind: i % spansPerTrace == 0 ? .server : .internal,
+                    startTimeUnixNano: base + UInt64(i) * 1000, endTimeUnixNano: base + UInt64(i) * 1000 + 5_000_000,
+                    attributes: [
+                        Attribute("langfuse.trace.metadata.tenant", .string("acme-\(traceIndex % 7)")),
+                        Attribute("langfuse.trace.metadata.plan", .string("\"pro\"")),
+                        Attribute("langfuse.trace.metadata.region", .string("eu-west-1")),
+                        Attribute("langfuse.observation.metadata.step", .string(String(i % spansPerTrace))),
+                        Attribute("langfuse.observation.metadata.cached", .string("false")),
+                        Attribute("langfuse.observation.input", .string(input)),
+                        Attribute("langfuse.observation.type", .string(i % spansPerTrace == 3 ? "generation" : "span")),
+                        Attribute("gen_ai.request.model", .string("gpt-4o-mini")),
+                        Attribute("gen_ai.usage.input_tokens", .int(Int64(100 + i % 50))),
+                        Attribute("user.id", .string("user-\(traceIndex % 100)")),
+                    ]
+                )
+            )
+            if i % spansPerTrace == 0 { parent = spanID }
+        }
+        let batchValue = SpanBatch(resourceSpans: [
+            ResourceSpans(
+                resource: Resource(attributes: [Attribute("service.name", .string("loadgen")), Attribute("deployment.environment", .string("bench"))]),
+                scopeSpans: [ScopeSpans(scope: InstrumentationScope(name: "langfuse-sdk", version: "5.0.4"), spans: spans)]
+            )
+        ])
+        let raw = OTLPProtobufEncoder.encode(batchValue)
+        return noGzip ? raw : Gzip.compress(raw)
+    }
+}
+
+struct WorkerResult: Sendable {
+    var latenciesMicros: [Double] = []
+    var statuses: [Int: Int] = [:]
+    var ackedSpans = 0
+    var errors = 0
+
+    mutating func merge(_ other: WorkerResult) {
+        latenciesMicros += other.latenciesMicros
+        statuses.merge(other.statuses, uniquingKeysWith: +)
+        ackedSpans += other.ackedSpans
+        errors += other.errors
+    }
+}
+
+/// Hands out request indexes to the workers.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+
+    func take(below limit: Int) -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard value < limit else { return nil }
+        value += 1
+        return value - 1
+    }
+}

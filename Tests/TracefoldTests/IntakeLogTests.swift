@@ -1,0 +1,136 @@
+import Compression
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import OTLP
+import TracefoldConfig
+import TracefoldExport
+import TracefoldIntake
+import TracefoldModel
+import XCTest
+
+final class IntakeLogTests: XCTestCase {
+    let logger = Logger(label: "test")
+
+    func append(_ log: IntakeLog, _ n: UInt64) async throws -> UInt64 {
+        let batch = Fixtures.batch([Fixtures.span(n)])
+        return try await log.append(
+            body: Gzip.compress(OTLPProtobufEncoder.encode(batch)), encoding: .protobuf, coding: .gzip,
+            receivedAtUnixNano: 1000 + n, batch: batch
+        )
+    }
+
+    func testRecordsSurviveReopenAndATornTailIsCut() async throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let handedOff = LockedList()
+        do {
+            let log = try IntakeLog(directory: dir, segmentSize: 1 << 20, logger: logger)
+            try log.start { _, lsn in handedOff.append(lsn) }
+            for n in 1...3 { _ = try await append(log, UInt64(n)) }
+            log.close()
+        }
+        XCTAssertEqual(handedOff.values, [1, 2, 3], "durable batches reach the pipeline in LSN order")
+
+        // A crash in the middle of a write leaves half a frame behind.
+        let segment = dir + "/" + (try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasSuffix(".log") }!)
+        let before = try Data(contentsOf: URL(fileURLWithPath: segment))
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: segment))
+        handle.seekToEndOfFile()
+        handle.write(Data(before.prefix(30)))
+        handle.closeFile()
+
+        let log = try IntakeLog(directory: dir, segmentSize: 1 << 20, logger: logger)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: segment)), before, "the torn frame is cut off")
+        XCTAssertEqual(log.lastLSN, 3)
+        var replayed = [IntakeLog.Record]()
+        try log.replay(after: 1) { replayed.append($0) }
+        XCTAssertEqual(replayed.map(\.lsn), [2, 3])
+        XCTAssertEqual(replayed.map(\.receivedAtUnixNano), [1002, 1003])
+        XCTAssertEqual(replayed.first?.coding, .gzip)
+        let inflater = StreamingInflater(coding: .gzip, limit: 1 << 20)
+        try inflater.feed(replayed[0].body)
+        XCTAssertEqual(try OTLPProtobufDecoder.decode(try inflater.finish()).batch, Fixtures.batch([Fixtures.span(2)]))
+        // New appends continue the sequence.
+        try log.start { _, _ in }
+        let next = try await append(log, 4)
+        XCTAssertEqual(next, 4)
+        log.close()
+    }
+
+    func testSegmentsRollOverAndAreDiscardedBelowTheCheckpoint() async throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = try IntakeLog(directory: dir, segmentSize: 4096, logger: logger)
+        try log.start { _, _ in }
+        for n in 1...100 { _ = try await append(log, UInt64(n)) }
+        let segments = { try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".log") }.sorted() }
+        XCTAssertGreaterThan(try segments().count, 2)
+        log.discard(through: 100)
+        XCTAssertEqual(try segments().count, 1, "only the active segment stays")
+        var replayed = 0
+        try log.replay(after: 100) { _ in replayed += 1 }
+        XCTAssertEqual(replayed, 0)
+        log.close()
+    }
+
+    func testSpansJSONLRepairsATornLastLineAndRemembersKeys() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let config = SpansJSONLExporterConfig(directory: dir)
+        let first = try SpansJSONLExporter(config: config, logger: logger)
+        try first.consume(Fixtures.batch([Fixtures.span(1), Fixtures.span(2)]))
+        try first.close()
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: first.filePath))
+        handle.seekToEndOfFile()
+        handle.write(Data(#"{"traceId":"5b8e"#.utf8))
+        handle.closeFile()
+
+        let second = try SpansJSONLExporter(config: config, logger: logger)
+        XCTAssertEqual(second.spanCount, 2)
+        let repaired = try String(contentsOfFile: first.filePath, encoding: .utf8)
+        XCTAssertTrue(repaired.hasSuffix("}\n"))
+        XCTAssertEqual(repaired.split(separator: "\n").count, 2)
+        try second.consume(Fixtures.batch([Fixtures.span(2), Fixtures.span(3)]))
+        try second.close()
+        let added = try String(contentsOfFile: second.filePath, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(added.count, 1, "span 2 is not written again")
+        XCTAssertEqual(try JSONParser.parse(String(added[0]))["name"], .string("span-3"))
+    }
+}
+
+/// When the intake log cannot be written, nothing is acknowledged: 503 with
+/// Retry-After. The failure is injected; nothing else is mocked.
+final class IntakeFailureTests: XCTestCase {
+    struct FailingCommitter: IntakeCommitter {
+        func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch) async throws {
+            throw IntakeLog.WriteError(description: "No space left on device")
+        }
+    }
+
+    func testUnwritableLogAnswers503WithRetryAfter() async throws {
+        let receiver = OTLPHTTPReceiver(config: OTLPReceiverConfig(), committer: FailingCommitter(), logger: Logger(label: "test"))
+        let app = Application(responder: CallbackResponder { (request: Request, _: BasicRequestContext) in try await receiver.handle(request) })
+        try await app.test(.router) { client in
+            let body = ByteBuffer(bytes: OTLPProtobufEncoder.encode(Fixtures.batch([Fixtures.span(1)])))
+            try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: #"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174"}]}]}]}"#)) { r in
+                XCTAssertEqual(r.status, .serviceUnavailable)
+                XCTAssertEqual(r.headers[.retryAfter], "5")
+                XCTAssertEqual(String(buffer: r.body), #"{"code":14,"message":"the collector cannot store data right now; retry later"}"#)
+            }
+            try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: "application/x-protobuf"], body: body) { r in
+                XCTAssertEqual(r.status, .serviceUnavailable)
+                XCTAssertEqual(r.headers[.contentType], "application/x-protobuf")
+            }
+        }
+    }
+}
+
+final class LockedList: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [UInt64] = []
+    func append(_ v: UInt64) { lock.lock(); items.append(v); lock.unlock() }
+    var values: [UInt64] { lock.lock(); defer { lock.unlock() }; return items }
+}
