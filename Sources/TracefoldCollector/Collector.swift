@@ -35,7 +35,7 @@ public final class Collector: Sendable {
         self.log = log
         let checkpoint = CheckpointFile(path: config.store.intakeLogDirectory + "/checkpoint")
         let syncInterval = config.activeSpansJSONL?.flushInterval ?? .seconds(1)
-        pipeline = SpanPipeline(sinks: sinks, checkpoint: checkpoint, syncInterval: syncInterval, logger: logger) { lsn in
+        pipeline = SpanPipeline(sinks: sinks, checkpoint: checkpoint, syncInterval: syncInterval, capacity: config.store.maxPendingSpans, logger: logger) { lsn in
             log.discard(through: lsn)
         }
         pipeline.start()
@@ -66,7 +66,7 @@ public final class Collector: Sendable {
 
     var committer: any IntakeCommitter {
         switch config.store.durability {
-        case .fsync: LogCommitter(log: log)
+        case .fsync: LogCommitter(log: log, pipeline: pipeline)
         case .none: DirectCommitter(pipeline: pipeline)
         }
     }

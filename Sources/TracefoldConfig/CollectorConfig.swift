@@ -91,6 +91,9 @@ public struct StoreConfig: Sendable, Equatable {
     public var durability: Durability = .fsync
     /// Intake log segments roll over at this size.
     public var segmentSize: Int = 64 << 20
+    /// Accepted spans that may wait for the exporters before intake answers
+    /// 503 with Retry-After; bounds the memory between intake and export.
+    public var maxPendingSpans: Int = 131_072
 
     public init() {}
 
@@ -246,7 +249,7 @@ extension CollectorConfig {
 
     private static func parseStore(_ node: Node, _ r: YAMLReader) throws(ConfigError) -> StoreConfig {
         var c = StoreConfig()
-        for (key, _, value) in try r.mapping(node, at: "store", allowed: ["directory", "durability", "segment_size"]) ?? [] {
+        for (key, _, value) in try r.mapping(node, at: "store", allowed: ["directory", "durability", "segment_size", "max_pending_spans"]) ?? [] {
             switch key {
             case "directory":
                 c.directory = try r.string(value, at: "store.directory")
@@ -257,6 +260,9 @@ extension CollectorConfig {
                     throw r.error(value, "store.durability must be one of \(Durability.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(s)\"")
                 }
                 c.durability = d
+            case "max_pending_spans":
+                c.maxPendingSpans = try r.int(value, at: "store.max_pending_spans")
+                guard c.maxPendingSpans > 0 else { throw r.error(value, "store.max_pending_spans must be positive") }
             default:
                 c.segmentSize = try r.byteSize(value, at: "store.segment_size")
                 guard c.segmentSize >= 4096 else { throw r.error(value, "store.segment_size must be at least 4096 bytes") }

@@ -9,6 +9,10 @@ import TracefoldModel
 /// How an accepted request is made durable before its 200: appended to the
 /// fsynced intake log, or (durability `none`) handed straight on.
 public protocol IntakeCommitter: Sendable {
+    /// True while the stages behind intake hold as much as they may; the
+    /// receiver then answers 503 with Retry-After instead of growing memory
+    /// (SPEC §1.9).
+    var isOverloaded: Bool { get }
     func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch) async throws
 }
 
@@ -50,6 +54,11 @@ public struct OTLPHTTPReceiver: Sendable {
         }
         guard let coding = ContentCoding(header: request.headers[.contentEncoding]) else {
             return Self.status(.badRequest, "unsupported Content-Encoding \"\(request.headers[.contentEncoding] ?? "")\"; use gzip, deflate or identity", encoding: encoding)
+        }
+        if committer.isOverloaded {
+            var response = Self.status(.serviceUnavailable, "the collector is overloaded; retry later", encoding: encoding)
+            response.headers[.retryAfter] = "1"
+            return response
         }
         let receivedAt = WallClock.nowUnixNano()
 
@@ -149,7 +158,13 @@ public struct OTLPHTTPReceiver: Sendable {
 /// Durability `fsync`: the request's 200 waits for the intake log's fsync.
 public struct LogCommitter: IntakeCommitter {
     let log: IntakeLog
-    public init(log: IntakeLog) { self.log = log }
+    let pipeline: SpanPipeline
+    public init(log: IntakeLog, pipeline: SpanPipeline) {
+        self.log = log
+        self.pipeline = pipeline
+    }
+
+    public var isOverloaded: Bool { pipeline.isFull }
 
     public func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch) async throws {
         _ = try await log.append(body: body, encoding: encoding, coding: coding, receivedAtUnixNano: receivedAtUnixNano, batch: batch)
@@ -160,6 +175,8 @@ public struct LogCommitter: IntakeCommitter {
 public struct DirectCommitter: IntakeCommitter {
     let pipeline: SpanPipeline
     public init(pipeline: SpanPipeline) { self.pipeline = pipeline }
+
+    public var isOverloaded: Bool { pipeline.isFull }
 
     public func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch) async throws {
         pipeline.enqueue(batch, lsn: 0)

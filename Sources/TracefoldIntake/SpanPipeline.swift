@@ -13,6 +13,8 @@ public final class SpanPipeline: @unchecked Sendable {
     }
 
     private let sinks: [any SpanSink]
+    /// Spans that may wait for the sinks before intake answers 503.
+    public let capacity: Int
     private let checkpoint: CheckpointFile?
     private let syncInterval: Duration
     private let onCheckpoint: @Sendable (UInt64) -> Void
@@ -26,10 +28,11 @@ public final class SpanPipeline: @unchecked Sendable {
     private var thread: Thread?
 
     public init(
-        sinks: [any SpanSink], checkpoint: CheckpointFile?, syncInterval: Duration,
+        sinks: [any SpanSink], checkpoint: CheckpointFile?, syncInterval: Duration, capacity: Int,
         logger: Logger, onCheckpoint: @escaping @Sendable (UInt64) -> Void = { _ in }
     ) {
         self.sinks = sinks
+        self.capacity = capacity
         self.checkpoint = checkpoint
         self.syncInterval = syncInterval
         self.logger = logger
@@ -42,6 +45,10 @@ public final class SpanPipeline: @unchecked Sendable {
         defer { condition.unlock() }
         return queuedSpanCount
     }
+
+    /// True once `capacity` spans wait. Replay and batches already committed
+    /// are always enqueued; only new requests are turned away.
+    public var isFull: Bool { queuedSpans >= capacity }
 
     public func start() {
         let thread = Thread { [self] in self.run() }

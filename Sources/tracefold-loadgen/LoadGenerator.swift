@@ -57,15 +57,27 @@ struct LoadGenerator: AsyncParsableCommand {
                         if !noGzip { request.headers.add(name: "Content-Encoding", value: "gzip") }
                         request.body = .bytes(ByteBuffer(bytes: bodies[index]))
                         let sent = ContinuousClock.now
-                        do {
-                            let response = try await client.execute(request, timeout: .seconds(30))
-                            _ = try await response.body.collect(upTo: 1 << 20)
-                            let latency = ContinuousClock.now - sent
-                            result.latenciesMicros.append(Double(latency.components.attoseconds) / 1e12 + Double(latency.components.seconds) * 1e6)
-                            result.statuses[Int(response.status.code), default: 0] += 1
-                            if response.status.code == 200 { result.ackedSpans += batch }
-                        } catch {
-                            result.errors += 1
+                        // Like a real OTLP exporter: 429/503 are retried after
+                        // Retry-After; the ack latency counts from the first try.
+                        retrying: while true {
+                            do {
+                                let response = try await client.execute(request, timeout: .seconds(30))
+                                _ = try await response.body.collect(upTo: 1 << 20)
+                                let code = Int(response.status.code)
+                                result.statuses[code, default: 0] += 1
+                                if code == 429 || code == 503 {
+                                    result.retries += 1
+                                    let wait = response.headers.first(name: "Retry-After").flatMap(Double.init) ?? 1
+                                    try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
+                                    continue retrying
+                                }
+                                let latency = ContinuousClock.now - sent
+                                result.latenciesMicros.append(Double(latency.components.attoseconds) / 1e12 + Double(latency.components.seconds) * 1e6)
+                                if code == 200 { result.ackedSpans += batch }
+                            } catch {
+                                result.errors += 1
+                            }
+                            break
                         }
                     }
                     return result
@@ -93,6 +105,7 @@ struct LoadGenerator: AsyncParsableCommand {
             "ackP99Ms": .double(percentile(0.99)),
             "wireBytes": .int(Int64(wireBytes)),
             "errors": .int(Int64(results.errors)),
+            "retries": .int(Int64(results.retries)),
             "statuses": .object(Dictionary(uniqueKeysWithValues: results.statuses.map { (String($0.key), JSONValue.int(Int64($0.value))) })),
         ])
         print(JSONWriter.serialize(summary))
@@ -146,8 +159,10 @@ struct WorkerResult: Sendable {
     var statuses: [Int: Int] = [:]
     var ackedSpans = 0
     var errors = 0
+    var retries = 0
 
     mutating func merge(_ other: WorkerResult) {
+        retries += other.retries
         latenciesMicros += other.latenciesMicros
         statuses.merge(other.statuses, uniquingKeysWith: +)
         ackedSpans += other.ackedSpans

@@ -105,6 +105,7 @@ final class IntakeLogTests: XCTestCase {
 /// Retry-After. The failure is injected; nothing else is mocked.
 final class IntakeFailureTests: XCTestCase {
     struct FailingCommitter: IntakeCommitter {
+        var isOverloaded: Bool { false }
         func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch) async throws {
             throw IntakeLog.WriteError(description: "No space left on device")
         }
@@ -125,6 +126,47 @@ final class IntakeFailureTests: XCTestCase {
                 XCTAssertEqual(r.headers[.contentType], "application/x-protobuf")
             }
         }
+    }
+}
+
+/// SPEC §1.9: with the exporters stalled (an injected fault), intake stops at
+/// the pipeline's capacity and answers 503 with Retry-After, then recovers.
+final class BackPressureTests: XCTestCase {
+    final class StalledSink: SpanSink, @unchecked Sendable {
+        let name = "stalled"
+        let gate = DispatchSemaphore(value: 0)
+        func consume(_ batch: SpanBatch) throws { gate.wait() }
+        func sync() throws {}
+        func close() throws {}
+    }
+
+    func testFullPipelineAnswers503AndRecovers() async throws {
+        let sink = StalledSink()
+        let pipeline = SpanPipeline(sinks: [sink], checkpoint: nil, syncInterval: .seconds(1), capacity: 3, logger: Logger(label: "test"))
+        pipeline.start()
+        let receiver = OTLPHTTPReceiver(config: OTLPReceiverConfig(), committer: DirectCommitter(pipeline: pipeline), logger: Logger(label: "test"))
+        let app = Application(responder: CallbackResponder { (request: Request, _: BasicRequestContext) in try await receiver.handle(request) })
+        try await app.test(.router) { client in
+            func post(_ n: UInt64) async throws -> TestResponse {
+                let body = ByteBuffer(bytes: OTLPProtobufEncoder.encode(Fixtures.batch([Fixtures.span(n), Fixtures.span(n + 100)])))
+                return try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: "application/x-protobuf"], body: body)
+            }
+            let first = try await post(1)
+            XCTAssertEqual(first.status, .ok)
+            let second = try await post(2)
+            XCTAssertEqual(second.status, .ok)
+            let refused = try await post(3)
+            XCTAssertEqual(refused.status, .serviceUnavailable)
+            XCTAssertEqual(refused.headers[.retryAfter], "1")
+            var reader = WireReader(Array(buffer: refused.body))
+            XCTAssertEqual(String(decoding: reader.fields()[2]![0] as! [UInt8], as: UTF8.self), "the collector is overloaded; retry later")
+            for _ in 0..<10 { sink.gate.signal() }
+            pipeline.drain()
+            let again = try await post(3)
+            XCTAssertEqual(again.status, .ok)
+        }
+        for _ in 0..<10 { sink.gate.signal() }
+        pipeline.shutdown()
     }
 }
 

@@ -165,3 +165,23 @@ final class OTLPJSONDecoderTests: XCTestCase {
         XCTAssertEqual(d.rejectedSpans, 1)
     }
 }
+
+final class OTLPJSONEncoderTests: XCTestCase {
+    /// A spans_jsonl line decodes back, through the OTLP/JSON decoder, to the
+    /// span it was written from.
+    func testSpanLineRoundTripsThroughTheJSONDecoder() throws {
+        let batch = Fixtures.batch([Fixtures.fullSpan])
+        var w = JSONWriter()
+        batch.forEachSpan { span, resource, scope in OTLPJSONEncoder.spanLine(span, resource: resource, scope: scope, into: &w) }
+        let line = try JSONParser.parse(w.bytes)
+        XCTAssertEqual(JSONWriter.serialize(line).utf8.count, w.bytes.count, "keys are written in canonical (sorted) order")
+        var span = line.objectValue!
+        let resource = span.removeValue(forKey: "resource")!
+        let scope = span.removeValue(forKey: "scope")!
+        let request: JSONValue = .object(["resourceSpans": .array([.object([
+            "resource": resource,
+            "scopeSpans": .array([.object(["scope": scope, "spans": .array([.object(span)])])]),
+        ])])])
+        XCTAssertEqual(try OTLPJSONDecoder.decode(Array(JSONWriter.serialize(request).utf8)).batch, batch)
+    }
+}
