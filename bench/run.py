@@ -125,6 +125,7 @@ def run_config(bin_dir, name, durability, spans_jsonl, throughput_requests, late
         "ackP99MsAt10k": round(lat["ackP99Ms"], 2),
         "throughputAckP99Ms": round(thr["ackP99Ms"], 2),
         "errors": thr["errors"] + lat["errors"],
+        "retried503": thr["retries"] + lat["retries"],
         "non200": {k: v for k, v in {**thr["statuses"], **lat["statuses"]}.items() if k != "200"},
         "exportedSpans": exported,
         "offeredSpans": acked + lat["ackedSpans"],
@@ -144,8 +145,8 @@ def main():
             print(f"running {name} ...", file=sys.stderr)
             rows.append(run_config(args.bin_dir, name, durability, spans_jsonl, args.requests, args.latency_requests))
     cols = [("config", 26), ("acceptedSpansPerSec", 12), ("spansPerCpuSecond", 12), ("cpuSecondsPer100kSpans", 12),
-            ("peakRssMiB", 9), ("ackP50MsAt10k", 9), ("ackP99MsAt10k", 9), ("errors", 6)]
-    heads = ["config", "spans/s", "spans/cpu-s", "cpu-s/100k", "RSS MiB", "p50 ms", "p99 ms", "errors"]
+            ("peakRssMiB", 9), ("ackP50MsAt10k", 9), ("ackP99MsAt10k", 9), ("retried503", 8), ("errors", 6)]
+    heads = ["config", "spans/s", "spans/cpu-s", "cpu-s/100k", "RSS MiB", "p50 ms", "p99 ms", "503s", "errors"]
     print("  ".join(h.ljust(w) for h, (_, w) in zip(heads, cols)))
     for r in rows:
         print("  ".join(str(r[k]).ljust(w) for k, w in cols))

@@ -93,7 +93,7 @@ public struct StoreConfig: Sendable, Equatable {
     public var segmentSize: Int = 64 << 20
     /// Accepted spans that may wait for the exporters before intake answers
     /// 503 with Retry-After; bounds the memory between intake and export.
-    public var maxPendingSpans: Int = 131_072
+    public var maxPendingSpans: Int = 32768
 
     public init() {}
 

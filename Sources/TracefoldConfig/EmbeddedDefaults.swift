@@ -36,6 +36,9 @@ store:
   # fsync: every acknowledged span is in the fsynced intake log before the 200.
   # none: no intake log, for benchmarks only.
   durability: ${env:TRACEFOLD_DURABILITY:-fsync}
+  # Accepted spans that may wait for the exporters; past it intake answers
+  # 503 with Retry-After instead of growing memory.
+  max_pending_spans: 32768
 
 service:
   pipelines:
