@@ -30,6 +30,8 @@ let package = Package(
         .target(name: "TracefoldModel"),
         .target(name: "OTLP", dependencies: ["OTLPProtoC", "CSystemLibraries", "TracefoldModel"]),
         .target(name: "Compression", dependencies: ["CSystemLibraries"]),
+        .target(name: "TracefoldMapping", dependencies: ["TracefoldModel"]),
+        .target(name: "TracefoldFold", dependencies: ["TracefoldModel", "TracefoldMapping"]),
         .target(
             name: "TracefoldConfig",
             dependencies: [.product(name: "Yams", package: "Yams")]
@@ -81,7 +83,7 @@ let package = Package(
             name: "TracefoldTests",
             dependencies: [
                 "OTLP", "TracefoldModel", "Compression", "TracefoldConfig", "TracefoldIntake",
-                "TracefoldExport", "TracefoldCollector",
+                "TracefoldExport", "TracefoldCollector", "TracefoldMapping", "TracefoldFold",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -1,4 +1,5 @@
 import OTLP
+import TracefoldModel
 import TracefoldConfig
 
 /// Checks `Authorization` against the configured Langfuse-style key pairs

@@ -1,0 +1,108 @@
+import TracefoldMapping
+import TracefoldModel
+
+/// Renders records in the Langfuse v1 API shape (SPEC §2.1, §3.4, §4.8). The
+/// same objects are JSONL lines and query answers.
+public enum RecordRenderer {
+    public static func observation(_ o: Observation, state: TraceState) -> [String: JSONValue] {
+        var metadata = state.values(EntryKey(scope: .observation, target: o.id, kind: "userland.default"))
+        for (k, v) in o.systemMetadata { metadata[k] = v }
+        var r: [String: JSONValue] = [
+            "id": .string(o.id.hex),
+            "traceId": .string(o.traceID.hex),
+            "parentObservationId": o.parentID.map { .string($0.hex) } ?? .null,
+            "type": .string(o.type.rawValue),
+            "name": .string(o.name),
+            "startTime": .string(ISOTime.format(unixNano: o.startTimeUnixNano)),
+            "endTime": .string(ISOTime.format(unixNano: o.endTimeUnixNano)),
+            "startTimeUnixNano": .string(String(o.startTimeUnixNano)),
+            "endTimeUnixNano": .string(String(o.endTimeUnixNano)),
+            "completionStartTime": o.completionStartTime.map { .string(ISOTime.format(unixNano: $0)) } ?? .null,
+            "model": o.model.map(JSONValue.string) ?? .null,
+            "modelParameters": o.modelParameters.map(JSONValue.object) ?? .null,
+            "input": o.input ?? .null,
+            "output": o.output ?? .null,
+            "usageDetails": .object(o.usageDetails),
+            "costDetails": .object(o.costDetails),
+            "metadata": .object(metadata),
+            "level": .string(o.level.rawValue),
+            "statusMessage": o.statusMessage.map(JSONValue.string) ?? .null,
+            "version": o.version.map(JSONValue.string) ?? .null,
+            "release": o.release.map(JSONValue.string) ?? .null,
+            "environment": .string(o.environment),
+            "promptName": o.promptName.map(JSONValue.string) ?? .null,
+            "promptVersion": o.promptVersion.map(JSONValue.int) ?? .null,
+            "latency": .double(Double(o.endTimeUnixNano - o.startTimeUnixNano) / 1e9),
+        ]
+        r["metadataEntries"] = .array(
+            state.entries.keys
+                .filter { ($0.scope == .observation || $0.scope == .extendedTrace) && $0.target == o.id }
+                .sorted()
+                .map { entry($0, state) }
+        )
+        return r
+    }
+
+    /// `observation` looks up the stored observation of a span id.
+    public static func trace(_ s: TraceState, observation: (SpanID) -> Observation?) -> [String: JSONValue] {
+        let root = s.effectiveRoot.flatMap { observation($0.spanID) }
+        let stand = root ?? s.earliest.flatMap { observation($0.spanID) }
+        // SPEC §3.5: the root observation's own metadata, then trace-scope
+        // updates by order key.
+        var metadata: [String: JSONValue] = [:]
+        if let root {
+            metadata = RecordRenderer.observation(root, state: s)["metadata"]?.objectValue ?? [:]
+        } else if let stand {
+            metadata["resourceAttributes"] = stand.systemMetadata["resourceAttributes"]
+            metadata["scope"] = stand.systemMetadata["scope"]
+        }
+        for (k, v) in s.values(EntryKey(scope: .trace, target: nil, kind: "userland.default")) { metadata[k] = v }
+
+        let environment = s.effectiveRoot?.environment ?? s.environment?.value ?? "default"
+        let minStart = s.minStart == .max ? 0 : s.minStart
+        var r: [String: JSONValue] = [
+            "id": .string(s.traceID.hex),
+            "timestamp": .string(ISOTime.format(unixNano: minStart)),
+            "name": (s.name?.value ?? root?.name).map(JSONValue.string) ?? .null,
+            "userId": s.userID.map { .string($0.value) } ?? .null,
+            "sessionId": s.sessionID.map { .string($0.value) } ?? .null,
+            "version": s.version.map { .string($0.value) } ?? .null,
+            "release": s.release.map { .string($0.value) } ?? .null,
+            "environment": .string(environment),
+            "tags": .array(s.tags.sorted().map(JSONValue.string)),
+            "public": .bool(s.isPublic),
+            "input": s.input?.value ?? root?.input ?? .null,
+            "output": s.output?.value ?? root?.output ?? .null,
+            "metadata": .object(metadata),
+            "latency": .double(Double(s.maxEnd >= minStart ? s.maxEnd - minStart : 0) / 1e9),
+            "totalCost": s.totalCost.map(JSONValue.double) ?? .int(0),
+            "level": .string((s.worstLevel ?? .default).rawValue),
+            "observations": .array(s.observationIDs.sorted().map { .string($0.hex) }),
+        ]
+        var entries = s.entries.keys.filter { $0.scope == .trace }.sorted().map { entry($0, s) }
+        let usage = s.entries.keys
+            .filter { !$0.kind.hasPrefix("tracefold.warnings") }
+            .reduce(0) { $0 + JSONDecoding.updateSize(s.values($1)) }
+        entries.append(.object([
+            "scope": .string("trace"), "kind": .string("tracefold.usage"), "label": .string(MetadataKind.label("tracefold.usage")),
+            "values": .object(["metadataBytes": .int(Int64(usage)), "acceptedUpdateBytes": .int(Int64(s.cumulativeMetadataBytes))]),
+            "updatedAt": .null,
+        ]))
+        r["metadataEntries"] = .array(entries)
+        return r
+    }
+
+    static func entry(_ key: EntryKey, _ s: TraceState) -> JSONValue {
+        let bucket = s.entries[key] ?? [:]
+        var o: [String: JSONValue] = [
+            "scope": .string(key.scope.rawValue),
+            "kind": .string(key.kind),
+            "label": .string(MetadataKind.label(key.kind)),
+            // The writer sorts object keys, so `values` comes out alphabetical.
+            "values": .object(bucket.mapValues(\.value)),
+            "updatedAt": bucket.values.map(\.order.time).max().map { .string(ISOTime.format(unixNano: $0)) } ?? .null,
+        ]
+        if let target = key.target { o["spanId"] = .string(target.hex) }
+        return .object(o)
+    }
+}

@@ -1,0 +1,178 @@
+import TracefoldMapping
+import TracefoldModel
+
+/// A value with the order key of the update that set it; merging keeps the
+/// greatest key, so the result does not depend on arrival order.
+public struct Versioned<Value: Hashable & Sendable>: Hashable, Sendable {
+    public var value: Value
+    public var order: OrderKey
+
+    public init(_ value: Value, _ order: OrderKey) {
+        self.value = value
+        self.order = order
+    }
+
+    static func latest(_ a: Versioned?, _ b: Versioned?) -> Versioned? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return b.order > a.order ? b : a
+    }
+}
+
+/// Where a metadata entry attaches: its scope, the observation or span for
+/// the non-trace scopes, and its kind (SPEC §4.1, §4.4: one bucket per
+/// `(target, kind)`).
+public struct EntryKey: Hashable, Sendable, Comparable {
+    public var scope: MetadataScope
+    public var target: SpanID?
+    public var kind: String
+
+    public init(scope: MetadataScope, target: SpanID?, kind: String) {
+        self.scope = scope
+        self.target = target
+        self.kind = kind
+    }
+
+    public static func < (a: Self, b: Self) -> Bool {
+        (a.scope, a.target?.value ?? 0, a.kind) < (b.scope, b.target?.value ?? 0, b.kind)
+    }
+}
+
+/// The merged state of one trace. Every field is folded with an operation that
+/// is commutative and idempotent per distinct input (max by order key, min,
+/// max, set union, OR, map keyed by span), so the record rendered from it is a
+/// function of the set of spans and updates received (SPEC §3.3). The one
+/// exception is the cumulative metadata limit, which is first-come (§4.6).
+public struct TraceState: Hashable, Sendable {
+    public struct Root: Hashable, Sendable {
+        public var spanID: SpanID
+        public var start: UInt64
+        /// The root span's own environment, when it names one.
+        public var environment: String?
+
+        func precedes(_ other: Root) -> Bool { (start, spanID.value) < (other.start, other.spanID.value) }
+    }
+
+    public var traceID: TraceID
+    public var observationIDs: Set<SpanID> = []
+    public var minStart: UInt64 = .max
+    public var maxEnd: UInt64 = 0
+    public var name: Versioned<String>?
+    public var userID: Versioned<String>?
+    public var sessionID: Versioned<String>?
+    public var version: Versioned<String>?
+    public var release: Versioned<String>?
+    public var environment: Versioned<String>?
+    public var tags: Set<String> = []
+    public var isPublic = false
+    public var input: Versioned<JSONValue>?
+    public var output: Versioned<JSONValue>?
+    /// The true root (no parent) with the earliest start; ties by span id.
+    public var root: Root?
+    /// The earliest `langfuse.internal.as_root` span, used only when no true root exists.
+    public var asRoot: Root?
+    /// The earliest span of all, whose resource and scope stand in when there is no root.
+    public var earliest: Root?
+    public var costs: [SpanID: Double] = [:]
+    public var worstLevel: ObservationLevel?
+    /// Per entry, per top-level key: the winning value (SPEC §4.4 shallow merge).
+    public var entries: [EntryKey: [String: Versioned<JSONValue>]] = [:]
+    /// Accepted updates by id with their size: exactly-once and the
+    /// cumulative limit (SPEC §4.6, §4.7).
+    public var acceptedUpdates: [String: Int] = [:]
+
+    public init(traceID: TraceID) { self.traceID = traceID }
+
+    public var cumulativeMetadataBytes: Int { acceptedUpdates.values.reduce(0, +) }
+
+    /// The span that stands for the trace: the true root, else an as_root span.
+    public var effectiveRoot: Root? { root ?? asRoot }
+
+    /// Folds one span in. Returns the warnings it produced (dropped updates).
+    @discardableResult
+    public mutating func add(_ mapped: MappedSpan, limits: MetadataLimits) -> [String: JSONValue] {
+        let o = mapped.observation
+        let order = mapped.order
+        observationIDs.insert(o.id)
+        minStart = min(minStart, o.startTimeUnixNano)
+        maxEnd = max(maxEnd, o.endTimeUnixNano)
+        let t = mapped.trace
+        func set(_ field: inout Versioned<String>?, _ value: String?) {
+            if let value, !value.isEmpty { field = .latest(field, Versioned(value, order)) }
+        }
+        set(&name, t.name)
+        set(&userID, t.userID)
+        set(&sessionID, t.sessionID)
+        set(&version, t.version)
+        set(&release, t.release)
+        set(&environment, t.environment)
+        tags.formUnion(t.tags)
+        isPublic = isPublic || t.isPublic
+        if let v = t.input { input = .latest(input, Versioned(v, order)) }
+        if let v = t.output { output = .latest(output, Versioned(v, order)) }
+        let me = Root(spanID: o.id, start: o.startTimeUnixNano, environment: t.environment)
+        if o.parentID == nil {
+            if root.map({ me.precedes($0) }) ?? true { root = me }
+        } else if t.asRoot {
+            if asRoot.map({ me.precedes($0) }) ?? true { asRoot = me }
+        }
+        if earliest.map({ me.precedes($0) }) ?? true { earliest = me }
+        if let cost = o.totalCost { costs[o.id] = cost }
+        worstLevel = max(worstLevel ?? o.level, o.level)
+
+        var warnings = mapped.warnings
+        for update in mapped.updates {
+            if let reason = apply(update, limits: limits) { warnings[update.id] = .string(reason) }
+        }
+        if !warnings.isEmpty {
+            let key = EntryKey(scope: .trace, target: nil, kind: "tracefold.warnings")
+            for (k, v) in warnings { merge(key, k, Versioned(v, order)) }
+        }
+        return warnings
+    }
+
+    /// Applies one update unless it was applied before or breaks a limit.
+    /// Returns why it was dropped, or nil.
+    public mutating func apply(_ update: MetadataUpdate, limits: MetadataLimits) -> String? {
+        if acceptedUpdates[update.id] != nil { return nil }
+        let size = update.size
+        if size > limits.maxUpdateBytes {
+            return "metadata update of \(size) bytes exceeds the \(limits.maxUpdateBytes)-byte limit; dropped"
+        }
+        let total = cumulativeMetadataBytes
+        if total + size > limits.maxTraceBytes {
+            return "cumulative metadata size would reach \(total + size) bytes, over the \(limits.maxTraceBytes)-byte limit; dropped"
+        }
+        acceptedUpdates[update.id] = size
+        let key = EntryKey(scope: update.scope, target: update.scope == .trace ? nil : update.target, kind: update.kind)
+        for (k, v) in update.values { merge(key, k, Versioned(v, update.order)) }
+        if entries[key] == nil { entries[key] = [:] }
+        return nil
+    }
+
+    private mutating func merge(_ key: EntryKey, _ field: String, _ value: Versioned<JSONValue>) {
+        var bucket = entries[key] ?? [:]
+        bucket[field] = .latest(bucket[field], value)
+        entries[key] = bucket
+    }
+
+    /// Merged values of one entry.
+    public func values(_ key: EntryKey) -> [String: JSONValue] {
+        (entries[key] ?? [:]).mapValues(\.value)
+    }
+
+    public var totalCost: Double? {
+        guard !costs.isEmpty else { return nil }
+        // Summed in span-id order: float addition is not associative.
+        return costs.sorted { $0.key < $1.key }.reduce(0) { $0 + $1.value }
+    }
+}
+
+public struct MetadataLimits: Sendable, Hashable {
+    public var maxUpdateBytes = 65_536
+    public var maxTraceBytes = 1_048_576
+    public init(maxUpdateBytes: Int = 65_536, maxTraceBytes: Int = 1_048_576) {
+        self.maxUpdateBytes = maxUpdateBytes
+        self.maxTraceBytes = maxTraceBytes
+    }
+}

@@ -1,0 +1,160 @@
+import TracefoldModel
+
+/// Langfuse observation types (SPEC §2.2).
+public enum ObservationType: String, Sendable, Hashable, Codable, CaseIterable {
+    case span = "SPAN", generation = "GENERATION", event = "EVENT", agent = "AGENT", tool = "TOOL", chain = "CHAIN"
+    case retriever = "RETRIEVER", evaluator = "EVALUATOR", guardrail = "GUARDRAIL", embedding = "EMBEDDING"
+}
+
+/// Observation levels, in increasing severity.
+public enum ObservationLevel: String, Sendable, Hashable, Codable, Comparable {
+    case debug = "DEBUG", `default` = "DEFAULT", warning = "WARNING", error = "ERROR"
+
+    var rank: Int {
+        switch self {
+        case .debug: 0
+        case .default: 1
+        case .warning: 2
+        case .error: 3
+        }
+    }
+
+    public static func < (a: Self, b: Self) -> Bool { a.rank < b.rank }
+
+    /// R13: case-insensitive, with aliases.
+    public init?(alias: String) {
+        switch alias.uppercased() {
+        case "DEBUG", "TRACE", "VERBOSE": self = .debug
+        case "DEFAULT", "INFO", "LOG", "NOTICE", "OK", "SUCCESS": self = .default
+        case "WARNING", "WARN": self = .warning
+        case "ERROR", "FATAL", "CRITICAL": self = .error
+        default: return nil
+        }
+    }
+}
+
+/// What orders competing updates (SPEC §3.2): a time in ns, then the span id,
+/// then the position of the update within the span. The greatest key wins.
+public struct OrderKey: Hashable, Comparable, Sendable, Codable {
+    public var time: UInt64
+    public var spanID: UInt64
+    public var position: Int
+
+    public init(time: UInt64, spanID: UInt64, position: Int) {
+        self.time = time
+        self.spanID = spanID
+        self.position = position
+    }
+
+    public static func < (a: Self, b: Self) -> Bool { (a.time, a.spanID, a.position) < (b.time, b.spanID, b.position) }
+}
+
+/// SPEC §4.1 scopes.
+public enum MetadataScope: String, Sendable, Hashable, Codable, Comparable {
+    case trace, observation, extendedTrace = "extended_trace"
+
+    public init?(wire: String) {
+        switch wire.lowercased() {
+        case "trace", "run": self = .trace
+        case "observation", "step", "step_attempt": self = .observation
+        case "extended_trace": self = .extendedTrace
+        default: return nil
+        }
+    }
+
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// One metadata change `(target, kind, values)` (SPEC §4).
+public struct MetadataUpdate: Sendable, Hashable {
+    /// Identifies the update for exactly-once (SPEC §4.7): `<spanId>/<position>`
+    /// for updates a span carries.
+    public var id: String
+    public var scope: MetadataScope
+    /// The observation or span the update is addressed to; nil for trace scope.
+    public var target: SpanID?
+    public var kind: String
+    public var values: [String: JSONValue]
+    public var order: OrderKey
+
+    public init(id: String, scope: MetadataScope, target: SpanID?, kind: String, values: [String: JSONValue], order: OrderKey) {
+        self.id = id
+        self.scope = scope
+        self.target = target
+        self.kind = kind
+        self.values = values
+        self.order = order
+    }
+
+    public var size: Int { JSONDecoding.updateSize(values) }
+}
+
+/// The observation record of one span (SPEC §2), before trace-level folding.
+public struct Observation: Sendable, Hashable {
+    public var id: SpanID
+    public var traceID: TraceID
+    public var parentID: SpanID?
+    public var type: ObservationType
+    public var name: String
+    public var startTimeUnixNano: UInt64
+    public var endTimeUnixNano: UInt64
+    public var completionStartTime: UInt64?
+    public var model: String?
+    public var modelParameters: [String: JSONValue]?
+    public var input: JSONValue?
+    public var output: JSONValue?
+    public var usageDetails: [String: JSONValue]
+    public var costDetails: [String: JSONValue]
+    /// The Langfuse-compatible metadata view (SPEC §2.4) without user keys:
+    /// `resourceAttributes`, `scope` and, for non-SDK scopes, `attributes`.
+    /// User keys come from the observation-scope updates at fold time.
+    public var systemMetadata: [String: JSONValue]
+    public var level: ObservationLevel
+    public var statusMessage: String?
+    public var version: String?
+    public var release: String?
+    public var environment: String
+    public var promptName: String?
+    public var promptVersion: Int64?
+
+    /// `costDetails.total` as a number, for the trace's `totalCost`.
+    public var totalCost: Double? {
+        switch costDetails["total"] {
+        case .int(let i): Double(i)
+        case .double(let d): d
+        default: nil
+        }
+    }
+}
+
+/// What one span says about its trace (SPEC §3.1, R31–R39). Absent means
+/// "says nothing", which never overwrites.
+public struct TraceContribution: Sendable, Hashable {
+    public var name: String?
+    public var userID: String?
+    public var sessionID: String?
+    public var version: String?
+    public var release: String?
+    /// The span's own environment, when it names one (not the "default" fallback).
+    public var environment: String?
+    public var tags: [String] = []
+    public var isPublic = false
+    public var input: JSONValue?
+    public var output: JSONValue?
+    /// `langfuse.internal.as_root`.
+    public var asRoot = false
+}
+
+/// Everything the fold needs from one span.
+public struct MappedSpan: Sendable, Hashable {
+    public var observation: Observation
+    public var trace: TraceContribution
+    /// Updates this span carries, in position order.
+    public var updates: [MetadataUpdate]
+    /// Problems found while mapping, as `tracefold.warnings` values.
+    public var warnings: [String: JSONValue]
+    /// Order key of the span's own attributes (its start time).
+    public var order: OrderKey
+    public var resourceAttributes: JSONValue
+    public var scope: JSONValue
+}

@@ -1,0 +1,465 @@
+import TracefoldModel
+
+/// Maps one span to its observation record, its trace contribution and the
+/// metadata updates it carries: the Langfuse server rules R7–R30 and R31–R39
+/// (`reference/langfuse.md` §b) with the choices of SPEC §2–§4.
+public struct SpanMapper: Sendable {
+    public init() {}
+
+    public static let internalPrefix = "_tracefold."
+    public static let metadataEventName = "tracefold.metadata"
+
+    public func map(_ span: Span, resource: Resource, scope: InstrumentationScope) -> MappedSpan {
+        // SPEC §2.5: clients cannot forge internal attributes.
+        let attrs = AttributeTable(span.attributes.filter { !$0.key.hasPrefix(Self.internalPrefix) })
+        let res = AttributeTable(resource.attributes.filter { !$0.key.hasPrefix(Self.internalPrefix) })
+        var warnings = [String: JSONValue]()
+        let order = OrderKey(time: span.startTimeUnixNano, spanID: span.spanID.value, position: 0)
+
+        let type = Self.observationType(attrs)
+        let model = Self.model(attrs)
+        let (input, output, ioKeys) = Self.inputOutput(attrs)
+        let resourceJSON = res.object
+        let scopeJSON: JSONValue = .object([
+            "name": .string(scope.name), "version": .string(scope.version),
+            "attributes": AttributeTable(scope.attributes).object,
+        ])
+        var system: [String: JSONValue] = ["resourceAttributes": resourceJSON, "scope": scopeJSON]
+        if !scope.name.hasPrefix("langfuse-sdk") {
+            // R26: the remaining span attributes, typed (SPEC §2.4), without
+            // metadata-prefix keys and the input/output keys consumed.
+            var remaining = [String: JSONValue]()
+            for a in attrs.ordered where !Self.isMetadataKey(a.key) && !ioKeys.contains(a.key) {
+                remaining[a.key] = a.value.json
+            }
+            system["attributes"] = .object(remaining)
+        }
+
+        let level: ObservationLevel =
+            attrs["langfuse.observation.level"]?.stringValue.flatMap(ObservationLevel.init(alias:))
+            ?? (span.status.code == .error ? .error : .default)
+        let statusMessage = attrs["langfuse.observation.status_message"]?.text ?? (span.status.message.isEmpty ? nil : span.status.message)
+        let environment = Self.environment(attrs, res)
+
+        var observation = Observation(
+            id: span.spanID, traceID: span.traceID, parentID: span.parentSpanID, type: type, name: Self.name(span, attrs),
+            startTimeUnixNano: span.startTimeUnixNano,
+            // R8: a missing end is the start; an end before the start is clamped.
+            endTimeUnixNano: span.endTimeUnixNano == 0 ? span.startTimeUnixNano : max(span.endTimeUnixNano, span.startTimeUnixNano),
+            completionStartTime: Self.completionStart(attrs),
+            model: model, modelParameters: Self.modelParameters(attrs), input: input, output: output,
+            usageDetails: Self.usage(attrs), costDetails: Self.cost(attrs), systemMetadata: system,
+            level: level, statusMessage: statusMessage,
+            version: attrs["langfuse.version"]?.text ?? res["service.version"]?.text,
+            release: attrs["langfuse.release"]?.text ?? res["langfuse.release"]?.text,
+            environment: environment ?? "default"
+        )
+        if type == .generation {
+            observation.promptName = (attrs["langfuse.observation.prompt.name"] ?? attrs["langfuse.prompt.name"])?.text
+            observation.promptVersion = Self.int((attrs["langfuse.observation.prompt.version"] ?? attrs["langfuse.prompt.version"]))
+        }
+        if span.startTimeUnixNano == 0 && span.endTimeUnixNano != 0 {
+            observation.startTimeUnixNano = span.endTimeUnixNano
+        }
+
+        var trace = TraceContribution()
+        trace.name = attrs["langfuse.trace.name"]?.text.flatMap(Self.nonEmpty)
+        trace.userID = Self.firstText(attrs, ["langfuse.user.id", "user.id", "langfuse.observation.metadata.langfuse_user_id", "langfuse.trace.metadata.langfuse_user_id", "ai.telemetry.metadata.userId"])
+        trace.sessionID = Self.firstText(attrs, ["langfuse.session.id", "session.id", "gen_ai.conversation.id", "langfuse.observation.metadata.langfuse_session_id", "langfuse.trace.metadata.langfuse_session_id", "ai.telemetry.metadata.sessionId"])
+        trace.version = observation.version
+        trace.release = observation.release
+        trace.environment = environment
+        trace.tags = Self.tags(attrs)
+        trace.isPublic = Self.truthy(attrs["langfuse.trace.public"] ?? attrs["langfuse.public"])
+        trace.input = attrs["langfuse.trace.input"]?.decodedJSON
+        trace.output = attrs["langfuse.trace.output"]?.decodedJSON
+        trace.asRoot = Self.truthy(attrs["langfuse.internal.as_root"])
+
+        // Updates, in position order: Langfuse trace metadata, Langfuse
+        // observation metadata, tracefold.metadata events, system extractors.
+        var updates = [MetadataUpdate]()
+        var position = 0
+        func add(_ scope: MetadataScope, _ target: SpanID?, _ kind: String, _ values: [String: JSONValue], time: UInt64) {
+            position += 1
+            // Size limits are the fold's to enforce: the cumulative one needs
+            // the trace's state.
+            updates.append(
+                MetadataUpdate(
+                    id: "\(span.spanID.hex)/\(position)", scope: scope, target: target, kind: kind, values: values,
+                    order: OrderKey(time: time, spanID: span.spanID.value, position: position)
+                )
+            )
+        }
+        let traceMeta = Self.metadata(attrs, domain: "trace", warnings: &warnings, spanID: span.spanID)
+        if !traceMeta.isEmpty { add(.trace, nil, "userland.default", traceMeta, time: span.startTimeUnixNano) }
+        let obsMeta = Self.metadata(attrs, domain: "observation", warnings: &warnings, spanID: span.spanID)
+        if !obsMeta.isEmpty { add(.observation, span.spanID, "userland.default", obsMeta, time: span.startTimeUnixNano) }
+        for (index, event) in span.events.enumerated() where event.name == Self.metadataEventName {
+            switch Self.eventUpdate(event, span: span) {
+            case .success(let (scope, target, kind, values)):
+                add(scope, target, kind, values, time: event.timeUnixNano)
+            case .failure(let reason):
+                warnings["\(span.spanID.hex)/event/\(index)"] = .string(reason.message)
+            }
+        }
+        let ai = Self.extract(attrs, where: Self.isAIKey)
+        if !ai.isEmpty { add(.extendedTrace, span.spanID, "tracefold.ai", ai, time: span.startTimeUnixNano) }
+        let http = Self.extract(attrs, where: { $0.hasPrefix("http.") || $0.hasPrefix("url.") })
+        if !http.isEmpty { add(.extendedTrace, span.spanID, "tracefold.http", http, time: span.startTimeUnixNano) }
+
+        return MappedSpan(
+            observation: observation, trace: trace, updates: updates, warnings: warnings, order: order,
+            resourceAttributes: resourceJSON, scope: scopeJSON
+        )
+    }
+
+    // MARK: R11–R12 name and type
+
+    static func name(_ span: Span, _ a: AttributeTable) -> String {
+        for key in ["gen_ai.tool.name", "genkit:name", "logfire.msg", "ai.toolCall.name"] {
+            if let v = a[key]?.text, !v.isEmpty { return v }
+        }
+        if let op = a["ai.operationId"]?.text, !op.isEmpty {
+            if let fn = a["ai.telemetry.functionId"]?.text, !fn.isEmpty { return fn + ":" + op }
+            return op
+        }
+        return span.name
+    }
+
+    static func observationType(_ a: AttributeTable) -> ObservationType {
+        if let t = a["langfuse.observation.type"]?.text, let type = ObservationType(rawValue: t.uppercased()) { return type }
+        if let k = a["openinference.span.kind"]?.text?.uppercased() {
+            switch k {
+            case "LLM": return .generation
+            case "CHAIN": return .chain
+            case "RETRIEVER": return .retriever
+            case "EMBEDDING": return .embedding
+            case "AGENT": return .agent
+            case "TOOL": return .tool
+            case "GUARDRAIL": return .guardrail
+            case "EVALUATOR": return .evaluator
+            default: break
+            }
+        }
+        if let op = a["gen_ai.operation.name"]?.text {
+            switch op {
+            case "chat", "completion", "text_completion", "generate_content", "generate": return .generation
+            case "embeddings": return .embedding
+            case "invoke_agent", "create_agent": return .agent
+            case "execute_tool": return .tool
+            default: break
+            }
+        }
+        if a["gen_ai.tool.name"] != nil || a["gen_ai.tool.call.id"] != nil { return .tool }
+        for key in ["langfuse.observation.model.name", "gen_ai.request.model", "gen_ai.response.model", "llm.model_name", "model"] where a[key] != nil {
+            return .generation
+        }
+        return .span
+    }
+
+    // MARK: R16 environment
+
+    static func environment(_ a: AttributeTable, _ r: AttributeTable) -> String? {
+        for key in ["langfuse.environment", "deployment.environment.name", "deployment.environment"] {
+            for table in [a, r] {
+                if let v = table[key]?.text, !v.isEmpty { return normaliseEnvironment(v) }
+            }
+        }
+        return nil
+    }
+
+    /// Lower-cased, leading `langfuse-`/`langfuse_` stripped, at most 40
+    /// characters of `[a-z0-9_-]`; anything else is "default".
+    public static func normaliseEnvironment(_ raw: String) -> String {
+        var v = Substring(raw.lowercased())
+        while v.hasPrefix("langfuse-") || v.hasPrefix("langfuse_") { v = v.dropFirst(9) }
+        let s = String(v.prefix(40))
+        guard !s.isEmpty, s.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-" }) else {
+            return "default"
+        }
+        return s
+    }
+
+    // MARK: R17–R22 generation fields
+
+    static func model(_ a: AttributeTable) -> String? {
+        firstText(a, ["langfuse.observation.model.name", "gen_ai.response.model", "ai.model.id", "gen_ai.request.model", "llm.response.model", "llm.model_name", "model"])
+    }
+
+    static func modelParameters(_ a: AttributeTable) -> [String: JSONValue]? {
+        func scalarsOnly(_ o: [String: JSONValue]) -> [String: JSONValue] {
+            o.mapValues { v in
+                switch v {
+                case .string, .int, .double: v
+                default: .string(JSONWriter.serialize(v))
+                }
+            }
+        }
+        for key in ["langfuse.observation.model.parameters", "llm.invocation_parameters", "model_config"] {
+            if let s = a[key]?.stringValue, case .object(let o)? = try? JSONParser.parse(s) { return scalarsOnly(o) }
+        }
+        var out = [String: JSONValue]()
+        for attr in a.ordered {
+            for prefix in ["gen_ai.request.", "llm.invocation_parameters."] where attr.key.hasPrefix(prefix) {
+                let name = String(attr.key.dropFirst(prefix.count))
+                if name != "model" { out[name] = attr.value.json }
+            }
+        }
+        return out.isEmpty ? nil : scalarsOnly(out)
+    }
+
+    static func usage(_ a: AttributeTable) -> [String: JSONValue] {
+        if let s = a["langfuse.observation.usage_details"]?.stringValue, let parsed = try? JSONParser.parse(s) {
+            guard case .object(let o) = parsed else { return [:] }
+            return withTotal(o)
+        }
+        func n(_ keys: [String]) -> Double? {
+            for k in keys { if let v = number(a[k]) { return v } }
+            return nil
+        }
+        let input = n(["gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"])
+        let output = n(["gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"])
+        let total = n(["gen_ai.usage.total_tokens", "llm.token_count.total"])
+        let cacheRead = n(["gen_ai.usage.cache_read_input_tokens", "gen_ai.usage.input_tokens_details.cached_tokens", "llm.token_count.prompt_details.cache_read"])
+        let cacheCreation = n(["gen_ai.usage.cache_creation_input_tokens", "llm.token_count.prompt_details.cache_write"])
+        let reasoning = n(["gen_ai.usage.reasoning_tokens", "gen_ai.usage.output_tokens_details.reasoning_tokens", "llm.token_count.completion_details.reasoning"])
+        let audio = n(["gen_ai.usage.output_tokens_details.audio_tokens", "llm.token_count.completion_details.audio"])
+        var out = [String: JSONValue]()
+        if let input { out["input"] = numberJSON(input - (cacheRead ?? 0) - (cacheCreation ?? 0)) }
+        if let output { out["output"] = numberJSON(output - (reasoning ?? 0) - (audio ?? 0)) }
+        if let cacheRead { out["input_cached_tokens"] = numberJSON(cacheRead) }
+        if let cacheCreation { out["input_cache_creation"] = numberJSON(cacheCreation) }
+        if let reasoning { out["output_reasoning_tokens"] = numberJSON(reasoning) }
+        if let audio { out["output_audio_tokens"] = numberJSON(audio) }
+        if let total { out["total"] = numberJSON(total) }
+        return out.isEmpty ? [:] : withTotal(out)
+    }
+
+    static func cost(_ a: AttributeTable) -> [String: JSONValue] {
+        if let s = a["langfuse.observation.cost_details"]?.stringValue, let parsed = try? JSONParser.parse(s) {
+            guard case .object(let o) = parsed else { return [:] }
+            return withTotal(o)
+        }
+        if let v = number(a["gen_ai.usage.cost"] ?? a["llm.cost.total"]) { return ["total": numberJSON(v)] }
+        return [:]
+    }
+
+    /// SPEC §2.2: fill in `total` as the sum of the numeric values when absent.
+    static func withTotal(_ o: [String: JSONValue]) -> [String: JSONValue] {
+        guard !o.isEmpty, o["total"] == nil else { return o }
+        var sum = 0.0
+        var allInts = true
+        for v in o.values {
+            switch v {
+            case .int(let i): sum += Double(i)
+            case .double(let d): sum += d; allInts = false
+            default: break
+            }
+        }
+        var out = o
+        // Decimal sums like 0.001 + 0.002 are rounded to 12 places so that the
+        // total reads 0.003, not 0.0030000000000000001.
+        out["total"] = allInts ? .int(Int64(sum)) : .double((sum * 1e12).rounded() / 1e12)
+        return out
+    }
+
+    static func completionStart(_ a: AttributeTable) -> UInt64? {
+        guard let raw = a["langfuse.observation.completion_start_time"]?.stringValue else { return nil }
+        if let t = ISOTime.parse(raw) { return t }
+        if case .string(let inner)? = try? JSONParser.parse(raw) { return ISOTime.parse(inner) }
+        return nil
+    }
+
+    // MARK: R23–R24 input and output
+
+    /// (input, output, the attribute keys they were taken from).
+    static func inputOutput(_ a: AttributeTable) -> (JSONValue?, JSONValue?, Set<String>) {
+        let pairs: [(String, String)] = [
+            ("langfuse.observation.input", "langfuse.observation.output"),
+            ("mlflow.spanInputs", "mlflow.spanOutputs"),
+            ("traceloop.entity.input", "traceloop.entity.output"),
+            ("input.value", "output.value"),
+            ("input", "output"),
+            ("tool_arguments", "tool_response"),
+            ("gen_ai.input.messages", "gen_ai.output.messages"),
+            ("gen_ai.tool.call.arguments", "gen_ai.tool.call.result"),
+        ]
+        for (inKey, outKey) in pairs where a[inKey] != nil || a[outKey] != nil {
+            return (a[inKey]?.decodedJSON, a[outKey]?.decodedJSON, [inKey, outKey])
+        }
+        return (nil, nil, [])
+    }
+
+    // MARK: R25–R30 metadata
+
+    static let metadataPrefixes = ["langfuse.observation.metadata", "langfuse.trace.metadata", "langfuse.metadata", "ai.telemetry.metadata"]
+
+    static func isMetadataKey(_ key: String) -> Bool {
+        metadataPrefixes.contains { key == $0 || key.hasPrefix($0 + ".") }
+    }
+
+    /// The user metadata of one domain (`trace` or `observation`): the JSON
+    /// blob, then `<prefix>.<k>` keys, which win (a dotted remainder stays one
+    /// flat key). Values are decoded at ingest (SPEC §2.3).
+    static func metadata(_ a: AttributeTable, domain: String, warnings: inout [String: JSONValue], spanID: SpanID) -> [String: JSONValue] {
+        let prefix = "langfuse.\(domain).metadata"
+        var out = [String: JSONValue]()
+        let blobKey = a[prefix] != nil ? prefix : (domain == "observation" && a["langfuse.metadata"] != nil ? "langfuse.metadata" : nil)
+        if let blobKey, let blob = a[blobKey] {
+            switch blob.decodedJSON {
+            case .object(let o): out = o
+            case .array(let items):
+                // R30: an array blob spreads as {"0": …, "1": …}.
+                for (i, v) in items.enumerated() { out[String(i)] = v }
+            default:
+                warnings["\(spanID.hex)/\(blobKey)"] = .string("\(blobKey) is not a JSON object; dropped")
+            }
+        }
+        let prefixes = domain == "observation" ? [prefix + ".", "langfuse.metadata.", "ai.telemetry.metadata."] : [prefix + "."]
+        let excluded: Set<String> = ["userId", "sessionId", "tags", "langfusePrompt"]
+        for attr in a.ordered {
+            for p in prefixes where attr.key.hasPrefix(p) {
+                let key = String(attr.key.dropFirst(p.count))
+                if key.isEmpty || (p == "ai.telemetry.metadata." && excluded.contains(key)) { continue }
+                out[key] = attr.value.decodedJSON
+            }
+        }
+        return out
+    }
+
+    // MARK: SPEC §4.2 tracefold.metadata events
+
+    struct EventError: Error { var message: String }
+
+    static func eventUpdate(_ event: SpanEvent, span: Span) -> Result<(MetadataScope, SpanID?, String, [String: JSONValue]), EventError> {
+        let a = AttributeTable(event.attributes)
+        let scopeText = a["tracefold.metadata.scope"]?.text ?? "observation"
+        guard let scope = MetadataScope(wire: scopeText) else { return .failure(EventError(message: "unknown metadata scope \"\(scopeText)\"")) }
+        if let op = a["tracefold.metadata.op"]?.text, op.lowercased() != "merge" {
+            return .failure(EventError(message: "unsupported op \"\(op)\""))
+        }
+        let kind: String
+        switch MetadataKind.normalise(a["tracefold.metadata.kind"]?.text ?? "", fromClient: true) {
+        case .success(let k): kind = k
+        case .failure(let e): return .failure(EventError(message: e.message))
+        }
+        guard let raw = a["tracefold.metadata.values"]?.stringValue, case .object(let values)? = try? JSONParser.parse(raw) else {
+            return .failure(EventError(message: "tracefold.metadata.values must be a JSON object"))
+        }
+        switch scope {
+        case .trace: return .success((.trace, nil, kind, values))
+        case .observation: return .success((.observation, span.spanID, kind, values))
+        case .extendedTrace:
+            guard let hex = a["tracefold.metadata.span_id"]?.text, let target = SpanID(hex: hex), !target.isZero else {
+                return .failure(EventError(message: "extended_trace metadata needs tracefold.metadata.span_id (16 hex digits)"))
+            }
+            return .success((.extendedTrace, target, kind, values))
+        }
+    }
+
+    // MARK: system extractors
+
+    static func isAIKey(_ key: String) -> Bool {
+        key.hasPrefix("gen_ai.request.") || key.hasPrefix("gen_ai.usage.") || key == "gen_ai.response.model"
+            || key == "gen_ai.response.finish_reasons" || key == "gen_ai.response.id" || key == "gen_ai.system"
+            || key == "gen_ai.provider.name" || key == "gen_ai.operation.name"
+    }
+
+    static func extract(_ a: AttributeTable, where include: (String) -> Bool) -> [String: JSONValue] {
+        var out = [String: JSONValue]()
+        for attr in a.ordered where include(attr.key) { out[attr.key] = attr.value.json }
+        return out
+    }
+
+    // MARK: R36–R39 helpers
+
+    static func tags(_ a: AttributeTable) -> [String] {
+        for key in ["langfuse.trace.tags", "langfuse.tags", "langfuse.observation.metadata.langfuse_tags", "langfuse.trace.metadata.langfuse_tags", "ai.telemetry.metadata.tags", "tag.tags"] {
+            guard let v = a[key] else { continue }
+            let parsed = parseTags(v)
+            if !parsed.isEmpty { return parsed }
+        }
+        return []
+    }
+
+    static func parseTags(_ v: AttributeValue) -> [String] {
+        switch v {
+        case .array(let items): return items.compactMap(\.text).filter { !$0.isEmpty }
+        case .string(let s):
+            let t = s.trimmed
+            if t.hasPrefix("["), case .array(let items)? = try? JSONParser.parse(t) {
+                return items.compactMap { if case .string(let x) = $0 { x } else { $0 == .null ? nil : JSONWriter.serialize($0) } }
+            }
+            if t.contains(",") { return t.split(separator: ",").map { String($0).trimmed }.filter { !$0.isEmpty } }
+            return t.isEmpty ? [] : [t]
+        default:
+            return v.text.map { [$0] } ?? []
+        }
+    }
+
+    static func truthy(_ v: AttributeValue?) -> Bool {
+        switch v {
+        case .bool(true): true
+        case .string(let s): s.lowercased() == "true"
+        default: false
+        }
+    }
+
+    static func firstText(_ a: AttributeTable, _ keys: [String]) -> String? {
+        for key in keys {
+            guard let v = a[key] else { continue }
+            // v5 JSON-encodes metadata values; a quoted string reads unquoted.
+            let text: String? = key.contains(".metadata.") ? (v.decodedJSON.stringValue ?? v.text) : v.text
+            if let text, !text.isEmpty { return text }
+        }
+        return nil
+    }
+
+    static func nonEmpty(_ s: String) -> String? { s.isEmpty ? nil : s }
+
+    static func number(_ v: AttributeValue?) -> Double? {
+        switch v {
+        case .int(let i): Double(i)
+        case .double(let d): d
+        case .string(let s): Double(s.trimmed)
+        default: nil
+        }
+    }
+
+    static func numberJSON(_ d: Double) -> JSONValue {
+        d == d.rounded() && abs(d) < 9e15 ? .int(Int64(d)) : .double(d)
+    }
+
+    static func int(_ v: AttributeValue?) -> Int64? {
+        switch v {
+        case .int(let i): i
+        case .double(let d) where d == d.rounded(): Int64(d)
+        case .string(let s): Int64(s.trimmed)
+        default: nil
+        }
+    }
+}
+
+/// Attributes by key (the last of duplicate keys wins), keeping wire order.
+struct AttributeTable {
+    let ordered: [Attribute]
+    private let index: [String: AttributeValue]
+
+    init(_ attributes: [Attribute]) {
+        ordered = attributes
+        index = Dictionary(attributes.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
+    }
+
+    subscript(key: String) -> AttributeValue? { index[key] }
+
+    var object: JSONValue { .object(index.mapValues(\.json)) }
+}
+
+extension String {
+    var trimmed: String {
+        var s = Substring(self)
+        while let f = s.first, f.isWhitespace { s = s.dropFirst() }
+        while let l = s.last, l.isWhitespace { s = s.dropLast() }
+        return String(s)
+    }
+}
