@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(
@@ -31,7 +32,14 @@ let package = Package(
         .target(name: "OTLP", dependencies: ["OTLPProtoC", "CSystemLibraries", "TracefoldModel"]),
         .target(name: "Compression", dependencies: ["CSystemLibraries"]),
         .target(name: "TracefoldMapping", dependencies: ["TracefoldModel"]),
-        .target(name: "TracefoldFold", dependencies: ["TracefoldModel", "TracefoldMapping"]),
+        .target(
+            name: "TracefoldFold",
+            dependencies: ["TracefoldModel", "TracefoldMapping", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "TracefoldStore",
+            dependencies: ["TracefoldModel", "TracefoldMapping", "TracefoldFold", "OTLP", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .target(
             name: "TracefoldConfig",
             dependencies: [.product(name: "Yams", package: "Yams")]
@@ -49,7 +57,7 @@ let package = Package(
         .target(
             name: "TracefoldExport",
             dependencies: [
-                "TracefoldModel", "TracefoldConfig", "OTLP",
+                "TracefoldModel", "TracefoldConfig", "OTLP", "TracefoldStore", "Compression",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -57,6 +65,7 @@ let package = Package(
             name: "TracefoldCollector",
             dependencies: [
                 "TracefoldIntake", "TracefoldExport", "TracefoldConfig", "TracefoldModel", "OTLP", "Compression",
+                "TracefoldFold", "TracefoldStore", "TracefoldMapping",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -83,7 +92,7 @@ let package = Package(
             name: "TracefoldTests",
             dependencies: [
                 "OTLP", "TracefoldModel", "Compression", "TracefoldConfig", "TracefoldIntake",
-                "TracefoldExport", "TracefoldCollector", "TracefoldMapping", "TracefoldFold",
+                "TracefoldExport", "TracefoldCollector", "TracefoldMapping", "TracefoldFold", "TracefoldStore",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

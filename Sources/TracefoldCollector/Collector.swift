@@ -6,8 +6,10 @@ import NIOCore
 import OTLP
 import TracefoldConfig
 import TracefoldExport
+import TracefoldFold
 import TracefoldIntake
 import TracefoldModel
+import TracefoldStore
 
 /// Assembles the pipeline from a config: receiver → intake log → pipeline →
 /// exporters, plus the HTTP server that fronts it. Like otelcol's `service`.
@@ -17,6 +19,9 @@ public final class Collector: Sendable {
     let log: IntakeLog
     let pipeline: SpanPipeline
     let sinks: [any SpanSink]
+    /// The SQLite store, when the fold runs.
+    public let store: SQLiteStore?
+    let recordExporter: JSONLRecordExporter?
 
     /// Opens the data directory and the exporters, and replays any intake-log
     /// records that the exporters may not have (after a crash).
@@ -26,6 +31,20 @@ public final class Collector: Sendable {
         try FileManager.default.createDirectory(atPath: config.store.directory, withIntermediateDirectories: true)
 
         var sinks = [any SpanSink]()
+        if let fold = config.activeFold {
+            let store = try SQLiteStore(path: config.store.resolvedSQLitePath)
+            self.store = store
+            sinks.append(
+                TraceFolder(
+                    store: store, limits: MetadataLimits(maxUpdateBytes: fold.maxUpdateBytes, maxTraceBytes: fold.maxTraceMetadataBytes),
+                    maxOpenTraces: fold.maxOpenTraces, logger: logger
+                )
+            )
+            recordExporter = try config.activeJSONL.map { try JSONLRecordExporter(config: $0, store: store, logger: logger) }
+        } else {
+            store = nil
+            recordExporter = nil
+        }
         if let spansConfig = config.activeSpansJSONL {
             sinks.append(try SpansJSONLExporter(config: spansConfig, logger: logger))
         }
@@ -34,7 +53,7 @@ public final class Collector: Sendable {
         let log = try IntakeLog(directory: config.store.intakeLogDirectory, segmentSize: config.store.segmentSize, logger: logger)
         self.log = log
         let checkpoint = CheckpointFile(path: config.store.intakeLogDirectory + "/checkpoint")
-        let syncInterval = config.activeSpansJSONL?.flushInterval ?? .seconds(1)
+        let syncInterval = [config.activeSpansJSONL?.flushInterval, config.activeJSONL?.flushInterval].compactMap { $0 }.min() ?? .seconds(1)
         pipeline = SpanPipeline(sinks: sinks, checkpoint: checkpoint, syncInterval: syncInterval, capacity: config.store.maxPendingSpans, logger: logger) { lsn in
             log.discard(through: lsn)
         }
@@ -51,8 +70,9 @@ public final class Collector: Sendable {
         }
         if config.store.durability == .fsync {
             let pipeline = self.pipeline
-            try log.start { batch, lsn in pipeline.enqueue(batch, lsn: lsn) }
+            try log.start { batch, lsn, consumed in pipeline.enqueue(batch, lsn: lsn, completion: consumed) }
         }
+        recordExporter?.start()
     }
 
     /// Decodes a logged request exactly as the receiver did when it accepted it.
@@ -106,10 +126,14 @@ public final class Collector: Sendable {
     /// been synced.
     public func drain() { pipeline.drain() }
 
+    /// Writes every pending record to the JSONL export now, idle or not.
+    public func flushExport() throws { try recordExporter?.flushAll() }
+
     /// Stops intake, drains the pipeline, syncs and closes the exporters.
     public func shutdown() {
         log.close()
         pipeline.shutdown()
+        recordExporter?.shutdown()
         logger.notice("tracefold stopped; everything accepted is written")
     }
 
@@ -119,7 +143,8 @@ public final class Collector: Sendable {
             "tracefold starting",
             metadata: [
                 "endpoint": "http://\(r.endpoint)",
-                "store": "\(config.store.directory)",
+                "store": "\(config.activeFold != nil ? "sqlite \(config.store.resolvedSQLitePath)" : "none")",
+                "export": "\(config.activeJSONL?.directory ?? "off")",
                 "intake_log": "\(config.store.intakeLogDirectory)",
                 "exporters": "\(config.service.exporters.joined(separator: ","))",
                 "spans_jsonl": "\(config.activeSpansJSONL?.directory ?? "off")",

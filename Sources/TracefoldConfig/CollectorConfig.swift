@@ -9,6 +9,8 @@ public struct CollectorConfig: Sendable, Equatable {
     public var receiver: OTLPReceiverConfig
     public var store: StoreConfig
     public var spansJSONL: SpansJSONLExporterConfig?
+    public var jsonl: JSONLExporterConfig?
+    public var fold: FoldProcessorConfig?
     public var service: ServiceConfig
 
     public init(
@@ -22,7 +24,8 @@ public struct CollectorConfig: Sendable, Equatable {
     }
 
     /// Exporter component ids that tracefold knows.
-    public static let exporterTypes = ["spans_jsonl"]
+    public static let exporterTypes = ["jsonl", "spans_jsonl"]
+    public static let processorTypes = ["fold"]
 }
 
 public struct OTLPReceiverConfig: Sendable, Equatable {
@@ -98,6 +101,33 @@ public struct StoreConfig: Sendable, Equatable {
     public init() {}
 
     public var intakeLogDirectory: String { directory + "/intake" }
+    /// SPEC §8.1: `<data>/tracefold.sqlite` unless `sqlite.path` says otherwise.
+    public var sqlitePath: String?
+    public var resolvedSQLitePath: String { sqlitePath ?? directory + "/tracefold.sqlite" }
+}
+
+/// The record exporter (SPEC §6): trace and observation revisions as JSON lines.
+public struct JSONLExporterConfig: Sendable, Equatable {
+    public var directory: String
+    /// A trace is written once it has been idle this long.
+    public var flushAfter: Duration = .seconds(5)
+    /// How often pending records are written and the active file flushed.
+    public var flushInterval: Duration = .seconds(1)
+    public var maxMegabytes: Int = 100
+    public var maxAge: Duration = .seconds(3600)
+    public var compressRotated = true
+
+    public init(directory: String) { self.directory = directory }
+}
+
+/// The fold processor (SPEC §2–§4).
+public struct FoldProcessorConfig: Sendable, Equatable {
+    /// Trace states kept in memory; older ones are rebuilt from the store.
+    public var maxOpenTraces = 10_000
+    public var maxUpdateBytes = 65_536
+    public var maxTraceMetadataBytes = 1_048_576
+
+    public init() {}
 }
 
 /// The debug exporter: one span per line, OTLP/JSON field names.
@@ -147,15 +177,15 @@ extension CollectorConfig {
                     config.receiver = try parseOTLPReceiver(body, r)
                 }
             case "processors":
-                // No processors exist yet; any name is unknown.
-                for (name, nameNode, _) in try r.mapping(value, at: "processors", allowed: []) ?? [] {
+                for (name, nameNode, body) in try r.mapping(value, at: "processors", allowed: processorTypes) ?? [] {
                     declaredProcessors[name] = nameNode
-                    throw r.error(nameNode, "unknown processor \"\(name)\"")
+                    config.fold = try parseFold(body, r)
                 }
             case "exporters":
                 for (name, nameNode, body) in try r.mapping(value, at: "exporters", allowed: exporterTypes) ?? [] {
                     declaredExporters[name] = nameNode
                     if name == "spans_jsonl" { config.spansJSONL = try parseSpansJSONL(body, r) }
+                    if name == "jsonl" { config.jsonl = try parseJSONL(body, r) }
                 }
             case "extensions", "connectors":
                 if let entries = try r.mapping(value, at: key, allowed: []), let first = entries.first {
@@ -169,7 +199,10 @@ extension CollectorConfig {
                 throw r.error(keyNode, "unknown key \"\(key)\"")
             }
         }
-        try config.validate(declaredReceivers: declaredReceivers, declaredExporters: declaredExporters, r: r, serviceNode: top.first { $0.key == "service" }?.keyNode)
+        try config.validate(
+            declaredReceivers: declaredReceivers, declaredProcessors: declaredProcessors, declaredExporters: declaredExporters, r: r,
+            serviceNode: top.first { $0.key == "service" }?.keyNode
+        )
         return config
     }
 
@@ -247,9 +280,56 @@ extension CollectorConfig {
         return c
     }
 
+    private static func parseFold(_ node: Node, _ r: YAMLReader) throws(ConfigError) -> FoldProcessorConfig {
+        var c = FoldProcessorConfig()
+        for (key, _, value) in try r.mapping(node, at: "processors.fold", allowed: ["max_open_traces", "metadata"]) ?? [] {
+            if key == "max_open_traces" {
+                c.maxOpenTraces = try r.int(value, at: "processors.fold.max_open_traces")
+                guard c.maxOpenTraces > 0 else { throw r.error(value, "processors.fold.max_open_traces must be positive") }
+                continue
+            }
+            for (k, _, v) in try r.mapping(value, at: "processors.fold.metadata", allowed: ["max_update_bytes", "max_trace_bytes"]) ?? [] {
+                let n = try r.byteSize(v, at: "processors.fold.metadata.\(k)")
+                guard n > 0 else { throw r.error(v, "processors.fold.metadata.\(k) must be positive") }
+                if k == "max_update_bytes" { c.maxUpdateBytes = n } else { c.maxTraceMetadataBytes = n }
+            }
+        }
+        return c
+    }
+
+    private static func parseJSONL(_ node: Node, _ r: YAMLReader) throws(ConfigError) -> JSONLExporterConfig {
+        var c = JSONLExporterConfig(directory: "./data/export")
+        let path = "exporters.jsonl"
+        for (key, _, value) in try r.mapping(node, at: path, allowed: ["directory", "flush_after", "flush_interval", "rotation"]) ?? [] {
+            switch key {
+            case "directory":
+                c.directory = try r.string(value, at: "\(path).directory")
+                guard !c.directory.isEmpty else { throw r.error(value, "\(path).directory is empty") }
+            case "flush_after": c.flushAfter = try r.duration(value, at: "\(path).flush_after")
+            case "flush_interval":
+                c.flushInterval = try r.duration(value, at: "\(path).flush_interval")
+                guard c.flushInterval > .zero else { throw r.error(value, "\(path).flush_interval must be positive") }
+            default:
+                for (k, _, v) in try r.mapping(value, at: "\(path).rotation", allowed: ["max_megabytes", "max_age", "compress"]) ?? [] {
+                    switch k {
+                    case "max_megabytes":
+                        c.maxMegabytes = try r.int(v, at: "\(path).rotation.max_megabytes")
+                        guard c.maxMegabytes > 0 else { throw r.error(v, "\(path).rotation.max_megabytes must be positive") }
+                    case "max_age": c.maxAge = try r.duration(v, at: "\(path).rotation.max_age")
+                    default:
+                        let s = try r.string(v, at: "\(path).rotation.compress")
+                        guard s == "gzip" || s == "none" else { throw r.error(v, "\(path).rotation.compress must be gzip or none, got \"\(s)\"") }
+                        c.compressRotated = s == "gzip"
+                    }
+                }
+            }
+        }
+        return c
+    }
+
     private static func parseStore(_ node: Node, _ r: YAMLReader) throws(ConfigError) -> StoreConfig {
         var c = StoreConfig()
-        for (key, _, value) in try r.mapping(node, at: "store", allowed: ["directory", "durability", "segment_size", "max_pending_spans"]) ?? [] {
+        for (key, _, value) in try r.mapping(node, at: "store", allowed: ["directory", "durability", "segment_size", "max_pending_spans", "sqlite"]) ?? [] {
             switch key {
             case "directory":
                 c.directory = try r.string(value, at: "store.directory")
@@ -260,6 +340,12 @@ extension CollectorConfig {
                     throw r.error(value, "store.durability must be one of \(Durability.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(s)\"")
                 }
                 c.durability = d
+            case "sqlite":
+                for (_, _, v) in try r.mapping(value, at: "store.sqlite", allowed: ["path"]) ?? [] {
+                    let p = try r.string(v, at: "store.sqlite.path")
+                    guard !p.isEmpty else { throw r.error(v, "store.sqlite.path is empty") }
+                    c.sqlitePath = p
+                }
             case "max_pending_spans":
                 c.maxPendingSpans = try r.int(value, at: "store.max_pending_spans")
                 guard c.maxPendingSpans > 0 else { throw r.error(value, "store.max_pending_spans must be positive") }
@@ -305,13 +391,21 @@ extension CollectorConfig {
         return c
     }
 
-    private func validate(declaredReceivers: [String: Node], declaredExporters: [String: Node], r: YAMLReader, serviceNode: Node?) throws(ConfigError) {
+    private func validate(
+        declaredReceivers: [String: Node], declaredProcessors: [String: Node], declaredExporters: [String: Node], r: YAMLReader, serviceNode: Node?
+    ) throws(ConfigError) {
         for name in service.receivers where declaredReceivers[name] == nil {
             throw r.error(serviceNode, "service.pipelines.traces.receivers names \"\(name)\", which is not declared under receivers")
         }
         guard !service.receivers.isEmpty else { throw r.error(serviceNode, "service.pipelines.traces needs at least one receiver") }
-        if let name = service.processors.first {
+        for name in service.processors where declaredProcessors[name] == nil {
             throw r.error(serviceNode, "service.pipelines.traces.processors names \"\(name)\", which is not declared under processors")
+        }
+        for (name, node) in declaredProcessors where !service.processors.contains(name) {
+            throw r.error(node, "processor \"\(name)\" is declared but not used in service.pipelines.traces.processors")
+        }
+        if service.exporters.contains("jsonl") && !service.processors.contains("fold") {
+            throw r.error(declaredExporters["jsonl"], "exporter \"jsonl\" writes folded records; add the fold processor to service.pipelines.traces.processors")
         }
         for name in service.exporters where declaredExporters[name] == nil {
             throw r.error(serviceNode, "service.pipelines.traces.exporters names \"\(name)\", which is not declared under exporters")
@@ -325,8 +419,16 @@ extension CollectorConfig {
         "invalid YAML: \(error)"
     }
 
-    /// Only exporters named in the pipeline run.
+    /// Only components named in the pipeline run.
     public var activeSpansJSONL: SpansJSONLExporterConfig? {
         service.exporters.contains("spans_jsonl") ? spansJSONL : nil
+    }
+
+    public var activeJSONL: JSONLExporterConfig? {
+        service.exporters.contains("jsonl") ? jsonl : nil
+    }
+
+    public var activeFold: FoldProcessorConfig? {
+        service.processors.contains("fold") ? fold : nil
     }
 }

@@ -24,14 +24,33 @@ receivers:
         #       secret_key: ${env:TRACEFOLD_SECRET_KEY}
         #   bearer_tokens: [${env:TRACEFOLD_BEARER_TOKEN}]
 
+processors:
+  # Folds spans into trace and observation records (Langfuse mapping,
+  # update_trace merge, metadata scopes and kinds).
+  fold:
+    max_open_traces: 10000
+    metadata:
+      max_update_bytes: 65536
+      max_trace_bytes: 1048576
+
 exporters:
-  # One span per line, OTLP/JSON field names; a debug exporter like otelcol's
-  # file exporter.
-  spans_jsonl:
-    directory: ${env:TRACEFOLD_DATA_DIR:-./data}/spans
+  # Trace and observation revisions as JSON lines (SPEC §6).
+  jsonl:
+    directory: ${env:TRACEFOLD_DATA_DIR:-./data}/export
+    # A trace is written once it has been idle this long.
+    flush_after: ${env:TRACEFOLD_FLUSH_AFTER:-5s}
     flush_interval: 1s
+    rotation:
+      max_megabytes: 100
+      max_age: 1h
+      compress: gzip
+  # A debug exporter, one span per line in OTLP/JSON field names, like
+  # otelcol's file exporter. Add it to the pipeline to use it:
+  # spans_jsonl:
+  #   directory: ${env:TRACEFOLD_DATA_DIR:-./data}/spans
 
 store:
+  # Holds the intake log and tracefold.sqlite (SQLite, WAL mode).
   directory: ${env:TRACEFOLD_DATA_DIR:-./data}
   # fsync: every acknowledged span is in the fsynced intake log before the 200.
   # none: no intake log, for benchmarks only.
@@ -44,7 +63,8 @@ service:
   pipelines:
     traces:
       receivers: [otlp]
-      exporters: [spans_jsonl]
+      processors: [fold]
+      exporters: [jsonl]
   telemetry:
     logs:
       level: ${env:TRACEFOLD_LOG_LEVEL:-info}

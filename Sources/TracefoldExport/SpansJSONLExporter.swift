@@ -35,7 +35,7 @@ public final class SpansJSONLExporter: SpanSink, @unchecked Sendable {
         guard fd >= 0 else { throw ExportError("cannot create \(filePath): \(String(cString: strerror(errno)))") }
     }
 
-    public func consume(_ batch: SpanBatch) throws {
+    public func consume(_ batch: SpanBatch) throws -> [String] {
         var w = JSONWriter(reservingCapacity: 1024)
         batch.forEachSpan { span, resource, scope in
             guard written.insert(span.key).inserted else { return }
@@ -44,6 +44,7 @@ public final class SpansJSONLExporter: SpanSink, @unchecked Sendable {
         }
         buffer.append(contentsOf: w.bytes)
         if buffer.count >= Self.bufferLimit { try flush() }
+        return []
     }
 
     public func sync() throws {

@@ -35,6 +35,7 @@ public final class IntakeLog: @unchecked Sendable {
         var body: [UInt8]
         var batch: SpanBatch
         var continuation: CheckedContinuation<UInt64, any Error>
+        var onConsumed: (@Sendable ([String]) -> Void)?
     }
 
     private struct State {
@@ -47,7 +48,8 @@ public final class IntakeLog: @unchecked Sendable {
     private let logger: Logger
     private let condition = NSCondition()
     private var state = State()  // guarded by condition
-    private var handoff: (@Sendable (SpanBatch, UInt64) -> Void)?
+    public typealias Handoff = @Sendable (SpanBatch, UInt64, (@Sendable ([String]) -> Void)?) -> Void
+    private var handoff: Handoff?
     private var thread: Thread?
 
     // Owned by the writer thread after start().
@@ -95,7 +97,7 @@ public final class IntakeLog: @unchecked Sendable {
 
     /// Starts the writer thread. `handoff` receives each batch once it is
     /// durable, in LSN order.
-    public func start(handoff: @escaping @Sendable (SpanBatch, UInt64) -> Void) throws {
+    public func start(handoff: @escaping Handoff) throws {
         self.handoff = handoff
         try openSegment(firstLSN: nextLSN, reuseLast: true)
         let thread = Thread { [self] in self.writerLoop() }
@@ -107,7 +109,8 @@ public final class IntakeLog: @unchecked Sendable {
     /// Appends a request and returns once it is on disk. Throws if it could
     /// not be written; the caller answers 503 and the client retries.
     public func append(
-        body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch
+        body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch,
+        onConsumed: (@Sendable ([String]) -> Void)? = nil
     ) async throws -> UInt64 {
         try await withCheckedThrowingContinuation { continuation in
             condition.lock()
@@ -117,7 +120,10 @@ public final class IntakeLog: @unchecked Sendable {
                 return
             }
             state.pending.append(
-                Pending(receivedAtUnixNano: receivedAtUnixNano, encoding: encoding, coding: coding, body: body, batch: batch, continuation: continuation)
+                Pending(
+                    receivedAtUnixNano: receivedAtUnixNano, encoding: encoding, coding: coding, body: body, batch: batch,
+                    continuation: continuation, onConsumed: onConsumed
+                )
             )
             condition.signal()
             condition.unlock()
@@ -176,7 +182,7 @@ public final class IntakeLog: @unchecked Sendable {
             return
         }
         for (p, lsn) in zip(group, lsns) {
-            handoff?(p.batch, lsn)
+            handoff?(p.batch, lsn, p.onConsumed)
             p.continuation.resume(returning: lsn)
         }
     }

@@ -13,7 +13,9 @@ public protocol IntakeCommitter: Sendable {
     /// receiver then answers 503 with Retry-After instead of growing memory
     /// (SPEC §1.9).
     var isOverloaded: Bool { get }
-    func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch) async throws
+    /// Returns once the batch is durable and the stages behind intake have
+    /// taken it, with the metadata updates they had to drop.
+    func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch) async throws -> [String]
 }
 
 /// OTLP/HTTP trace intake, SPEC §1.1–1.8: content negotiation, streaming
@@ -86,9 +88,10 @@ public struct OTLPHTTPReceiver: Sendable {
         }
         var batch = decoded.batch
         batch.receivedAtUnixNano = receivedAt
+        var dropped = [String]()
         if batch.spanCount > 0 {
             do {
-                try await committer.commit(body: wire, encoding: encoding, coding: coding, receivedAtUnixNano: receivedAt, batch: batch)
+                dropped = try await committer.commit(body: wire, encoding: encoding, coding: coding, receivedAtUnixNano: receivedAt, batch: batch)
             } catch {
                 logger.error("cannot make an accepted request durable; answering 503", metadata: ["error": "\(error)"])
                 var response = Self.status(.serviceUnavailable, "the collector cannot store data right now; retry later", encoding: encoding)
@@ -102,7 +105,15 @@ public struct OTLPHTTPReceiver: Sendable {
                 metadata: ["rejected": "\(decoded.rejectedSpans)", "accepted": "\(batch.spanCount)", "reason": "\(decoded.firstRejection ?? "")"]
             )
         }
-        let responseBody = OTLPResponse.export(rejectedSpans: decoded.rejectedSpans, errorMessage: decoded.partialSuccessMessage, encoding: encoding)
+        // SPEC §4.6: dropped metadata is a warning with rejected_spans 0.
+        var messages = [String]()
+        if let m = decoded.partialSuccessMessage { messages.append(m) }
+        if let first = dropped.first {
+            messages.append("\(dropped.count) metadata update\(dropped.count == 1 ? "" : "s") dropped: \(first)")
+        }
+        let responseBody = OTLPResponse.export(
+            rejectedSpans: decoded.rejectedSpans, errorMessage: messages.isEmpty ? nil : messages.joined(separator: "; "), encoding: encoding
+        )
         return Self.response(.ok, responseBody, encoding: encoding)
     }
 
@@ -166,8 +177,12 @@ public struct LogCommitter: IntakeCommitter {
 
     public var isOverloaded: Bool { pipeline.isFull }
 
-    public func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch) async throws {
-        _ = try await log.append(body: body, encoding: encoding, coding: coding, receivedAtUnixNano: receivedAtUnixNano, batch: batch)
+    public func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch) async throws -> [String] {
+        let consumed = OneShot<[String]>()
+        _ = try await log.append(
+            body: body, encoding: encoding, coding: coding, receivedAtUnixNano: receivedAtUnixNano, batch: batch, onConsumed: consumed.fulfil
+        )
+        return await consumed.wait()
     }
 }
 
@@ -178,7 +193,9 @@ public struct DirectCommitter: IntakeCommitter {
 
     public var isOverloaded: Bool { pipeline.isFull }
 
-    public func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch) async throws {
-        pipeline.enqueue(batch, lsn: 0)
+    public func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch) async throws -> [String] {
+        let consumed = OneShot<[String]>()
+        pipeline.enqueue(batch, lsn: 0, completion: consumed.fulfil)
+        return await consumed.wait()
     }
 }

@@ -10,6 +10,7 @@ public final class SpanPipeline: @unchecked Sendable {
     private struct Item {
         var batch: SpanBatch
         var lsn: UInt64
+        var completion: (@Sendable ([String]) -> Void)?
     }
 
     private let sinks: [any SpanSink]
@@ -57,9 +58,11 @@ public final class SpanPipeline: @unchecked Sendable {
         thread.start()
     }
 
-    public func enqueue(_ batch: SpanBatch, lsn: UInt64) {
+    /// `completion` gets what the sinks dropped once every sink has taken the
+    /// batch; the request that delivered it is waiting for that.
+    public func enqueue(_ batch: SpanBatch, lsn: UInt64, completion: (@Sendable ([String]) -> Void)? = nil) {
         condition.lock()
-        queue.append(Item(batch: batch, lsn: lsn))
+        queue.append(Item(batch: batch, lsn: lsn, completion: completion))
         queuedSpanCount += batch.spanCount
         condition.signal()
         condition.unlock()
@@ -104,7 +107,11 @@ public final class SpanPipeline: @unchecked Sendable {
             condition.unlock()
 
             for item in items {
-                deliver(item)
+                // Not `item.completion?(deliver(item))`: optional chaining
+                // would skip the delivery of replayed batches, which have no
+                // completion.
+                let dropped = deliver(item)
+                item.completion?(dropped)
                 consumedLSN = max(consumedLSN, item.lsn)
                 dirty = true
                 condition.lock()
@@ -142,24 +149,26 @@ public final class SpanPipeline: @unchecked Sendable {
 
     /// A sink that fails keeps the batch: it is retried until it succeeds,
     /// because the batch was already acknowledged.
-    private func deliver(_ item: Item) {
+    private func deliver(_ item: Item) -> [String] {
+        var dropped = [String]()
         for sink in sinks {
             var delay = 0.05
             while true {
                 do {
-                    try sink.consume(item.batch)
+                    dropped += try sink.consume(item.batch)
                     break
                 } catch {
                     logger.error("\(sink.name) failed to take a batch; retrying", metadata: ["error": "\(error)", "lsn": "\(item.lsn)"])
                     condition.lock()
                     let stop = stopping
                     condition.unlock()
-                    if stop { return }
+                    if stop { return dropped }
                     Thread.sleep(forTimeInterval: delay)
                     delay = min(delay * 2, 2)
                 }
             }
         }
+        return dropped
     }
 
     private func syncAll() -> Bool {

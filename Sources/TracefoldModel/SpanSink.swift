@@ -5,11 +5,66 @@ public protocol SpanSink: AnyObject, Sendable {
     /// The component id, for logs (`spans_jsonl`).
     var name: String { get }
     /// Takes one batch. May buffer; a replayed batch must not be applied twice
-    /// (SPEC §1.11), so a sink deduplicates by `SpanKey`.
-    func consume(_ batch: SpanBatch) throws
+    /// (SPEC §1.11), so a sink deduplicates by `SpanKey`. Returns what it had
+    /// to drop (metadata updates over a limit), for the request's
+    /// `partial_success`.
+    func consume(_ batch: SpanBatch) throws -> [String]
     /// Makes everything consumed so far durable. Once every sink has synced,
     /// the intake log may forget those batches.
     func sync() throws
     /// The last call, after a final `sync` at shutdown.
     func close() throws
+}
+
+/// A value handed over once, from a thread to an async waiter, whichever
+/// comes first.
+public final class OneShot<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLockLike()
+    private var value: Value?
+    private var continuation: CheckedContinuation<Value, Never>?
+
+    public init() {}
+
+    public func fulfil(_ v: Value) {
+        lock.lock()
+        if let c = continuation {
+            continuation = nil
+            lock.unlock()
+            c.resume(returning: v)
+            return
+        }
+        value = v
+        lock.unlock()
+    }
+
+    public func wait() async -> Value {
+        await withCheckedContinuation { c in
+            lock.lock()
+            if let v = value {
+                lock.unlock()
+                c.resume(returning: v)
+                return
+            }
+            continuation = c
+            lock.unlock()
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A pthread mutex; TracefoldModel stays free of Foundation.
+final class NSLockLike: @unchecked Sendable {
+    private let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    init() { pthread_mutex_init(m, nil) }
+    deinit {
+        pthread_mutex_destroy(m)
+        m.deallocate()
+    }
+    func lock() { pthread_mutex_lock(m) }
+    func unlock() { pthread_mutex_unlock(m) }
 }

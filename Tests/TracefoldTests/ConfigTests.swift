@@ -14,18 +14,26 @@ final class ConfigTests: XCTestCase {
         XCTAssertFalse(config.receiver.auth.isEnabled)
         XCTAssertEqual(config.store.directory, "./data")
         XCTAssertEqual(config.store.durability, .fsync)
-        XCTAssertEqual(config.activeSpansJSONL?.directory, "./data/spans")
+        XCTAssertNil(config.activeSpansJSONL)
+        XCTAssertEqual(config.activeJSONL?.directory, "./data/export")
+        XCTAssertEqual(config.activeJSONL?.flushAfter, .seconds(5))
+        XCTAssertEqual(config.activeJSONL?.maxMegabytes, 100)
+        XCTAssertEqual(config.activeFold?.maxUpdateBytes, 65_536)
+        XCTAssertEqual(config.activeFold?.maxTraceMetadataBytes, 1_048_576)
+        XCTAssertEqual(config.store.resolvedSQLitePath, "./data/tracefold.sqlite")
         XCTAssertEqual(config.service.logLevel, "info")
     }
 
     func testEnvironmentVariablesOverrideTheDefaults() throws {
         let config = try CollectorConfig.parse(
             yaml: CollectorConfig.embeddedDefaultYAML,
-            environment: ["TRACEFOLD_ENDPOINT": "127.0.0.1:9999", "TRACEFOLD_DATA_DIR": "/tmp/x", "TRACEFOLD_LOG_LEVEL": "debug"]
+            environment: ["TRACEFOLD_ENDPOINT": "127.0.0.1:9999", "TRACEFOLD_DATA_DIR": "/tmp/x", "TRACEFOLD_LOG_LEVEL": "debug", "TRACEFOLD_FLUSH_AFTER": "250ms"]
         )
         XCTAssertEqual(config.receiver.port, 9999)
         XCTAssertEqual(config.store.directory, "/tmp/x")
-        XCTAssertEqual(config.activeSpansJSONL?.directory, "/tmp/x/spans")
+        XCTAssertEqual(config.activeJSONL?.directory, "/tmp/x/export")
+        XCTAssertEqual(config.activeJSONL?.flushAfter, .milliseconds(250))
+        XCTAssertEqual(config.store.resolvedSQLitePath, "/tmp/x/tracefold.sqlite")
         XCTAssertEqual(config.service.logLevel, "debug")
     }
 
@@ -86,6 +94,9 @@ final class ConfigTests: XCTestCase {
         XCTAssertNotNil(error(base + "service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [nope]\n"))
         XCTAssertNotNil(error(base + "exporters:\n  spans_jsonl: {}\n" + pipeline), "a declared exporter must be used")
         XCTAssertNotNil(error(base + "processors:\n  batch: {}\n" + pipeline))
+        XCTAssertNotNil(error(base + "processors:\n  fold: {}\n" + pipeline), "a declared processor must be used")
+        XCTAssertNotNil(error(base + "exporters:\n  jsonl: {}\n" + pipeline + "      exporters: [jsonl]\n"), "jsonl needs the fold")
+        XCTAssertEqual(error(base + "exporters:\n  jsonl:\n    rotation:\n      compress: zstd\n" + pipeline)?.line, 8)
         XCTAssertNotNil(error("receivers: [\n"), "invalid YAML")
         XCTAssertNotNil(error(""), "empty file")
     }

@@ -28,7 +28,7 @@ final class IntakeLogTests: XCTestCase {
         let handedOff = LockedList()
         do {
             let log = try IntakeLog(directory: dir, segmentSize: 1 << 20, logger: logger)
-            try log.start { _, lsn in handedOff.append(lsn) }
+            try log.start { _, lsn, _ in handedOff.append(lsn) }
             for n in 1...3 { _ = try await append(log, UInt64(n)) }
             log.close()
         }
@@ -54,7 +54,7 @@ final class IntakeLogTests: XCTestCase {
         try inflater.feed(replayed[0].body)
         XCTAssertEqual(try OTLPProtobufDecoder.decode(try inflater.finish()).batch, Fixtures.batch([Fixtures.span(2)]))
         // New appends continue the sequence.
-        try log.start { _, _ in }
+        try log.start { _, _, _ in }
         let next = try await append(log, 4)
         XCTAssertEqual(next, 4)
         log.close()
@@ -64,7 +64,7 @@ final class IntakeLogTests: XCTestCase {
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let log = try IntakeLog(directory: dir, segmentSize: 4096, logger: logger)
-        try log.start { _, _ in }
+        try log.start { _, _, _ in }
         for n in 1...100 { _ = try await append(log, UInt64(n)) }
         let segments = { try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".log") }.sorted() }
         XCTAssertGreaterThan(try segments().count, 2)
@@ -106,7 +106,7 @@ final class IntakeLogTests: XCTestCase {
 final class IntakeFailureTests: XCTestCase {
     struct FailingCommitter: IntakeCommitter {
         var isOverloaded: Bool { false }
-        func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch) async throws {
+        func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch) async throws -> [String] {
             throw IntakeLog.WriteError(description: "No space left on device")
         }
     }
@@ -135,7 +135,10 @@ final class BackPressureTests: XCTestCase {
     final class StalledSink: SpanSink, @unchecked Sendable {
         let name = "stalled"
         let gate = DispatchSemaphore(value: 0)
-        func consume(_ batch: SpanBatch) throws { gate.wait() }
+        func consume(_ batch: SpanBatch) throws -> [String] {
+            gate.wait()
+            return []
+        }
         func sync() throws {}
         func close() throws {}
     }
@@ -151,16 +154,21 @@ final class BackPressureTests: XCTestCase {
                 let body = ByteBuffer(bytes: OTLPProtobufEncoder.encode(Fixtures.batch([Fixtures.span(n), Fixtures.span(n + 100)])))
                 return try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: "application/x-protobuf"], body: body)
             }
-            let first = try await post(1)
-            XCTAssertEqual(first.status, .ok)
-            let second = try await post(2)
-            XCTAssertEqual(second.status, .ok)
+            // A request's 200 waits for the sinks to take its batch, so the
+            // first two requests hang on the stalled sink while they fill the
+            // pipeline.
+            async let first = post(1)
+            async let second = post(2)
+            while !pipeline.isFull { try await Task.sleep(for: .milliseconds(5)) }
             let refused = try await post(3)
             XCTAssertEqual(refused.status, .serviceUnavailable)
             XCTAssertEqual(refused.headers[.retryAfter], "1")
             var reader = WireReader(Array(buffer: refused.body))
             XCTAssertEqual(String(decoding: reader.fields()[2]![0] as! [UInt8], as: UTF8.self), "the collector is overloaded; retry later")
             for _ in 0..<10 { sink.gate.signal() }
+            let (a, b) = try await (first, second)
+            XCTAssertEqual(a.status, .ok)
+            XCTAssertEqual(b.status, .ok)
             pipeline.drain()
             let again = try await post(3)
             XCTAssertEqual(again.status, .ok)

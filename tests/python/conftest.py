@@ -25,10 +25,44 @@ def free_port():
         return s.getsockname()[1]
 
 
+# The repository's collector.yaml plus the spans_jsonl debug exporter, so the
+# tests can see every span as it arrived as well as the folded records.
+TEST_CONFIG = """
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: ${env:TRACEFOLD_ENDPOINT}
+processors:
+  fold: {}
+exporters:
+  jsonl:
+    directory: ${env:TRACEFOLD_DATA_DIR}/export
+    flush_after: ${env:TRACEFOLD_FLUSH_AFTER:-200ms}
+    flush_interval: 100ms
+  spans_jsonl:
+    directory: ${env:TRACEFOLD_DATA_DIR}/spans
+store:
+  directory: ${env:TRACEFOLD_DATA_DIR}
+  durability: ${env:TRACEFOLD_DURABILITY:-fsync}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [fold]
+      exporters: [jsonl, spans_jsonl]
+"""
+
+
 class Tracefold:
     def __init__(self, data_dir, config=None, port=None, env=None):
         self.data_dir = str(data_dir)
-        self.config = config or os.path.join(ROOT, "collector.yaml")
+        if config is None:
+            os.makedirs(self.data_dir, exist_ok=True)
+            config = os.path.join(self.data_dir, "test-collector.yaml")
+            with open(config, "w") as f:
+                f.write(TEST_CONFIG)
+        self.config = config
         self.port = port or free_port()
         self.extra_env = env or {}
         self.proc = None
@@ -92,6 +126,36 @@ class Tracefold:
                 if raw:
                     lines.append(json.loads(raw))
         return lines
+
+    def export_lines(self):
+        """Every line of the record JSONL export (rotated .gz files too)."""
+        import gzip
+        lines = []
+        for path in sorted(glob.glob(os.path.join(self.data_dir, "export", "tracefold-*.jsonl*"))):
+            opener = gzip.open if path.endswith(".gz") else open
+            with opener(path, "rb") as f:
+                data = f.read()
+            for raw in data.split(b"\n"):
+                if raw:
+                    lines.append(json.loads(raw))
+        return lines
+
+    def latest_records(self):
+        """The highest revision per (recordType, id), as a reader keeps them."""
+        latest = {}
+        for line in self.export_lines():
+            key = (line["recordType"], line["id"])
+            if key not in latest or line["revision"] > latest[key]["revision"]:
+                latest[key] = line
+        return latest
+
+    def wait_for_records(self, predicate, timeout=15):
+        deadline = time.time() + timeout
+        while True:
+            records = self.latest_records()
+            if predicate(records) or time.time() > deadline:
+                return records
+            time.sleep(0.05)
 
     def wait_for_spans(self, count, timeout=10):
         deadline = time.time() + timeout

@@ -62,7 +62,8 @@ def test_serve_runs_on_embedded_defaults_without_a_config_file(tmp_path):
                 import time
                 time.sleep(0.05)
         assert (tmp_path / "data" / "intake").is_dir()
-        assert (tmp_path / "data" / "spans").is_dir()
+        assert (tmp_path / "data" / "export").is_dir()
+        assert (tmp_path / "data" / "tracefold.sqlite").is_file()
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
@@ -71,3 +72,5 @@ def test_serve_runs_on_embedded_defaults_without_a_config_file(tmp_path):
     assert "source=embedded defaults" in text
     assert f"endpoint=http://127.0.0.1:{port}" in text
     assert "durability=fsync" in text
+    assert "store=sqlite ./data/tracefold.sqlite" in text
+    assert "export=./data/export" in text

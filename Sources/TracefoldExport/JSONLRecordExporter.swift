@@ -1,0 +1,191 @@
+import Compression
+import Foundation
+import Logging
+import TracefoldConfig
+import TracefoldModel
+import TracefoldStore
+
+/// The record exporter (SPEC §6.1–6.3). It reads changed records from the
+/// store, so what it writes survives a crash: a revision is marked exported
+/// only after its line has been written, and anything unmarked is written on
+/// the next pass or after a restart.
+///
+/// Every `flush_interval` it writes the traces that have been idle for
+/// `flush_after`, each as its trace line plus a line per changed observation:
+/// `{"recordType":…,"revision":N,…record}`. A reader that keeps the highest
+/// revision per `(recordType, id)` sees what the query API returns.
+public final class JSONLRecordExporter: @unchecked Sendable {
+    let config: JSONLExporterConfig
+    let store: SQLiteStore
+    let logger: Logger
+    private let condition = NSCondition()
+    private var stopping = false
+    private var thread: Thread?
+
+    // Owned by the export thread (and by shutdown after it stopped).
+    private var fd: Int32 = -1
+    private var activePath = ""
+    private var activeBytes = 0
+    private var openedAt = ContinuousClock.now
+    public private(set) var linesWritten = 0
+
+    public init(config: JSONLExporterConfig, store: SQLiteStore, logger: Logger) throws {
+        self.config = config
+        self.store = store
+        self.logger = logger
+        try FileManager.default.createDirectory(atPath: config.directory, withIntermediateDirectories: true)
+        try repairTornTail()
+    }
+
+    public func start() {
+        let thread = Thread { [self] in self.run() }
+        thread.name = "tracefold-jsonl-export"
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Writes everything pending whatever its age, fsyncs and closes.
+    public func shutdown() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
+        while thread?.isFinished == false { usleep(1000) }
+        do {
+            try pass(all: true)
+            try closeActive(rotate: false)
+        } catch {
+            logger.error("jsonl: final export failed; records stay in the store and are written on the next start", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Writes every pending record now (tests and shutdown).
+    public func flushAll() throws {
+        condition.lock()
+        defer { condition.unlock() }
+        try pass(all: true)
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            if stopping {
+                condition.unlock()
+                return
+            }
+            _ = condition.wait(until: Date(timeIntervalSinceNow: Self.seconds(config.flushInterval)))
+            if stopping {
+                condition.unlock()
+                return
+            }
+            do {
+                try pass(all: false)
+            } catch {
+                logger.error("jsonl export pass failed; retrying", metadata: ["error": "\(error)"])
+            }
+            condition.unlock()
+        }
+    }
+
+    /// One pass: write idle traces (or all), then rotate if due.
+    private func pass(all: Bool) throws {
+        let idleSince = all ? nil : WallClock.nowUnixNano() &- UInt64(Self.seconds(config.flushAfter) * 1e9)
+        while true {
+            let pending = try store.unexported(idleSince: idleSince, limit: 500)
+            if pending.isEmpty { break }
+            var w = JSONWriter(reservingCapacity: 64 * 1024)
+            for p in pending {
+                Self.line(p.trace, into: &w)
+                for o in p.observations { Self.line(o.record, into: &w) }
+            }
+            try write(w.bytes)
+            linesWritten += pending.reduce(0) { $0 + 1 + $1.observations.count }
+            try store.markExported(pending)
+            if pending.count < 500 { break }
+        }
+        if fd >= 0, activeBytes >= config.maxMegabytes << 20 || ContinuousClock.now - openedAt >= config.maxAge {
+            try closeActive(rotate: true)
+        }
+    }
+
+    /// `{"recordType":…,"revision":…,` then the record's own fields.
+    static func line(_ r: SQLiteStore.PendingRecord, into w: inout JSONWriter) {
+        w.writeRaw("{\"recordType\":")
+        w.writeString(r.recordType)
+        w.writeRaw(",\"revision\":")
+        w.writeInt(r.revision)
+        let body = r.record.utf8.dropFirst()  // the record is a JSON object: splice after its "{"
+        if body.first != UInt8(ascii: "}") { w.writeRaw(",") }
+        w.writeRaw(String(decoding: body, as: UTF8.self))
+        w.writeRaw("\n")
+    }
+
+    private func write(_ bytes: [UInt8]) throws {
+        if fd < 0 { try openActive() }
+        try bytes.withUnsafeBytes { buf in
+            var offset = 0
+            while offset < buf.count {
+                let n = Foundation.write(fd, buf.baseAddress! + offset, buf.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw ExportError("write \(activePath): \(String(cString: strerror(errno)))")
+                }
+                offset += n
+            }
+        }
+        activeBytes += bytes.count
+    }
+
+    private func openActive() throws {
+        var seq = 0
+        let stamp = UTCStamp.now()
+        repeat {
+            activePath = "\(config.directory)/tracefold-\(stamp)-\(seq).jsonl"
+            seq += 1
+        } while FileManager.default.fileExists(atPath: activePath) || FileManager.default.fileExists(atPath: activePath + ".gz")
+        fd = open(activePath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ExportError("cannot create \(activePath): \(String(cString: strerror(errno)))") }
+        activeBytes = 0
+        openedAt = ContinuousClock.now
+    }
+
+    /// fsyncs and closes the active file; on rotation, gzips it if configured.
+    private func closeActive(rotate: Bool) throws {
+        guard fd >= 0 else { return }
+        guard fsync(fd) == 0 else { throw ExportError("fsync \(activePath): \(String(cString: strerror(errno)))") }
+        Foundation.close(fd)
+        fd = -1
+        if rotate && config.compressRotated {
+            let data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: activePath)))
+            let gzPath = activePath + ".gz"
+            let tmp = gzPath + ".tmp"
+            try Data(Gzip.compress(data)).write(to: URL(fileURLWithPath: tmp))
+            let gfd = open(tmp, O_RDONLY | O_CLOEXEC)
+            if gfd >= 0 {
+                _ = fsync(gfd)
+                Foundation.close(gfd)
+            }
+            guard rename(tmp, gzPath) == 0 else { throw ExportError("cannot rename \(tmp)") }
+            unlink(activePath)
+        }
+    }
+
+    /// A crash can leave half a line at the end of the newest file; cut it
+    /// off. Its record was not marked exported, so it is written again.
+    private func repairTornTail() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: config.directory)
+            .filter { $0.hasPrefix("tracefold-") && $0.hasSuffix(".jsonl") }.sorted()
+        guard let last = files.last else { return }
+        let path = config.directory + "/" + last
+        let data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        let keep = (data.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 }) ?? 0
+        if keep < data.count {
+            logger.warning("jsonl: removing a torn last line left by a crash", metadata: ["file": "\(path)", "bytes": "\(data.count - keep)"])
+            guard truncate(path, off_t(keep)) == 0 else { throw ExportError("cannot truncate \(path)") }
+        }
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,189 @@
+import Logging
+import TracefoldMapping
+import TracefoldModel
+
+/// A span as it is stored: the source of truth from which every record can
+/// be rebuilt.
+public struct StoredSpan: Sendable {
+    public var span: Span
+    public var resource: Resource
+    public var scope: InstrumentationScope
+    public var receivedAtUnixNano: UInt64
+
+    public init(span: Span, resource: Resource, scope: InstrumentationScope, receivedAtUnixNano: UInt64) {
+        self.span = span
+        self.resource = resource
+        self.scope = scope
+        self.receivedAtUnixNano = receivedAtUnixNano
+    }
+}
+
+/// One rendered record and the columns the store indexes.
+public struct RecordRow: Sendable {
+    public var traceID: TraceID
+    public var spanID: SpanID?
+    public var record: [String: JSONValue]
+    public var startUnixNano: UInt64
+
+    public init(traceID: TraceID, spanID: SpanID?, record: [String: JSONValue], startUnixNano: UInt64) {
+        self.traceID = traceID
+        self.spanID = spanID
+        self.record = record
+        self.startUnixNano = startUnixNano
+    }
+}
+
+/// What the fold writes in one transaction.
+public struct FoldCommit: Sendable {
+    public var newSpans: [StoredSpan] = []
+    public var traces: [RecordRow] = []
+    public var observations: [RecordRow] = []
+    public init() {}
+}
+
+/// The store the fold keeps its state in (SPEC §8). Spans are the source of
+/// truth; records are derived and rewritten whenever they change.
+public protocol FoldStore: AnyObject, Sendable {
+    /// Which of these keys are stored already.
+    func existing(_ keys: [SpanKey]) throws -> Set<SpanKey>
+    /// Every stored span of a trace, in the order they were stored.
+    func spans(of trace: TraceID) throws -> [StoredSpan]
+    /// Stores new spans and changed records atomically, bumping revisions.
+    func commit(_ commit: FoldCommit) throws
+    /// Makes every commit so far durable.
+    func sync() throws
+}
+
+/// What a sink tells the request that delivered a batch.
+public struct FoldReport: Sendable {
+    public var droppedUpdates: [String] = []
+    public init() {}
+
+    /// For `partial_success.error_message` (SPEC §4.6).
+    public var message: String? {
+        guard let first = droppedUpdates.first else { return nil }
+        return "\(droppedUpdates.count) metadata update\(droppedUpdates.count == 1 ? "" : "s") dropped: \(first)"
+    }
+}
+
+/// The fold stage (SPEC §2–§4): maps each new span, folds it into its trace's
+/// state and writes the changed trace and observation records to the store.
+///
+/// Trace states are cached for open traces, bounded by `maxOpenTraces`; an
+/// evicted trace is rebuilt from its stored spans when a late span arrives, so
+/// eviction never changes a record.
+public final class TraceFolder: SpanSink, @unchecked Sendable {
+    public let name = "fold"
+    let store: any FoldStore
+    let mapper = SpanMapper()
+    let limits: MetadataLimits
+    let maxOpenTraces: Int
+    let logger: Logger
+
+    struct OpenTrace {
+        var state: TraceState
+        var observations: [SpanID: Observation]
+        var lastUse: UInt64
+    }
+
+    // Touched only from the pipeline thread.
+    private var open: [TraceID: OpenTrace] = [:]
+    private var useCounter: UInt64 = 0
+
+    public init(store: any FoldStore, limits: MetadataLimits, maxOpenTraces: Int, logger: Logger) {
+        self.store = store
+        self.limits = limits
+        self.maxOpenTraces = maxOpenTraces
+        self.logger = logger
+    }
+
+    public var openTraceCount: Int { open.count }
+
+    public func consume(_ batch: SpanBatch) throws -> [String] {
+        try fold(batch).droppedUpdates
+    }
+
+    /// Folds a batch and reports what it had to drop.
+    public func fold(_ batch: SpanBatch) throws -> FoldReport {
+        var items = [StoredSpan]()
+        batch.forEachSpan { span, resource, scope in
+            items.append(StoredSpan(span: span, resource: resource, scope: scope, receivedAtUnixNano: batch.receivedAtUnixNano))
+        }
+        let existing = try store.existing(items.map(\.span.key))
+        var seen = Set<SpanKey>()
+        var commit = FoldCommit()
+        var touched = [TraceID: Set<SpanID>]()
+        var report = FoldReport()
+        var touchedOrder = [TraceID]()
+        for item in items {
+            let key = item.span.key
+            guard !existing.contains(key), seen.insert(key).inserted else { continue }
+            var trace = try load(key.traceID)
+            let mapped = mapper.map(item.span, resource: item.resource, scope: item.scope)
+            let warnings = trace.state.add(mapped, limits: limits)
+            for (_, v) in warnings.sorted(by: { $0.key < $1.key }) {
+                if case .string(let s) = v { report.droppedUpdates.append(s) }
+            }
+            trace.observations[item.span.spanID] = mapped.observation
+            open[key.traceID] = trace
+            commit.newSpans.append(item)
+            if touched[key.traceID] == nil { touchedOrder.append(key.traceID) }
+            var changed = touched[key.traceID] ?? []
+            changed.insert(item.span.spanID)
+            for update in mapped.updates where update.scope != .trace {
+                if let target = update.target { changed.insert(target) }
+            }
+            touched[key.traceID] = changed
+        }
+        guard !commit.newSpans.isEmpty else { return report }
+        for traceID in touchedOrder {
+            guard let trace = open[traceID] else { continue }
+            let observations = trace.observations
+            commit.traces.append(
+                RecordRow(
+                    traceID: traceID, spanID: nil,
+                    record: RecordRenderer.trace(trace.state) { observations[$0] },
+                    startUnixNano: trace.state.minStart
+                )
+            )
+            for spanID in touched[traceID] ?? [] {
+                // An extended-trace target may not have arrived yet.
+                guard let o = observations[spanID] else { continue }
+                commit.observations.append(
+                    RecordRow(traceID: traceID, spanID: spanID, record: RecordRenderer.observation(o, state: trace.state), startUnixNano: o.startTimeUnixNano)
+                )
+            }
+        }
+        try store.commit(commit)
+        evictIfNeeded()
+        return report
+    }
+
+    public func sync() throws { try store.sync() }
+
+    public func close() throws { try store.sync() }
+
+    /// The cached trace, or one rebuilt from the store.
+    private func load(_ id: TraceID) throws -> OpenTrace {
+        useCounter += 1
+        if var t = open[id] {
+            t.lastUse = useCounter
+            return t
+        }
+        var t = OpenTrace(state: TraceState(traceID: id), observations: [:], lastUse: useCounter)
+        // Replaying in stored order gives the same first-come limit decisions.
+        for stored in try store.spans(of: id) {
+            let mapped = mapper.map(stored.span, resource: stored.resource, scope: stored.scope)
+            t.state.add(mapped, limits: limits)
+            t.observations[stored.span.spanID] = mapped.observation
+        }
+        return t
+    }
+
+    private func evictIfNeeded() {
+        guard open.count > maxOpenTraces else { return }
+        // Drop the least recently used tenth; they rebuild from the store.
+        let excess = open.count - maxOpenTraces + maxOpenTraces / 10
+        for (id, _) in open.sorted(by: { $0.value.lastUse < $1.value.lastUse }).prefix(excess) { open[id] = nil }
+    }
+}
