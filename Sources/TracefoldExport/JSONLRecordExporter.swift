@@ -59,11 +59,18 @@ public final class JSONLRecordExporter: @unchecked Sendable {
         }
     }
 
-    /// Writes every pending record now (tests and shutdown).
+    /// Writes every pending record now, idle or not.
     public func flushAll() throws {
         condition.lock()
         defer { condition.unlock() }
         try pass(all: true)
+    }
+
+    /// Runs one ordinary pass: only traces idle for `flush_after`.
+    public func flushAllIdle() throws {
+        condition.lock()
+        defer { condition.unlock() }
+        try pass(all: false)
     }
 
     private func run() {

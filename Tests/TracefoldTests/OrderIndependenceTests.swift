@@ -21,7 +21,7 @@ final class OrderIndependenceTests: XCTestCase {
 
     /// A trace with conflicting trace names, user ids, tags, I/O, metadata at
     /// both levels, metadata events and an extended-trace target.
-    func spans(traceIndex: Int, rng: inout Rng) -> [(Span, Resource, InstrumentationScope)] {
+    static func spans(traceIndex: Int, rng: inout Rng) -> [(Span, Resource, InstrumentationScope)] {
         let trace = TraceID(high: 0xABCD, low: UInt64(traceIndex + 1))
         let count = 2 + rng.int(6)
         var out = [(Span, Resource, InstrumentationScope)]()
@@ -58,7 +58,7 @@ final class OrderIndependenceTests: XCTestCase {
         return out
     }
 
-    func canonical(_ items: [(Span, Resource, InstrumentationScope)]) -> String {
+    static func canonical(_ items: [(Span, Resource, InstrumentationScope)]) -> String {
         var byTrace = [TraceID: [(Span, Resource, InstrumentationScope)]]()
         for item in items { byTrace[item.0.traceID, default: []].append(item) }
         var lines = [String]()
@@ -74,8 +74,8 @@ final class OrderIndependenceTests: XCTestCase {
         var rng = Rng(state: 20_261_121)
         for caseIndex in 0..<200 {
             var all = [(Span, Resource, InstrumentationScope)]()
-            for t in 0..<(1 + rng.int(3)) { all += spans(traceIndex: caseIndex * 10 + t, rng: &rng) }
-            let expected = canonical(all)
+            for t in 0..<(1 + rng.int(3)) { all += Self.spans(traceIndex: caseIndex * 10 + t, rng: &rng) }
+            let expected = Self.canonical(all)
             for _ in 0..<3 {
                 // Random order with duplicates, cut into random batches; the
                 // fold sees batches one after another.
@@ -89,7 +89,7 @@ final class OrderIndependenceTests: XCTestCase {
                     batches.append(Array(rest.prefix(n)))
                     rest = rest.dropFirst(n)
                 }
-                XCTAssertEqual(canonical(batches.flatMap { $0 }), expected, "case \(caseIndex)")
+                XCTAssertEqual(Self.canonical(batches.flatMap { $0 }), expected, "case \(caseIndex)")
             }
         }
     }

@@ -1,0 +1,130 @@
+import Foundation
+import Logging
+import TracefoldConfig
+import TracefoldExport
+import TracefoldFold
+import TracefoldMapping
+import TracefoldModel
+import TracefoldStore
+import XCTest
+
+/// The fold through the real SQLite store: records after random batching,
+/// duplicates and eviction equal the pure fold's, and the JSONL export's
+/// highest revisions equal the stored records.
+final class SQLiteFoldTests: XCTestCase {
+    let logger = Logger(label: "test")
+
+    func storedRecords(_ store: SQLiteStore, traces: [TraceID]) throws -> String {
+        var lines = [String]()
+        for t in traces.sorted() {
+            lines.append(JSONWriter.serialize(try JSONParser.parse(try XCTUnwrap(store.traceRecord(t)))))
+            for o in try store.observationRecords(of: t).map({ try JSONParser.parse($0) }).sorted(by: { $0["id"]!.stringValue! < $1["id"]!.stringValue! }) {
+                lines.append(JSONWriter.serialize(o))
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    func testBatchesDuplicatesAndEvictionGiveThePureFoldsRecords() throws {
+        var rng = OrderIndependenceTests.Rng(state: 7)
+        let generator = OrderIndependenceTests.self
+        for caseIndex in 0..<40 {
+            var all = [(Span, Resource, InstrumentationScope)]()
+            for t in 0..<(1 + rng.int(4)) { all += generator.spans(traceIndex: caseIndex * 10 + t, rng: &rng) }
+            let traces = Array(Set(all.map(\.0.traceID)))
+            let expected = generator.canonical(all)
+
+            let dir = Fixtures.temporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let store = try SQLiteStore(path: dir + "/t.sqlite")
+            // One open trace at most: every other trace is rebuilt from the store.
+            let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 1, logger: logger)
+            var delivery = all + (0..<rng.int(all.count + 1)).map { _ in rng.pick(all) }
+            for i in stride(from: delivery.count - 1, to: 0, by: -1) { delivery.swapAt(i, rng.int(i + 1)) }
+            var rest = delivery[...]
+            while !rest.isEmpty {
+                let n = 1 + rng.int(rest.count)
+                var batch = SpanBatch(resourceSpans: [])
+                for (span, resource, scope) in rest.prefix(n) {
+                    batch.resourceSpans.append(ResourceSpans(resource: resource, scopeSpans: [ScopeSpans(scope: scope, spans: [span])]))
+                }
+                _ = try folder.consume(batch)
+                rest = rest.dropFirst(n)
+            }
+            XCTAssertEqual(try storedRecords(store, traces: traces), expected, "case \(caseIndex)")
+            XCTAssertEqual(try store.counts().spans, Set(all.map(\.0.key)).count)
+        }
+    }
+
+    func testExportWritesRevisionsRotatesAndMatchesTheStore() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try SQLiteStore(path: dir + "/t.sqlite")
+        let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 100, logger: logger)
+        var config = JSONLExporterConfig(directory: dir + "/export")
+        config.maxMegabytes = 1
+        config.flushAfter = .seconds(3600)
+        let exporter = try JSONLRecordExporter(config: config, store: store, logger: logger)
+
+        // 3 traces, each changed three times; a large attribute makes the
+        // files pass 1 MB so that they rotate.
+        let big = String(repeating: "p", count: 20_000)
+        for round in 0..<3 {
+            for t in 0..<3 {
+                let trace = TraceID(high: 1, low: UInt64(t + 1))
+                var spans = [Span]()
+                for k in 0..<20 {
+                    spans.append(Conformance.S("s", id: UInt64(t * 1000 + round * 100 + k), parent: round + k == 0 ? nil : UInt64(t * 1000), UInt64(round * 10 + k), UInt64(round * 10 + k + 1),
+                                               ["langfuse.observation.input": .string(big), "langfuse.trace.metadata.round": .int(Int64(round))], trace: trace))
+                }
+                _ = try folder.consume(Fixtures.batch(spans))
+            }
+            // Idle-based export holds everything back (flush_after is an hour)…
+            try exporter.flushAllIdle()
+            // …until everything is flushed.
+            try exporter.flushAll()
+        }
+        exporter.shutdown()
+
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir + "/export").sorted()
+        XCTAssertTrue(files.contains { $0.hasSuffix(".jsonl.gz") }, "\(files)")
+        var latest = [String: (Int64, JSONValue)]()
+        var lineCount = 0
+        for f in files {
+            var data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/export/" + f)))
+            if f.hasSuffix(".gz") {
+                let inflater = StreamingInflaterProbe.gunzip(data)
+                data = inflater
+            }
+            for line in data.split(separator: UInt8(ascii: "\n")) {
+                let v = try JSONParser.parse(line)
+                lineCount += 1
+                guard case .int(let rev)? = v["revision"], let type = v["recordType"]?.stringValue, let id = v["id"]?.stringValue else {
+                    return XCTFail("bad line")
+                }
+                var body = v.objectValue!
+                body["revision"] = nil
+                body["recordType"] = nil
+                if (latest[type + id]?.0 ?? 0) < rev { latest[type + id] = (rev, .object(body)) }
+            }
+        }
+        XCTAssertEqual(lineCount, 3 * (3 + 60), "each round writes each trace and its new observations once")
+        for t in 0..<3 {
+            let trace = TraceID(high: 1, low: UInt64(t + 1))
+            XCTAssertEqual(latest["trace" + trace.hex]?.0, 3)
+            XCTAssertEqual(latest["trace" + trace.hex]?.1, try JSONParser.parse(try XCTUnwrap(store.traceRecord(trace))))
+            XCTAssertEqual(latest["trace" + trace.hex]?.1["metadata"]?["round"], .int(2))
+        }
+        XCTAssertEqual(latest.count, 3 + 180)
+    }
+}
+
+import Compression
+
+enum StreamingInflaterProbe {
+    static func gunzip(_ data: [UInt8]) -> [UInt8] {
+        let inflater = StreamingInflater(coding: .gzip, limit: Int.max)
+        try! inflater.feed(data)
+        return try! inflater.finish()
+    }
+}
