@@ -123,7 +123,7 @@ public struct JSONLExporterConfig: Sendable, Equatable {
 /// The fold processor (SPEC §2–§4).
 public struct FoldProcessorConfig: Sendable, Equatable {
     /// Trace states kept in memory; older ones are rebuilt from the store.
-    public var maxOpenTraces = 10_000
+    public var maxOpenTraces = 2000
     public var maxUpdateBytes = 65_536
     public var maxTraceMetadataBytes = 1_048_576
 

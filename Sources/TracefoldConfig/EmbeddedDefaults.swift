@@ -28,7 +28,7 @@ processors:
   # Folds spans into trace and observation records (Langfuse mapping,
   # update_trace merge, metadata scopes and kinds).
   fold:
-    max_open_traces: 10000
+    max_open_traces: 2000
     metadata:
       max_update_bytes: 65536
       max_trace_bytes: 1048576

@@ -106,8 +106,15 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
     /// Folds a batch and reports what it had to drop.
     public func fold(_ batch: SpanBatch) throws -> FoldReport {
         var items = [StoredSpan]()
-        batch.forEachSpan { span, resource, scope in
-            items.append(StoredSpan(span: span, resource: resource, scope: scope, receivedAtUnixNano: batch.receivedAtUnixNano))
+        var contexts = [SpanMapper.Context]()
+        for rs in batch.resourceSpans {
+            for ss in rs.scopeSpans where !ss.spans.isEmpty {
+                let context = SpanMapper.Context(resource: rs.resource, scope: ss.scope)
+                for span in ss.spans {
+                    items.append(StoredSpan(span: span, resource: rs.resource, scope: ss.scope, receivedAtUnixNano: batch.receivedAtUnixNano))
+                    contexts.append(context)
+                }
+            }
         }
         let existing = try store.existing(items.map(\.span.key))
         var seen = Set<SpanKey>()
@@ -115,11 +122,11 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
         var touched = [TraceID: Set<SpanID>]()
         var report = FoldReport()
         var touchedOrder = [TraceID]()
-        for item in items {
+        for (item, context) in zip(items, contexts) {
             let key = item.span.key
             guard !existing.contains(key), seen.insert(key).inserted else { continue }
             var trace = try load(key.traceID)
-            let mapped = mapper.map(item.span, resource: item.resource, scope: item.scope)
+            let mapped = mapper.map(item.span, context: context)
             let warnings = trace.state.add(mapped, limits: limits)
             for (_, v) in warnings.sorted(by: { $0.key < $1.key }) {
                 if case .string(let s) = v { report.droppedUpdates.append(s) }

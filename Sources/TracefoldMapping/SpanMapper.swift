@@ -9,23 +9,44 @@ public struct SpanMapper: Sendable {
     public static let internalPrefix = "_tracefold."
     public static let metadataEventName = "tracefold.metadata"
 
+    /// What every span under one resource and scope shares. Built once per
+    /// scope in a batch, so the spans' records share one copy of the resource
+    /// and scope JSON instead of allocating their own.
+    public struct Context: Sendable {
+        let resource: AttributeTable
+        let resourceJSON: JSONValue
+        let scopeName: String
+        let scopeJSON: JSONValue
+
+        public init(resource: Resource, scope: InstrumentationScope) {
+            // SPEC §2.5: clients cannot forge internal attributes.
+            self.resource = AttributeTable(resource.attributes.filter { !$0.key.hasPrefix(SpanMapper.internalPrefix) })
+            resourceJSON = self.resource.object
+            scopeName = scope.name
+            scopeJSON = .object([
+                "name": .string(scope.name), "version": .string(scope.version),
+                "attributes": AttributeTable(scope.attributes).object,
+            ])
+        }
+    }
+
     public func map(_ span: Span, resource: Resource, scope: InstrumentationScope) -> MappedSpan {
-        // SPEC §2.5: clients cannot forge internal attributes.
+        map(span, context: Context(resource: resource, scope: scope))
+    }
+
+    public func map(_ span: Span, context: Context) -> MappedSpan {
         let attrs = AttributeTable(span.attributes.filter { !$0.key.hasPrefix(Self.internalPrefix) })
-        let res = AttributeTable(resource.attributes.filter { !$0.key.hasPrefix(Self.internalPrefix) })
+        let res = context.resource
         var warnings = [String: JSONValue]()
         let order = OrderKey(time: span.startTimeUnixNano, spanID: span.spanID.value, position: 0)
 
         let type = Self.observationType(attrs)
         let model = Self.model(attrs)
         let (input, output, ioKeys) = Self.inputOutput(attrs)
-        let resourceJSON = res.object
-        let scopeJSON: JSONValue = .object([
-            "name": .string(scope.name), "version": .string(scope.version),
-            "attributes": AttributeTable(scope.attributes).object,
-        ])
+        let resourceJSON = context.resourceJSON
+        let scopeJSON = context.scopeJSON
         var system: [String: JSONValue] = ["resourceAttributes": resourceJSON, "scope": scopeJSON]
-        if !scope.name.hasPrefix("langfuse-sdk") {
+        if !context.scopeName.hasPrefix("langfuse-sdk") {
             // R26: the remaining span attributes, typed (SPEC §2.4), without
             // metadata-prefix keys and the input/output keys consumed.
             var remaining = [String: JSONValue]()
@@ -441,7 +462,7 @@ public struct SpanMapper: Sendable {
 }
 
 /// Attributes by key (the last of duplicate keys wins), keeping wire order.
-struct AttributeTable {
+struct AttributeTable: Sendable {
     let ordered: [Attribute]
     private let index: [String: AttributeValue]
 

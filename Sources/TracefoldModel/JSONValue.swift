@@ -302,11 +302,12 @@ public struct JSONWriter {
             bytes.append(UInt8(ascii: "]"))
         case .object(let o):
             bytes.append(UInt8(ascii: "{"))
-            for (k, key) in o.keys.sorted().enumerated() {
+            // Sorting the pairs, not the keys, saves a hash lookup per key.
+            for (k, pair) in o.sorted(by: { $0.key < $1.key }).enumerated() {
                 if k > 0 { bytes.append(UInt8(ascii: ",")) }
-                writeString(key)
+                writeString(pair.key)
                 bytes.append(UInt8(ascii: ":"))
-                write(o[key]!)
+                write(pair.value)
             }
             bytes.append(UInt8(ascii: "}"))
         }

@@ -155,6 +155,28 @@ final class MetadataModelTests: XCTestCase {
         XCTAssertEqual(f.obs(2)["metadata"]?["step"], .string("parse"))
     }
 
+    /// T13, T14, T15, T24: shallow merge by order key, null stored, the last
+    /// duplicate key wins, kinds never merge.
+    func testMergeSemanticsOfEvents() {
+        let f = C.fold([C.S("root", id: 1, 0, 30, events: [
+            Self.metadataEvent(#"{"a":1,"b":{"x":1}}"#, scope: "trace", at: 1),
+            Self.metadataEvent(#"{"b":{"y":2}}"#, scope: "trace", at: 2),
+            Self.metadataEvent(#"{"c":1,"c":2}"#, scope: "trace", at: 3),
+            Self.metadataEvent(#"{"a":null}"#, scope: "trace", at: 4),
+            Self.metadataEvent(#"{"a":2}"#, kind: "billing", scope: "trace", at: 5),
+        ])])
+        XCTAssertEqual(entry(f.trace, kind: "userland.default", scope: "trace")?["values"], json(#"{"a":null,"b":{"y":2},"c":2}"#))
+        XCTAssertEqual(entry(f.trace, kind: "userland.billing", scope: "trace")?["values"], json(#"{"a":2}"#))
+        XCTAssertEqual(f.trace["metadata"]?["a"], .null)
+        // Events in the opposite order: the order key, not arrival, decides.
+        let reversed = C.fold([C.S("root", id: 1, 0, 30, events: [
+            Self.metadataEvent(#"{"a":null}"#, scope: "trace", at: 4),
+            Self.metadataEvent(#"{"b":{"y":2}}"#, scope: "trace", at: 2),
+            Self.metadataEvent(#"{"a":1,"b":{"x":1}}"#, scope: "trace", at: 1),
+        ])])
+        XCTAssertEqual(entry(reversed.trace, kind: "userland.default", scope: "trace")?["values"], json(#"{"a":null,"b":{"y":2}}"#))
+    }
+
     func testUsageReportsMergedBytes() {  // T6
         let f = C.fold([
             C.S("a", id: 1, 0, 1, events: [Self.metadataEvent(#"{"a":"xxxx"}"#, scope: "trace", at: 1)]),
