@@ -106,8 +106,10 @@ public final class JSONLRecordExporter: @unchecked Sendable {
                 for o in p.observations { Self.line(o.record, into: &w) }
             }
             try write(w.bytes)
+            // The lines must be on disk before the marks that cover them.
+            guard fsync(fd) == 0 else { throw ExportError("fsync \(activePath): \(String(cString: strerror(errno)))") }
             linesWritten += pending.reduce(0) { $0 + 1 + $1.observations.count }
-            try store.markExported(pending)
+            try store.markExported(pending, file: activePath, length: activeBytes)
             if pending.count < 500 { break }
         }
         if fd >= 0, activeBytes >= config.maxMegabytes << 20 || ContinuousClock.now - openedAt >= config.maxAge {
@@ -177,18 +179,19 @@ public final class JSONLRecordExporter: @unchecked Sendable {
         }
     }
 
-    /// A crash can leave half a line at the end of the newest file; cut it
-    /// off. Its record was not marked exported, so it is written again.
+    /// After a crash the active file may hold lines written after the last
+    /// committed marks (and a torn last line). Those records are still
+    /// unexported in the store and will be written again, so the file is cut
+    /// back to the committed length: no record appears twice.
     private func repairTornTail() throws {
-        let files = try FileManager.default.contentsOfDirectory(atPath: config.directory)
-            .filter { $0.hasPrefix("tracefold-") && $0.hasSuffix(".jsonl") }.sorted()
-        guard let last = files.last else { return }
-        let path = config.directory + "/" + last
-        let data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
-        let keep = (data.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 }) ?? 0
-        if keep < data.count {
-            logger.warning("jsonl: removing a torn last line left by a crash", metadata: ["file": "\(path)", "bytes": "\(data.count - keep)"])
-            guard truncate(path, off_t(keep)) == 0 else { throw ExportError("cannot truncate \(path)") }
+        guard let (path, length) = try store.exportPosition(), FileManager.default.fileExists(atPath: path) else { return }
+        let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
+        if size > length {
+            logger.warning(
+                "jsonl: cutting uncommitted lines left by a crash; they are written again",
+                metadata: ["file": "\(path)", "bytes": "\(size - length)"]
+            )
+            guard truncate(path, off_t(length)) == 0 else { throw ExportError("cannot truncate \(path)") }
         }
     }
 

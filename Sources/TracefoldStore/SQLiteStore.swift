@@ -50,6 +50,11 @@ public final class SQLiteStore: FoldStore, @unchecked Sendable {
                   PRIMARY KEY (trace_id, span_id)) WITHOUT ROWID;
                 """)
         }
+        m.registerMigration("v2-export-position") { db in
+            // The JSONL file being written and how much of it is covered by
+            // committed export marks (SPEC §6, exactly-once after a crash).
+            try db.execute(sql: "CREATE TABLE export_position (id INTEGER PRIMARY KEY CHECK (id = 1), file TEXT NOT NULL, length INTEGER NOT NULL)")
+        }
         return m
     }
 
@@ -180,8 +185,22 @@ public final class SQLiteStore: FoldStore, @unchecked Sendable {
         }
     }
 
-    public func markExported(_ traces: [PendingTrace]) throws {
+    /// The active export file and its committed length, if any.
+    public func exportPosition() throws -> (file: String, length: Int)? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT file, length FROM export_position WHERE id = 1").map { ($0["file"], $0["length"]) }
+        }
+    }
+
+    /// Marks revisions exported and records where the export file now ends,
+    /// in one transaction: lines past that point after a crash are not
+    /// covered by marks and are cut off at the next start.
+    public func markExported(_ traces: [PendingTrace], file: String, length: Int) throws {
         try pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO export_position(id, file, length) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET file = excluded.file, length = excluded.length",
+                arguments: [file, length]
+            )
             let t = try db.cachedStatement(sql: "UPDATE traces SET exported_revision = MAX(exported_revision, ?) WHERE trace_id = ?")
             let o = try db.cachedStatement(sql: "UPDATE observations SET exported_revision = MAX(exported_revision, ?) WHERE trace_id = ? AND span_id = ?")
             for p in traces {

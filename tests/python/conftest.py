@@ -116,29 +116,25 @@ class Tracefold:
                 raise
         return self.proc.returncode if self.proc else None
 
-    def span_lines(self):
-        """Every line of the spans_jsonl exporter, parsed."""
-        lines = []
-        for path in sorted(glob.glob(os.path.join(self.data_dir, "spans", "spans-*.jsonl"))):
-            with open(path, "rb") as f:
-                data = f.read()
-            for raw in data.split(b"\n"):
-                if raw:
-                    lines.append(json.loads(raw))
-        return lines
-
-    def export_lines(self):
-        """Every line of the record JSONL export (rotated .gz files too)."""
+    @staticmethod
+    def _json_lines(pattern):
+        """Every line of the files matching pattern, parsed; .gz files are gunzipped."""
         import gzip
         lines = []
-        for path in sorted(glob.glob(os.path.join(self.data_dir, "export", "tracefold-*.jsonl*"))):
+        for path in sorted(glob.glob(pattern)):
             opener = gzip.open if path.endswith(".gz") else open
             with opener(path, "rb") as f:
                 data = f.read()
-            for raw in data.split(b"\n"):
-                if raw:
-                    lines.append(json.loads(raw))
+            lines.extend(json.loads(raw) for raw in data.split(b"\n") if raw)
         return lines
+
+    def span_lines(self):
+        """Every line of the spans_jsonl debug exporter."""
+        return self._json_lines(os.path.join(self.data_dir, "spans", "spans-*.jsonl"))
+
+    def export_lines(self):
+        """Every line of the record JSONL export, rotated files included."""
+        return self._json_lines(os.path.join(self.data_dir, "export", "tracefold-*.jsonl*"))
 
     def latest_records(self):
         """The highest revision per (recordType, id), as a reader keeps them."""
