@@ -42,7 +42,7 @@ public struct SpanMapper: Sendable {
 
         let type = Self.observationType(attrs)
         let model = Self.model(attrs)
-        let (input, output, ioKeys) = Self.inputOutput(attrs)
+        let (input, output, ioKeys) = Self.inputOutput(attrs, events: span.events, scopeName: context.scopeName)
         let resourceJSON = context.resourceJSON
         let scopeJSON = context.scopeJSON
         var system: [String: JSONValue] = ["resourceAttributes": resourceJSON, "scope": scopeJSON]
@@ -293,22 +293,83 @@ public struct SpanMapper: Sendable {
 
     // MARK: R23–R24 input and output
 
-    /// (input, output, the attribute keys they were taken from).
-    static func inputOutput(_ a: AttributeTable) -> (JSONValue?, JSONValue?, Set<String>) {
-        let pairs: [(String, String)] = [
-            ("langfuse.observation.input", "langfuse.observation.output"),
+    /// (input, output, the attribute keys they were taken from): the first
+    /// source of R23–R24 that has either side.
+    static func inputOutput(_ a: AttributeTable, events: [SpanEvent], scopeName: String) -> (JSONValue?, JSONValue?, Set<String>) {
+        func pair(_ inKey: String, _ outKey: String) -> (JSONValue?, JSONValue?, Set<String>)? {
+            guard a[inKey] != nil || a[outKey] != nil else { return nil }
+            return (a[inKey]?.decodedJSON, a[outKey]?.decodedJSON, [inKey, outKey])
+        }
+        func first(_ keys: [String]) -> (JSONValue?, String?) {
+            for k in keys { if let v = a[k] { return (v.decodedJSON, k) } }
+            return (nil, nil)
+        }
+        if let io = pair("langfuse.observation.input", "langfuse.observation.output") { return io }
+        if scopeName == "genkit-tracer", let io = pair("genkit:input", "genkit:output") { return io }
+        if scopeName == "ai" {
+            let (i, ik) = first(["ai.prompt.messages", "ai.prompt"])
+            let (o, ok) = first(["ai.response.text", "ai.response.object", "ai.response.toolCalls", "ai.result.text", "ai.result.object"])
+            if i != nil || o != nil { return (i, o, Set([ik, ok].compactMap { $0 })) }
+        }
+        if let io = genAIEvents(events) { return io }
+        for (inKey, outKey) in [
+            ("gcp.vertex.agent.llm_request", "gcp.vertex.agent.llm_response"),
+            ("prompt", "all_messages_events"),
             ("mlflow.spanInputs", "mlflow.spanOutputs"),
             ("traceloop.entity.input", "traceloop.entity.output"),
             ("input.value", "output.value"),
             ("input", "output"),
             ("tool_arguments", "tool_response"),
-            ("gen_ai.input.messages", "gen_ai.output.messages"),
-            ("gen_ai.tool.call.arguments", "gen_ai.tool.call.result"),
-        ]
-        for (inKey, outKey) in pairs where a[inKey] != nil || a[outKey] != nil {
-            return (a[inKey]?.decodedJSON, a[outKey]?.decodedJSON, [inKey, outKey])
+        ] {
+            if let io = pair(inKey, outKey) { return io }
         }
+        // Flattened message lists: gen_ai.prompt.N.*, llm.input_messages.N.*.
+        for (inPrefix, outPrefix) in [("gen_ai.prompt.", "gen_ai.completion."), ("llm.input_messages.", "llm.output_messages.")] {
+            let (i, ik) = FlattenedAttributes.rebuild(a.ordered, prefix: inPrefix)
+            let (o, ok) = FlattenedAttributes.rebuild(a.ordered, prefix: outPrefix)
+            if i != nil || o != nil { return (i, o, ik.union(ok)) }
+        }
+        if a["gen_ai.input.messages"] != nil || a["gen_ai.output.messages"] != nil {
+            var input = a["gen_ai.input.messages"]?.decodedJSON
+            var keys: Set<String> = ["gen_ai.input.messages", "gen_ai.output.messages"]
+            // System instructions come first in the conversation.
+            if let sys = a["gen_ai.system_instructions"]?.decodedJSON {
+                keys.insert("gen_ai.system_instructions")
+                let instructions: [JSONValue] = sys.arrayValue ?? [sys]
+                let system: JSONValue = .object(["role": .string("system"), "parts": .array(instructions)])
+                input = .array([system] + (input?.arrayValue ?? (input.map { [$0] } ?? [])))
+            }
+            return (input, a["gen_ai.output.messages"]?.decodedJSON, keys)
+        }
+        if let io = pair("gen_ai.tool.call.arguments", "gen_ai.tool.call.result") { return io }
         return (nil, nil, [])
+    }
+
+    /// GenAI semantic-convention span events: one
+    /// `gen_ai.client.inference.operation.details` event, or per-message
+    /// `gen_ai.{system,user,assistant,tool}.message` events with `gen_ai.choice`
+    /// for the output.
+    static func genAIEvents(_ events: [SpanEvent]) -> (JSONValue?, JSONValue?, Set<String>)? {
+        if let details = events.first(where: { $0.name == "gen_ai.client.inference.operation.details" }) {
+            let t = AttributeTable(details.attributes)
+            let i = t["gen_ai.input.messages"]?.decodedJSON
+            let o = t["gen_ai.output.messages"]?.decodedJSON
+            if i != nil || o != nil { return (i, o, []) }
+        }
+        let roles = ["gen_ai.system.message": "system", "gen_ai.user.message": "user", "gen_ai.assistant.message": "assistant", "gen_ai.tool.message": "tool"]
+        var input = [JSONValue]()
+        var output = [JSONValue]()
+        for e in events {
+            var message = AttributeTable(e.attributes).decodedObject
+            if let role = roles[e.name] {
+                if message["role"] == nil { message["role"] = .string(role) }
+                input.append(.object(message))
+            } else if e.name == "gen_ai.choice" {
+                output.append(.object(message))
+            }
+        }
+        guard !input.isEmpty || !output.isEmpty else { return nil }
+        return (input.isEmpty ? nil : .array(input), output.isEmpty ? nil : (output.count == 1 ? output[0] : .array(output)), [])
     }
 
     // MARK: R25–R30 metadata
@@ -473,6 +534,9 @@ struct AttributeTable: Sendable {
 
     subscript(key: String) -> AttributeValue? { index[key] }
 
+    /// Attributes as an object with string values decoded (`"content"` etc.).
+    var decodedObject: [String: JSONValue] { index.mapValues(\.decodedJSON) }
+
     var object: JSONValue { .object(index.mapValues(\.json)) }
 }
 
@@ -482,5 +546,58 @@ extension String {
         while let f = s.first, f.isWhitespace { s = s.dropFirst() }
         while let l = s.last, l.isWhitespace { s = s.dropLast() }
         return String(s)
+    }
+}
+
+/// Rebuilds `prefix.N.field[.M.sub…]` attributes into nested JSON
+/// (`gen_ai.prompt.0.role`, `gen_ai.prompt.0.content` → `[{"role":…,
+/// "content":…}]`), as Langfuse does for flattened message lists.
+enum FlattenedAttributes {
+    /// Langfuse caps the rebuilt arrays at this many slots.
+    static let maxIndex = 10_000
+
+    indirect enum Node {
+        case leaf(JSONValue)
+        case branch([String: Node])
+    }
+
+    static func rebuild(_ attributes: [Attribute], prefix: String) -> (JSONValue?, Set<String>) {
+        var root = [String: Node]()
+        var keys = Set<String>()
+        for attr in attributes where attr.key.hasPrefix(prefix) {
+            let path = attr.key.dropFirst(prefix.count).split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            guard let head = path.first, Int(head) != nil, !path.contains("__proto__"), !path.contains("") else { continue }
+            keys.insert(attr.key)
+            insert(&root, path[...], attr.value.decodedJSON)
+        }
+        guard !root.isEmpty else { return (nil, []) }
+        return (json(.branch(root)), keys)
+    }
+
+    static func insert(_ node: inout [String: Node], _ path: ArraySlice<String>, _ value: JSONValue) {
+        guard let head = path.first else { return }
+        if path.count == 1 {
+            node[head] = .leaf(value)
+            return
+        }
+        var child: [String: Node] = [:]
+        if case .branch(let existing)? = node[head] { child = existing }
+        insert(&child, path.dropFirst(), value)
+        node[head] = .branch(child)
+    }
+
+    /// A branch whose keys are all indexes becomes an array.
+    static func json(_ node: Node) -> JSONValue {
+        switch node {
+        case .leaf(let v): return v
+        case .branch(let children):
+            let indexes = children.keys.compactMap { Int($0) }
+            if indexes.count == children.count, let top = indexes.max(), top <= maxIndex, indexes.allSatisfy({ $0 >= 0 }) {
+                var items = [JSONValue](repeating: .null, count: top + 1)
+                for (k, v) in children { items[Int(k)!] = json(v) }
+                return .array(items)
+            }
+            return .object(children.mapValues(json))
+        }
     }
 }

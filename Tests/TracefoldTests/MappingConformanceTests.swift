@@ -346,6 +346,51 @@ final class MappingConformanceTests: XCTestCase {
         XCTAssertEqual(o["input"], json(#"{"e":1}"#))
     }
 
+    // 24 (R24): framework fallbacks for input and output.
+    func testFrameworkInputOutputFallbacks() {
+        func io(_ a: [String: AttributeValue], scope: String = "custom", events: [SpanEvent] = []) -> (JSONValue?, JSONValue?, JSONValue?) {
+            let o = C.fold([C.S("s", id: 1, 0, 1, a, events: events)], scope: InstrumentationScope(name: scope)).obs(1)
+            return (o["input"], o["output"], o["metadata"]?["attributes"])
+        }
+        var r = io(["traceloop.entity.input": .string(#"{"q":1}"#), "traceloop.entity.output": .string("ok"), "input.value": .string("ignored")])
+        XCTAssertEqual(r.0, json(#"{"q":1}"#))
+        XCTAssertEqual(r.1, .string("ok"))
+        XCTAssertNil(r.2?["traceloop.entity.input"])
+        XCTAssertEqual(r.2?["input.value"], .string("ignored"), "only the keys used are consumed")
+
+        r = io(["gen_ai.prompt.0.role": .string("user"), "gen_ai.prompt.0.content": .string("hi"),
+                "gen_ai.prompt.1.role": .string("assistant"), "gen_ai.prompt.1.content": .string("yo"),
+                "gen_ai.completion.0.role": .string("assistant"), "gen_ai.completion.0.content": .string("done"),
+                "gen_ai.prompt.__proto__.x": .string("blocked")])
+        XCTAssertEqual(r.0, json(#"[{"role":"user","content":"hi"},{"role":"assistant","content":"yo"}]"#))
+        XCTAssertEqual(r.1, json(#"[{"role":"assistant","content":"done"}]"#))
+        XCTAssertNil(r.2?["gen_ai.prompt.0.role"])
+
+        r = io(["gen_ai.input.messages": .string(#"[{"role":"user","parts":[{"type":"text","content":"q"}]}]"#),
+                "gen_ai.system_instructions": .string(#"[{"type":"text","content":"be brief"}]"#),
+                "gen_ai.output.messages": .string(#"[{"role":"assistant"}]"#)])
+        XCTAssertEqual(r.0?.arrayValue?.first?["role"], .string("system"))
+        XCTAssertEqual(r.0?.arrayValue?.count, 2)
+        XCTAssertEqual(r.1, json(#"[{"role":"assistant"}]"#))
+
+        let events = [
+            SpanEvent(timeUnixNano: 1, name: "gen_ai.system.message", attributes: [Attribute("content", .string("sys"))]),
+            SpanEvent(timeUnixNano: 2, name: "gen_ai.user.message", attributes: [Attribute("content", .string("hello"))]),
+            SpanEvent(timeUnixNano: 3, name: "gen_ai.choice", attributes: [Attribute("index", .int(0)), Attribute("message", .string(#"{"content":"hey"}"#))]),
+        ]
+        r = io([:], events: events)
+        XCTAssertEqual(r.0, json(#"[{"content":"sys","role":"system"},{"content":"hello","role":"user"}]"#))
+        XCTAssertEqual(r.1, json(#"{"index":0,"message":{"content":"hey"}}"#))
+
+        r = io(["ai.prompt.messages": .string(#"[{"role":"user","content":"v"}]"#), "ai.response.text": .string("answer")], scope: "ai")
+        XCTAssertEqual(r.0, json(#"[{"role":"user","content":"v"}]"#))
+        XCTAssertEqual(r.1, .string("answer"))
+        r = io(["genkit:input": .string(#"{"x":1}"#), "genkit:output": .string("g")], scope: "genkit-tracer")
+        XCTAssertEqual(r.0, json(#"{"x":1}"#))
+        r = io(["langfuse.observation.input": .string("wins"), "input.value": .string("loses")])
+        XCTAssertEqual(r.0, .string("wins"))
+    }
+
     func testISOTimeRoundTrip() {
         XCTAssertEqual(ISOTime.format(unixNano: 0), "1970-01-01T00:00:00.000Z")
         XCTAssertEqual(ISOTime.parse("2025-01-01T00:00:01Z"), 1_735_689_601_000_000_000)
