@@ -120,6 +120,16 @@ final class MetadataModelTests: XCTestCase {
             Self.metadataEvent(#"{"a":1}"#, kind: String(repeating: "k", count: 119)),
         ])])
         XCTAssertEqual(entry(f.trace, kind: "tracefold.warnings", scope: "trace")?["values"]?.objectValue?.count, 4)
+        // T11/T12: merge in any case is accepted; any other op is dropped with a warning.
+        func withOp(_ op: String) -> SpanEvent {
+            var e = Self.metadataEvent(#"{"o":1}"#, kind: "ops", scope: "trace")
+            e.attributes.append(Attribute("tracefold.metadata.op", .string(op)))
+            return e
+        }
+        let ops = C.fold([C.S("root", id: 1, 0, 30, events: [withOp("MERGE"), withOp("delete"), withOp("replace")])])
+        XCTAssertEqual(entry(ops.trace, kind: "userland.ops", scope: "trace")?["values"], json(#"{"o":1}"#))
+        let opWarnings = entry(ops.trace, kind: "tracefold.warnings", scope: "trace")?["values"]?.objectValue
+        XCTAssertEqual(opWarnings?.values.compactMap(\.stringValue).sorted(), ["unsupported op \"delete\"", "unsupported op \"replace\""])
         // A 119-byte user kind becomes "userland." + 119 = 128 bytes: accepted.
         XCTAssertNotNil(entry(f.obs(1), kind: "userland." + String(repeating: "k", count: 119), scope: "observation"))
     }
