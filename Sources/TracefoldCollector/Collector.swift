@@ -126,9 +126,6 @@ public final class Collector: Sendable {
     /// been synced.
     public func drain() { pipeline.drain() }
 
-    /// Writes every pending record to the JSONL export now, idle or not.
-    public func flushExport() throws { try recordExporter?.flushAll() }
-
     /// Stops intake, drains the pipeline, syncs and closes the exporters.
     public func shutdown() {
         log.close()

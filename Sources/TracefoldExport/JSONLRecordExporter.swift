@@ -27,7 +27,6 @@ public final class JSONLRecordExporter: @unchecked Sendable {
     private var activePath = ""
     private var activeBytes = 0
     private var openedAt = ContinuousClock.now
-    public private(set) var linesWritten = 0
 
     public init(config: JSONLExporterConfig, store: SQLiteStore, logger: Logger) throws {
         self.config = config
@@ -108,7 +107,6 @@ public final class JSONLRecordExporter: @unchecked Sendable {
             try write(w.bytes)
             // The lines must be on disk before the marks that cover them.
             guard fsync(fd) == 0 else { throw ExportError("fsync \(activePath): \(String(cString: strerror(errno)))") }
-            linesWritten += pending.reduce(0) { $0 + 1 + $1.observations.count }
             try store.markExported(pending, file: activePath, length: activeBytes)
             if pending.count < 500 { break }
         }

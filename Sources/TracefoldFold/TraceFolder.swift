@@ -54,16 +54,11 @@ public protocol FoldStore: AnyObject, Sendable {
     func sync() throws
 }
 
-/// What a sink tells the request that delivered a batch.
+/// What the fold tells the request that delivered a batch: the metadata
+/// updates it dropped, for `partial_success` (SPEC §4.6).
 public struct FoldReport: Sendable {
     public var droppedUpdates: [String] = []
     public init() {}
-
-    /// For `partial_success.error_message` (SPEC §4.6).
-    public var message: String? {
-        guard let first = droppedUpdates.first else { return nil }
-        return "\(droppedUpdates.count) metadata update\(droppedUpdates.count == 1 ? "" : "s") dropped: \(first)"
-    }
 }
 
 /// The fold stage (SPEC §2–§4): maps each new span, folds it into its trace's
@@ -96,8 +91,6 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
         self.maxOpenTraces = maxOpenTraces
         self.logger = logger
     }
-
-    public var openTraceCount: Int { open.count }
 
     public func consume(_ batch: SpanBatch) throws -> [String] {
         try fold(batch).droppedUpdates
