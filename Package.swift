@@ -45,6 +45,14 @@ let package = Package(
             dependencies: [.product(name: "Yams", package: "Yams")]
         ),
         .target(
+            name: "TracefoldQuery",
+            dependencies: [
+                "TracefoldModel", "TracefoldMapping", "TracefoldStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .target(
             name: "TracefoldIntake",
             dependencies: [
                 "OTLP", "TracefoldModel", "Compression", "TracefoldConfig",
@@ -65,7 +73,7 @@ let package = Package(
             name: "TracefoldCollector",
             dependencies: [
                 "TracefoldIntake", "TracefoldExport", "TracefoldConfig", "TracefoldModel", "OTLP", "Compression",
-                "TracefoldFold", "TracefoldStore", "TracefoldMapping",
+                "TracefoldFold", "TracefoldStore", "TracefoldMapping", "TracefoldQuery",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -92,7 +100,7 @@ let package = Package(
             name: "TracefoldTests",
             dependencies: [
                 "OTLP", "TracefoldModel", "Compression", "TracefoldConfig", "TracefoldIntake",
-                "TracefoldExport", "TracefoldCollector", "TracefoldMapping", "TracefoldFold", "TracefoldStore",
+                "TracefoldExport", "TracefoldCollector", "TracefoldMapping", "TracefoldFold", "TracefoldStore", "TracefoldQuery",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -9,6 +9,7 @@ import TracefoldExport
 import TracefoldFold
 import TracefoldIntake
 import TracefoldModel
+import TracefoldQuery
 import TracefoldStore
 
 /// Assembles the pipeline from a config: receiver → intake log → pipeline →
@@ -96,8 +97,9 @@ public final class Collector: Sendable {
         let router = Router()
         router.get("/health/live") { _, _ in "ok" }
         router.get("/health/ready") { _, _ in "ok" }
+        if let store { QueryAPI(store: store).register(on: router) }
         let receiver = OTLPHTTPReceiver(config: config.receiver, committer: committer, logger: logger)
-        return FrontDoor(receiver: receiver, router: router.buildResponder())
+        return FrontDoor(receiver: receiver, authenticator: RequestAuthenticator(config: config.receiver.auth), router: router.buildResponder())
     }
 
     /// The HTTP application; `port` overrides the configured one (tests use 0).

@@ -1,15 +1,18 @@
 import Hummingbird
 import OTLP
+import NIOCore
 import TracefoldIntake
 
 /// The first responder every request meets. It collapses doubled slashes
 /// (`//api/public/otel/v1/traces`, SPEC §1.2), sends the intake paths to the
 /// OTLP receiver whatever the method (the receiver answers 405 itself), and
-/// everything else to the router.
+/// everything else to the router. When auth is on, every route but the
+/// health checks needs the intake's credentials (SPEC §7.7).
 struct FrontDoor<Router: HTTPResponder>: HTTPResponder where Router.Context == BasicRequestContext {
     typealias Context = BasicRequestContext
 
     let receiver: OTLPHTTPReceiver
+    let authenticator: RequestAuthenticator
     let router: Router
 
     func respond(to request: Request, context: Context) async throws -> Response {
@@ -22,6 +25,13 @@ struct FrontDoor<Router: HTTPResponder>: HTTPResponder where Router.Context == B
         }
         if OTLPHTTPReceiver.paths.contains(request.uri.path) {
             return try await receiver.handle(request)
+        }
+        if !request.uri.path.hasPrefix("/health/"), !authenticator.isAuthorized(authorization: request.headers[.authorization]) {
+            return Response(
+                status: .unauthorized,
+                headers: [.contentType: "application/json", .wwwAuthenticate: "Basic realm=\"tracefold\""],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"error":"Unauthorized","message":"missing or invalid credentials"}"#))
+            )
         }
         return try await router.respond(to: request, context: context)
     }

@@ -55,6 +55,30 @@ public final class SQLiteStore: FoldStore, @unchecked Sendable {
             // committed export marks (SPEC §6, exactly-once after a crash).
             try db.execute(sql: "CREATE TABLE export_position (id INTEGER PRIMARY KEY CHECK (id = 1), file TEXT NOT NULL, length INTEGER NOT NULL)")
         }
+        m.registerMigration("v3-query-columns") { db in
+            // Columns the query API filters and sorts on (SPEC §7.1).
+            try db.execute(sql: """
+                ALTER TABLE traces ADD COLUMN name TEXT;
+                ALTER TABLE traces ADD COLUMN user_id TEXT;
+                ALTER TABLE traces ADD COLUMN session_id TEXT;
+                ALTER TABLE traces ADD COLUMN version TEXT;
+                ALTER TABLE traces ADD COLUMN release TEXT;
+                ALTER TABLE traces ADD COLUMN environment TEXT;
+                ALTER TABLE traces ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+                ALTER TABLE traces ADD COLUMN public INTEGER NOT NULL DEFAULT 0;
+                CREATE INDEX traces_by_user ON traces(user_id, start_time);
+                CREATE INDEX traces_by_session ON traces(session_id, start_time);
+                CREATE INDEX traces_by_name ON traces(name, start_time);
+                ALTER TABLE observations ADD COLUMN type TEXT;
+                ALTER TABLE observations ADD COLUMN name TEXT;
+                ALTER TABLE observations ADD COLUMN level TEXT;
+                ALTER TABLE observations ADD COLUMN version TEXT;
+                ALTER TABLE observations ADD COLUMN parent_id TEXT;
+                ALTER TABLE observations ADD COLUMN environment TEXT;
+                CREATE INDEX observations_by_start ON observations(start_time);
+                CREATE UNIQUE INDEX observations_by_span ON observations(span_id, trace_id);
+                """)
+        }
         return m
     }
 
@@ -98,21 +122,37 @@ public final class SQLiteStore: FoldStore, @unchecked Sendable {
                 nextSeq += 1
             }
             let upsertTrace = try db.cachedStatement(sql: """
-                INSERT INTO traces(trace_id, revision, changed_at, start_time, record) VALUES (?, 1, ?, ?, ?)
+                INSERT INTO traces(trace_id, revision, changed_at, start_time, record, name, user_id, session_id, version, release, environment, tags, public)
+                VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(trace_id) DO UPDATE SET revision = revision + 1, changed_at = excluded.changed_at,
-                  start_time = excluded.start_time, record = excluded.record
+                  start_time = excluded.start_time, record = excluded.record, name = excluded.name, user_id = excluded.user_id,
+                  session_id = excluded.session_id, version = excluded.version, release = excluded.release,
+                  environment = excluded.environment, tags = excluded.tags, public = excluded.public
                 """)
             for t in commit.traces {
-                try upsertTrace.execute(arguments: [Self.blob(t.traceID), now, Int64(bitPattern: t.startUnixNano), JSONWriter.serialize(.object(t.record))])
+                let r = t.record
+                try upsertTrace.execute(arguments: [
+                    Self.blob(t.traceID), now, Int64(bitPattern: t.startUnixNano), JSONWriter.serialize(.object(r)),
+                    r["name"]?.stringValue, r["userId"]?.stringValue, r["sessionId"]?.stringValue, r["version"]?.stringValue,
+                    r["release"]?.stringValue, r["environment"]?.stringValue, JSONWriter.serialize(r["tags"] ?? .array([])),
+                    r["public"] == .bool(true),
+                ])
             }
             let upsertObservation = try db.cachedStatement(sql: """
-                INSERT INTO observations(trace_id, span_id, revision, start_time, record) VALUES (?, ?, 1, ?, ?)
-                ON CONFLICT(trace_id, span_id) DO UPDATE SET revision = revision + 1,
-                  start_time = excluded.start_time, record = excluded.record
+                INSERT INTO observations(trace_id, span_id, revision, start_time, record, type, name, level, version, parent_id, environment)
+                VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(trace_id, span_id) DO UPDATE SET revision = revision + 1, start_time = excluded.start_time,
+                  record = excluded.record, type = excluded.type, name = excluded.name, level = excluded.level,
+                  version = excluded.version, parent_id = excluded.parent_id, environment = excluded.environment
                 """)
             for o in commit.observations {
                 guard let spanID = o.spanID else { continue }
-                try upsertObservation.execute(arguments: [Self.blob(o.traceID), Self.blob(spanID), Int64(bitPattern: o.startUnixNano), JSONWriter.serialize(.object(o.record))])
+                let r = o.record
+                try upsertObservation.execute(arguments: [
+                    Self.blob(o.traceID), Self.blob(spanID), Int64(bitPattern: o.startUnixNano), JSONWriter.serialize(.object(r)),
+                    r["type"]?.stringValue, r["name"]?.stringValue, r["level"]?.stringValue, r["version"]?.stringValue,
+                    r["parentObservationId"]?.stringValue, r["environment"]?.stringValue,
+                ])
             }
         }
     }

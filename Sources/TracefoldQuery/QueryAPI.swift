@@ -1,0 +1,252 @@
+import Hummingbird
+import NIOCore
+import TracefoldMapping
+import TracefoldModel
+import TracefoldStore
+
+/// The Langfuse v1 read API over the store (SPEC §7.1, §7.6):
+/// `GET /api/public/traces[/{id}]` and `GET /api/public/observations[/{id}]`.
+/// Answers use Langfuse's shapes, so Langfuse clients can read them.
+public struct QueryAPI: Sendable {
+    let store: SQLiteStore
+    /// Langfuse puts the project in `htmlPath`; tracefold has one.
+    public static let projectID = "tracefold"
+
+    public init(store: SQLiteStore) { self.store = store }
+
+    public func register(on router: Router<BasicRequestContext>) {
+        router.get("/api/public/traces") { request, _ in try self.listTraces(request) }
+        router.get("/api/public/traces/:id") { _, context in try self.getTrace(context.parameters.get("id") ?? "") }
+        router.get("/api/public/observations") { request, _ in try self.listObservations(request) }
+        router.get("/api/public/observations/:id") { _, context in try self.getObservation(context.parameters.get("id") ?? "") }
+    }
+
+    // MARK: handlers
+
+    func listTraces(_ request: Request) throws -> Response {
+        let q = QueryParameters(request.uri.queryParameters)
+        var f = TraceFilter()
+        switch q.page() {
+        case .success(let (page, limit)): (f.page, f.limit) = (page, limit)
+        case .failure(let e): return e.response
+        }
+        f.userID = q.one("userId")
+        f.name = q.one("name")
+        f.sessionID = q.one("sessionId")
+        f.version = q.one("version")
+        f.release = q.one("release")
+        f.tags = q.list("tags")
+        f.environments = q.list("environment")
+        do {
+            f.fromUnixNano = try q.time("fromTimestamp")
+            f.toUnixNano = try q.time("toTimestamp")
+            if let order = q.one("orderBy") {
+                let parts = order.split(separator: ".")
+                guard parts.count == 2, TraceFilter.orderColumns[String(parts[0])] != nil, parts[1] == "asc" || parts[1] == "desc" else {
+                    throw QueryError("orderBy must be <column>.<asc|desc> with column one of \(TraceFilter.orderColumns.keys.sorted().joined(separator: ", "))")
+                }
+                f.orderBy = (String(parts[0]), parts[1] == "asc")
+            }
+            if let filter = q.one("filter") { try applyFilter(filter, to: &f) }
+            let (records, total) = try store.traces(f)
+            let data = try records.map { try Self.listItem(JSONParser.parse($0)) }
+            return Self.json(.ok, .object(["data": .array(data), "meta": Self.meta(page: f.page, limit: f.limit, total: total)]))
+        } catch let e as QueryError {
+            return e.response
+        }
+    }
+
+    func getTrace(_ id: String) throws -> Response {
+        guard let traceID = TraceID(hex: id), let text = try store.traceRecord(traceID) else {
+            return Self.error(.notFound, "Trace not found", "no trace with id \"\(id)\"")
+        }
+        var trace = try Self.listItem(JSONParser.parse(text)).objectValue ?? [:]
+        // On the single-trace route observations are full objects (Langfuse v1).
+        trace["observations"] = .array(try store.observationRecords(of: traceID).map { try Self.observationItem(JSONParser.parse($0)) })
+        return Self.json(.ok, .object(trace))
+    }
+
+    func listObservations(_ request: Request) throws -> Response {
+        let q = QueryParameters(request.uri.queryParameters)
+        var f = ObservationFilter()
+        switch q.page() {
+        case .success(let (page, limit)): (f.page, f.limit) = (page, limit)
+        case .failure(let e): return e.response
+        }
+        do {
+            if let t = q.one("type") {
+                guard ObservationType(rawValue: t.uppercased()) != nil else {
+                    throw QueryError("type must be one of \(ObservationType.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                f.type = t.uppercased()
+            }
+            if let level = q.one("level") {
+                guard let l = ObservationLevel(alias: level) else { throw QueryError("level must be DEBUG, DEFAULT, WARNING or ERROR") }
+                f.level = l.rawValue
+            }
+            if let t = q.one("traceId") {
+                guard let id = TraceID(hex: t) else { throw QueryError("traceId must be 32 hex digits") }
+                f.traceID = id
+            }
+            f.name = q.one("name")
+            f.userID = q.one("userId")
+            f.version = q.one("version")
+            f.parentObservationID = q.one("parentObservationId")
+            f.environments = q.list("environment")
+            f.fromUnixNano = try q.time("fromStartTime")
+            f.toUnixNano = try q.time("toStartTime")
+            let (records, total) = try store.observations(f)
+            let data = try records.map { try Self.observationItem(JSONParser.parse($0)) }
+            return Self.json(.ok, .object(["data": .array(data), "meta": Self.meta(page: f.page, limit: f.limit, total: total)]))
+        } catch let e as QueryError {
+            return e.response
+        }
+    }
+
+    func getObservation(_ id: String) throws -> Response {
+        guard let spanID = SpanID(hex: id), let text = try store.observation(spanID) else {
+            return Self.error(.notFound, "Observation not found", "no observation with id \"\(id)\"")
+        }
+        return Self.json(.ok, try Self.observationItem(JSONParser.parse(text)))
+    }
+
+    /// `filter`: a JSON array of Langfuse filter objects. Metadata takes
+    /// `stringObject` with `=` or `contains` on a top-level key; the simple
+    /// columns take `=` (or `any of` / `all of` for environment and tags).
+    func applyFilter(_ text: String, to f: inout TraceFilter) throws {
+        guard case .array(let items)? = try? JSONParser.parse(text) else { throw QueryError("filter must be a JSON array of filter objects") }
+        for (i, item) in items.enumerated() {
+            guard let column = item["column"]?.stringValue, let op = item["operator"]?.stringValue else {
+                throw QueryError("filter[\(i)] needs column and operator")
+            }
+            let value = item["value"]
+            switch column {
+            case "metadata":
+                guard let key = item["key"]?.stringValue, !key.isEmpty, let v = value?.stringValue else {
+                    throw QueryError("filter[\(i)]: a metadata filter needs type stringObject, a key and a string value")
+                }
+                switch op {
+                case "=": f.metadata.append((key, .equals, v))
+                case "contains": f.metadata.append((key, .contains, v))
+                default: throw QueryError("filter[\(i)]: metadata supports the operators = and contains")
+                }
+            case "userId", "name", "sessionId", "version", "release":
+                guard op == "=", let v = value?.stringValue else { throw QueryError("filter[\(i)]: \(column) supports = with a string value") }
+                switch column {
+                case "userId": f.userID = v
+                case "name": f.name = v
+                case "sessionId": f.sessionID = v
+                case "version": f.version = v
+                default: f.release = v
+                }
+            case "environment":
+                f.environments = value?.arrayValue?.compactMap(\.stringValue) ?? value?.stringValue.map { [$0] } ?? []
+            case "tags":
+                f.tags = value?.arrayValue?.compactMap(\.stringValue) ?? value?.stringValue.map { [$0] } ?? []
+            case "timestamp":
+                guard let s = value?.stringValue, let t = ISOTime.parse(s) else { throw QueryError("filter[\(i)]: timestamp needs an ISO-8601 value") }
+                switch op {
+                case ">=", ">": f.fromUnixNano = op == ">" ? t + 1 : t
+                case "<", "<=": f.toUnixNano = op == "<=" ? t + 1 : t
+                default: throw QueryError("filter[\(i)]: timestamp supports >, >=, < and <=")
+                }
+            default:
+                throw QueryError("filter[\(i)]: unknown column \"\(column)\"")
+            }
+        }
+    }
+
+    // MARK: shapes
+
+    static func listItem(_ record: JSONValue) -> JSONValue {
+        guard var o = record.objectValue, let id = o["id"]?.stringValue else { return record }
+        o["projectId"] = .string(projectID)
+        o["htmlPath"] = .string("/project/\(projectID)/traces/\(id)")
+        o["externalId"] = .null
+        o["bookmarked"] = .bool(false)
+        o["scores"] = .array([])
+        o["createdAt"] = o["timestamp"]
+        o["updatedAt"] = o["timestamp"]
+        return .object(o)
+    }
+
+    static func observationItem(_ record: JSONValue) -> JSONValue {
+        guard var o = record.objectValue else { return record }
+        o["projectId"] = .string(projectID)
+        // Langfuse's legacy usage fields, summed from keys containing input/output.
+        if let usage = o["usageDetails"]?.objectValue {
+            func sum(_ part: String) -> Int64 {
+                usage.reduce(0) { acc, kv in
+                    guard kv.key.contains(part), case .int(let n) = kv.value else { return acc }
+                    return acc + n
+                }
+            }
+            let total: Int64 = { if case .int(let t)? = usage["total"] { return t } else { return sum("input") + sum("output") } }()
+            o["usage"] = .object(["unit": .string("TOKENS"), "input": .int(sum("input")), "output": .int(sum("output")), "total": .int(total)])
+            o["promptTokens"] = .int(sum("input"))
+            o["completionTokens"] = .int(sum("output"))
+            o["totalTokens"] = .int(total)
+        }
+        return .object(o)
+    }
+
+    static func meta(page: Int, limit: Int, total: Int) -> JSONValue {
+        .object([
+            "page": .int(Int64(page)), "limit": .int(Int64(limit)), "totalItems": .int(Int64(total)),
+            "totalPages": .int(Int64((total + limit - 1) / limit)),
+        ])
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ value: JSONValue) -> Response {
+        var w = JSONWriter(reservingCapacity: 4096)
+        w.write(value)
+        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: w.bytes)))
+    }
+
+    static func error(_ status: HTTPResponse.Status, _ error: String, _ message: String) -> Response {
+        json(status, .object(["error": .string(error), "message": .string(message)]))
+    }
+}
+
+struct QueryError: Error {
+    var message: String
+    init(_ message: String) { self.message = message }
+    var response: Response { QueryAPI.error(.badRequest, "InvalidRequestError", message) }
+}
+
+/// Query parameters with the validation every list route shares.
+struct QueryParameters {
+    let raw: Parameters
+
+    init(_ raw: Parameters) { self.raw = raw }
+
+    func one(_ name: String) -> String? {
+        raw[name[...]].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// Repeated (`tags=a&tags=b`) or comma-separated (`tags=a,b`).
+    func list(_ name: String) -> [String] {
+        raw.getAll(name).flatMap { $0.split(separator: ",").map { String($0) } }.filter { !$0.isEmpty }
+    }
+
+    func time(_ name: String) throws -> UInt64? {
+        guard let s = one(name) else { return nil }
+        guard let t = ISOTime.parse(s) else { throw QueryError("\(name) must be an ISO-8601 timestamp, got \"\(s)\"") }
+        return t
+    }
+
+    /// SPEC §7.1: page ≥ 1 (default 1), 1 ≤ limit ≤ 100 (default 50).
+    func page() -> Result<(Int, Int), QueryError> {
+        var page = 1
+        var limit = 50
+        if let p = one("page") {
+            guard let v = Int(p), v >= 1 else { return .failure(QueryError("page must be an integer of at least 1, got \"\(p)\"")) }
+            page = v
+        }
+        if let l = one("limit") {
+            guard let v = Int(l), (1...100).contains(v) else { return .failure(QueryError("limit must be an integer from 1 to 100, got \"\(l)\"")) }
+            limit = v
+        }
+        return .success((page, limit))
+    }
+}

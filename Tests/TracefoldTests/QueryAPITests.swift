@@ -1,0 +1,185 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import OTLP
+import TracefoldCollector
+import TracefoldConfig
+import TracefoldMapping
+import TracefoldModel
+import XCTest
+
+/// SPEC §7.1, §7.6, §7.7 and reference/langfuse.md §(e) 28–29 over real HTTP.
+final class QueryAPITests: XCTestCase, @unchecked Sendable {
+    typealias C = Conformance
+
+    func withCollector(auth: AuthConfig = AuthConfig(), _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var config = CollectorConfig()
+        config.store.directory = dir
+        config.receiver.auth = auth
+        config.fold = FoldProcessorConfig()
+        config.service.processors = ["fold"]
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let collector = try Collector(config: config, logger: logger)
+        do {
+            try await collector.makeApplication(port: 0).test(.live, body)
+        } catch {
+            collector.shutdown()
+            throw error
+        }
+        collector.shutdown()
+    }
+
+    static let other = TraceID(hex: "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f")!
+
+    /// Case 8's trace, plus a later trace of another user.
+    static var seed: [UInt8] {
+        let propagated: [String: AttributeValue] = [
+            "user.id": .string("u1"), "session.id": .string("s1"), "langfuse.trace.name": .string("my-trace"),
+            "langfuse.trace.tags": .array([.string("t1"), .string("t2")]), "langfuse.version": .string("v9"),
+            "langfuse.environment": .string("prod"),
+            "langfuse.trace.metadata.tenant": .string("\"acme\""), "langfuse.trace.metadata.count": .string("5"),
+            "langfuse.trace.metadata.obj": .string(#"{"k":"v"}"#),
+        ]
+        var spans = [C.S("root", id: 1, 0, 30, propagated), C.S("a", id: 2, parent: 1, 5, 10, propagated),
+                     C.S("gen", id: 3, parent: 1, 12, 20, propagated.merging(["langfuse.observation.type": .string("generation")]) { $1 })]
+        spans.append(C.S("other", id: 9, 1000, 1010, ["user.id": .string("u2"), "langfuse.trace.tags": .array([.string("t1")])], trace: other))
+        return OTLPProtobufEncoder.encode(SpanBatch(resourceSpans: [ResourceSpans(resource: C.r0, scopeSpans: [ScopeSpans(scope: C.sdk, spans: spans)])]))
+    }
+
+    static func post(_ client: any TestClientProtocol, headers: HTTPFields = [:]) async throws {
+        var h = headers
+        h[.contentType] = "application/x-protobuf"
+        let r = try await client.execute(uri: "/v1/traces", method: .post, headers: h, body: ByteBuffer(bytes: seed))
+        XCTAssertEqual(r.status, .ok)
+    }
+
+    static func get(_ client: any TestClientProtocol, _ uri: String, headers: HTTPFields = [:]) async throws -> (HTTPResponse.Status, JSONValue) {
+        let r = try await client.execute(uri: uri, method: .get, headers: headers)
+        return (r.status, try JSONParser.parse(Array(buffer: r.body)))
+    }
+
+    static func ids(_ v: JSONValue) -> [String] { v["data"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? [] }
+
+    func testTraceListFiltersPagingAndOrder() async throws {
+        try await withCollector { client in
+            // Visible as soon as the 200 arrives (SPEC §7.6).
+            try await Self.post(client)
+            let trace = C.trace.hex
+            var (status, body) = try await Self.get(client, "/api/public/traces?userId=u1&tags=t1&tags=t2")
+            XCTAssertEqual(status, .ok)
+            XCTAssertEqual(Self.ids(body), [trace])
+            XCTAssertEqual(body["meta"], json(#"{"page":1,"limit":50,"totalItems":1,"totalPages":1}"#))
+            let item = body["data"]!.arrayValue![0]
+            XCTAssertEqual(item["observations"]?.arrayValue?.count, 3)
+            XCTAssertEqual(item["observations"]?.arrayValue?.first?.stringValue, C.id(1).hex, "ids, not objects, in the list")
+            XCTAssertEqual(item["htmlPath"], .string("/project/tracefold/traces/\(trace)"))
+            XCTAssertEqual(item["metadata"]?["tenant"], .string("acme"))
+
+            (_, body) = try await Self.get(client, "/api/public/traces?tags=t1&tags=zz")
+            XCTAssertEqual(Self.ids(body), [], "tags are all-of")
+            (_, body) = try await Self.get(client, "/api/public/traces?tags=t1")
+            XCTAssertEqual(Set(Self.ids(body)), [trace, Self.other.hex])
+            (_, body) = try await Self.get(client, "/api/public/traces?environment=prod&environment=other")
+            XCTAssertEqual(Self.ids(body), [trace], "environment is any-of")
+            let ts = ISOTime.format(unixNano: C.T * 1_000_000)
+            (_, body) = try await Self.get(client, "/api/public/traces?userId=u1&toTimestamp=\(ts)")
+            XCTAssertEqual(Self.ids(body), [], "toTimestamp is exclusive")
+            (_, body) = try await Self.get(client, "/api/public/traces?userId=u1&fromTimestamp=\(ts)")
+            XCTAssertEqual(Self.ids(body), [trace], "fromTimestamp is inclusive")
+            (_, body) = try await Self.get(client, "/api/public/traces")
+            XCTAssertEqual(Self.ids(body), [Self.other.hex, trace], "default order: timestamp desc")
+            (_, body) = try await Self.get(client, "/api/public/traces?orderBy=timestamp.asc")
+            XCTAssertEqual(Self.ids(body), [trace, Self.other.hex])
+            (_, body) = try await Self.get(client, "/api/public/traces?limit=1&page=2")
+            XCTAssertEqual(Self.ids(body), [trace])
+            XCTAssertEqual(body["meta"], json(#"{"page":2,"limit":1,"totalItems":2,"totalPages":2}"#))
+            (_, body) = try await Self.get(client, "/api/public/traces?limit=100")
+            XCTAssertEqual(body["meta"]?["limit"], .int(100))
+        }
+    }
+
+    func testBadParametersAre400NamingTheParameter() async throws {
+        try await withCollector { client in
+            for (query, name) in [("limit=101", "limit"), ("limit=0", "limit"), ("page=0", "page"), ("fromTimestamp=yesterday", "fromTimestamp"),
+                                  ("orderBy=colour.asc", "orderBy"), ("filter=notjson", "filter")] {
+                let (status, body) = try await Self.get(client, "/api/public/traces?\(query)")
+                XCTAssertEqual(status, .badRequest, query)
+                XCTAssertTrue(body["message"]?.stringValue?.hasPrefix(name) ?? false, "\(query): \(body)")
+            }
+            let (status, body) = try await Self.get(client, "/api/public/observations?type=BOGUS")
+            XCTAssertEqual(status, .badRequest)
+            XCTAssertTrue(body["message"]?.stringValue?.hasPrefix("type") ?? false)
+        }
+    }
+
+    func testMetadataFilter() async throws {  // case 29
+        try await withCollector { client in
+            try await Self.post(client)
+            func filter(_ f: String) async throws -> [String] {
+                let encoded = f.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+                let (status, body) = try await Self.get(client, "/api/public/traces?filter=\(encoded)")
+                XCTAssertEqual(status, .ok, f)
+                return Self.ids(body)
+            }
+            let got1 = try await filter(#"[{"type":"stringObject","column":"metadata","key":"tenant","operator":"=","value":"acme"}]"#)
+            XCTAssertEqual(got1, [C.trace.hex])
+            let got2 = try await filter(#"[{"type":"stringObject","column":"metadata","key":"count","operator":"=","value":"5"}]"#)
+            XCTAssertEqual(got2, [C.trace.hex])
+            let got3 = try await filter(#"[{"type":"stringObject","column":"metadata","key":"obj.k","operator":"=","value":"v"}]"#)
+            XCTAssertEqual(got3, [], "only top-level keys")
+            let got4 = try await filter(#"[{"type":"stringObject","column":"metadata","key":"obj","operator":"contains","value":"k"}]"#)
+            XCTAssertEqual(got4, [C.trace.hex])
+            let got5 = try await filter(#"[{"type":"stringObject","column":"metadata","key":"tenant","operator":"=","value":"nope"}]"#)
+            XCTAssertEqual(got5, [])
+        }
+    }
+
+    func testSingleTraceAndObservations() async throws {  // case 28
+        try await withCollector { client in
+            try await Self.post(client)
+            var (status, body) = try await Self.get(client, "/api/public/traces/\(C.trace.hex)")
+            XCTAssertEqual(status, .ok)
+            XCTAssertEqual(body["observations"]?.arrayValue?.compactMap { $0["name"]?.stringValue }, ["root", "a", "gen"], "full objects by start time")
+            XCTAssertEqual(body["latency"], .double(0.03))
+            (status, body) = try await Self.get(client, "/api/public/traces/\(String(repeating: "ab", count: 16))")
+            XCTAssertEqual(status, .notFound)
+            (status, _) = try await Self.get(client, "/api/public/traces/not-hex")
+            XCTAssertEqual(status, .notFound)
+
+            (status, body) = try await Self.get(client, "/api/public/observations?traceId=\(C.trace.hex)&type=GENERATION")
+            XCTAssertEqual(Self.ids(body), [C.id(3).hex])
+            (_, body) = try await Self.get(client, "/api/public/observations?userId=u2")
+            XCTAssertEqual(Self.ids(body), [C.id(9).hex])
+            (_, body) = try await Self.get(client, "/api/public/observations?parentObservationId=\(C.id(1).hex)")
+            XCTAssertEqual(Self.ids(body), [C.id(3).hex, C.id(2).hex], "start time desc")
+            (status, body) = try await Self.get(client, "/api/public/observations/\(C.id(2).hex)")
+            XCTAssertEqual(status, .ok)
+            XCTAssertEqual(body["name"], .string("a"))
+            XCTAssertEqual(body["parentObservationId"], .string(C.id(1).hex))
+            (status, _) = try await Self.get(client, "/api/public/observations/0000000000000bad")
+            XCTAssertEqual(status, .notFound)
+        }
+    }
+
+    func testQueryNeedsTheIntakeCredentialsWhenAuthIsOn() async throws {  // SPEC §7.7
+        let auth = AuthConfig(apiKeys: [.init(publicKey: "pk", secretKey: "sk")])
+        try await withCollector(auth: auth) { client in
+            let basic: HTTPFields = [.authorization: "Basic " + Base64.encode(Array("pk:sk".utf8))]
+            try await Self.post(client, headers: basic)
+            var (status, _) = try await Self.get(client, "/api/public/traces")
+            XCTAssertEqual(status, .unauthorized)
+            (status, _) = try await Self.get(client, "/api/public/observations/\(C.id(1).hex)", headers: [.authorization: "Basic " + Base64.encode(Array("pk:wrong".utf8))])
+            XCTAssertEqual(status, .unauthorized)
+            let (okStatus, body) = try await Self.get(client, "/api/public/traces", headers: basic)
+            XCTAssertEqual(okStatus, .ok)
+            XCTAssertEqual(body["meta"]?["totalItems"], .int(2))
+            let health = try await client.execute(uri: "/health/live", method: .get)
+            XCTAssertEqual(health.status, .ok)
+        }
+    }
+}
