@@ -19,6 +19,7 @@ public struct QueryAPI: Sendable {
         router.get("/api/public/traces/:id") { _, context in try self.getTrace(context.parameters.get("id") ?? "") }
         router.get("/api/public/observations") { request, _ in try self.listObservations(request) }
         router.get("/api/public/observations/:id") { _, context in try self.getObservation(context.parameters.get("id") ?? "") }
+        router.get("/api/public/v2/observations") { request, _ in try self.listObservationsV2(request) }
     }
 
     // MARK: handlers

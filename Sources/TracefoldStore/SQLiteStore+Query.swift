@@ -159,3 +159,92 @@ extension SQLiteStore {
         }
     }
 }
+
+/// Filters and position of `GET /api/public/v2/observations` (SPEC §7.2).
+public struct ObservationPageRequest: Sendable {
+    public var filter = ObservationFilter()
+    public var sessionID: String?
+    public var isRoot: Bool?
+    /// The last row of the previous page: start time, trace id, span id.
+    public var after: (startUnixNano: Int64, traceID: Data, spanID: Data)?
+    public var limit = 50
+
+    public init() {}
+}
+
+/// One observation row with the trace columns the v2 field groups need.
+public struct ObservationRow: Sendable {
+    public var record: String
+    public var startUnixNano: Int64
+    public var traceID: Data
+    public var spanID: Data
+    public var userID: String?
+    public var sessionID: String?
+    public var isPublic: Bool
+    public var tags: String
+    public var release: String?
+    public var traceName: String?
+}
+
+extension SQLiteStore {
+    /// A page in `start_time DESC, trace_id DESC, span_id DESC` order, with one
+    /// row more than asked when more follow.
+    public func observationPage(_ r: ObservationPageRequest) throws -> [ObservationRow] {
+        var clauses = [String]()
+        var args = [(any DatabaseValueConvertible)?]()
+        let f = r.filter
+        for (column, value) in [("o.type", f.type), ("o.name", f.name), ("o.level", f.level), ("o.version", f.version),
+                                ("t.user_id", f.userID), ("t.session_id", r.sessionID)] {
+            if let value {
+                clauses.append("\(column) = ?")
+                args.append(value)
+            }
+        }
+        if let parent = f.parentObservationID {
+            // An empty value matches observations without a parent.
+            if parent.isEmpty { clauses.append("o.parent_id IS NULL") } else {
+                clauses.append("o.parent_id = ?")
+                args.append(parent)
+            }
+        }
+        if let root = r.isRoot { clauses.append(root ? "o.parent_id IS NULL" : "o.parent_id IS NOT NULL") }
+        if let trace = f.traceID {
+            clauses.append("o.trace_id = ?")
+            args.append(Data(trace.bytes))
+        }
+        if !f.environments.isEmpty {
+            clauses.append("o.environment IN (\(Array(repeating: "?", count: f.environments.count).joined(separator: ",")))")
+            args += f.environments.map { $0 }
+        }
+        if let from = f.fromUnixNano {
+            clauses.append("o.start_time >= ?")
+            args.append(Int64(bitPattern: from))
+        }
+        if let to = f.toUnixNano {
+            clauses.append("o.start_time < ?")
+            args.append(Int64(bitPattern: to))
+        }
+        if let after = r.after {
+            clauses.append("(o.start_time, o.trace_id, o.span_id) < (?, ?, ?)")
+            args += [after.startUnixNano, after.traceID, after.spanID]
+        }
+        let whereSQL = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        return try pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT o.record, o.start_time, o.trace_id, o.span_id, t.user_id, t.session_id, t.public, t.tags, t.release, t.name AS trace_name
+                    FROM observations o LEFT JOIN traces t ON t.trace_id = o.trace_id \(whereSQL)
+                    ORDER BY o.start_time DESC, o.trace_id DESC, o.span_id DESC LIMIT ?
+                    """,
+                arguments: StatementArguments(args + [r.limit + 1])
+            ).map { row in
+                ObservationRow(
+                    record: row["record"], startUnixNano: row["start_time"], traceID: row["trace_id"], spanID: row["span_id"],
+                    userID: row["user_id"], sessionID: row["session_id"], isPublic: (row["public"] as Int?) == 1,
+                    tags: row["tags"] ?? "[]", release: row["release"], traceName: row["trace_name"]
+                )
+            }
+        }
+    }
+}

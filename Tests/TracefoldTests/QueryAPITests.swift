@@ -182,4 +182,34 @@ final class QueryAPITests: XCTestCase, @unchecked Sendable {
             XCTAssertEqual(health.status, .ok)
         }
     }
+
+    func testV2ObservationsCursorAndFieldGroups() async throws {  // case 30
+        try await withCollector { client in
+            try await Self.post(client)
+            var (status, body) = try await Self.get(client, "/api/public/v2/observations?traceId=\(C.trace.hex)&fields=core,basic,metadata&limit=2")
+            XCTAssertEqual(status, .ok)
+            XCTAssertEqual(Self.ids(body), [C.id(3).hex, C.id(2).hex], "start time desc")
+            let first = body["data"]!.arrayValue![0]
+            XCTAssertEqual(first["userId"], .string("u1"))
+            XCTAssertEqual(first["sessionId"], .string("s1"))
+            XCTAssertEqual(first["metadata"]?["resourceAttributes"]?["service.name"], .string("svc"))
+            XCTAssertNil(first["input"], "io was not asked for")
+            guard let cursor = body["meta"]?["cursor"]?.stringValue else { return XCTFail("no cursor: \(body)") }
+            (status, body) = try await Self.get(client, "/api/public/v2/observations?traceId=\(C.trace.hex)&fields=core,basic,io&limit=2&cursor=\(cursor.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)")
+            XCTAssertEqual(status, .ok)
+            XCTAssertEqual(Self.ids(body), [C.id(1).hex])
+            XCTAssertNil(body["meta"]?["cursor"], "the last page has no cursor")
+            let root = body["data"]!.arrayValue![0]
+            XCTAssertEqual(root["parentObservationId"], .null)
+            XCTAssertEqual(root["isRootObservation"], .bool(true))
+            (_, body) = try await Self.get(client, "/api/public/v2/observations?isRootObservation=true")
+            XCTAssertEqual(Set(Self.ids(body)), [C.id(1).hex, C.id(9).hex])
+            (status, body) = try await Self.get(client, "/api/public/v2/observations?limit=1001")
+            XCTAssertEqual(status, .badRequest)
+            (status, _) = try await Self.get(client, "/api/public/v2/observations?cursor=garbage")
+            XCTAssertEqual(status, .badRequest)
+            (status, _) = try await Self.get(client, "/api/public/v2/observations?fields=everything")
+            XCTAssertEqual(status, .badRequest)
+        }
+    }
 }

@@ -105,3 +105,33 @@ def test_export_revisions_equal_the_stored_records(tracefold):
     for key, line in latest.items():
         body = {k: v for k, v in line.items() if k not in ("recordType", "revision")}
         assert body == stored[key], key
+
+
+def test_langfuse_client_reads_observations_back(tracefold):
+    """The v5 client's own read call parses tracefold's v2 answers."""
+    from langfuse import Langfuse
+    trace_id = run_scenario(tracefold)
+    client = Langfuse(public_key="pk-lf-test", secret_key="sk-lf-test", base_url=tracefold.base_url, tracing_enabled=False)
+    seen = []
+    cursor = None
+    while True:
+        page = client.api.observations.get_many(trace_id=trace_id, fields="core,basic,io,model,usage,metadata", limit=2, cursor=cursor)
+        seen.extend(page.data)
+        cursor = page.meta.cursor
+        if not cursor:
+            break
+    by_name = {o.name: o for o in seen}
+    assert set(by_name) == {"root-fn", "child", "gen", "evt", "tool-x"}
+    starts = [o.start_time for o in seen]
+    assert starts == sorted(starts, reverse=True)
+    gen = by_name["gen"]
+    assert gen.type == "GENERATION"
+    assert gen.model == "gpt-4o"
+    assert gen.usage_details == {"input": 10, "output": 5, "total": 15}
+    assert abs(gen.cost_details["total"] - 0.003) < 1e-12
+    assert gen.user_id == "u1" and gen.session_id == "s1"
+    assert gen.output == '{"answer":"42"}'  # v2 returns raw strings
+    root = by_name["root-fn"]
+    assert root.parent_observation_id is None and root.is_root_observation is True
+    assert by_name["tool-x"].level == "ERROR"
+    assert by_name["child"].metadata["n"] == {"y": 2}
