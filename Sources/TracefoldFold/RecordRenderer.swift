@@ -92,6 +92,11 @@ public enum RecordRenderer {
         return r
     }
 
+    /// Every entry of the trace, all scopes, in (scope, span, kind) order.
+    public static func allEntries(_ s: TraceState) -> JSONValue {
+        .array(s.entries.keys.sorted().map { entry($0, s) })
+    }
+
     static func entry(_ key: EntryKey, _ s: TraceState) -> JSONValue {
         let bucket = s.entries[key] ?? [:]
         var o: [String: JSONValue] = [

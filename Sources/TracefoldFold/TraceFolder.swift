@@ -24,12 +24,16 @@ public struct RecordRow: Sendable {
     public var spanID: SpanID?
     public var record: [String: JSONValue]
     public var startUnixNano: UInt64
+    /// For a trace: every metadata entry of every scope (SPEC §7.3),
+    /// including extended-trace entries whose span never arrived.
+    public var allEntries: JSONValue?
 
-    public init(traceID: TraceID, spanID: SpanID?, record: [String: JSONValue], startUnixNano: UInt64) {
+    public init(traceID: TraceID, spanID: SpanID?, record: [String: JSONValue], startUnixNano: UInt64, allEntries: JSONValue? = nil) {
         self.traceID = traceID
         self.spanID = spanID
         self.record = record
         self.startUnixNano = startUnixNano
+        self.allEntries = allEntries
     }
 }
 
@@ -143,7 +147,7 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
                 RecordRow(
                     traceID: traceID, spanID: nil,
                     record: RecordRenderer.trace(trace.state) { observations[$0] },
-                    startUnixNano: trace.state.minStart
+                    startUnixNano: trace.state.minStart, allEntries: RecordRenderer.allEntries(trace.state)
                 )
             )
             for spanID in touched[traceID] ?? [] {

@@ -20,6 +20,7 @@ public struct QueryAPI: Sendable {
         router.get("/api/public/observations") { request, _ in try self.listObservations(request) }
         router.get("/api/public/observations/:id") { _, context in try self.getObservation(context.parameters.get("id") ?? "") }
         router.get("/api/public/v2/observations") { request, _ in try self.listObservationsV2(request) }
+        router.get("/api/traces/:id/metadata") { _, context in try self.traceMetadata(context.parameters.get("id") ?? "") }
     }
 
     // MARK: handlers
@@ -65,6 +66,22 @@ public struct QueryAPI: Sendable {
         // On the single-trace route observations are full objects (Langfuse v1).
         trace["observations"] = .array(try store.observationRecords(of: traceID).map { try Self.observationItem(JSONParser.parse($0)) })
         return Self.json(.ok, .object(trace))
+    }
+
+    /// SPEC §7.3: every metadata entry of the trace, grouped by scope and then
+    /// kind; observation and extended-trace entries carry their span id.
+    func traceMetadata(_ id: String) throws -> Response {
+        guard let traceID = TraceID(hex: id), let text = try store.traceEntries(traceID) else {
+            return Self.error(.notFound, "Trace not found", "no trace with id \"\(id)\"")
+        }
+        var grouped = [String: [String: JSONValue]]()
+        for entry in try JSONParser.parse(text).arrayValue ?? [] {
+            guard let scope = entry["scope"]?.stringValue, let kind = entry["kind"]?.stringValue, var body = entry.objectValue else { continue }
+            body["scope"] = nil
+            body["kind"] = nil
+            grouped[scope, default: [:]][kind, default: .array([])] = .array((grouped[scope]?[kind]?.arrayValue ?? []) + [.object(body)])
+        }
+        return Self.json(.ok, .object(["traceId": .string(traceID.hex), "metadata": .object(grouped.mapValues(JSONValue.object))]))
     }
 
     func listObservations(_ request: Request) throws -> Response {

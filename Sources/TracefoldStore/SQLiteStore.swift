@@ -79,6 +79,9 @@ public final class SQLiteStore: FoldStore, @unchecked Sendable {
                 CREATE UNIQUE INDEX observations_by_span ON observations(span_id, trace_id);
                 """)
         }
+        m.registerMigration("v4-all-entries") { db in
+            try db.execute(sql: "ALTER TABLE traces ADD COLUMN entries TEXT NOT NULL DEFAULT '[]'")
+        }
         return m
     }
 
@@ -122,12 +125,12 @@ public final class SQLiteStore: FoldStore, @unchecked Sendable {
                 nextSeq += 1
             }
             let upsertTrace = try db.cachedStatement(sql: """
-                INSERT INTO traces(trace_id, revision, changed_at, start_time, record, name, user_id, session_id, version, release, environment, tags, public)
-                VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO traces(trace_id, revision, changed_at, start_time, record, name, user_id, session_id, version, release, environment, tags, public, entries)
+                VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(trace_id) DO UPDATE SET revision = revision + 1, changed_at = excluded.changed_at,
                   start_time = excluded.start_time, record = excluded.record, name = excluded.name, user_id = excluded.user_id,
                   session_id = excluded.session_id, version = excluded.version, release = excluded.release,
-                  environment = excluded.environment, tags = excluded.tags, public = excluded.public
+                  environment = excluded.environment, tags = excluded.tags, public = excluded.public, entries = excluded.entries
                 """)
             for t in commit.traces {
                 let r = t.record
@@ -135,7 +138,7 @@ public final class SQLiteStore: FoldStore, @unchecked Sendable {
                     Self.blob(t.traceID), now, Int64(bitPattern: t.startUnixNano), JSONWriter.serialize(.object(r)),
                     r["name"]?.stringValue, r["userId"]?.stringValue, r["sessionId"]?.stringValue, r["version"]?.stringValue,
                     r["release"]?.stringValue, r["environment"]?.stringValue, JSONWriter.serialize(r["tags"] ?? .array([])),
-                    r["public"] == .bool(true),
+                    r["public"] == .bool(true), JSONWriter.serialize(t.allEntries ?? .array([])),
                 ])
             }
             let upsertObservation = try db.cachedStatement(sql: """
@@ -162,6 +165,11 @@ public final class SQLiteStore: FoldStore, @unchecked Sendable {
     }
 
     // MARK: reading records
+
+    /// Every metadata entry of a trace, as JSON text.
+    public func traceEntries(_ id: TraceID) throws -> String? {
+        try pool.read { db in try String.fetchOne(db, sql: "SELECT entries FROM traces WHERE trace_id = ?", arguments: [Self.blob(id)]) }
+    }
 
     /// The stored record of a trace, as JSON text.
     public func traceRecord(_ id: TraceID) throws -> String? {

@@ -212,4 +212,28 @@ final class QueryAPITests: XCTestCase, @unchecked Sendable {
             XCTAssertEqual(status, .badRequest)
         }
     }
+
+    func testTraceMetadataGroupedByScopeAndKind() async throws {  // SPEC §7.3
+        try await withCollector { client in
+            var events = [MetadataModelTests.metadataEvent(#"{"plan":"pro"}"#, kind: "billing", scope: "trace", at: 1)]
+            events.append(MetadataModelTests.metadataEvent(#"{"route":"/x"}"#, kind: "net", scope: "extended_trace", spanID: "00f067aa0ba902b7", at: 2))
+            let span = C.S("root", id: 1, 0, 10, ["langfuse.observation.metadata.step": .string("\"parse\""), "gen_ai.request.model": .string("m")], events: events)
+            let body = OTLPProtobufEncoder.encode(Fixtures.batch([span]))
+            let r = try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: "application/x-protobuf"], body: ByteBuffer(bytes: body))
+            XCTAssertEqual(r.status, .ok)
+            let (status, meta) = try await Self.get(client, "/api/traces/\(C.trace.hex)/metadata")
+            XCTAssertEqual(status, .ok)
+            let m = meta["metadata"]!
+            XCTAssertEqual(m["trace"]?["userland.billing"]?.arrayValue?.first?["values"], json(#"{"plan":"pro"}"#))
+            XCTAssertEqual(m["trace"]?["userland.billing"]?.arrayValue?.first?["label"], .string("User Metadata (billing)"))
+            XCTAssertEqual(m["observation"]?["userland.default"]?.arrayValue?.first?["spanId"], .string(C.id(1).hex))
+            XCTAssertEqual(m["extended_trace"]?["tracefold.ai"]?.arrayValue?.first?["values"], json(#"{"gen_ai.request.model":"m"}"#))
+            // Addressed to a span that never arrived, and still reported.
+            let pending = m["extended_trace"]?["userland.net"]?.arrayValue?.first
+            XCTAssertEqual(pending?["spanId"], .string("00f067aa0ba902b7"))
+            XCTAssertEqual(pending?["values"], json(#"{"route":"/x"}"#))
+            let (missing, _) = try await Self.get(client, "/api/traces/\(String(repeating: "cd", count: 16))/metadata")
+            XCTAssertEqual(missing, .notFound)
+        }
+    }
 }
