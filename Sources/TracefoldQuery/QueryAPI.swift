@@ -21,6 +21,7 @@ public struct QueryAPI: Sendable {
         router.get("/api/public/observations/:id") { _, context in try self.getObservation(context.parameters.get("id") ?? "") }
         router.get("/api/public/v2/observations") { request, _ in try self.listObservationsV2(request) }
         router.get("/api/traces/:id/metadata") { _, context in try self.traceMetadata(context.parameters.get("id") ?? "") }
+        router.get("/api/metrics/summary") { request, _ in try self.summary(request) }
     }
 
     // MARK: handlers
@@ -82,6 +83,41 @@ public struct QueryAPI: Sendable {
             grouped[scope, default: [:]][kind, default: .array([])] = .array((grouped[scope]?[kind]?.arrayValue ?? []) + [.object(body)])
         }
         return Self.json(.ok, .object(["traceId": .string(traceID.hex), "metadata": .object(grouped.mapValues(JSONValue.object))]))
+    }
+
+    /// SPEC §7.4: per group, traces, observations, errors, p50/p95 latency,
+    /// tokens and cost, computed by the store's query.
+    func summary(_ request: Request) throws -> Response {
+        let q = QueryParameters(request.uri.queryParameters)
+        do {
+            guard let by = q.one("groupBy") else { throw QueryError("groupBy is required: metadata.KEY, userId, environment, model or name") }
+            let grouping: SummaryGrouping
+            switch by {
+            case "userId": grouping = .userID
+            case "environment": grouping = .environment
+            case "model": grouping = .model
+            case "name": grouping = .name
+            default:
+                guard by.hasPrefix("metadata."), by.count > 9 else {
+                    throw QueryError("groupBy must be metadata.KEY, userId, environment, model or name, got \"\(by)\"")
+                }
+                grouping = .metadata(String(by.dropFirst(9)))
+            }
+            let rows = try store.summary(groupBy: grouping, fromUnixNano: try q.time("from"), toUnixNano: try q.time("to"))
+            func number(_ d: Double) -> JSONValue { d == d.rounded() && abs(d) < 9e15 ? .int(Int64(d)) : .double(d) }
+            let data: [JSONValue] = rows.map { r in
+                .object([
+                    "group": r.group, "traces": .int(Int64(r.traces)), "observations": .int(Int64(r.observations)),
+                    "errors": .int(Int64(r.errors)),
+                    "latencyP50": r.latencyP50.map(JSONValue.double) ?? .null, "latencyP95": r.latencyP95.map(JSONValue.double) ?? .null,
+                    "inputTokens": number(r.inputTokens), "outputTokens": number(r.outputTokens), "totalTokens": number(r.totalTokens),
+                    "totalCost": .double(r.totalCost),
+                ])
+            }
+            return Self.json(.ok, .object(["groupBy": .string(by), "data": .array(data)]))
+        } catch let e as QueryError {
+            return e.response
+        }
     }
 
     func listObservations(_ request: Request) throws -> Response {

@@ -248,3 +248,105 @@ extension SQLiteStore {
         }
     }
 }
+
+/// `GET /api/metrics/summary` (SPEC §7.4).
+public enum SummaryGrouping: Sendable, Equatable {
+    case metadata(String), userID, environment, model, name
+}
+
+public struct SummaryRow: Sendable {
+    public var group: JSONValue
+    public var traces: Int
+    public var observations: Int
+    public var errors: Int
+    public var latencyP50: Double?
+    public var latencyP95: Double?
+    public var inputTokens: Double
+    public var outputTokens: Double
+    public var totalTokens: Double
+    public var totalCost: Double
+}
+
+extension SQLiteStore {
+    /// Aggregates per group inside SQLite: counts and sums with GROUP BY, and
+    /// nearest-rank p50/p95 with window functions, so no record is loaded.
+    public func summary(groupBy: SummaryGrouping, fromUnixNano: UInt64?, toUnixNano: UInt64?) throws -> [SummaryRow] {
+        var args = [(any DatabaseValueConvertible)?]()
+        var window = [String]()
+        if let from = fromUnixNano {
+            window.append("start_time >= ?")
+            args.append(Int64(bitPattern: from))
+        }
+        if let to = toUnixNano {
+            window.append("start_time < ?")
+            args.append(Int64(bitPattern: to))
+        }
+        let whereSQL = window.isEmpty ? "" : "WHERE " + window.joined(separator: " AND ")
+        let sql: String
+        if groupBy == .model {
+            // Observation-level: latency and cost of the observations that
+            // name a model; the others have no model to group by.
+            sql = """
+                WITH b AS (
+                  SELECT json_extract(record, '$.model') AS g, trace_id, level, json_extract(record, '$.latency') AS latency,
+                    json_extract(record, '$.usageDetails.input') AS i, json_extract(record, '$.usageDetails.output') AS o,
+                    json_extract(record, '$.usageDetails.total') AS tt, json_extract(record, '$.costDetails.total') AS cost
+                  FROM observations \(whereSQL.isEmpty ? "WHERE" : whereSQL + " AND") json_extract(record, '$.model') IS NOT NULL),
+                p AS (SELECT g, latency, ROW_NUMBER() OVER (PARTITION BY g ORDER BY latency) AS rn, COUNT(*) OVER (PARTITION BY g) AS cnt FROM b)
+                SELECT b.g AS g, COUNT(DISTINCT b.trace_id) AS traces, COUNT(*) AS observations,
+                  SUM(b.level = 'ERROR') AS errors, SUM(COALESCE(i, 0)) AS input, SUM(COALESCE(o, 0)) AS output,
+                  SUM(COALESCE(tt, 0)) AS total, SUM(COALESCE(cost, 0)) AS cost,
+                  (SELECT MIN(CASE WHEN rn >= (cnt * 50 + 99) / 100 THEN latency END) FROM p WHERE p.g IS b.g) AS p50,
+                  (SELECT MIN(CASE WHEN rn >= (cnt * 95 + 99) / 100 THEN latency END) FROM p WHERE p.g IS b.g) AS p95
+                FROM b GROUP BY b.g ORDER BY traces DESC, g
+                """
+        } else {
+            let key: String
+            switch groupBy {
+            case .metadata(let k):
+                key = "json_extract(record, ?)"
+                args.insert("$.metadata.\"\(k.replacingOccurrences(of: "\"", with: "\"\""))\"", at: 0)
+            case .userID: key = "user_id"
+            case .environment: key = "environment"
+            case .name: key = "name"
+            case .model: key = "NULL"
+            }
+            sql = """
+                WITH t AS (
+                  SELECT trace_id, \(key) AS g, json_extract(record, '$.latency') AS latency, json_extract(record, '$.totalCost') AS cost
+                  FROM traces \(whereSQL)),
+                o AS (
+                  SELECT trace_id, COUNT(*) AS n, SUM(level = 'ERROR') AS errors,
+                    SUM(COALESCE(json_extract(record, '$.usageDetails.input'), 0)) AS i,
+                    SUM(COALESCE(json_extract(record, '$.usageDetails.output'), 0)) AS o,
+                    SUM(COALESCE(json_extract(record, '$.usageDetails.total'), 0)) AS tt
+                  FROM observations WHERE trace_id IN (SELECT trace_id FROM t) GROUP BY trace_id),
+                p AS (SELECT g, latency, ROW_NUMBER() OVER (PARTITION BY g ORDER BY latency) AS rn, COUNT(*) OVER (PARTITION BY g) AS cnt FROM t)
+                SELECT t.g AS g, COUNT(*) AS traces, SUM(COALESCE(o.n, 0)) AS observations, SUM(COALESCE(o.errors, 0)) AS errors,
+                  SUM(COALESCE(o.i, 0)) AS input, SUM(COALESCE(o.o, 0)) AS output, SUM(COALESCE(o.tt, 0)) AS total,
+                  SUM(COALESCE(t.cost, 0)) AS cost,
+                  (SELECT MIN(CASE WHEN rn >= (cnt * 50 + 99) / 100 THEN latency END) FROM p WHERE p.g IS t.g) AS p50,
+                  (SELECT MIN(CASE WHEN rn >= (cnt * 95 + 99) / 100 THEN latency END) FROM p WHERE p.g IS t.g) AS p95
+                FROM t LEFT JOIN o ON o.trace_id = t.trace_id GROUP BY t.g ORDER BY traces DESC, g
+                """
+        }
+        return try pool.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map { row in
+                let g: DatabaseValue = row["g"]
+                let group: JSONValue
+                switch g.storage {
+                case .null: group = .null
+                case .int64(let i): group = .int(i)
+                case .double(let d): group = .double(d)
+                case .string(let s): group = .string(s)
+                case .blob(let b): group = .string(HexCoding.encode(bytes: b))
+                }
+                return SummaryRow(
+                    group: group, traces: row["traces"], observations: row["observations"] ?? 0, errors: row["errors"] ?? 0,
+                    latencyP50: row["p50"], latencyP95: row["p95"], inputTokens: row["input"] ?? 0, outputTokens: row["output"] ?? 0,
+                    totalTokens: row["total"] ?? 0, totalCost: row["cost"] ?? 0
+                )
+            }
+        }
+    }
+}

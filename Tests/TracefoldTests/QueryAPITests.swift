@@ -236,4 +236,53 @@ final class QueryAPITests: XCTestCase, @unchecked Sendable {
             XCTAssertEqual(missing, .notFound)
         }
     }
+
+    func testMetricsSummaryGroupsInTheStore() async throws {  // SPEC §7.4
+        try await withCollector { client in
+            // Three "acme" traces lasting 10, 20 and 30 ms and one "beta" trace of 40 ms;
+            // each has a root and a generation with usage and cost; one generation fails.
+            var spans = [Span]()
+            for (i, (tenant, ms)) in [("acme", UInt64(10)), ("acme", 20), ("acme", 30), ("beta", 40)].enumerated() {
+                let trace = TraceID(high: 0x5555, low: UInt64(i + 1))
+                let n = UInt64(i * 10)
+                spans.append(C.S("root", id: n + 1, 1000 * UInt64(i), 1000 * UInt64(i) + ms, [
+                    "langfuse.trace.metadata.tenant": .string("\"\(tenant)\""), "user.id": .string(i % 2 == 0 ? "even" : "odd"),
+                ], trace: trace))
+                spans.append(C.S("llm", id: n + 2, parent: n + 1, 1000 * UInt64(i) + 1, 1000 * UInt64(i) + 2,
+                                 status: i == 3 ? SpanStatus(code: .error, message: "boom") : SpanStatus(), [
+                    "langfuse.observation.type": .string("generation"), "langfuse.observation.model.name": .string(i == 3 ? "small" : "gpt-4o"),
+                    "langfuse.observation.usage_details": .string(#"{"input":10,"output":5}"#),
+                    "langfuse.observation.cost_details": .string(#"{"total":0.5}"#),
+                ], trace: trace))
+            }
+            let r = try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: "application/x-protobuf"],
+                                             body: ByteBuffer(bytes: OTLPProtobufEncoder.encode(Fixtures.batch(spans))))
+            XCTAssertEqual(r.status, .ok)
+
+            var (status, body) = try await Self.get(client, "/api/metrics/summary?groupBy=metadata.tenant")
+            XCTAssertEqual(status, .ok)
+            let groups = body["data"]!.arrayValue!
+            XCTAssertEqual(groups.map { $0["group"] }, [.string("acme"), .string("beta")])
+            XCTAssertEqual(groups[0], json(#"{"group":"acme","traces":3,"observations":6,"errors":0,"latencyP50":0.02,"latencyP95":0.03,"inputTokens":30,"outputTokens":15,"totalTokens":45,"totalCost":1.5}"#))
+            XCTAssertEqual(groups[1]["errors"], .int(1))
+            XCTAssertEqual(groups[1]["latencyP50"], .double(0.04))
+
+            (_, body) = try await Self.get(client, "/api/metrics/summary?groupBy=model")
+            XCTAssertEqual(body["data"]?.arrayValue?.map { $0["group"] }, [.string("gpt-4o"), .string("small")], "observations without a model are not a group")
+            XCTAssertEqual(body["data"]?.arrayValue?.first?["traces"], .int(3))
+            XCTAssertEqual(body["data"]?.arrayValue?.first?["totalCost"], .double(1.5))
+
+            (_, body) = try await Self.get(client, "/api/metrics/summary?groupBy=userId")
+            XCTAssertEqual(Set(body["data"]?.arrayValue?.compactMap { $0["group"]?.stringValue } ?? []), ["even", "odd"])
+            let to = ISOTime.format(unixNano: (C.T + 1500) * 1_000_000)
+            (_, body) = try await Self.get(client, "/api/metrics/summary?groupBy=name&to=\(to)")
+            XCTAssertEqual(body["data"]?.arrayValue?.first?["traces"], .int(2), "to is exclusive and bounds the range")
+
+            (status, body) = try await Self.get(client, "/api/metrics/summary?groupBy=colour")
+            XCTAssertEqual(status, .badRequest)
+            XCTAssertTrue(body["message"]?.stringValue?.hasPrefix("groupBy") ?? false)
+            (status, _) = try await Self.get(client, "/api/metrics/summary")
+            XCTAssertEqual(status, .badRequest)
+        }
+    }
 }
