@@ -38,7 +38,7 @@ public final class Collector: Sendable {
             sinks.append(
                 TraceFolder(
                     store: store, limits: MetadataLimits(maxUpdateBytes: fold.maxUpdateBytes, maxTraceBytes: fold.maxTraceMetadataBytes),
-                    maxOpenTraces: fold.maxOpenTraces, logger: logger
+                    maxOpenTraces: fold.maxOpenTraces, retention: config.store.retention, logger: logger
                 )
             )
             recordExporter = try config.activeJSONL.map { try JSONLRecordExporter(config: $0, store: store, logger: logger) }

@@ -101,6 +101,9 @@ public struct StoreConfig: Sendable, Equatable {
     public init() {}
 
     public var intakeLogDirectory: String { directory + "/intake" }
+    /// SPEC §8.3: traces older than this (by their first span) are deleted
+    /// with their observations and spans; nil keeps everything.
+    public var retention: Duration?
     /// SPEC §8.1: `<data>/tracefold.sqlite` unless `sqlite.path` says otherwise.
     public var sqlitePath: String?
     public var resolvedSQLitePath: String { sqlitePath ?? directory + "/tracefold.sqlite" }
@@ -329,7 +332,7 @@ extension CollectorConfig {
 
     private static func parseStore(_ node: Node, _ r: YAMLReader) throws(ConfigError) -> StoreConfig {
         var c = StoreConfig()
-        for (key, _, value) in try r.mapping(node, at: "store", allowed: ["directory", "durability", "segment_size", "max_pending_spans", "sqlite"]) ?? [] {
+        for (key, _, value) in try r.mapping(node, at: "store", allowed: ["directory", "durability", "segment_size", "max_pending_spans", "sqlite", "retention"]) ?? [] {
             switch key {
             case "directory":
                 c.directory = try r.string(value, at: "store.directory")
@@ -346,6 +349,10 @@ extension CollectorConfig {
                     guard !p.isEmpty else { throw r.error(v, "store.sqlite.path is empty") }
                     c.sqlitePath = p
                 }
+            case "retention":
+                let d = try r.duration(value, at: "store.retention")
+                guard d > .zero else { throw r.error(value, "store.retention must be positive") }
+                c.retention = d
             case "max_pending_spans":
                 c.maxPendingSpans = try r.int(value, at: "store.max_pending_spans")
                 guard c.maxPendingSpans > 0 else { throw r.error(value, "store.max_pending_spans must be positive") }

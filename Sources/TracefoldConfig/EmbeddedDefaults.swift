@@ -58,6 +58,8 @@ store:
   # Accepted spans that may wait for the exporters; past it intake answers
   # 503 with Retry-After instead of growing memory.
   max_pending_spans: 32768
+  # Delete traces older than this with their observations and spans, e.g. 30d.
+  # retention: 30d
 
 service:
   pipelines:

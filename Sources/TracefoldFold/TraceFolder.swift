@@ -56,6 +56,9 @@ public protocol FoldStore: AnyObject, Sendable {
     func commit(_ commit: FoldCommit) throws
     /// Makes every commit so far durable.
     func sync() throws
+    /// Deletes traces that started before `cutoff` with everything they hold.
+    @discardableResult
+    func deleteTraces(startedBefore cutoff: UInt64) throws -> Int
 }
 
 /// What the fold tells the request that delivered a batch: the metadata
@@ -77,7 +80,9 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
     let mapper = SpanMapper()
     let limits: MetadataLimits
     let maxOpenTraces: Int
+    let retention: Duration?
     let logger: Logger
+    private var lastRetention: ContinuousClock.Instant?
 
     struct OpenTrace {
         var state: TraceState
@@ -89,10 +94,11 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
     private var open: [TraceID: OpenTrace] = [:]
     private var useCounter: UInt64 = 0
 
-    public init(store: any FoldStore, limits: MetadataLimits, maxOpenTraces: Int, logger: Logger) {
+    public init(store: any FoldStore, limits: MetadataLimits, maxOpenTraces: Int, retention: Duration? = nil, logger: Logger) {
         self.store = store
         self.limits = limits
         self.maxOpenTraces = maxOpenTraces
+        self.retention = retention
         self.logger = logger
     }
 
@@ -163,7 +169,28 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
         return report
     }
 
-    public func sync() throws { try store.sync() }
+    /// Syncs the store; at most once a minute it also applies retention,
+    /// here on the pipeline thread so that no cached state outlives its rows.
+    public func sync() throws {
+        if retention != nil, lastRetention.map({ ContinuousClock.now - $0 >= .seconds(60) }) ?? true {
+            lastRetention = ContinuousClock.now
+            try enforceRetention(nowUnixNano: WallClock.nowUnixNano())
+        }
+        try store.sync()
+    }
+
+    /// SPEC §8.3: deletes traces older than the retention and forgets their
+    /// cached state. Returns how many traces were deleted.
+    @discardableResult
+    public func enforceRetention(nowUnixNano: UInt64) throws -> Int {
+        guard let retention else { return 0 }
+        let keep = UInt64(retention.components.seconds) * 1_000_000_000 + UInt64(retention.components.attoseconds / 1_000_000_000)
+        let cutoff = nowUnixNano > keep ? nowUnixNano - keep : 0
+        let deleted = try store.deleteTraces(startedBefore: cutoff)
+        open = open.filter { $0.value.state.minStart >= cutoff }
+        if deleted > 0 { logger.info("retention deleted old traces", metadata: ["traces": "\(deleted)"]) }
+        return deleted
+    }
 
     public func close() throws { try store.sync() }
 

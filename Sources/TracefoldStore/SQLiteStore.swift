@@ -160,6 +160,20 @@ public final class SQLiteStore: FoldStore, @unchecked Sendable {
         }
     }
 
+    /// Deletes traces whose first span started before `cutoff`, with their
+    /// observations and spans (SPEC §8.3). Returns how many traces went.
+    @discardableResult
+    public func deleteTraces(startedBefore cutoff: UInt64) throws -> Int {
+        try pool.write { db in
+            let args: StatementArguments = [Int64(bitPattern: cutoff)]
+            let doomed = "SELECT trace_id FROM traces WHERE start_time < ?"
+            try db.execute(sql: "DELETE FROM spans WHERE trace_id IN (\(doomed))", arguments: args)
+            try db.execute(sql: "DELETE FROM observations WHERE trace_id IN (\(doomed))", arguments: args)
+            try db.execute(sql: "DELETE FROM traces WHERE start_time < ?", arguments: args)
+            return db.changesCount
+        }
+    }
+
     public func sync() throws {
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(FULL)") }
     }

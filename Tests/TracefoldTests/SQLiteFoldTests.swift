@@ -128,3 +128,36 @@ enum StreamingInflaterProbe {
         return try! inflater.finish()
     }
 }
+
+final class RetentionTests: XCTestCase {
+    func testOldTracesGoWithTheirObservationsAndSpans() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try SQLiteStore(path: dir + "/t.sqlite")
+        let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 10, retention: .seconds(30 * 86400), logger: Logger(label: "test"))
+        let day: UInt64 = 86_400_000_000_000
+        let now = Conformance.T * 1_000_000 + 40 * day
+        let old = TraceID(high: 7, low: 1)
+        let young = TraceID(high: 7, low: 2)
+        // The old trace started 40 days before "now", the young one 10 days before.
+        _ = try folder.consume(Fixtures.batch([Conformance.S("old", id: 1, 0, 5, trace: old), Conformance.S("old-child", id: 2, parent: 1, 1, 2, trace: old)]))
+        _ = try folder.consume(Fixtures.batch([Conformance.S("young", id: 3, 30 * 86_400_000, 30 * 86_400_000 + 5, trace: young)]))
+        XCTAssertEqual(try store.counts().traces, 2)
+        XCTAssertEqual(try folder.enforceRetention(nowUnixNano: now), 1)
+        XCTAssertNil(try store.traceRecord(old))
+        XCTAssertNotNil(try store.traceRecord(young))
+        XCTAssertEqual(try store.counts().spans, 1)
+        XCTAssertEqual(try store.counts().observations, 1)
+        // A late span of the deleted trace starts it afresh: nothing deleted comes back.
+        _ = try folder.consume(Fixtures.batch([Conformance.S("late", id: 4, parent: 1, 3, 4, trace: old)]))
+        let record = try JSONParser.parse(try XCTUnwrap(store.traceRecord(old)))
+        XCTAssertEqual(record["observations"], .array([.string(Conformance.id(4).hex)]))
+    }
+
+    func testRetentionIsConfigurable() throws {
+        let yaml = "receivers:\n  otlp: {}\nstore:\n  retention: 30d\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n"
+        XCTAssertEqual(try CollectorConfig.parse(yaml: yaml, environment: [:]).store.retention, .seconds(30 * 86400))
+        XCTAssertNil(try CollectorConfig.parse(yaml: CollectorConfig.embeddedDefaultYAML, environment: [:]).store.retention)
+        XCTAssertThrowsError(try CollectorConfig.parse(yaml: yaml.replacingOccurrences(of: "30d", with: "forever"), environment: [:]))
+    }
+}
