@@ -47,7 +47,7 @@ let package = Package(
         .target(
             name: "TracefoldQuery",
             dependencies: [
-                "TracefoldModel", "TracefoldMapping", "TracefoldStore",
+                "TracefoldModel", "TracefoldMapping", "TracefoldStore", "TracefoldFold",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]

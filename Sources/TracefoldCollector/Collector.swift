@@ -22,6 +22,7 @@ public final class Collector: Sendable {
     let sinks: [any SpanSink]
     /// The SQLite store, when the fold runs.
     public let store: SQLiteStore?
+    let folder: TraceFolder?
     let recordExporter: JSONLRecordExporter?
 
     /// Opens the data directory and the exporters, and replays any intake-log
@@ -35,15 +36,16 @@ public final class Collector: Sendable {
         if let fold = config.activeFold {
             let store = try SQLiteStore(path: config.store.resolvedSQLitePath)
             self.store = store
-            sinks.append(
-                TraceFolder(
-                    store: store, limits: MetadataLimits(maxUpdateBytes: fold.maxUpdateBytes, maxTraceBytes: fold.maxTraceMetadataBytes),
-                    maxOpenTraces: fold.maxOpenTraces, retention: config.store.retention, logger: logger
-                )
+            let folder = TraceFolder(
+                store: store, limits: MetadataLimits(maxUpdateBytes: fold.maxUpdateBytes, maxTraceBytes: fold.maxTraceMetadataBytes),
+                maxOpenTraces: fold.maxOpenTraces, retention: config.store.retention, logger: logger
             )
+            self.folder = folder
+            sinks.append(folder)
             recordExporter = try config.activeJSONL.map { try JSONLRecordExporter(config: $0, store: store, logger: logger) }
         } else {
             store = nil
+            folder = nil
             recordExporter = nil
         }
         if let spansConfig = config.activeSpansJSONL {
@@ -98,6 +100,7 @@ public final class Collector: Sendable {
         router.get("/health/live") { _, _ in "ok" }
         router.get("/health/ready") { _, _ in "ok" }
         if let store { QueryAPI(store: store).register(on: router) }
+        if let folder { MetadataWriteAPI(folder: folder).register(on: router) }
         let receiver = OTLPHTTPReceiver(config: config.receiver, committer: committer, logger: logger)
         return FrontDoor(receiver: receiver, authenticator: RequestAuthenticator(config: config.receiver.auth), router: router.buildResponder())
     }

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import TracefoldMapping
 import TracefoldModel
@@ -37,9 +38,18 @@ public struct RecordRow: Sendable {
     }
 }
 
+/// What happened to a trace, in the order it was stored: its spans and the
+/// metadata updates written through the REST API.
+public enum TraceEvent: Sendable {
+    case span(StoredSpan)
+    case update(MetadataUpdate)
+}
+
 /// What the fold writes in one transaction.
 public struct FoldCommit: Sendable {
     public var newSpans: [StoredSpan] = []
+    /// REST API updates (SPEC §7.5), by trace.
+    public var newUpdates: [(TraceID, MetadataUpdate)] = []
     public var traces: [RecordRow] = []
     public var observations: [RecordRow] = []
     public init() {}
@@ -50,8 +60,8 @@ public struct FoldCommit: Sendable {
 public protocol FoldStore: AnyObject, Sendable {
     /// Which of these keys are stored already.
     func existing(_ keys: [SpanKey]) throws -> Set<SpanKey>
-    /// Every stored span of a trace, in the order they were stored.
-    func spans(of trace: TraceID) throws -> [StoredSpan]
+    /// Every stored span and API update of a trace, in the order they were stored.
+    func history(of trace: TraceID) throws -> [TraceEvent]
     /// Stores new spans and changed records atomically, bumping revisions.
     func commit(_ commit: FoldCommit) throws
     /// Makes every commit so far durable.
@@ -90,7 +100,9 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
         var lastUse: UInt64
     }
 
-    // Touched only from the pipeline thread.
+    // The pipeline thread folds spans and the REST API applies updates; the
+    // lock keeps them one at a time.
+    private let lock = NSLock()
     private var open: [TraceID: OpenTrace] = [:]
     private var useCounter: UInt64 = 0
 
@@ -108,6 +120,8 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
 
     /// Folds a batch and reports what it had to drop.
     public func fold(_ batch: SpanBatch) throws -> FoldReport {
+        lock.lock()
+        defer { lock.unlock() }
         var items = [StoredSpan]()
         var contexts = [SpanMapper.Context]()
         for rs in batch.resourceSpans {
@@ -146,6 +160,14 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
             touched[key.traceID] = changed
         }
         guard !commit.newSpans.isEmpty else { return report }
+        render(touchedOrder, touched, into: &commit)
+        try store.commit(commit)
+        evictIfNeeded()
+        return report
+    }
+
+    /// Renders the touched traces and their changed observations.
+    private func render(_ touchedOrder: [TraceID], _ touched: [TraceID: Set<SpanID>], into commit: inout FoldCommit) {
         for traceID in touchedOrder {
             guard let trace = open[traceID] else { continue }
             let observations = trace.observations
@@ -164,9 +186,43 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
                 )
             }
         }
+    }
+
+    /// Why a REST metadata write was refused (SPEC §4.6, §7.5).
+    public enum APIRefusal: Error, Equatable, Sendable {
+        case updateTooLarge
+        case cumulativeTooLarge
+    }
+
+    /// Applies REST API updates to one trace all-or-nothing: every update is
+    /// checked against the per-update and cumulative limits first, then all
+    /// are applied in one transaction. A replayed memo id is a no-op. The
+    /// trace need not have any span yet.
+    public func applyAPI(_ updates: [MetadataUpdate], to traceID: TraceID) throws -> APIRefusal? {
+        lock.lock()
+        defer { lock.unlock() }
+        var trace = try load(traceID)
+        let fresh = updates.filter { trace.state.acceptedUpdates[$0.id] == nil }
+        var seenIDs = Set<String>()
+        var added = 0
+        for u in fresh where seenIDs.insert(u.id).inserted {
+            let size = u.size
+            if size > limits.maxUpdateBytes { return .updateTooLarge }
+            added += size
+        }
+        if trace.state.cumulativeMetadataBytes + added > limits.maxTraceBytes { return .cumulativeTooLarge }
+        guard !fresh.isEmpty else { return nil }
+        var commit = FoldCommit()
+        var changed = Set<SpanID>()
+        for u in fresh where trace.state.acceptedUpdates[u.id] == nil {
+            _ = trace.state.apply(u, limits: limits)
+            commit.newUpdates.append((traceID, u))
+            if let target = u.target, u.scope != .trace { changed.insert(target) }
+        }
+        open[traceID] = trace
+        render([traceID], [traceID: changed], into: &commit)
         try store.commit(commit)
-        evictIfNeeded()
-        return report
+        return nil
     }
 
     /// Syncs the store; at most once a minute it also applies retention,
@@ -184,6 +240,8 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
     @discardableResult
     public func enforceRetention(nowUnixNano: UInt64) throws -> Int {
         guard let retention else { return 0 }
+        lock.lock()
+        defer { lock.unlock() }
         let keep = UInt64(retention.components.seconds) * 1_000_000_000 + UInt64(retention.components.attoseconds / 1_000_000_000)
         let cutoff = nowUnixNano > keep ? nowUnixNano - keep : 0
         let deleted = try store.deleteTraces(startedBefore: cutoff)
@@ -203,10 +261,15 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
         }
         var t = OpenTrace(state: TraceState(traceID: id), observations: [:], lastUse: useCounter)
         // Replaying in stored order gives the same first-come limit decisions.
-        for stored in try store.spans(of: id) {
-            let mapped = mapper.map(stored.span, resource: stored.resource, scope: stored.scope)
-            t.state.add(mapped, limits: limits)
-            t.observations[stored.span.spanID] = mapped.observation
+        for event in try store.history(of: id) {
+            switch event {
+            case .span(let stored):
+                let mapped = mapper.map(stored.span, resource: stored.resource, scope: stored.scope)
+                t.state.add(mapped, limits: limits)
+                t.observations[stored.span.spanID] = mapped.observation
+            case .update(let update):
+                _ = t.state.apply(update, limits: limits)
+            }
         }
         return t
     }

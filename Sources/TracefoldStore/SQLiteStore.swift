@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import OTLP
 import TracefoldFold
+import TracefoldMapping
 import TracefoldModel
 
 /// The embedded store (SPEC §8.1): SQLite in WAL mode through GRDB.
@@ -27,7 +28,9 @@ public final class SQLiteStore: FoldStore, @unchecked Sendable {
         }
         pool = try DatabasePool(path: path, configuration: config)
         try Self.migrator.migrate(pool)
-        nextSeq = try pool.read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) FROM spans") ?? 0 } + 1
+        nextSeq = try pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT MAX(COALESCE((SELECT MAX(seq) FROM spans), 0), COALESCE((SELECT MAX(seq) FROM api_updates), 0))") ?? 0
+        } + 1
     }
 
     static var migrator: DatabaseMigrator {
@@ -82,6 +85,13 @@ public final class SQLiteStore: FoldStore, @unchecked Sendable {
         m.registerMigration("v4-all-entries") { db in
             try db.execute(sql: "ALTER TABLE traces ADD COLUMN entries TEXT NOT NULL DEFAULT '[]'")
         }
+        m.registerMigration("v5-api-updates") { db in
+            // REST metadata writes (SPEC §7.5); seq shares the spans' counter,
+            // so a trace rebuilds in arrival order.
+            try db.execute(sql: """
+                CREATE TABLE api_updates (trace_id BLOB NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (trace_id, seq)) WITHOUT ROWID
+                """)
+        }
         return m
     }
 
@@ -99,17 +109,28 @@ public final class SQLiteStore: FoldStore, @unchecked Sendable {
         }
     }
 
-    public func spans(of trace: TraceID) throws -> [StoredSpan] {
+    public func history(of trace: TraceID) throws -> [TraceEvent] {
         let rows = try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT received_at, body FROM spans WHERE trace_id = ? ORDER BY seq", arguments: [Self.blob(trace)])
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT seq, received_at, body, NULL AS api FROM spans WHERE trace_id = ?
+                    UNION ALL SELECT seq, 0, NULL, body FROM api_updates WHERE trace_id = ? ORDER BY seq
+                    """,
+                arguments: [Self.blob(trace), Self.blob(trace)]
+            )
         }
         return try rows.map { row in
+            if let api: String = row["api"] {
+                guard let update = MetadataUpdateCoding.decode(api) else { throw StoreError("stored metadata update of trace \(trace.hex) does not decode") }
+                return .update(update)
+            }
             let body: Data = row["body"]
             let decoded = try OTLPProtobufDecoder.decode([UInt8](body)).batch
             guard let rs = decoded.resourceSpans.first, let ss = rs.scopeSpans.first, let span = ss.spans.first else {
                 throw StoreError("stored span of trace \(trace.hex) does not decode")
             }
-            return StoredSpan(span: span, resource: rs.resource, scope: ss.scope, receivedAtUnixNano: UInt64(bitPattern: row["received_at"]))
+            return .span(StoredSpan(span: span, resource: rs.resource, scope: ss.scope, receivedAtUnixNano: UInt64(bitPattern: row["received_at"])))
         }
     }
 
@@ -122,6 +143,11 @@ public final class SQLiteStore: FoldStore, @unchecked Sendable {
                     ResourceSpans(resource: s.resource, scopeSpans: [ScopeSpans(scope: s.scope, spans: [s.span])])
                 ]))
                 try insertSpan.execute(arguments: [Self.blob(s.span.traceID), Self.blob(s.span.spanID), nextSeq, Int64(bitPattern: s.receivedAtUnixNano), Data(body)])
+                nextSeq += 1
+            }
+            let insertUpdate = try db.cachedStatement(sql: "INSERT INTO api_updates(trace_id, seq, body) VALUES (?, ?, ?)")
+            for (trace, update) in commit.newUpdates {
+                try insertUpdate.execute(arguments: [Self.blob(trace), nextSeq, MetadataUpdateCoding.encode(update)])
                 nextSeq += 1
             }
             let upsertTrace = try db.cachedStatement(sql: """
@@ -168,6 +194,7 @@ public final class SQLiteStore: FoldStore, @unchecked Sendable {
             let args: StatementArguments = [Int64(bitPattern: cutoff)]
             let doomed = "SELECT trace_id FROM traces WHERE start_time < ?"
             try db.execute(sql: "DELETE FROM spans WHERE trace_id IN (\(doomed))", arguments: args)
+            try db.execute(sql: "DELETE FROM api_updates WHERE trace_id IN (\(doomed))", arguments: args)
             try db.execute(sql: "DELETE FROM observations WHERE trace_id IN (\(doomed))", arguments: args)
             try db.execute(sql: "DELETE FROM traces WHERE start_time < ?", arguments: args)
             return db.changesCount
@@ -276,4 +303,27 @@ public final class SQLiteStore: FoldStore, @unchecked Sendable {
 public struct StoreError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// A metadata update as stored JSON.
+enum MetadataUpdateCoding {
+    static func encode(_ u: MetadataUpdate) -> String {
+        JSONWriter.serialize(.object([
+            "id": .string(u.id), "scope": .string(u.scope.rawValue), "target": u.target.map { .string($0.hex) } ?? .null,
+            "kind": .string(u.kind), "values": .object(u.values),
+            "time": .string(String(u.order.time)), "spanId": .string(String(u.order.spanID)), "position": .int(Int64(u.order.position)),
+        ]))
+    }
+
+    static func decode(_ text: String) -> MetadataUpdate? {
+        guard let v = try? JSONParser.parse(text), let id = v["id"]?.stringValue,
+            let scope = v["scope"]?.stringValue.flatMap(MetadataScope.init(wire:)), let kind = v["kind"]?.stringValue,
+            let values = v["values"]?.objectValue, let time = v["time"]?.stringValue.flatMap({ UInt64($0) }),
+            let span = v["spanId"]?.stringValue.flatMap({ UInt64($0) }), case .int(let position)? = v["position"]
+        else { return nil }
+        return MetadataUpdate(
+            id: id, scope: scope, target: v["target"]?.stringValue.flatMap(SpanID.init(hex:)), kind: kind, values: values,
+            order: OrderKey(time: time, spanID: span, position: Int(position))
+        )
+    }
 }

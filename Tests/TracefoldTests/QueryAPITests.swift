@@ -14,7 +14,7 @@ import XCTest
 final class QueryAPITests: XCTestCase, @unchecked Sendable {
     typealias C = Conformance
 
-    func withCollector(auth: AuthConfig = AuthConfig(), _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+    static func withCollector(auth: AuthConfig = AuthConfig(), _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var config = CollectorConfig()
@@ -66,7 +66,7 @@ final class QueryAPITests: XCTestCase, @unchecked Sendable {
     static func ids(_ v: JSONValue) -> [String] { v["data"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? [] }
 
     func testTraceListFiltersPagingAndOrder() async throws {
-        try await withCollector { client in
+        try await Self.withCollector { client in
             // Visible as soon as the 200 arrives (SPEC §7.6).
             try await Self.post(client)
             let trace = C.trace.hex
@@ -104,7 +104,7 @@ final class QueryAPITests: XCTestCase, @unchecked Sendable {
     }
 
     func testBadParametersAre400NamingTheParameter() async throws {
-        try await withCollector { client in
+        try await Self.withCollector { client in
             for (query, name) in [("limit=101", "limit"), ("limit=0", "limit"), ("page=0", "page"), ("fromTimestamp=yesterday", "fromTimestamp"),
                                   ("orderBy=colour.asc", "orderBy"), ("filter=notjson", "filter")] {
                 let (status, body) = try await Self.get(client, "/api/public/traces?\(query)")
@@ -118,7 +118,7 @@ final class QueryAPITests: XCTestCase, @unchecked Sendable {
     }
 
     func testMetadataFilter() async throws {  // case 29
-        try await withCollector { client in
+        try await Self.withCollector { client in
             try await Self.post(client)
             func filter(_ f: String) async throws -> [String] {
                 let encoded = f.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
@@ -140,7 +140,7 @@ final class QueryAPITests: XCTestCase, @unchecked Sendable {
     }
 
     func testSingleTraceAndObservations() async throws {  // case 28
-        try await withCollector { client in
+        try await Self.withCollector { client in
             try await Self.post(client)
             var (status, body) = try await Self.get(client, "/api/public/traces/\(C.trace.hex)")
             XCTAssertEqual(status, .ok)
@@ -168,7 +168,7 @@ final class QueryAPITests: XCTestCase, @unchecked Sendable {
 
     func testQueryNeedsTheIntakeCredentialsWhenAuthIsOn() async throws {  // SPEC §7.7
         let auth = AuthConfig(apiKeys: [.init(publicKey: "pk", secretKey: "sk")])
-        try await withCollector(auth: auth) { client in
+        try await Self.withCollector(auth: auth) { client in
             let basic: HTTPFields = [.authorization: "Basic " + Base64.encode(Array("pk:sk".utf8))]
             try await Self.post(client, headers: basic)
             var (status, _) = try await Self.get(client, "/api/public/traces")
@@ -184,7 +184,7 @@ final class QueryAPITests: XCTestCase, @unchecked Sendable {
     }
 
     func testV2ObservationsCursorAndFieldGroups() async throws {  // case 30
-        try await withCollector { client in
+        try await Self.withCollector { client in
             try await Self.post(client)
             var (status, body) = try await Self.get(client, "/api/public/v2/observations?traceId=\(C.trace.hex)&fields=core,basic,metadata&limit=2")
             XCTAssertEqual(status, .ok)
@@ -214,7 +214,7 @@ final class QueryAPITests: XCTestCase, @unchecked Sendable {
     }
 
     func testTraceMetadataGroupedByScopeAndKind() async throws {  // SPEC §7.3
-        try await withCollector { client in
+        try await Self.withCollector { client in
             var events = [MetadataModelTests.metadataEvent(#"{"plan":"pro"}"#, kind: "billing", scope: "trace", at: 1)]
             events.append(MetadataModelTests.metadataEvent(#"{"route":"/x"}"#, kind: "net", scope: "extended_trace", spanID: "00f067aa0ba902b7", at: 2))
             let span = C.S("root", id: 1, 0, 10, ["langfuse.observation.metadata.step": .string("\"parse\""), "gen_ai.request.model": .string("m")], events: events)
@@ -238,7 +238,7 @@ final class QueryAPITests: XCTestCase, @unchecked Sendable {
     }
 
     func testMetricsSummaryGroupsInTheStore() async throws {  // SPEC §7.4
-        try await withCollector { client in
+        try await Self.withCollector { client in
             // Three "acme" traces lasting 10, 20 and 30 ms and one "beta" trace of 40 ms;
             // each has a root and a generation with usage and cost; one generation fails.
             var spans = [Span]()
