@@ -109,20 +109,26 @@ extension SQLiteStore {
         }
     }
 
-    public func observations(_ f: ObservationFilter) throws -> (records: [String], total: Int) {
+    /// WHERE clauses shared by the v1 and v2 observation lists, over
+    /// `observations o LEFT JOIN traces t`.
+    static func clauses(_ f: ObservationFilter) -> (clauses: [String], args: [(any DatabaseValueConvertible)?]) {
         var clauses = [String]()
         var args = [(any DatabaseValueConvertible)?]()
-        func eq(_ column: String, _ value: String?) {
-            guard let value else { return }
-            clauses.append("\(column) = ?")
-            args.append(value)
+        for (column, value) in [("o.type", f.type), ("o.name", f.name), ("o.level", f.level), ("o.version", f.version), ("t.user_id", f.userID)] {
+            if let value {
+                clauses.append("\(column) = ?")
+                args.append(value)
+            }
         }
-        eq("o.type", f.type)
-        eq("o.name", f.name)
-        eq("o.level", f.level)
-        eq("o.version", f.version)
-        eq("o.parent_id", f.parentObservationID)
-        eq("t.user_id", f.userID)
+        if let parent = f.parentObservationID {
+            // An empty value matches observations without a parent.
+            if parent.isEmpty {
+                clauses.append("o.parent_id IS NULL")
+            } else {
+                clauses.append("o.parent_id = ?")
+                args.append(parent)
+            }
+        }
         if let trace = f.traceID {
             clauses.append("o.trace_id = ?")
             args.append(Data(trace.bytes))
@@ -139,6 +145,11 @@ extension SQLiteStore {
             clauses.append("o.start_time < ?")
             args.append(Int64(bitPattern: to))
         }
+        return (clauses, args)
+    }
+
+    public func observations(_ f: ObservationFilter) throws -> (records: [String], total: Int) {
+        let (clauses, args) = Self.clauses(f)
         let whereSQL = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
         let from = "FROM observations o LEFT JOIN traces t ON t.trace_id = o.trace_id"
         return try pool.read { db in
@@ -190,40 +201,12 @@ extension SQLiteStore {
     /// A page in `start_time DESC, trace_id DESC, span_id DESC` order, with one
     /// row more than asked when more follow.
     public func observationPage(_ r: ObservationPageRequest) throws -> [ObservationRow] {
-        var clauses = [String]()
-        var args = [(any DatabaseValueConvertible)?]()
-        let f = r.filter
-        for (column, value) in [("o.type", f.type), ("o.name", f.name), ("o.level", f.level), ("o.version", f.version),
-                                ("t.user_id", f.userID), ("t.session_id", r.sessionID)] {
-            if let value {
-                clauses.append("\(column) = ?")
-                args.append(value)
-            }
-        }
-        if let parent = f.parentObservationID {
-            // An empty value matches observations without a parent.
-            if parent.isEmpty { clauses.append("o.parent_id IS NULL") } else {
-                clauses.append("o.parent_id = ?")
-                args.append(parent)
-            }
+        var (clauses, args) = Self.clauses(r.filter)
+        if let session = r.sessionID {
+            clauses.append("t.session_id = ?")
+            args.append(session)
         }
         if let root = r.isRoot { clauses.append(root ? "o.parent_id IS NULL" : "o.parent_id IS NOT NULL") }
-        if let trace = f.traceID {
-            clauses.append("o.trace_id = ?")
-            args.append(Data(trace.bytes))
-        }
-        if !f.environments.isEmpty {
-            clauses.append("o.environment IN (\(Array(repeating: "?", count: f.environments.count).joined(separator: ",")))")
-            args += f.environments.map { $0 }
-        }
-        if let from = f.fromUnixNano {
-            clauses.append("o.start_time >= ?")
-            args.append(Int64(bitPattern: from))
-        }
-        if let to = f.toUnixNano {
-            clauses.append("o.start_time < ?")
-            args.append(Int64(bitPattern: to))
-        }
         if let after = r.after {
             clauses.append("(o.start_time, o.trace_id, o.span_id) < (?, ?, ?)")
             args += [after.startUnixNano, after.traceID, after.spanID]
