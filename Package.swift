@@ -82,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "tracefold",
             dependencies: [
-                "TracefoldCollector", "TracefoldConfig",
+                "TracefoldCollector", "TracefoldConfig", "TracefoldExport", "TracefoldStore", "TracefoldMapping",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

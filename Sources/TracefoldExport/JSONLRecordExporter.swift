@@ -116,7 +116,7 @@ public final class JSONLRecordExporter: @unchecked Sendable {
     }
 
     /// `{"recordType":…,"revision":…,` then the record's own fields.
-    static func line(_ r: SQLiteStore.PendingRecord, into w: inout JSONWriter) {
+    public static func line(_ r: SQLiteStore.PendingRecord, into w: inout JSONWriter) {
         w.writeRaw("{\"recordType\":")
         w.writeString(r.recordType)
         w.writeRaw(",\"revision\":")

@@ -333,3 +333,42 @@ extension SQLiteStore {
         }
     }
 }
+
+extension SQLiteStore {
+    /// Traces that started in `[from, to)` after `after` (start time, trace
+    /// id), oldest first, with all their observations: what `tracefold export`
+    /// streams a page at a time (SPEC §6.4).
+    public func exportPage(fromUnixNano: UInt64, toUnixNano: UInt64, after: (Int64, Data)?, limit: Int) throws -> [(start: Int64, trace: PendingTrace)] {
+        try pool.read { db in
+            var sql = "SELECT trace_id, start_time, revision, record FROM traces WHERE start_time >= ? AND start_time < ?"
+            var args: [(any DatabaseValueConvertible)?] = [Int64(bitPattern: fromUnixNano), Int64(bitPattern: toUnixNano)]
+            if let after {
+                sql += " AND (start_time, trace_id) > (?, ?)"
+                args += [after.0, after.1]
+            }
+            sql += " ORDER BY start_time, trace_id LIMIT ?"
+            args.append(limit)
+            let obs = try db.cachedStatement(sql: "SELECT span_id, revision, record FROM observations WHERE trace_id = ? ORDER BY start_time, span_id")
+            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map { row in
+                let traceID: Data = row["trace_id"]
+                let observations = try Row.fetchAll(obs, arguments: [traceID]).map { o -> (spanID: Data, record: PendingRecord) in
+                    let spanID: Data = o["span_id"]
+                    return (spanID, PendingRecord(recordType: "observation", id: HexCoding.encode(bytes: spanID), revision: o["revision"], record: o["record"]))
+                }
+                let trace = PendingTrace(
+                    traceID: traceID,
+                    trace: PendingRecord(recordType: "trace", id: HexCoding.encode(bytes: traceID), revision: row["revision"], record: row["record"]),
+                    observations: observations
+                )
+                return (row["start_time"], trace)
+            }
+        }
+    }
+
+    public func traceCount(fromUnixNano: UInt64, toUnixNano: UInt64) throws -> Int {
+        try pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM traces WHERE start_time >= ? AND start_time < ?",
+                             arguments: [Int64(bitPattern: fromUnixNano), Int64(bitPattern: toUnixNano)]) ?? 0
+        }
+    }
+}

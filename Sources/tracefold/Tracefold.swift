@@ -3,13 +3,16 @@ import Foundation
 import Logging
 import TracefoldCollector
 import TracefoldConfig
+import TracefoldExport
+import TracefoldMapping
+import TracefoldStore
 
 @main
 struct Tracefold: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tracefold",
         abstract: "An OTLP/HTTP tracing collector that folds spans into trace and observation records.",
-        subcommands: [Serve.self, Validate.self],
+        subcommands: [Serve.self, Validate.self, Export.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -63,5 +66,67 @@ struct Validate: ParsableCommand {
             FileHandle.standardError.write(Data("tracefold: \(error)\n".utf8))
             throw ExitCode(1)
         }
+    }
+}
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write the records of traces that started in [from, to) as JSON lines, from the store."
+    )
+
+    @Option(name: .long, help: "Config file naming the store. Default: ./collector.yaml, or the embedded defaults.")
+    var config: String?
+    @Option(name: .long, help: "Start of the range, ISO-8601, inclusive.") var from: String
+    @Option(name: .long, help: "End of the range, ISO-8601, exclusive.") var to: String
+    @Option(name: .long, help: "Output file, or - for standard output.") var out = "-"
+    @Flag(name: .long, help: "gzip the output.") var gzip = false
+
+    func run() throws {
+        func fail(_ message: String) -> ExitCode {
+            FileHandle.standardError.write(Data("tracefold export: \(message)\n".utf8))
+            return ExitCode(1)
+        }
+        guard let fromNano = ISOTime.parse(from) else { throw fail("--from must be an ISO-8601 time, got \"\(from)\"") }
+        guard let toNano = ISOTime.parse(to) else { throw fail("--to must be an ISO-8601 time, got \"\(to)\"") }
+        let environment = ProcessInfo.processInfo.environment
+        let loaded: CollectorConfig
+        do {
+            let path = config ?? "./collector.yaml"
+            loaded = config == nil && !FileManager.default.fileExists(atPath: path)
+                ? try CollectorConfig.parse(yaml: CollectorConfig.embeddedDefaultYAML, source: "embedded defaults", environment: environment)
+                : try CollectorConfig.load(path: path, environment: environment)
+        } catch {
+            throw fail("\(error)")
+        }
+        let storePath = loaded.store.resolvedSQLitePath
+        guard FileManager.default.fileExists(atPath: storePath) else { throw fail("no store at \(storePath)") }
+        let store = try SQLiteStore(path: storePath)
+        let handle: FileHandle
+        if out == "-" {
+            handle = .standardOutput
+        } else {
+            guard FileManager.default.createFile(atPath: out, contents: nil), let h = FileHandle(forWritingAtPath: out) else {
+                throw fail("cannot write \(out)")
+            }
+            handle = h
+        }
+        // A progress bar only when a person is watching.
+        let tty = isatty(STDERR_FILENO) == 1
+        let count = try BatchExport(store: store, fromUnixNano: fromNano, toUnixNano: toNano, gzip: gzip).run(
+            write: { handle.write(Data($0)) },
+            progress: { done, total in
+                guard tty, total > 0 else { return }
+                let width = 30
+                let filled = width * done / total
+                let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+                FileHandle.standardError.write(Data("\r[\(bar)] \(done)/\(total) traces".utf8))
+            }
+        )
+        if tty { FileHandle.standardError.write(Data("\n".utf8)) }
+        if out != "-" {
+            try handle.synchronize()
+            try handle.close()
+        }
+        FileHandle.standardError.write(Data("tracefold export: \(count) traces\n".utf8))
     }
 }

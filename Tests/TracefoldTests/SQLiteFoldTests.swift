@@ -161,3 +161,28 @@ final class RetentionTests: XCTestCase {
         XCTAssertThrowsError(try CollectorConfig.parse(yaml: yaml.replacingOccurrences(of: "30d", with: "forever"), environment: [:]))
     }
 }
+
+final class BatchExportTests: XCTestCase {
+    func testPagesCoverTheRangeOnceInStartOrder() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try SQLiteStore(path: dir + "/t.sqlite")
+        let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 10, logger: Logger(label: "test"))
+        for i in 0..<5 {
+            let trace = TraceID(high: 9, low: UInt64(5 - i))
+            _ = try folder.consume(Fixtures.batch([Conformance.S("t\(i)", id: UInt64(10 * i + 1), UInt64(i * 100), UInt64(i * 100 + 5), trace: trace)]))
+        }
+        var export = BatchExport(store: store, fromUnixNano: (Conformance.T + 100) * 1_000_000, toUnixNano: (Conformance.T + 400) * 1_000_000, gzip: false)
+        export.pageSize = 2
+        var bytes = [UInt8]()
+        var progress = [(Int, Int)]()
+        let count = try export.run(write: { bytes += $0 }, progress: { progress.append(($0, $1)) })
+        XCTAssertEqual(count, 3, "start times 100, 200 and 300 are in [100, 400)")
+        XCTAssertEqual(progress.map(\.0), [2, 3])
+        XCTAssertEqual(progress.map(\.1), [3, 3])
+        let lines = try bytes.split(separator: UInt8(ascii: "\n")).map { try JSONParser.parse($0) }
+        XCTAssertEqual(lines.filter { $0["recordType"] == .string("trace") }.compactMap { $0["name"]?.stringValue }, ["t1", "t2", "t3"])
+        XCTAssertEqual(lines.count, 6)
+        XCTAssertTrue(lines.allSatisfy { $0["revision"] == .int(1) })
+    }
+}
