@@ -19,7 +19,6 @@ public final class Collector: Sendable {
     let logger: Logger
     let log: IntakeLog
     let pipeline: SpanPipeline
-    let sinks: [any SpanSink]
     /// The SQLite store, when the fold runs.
     public let store: SQLiteStore?
     let folder: TraceFolder?
@@ -51,7 +50,6 @@ public final class Collector: Sendable {
         if let spansConfig = config.activeSpansJSONL {
             sinks.append(try SpansJSONLExporter(config: spansConfig, logger: logger))
         }
-        self.sinks = sinks
 
         let log = try IntakeLog(directory: config.store.intakeLogDirectory, segmentSize: config.store.segmentSize, logger: logger)
         self.log = log

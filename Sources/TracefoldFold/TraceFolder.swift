@@ -71,13 +71,6 @@ public protocol FoldStore: AnyObject, Sendable {
     func deleteTraces(startedBefore cutoff: UInt64) throws -> Int
 }
 
-/// What the fold tells the request that delivered a batch: the metadata
-/// updates it dropped, for `partial_success` (SPEC §4.6).
-public struct FoldReport: Sendable {
-    public var droppedUpdates: [String] = []
-    public init() {}
-}
-
 /// The fold stage (SPEC §2–§4): maps each new span, folds it into its trace's
 /// state and writes the changed trace and observation records to the store.
 ///
@@ -114,12 +107,9 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
         self.logger = logger
     }
 
+    /// Folds a batch and returns the metadata updates it had to drop, for the
+    /// request's `partial_success` (SPEC §4.6).
     public func consume(_ batch: SpanBatch) throws -> [String] {
-        try fold(batch).droppedUpdates
-    }
-
-    /// Folds a batch and reports what it had to drop.
-    public func fold(_ batch: SpanBatch) throws -> FoldReport {
         lock.lock()
         defer { lock.unlock() }
         var items = [StoredSpan]()
@@ -137,7 +127,7 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
         var seen = Set<SpanKey>()
         var commit = FoldCommit()
         var touched = [TraceID: Set<SpanID>]()
-        var report = FoldReport()
+        var dropped = [String]()
         var touchedOrder = [TraceID]()
         for (item, context) in zip(items, contexts) {
             let key = item.span.key
@@ -146,7 +136,7 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
             let mapped = mapper.map(item.span, context: context)
             let warnings = trace.state.add(mapped, limits: limits)
             for (_, v) in warnings.sorted(by: { $0.key < $1.key }) {
-                if case .string(let s) = v { report.droppedUpdates.append(s) }
+                if case .string(let s) = v { dropped.append(s) }
             }
             trace.observations[item.span.spanID] = mapped.observation
             open[key.traceID] = trace
@@ -159,11 +149,11 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
             }
             touched[key.traceID] = changed
         }
-        guard !commit.newSpans.isEmpty else { return report }
+        guard !commit.newSpans.isEmpty else { return dropped }
         render(touchedOrder, touched, into: &commit)
         try store.commit(commit)
         evictIfNeeded()
-        return report
+        return dropped
     }
 
     /// Renders the touched traces and their changed observations.

@@ -39,30 +39,14 @@ extension QueryAPI {
                 }
             }
             if q.one("parseIoAsJson") == "true" { throw QueryError("parseIoAsJson is deprecated; input and output are raw strings") }
-            if let t = q.one("type") {
-                guard ObservationType(rawValue: t.uppercased()) != nil else { throw QueryError("type must be an observation type") }
-                r.filter.type = t.uppercased()
-            }
-            if let level = q.one("level") {
-                guard let l = ObservationLevel(alias: level) else { throw QueryError("level must be DEBUG, DEFAULT, WARNING or ERROR") }
-                r.filter.level = l.rawValue
-            }
-            if let t = q.one("traceId") {
-                guard let id = TraceID(hex: t) else { throw QueryError("traceId must be 32 hex digits") }
-                r.filter.traceID = id
-            }
+            try q.observationFilter(into: &r.filter)
             if let root = q.one("isRootObservation") {
                 guard root == "true" || root == "false" else { throw QueryError("isRootObservation must be true or false") }
                 r.isRoot = root == "true"
             }
-            r.filter.name = q.one("name")
-            r.filter.userID = q.one("userId")
             r.sessionID = q.one("sessionId")
-            r.filter.version = q.one("version")
+            // v2: an empty parentObservationId asks for observations without a parent.
             r.filter.parentObservationID = request.uri.queryParameters["parentObservationId"].map(String.init)
-            r.filter.environments = q.list("environment")
-            r.filter.fromUnixNano = try q.time("fromStartTime")
-            r.filter.toUnixNano = try q.time("toStartTime")
             if let cursor = q.one("cursor") { r.after = try Self.decodeCursor(cursor) }
             let expand = Set(q.list("expandMetadata"))
 

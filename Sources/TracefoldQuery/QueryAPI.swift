@@ -51,9 +51,7 @@ public struct QueryAPI: Sendable {
                 f.orderBy = (String(parts[0]), parts[1] == "asc")
             }
             if let filter = q.one("filter") { try applyFilter(filter, to: &f) }
-            let (records, total) = try store.traces(f)
-            let data = try records.map { try Self.listItem(JSONParser.parse($0)) }
-            return Self.json(.ok, .object(["data": .array(data), "meta": Self.meta(page: f.page, limit: f.limit, total: total)]))
+            return try Self.list(store.traces(f), page: f.page, limit: f.limit, item: Self.listItem)
         } catch let e as QueryError {
             return e.response
         }
@@ -128,30 +126,8 @@ public struct QueryAPI: Sendable {
         case .failure(let e): return e.response
         }
         do {
-            if let t = q.one("type") {
-                guard ObservationType(rawValue: t.uppercased()) != nil else {
-                    throw QueryError("type must be one of \(ObservationType.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                f.type = t.uppercased()
-            }
-            if let level = q.one("level") {
-                guard let l = ObservationLevel(alias: level) else { throw QueryError("level must be DEBUG, DEFAULT, WARNING or ERROR") }
-                f.level = l.rawValue
-            }
-            if let t = q.one("traceId") {
-                guard let id = TraceID(hex: t) else { throw QueryError("traceId must be 32 hex digits") }
-                f.traceID = id
-            }
-            f.name = q.one("name")
-            f.userID = q.one("userId")
-            f.version = q.one("version")
-            f.parentObservationID = q.one("parentObservationId")
-            f.environments = q.list("environment")
-            f.fromUnixNano = try q.time("fromStartTime")
-            f.toUnixNano = try q.time("toStartTime")
-            let (records, total) = try store.observations(f)
-            let data = try records.map { try Self.observationItem(JSONParser.parse($0)) }
-            return Self.json(.ok, .object(["data": .array(data), "meta": Self.meta(page: f.page, limit: f.limit, total: total)]))
+            try q.observationFilter(into: &f)
+            return try Self.list(store.observations(f), page: f.page, limit: f.limit, item: Self.observationItem)
         } catch let e as QueryError {
             return e.response
         }
@@ -244,6 +220,12 @@ public struct QueryAPI: Sendable {
         return .object(o)
     }
 
+    /// `{data, meta:{page, limit, totalItems, totalPages}}`.
+    static func list(_ result: (records: [String], total: Int), page: Int, limit: Int, item: (JSONValue) -> JSONValue) throws -> Response {
+        let data = try result.records.map { try item(JSONParser.parse($0)) }
+        return json(.ok, .object(["data": .array(data), "meta": meta(page: page, limit: limit, total: result.total)]))
+    }
+
     static func meta(page: Int, limit: Int, total: Int) -> JSONValue {
         .object([
             "page": .int(Int64(page)), "limit": .int(Int64(limit)), "totalItems": .int(Int64(total)),
@@ -287,6 +269,31 @@ struct QueryParameters {
         guard let s = one(name) else { return nil }
         guard let t = ISOTime.parse(s) else { throw QueryError("\(name) must be an ISO-8601 timestamp, got \"\(s)\"") }
         return t
+    }
+
+    /// The observation filters the v1 and v2 lists share.
+    func observationFilter(into f: inout ObservationFilter) throws {
+        if let t = one("type") {
+            guard ObservationType(rawValue: t.uppercased()) != nil else {
+                throw QueryError("type must be one of \(ObservationType.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            f.type = t.uppercased()
+        }
+        if let level = one("level") {
+            guard let l = ObservationLevel(alias: level) else { throw QueryError("level must be DEBUG, DEFAULT, WARNING or ERROR") }
+            f.level = l.rawValue
+        }
+        if let t = one("traceId") {
+            guard let id = TraceID(hex: t) else { throw QueryError("traceId must be 32 hex digits") }
+            f.traceID = id
+        }
+        f.name = one("name")
+        f.userID = one("userId")
+        f.version = one("version")
+        f.parentObservationID = one("parentObservationId")
+        f.environments = list("environment")
+        f.fromUnixNano = try time("fromStartTime")
+        f.toUnixNano = try time("toStartTime")
     }
 
     /// SPEC §7.1: page ≥ 1 (default 1), 1 ≤ limit ≤ 100 (default 50).

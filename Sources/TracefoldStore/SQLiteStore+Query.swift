@@ -2,6 +2,38 @@ import Foundation
 import GRDB
 import TracefoldModel
 
+/// A WHERE clause built from optional filters, with its bound arguments.
+/// Every list query of the API goes through it, so each filter kind is
+/// written once.
+struct SQLWhere {
+    var clauses: [String] = []
+    var args: [(any DatabaseValueConvertible)?] = []
+
+    mutating func add(_ clause: String, _ values: (any DatabaseValueConvertible)?...) {
+        clauses.append(clause)
+        args += values
+    }
+
+    mutating func equals(_ column: String, _ value: String?) {
+        if let value { add("\(column) = ?", value) }
+    }
+
+    mutating func oneOf(_ column: String, _ values: [String]) {
+        guard !values.isEmpty else { return }
+        clauses.append("\(column) IN (\(Array(repeating: "?", count: values.count).joined(separator: ",")))")
+        args += values.map { $0 }
+    }
+
+    /// `from` inclusive, `to` exclusive, in ns.
+    mutating func range(_ column: String, from: UInt64?, to: UInt64?) {
+        if let from { add("\(column) >= ?", Int64(bitPattern: from)) }
+        if let to { add("\(column) < ?", Int64(bitPattern: to)) }
+    }
+
+    var sql: String { clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ") }
+    var arguments: StatementArguments { StatementArguments(args) }
+}
+
 /// Filters of `GET /api/public/traces` (SPEC §7.1), already validated.
 public struct TraceFilter: Sendable {
     public enum MetadataOperator: Sendable { case equals, contains }
@@ -56,54 +88,39 @@ public struct ObservationFilter: Sendable {
 extension SQLiteStore {
     /// One page of trace records (JSON text) and the total count.
     public func traces(_ f: TraceFilter) throws -> (records: [String], total: Int) {
-        var clauses = [String]()
-        var args = [(any DatabaseValueConvertible)?]()
-        func eq(_ column: String, _ value: String?) {
-            guard let value else { return }
-            clauses.append("\(column) = ?")
-            args.append(value)
-        }
-        eq("user_id", f.userID)
-        eq("name", f.name)
-        eq("session_id", f.sessionID)
-        eq("version", f.version)
-        eq("release", f.release)
-        for tag in f.tags {
-            clauses.append("EXISTS (SELECT 1 FROM json_each(traces.tags) WHERE value = ?)")
-            args.append(tag)
-        }
-        if !f.environments.isEmpty {
-            clauses.append("environment IN (\(Array(repeating: "?", count: f.environments.count).joined(separator: ",")))")
-            args += f.environments.map { $0 }
-        }
-        if let from = f.fromUnixNano {
-            clauses.append("start_time >= ?")
-            args.append(Int64(bitPattern: from))
-        }
-        if let to = f.toUnixNano {
-            clauses.append("start_time < ?")
-            args.append(Int64(bitPattern: to))
-        }
+        var w = SQLWhere()
+        w.equals("user_id", f.userID)
+        w.equals("name", f.name)
+        w.equals("session_id", f.sessionID)
+        w.equals("version", f.version)
+        w.equals("release", f.release)
+        for tag in f.tags { w.add("EXISTS (SELECT 1 FROM json_each(traces.tags) WHERE value = ?)", tag) }
+        w.oneOf("environment", f.environments)
+        w.range("start_time", from: f.fromUnixNano, to: f.toUnixNano)
         for m in f.metadata {
             // Only top-level keys: the key is quoted so that a dot is part of the name.
             let path = "$.metadata.\"\(m.key.replacingOccurrences(of: "\"", with: "\"\""))\""
             let text = "CAST(json_extract(record, ?) AS TEXT)"
             switch m.op {
-            case .equals: clauses.append("\(text) = ?")
-            case .contains: clauses.append("instr(\(text), ?) > 0")
+            case .equals: w.add("\(text) = ?", path, m.value)
+            case .contains: w.add("instr(\(text), ?) > 0", path, m.value)
             }
-            args.append(path)
-            args.append(m.value)
         }
-        let whereSQL = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
         let column = TraceFilter.orderColumns[f.orderBy.column] ?? "start_time"
         let direction = f.orderBy.ascending ? "ASC" : "DESC"
-        return try pool.read { db in
-            let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM traces \(whereSQL)", arguments: StatementArguments(args)) ?? 0
+        return try page(
+            record: "record", from: "traces", where: w, orderBy: "\(column) \(direction), trace_id \(direction)", page: f.page, limit: f.limit
+        )
+    }
+
+    /// One page of records and the total count, for the offset-paged lists.
+    func page(record: String, from: String, where w: SQLWhere, orderBy: String, page: Int, limit: Int) throws -> (records: [String], total: Int) {
+        try pool.read { db in
+            let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(from) \(w.sql)", arguments: w.arguments) ?? 0
             let records = try String.fetchAll(
                 db,
-                sql: "SELECT record FROM traces \(whereSQL) ORDER BY \(column) \(direction), trace_id \(direction) LIMIT ? OFFSET ?",
-                arguments: StatementArguments(args + [f.limit, (f.page - 1) * f.limit])
+                sql: "SELECT \(record) FROM \(from) \(w.sql) ORDER BY \(orderBy) LIMIT ? OFFSET ?",
+                arguments: StatementArguments(w.args + [limit, (page - 1) * limit])
             )
             return (records, total)
         }
@@ -111,56 +128,28 @@ extension SQLiteStore {
 
     /// WHERE clauses shared by the v1 and v2 observation lists, over
     /// `observations o LEFT JOIN traces t`.
-    static func clauses(_ f: ObservationFilter) -> (clauses: [String], args: [(any DatabaseValueConvertible)?]) {
-        var clauses = [String]()
-        var args = [(any DatabaseValueConvertible)?]()
-        for (column, value) in [("o.type", f.type), ("o.name", f.name), ("o.level", f.level), ("o.version", f.version), ("t.user_id", f.userID)] {
-            if let value {
-                clauses.append("\(column) = ?")
-                args.append(value)
-            }
-        }
+    static func clauses(_ f: ObservationFilter) -> SQLWhere {
+        var w = SQLWhere()
+        w.equals("o.type", f.type)
+        w.equals("o.name", f.name)
+        w.equals("o.level", f.level)
+        w.equals("o.version", f.version)
+        w.equals("t.user_id", f.userID)
         if let parent = f.parentObservationID {
             // An empty value matches observations without a parent.
-            if parent.isEmpty {
-                clauses.append("o.parent_id IS NULL")
-            } else {
-                clauses.append("o.parent_id = ?")
-                args.append(parent)
-            }
+            if parent.isEmpty { w.add("o.parent_id IS NULL") } else { w.add("o.parent_id = ?", parent) }
         }
-        if let trace = f.traceID {
-            clauses.append("o.trace_id = ?")
-            args.append(Data(trace.bytes))
-        }
-        if !f.environments.isEmpty {
-            clauses.append("o.environment IN (\(Array(repeating: "?", count: f.environments.count).joined(separator: ",")))")
-            args += f.environments.map { $0 }
-        }
-        if let from = f.fromUnixNano {
-            clauses.append("o.start_time >= ?")
-            args.append(Int64(bitPattern: from))
-        }
-        if let to = f.toUnixNano {
-            clauses.append("o.start_time < ?")
-            args.append(Int64(bitPattern: to))
-        }
-        return (clauses, args)
+        if let trace = f.traceID { w.add("o.trace_id = ?", Data(trace.bytes)) }
+        w.oneOf("o.environment", f.environments)
+        w.range("o.start_time", from: f.fromUnixNano, to: f.toUnixNano)
+        return w
     }
 
     public func observations(_ f: ObservationFilter) throws -> (records: [String], total: Int) {
-        let (clauses, args) = Self.clauses(f)
-        let whereSQL = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
-        let from = "FROM observations o LEFT JOIN traces t ON t.trace_id = o.trace_id"
-        return try pool.read { db in
-            let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) \(from) \(whereSQL)", arguments: StatementArguments(args)) ?? 0
-            let records = try String.fetchAll(
-                db,
-                sql: "SELECT o.record \(from) \(whereSQL) ORDER BY o.start_time DESC, o.span_id DESC LIMIT ? OFFSET ?",
-                arguments: StatementArguments(args + [f.limit, (f.page - 1) * f.limit])
-            )
-            return (records, total)
-        }
+        try page(
+            record: "o.record", from: "observations o LEFT JOIN traces t ON t.trace_id = o.trace_id", where: Self.clauses(f),
+            orderBy: "o.start_time DESC, o.span_id DESC", page: f.page, limit: f.limit
+        )
     }
 
     /// An observation by its id (the span id), whatever its trace.
@@ -201,26 +190,19 @@ extension SQLiteStore {
     /// A page in `start_time DESC, trace_id DESC, span_id DESC` order, with one
     /// row more than asked when more follow.
     public func observationPage(_ r: ObservationPageRequest) throws -> [ObservationRow] {
-        var (clauses, args) = Self.clauses(r.filter)
-        if let session = r.sessionID {
-            clauses.append("t.session_id = ?")
-            args.append(session)
-        }
-        if let root = r.isRoot { clauses.append(root ? "o.parent_id IS NULL" : "o.parent_id IS NOT NULL") }
-        if let after = r.after {
-            clauses.append("(o.start_time, o.trace_id, o.span_id) < (?, ?, ?)")
-            args += [after.startUnixNano, after.traceID, after.spanID]
-        }
-        let whereSQL = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        var w = Self.clauses(r.filter)
+        w.equals("t.session_id", r.sessionID)
+        if let root = r.isRoot { w.add(root ? "o.parent_id IS NULL" : "o.parent_id IS NOT NULL") }
+        if let after = r.after { w.add("(o.start_time, o.trace_id, o.span_id) < (?, ?, ?)", after.startUnixNano, after.traceID, after.spanID) }
         return try pool.read { db in
             try Row.fetchAll(
                 db,
                 sql: """
                     SELECT o.record, o.start_time, o.trace_id, o.span_id, t.user_id, t.session_id, t.public, t.tags, t.release, t.name AS trace_name
-                    FROM observations o LEFT JOIN traces t ON t.trace_id = o.trace_id \(whereSQL)
+                    FROM observations o LEFT JOIN traces t ON t.trace_id = o.trace_id \(w.sql)
                     ORDER BY o.start_time DESC, o.trace_id DESC, o.span_id DESC LIMIT ?
                     """,
-                arguments: StatementArguments(args + [r.limit + 1])
+                arguments: StatementArguments(w.args + [r.limit + 1])
             ).map { row in
                 ObservationRow(
                     record: row["record"], startUnixNano: row["start_time"], traceID: row["trace_id"], spanID: row["span_id"],
@@ -254,27 +236,20 @@ extension SQLiteStore {
     /// Aggregates per group inside SQLite: counts and sums with GROUP BY, and
     /// nearest-rank p50/p95 with window functions, so no record is loaded.
     public func summary(groupBy: SummaryGrouping, fromUnixNano: UInt64?, toUnixNano: UInt64?) throws -> [SummaryRow] {
-        var args = [(any DatabaseValueConvertible)?]()
-        var window = [String]()
-        if let from = fromUnixNano {
-            window.append("start_time >= ?")
-            args.append(Int64(bitPattern: from))
-        }
-        if let to = toUnixNano {
-            window.append("start_time < ?")
-            args.append(Int64(bitPattern: to))
-        }
-        let whereSQL = window.isEmpty ? "" : "WHERE " + window.joined(separator: " AND ")
+        var w = SQLWhere()
+        w.range("start_time", from: fromUnixNano, to: toUnixNano)
+        var args = w.args
         let sql: String
         if groupBy == .model {
-            // Observation-level: latency and cost of the observations that
-            // name a model; the others have no model to group by.
+            // Only observations that name a model form a group.
+            w.add("json_extract(record, '$.model') IS NOT NULL")
+            // Observation-level: latency and cost of the observations.
             sql = """
                 WITH b AS (
                   SELECT json_extract(record, '$.model') AS g, trace_id, level, json_extract(record, '$.latency') AS latency,
                     json_extract(record, '$.usageDetails.input') AS i, json_extract(record, '$.usageDetails.output') AS o,
                     json_extract(record, '$.usageDetails.total') AS tt, json_extract(record, '$.costDetails.total') AS cost
-                  FROM observations \(whereSQL.isEmpty ? "WHERE" : whereSQL + " AND") json_extract(record, '$.model') IS NOT NULL),
+                  FROM observations \(w.sql)),
                 p AS (SELECT g, latency, ROW_NUMBER() OVER (PARTITION BY g ORDER BY latency) AS rn, COUNT(*) OVER (PARTITION BY g) AS cnt FROM b)
                 SELECT b.g AS g, COUNT(DISTINCT b.trace_id) AS traces, COUNT(*) AS observations,
                   SUM(b.level = 'ERROR') AS errors, SUM(COALESCE(i, 0)) AS input, SUM(COALESCE(o, 0)) AS output,
@@ -297,7 +272,7 @@ extension SQLiteStore {
             sql = """
                 WITH t AS (
                   SELECT trace_id, \(key) AS g, json_extract(record, '$.latency') AS latency, json_extract(record, '$.totalCost') AS cost
-                  FROM traces \(whereSQL)),
+                  FROM traces \(w.sql)),
                 o AS (
                   SELECT trace_id, COUNT(*) AS n, SUM(level = 'ERROR') AS errors,
                     SUM(COALESCE(json_extract(record, '$.usageDetails.input'), 0)) AS i,
