@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(
@@ -38,7 +39,14 @@ let package = Package(
         ),
         .target(
             name: "TracefoldStore",
-            dependencies: ["TracefoldModel", "TracefoldMapping", "TracefoldFold", "OTLP", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "TracefoldModel", "TracefoldMapping", "TracefoldFold", "OTLP",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(
             name: "TracefoldConfig",
@@ -50,6 +58,7 @@ let package = Package(
                 "TracefoldModel", "TracefoldMapping", "TracefoldStore", "TracefoldFold",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .target(

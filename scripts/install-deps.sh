@@ -2,7 +2,7 @@
 # Installs the Debian packages tracefold builds and tests with, if missing.
 # Safe to run again; does nothing when everything is there.
 set -euo pipefail
-packages=(libprotobuf-c-dev zlib1g-dev libsqlite3-dev python3-venv pkg-config)
+packages=(libprotobuf-c-dev zlib1g-dev libsqlite3-dev python3-venv pkg-config postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

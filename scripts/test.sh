@@ -8,6 +8,15 @@ cd "$root"
 scripts/install-deps.sh
 scripts/python-venv.sh
 
+echo "== private PostgreSQL cluster"
+# The store suites and the two-process test run on it as well as on SQLite.
+pgdir=$(mktemp -d /tmp/tracefold-pg.XXXXXX)
+pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+trap 'scripts/postgres-cluster.sh stop "$pgdir" || true; rm -rf "$pgdir"' EXIT
+export TRACEFOLD_TEST_POSTGRES_URL=$(scripts/postgres-cluster.sh start "$pgdir" "$pgport")
+export TRACEFOLD_REQUIRE_POSTGRES=1
+echo "$TRACEFOLD_TEST_POSTGRES_URL"
+
 echo "== swift build"
 swift build --product tracefold
 swift build --product tracefold-loadgen

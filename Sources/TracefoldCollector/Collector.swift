@@ -19,8 +19,8 @@ public final class Collector: Sendable {
     let logger: Logger
     let log: IntakeLog
     let pipeline: SpanPipeline
-    /// The SQLite store, when the fold runs.
-    public let store: SQLiteStore?
+    /// The store (SQLite, or PostgreSQL when configured), when the fold runs.
+    public let store: (any RecordStore)?
     let folder: TraceFolder?
     let recordExporter: JSONLRecordExporter?
 
@@ -33,7 +33,8 @@ public final class Collector: Sendable {
 
         var sinks = [any SpanSink]()
         if let fold = config.activeFold {
-            let store = try SQLiteStore(path: config.store.resolvedSQLitePath)
+            let store: any RecordStore = try config.store.postgresURL.map { try PostgresStore(url: $0, logger: logger) }
+                ?? SQLiteStore(path: config.store.resolvedSQLitePath)
             self.store = store
             let folder = TraceFolder(
                 store: store, limits: MetadataLimits(maxUpdateBytes: fold.maxUpdateBytes, maxTraceBytes: fold.maxTraceMetadataBytes),
@@ -134,6 +135,7 @@ public final class Collector: Sendable {
         log.close()
         pipeline.shutdown()
         recordExporter?.shutdown()
+        store?.close()
         logger.notice("tracefold stopped; everything accepted is written")
     }
 
@@ -143,7 +145,7 @@ public final class Collector: Sendable {
             "tracefold starting",
             metadata: [
                 "endpoint": "http://\(r.endpoint)",
-                "store": "\(config.activeFold != nil ? "sqlite \(config.store.resolvedSQLitePath)" : "none")",
+                "store": "\(store?.location ?? "none")",
                 "export": "\(config.activeJSONL?.directory ?? "off")",
                 "intake_log": "\(config.store.intakeLogDirectory)",
                 "exporters": "\(config.service.exporters.joined(separator: ","))",

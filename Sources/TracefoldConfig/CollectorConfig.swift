@@ -107,6 +107,9 @@ public struct StoreConfig: Sendable, Equatable {
     /// SPEC §8.1: `<data>/tracefold.sqlite` unless `sqlite.path` says otherwise.
     public var sqlitePath: String?
     public var resolvedSQLitePath: String { sqlitePath ?? directory + "/tracefold.sqlite" }
+    /// SPEC §8.2: `store.postgres.url`; when set, records go to PostgreSQL
+    /// instead of SQLite, and several processes may share the database.
+    public var postgresURL: String?
 }
 
 /// The record exporter (SPEC §6): trace and observation revisions as JSON lines.
@@ -332,7 +335,7 @@ extension CollectorConfig {
 
     private static func parseStore(_ node: Node, _ r: YAMLReader) throws(ConfigError) -> StoreConfig {
         var c = StoreConfig()
-        for (key, _, value) in try r.mapping(node, at: "store", allowed: ["directory", "durability", "segment_size", "max_pending_spans", "sqlite", "retention"]) ?? [] {
+        for (key, _, value) in try r.mapping(node, at: "store", allowed: ["directory", "durability", "segment_size", "max_pending_spans", "sqlite", "postgres", "retention"]) ?? [] {
             switch key {
             case "directory":
                 c.directory = try r.string(value, at: "store.directory")
@@ -348,6 +351,14 @@ extension CollectorConfig {
                     let p = try r.string(v, at: "store.sqlite.path")
                     guard !p.isEmpty else { throw r.error(v, "store.sqlite.path is empty") }
                     c.sqlitePath = p
+                }
+            case "postgres":
+                for (_, _, v) in try r.mapping(value, at: "store.postgres", allowed: ["url"]) ?? [] {
+                    let url = try r.string(v, at: "store.postgres.url")
+                    guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
+                        throw r.error(v, "store.postgres.url must start with postgres://")
+                    }
+                    c.postgresURL = url
                 }
             case "retention":
                 let d = try r.duration(value, at: "store.retention")

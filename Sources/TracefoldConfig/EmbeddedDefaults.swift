@@ -60,6 +60,10 @@ store:
   max_pending_spans: 32768
   # Delete traces older than this with their observations and spans, e.g. 30d.
   # retention: 30d
+  # PostgreSQL instead of SQLite (SPEC §8.2). Several tracefold processes,
+  # each with its own directory above, may share one database:
+  # postgres:
+  #   url: ${env:TRACEFOLD_POSTGRES_URL}
 
 service:
   pipelines:

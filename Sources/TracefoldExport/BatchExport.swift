@@ -7,7 +7,7 @@ import TracefoldStore
 /// that started in a time range, read from the store a page at a time so
 /// memory stays flat however much is exported.
 public struct BatchExport {
-    public var store: SQLiteStore
+    public var store: any RecordStore
     public var fromUnixNano: UInt64
     public var toUnixNano: UInt64
     /// Each page becomes its own gzip member; concatenated members are one
@@ -15,7 +15,7 @@ public struct BatchExport {
     public var gzip: Bool
     public var pageSize = 200
 
-    public init(store: SQLiteStore, fromUnixNano: UInt64, toUnixNano: UInt64, gzip: Bool) {
+    public init(store: any RecordStore, fromUnixNano: UInt64, toUnixNano: UInt64, gzip: Bool) {
         self.store = store
         self.fromUnixNano = fromUnixNano
         self.toUnixNano = toUnixNano

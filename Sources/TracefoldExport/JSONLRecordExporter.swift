@@ -16,7 +16,10 @@ import TracefoldStore
 /// revision per `(recordType, id)` sees what the query API returns.
 public final class JSONLRecordExporter: @unchecked Sendable {
     let config: JSONLExporterConfig
-    let store: SQLiteStore
+    let store: any RecordStore
+    /// Names this exporter's position in the store (SPEC §6.2); processes
+    /// sharing a PostgreSQL store each export into their own directory.
+    let exporterKey: String
     let logger: Logger
     private let condition = NSCondition()
     private var stopping = false
@@ -28,9 +31,12 @@ public final class JSONLRecordExporter: @unchecked Sendable {
     private var activeBytes = 0
     private var openedAt = ContinuousClock.now
 
-    public init(config: JSONLExporterConfig, store: SQLiteStore, logger: Logger) throws {
+    public init(config: JSONLExporterConfig, store: any RecordStore, logger: Logger) throws {
         self.config = config
         self.store = store
+        var key = config.directory
+        while key.count > 1 && key.hasSuffix("/") { key.removeLast() }
+        exporterKey = key
         self.logger = logger
         try FileManager.default.createDirectory(atPath: config.directory, withIntermediateDirectories: true)
         try repairTornTail()
@@ -97,18 +103,25 @@ public final class JSONLRecordExporter: @unchecked Sendable {
     private func pass(all: Bool) throws {
         let idleSince = all ? nil : WallClock.nowUnixNano() &- UInt64(Self.seconds(config.flushAfter) * 1e9)
         while true {
-            let pending = try store.unexported(idleSince: idleSince, limit: 500)
-            if pending.isEmpty { break }
-            var w = JSONWriter(reservingCapacity: 64 * 1024)
-            for p in pending {
-                Self.line(p.trace, into: &w)
-                for o in p.observations { Self.line(o.record, into: &w) }
+            let count = try store.exportPass(exporter: exporterKey, idleSince: idleSince, limit: 500) { pending in
+                var w = JSONWriter(reservingCapacity: 64 * 1024)
+                for p in pending {
+                    Self.line(p.trace, into: &w)
+                    for o in p.observations { Self.line(o.record, into: &w) }
+                }
+                let start = activeBytes
+                do {
+                    try write(w.bytes)
+                    // The lines must be on disk before the marks that cover them.
+                    guard fsync(fd) == 0 else { throw ExportError("fsync \(activePath): \(String(cString: strerror(errno)))") }
+                } catch {
+                    // Not marked, so written again: cut what did reach the file.
+                    if fd >= 0, ftruncate(fd, off_t(start)) == 0 { activeBytes = start }
+                    throw error
+                }
+                return (activePath, activeBytes)
             }
-            try write(w.bytes)
-            // The lines must be on disk before the marks that cover them.
-            guard fsync(fd) == 0 else { throw ExportError("fsync \(activePath): \(String(cString: strerror(errno)))") }
-            try store.markExported(pending, file: activePath, length: activeBytes)
-            if pending.count < 500 { break }
+            if count < 500 { break }
         }
         if fd >= 0, activeBytes >= config.maxMegabytes << 20 || ContinuousClock.now - openedAt >= config.maxAge {
             try closeActive(rotate: true)
@@ -116,7 +129,7 @@ public final class JSONLRecordExporter: @unchecked Sendable {
     }
 
     /// `{"recordType":…,"revision":…,` then the record's own fields.
-    public static func line(_ r: SQLiteStore.PendingRecord, into w: inout JSONWriter) {
+    public static func line(_ r: PendingRecord, into w: inout JSONWriter) {
         w.writeRaw("{\"recordType\":")
         w.writeString(r.recordType)
         w.writeRaw(",\"revision\":")
@@ -182,7 +195,7 @@ public final class JSONLRecordExporter: @unchecked Sendable {
     /// unexported in the store and will be written again, so the file is cut
     /// back to the committed length: no record appears twice.
     private func repairTornTail() throws {
-        guard let (path, length) = try store.exportPosition(), FileManager.default.fileExists(atPath: path) else { return }
+        guard let (path, length) = try store.exportPosition(exporter: exporterKey), FileManager.default.fileExists(atPath: path) else { return }
         let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
         if size > length {
             logger.warning(

@@ -45,30 +45,41 @@ public enum TraceEvent: Sendable {
     case update(MetadataUpdate)
 }
 
-/// What the fold writes in one transaction.
+/// What the fold writes in one transaction. Every span and update carries its
+/// trace's next sequence number: the order in which the trace is rebuilt,
+/// and what another process sharing the store catches up from.
 public struct FoldCommit: Sendable {
-    public var newSpans: [StoredSpan] = []
-    /// REST API updates (SPEC §7.5), by trace.
-    public var newUpdates: [(TraceID, MetadataUpdate)] = []
+    public var newSpans: [(seq: Int64, span: StoredSpan)] = []
+    /// REST API updates (SPEC §7.5).
+    public var newUpdates: [(trace: TraceID, seq: Int64, update: MetadataUpdate)] = []
     public var traces: [RecordRow] = []
     public var observations: [RecordRow] = []
+    /// The last sequence number of each trace after this commit.
+    public var lastSeq: [TraceID: Int64] = [:]
     public init() {}
 }
 
 /// The store the fold keeps its state in (SPEC §8). Spans are the source of
 /// truth; records are derived and rewritten whenever they change.
 public protocol FoldStore: AnyObject, Sendable {
-    /// Which of these keys are stored already.
-    func existing(_ keys: [SpanKey]) throws -> Set<SpanKey>
-    /// Every stored span and API update of a trace, in the order they were stored.
-    func history(of trace: TraceID) throws -> [TraceEvent]
-    /// Stores new spans and changed records atomically, bumping revisions.
-    func commit(_ commit: FoldCommit) throws
+    /// Runs `body` in one write transaction in which no other writer, in this
+    /// process or another sharing the store, changes the given traces.
+    func transaction<T>(locking traces: [TraceID], _ body: (any FoldTransaction) throws -> T) throws -> T
     /// Makes every commit so far durable.
     func sync() throws
     /// Deletes traces that started before `cutoff` with everything they hold.
     @discardableResult
     func deleteTraces(startedBefore cutoff: UInt64) throws -> Int
+}
+
+/// The fold's view of one write transaction.
+public protocol FoldTransaction {
+    /// The last stored sequence number of each of these traces that has any.
+    func lastSeq(of traces: [TraceID]) throws -> [TraceID: Int64]
+    /// The spans and API updates of a trace stored after `seq`, in order.
+    func history(of trace: TraceID, after seq: Int64) throws -> [(seq: Int64, event: TraceEvent)]
+    /// Stores new spans and changed records, bumping revisions.
+    func write(_ commit: FoldCommit) throws
 }
 
 /// The fold stage (SPEC §2–§4): maps each new span, folds it into its trace's
@@ -90,6 +101,8 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
     struct OpenTrace {
         var state: TraceState
         var observations: [SpanID: Observation]
+        /// The last of the trace's stored sequence numbers folded in.
+        var seq: Int64
         var lastUse: UInt64
     }
 
@@ -112,55 +125,95 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
     public func consume(_ batch: SpanBatch) throws -> [String] {
         lock.lock()
         defer { lock.unlock() }
-        var items = [StoredSpan]()
-        var contexts = [SpanMapper.Context]()
+        var items = [(StoredSpan, SpanMapper.Context)]()
+        var traceIDs = [TraceID]()
+        var known = Set<TraceID>()
         for rs in batch.resourceSpans {
             for ss in rs.scopeSpans where !ss.spans.isEmpty {
                 let context = SpanMapper.Context(resource: rs.resource, scope: ss.scope)
                 for span in ss.spans {
-                    items.append(StoredSpan(span: span, resource: rs.resource, scope: ss.scope, receivedAtUnixNano: batch.receivedAtUnixNano))
-                    contexts.append(context)
+                    items.append((StoredSpan(span: span, resource: rs.resource, scope: ss.scope, receivedAtUnixNano: batch.receivedAtUnixNano), context))
+                    if known.insert(span.traceID).inserted { traceIDs.append(span.traceID) }
                 }
             }
         }
-        let existing = try store.existing(items.map(\.span.key))
-        var seen = Set<SpanKey>()
-        var commit = FoldCommit()
-        var touched = [TraceID: Set<SpanID>]()
-        var dropped = [String]()
-        var touchedOrder = [TraceID]()
-        for (item, context) in zip(items, contexts) {
-            let key = item.span.key
-            guard !existing.contains(key), seen.insert(key).inserted else { continue }
-            var trace = try load(key.traceID)
-            let mapped = mapper.map(item.span, context: context)
-            let warnings = trace.state.add(mapped, limits: limits)
-            for (_, v) in warnings.sorted(by: { $0.key < $1.key }) {
-                if case .string(let s) = v { dropped.append(s) }
+        guard !items.isEmpty else { return [] }
+        // Work on copies: the cache only takes them once the transaction commits.
+        let (dropped, work) = try store.transaction(locking: traceIDs) { tx in
+            var work = try catchUp(traceIDs, tx)
+            var commit = FoldCommit()
+            var touched = [TraceID: Set<SpanID>]()
+            var dropped = [String]()
+            for (item, context) in items {
+                let key = item.span.key
+                // A span already stored (a redelivery) changes nothing.
+                guard var trace = work[key.traceID], trace.observations[key.spanID] == nil else { continue }
+                let mapped = mapper.map(item.span, context: context)
+                let warnings = trace.state.add(mapped, limits: limits)
+                for (_, v) in warnings.sorted(by: { $0.key < $1.key }) {
+                    if case .string(let s) = v { dropped.append(s) }
+                }
+                trace.observations[key.spanID] = mapped.observation
+                trace.seq += 1
+                commit.newSpans.append((trace.seq, item))
+                work[key.traceID] = trace
+                var changed = touched[key.traceID] ?? []
+                changed.insert(key.spanID)
+                for update in mapped.updates where update.scope != .trace {
+                    if let target = update.target { changed.insert(target) }
+                }
+                touched[key.traceID] = changed
             }
-            trace.observations[item.span.spanID] = mapped.observation
-            open[key.traceID] = trace
-            commit.newSpans.append(item)
-            if touched[key.traceID] == nil { touchedOrder.append(key.traceID) }
-            var changed = touched[key.traceID] ?? []
-            changed.insert(item.span.spanID)
-            for update in mapped.updates where update.scope != .trace {
-                if let target = update.target { changed.insert(target) }
+            if !commit.newSpans.isEmpty {
+                render(traceIDs.filter { touched[$0] != nil }, touched, work, into: &commit)
+                try tx.write(commit)
             }
-            touched[key.traceID] = changed
+            return (dropped, work)
         }
-        guard !commit.newSpans.isEmpty else { return dropped }
-        render(touchedOrder, touched, into: &commit)
-        try store.commit(commit)
+        for (id, trace) in work { open[id] = trace }
         evictIfNeeded()
         return dropped
     }
 
+    /// The given traces as stored now: cached states plus whatever other
+    /// writers stored since, or rebuilt from the store when not cached.
+    private func catchUp(_ ids: [TraceID], _ tx: any FoldTransaction) throws -> [TraceID: OpenTrace] {
+        let stored = try tx.lastSeq(of: ids)
+        var work = [TraceID: OpenTrace]()
+        for id in ids {
+            useCounter += 1
+            let last = stored[id] ?? 0
+            var trace = open[id] ?? OpenTrace(state: TraceState(traceID: id), observations: [:], seq: 0, lastUse: 0)
+            if last < trace.seq {
+                // Deleted by retention meanwhile: start over.
+                trace = OpenTrace(state: TraceState(traceID: id), observations: [:], seq: 0, lastUse: 0)
+            }
+            trace.lastUse = useCounter
+            if last > trace.seq {
+                // Replaying in stored order gives the same first-come limit decisions.
+                for (seq, event) in try tx.history(of: id, after: trace.seq) {
+                    switch event {
+                    case .span(let s):
+                        let mapped = mapper.map(s.span, resource: s.resource, scope: s.scope)
+                        trace.state.add(mapped, limits: limits)
+                        trace.observations[s.span.spanID] = mapped.observation
+                    case .update(let update):
+                        _ = trace.state.apply(update, limits: limits)
+                    }
+                    trace.seq = seq
+                }
+            }
+            work[id] = trace
+        }
+        return work
+    }
+
     /// Renders the touched traces and their changed observations.
-    private func render(_ touchedOrder: [TraceID], _ touched: [TraceID: Set<SpanID>], into commit: inout FoldCommit) {
-        for traceID in touchedOrder {
-            guard let trace = open[traceID] else { continue }
+    private func render(_ order: [TraceID], _ touched: [TraceID: Set<SpanID>], _ work: [TraceID: OpenTrace], into commit: inout FoldCommit) {
+        for traceID in order {
+            guard let trace = work[traceID] else { continue }
             let observations = trace.observations
+            commit.lastSeq[traceID] = trace.seq
             commit.traces.append(
                 RecordRow(
                     traceID: traceID, spanID: nil,
@@ -191,28 +244,32 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
     public func applyAPI(_ updates: [MetadataUpdate], to traceID: TraceID) throws -> APIRefusal? {
         lock.lock()
         defer { lock.unlock() }
-        var trace = try load(traceID)
-        let fresh = updates.filter { trace.state.acceptedUpdates[$0.id] == nil }
-        var seenIDs = Set<String>()
-        var added = 0
-        for u in fresh where seenIDs.insert(u.id).inserted {
-            let size = u.size
-            if size > limits.maxUpdateBytes { return .updateTooLarge }
-            added += size
+        let outcome: (APIRefusal?, OpenTrace?) = try store.transaction(locking: [traceID]) { tx in
+            guard var trace = try catchUp([traceID], tx)[traceID] else { return (nil, nil) }
+            let fresh = updates.filter { trace.state.acceptedUpdates[$0.id] == nil }
+            var seenIDs = Set<String>()
+            var added = 0
+            for u in fresh where seenIDs.insert(u.id).inserted {
+                let size = u.size
+                if size > limits.maxUpdateBytes { return (.updateTooLarge, nil) }
+                added += size
+            }
+            if trace.state.cumulativeMetadataBytes + added > limits.maxTraceBytes { return (.cumulativeTooLarge, nil) }
+            guard !fresh.isEmpty else { return (nil, nil) }
+            var commit = FoldCommit()
+            var changed = Set<SpanID>()
+            for u in fresh where trace.state.acceptedUpdates[u.id] == nil {
+                _ = trace.state.apply(u, limits: limits)
+                trace.seq += 1
+                commit.newUpdates.append((traceID, trace.seq, u))
+                if let target = u.target, u.scope != .trace { changed.insert(target) }
+            }
+            render([traceID], [traceID: changed], [traceID: trace], into: &commit)
+            try tx.write(commit)
+            return (nil, trace)
         }
-        if trace.state.cumulativeMetadataBytes + added > limits.maxTraceBytes { return .cumulativeTooLarge }
-        guard !fresh.isEmpty else { return nil }
-        var commit = FoldCommit()
-        var changed = Set<SpanID>()
-        for u in fresh where trace.state.acceptedUpdates[u.id] == nil {
-            _ = trace.state.apply(u, limits: limits)
-            commit.newUpdates.append((traceID, u))
-            if let target = u.target, u.scope != .trace { changed.insert(target) }
-        }
-        open[traceID] = trace
-        render([traceID], [traceID: changed], into: &commit)
-        try store.commit(commit)
-        return nil
+        if let trace = outcome.1 { open[traceID] = trace }
+        return outcome.0
     }
 
     /// Syncs the store; at most once a minute it also applies retention,
@@ -241,28 +298,6 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
     }
 
     public func close() throws { try store.sync() }
-
-    /// The cached trace, or one rebuilt from the store.
-    private func load(_ id: TraceID) throws -> OpenTrace {
-        useCounter += 1
-        if var t = open[id] {
-            t.lastUse = useCounter
-            return t
-        }
-        var t = OpenTrace(state: TraceState(traceID: id), observations: [:], lastUse: useCounter)
-        // Replaying in stored order gives the same first-come limit decisions.
-        for event in try store.history(of: id) {
-            switch event {
-            case .span(let stored):
-                let mapped = mapper.map(stored.span, resource: stored.resource, scope: stored.scope)
-                t.state.add(mapped, limits: limits)
-                t.observations[stored.span.spanID] = mapped.observation
-            case .update(let update):
-                _ = t.state.apply(update, limits: limits)
-            }
-        }
-        return t
-    }
 
     private func evictIfNeeded() {
         guard open.count > maxOpenTraces else { return }

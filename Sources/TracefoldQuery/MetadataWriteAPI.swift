@@ -77,7 +77,8 @@ public struct MetadataWriteAPI: Sendable {
                 updates.append(MetadataUpdate(id: id, scope: scope, target: target, kind: kind, values: values,
                                               order: OrderKey(time: receivedAt, spanID: 0, position: i)))
             }
-            switch try folder.applyAPI(updates, to: traceID) {
+            let (folder, batch) = (self.folder, updates)
+            switch try await QueryAPI.offload({ try folder.applyAPI(batch, to: traceID) }) {
             case nil: return QueryAPI.json(.ok, .object([:]))
             case .updateTooLarge?:
                 return Refusal(status: .contentTooLarge, error: "Metadata span exceeds maximum size of 64KB").response

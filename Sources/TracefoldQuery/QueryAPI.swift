@@ -1,5 +1,6 @@
 import Hummingbird
 import NIOCore
+import NIOPosix
 import TracefoldMapping
 import TracefoldModel
 import TracefoldStore
@@ -8,20 +9,35 @@ import TracefoldStore
 /// `GET /api/public/traces[/{id}]` and `GET /api/public/observations[/{id}]`.
 /// Answers use Langfuse's shapes, so Langfuse clients can read them.
 public struct QueryAPI: Sendable {
-    let store: SQLiteStore
+    let store: any RecordStore
     /// Langfuse puts the project in `htmlPath`; tracefold has one.
     public static let projectID = "tracefold"
 
-    public init(store: SQLiteStore) { self.store = store }
+    public init(store: any RecordStore) { self.store = store }
 
     public func register(on router: Router<BasicRequestContext>) {
-        router.get("/api/public/traces") { request, _ in try self.listTraces(request) }
-        router.get("/api/public/traces/:id") { _, context in try self.getTrace(context.parameters.get("id") ?? "") }
-        router.get("/api/public/observations") { request, _ in try self.listObservations(request) }
-        router.get("/api/public/observations/:id") { _, context in try self.getObservation(context.parameters.get("id") ?? "") }
-        router.get("/api/public/v2/observations") { request, _ in try self.listObservationsV2(request) }
-        router.get("/api/traces/:id/metadata") { _, context in try self.traceMetadata(context.parameters.get("id") ?? "") }
-        router.get("/api/metrics/summary") { request, _ in try self.summary(request) }
+        router.get("/api/public/traces") { request, _ in try await Self.offload { try self.listTraces(request) } }
+        router.get("/api/public/traces/:id") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            return try await Self.offload { try self.getTrace(id) }
+        }
+        router.get("/api/public/observations") { request, _ in try await Self.offload { try self.listObservations(request) } }
+        router.get("/api/public/observations/:id") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            return try await Self.offload { try self.getObservation(id) }
+        }
+        router.get("/api/public/v2/observations") { request, _ in try await Self.offload { try self.listObservationsV2(request) } }
+        router.get("/api/traces/:id/metadata") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            return try await Self.offload { try self.traceMetadata(id) }
+        }
+        router.get("/api/metrics/summary") { request, _ in try await Self.offload { try self.summary(request) } }
+    }
+
+    /// Store calls block (GRDB, or a wait for PostgreSQL), so they run on
+    /// NIO's thread pool for blocking work, not on Swift's cooperative pool.
+    static func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive(body)
     }
 
     // MARK: handlers

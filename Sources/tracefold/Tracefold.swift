@@ -98,9 +98,15 @@ struct Export: ParsableCommand {
         } catch {
             throw fail("\(error)")
         }
-        let storePath = loaded.store.resolvedSQLitePath
-        guard FileManager.default.fileExists(atPath: storePath) else { throw fail("no store at \(storePath)") }
-        let store = try SQLiteStore(path: storePath)
+        let store: any RecordStore
+        if let url = loaded.store.postgresURL {
+            do { store = try PostgresStore(url: url, logger: Logger(label: "tracefold.export")) } catch { throw fail("\(error)") }
+        } else {
+            let storePath = loaded.store.resolvedSQLitePath
+            guard FileManager.default.fileExists(atPath: storePath) else { throw fail("no store at \(storePath)") }
+            store = try SQLiteStore(path: storePath)
+        }
+        defer { store.close() }
         let handle: FileHandle
         if out == "-" {
             handle = .standardOutput

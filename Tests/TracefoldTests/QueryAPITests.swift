@@ -14,10 +14,16 @@ import XCTest
 final class QueryAPITests: XCTestCase, @unchecked Sendable {
     typealias C = Conformance
 
+    /// Runs `body` against a fresh collector on each store backend in turn.
     static func withCollector(auth: AuthConfig = AuthConfig(), _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        for backend in StoreBackend.available { try await withCollector(backend, auth: auth, body) }
+    }
+
+    static func withCollector(_ backend: StoreBackend, auth: AuthConfig, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var config = CollectorConfig()
+        if backend == .postgres { config.store.postgresURL = try StoreBackend.freshPostgresDatabase() }
         config.store.directory = dir
         config.receiver.auth = auth
         config.fold = FoldProcessorConfig()

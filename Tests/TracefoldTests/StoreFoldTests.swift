@@ -8,13 +8,13 @@ import TracefoldModel
 import TracefoldStore
 import XCTest
 
-/// The fold through the real SQLite store: records after random batching,
-/// duplicates and eviction equal the pure fold's, and the JSONL export's
-/// highest revisions equal the stored records.
-final class SQLiteFoldTests: XCTestCase {
+/// The fold through the real stores, SQLite and PostgreSQL: records after
+/// random batching, duplicates and eviction equal the pure fold's, and the
+/// JSONL export's highest revisions equal the stored records.
+final class StoreFoldTests: XCTestCase {
     let logger = Logger(label: "test")
 
-    func storedRecords(_ store: SQLiteStore, traces: [TraceID]) throws -> String {
+    static func storedRecords(_ store: any RecordStore, traces: [TraceID]) throws -> String {
         var lines = [String]()
         for t in traces.sorted() {
             lines.append(JSONWriter.serialize(try JSONParser.parse(try XCTUnwrap(store.traceRecord(t)))))
@@ -26,6 +26,10 @@ final class SQLiteFoldTests: XCTestCase {
     }
 
     func testBatchesDuplicatesAndEvictionGiveThePureFoldsRecords() throws {
+        for backend in StoreBackend.available { try checkBatchesDuplicatesAndEviction(backend) }
+    }
+
+    func checkBatchesDuplicatesAndEviction(_ backend: StoreBackend) throws {
         var rng = OrderIndependenceTests.Rng(state: 7)
         let generator = OrderIndependenceTests.self
         for caseIndex in 0..<40 {
@@ -36,7 +40,8 @@ final class SQLiteFoldTests: XCTestCase {
 
             let dir = Fixtures.temporaryDirectory()
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            let store = try SQLiteStore(path: dir + "/t.sqlite")
+            let store = try backend.makeStore(in: dir)
+            defer { store.close() }
             // One open trace at most: every other trace is rebuilt from the store.
             let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 1, logger: logger)
             var delivery = all + (0..<rng.int(all.count + 1)).map { _ in rng.pick(all) }
@@ -51,15 +56,20 @@ final class SQLiteFoldTests: XCTestCase {
                 _ = try folder.consume(batch)
                 rest = rest.dropFirst(n)
             }
-            XCTAssertEqual(try storedRecords(store, traces: traces), expected, "case \(caseIndex)")
+            XCTAssertEqual(try Self.storedRecords(store, traces: traces), expected, "\(backend) case \(caseIndex)")
             XCTAssertEqual(try store.counts().spans, Set(all.map(\.0.key)).count)
         }
     }
 
     func testExportWritesRevisionsRotatesAndMatchesTheStore() throws {
+        for backend in StoreBackend.available { try checkExport(backend) }
+    }
+
+    func checkExport(_ backend: StoreBackend) throws {
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try SQLiteStore(path: dir + "/t.sqlite")
+        let store = try backend.makeStore(in: dir)
+        defer { store.close() }
         let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 100, logger: logger)
         var config = JSONLExporterConfig(directory: dir + "/export")
         config.maxMegabytes = 1
@@ -131,9 +141,14 @@ enum StreamingInflaterProbe {
 
 final class RetentionTests: XCTestCase {
     func testOldTracesGoWithTheirObservationsAndSpans() throws {
+        for backend in StoreBackend.available { try checkRetention(backend) }
+    }
+
+    func checkRetention(_ backend: StoreBackend) throws {
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try SQLiteStore(path: dir + "/t.sqlite")
+        let store = try backend.makeStore(in: dir)
+        defer { store.close() }
         let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 10, retention: .seconds(30 * 86400), logger: Logger(label: "test"))
         let day: UInt64 = 86_400_000_000_000
         let now = Conformance.T * 1_000_000 + 40 * day
@@ -164,9 +179,14 @@ final class RetentionTests: XCTestCase {
 
 final class BatchExportTests: XCTestCase {
     func testPagesCoverTheRangeOnceInStartOrder() throws {
+        for backend in StoreBackend.available { try checkPages(backend) }
+    }
+
+    func checkPages(_ backend: StoreBackend) throws {
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try SQLiteStore(path: dir + "/t.sqlite")
+        let store = try backend.makeStore(in: dir)
+        defer { store.close() }
         let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 10, logger: Logger(label: "test"))
         for i in 0..<5 {
             let trace = TraceID(high: 9, low: UInt64(5 - i))

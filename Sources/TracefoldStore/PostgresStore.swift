@@ -1,0 +1,279 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+import TracefoldFold
+import TracefoldModel
+
+/// The shared store (SPEC §8.2): PostgreSQL through postgres-nio, so that
+/// several tracefold processes can fold into one database.
+///
+/// The fold, the exporter and the query API call the store from their own
+/// threads and expect an answer, so each call leases a connection from a
+/// small pool and waits for postgres-nio's async answer there. Writers of a
+/// trace serialise on a transaction-scoped advisory lock keyed by the trace
+/// id; inside it the fold catches up with what other processes stored
+/// (`traces.last_seq`) before it adds its own spans.
+public final class PostgresStore: RecordStore, @unchecked Sendable {
+    public let configuration: PostgresConnection.Configuration
+    public var dialect: SQLDialect { .postgres }
+    public let location: String
+    let logger: Logger
+    let group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    private let poolLock = NSLock()
+    private var idle: [PostgresConnection] = []
+    private var nextID = 0
+
+    /// `url` is `postgres://user[:password]@host[:port]/database`.
+    public init(url: String, logger: Logger) throws {
+        guard let c = URLComponents(string: url), c.scheme == "postgres" || c.scheme == "postgresql", let host = c.host, !host.isEmpty else {
+            throw StoreError("store.postgres.url must look like postgres://user:password@host:port/database, got \"\(Self.redacted(url))\"")
+        }
+        let database = c.path.hasPrefix("/") ? String(c.path.dropFirst()) : c.path
+        var config = PostgresConnection.Configuration(
+            host: host, port: c.port ?? 5432, username: c.user ?? "postgres", password: c.password,
+            database: database.isEmpty ? nil : database, tls: .disable
+        )
+        config.options.connectTimeout = .seconds(10)
+        configuration = config
+        location = "postgres \(Self.redacted(url))"
+        self.logger = logger
+        try migrate()
+    }
+
+    /// The URL with its password hidden, for logs and errors.
+    static func redacted(_ url: String) -> String {
+        guard var c = URLComponents(string: url), c.password != nil else { return url }
+        c.password = "***"
+        return c.string ?? url
+    }
+
+    /// Every table of `SQLiteStore`'s schema, with PostgreSQL's types; tags
+    /// and top-level metadata are also jsonb for the trace filters.
+    static let schema = [
+        """
+        CREATE TABLE IF NOT EXISTS spans (
+          trace_id bytea NOT NULL, span_id bytea NOT NULL, seq bigint NOT NULL, received_at bigint NOT NULL, body bytea NOT NULL,
+          PRIMARY KEY (trace_id, span_id))
+        """,
+        "CREATE UNIQUE INDEX IF NOT EXISTS spans_by_trace_seq ON spans(trace_id, seq)",
+        "CREATE TABLE IF NOT EXISTS api_updates (trace_id bytea NOT NULL, seq bigint NOT NULL, body text NOT NULL, PRIMARY KEY (trace_id, seq))",
+        """
+        CREATE TABLE IF NOT EXISTS traces (
+          trace_id bytea PRIMARY KEY, revision bigint NOT NULL, exported_revision bigint NOT NULL DEFAULT 0,
+          changed_at bigint NOT NULL, start_time bigint NOT NULL, record text NOT NULL,
+          name text, user_id text, session_id text, version text, release text, environment text,
+          tags jsonb NOT NULL DEFAULT '[]', public bigint NOT NULL DEFAULT 0, entries text NOT NULL DEFAULT '[]',
+          last_seq bigint NOT NULL DEFAULT 0, latency double precision, total_cost double precision,
+          metadata jsonb NOT NULL DEFAULT '{}')
+        """,
+        "CREATE INDEX IF NOT EXISTS traces_by_start ON traces(start_time)",
+        "CREATE INDEX IF NOT EXISTS traces_unexported ON traces(changed_at) WHERE revision > exported_revision",
+        "CREATE INDEX IF NOT EXISTS traces_by_user ON traces(user_id, start_time)",
+        "CREATE INDEX IF NOT EXISTS traces_by_session ON traces(session_id, start_time)",
+        "CREATE INDEX IF NOT EXISTS traces_by_name ON traces(name, start_time)",
+        """
+        CREATE TABLE IF NOT EXISTS observations (
+          trace_id bytea NOT NULL, span_id bytea NOT NULL, revision bigint NOT NULL, exported_revision bigint NOT NULL DEFAULT 0,
+          start_time bigint NOT NULL, record text NOT NULL, type text, name text, level text, version text, parent_id text,
+          environment text, model text, latency double precision, input_tokens double precision, output_tokens double precision,
+          total_tokens double precision, cost double precision,
+          PRIMARY KEY (trace_id, span_id))
+        """,
+        "CREATE INDEX IF NOT EXISTS observations_by_start ON observations(start_time)",
+        "CREATE UNIQUE INDEX IF NOT EXISTS observations_by_span ON observations(span_id, trace_id)",
+        "CREATE TABLE IF NOT EXISTS export_position (exporter text PRIMARY KEY, file text NOT NULL, length bigint NOT NULL)",
+    ]
+
+    private func migrate() throws {
+        try write { s in
+            // Two processes starting at once must not race on CREATE.
+            try s.execute("SELECT pg_advisory_xact_lock(7320418)", [])
+            for statement in Self.schema { try s.execute(statement, []) }
+        }
+    }
+
+    // MARK: sessions
+
+    public func read<T>(_ body: (any SQLSession) throws -> T) throws -> T {
+        let session = PostgresSession(connection: try checkout(), store: self)
+        do {
+            let result = try body(session)
+            try session.flush()
+            checkin(session.connection)
+            return result
+        } catch {
+            discardIfBroken(session.connection)
+            throw error
+        }
+    }
+
+    public func write<T>(_ body: (any SQLSession) throws -> T) throws -> T {
+        let session = PostgresSession(connection: try checkout(), store: self)
+        do {
+            try session.execute("BEGIN", [])
+            let result = try body(session)
+            try session.execute("COMMIT", [])
+            try session.flush()
+            checkin(session.connection)
+            return result
+        } catch {
+            session.pending.removeAll()
+            if (try? session.execute("ROLLBACK", [])) != nil, (try? session.flush()) != nil {
+                checkin(session.connection)
+            } else {
+                discardIfBroken(session.connection)
+            }
+            throw error
+        }
+    }
+
+    /// Advisory locks, taken in key order so that two writers never wait on
+    /// each other crosswise.
+    public func lock(_ traces: [TraceID], in session: any SQLSession) throws {
+        let keys = Set(traces.map(Self.lockKey)).sorted()
+        guard !keys.isEmpty else { return }
+        let values = keys.map { "(\($0))" }.joined(separator: ",")
+        _ = try session.rows("SELECT pg_advisory_xact_lock(k) FROM (SELECT k FROM (VALUES \(values)) v(k) ORDER BY k) s", [])
+    }
+
+    static func lockKey(_ id: TraceID) -> Int64 {
+        var key: UInt64 = 0
+        for (i, b) in id.bytes.enumerated() { key ^= UInt64(b) << (UInt64(i % 8) * 8) }
+        return Int64(bitPattern: key)
+    }
+
+    /// A committed PostgreSQL transaction is durable on its own.
+    public func sync() throws {}
+
+    public func close() {
+        poolLock.lock()
+        let connections = idle
+        idle.removeAll()
+        poolLock.unlock()
+        for c in connections { try? c.close().wait() }
+    }
+
+    // MARK: connection pool
+
+    private func checkout() throws -> PostgresConnection {
+        poolLock.lock()
+        while let c = idle.popLast() {
+            if !c.isClosed {
+                poolLock.unlock()
+                return c
+            }
+        }
+        nextID += 1
+        let id = nextID
+        poolLock.unlock()
+        do {
+            return try PostgresConnection.connect(on: group.next(), configuration: configuration, id: id, logger: logger).wait()
+        } catch {
+            throw StoreError("cannot connect to \(location): \(String(reflecting: error))")
+        }
+    }
+
+    private func checkin(_ c: PostgresConnection) {
+        guard !c.isClosed else { return }
+        poolLock.lock()
+        idle.append(c)
+        poolLock.unlock()
+    }
+
+    private func discardIfBroken(_ c: PostgresConnection) {
+        // A connection in an unknown state is closed rather than reused.
+        let closing: EventLoopFuture<Void> = c.close()
+        closing.whenComplete { _ in }
+    }
+
+    /// Runs `body` on postgres-nio's event loops and waits for it here.
+    /// Callers are store threads, or NIO's blocking thread pool, never an
+    /// event loop.
+    func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+        let promise = group.next().makePromise(of: T.self)
+        promise.completeWithTask(body)
+        return try promise.futureResult.wait()
+    }
+}
+
+/// One leased connection. Statements without results are queued and sent
+/// together before the next read or at the end, one wait for many.
+final class PostgresSession: SQLSession {
+    let connection: PostgresConnection
+    let store: PostgresStore
+    var pending: [PostgresQuery] = []
+    var dialect: SQLDialect { .postgres }
+
+    init(connection: PostgresConnection, store: PostgresStore) {
+        self.connection = connection
+        self.store = store
+    }
+
+    func execute(_ sql: String, _ args: [SQLValue]) throws {
+        pending.append(try Self.query(sql, args))
+        if pending.count >= 512 { try flush() }
+    }
+
+    func rows(_ sql: String, _ args: [SQLValue]) throws -> [SQLRow] {
+        let queued = pending
+        pending.removeAll()
+        let query = try Self.query(sql, args)
+        let (connection, logger) = (self.connection, store.logger)
+        return try store.blocking {
+            for q in queued { try await Self.run(q, on: connection, logger: logger) }
+            var out = [SQLRow]()
+            for try await row in try await connection.query(query, logger: logger) { out.append(try Self.row(row)) }
+            return out
+        }
+    }
+
+    func flush() throws {
+        guard !pending.isEmpty else { return }
+        let queued = pending
+        pending.removeAll()
+        let (connection, logger) = (self.connection, store.logger)
+        try store.blocking {
+            for q in queued { try await Self.run(q, on: connection, logger: logger) }
+        }
+    }
+
+    static func run(_ q: PostgresQuery, on connection: PostgresConnection, logger: Logger) async throws {
+        for try await _ in try await connection.query(q, logger: logger) {}
+    }
+
+    static func query(_ sql: String, _ args: [SQLValue]) throws -> PostgresQuery {
+        var binds = PostgresBindings(capacity: args.count)
+        for a in args {
+            switch a {
+            case .null: binds.appendNull()
+            case .int(let i): binds.append(i)
+            case .double(let d): binds.append(d)
+            case .text(let s): binds.append(s)
+            case .blob(let b): try binds.append(b)
+            }
+        }
+        return PostgresQuery(unsafeSQL: numberPlaceholders(sql), binds: binds)
+    }
+
+    static func row(_ row: PostgresRow) throws -> SQLRow {
+        var columns = [String: SQLValue]()
+        for cell in row where columns[cell.columnName] == nil {
+            guard cell.bytes != nil else {
+                columns[cell.columnName] = .null
+                continue
+            }
+            switch cell.dataType {
+            case .int2, .int4, .int8: columns[cell.columnName] = .int(try cell.decode(Int64.self))
+            case .float4, .float8: columns[cell.columnName] = .double(try cell.decode(Double.self))
+            case .numeric: columns[cell.columnName] = .double(NSDecimalNumber(decimal: try cell.decode(Decimal.self)).doubleValue)
+            case .bool: columns[cell.columnName] = .int(try cell.decode(Bool.self) ? 1 : 0)
+            case .bytea: columns[cell.columnName] = .blob(try cell.decode(Data.self))
+            case .void: columns[cell.columnName] = .null
+            default: columns[cell.columnName] = .text(try cell.decode(String.self))
+            }
+        }
+        return SQLRow(columns)
+    }
+}

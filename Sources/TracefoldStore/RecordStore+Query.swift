@@ -1,0 +1,399 @@
+import Foundation
+import TracefoldModel
+
+/// Filters of `GET /api/public/traces` (SPEC §7.1), already validated.
+public struct TraceFilter: Sendable {
+    public enum MetadataOperator: Sendable { case equals, contains }
+
+    public var userID: String?
+    public var name: String?
+    public var sessionID: String?
+    public var version: String?
+    public var release: String?
+    /// All of these (SPEC §7.1).
+    public var tags: [String] = []
+    /// Any of these.
+    public var environments: [String] = []
+    /// Inclusive, ns.
+    public var fromUnixNano: UInt64?
+    /// Exclusive, ns.
+    public var toUnixNano: UInt64?
+    /// Top-level metadata keys compared as text.
+    public var metadata: [(key: String, op: MetadataOperator, value: String)] = []
+    /// A column of `orderColumns`, and the direction.
+    public var orderBy: (column: String, ascending: Bool) = ("timestamp", false)
+    public var page = 1
+    public var limit = 50
+
+    public init() {}
+
+    /// API names → SQL columns that may be sorted on.
+    public static let orderColumns = [
+        "id": "trace_id", "timestamp": "start_time", "name": "name", "userId": "user_id", "release": "release",
+        "version": "version", "public": "public", "bookmarked": "0", "sessionId": "session_id",
+    ]
+}
+
+/// Filters of `GET /api/public/observations`.
+public struct ObservationFilter: Sendable {
+    public var type: String?
+    public var name: String?
+    public var userID: String?
+    public var level: String?
+    public var traceID: TraceID?
+    public var version: String?
+    public var parentObservationID: String?
+    public var environments: [String] = []
+    public var fromUnixNano: UInt64?
+    public var toUnixNano: UInt64?
+    public var page = 1
+    public var limit = 50
+
+    public init() {}
+}
+
+/// A record waiting for the JSONL exporter, or read by `tracefold export`.
+public struct PendingRecord: Sendable {
+    public var recordType: String
+    public var id: String
+    public var revision: Int64
+    public var record: String
+}
+
+public struct PendingTrace: Sendable {
+    public var traceID: Data
+    public var trace: PendingRecord
+    public var observations: [(spanID: Data, record: PendingRecord)]
+}
+
+extension RecordStore {
+    /// One page of trace records (JSON text) and the total count.
+    public func traces(_ f: TraceFilter) throws -> (records: [String], total: Int) {
+        var w = SQLWhere(dialect)
+        w.equals("user_id", f.userID)
+        w.equals("name", f.name)
+        w.equals("session_id", f.sessionID)
+        w.equals("version", f.version)
+        w.equals("release", f.release)
+        for tag in f.tags { w.add(dialect.arrayHolds("traces.tags"), .text(tag)) }
+        w.oneOf("environment", f.environments)
+        w.range("start_time", from: f.fromUnixNano, to: f.toUnixNano)
+        for m in f.metadata {
+            // Only top-level keys.
+            let key = dialect.metadataKeyArgument(m.key)
+            switch m.op {
+            case .equals: w.add("\(dialect.metadataText) = ?", key, .text(m.value))
+            case .contains: w.add(dialect.contains(dialect.metadataText), key, .text(m.value))
+            }
+        }
+        let column = TraceFilter.orderColumns[f.orderBy.column] ?? "start_time"
+        let direction = f.orderBy.ascending ? "ASC" : "DESC"
+        return try page(
+            record: "record", from: "traces", where: w, orderBy: "\(column) \(direction), trace_id \(direction)", page: f.page, limit: f.limit
+        )
+    }
+
+    /// One page of records and the total count, for the offset-paged lists.
+    func page(record: String, from: String, where w: SQLWhere, orderBy: String, page: Int, limit: Int) throws -> (records: [String], total: Int) {
+        try read { s in
+            let total = try s.row("SELECT COUNT(*) AS n FROM \(from) \(w.sql)", w.args)?["n"].int ?? 0
+            let records = try s.rows(
+                "SELECT \(record) AS record FROM \(from) \(w.sql) ORDER BY \(orderBy) LIMIT ? OFFSET ?",
+                w.args + [SQLValue(limit), SQLValue((page - 1) * limit)]
+            ).compactMap { $0["record"].string }
+            return (records, Int(total))
+        }
+    }
+
+    /// WHERE clauses shared by the v1 and v2 observation lists, over
+    /// `observations o LEFT JOIN traces t`.
+    func clauses(_ f: ObservationFilter) -> SQLWhere {
+        var w = SQLWhere(dialect)
+        w.equals("o.type", f.type)
+        w.equals("o.name", f.name)
+        w.equals("o.level", f.level)
+        w.equals("o.version", f.version)
+        w.equals("t.user_id", f.userID)
+        if let parent = f.parentObservationID {
+            // An empty value matches observations without a parent.
+            if parent.isEmpty { w.add("o.parent_id IS NULL") } else { w.add("o.parent_id = ?", .text(parent)) }
+        }
+        if let trace = f.traceID { w.add("o.trace_id = ?", .blob(Data(trace.bytes))) }
+        w.oneOf("o.environment", f.environments)
+        w.range("o.start_time", from: f.fromUnixNano, to: f.toUnixNano)
+        return w
+    }
+
+    public func observations(_ f: ObservationFilter) throws -> (records: [String], total: Int) {
+        try page(
+            record: "o.record", from: "observations o LEFT JOIN traces t ON t.trace_id = o.trace_id", where: clauses(f),
+            orderBy: "o.start_time DESC, o.span_id DESC", page: f.page, limit: f.limit
+        )
+    }
+
+    /// An observation by its id (the span id), whatever its trace.
+    public func observation(_ id: SpanID) throws -> String? {
+        try read { try $0.row("SELECT record FROM observations WHERE span_id = ? LIMIT 1", [.blob(Data(id.bytes))])?["record"].string }
+    }
+
+    /// Every metadata entry of a trace, as JSON text.
+    public func traceEntries(_ id: TraceID) throws -> String? {
+        try read { try $0.row("SELECT entries FROM traces WHERE trace_id = ?", [.blob(Data(id.bytes))])?["entries"].string }
+    }
+
+    /// The stored record of a trace, as JSON text.
+    public func traceRecord(_ id: TraceID) throws -> String? {
+        try read { try $0.row("SELECT record FROM traces WHERE trace_id = ?", [.blob(Data(id.bytes))])?["record"].string }
+    }
+
+    public func observationRecords(of trace: TraceID) throws -> [String] {
+        try read { s in
+            try s.rows("SELECT record FROM observations WHERE trace_id = ? ORDER BY start_time, span_id", [.blob(Data(trace.bytes))]).compactMap { $0["record"].string }
+        }
+    }
+}
+
+/// Filters and position of `GET /api/public/v2/observations` (SPEC §7.2).
+public struct ObservationPageRequest: Sendable {
+    public var filter = ObservationFilter()
+    public var sessionID: String?
+    public var isRoot: Bool?
+    /// The last row of the previous page: start time, trace id, span id.
+    public var after: (startUnixNano: Int64, traceID: Data, spanID: Data)?
+    public var limit = 50
+
+    public init() {}
+}
+
+/// One observation row with the trace columns the v2 field groups need.
+public struct ObservationRow: Sendable {
+    public var record: String
+    public var startUnixNano: Int64
+    public var traceID: Data
+    public var spanID: Data
+    public var userID: String?
+    public var sessionID: String?
+    public var isPublic: Bool
+    public var tags: String
+    public var release: String?
+    public var traceName: String?
+}
+
+extension RecordStore {
+    /// A page in `start_time DESC, trace_id DESC, span_id DESC` order, with one
+    /// row more than asked when more follow.
+    public func observationPage(_ r: ObservationPageRequest) throws -> [ObservationRow] {
+        var w = clauses(r.filter)
+        w.equals("t.session_id", r.sessionID)
+        if let root = r.isRoot { w.add(root ? "o.parent_id IS NULL" : "o.parent_id IS NOT NULL") }
+        if let after = r.after { w.add("(o.start_time, o.trace_id, o.span_id) < (?, ?, ?)", .int(after.startUnixNano), .blob(after.traceID), .blob(after.spanID)) }
+        return try read { s in
+            try s.rows(
+                """
+                    SELECT o.record, o.start_time, o.trace_id, o.span_id, t.user_id, t.session_id, t.public, \(dialect == .postgres ? "CAST(t.tags AS text)" : "t.tags") AS tags, t.release, t.name AS trace_name
+                    FROM observations o LEFT JOIN traces t ON t.trace_id = o.trace_id \(w.sql)
+                    ORDER BY o.start_time DESC, o.trace_id DESC, o.span_id DESC LIMIT ?
+                    """,
+                w.args + [SQLValue(r.limit + 1)]
+            ).map { row in
+                ObservationRow(
+                    record: row["record"].string ?? "{}", startUnixNano: row["start_time"].int ?? 0, traceID: row["trace_id"].data ?? Data(),
+                    spanID: row["span_id"].data ?? Data(), userID: row["user_id"].string, sessionID: row["session_id"].string,
+                    isPublic: row["public"].int == 1, tags: row["tags"].string ?? "[]", release: row["release"].string,
+                    traceName: row["trace_name"].string
+                )
+            }
+        }
+    }
+}
+
+/// `GET /api/metrics/summary` (SPEC §7.4).
+public enum SummaryGrouping: Sendable, Equatable {
+    case metadata(String), userID, environment, model, name
+}
+
+public struct SummaryRow: Sendable {
+    public var group: JSONValue
+    public var traces: Int
+    public var observations: Int
+    public var errors: Int
+    public var latencyP50: Double?
+    public var latencyP95: Double?
+    public var inputTokens: Double
+    public var outputTokens: Double
+    public var totalTokens: Double
+    public var totalCost: Double
+}
+
+extension RecordStore {
+    /// Aggregates per group inside the database: counts and sums with GROUP
+    /// BY, and nearest-rank p50/p95 with window functions, so no record is
+    /// loaded.
+    public func summary(groupBy: SummaryGrouping, fromUnixNano: UInt64?, toUnixNano: UInt64?) throws -> [SummaryRow] {
+        var w = SQLWhere(dialect)
+        w.range("start_time", from: fromUnixNano, to: toUnixNano)
+        var args = w.args
+        let same = dialect.isSame
+        let errors = "CASE WHEN level = 'ERROR' THEN 1 ELSE 0 END"
+        let sql: String
+        if groupBy == .model {
+            // Only observations that name a model form a group; latency and
+            // cost are the observations'.
+            w.add("model IS NOT NULL")
+            args = w.args
+            sql = """
+                WITH b AS (SELECT model AS g, trace_id, level, latency, input_tokens AS i, output_tokens AS o, total_tokens AS tt, cost FROM observations \(w.sql)),
+                p AS (SELECT g, latency, ROW_NUMBER() OVER (PARTITION BY g ORDER BY latency) AS rn, COUNT(*) OVER (PARTITION BY g) AS cnt FROM b)
+                SELECT b.g AS g, COUNT(DISTINCT b.trace_id) AS traces, COUNT(*) AS observations,
+                  SUM(\(errors)) AS errors, SUM(COALESCE(i, 0)) AS input, SUM(COALESCE(o, 0)) AS output,
+                  SUM(COALESCE(tt, 0)) AS total, SUM(COALESCE(cost, 0)) AS cost,
+                  (SELECT MIN(CASE WHEN rn >= (cnt * 50 + 99) / 100 THEN latency END) FROM p WHERE p.g \(same) b.g) AS p50,
+                  (SELECT MIN(CASE WHEN rn >= (cnt * 95 + 99) / 100 THEN latency END) FROM p WHERE p.g \(same) b.g) AS p95
+                FROM b GROUP BY b.g ORDER BY traces DESC, g
+                """
+        } else {
+            let key: String
+            switch groupBy {
+            case .metadata(let k):
+                key = dialect.metadataText
+                args.insert(dialect.metadataKeyArgument(k), at: 0)
+            case .userID: key = "user_id"
+            case .environment: key = "environment"
+            case .name: key = "name"
+            case .model: key = "NULL"
+            }
+            sql = """
+                WITH t AS (SELECT trace_id, \(key) AS g, latency, total_cost AS cost FROM traces \(w.sql)),
+                o AS (
+                  SELECT trace_id, COUNT(*) AS n, SUM(\(errors)) AS errors, SUM(COALESCE(input_tokens, 0)) AS i,
+                    SUM(COALESCE(output_tokens, 0)) AS o, SUM(COALESCE(total_tokens, 0)) AS tt
+                  FROM observations WHERE trace_id IN (SELECT trace_id FROM t) GROUP BY trace_id),
+                p AS (SELECT g, latency, ROW_NUMBER() OVER (PARTITION BY g ORDER BY latency) AS rn, COUNT(*) OVER (PARTITION BY g) AS cnt FROM t)
+                SELECT t.g AS g, COUNT(*) AS traces, SUM(COALESCE(o.n, 0)) AS observations, SUM(COALESCE(o.errors, 0)) AS errors,
+                  SUM(COALESCE(o.i, 0)) AS input, SUM(COALESCE(o.o, 0)) AS output, SUM(COALESCE(o.tt, 0)) AS total,
+                  SUM(COALESCE(t.cost, 0)) AS cost,
+                  (SELECT MIN(CASE WHEN rn >= (cnt * 50 + 99) / 100 THEN latency END) FROM p WHERE p.g \(same) t.g) AS p50,
+                  (SELECT MIN(CASE WHEN rn >= (cnt * 95 + 99) / 100 THEN latency END) FROM p WHERE p.g \(same) t.g) AS p95
+                FROM t LEFT JOIN o ON o.trace_id = t.trace_id GROUP BY t.g ORDER BY traces DESC, g
+                """
+        }
+        return try read { s in
+            try s.rows(sql, args).map { row in
+                let group: JSONValue
+                switch row["g"] {
+                case .null: group = .null
+                case .int(let i): group = .int(i)
+                case .double(let d): group = .double(d)
+                case .text(let t): group = .string(t)
+                case .blob(let b): group = .string(HexCoding.encode(bytes: b))
+                }
+                return SummaryRow(
+                    group: group, traces: Int(row["traces"].int ?? 0), observations: Int(row["observations"].int ?? 0),
+                    errors: Int(row["errors"].int ?? 0), latencyP50: row["p50"].double, latencyP95: row["p95"].double,
+                    inputTokens: row["input"].double ?? 0, outputTokens: row["output"].double ?? 0,
+                    totalTokens: row["total"].double ?? 0, totalCost: row["cost"].double ?? 0
+                )
+            }
+        }
+    }
+}
+
+extension RecordStore {
+    /// Traces that started in `[from, to)` after `after` (start time, trace
+    /// id), oldest first, with all their observations: what `tracefold export`
+    /// streams a page at a time (SPEC §6.4).
+    public func exportPage(fromUnixNano: UInt64, toUnixNano: UInt64, after: (Int64, Data)?, limit: Int) throws -> [(start: Int64, trace: PendingTrace)] {
+        try read { s in
+            var sql = "SELECT trace_id, start_time, revision, record FROM traces WHERE start_time >= ? AND start_time < ?"
+            var args: [SQLValue] = [.int(Int64(bitPattern: fromUnixNano)), .int(Int64(bitPattern: toUnixNano))]
+            if let after {
+                sql += " AND (start_time, trace_id) > (?, ?)"
+                args += [.int(after.0), .blob(after.1)]
+            }
+            sql += " ORDER BY start_time, trace_id LIMIT ?"
+            args.append(SQLValue(limit))
+            return try s.rows(sql, args).map { row in
+                (row["start_time"].int ?? 0, try Self.pending(row, observations: "", in: s))
+            }
+        }
+    }
+
+    public func traceCount(fromUnixNano: UInt64, toUnixNano: UInt64) throws -> Int {
+        try read { s in
+            Int(try s.row("SELECT COUNT(*) AS n FROM traces WHERE start_time >= ? AND start_time < ?",
+                          [.int(Int64(bitPattern: fromUnixNano)), .int(Int64(bitPattern: toUnixNano))])?["n"].int ?? 0)
+        }
+    }
+
+    /// A trace row (trace_id, revision, record) with its observations,
+    /// narrowed by `observations` (an extra condition, or "").
+    static func pending(_ row: SQLRow, observations condition: String, in s: any SQLSession) throws -> PendingTrace {
+        let traceID = row["trace_id"].data ?? Data()
+        let observations = try s.rows(
+            "SELECT span_id, revision, record FROM observations WHERE trace_id = ? \(condition) ORDER BY start_time, span_id", [.blob(traceID)]
+        ).map { o -> (spanID: Data, record: PendingRecord) in
+            let spanID = o["span_id"].data ?? Data()
+            return (spanID, PendingRecord(recordType: "observation", id: HexCoding.encode(bytes: spanID), revision: o["revision"].int ?? 0, record: o["record"].string ?? "{}"))
+        }
+        return PendingTrace(
+            traceID: traceID,
+            trace: PendingRecord(recordType: "trace", id: HexCoding.encode(bytes: traceID), revision: row["revision"].int ?? 0, record: row["record"].string ?? "{}"),
+            observations: observations
+        )
+    }
+}
+
+// MARK: export bookkeeping (SPEC §6.2)
+
+extension RecordStore {
+    /// One exporter pass, in one transaction: takes up to `limit` traces with
+    /// unexported revisions that have not changed since `idleSince` (all when
+    /// nil), oldest change first; hands them to `emit`, which writes and syncs
+    /// their lines and answers where its file now ends; then marks them
+    /// exported and records that position. Lines past the position after a
+    /// crash are not covered by marks and are cut off at the next start.
+    ///
+    /// On PostgreSQL the rows are locked and others' locked rows skipped, so
+    /// exporters of several processes never write the same revision.
+    /// `exporter` names this exporter's position (its directory).
+    @discardableResult
+    public func exportPass(exporter: String, idleSince: UInt64?, limit: Int, emit: ([PendingTrace]) throws -> (file: String, length: Int)) throws -> Int {
+        try write { s in
+            let rows = try s.rows(
+                """
+                SELECT trace_id, revision, record FROM traces
+                WHERE revision > exported_revision AND changed_at <= ? ORDER BY changed_at LIMIT ?\(dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : "")
+                """,
+                [.int(idleSince.map { Int64(bitPattern: $0) } ?? Int64.max), SQLValue(limit)]
+            )
+            guard !rows.isEmpty else { return 0 }
+            let pending = try rows.map { try Self.pending($0, observations: "AND revision > exported_revision", in: s) }
+            let (file, length) = try emit(pending)
+            try s.execute(
+                "INSERT INTO export_position(exporter, file, length) VALUES (?, ?, ?) ON CONFLICT(exporter) DO UPDATE SET file = excluded.file, length = excluded.length",
+                [.text(exporter), .text(file), SQLValue(length)]
+            )
+            for p in pending {
+                try s.execute("UPDATE traces SET exported_revision = CASE WHEN exported_revision > ? THEN exported_revision ELSE ? END WHERE trace_id = ?",
+                              [.int(p.trace.revision), .int(p.trace.revision), .blob(p.traceID)])
+                for o in p.observations {
+                    try s.execute(
+                        "UPDATE observations SET exported_revision = CASE WHEN exported_revision > ? THEN exported_revision ELSE ? END WHERE trace_id = ? AND span_id = ?",
+                        [.int(o.record.revision), .int(o.record.revision), .blob(p.traceID), .blob(o.spanID)]
+                    )
+                }
+            }
+            return rows.count
+        }
+    }
+
+    /// This exporter's active file and its committed length, if any.
+    public func exportPosition(exporter: String) throws -> (file: String, length: Int)? {
+        try read { s in
+            try s.row("SELECT file, length FROM export_position WHERE exporter = ?", [.text(exporter)]).flatMap { row in
+                guard let file = row["file"].string, let length = row["length"].int else { return nil }
+                return (file, Int(length))
+            }
+        }
+    }
+}

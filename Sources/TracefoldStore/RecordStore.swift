@@ -1,0 +1,204 @@
+import Foundation
+import OTLP
+import TracefoldFold
+import TracefoldMapping
+import TracefoldModel
+
+/// A store of spans and rendered records (SPEC §8): SQLite or PostgreSQL.
+///
+/// Each backend supplies sessions and its schema; every statement the fold,
+/// the query API and the exporters run is written once, in this file and in
+/// `RecordStore+Query.swift`, against `SQLSession`.
+public protocol RecordStore: FoldStore {
+    var dialect: SQLDialect { get }
+    /// Runs `body` on a session that reads committed data.
+    func read<T>(_ body: (any SQLSession) throws -> T) throws -> T
+    /// Runs `body` in one write transaction.
+    func write<T>(_ body: (any SQLSession) throws -> T) throws -> T
+    /// Locks traces for the rest of the transaction against other processes
+    /// sharing the store. SQLite has one writer at a time and needs nothing.
+    func lock(_ traces: [TraceID], in session: any SQLSession) throws
+    /// A description for logs: the backend and where it is.
+    var location: String { get }
+    func close()
+}
+
+extension RecordStore {
+    public func transaction<T>(locking traces: [TraceID], _ body: (any FoldTransaction) throws -> T) throws -> T {
+        try write { session in
+            try lock(traces, in: session)
+            return try body(SQLFoldTransaction(session: session))
+        }
+    }
+
+    /// Deletes traces whose first span started before `cutoff`, with their
+    /// observations, spans and API updates (SPEC §8.3). Returns how many
+    /// traces went.
+    @discardableResult
+    public func deleteTraces(startedBefore cutoff: UInt64) throws -> Int {
+        try write { s in
+            let args: [SQLValue] = [.int(Int64(bitPattern: cutoff))]
+            let doomed = "SELECT trace_id FROM traces WHERE start_time < ?"
+            try s.execute("DELETE FROM spans WHERE trace_id IN (\(doomed))", args)
+            try s.execute("DELETE FROM api_updates WHERE trace_id IN (\(doomed))", args)
+            try s.execute("DELETE FROM observations WHERE trace_id IN (\(doomed))", args)
+            let n = try s.row("SELECT COUNT(*) AS n FROM traces WHERE start_time < ?", args)?["n"].int ?? 0
+            try s.execute("DELETE FROM traces WHERE start_time < ?", args)
+            return Int(n)
+        }
+    }
+
+    public func counts() throws -> (spans: Int, traces: Int, observations: Int) {
+        try read { s in
+            func count(_ table: String) throws -> Int { Int(try s.row("SELECT COUNT(*) AS n FROM \(table)", [])?["n"].int ?? 0) }
+            return (try count("spans"), try count("traces"), try count("observations"))
+        }
+    }
+}
+
+/// The fold's transaction, in SQL both backends run.
+struct SQLFoldTransaction: FoldTransaction {
+    let session: any SQLSession
+
+    func lastSeq(of traces: [TraceID]) throws -> [TraceID: Int64] {
+        var result = [TraceID: Int64]()
+        // Bounded IN lists keep the statement text (and its cache) small.
+        for chunk in stride(from: 0, to: traces.count, by: 100).map({ traces[$0..<min($0 + 100, traces.count)] }) {
+            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+            for row in try session.rows("SELECT trace_id, last_seq FROM traces WHERE trace_id IN (\(marks))", chunk.map { .blob(Data($0.bytes)) }) {
+                guard let id = row["trace_id"].data.flatMap({ TraceID(bytes: [UInt8]($0)) }), let seq = row["last_seq"].int else { continue }
+                result[id] = seq
+            }
+        }
+        return result
+    }
+
+    func history(of trace: TraceID, after seq: Int64) throws -> [(seq: Int64, event: TraceEvent)] {
+        let id = SQLValue.blob(Data(trace.bytes))
+        let rows = try session.rows(
+            """
+            SELECT seq, received_at, body, NULL AS api FROM spans WHERE trace_id = ? AND seq > ?
+            UNION ALL SELECT seq, 0, NULL, body FROM api_updates WHERE trace_id = ? AND seq > ? ORDER BY seq
+            """,
+            [id, .int(seq), id, .int(seq)]
+        )
+        return try rows.map { row in
+            let seq = row["seq"].int ?? 0
+            if let api = row["api"].string {
+                guard let update = MetadataUpdateCoding.decode(api) else { throw StoreError("stored metadata update of trace \(trace.hex) does not decode") }
+                return (seq, .update(update))
+            }
+            let decoded = try OTLPProtobufDecoder.decode([UInt8](row["body"].data ?? Data())).batch
+            guard let rs = decoded.resourceSpans.first, let ss = rs.scopeSpans.first, let span = ss.spans.first else {
+                throw StoreError("stored span of trace \(trace.hex) does not decode")
+            }
+            return (seq, .span(StoredSpan(span: span, resource: rs.resource, scope: ss.scope, receivedAtUnixNano: UInt64(bitPattern: row["received_at"].int ?? 0))))
+        }
+    }
+
+    func write(_ commit: FoldCommit) throws {
+        let now = SQLValue.int(Int64(WallClock.nowUnixNano()))
+        let postgres = session.dialect == .postgres
+        for (seq, s) in commit.newSpans {
+            let body = OTLPProtobufEncoder.encode(SpanBatch(resourceSpans: [
+                ResourceSpans(resource: s.resource, scopeSpans: [ScopeSpans(scope: s.scope, spans: [s.span])])
+            ]))
+            try session.execute(
+                "INSERT INTO spans(trace_id, span_id, seq, received_at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [.blob(Data(s.span.traceID.bytes)), .blob(Data(s.span.spanID.bytes)), .int(seq), .int(Int64(bitPattern: s.receivedAtUnixNano)), .blob(Data(body))]
+            )
+        }
+        for (trace, seq, update) in commit.newUpdates {
+            try session.execute("INSERT INTO api_updates(trace_id, seq, body) VALUES (?, ?, ?)", [.blob(Data(trace.bytes)), .int(seq), .text(MetadataUpdateCoding.encode(update))])
+        }
+        // PostgreSQL keeps tags and top-level metadata as jsonb for its filters.
+        let json = postgres ? "CAST(? AS jsonb)" : "?"
+        let traceSQL = """
+            INSERT INTO traces(trace_id, revision, changed_at, start_time, record, name, user_id, session_id, version, release,
+              environment, tags, public, entries, last_seq, latency, total_cost\(postgres ? ", metadata" : ""))
+            VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, \(json), ?, ?, ?, ?, ?\(postgres ? ", CAST(? AS jsonb)" : ""))
+            ON CONFLICT(trace_id) DO UPDATE SET revision = traces.revision + 1, changed_at = excluded.changed_at,
+              start_time = excluded.start_time, record = excluded.record, name = excluded.name, user_id = excluded.user_id,
+              session_id = excluded.session_id, version = excluded.version, release = excluded.release,
+              environment = excluded.environment, tags = excluded.tags, public = excluded.public, entries = excluded.entries,
+              last_seq = excluded.last_seq, latency = excluded.latency, total_cost = excluded.total_cost\(postgres ? ", metadata = excluded.metadata" : "")
+            """
+        for t in commit.traces {
+            let r = t.record
+            var args: [SQLValue] = [
+                .blob(Data(t.traceID.bytes)), now, .int(Int64(bitPattern: t.startUnixNano)), .text(JSONWriter.serialize(.object(r))),
+                SQLValue(r["name"]?.stringValue), SQLValue(r["userId"]?.stringValue), SQLValue(r["sessionId"]?.stringValue),
+                SQLValue(r["version"]?.stringValue), SQLValue(r["release"]?.stringValue), SQLValue(r["environment"]?.stringValue),
+                .text(JSONWriter.serialize(r["tags"] ?? .array([]))), SQLValue(r["public"] == .bool(true)),
+                .text(JSONWriter.serialize(t.allEntries ?? .array([]))), .int(commit.lastSeq[t.traceID] ?? 0),
+                Self.number(r["latency"]), Self.number(r["totalCost"]),
+            ]
+            if postgres { args.append(.text(Self.jsonbSafe(JSONWriter.serialize(r["metadata"] ?? .object([:]))))) }
+            try session.execute(traceSQL, args)
+        }
+        for o in commit.observations {
+            guard let spanID = o.spanID else { continue }
+            let r = o.record
+            try session.execute(
+                """
+                INSERT INTO observations(trace_id, span_id, revision, start_time, record, type, name, level, version, parent_id, environment,
+                  model, latency, input_tokens, output_tokens, total_tokens, cost)
+                VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(trace_id, span_id) DO UPDATE SET revision = observations.revision + 1, start_time = excluded.start_time,
+                  record = excluded.record, type = excluded.type, name = excluded.name, level = excluded.level,
+                  version = excluded.version, parent_id = excluded.parent_id, environment = excluded.environment,
+                  model = excluded.model, latency = excluded.latency, input_tokens = excluded.input_tokens,
+                  output_tokens = excluded.output_tokens, total_tokens = excluded.total_tokens, cost = excluded.cost
+                """,
+                [
+                    .blob(Data(o.traceID.bytes)), .blob(Data(spanID.bytes)), .int(Int64(bitPattern: o.startUnixNano)), .text(JSONWriter.serialize(.object(r))),
+                    SQLValue(r["type"]?.stringValue), SQLValue(r["name"]?.stringValue), SQLValue(r["level"]?.stringValue),
+                    SQLValue(r["version"]?.stringValue), SQLValue(r["parentObservationId"]?.stringValue), SQLValue(r["environment"]?.stringValue),
+                    SQLValue(r["model"]?.stringValue), Self.number(r["latency"]), Self.number(r["usageDetails"]?["input"]),
+                    Self.number(r["usageDetails"]?["output"]), Self.number(r["usageDetails"]?["total"]), Self.number(r["costDetails"]?["total"]),
+                ]
+            )
+        }
+    }
+
+    static func number(_ v: JSONValue?) -> SQLValue {
+        switch v {
+        case .int(let i)?: return .double(Double(i))
+        case .double(let d)?: return .double(d)
+        default: return .null
+        }
+    }
+
+    /// jsonb cannot hold U+0000; the record keeps it, the filter copy drops it.
+    static func jsonbSafe(_ json: String) -> String {
+        json.contains("\\u0000") ? json.replacingOccurrences(of: "\\u0000", with: "") : json
+    }
+}
+
+public struct StoreError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A metadata update as stored JSON.
+enum MetadataUpdateCoding {
+    static func encode(_ u: MetadataUpdate) -> String {
+        JSONWriter.serialize(.object([
+            "id": .string(u.id), "scope": .string(u.scope.rawValue), "target": u.target.map { .string($0.hex) } ?? .null,
+            "kind": .string(u.kind), "values": .object(u.values),
+            "time": .string(String(u.order.time)), "spanId": .string(String(u.order.spanID)), "position": .int(Int64(u.order.position)),
+        ]))
+    }
+
+    static func decode(_ text: String) -> MetadataUpdate? {
+        guard let v = try? JSONParser.parse(text), let id = v["id"]?.stringValue,
+            let scope = v["scope"]?.stringValue.flatMap(MetadataScope.init(wire:)), let kind = v["kind"]?.stringValue,
+            let values = v["values"]?.objectValue, let time = v["time"]?.stringValue.flatMap({ UInt64($0) }),
+            let span = v["spanId"]?.stringValue.flatMap({ UInt64($0) }), case .int(let position)? = v["position"]
+        else { return nil }
+        return MetadataUpdate(
+            id: id, scope: scope, target: v["target"]?.stringValue.flatMap(SpanID.init(hex:)), kind: kind, values: values,
+            order: OrderKey(time: time, spanID: span, position: Int(position))
+        )
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+
+/// A value bound to, or read from, a SQL statement, the same for both
+/// backends so that every query is written once.
+public enum SQLValue: Sendable, Equatable {
+    case null
+    case int(Int64)
+    case double(Double)
+    case text(String)
+    case blob(Data)
+
+    public init(_ s: String?) { self = s.map { .text($0) } ?? .null }
+    public init(_ i: Int) { self = .int(Int64(i)) }
+    public init(_ b: Bool) { self = .int(b ? 1 : 0) }
+
+    public var string: String? {
+        if case .text(let s) = self { return s }
+        return nil
+    }
+
+    public var int: Int64? {
+        switch self {
+        case .int(let i): return i
+        case .double(let d): return Int64(exactly: d.rounded(.towardZero))
+        default: return nil
+        }
+    }
+
+    public var double: Double? {
+        switch self {
+        case .int(let i): return Double(i)
+        case .double(let d): return d
+        default: return nil
+        }
+    }
+
+    public var data: Data? {
+        if case .blob(let d) = self { return d }
+        return nil
+    }
+}
+
+/// The few places where SQLite and PostgreSQL spell a query differently.
+public enum SQLDialect: Sendable {
+    case sqlite, postgres
+
+    /// Null-safe equality.
+    var isSame: String { self == .sqlite ? "IS" : "IS NOT DISTINCT FROM" }
+
+    /// A top-level metadata key of a trace as text, its key bound as the next
+    /// argument (`metadataKeyArgument`). SQLite reads it from the record;
+    /// PostgreSQL from the `metadata` jsonb column.
+    var metadataText: String {
+        self == .sqlite ? "CAST(json_extract(record, ?) AS TEXT)" : "(metadata ->> ?)"
+    }
+
+    /// The bound form of a top-level metadata key for `metadataText`.
+    func metadataKeyArgument(_ key: String) -> SQLValue {
+        // SQLite takes a JSON path; the key is quoted so that a dot stays part of the name.
+        self == .sqlite ? .text("$.metadata.\"\(key.replacingOccurrences(of: "\"", with: "\"\""))\"") : .text(key)
+    }
+
+    /// Whether the JSON array of text in `column` holds the next argument.
+    /// (`??` is PostgreSQL's jsonb `?` operator, escaped from numbering.)
+    func arrayHolds(_ column: String) -> String {
+        self == .sqlite ? "EXISTS (SELECT 1 FROM json_each(\(column)) WHERE value = ?)" : "(\(column) ?? ?)"
+    }
+
+    /// Whether `text` contains the next argument.
+    func contains(_ text: String) -> String {
+        self == .sqlite ? "instr(\(text), ?) > 0" : "strpos(\(text), ?) > 0"
+    }
+}
+
+/// One result row, by column name.
+public struct SQLRow: Sendable {
+    var columns: [String: SQLValue]
+
+    public init(_ columns: [String: SQLValue]) { self.columns = columns }
+
+    public subscript(_ name: String) -> SQLValue { columns[name] ?? .null }
+}
+
+/// A connection (or a transaction on one) that runs statements written with
+/// `?` placeholders; each backend rewrites them to its own form.
+public protocol SQLSession {
+    var dialect: SQLDialect { get }
+    func execute(_ sql: String, _ args: [SQLValue]) throws
+    func rows(_ sql: String, _ args: [SQLValue]) throws -> [SQLRow]
+}
+
+extension SQLSession {
+    func row(_ sql: String, _ args: [SQLValue]) throws -> SQLRow? { try rows(sql, args).first }
+}
+
+/// A WHERE clause built from optional filters, with its bound arguments.
+/// Every list query of the API goes through it, so each filter kind is
+/// written once. Placeholders are `?`; sessions number them for PostgreSQL.
+struct SQLWhere {
+    let dialect: SQLDialect
+    var clauses: [String] = []
+    var args: [SQLValue] = []
+
+    init(_ dialect: SQLDialect) { self.dialect = dialect }
+
+    mutating func add(_ clause: String, _ values: SQLValue...) {
+        clauses.append(clause)
+        args += values
+    }
+
+    mutating func equals(_ column: String, _ value: String?) {
+        if let value { add("\(column) = ?", .text(value)) }
+    }
+
+    mutating func oneOf(_ column: String, _ values: [String]) {
+        guard !values.isEmpty else { return }
+        clauses.append("\(column) IN (\(Array(repeating: "?", count: values.count).joined(separator: ",")))")
+        args += values.map { .text($0) }
+    }
+
+    /// `from` inclusive, `to` exclusive, in ns.
+    mutating func range(_ column: String, from: UInt64?, to: UInt64?) {
+        if let from { add("\(column) >= ?", .int(Int64(bitPattern: from))) }
+        if let to { add("\(column) < ?", .int(Int64(bitPattern: to))) }
+    }
+
+    var sql: String { clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ") }
+}
+
+/// Rewrites `?` placeholders as `$1, $2, …`, skipping string literals and
+/// the jsonb `?` operator written as `??`.
+func numberPlaceholders(_ sql: String) -> String {
+    var out = ""
+    out.reserveCapacity(sql.utf8.count + 16)
+    var n = 0
+    var inString = false
+    var chars = sql.makeIterator()
+    var pending: Character? = nil
+    while let c = pending ?? chars.next() {
+        pending = nil
+        if c == "'" { inString.toggle() }
+        if c == "?" && !inString {
+            if let next = chars.next() {
+                if next == "?" {
+                    out.append("?")
+                    continue
+                }
+                pending = next
+            }
+            n += 1
+            out += "$\(n)"
+        } else {
+            out.append(c)
+        }
+    }
+    return out
+}
