@@ -50,7 +50,7 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
     }
 
     /// Every table of `SQLiteStore`'s schema, with PostgreSQL's types; tags
-    /// and top-level metadata are also jsonb for the trace filters.
+    /// are jsonb for the tag filter.
     static let schema = [
         """
         CREATE TABLE IF NOT EXISTS spans (
@@ -65,9 +65,10 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
           changed_at bigint NOT NULL, start_time bigint NOT NULL, record text NOT NULL,
           name text, user_id text, session_id text, version text, release text, environment text,
           tags jsonb NOT NULL DEFAULT '[]', public bigint NOT NULL DEFAULT 0, entries text NOT NULL DEFAULT '[]',
-          last_seq bigint NOT NULL DEFAULT 0, latency double precision, total_cost double precision,
-          metadata jsonb NOT NULL DEFAULT '{}')
+          last_seq bigint NOT NULL DEFAULT 0, latency double precision, total_cost double precision)
         """,
+        "CREATE TABLE IF NOT EXISTS trace_metadata (trace_id bytea NOT NULL, key text NOT NULL, value text, PRIMARY KEY (trace_id, key))",
+        "CREATE INDEX IF NOT EXISTS trace_metadata_by_value ON trace_metadata(key, value)",
         "CREATE INDEX IF NOT EXISTS traces_by_start ON traces(start_time)",
         "CREATE INDEX IF NOT EXISTS traces_unexported ON traces(changed_at) WHERE revision > exported_revision",
         "CREATE INDEX IF NOT EXISTS traces_by_user ON traces(user_id, start_time)",
@@ -194,7 +195,12 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
     func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
         let promise = group.next().makePromise(of: T.self)
         promise.completeWithTask(body)
-        return try promise.futureResult.wait()
+        do {
+            return try promise.futureResult.wait()
+        } catch let error as PSQLError {
+            // PSQLError hides the server's message from its description.
+            throw StoreError("\(location): \(error.serverInfo?[.message] ?? "\(error.code)")")
+        }
     }
 }
 
@@ -239,6 +245,51 @@ final class PostgresSession: SQLSession {
         }
     }
 
+    /// All rows in one statement: a round trip per table, not per row. The
+    /// rows travel as one JSON document that `json_to_recordset` unpacks;
+    /// bytes go as hex.
+    func insert(into table: String, _ columns: [(String, SQLColumnType)], rows: [[SQLValue]], onConflict: String) throws {
+        guard !rows.isEmpty else { return }
+        var w = JSONWriter(reservingCapacity: 256 * rows.count)
+        w.writeRaw("[")
+        for (i, row) in rows.enumerated() {
+            w.writeRaw(i == 0 ? "{" : ",{")
+            for (j, ((name, _), value)) in zip(columns, row).enumerated() {
+                if j > 0 { w.writeRaw(",") }
+                w.writeString(name)
+                w.writeRaw(":")
+                switch value {
+                case .null: w.writeRaw("null")
+                case .int(let v): w.writeInt(v)
+                case .double(let v): v.isFinite ? w.writeRaw("\(v)") : w.writeRaw("null")
+                case .text(let v): w.writeString(v.contains("\u{0}") ? v.replacingOccurrences(of: "\u{0}", with: "") : v)
+                case .blob(let v): w.writeString(HexCoding.encode(bytes: v))
+                }
+            }
+            w.writeRaw("}")
+        }
+        w.writeRaw("]")
+        let names = columns.map(\.0).joined(separator: ", ")
+        let values = columns.map { name, type -> String in
+            switch type {
+            case .blob: return "decode(x.\(name), 'hex')"
+            case .json: return "CAST(x.\(name) AS jsonb)"
+            default: return "x.\(name)"
+            }
+        }.joined(separator: ", ")
+        let shape = columns.map { name, type -> String in
+            switch type {
+            case .int: return "\(name) bigint"
+            case .double: return "\(name) double precision"
+            case .text, .blob, .json: return "\(name) text"
+            }
+        }.joined(separator: ", ")
+        try execute(
+            "INSERT INTO \(table)(\(names)) SELECT \(values) FROM json_to_recordset(CAST(? AS json)) AS x(\(shape)) \(onConflict)",
+            [.text(String(decoding: w.bytes, as: UTF8.self))]
+        )
+    }
+
     static func run(_ q: PostgresQuery, on connection: PostgresConnection, logger: Logger) async throws {
         for try await _ in try await connection.query(q, logger: logger) {}
     }
@@ -250,7 +301,8 @@ final class PostgresSession: SQLSession {
             case .null: binds.appendNull()
             case .int(let i): binds.append(i)
             case .double(let d): binds.append(d)
-            case .text(let s): binds.append(s)
+            // PostgreSQL text cannot hold U+0000; it is dropped there alone.
+            case .text(let s): binds.append(s.contains("\u{0}") ? s.replacingOccurrences(of: "\u{0}", with: "") : s)
             case .blob(let b): try binds.append(b)
             }
         }

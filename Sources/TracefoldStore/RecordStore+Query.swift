@@ -79,12 +79,9 @@ extension RecordStore {
         w.oneOf("environment", f.environments)
         w.range("start_time", from: f.fromUnixNano, to: f.toUnixNano)
         for m in f.metadata {
-            // Only top-level keys.
-            let key = dialect.metadataKeyArgument(m.key)
-            switch m.op {
-            case .equals: w.add("\(dialect.metadataText) = ?", key, .text(m.value))
-            case .contains: w.add(dialect.contains(dialect.metadataText), key, .text(m.value))
-            }
+            // Top-level keys only, through trace_metadata's (key, value) index.
+            let test = m.op == .equals ? "value = ?" : dialect.contains("value")
+            w.add("trace_id IN (SELECT trace_id FROM trace_metadata WHERE key = ? AND \(test))", .text(m.key), .text(m.value))
         }
         let column = TraceFilter.orderColumns[f.orderBy.column] ?? "start_time"
         let direction = f.orderBy.ascending ? "ASC" : "DESC"
@@ -255,8 +252,8 @@ extension RecordStore {
             let key: String
             switch groupBy {
             case .metadata(let k):
-                key = dialect.metadataText
-                args.insert(dialect.metadataKeyArgument(k), at: 0)
+                key = "(SELECT value FROM trace_metadata m WHERE m.trace_id = traces.trace_id AND m.key = ?)"
+                args.insert(.text(k), at: 0)
             case .userID: key = "user_id"
             case .environment: key = "environment"
             case .name: key = "name"

@@ -42,6 +42,7 @@ extension RecordStore {
             try s.execute("DELETE FROM spans WHERE trace_id IN (\(doomed))", args)
             try s.execute("DELETE FROM api_updates WHERE trace_id IN (\(doomed))", args)
             try s.execute("DELETE FROM observations WHERE trace_id IN (\(doomed))", args)
+            try s.execute("DELETE FROM trace_metadata WHERE trace_id IN (\(doomed))", args)
             let n = try s.row("SELECT COUNT(*) AS n FROM traces WHERE start_time < ?", args)?["n"].int ?? 0
             try s.execute("DELETE FROM traces WHERE start_time < ?", args)
             return Int(n)
@@ -98,67 +99,82 @@ struct SQLFoldTransaction: FoldTransaction {
 
     func write(_ commit: FoldCommit) throws {
         let now = SQLValue.int(Int64(WallClock.nowUnixNano()))
-        let postgres = session.dialect == .postgres
-        for (seq, s) in commit.newSpans {
-            let body = OTLPProtobufEncoder.encode(SpanBatch(resourceSpans: [
-                ResourceSpans(resource: s.resource, scopeSpans: [ScopeSpans(scope: s.scope, spans: [s.span])])
-            ]))
-            try session.execute(
-                "INSERT INTO spans(trace_id, span_id, seq, received_at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [.blob(Data(s.span.traceID.bytes)), .blob(Data(s.span.spanID.bytes)), .int(seq), .int(Int64(bitPattern: s.receivedAtUnixNano)), .blob(Data(body))]
-            )
-        }
-        for (trace, seq, update) in commit.newUpdates {
-            try session.execute("INSERT INTO api_updates(trace_id, seq, body) VALUES (?, ?, ?)", [.blob(Data(trace.bytes)), .int(seq), .text(MetadataUpdateCoding.encode(update))])
-        }
-        // PostgreSQL keeps tags and top-level metadata as jsonb for its filters.
-        let json = postgres ? "CAST(? AS jsonb)" : "?"
-        let traceSQL = """
-            INSERT INTO traces(trace_id, revision, changed_at, start_time, record, name, user_id, session_id, version, release,
-              environment, tags, public, entries, last_seq, latency, total_cost\(postgres ? ", metadata" : ""))
-            VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, \(json), ?, ?, ?, ?, ?\(postgres ? ", CAST(? AS jsonb)" : ""))
-            ON CONFLICT(trace_id) DO UPDATE SET revision = traces.revision + 1, changed_at = excluded.changed_at,
-              start_time = excluded.start_time, record = excluded.record, name = excluded.name, user_id = excluded.user_id,
-              session_id = excluded.session_id, version = excluded.version, release = excluded.release,
-              environment = excluded.environment, tags = excluded.tags, public = excluded.public, entries = excluded.entries,
-              last_seq = excluded.last_seq, latency = excluded.latency, total_cost = excluded.total_cost\(postgres ? ", metadata = excluded.metadata" : "")
-            """
-        for t in commit.traces {
-            let r = t.record
-            var args: [SQLValue] = [
-                .blob(Data(t.traceID.bytes)), now, .int(Int64(bitPattern: t.startUnixNano)), .text(JSONWriter.serialize(.object(r))),
-                SQLValue(r["name"]?.stringValue), SQLValue(r["userId"]?.stringValue), SQLValue(r["sessionId"]?.stringValue),
-                SQLValue(r["version"]?.stringValue), SQLValue(r["release"]?.stringValue), SQLValue(r["environment"]?.stringValue),
-                .text(JSONWriter.serialize(r["tags"] ?? .array([]))), SQLValue(r["public"] == .bool(true)),
-                .text(JSONWriter.serialize(t.allEntries ?? .array([]))), .int(commit.lastSeq[t.traceID] ?? 0),
-                Self.number(r["latency"]), Self.number(r["totalCost"]),
-            ]
-            if postgres { args.append(.text(Self.jsonbSafe(JSONWriter.serialize(r["metadata"] ?? .object([:]))))) }
-            try session.execute(traceSQL, args)
-        }
-        for o in commit.observations {
-            guard let spanID = o.spanID else { continue }
-            let r = o.record
-            try session.execute(
+        try session.insert(
+            into: "spans", [("trace_id", .blob), ("span_id", .blob), ("seq", .int), ("received_at", .int), ("body", .blob)],
+            rows: commit.newSpans.map { seq, s in
+                let body = OTLPProtobufEncoder.encode(SpanBatch(resourceSpans: [
+                    ResourceSpans(resource: s.resource, scopeSpans: [ScopeSpans(scope: s.scope, spans: [s.span])])
+                ]))
+                return [.blob(Data(s.span.traceID.bytes)), .blob(Data(s.span.spanID.bytes)), .int(seq), .int(Int64(bitPattern: s.receivedAtUnixNano)), .blob(Data(body))]
+            },
+            onConflict: "ON CONFLICT DO NOTHING"
+        )
+        try session.insert(
+            into: "api_updates", [("trace_id", .blob), ("seq", .int), ("body", .text)],
+            rows: commit.newUpdates.map { [.blob(Data($0.trace.bytes)), .int($0.seq), .text(MetadataUpdateCoding.encode($0.update))] },
+            onConflict: ""
+        )
+        try session.insert(
+            into: "traces",
+            [("trace_id", .blob), ("revision", .int), ("changed_at", .int), ("start_time", .int), ("record", .text), ("name", .text),
+             ("user_id", .text), ("session_id", .text), ("version", .text), ("release", .text), ("environment", .text), ("tags", .json),
+             ("public", .int), ("entries", .text), ("last_seq", .int), ("latency", .double), ("total_cost", .double)],
+            rows: commit.traces.map { t in
+                let r = t.record
+                return [
+                    .blob(Data(t.traceID.bytes)), .int(1), now, .int(Int64(bitPattern: t.startUnixNano)), .text(JSONWriter.serialize(.object(r))),
+                    SQLValue(r["name"]?.stringValue), SQLValue(r["userId"]?.stringValue), SQLValue(r["sessionId"]?.stringValue),
+                    SQLValue(r["version"]?.stringValue), SQLValue(r["release"]?.stringValue), SQLValue(r["environment"]?.stringValue),
+                    .text(JSONWriter.serialize(r["tags"] ?? .array([]))), SQLValue(r["public"] == .bool(true)),
+                    .text(JSONWriter.serialize(t.allEntries ?? .array([]))), .int(commit.lastSeq[t.traceID] ?? 0),
+                    Self.number(r["latency"]), Self.number(r["totalCost"]),
+                ]
+            },
+            onConflict: """
+                ON CONFLICT(trace_id) DO UPDATE SET revision = traces.revision + 1, changed_at = excluded.changed_at,
+                  start_time = excluded.start_time, record = excluded.record, name = excluded.name, user_id = excluded.user_id,
+                  session_id = excluded.session_id, version = excluded.version, release = excluded.release,
+                  environment = excluded.environment, tags = excluded.tags, public = excluded.public, entries = excluded.entries,
+                  last_seq = excluded.last_seq, latency = excluded.latency, total_cost = excluded.total_cost
                 """
-                INSERT INTO observations(trace_id, span_id, revision, start_time, record, type, name, level, version, parent_id, environment,
-                  model, latency, input_tokens, output_tokens, total_tokens, cost)
-                VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        )
+        // Top-level metadata as (key, text) rows: what the metadata filters
+        // and the summary's grouping use, through an index.
+        for t in commit.traces {
+            try session.execute("DELETE FROM trace_metadata WHERE trace_id = ?", [.blob(Data(t.traceID.bytes))])
+        }
+        try session.insert(
+            into: "trace_metadata", [("trace_id", .blob), ("key", .text), ("value", .text)],
+            rows: commit.traces.flatMap { t in
+                (t.record["metadata"]?.objectValue ?? [:]).map { [.blob(Data(t.traceID.bytes)), .text($0.key), Self.metadataText($0.value)] }
+            },
+            onConflict: ""
+        )
+        try session.insert(
+            into: "observations",
+            [("trace_id", .blob), ("span_id", .blob), ("revision", .int), ("start_time", .int), ("record", .text), ("type", .text),
+             ("name", .text), ("level", .text), ("version", .text), ("parent_id", .text), ("environment", .text), ("model", .text),
+             ("latency", .double), ("input_tokens", .double), ("output_tokens", .double), ("total_tokens", .double), ("cost", .double)],
+            rows: commit.observations.compactMap { o in
+                guard let spanID = o.spanID else { return nil }
+                let r = o.record
+                return [
+                    .blob(Data(o.traceID.bytes)), .blob(Data(spanID.bytes)), .int(1), .int(Int64(bitPattern: o.startUnixNano)),
+                    .text(JSONWriter.serialize(.object(r))), SQLValue(r["type"]?.stringValue), SQLValue(r["name"]?.stringValue),
+                    SQLValue(r["level"]?.stringValue), SQLValue(r["version"]?.stringValue), SQLValue(r["parentObservationId"]?.stringValue),
+                    SQLValue(r["environment"]?.stringValue), SQLValue(r["model"]?.stringValue), Self.number(r["latency"]),
+                    Self.number(r["usageDetails"]?["input"]), Self.number(r["usageDetails"]?["output"]),
+                    Self.number(r["usageDetails"]?["total"]), Self.number(r["costDetails"]?["total"]),
+                ]
+            },
+            onConflict: """
                 ON CONFLICT(trace_id, span_id) DO UPDATE SET revision = observations.revision + 1, start_time = excluded.start_time,
                   record = excluded.record, type = excluded.type, name = excluded.name, level = excluded.level,
                   version = excluded.version, parent_id = excluded.parent_id, environment = excluded.environment,
                   model = excluded.model, latency = excluded.latency, input_tokens = excluded.input_tokens,
                   output_tokens = excluded.output_tokens, total_tokens = excluded.total_tokens, cost = excluded.cost
-                """,
-                [
-                    .blob(Data(o.traceID.bytes)), .blob(Data(spanID.bytes)), .int(Int64(bitPattern: o.startUnixNano)), .text(JSONWriter.serialize(.object(r))),
-                    SQLValue(r["type"]?.stringValue), SQLValue(r["name"]?.stringValue), SQLValue(r["level"]?.stringValue),
-                    SQLValue(r["version"]?.stringValue), SQLValue(r["parentObservationId"]?.stringValue), SQLValue(r["environment"]?.stringValue),
-                    SQLValue(r["model"]?.stringValue), Self.number(r["latency"]), Self.number(r["usageDetails"]?["input"]),
-                    Self.number(r["usageDetails"]?["output"]), Self.number(r["usageDetails"]?["total"]), Self.number(r["costDetails"]?["total"]),
-                ]
-            )
-        }
+                """
+        )
     }
 
     static func number(_ v: JSONValue?) -> SQLValue {
@@ -169,9 +185,14 @@ struct SQLFoldTransaction: FoldTransaction {
         }
     }
 
-    /// jsonb cannot hold U+0000; the record keeps it, the filter copy drops it.
-    static func jsonbSafe(_ json: String) -> String {
-        json.contains("\\u0000") ? json.replacingOccurrences(of: "\\u0000", with: "") : json
+    /// What a metadata filter compares: a string as itself, anything else
+    /// as its JSON text; null as SQL NULL.
+    static func metadataText(_ v: JSONValue) -> SQLValue {
+        switch v {
+        case .null: return .null
+        case .string(let s): return .text(s)
+        default: return .text(JSONWriter.serialize(v))
+        }
     }
 }
 

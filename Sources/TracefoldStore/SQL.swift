@@ -47,19 +47,6 @@ public enum SQLDialect: Sendable {
     /// Null-safe equality.
     var isSame: String { self == .sqlite ? "IS" : "IS NOT DISTINCT FROM" }
 
-    /// A top-level metadata key of a trace as text, its key bound as the next
-    /// argument (`metadataKeyArgument`). SQLite reads it from the record;
-    /// PostgreSQL from the `metadata` jsonb column.
-    var metadataText: String {
-        self == .sqlite ? "CAST(json_extract(record, ?) AS TEXT)" : "(metadata ->> ?)"
-    }
-
-    /// The bound form of a top-level metadata key for `metadataText`.
-    func metadataKeyArgument(_ key: String) -> SQLValue {
-        // SQLite takes a JSON path; the key is quoted so that a dot stays part of the name.
-        self == .sqlite ? .text("$.metadata.\"\(key.replacingOccurrences(of: "\"", with: "\"\""))\"") : .text(key)
-    }
-
     /// Whether the JSON array of text in `column` holds the next argument.
     /// (`??` is PostgreSQL's jsonb `?` operator, escaped from numbering.)
     func arrayHolds(_ column: String) -> String {
@@ -81,16 +68,32 @@ public struct SQLRow: Sendable {
     public subscript(_ name: String) -> SQLValue { columns[name] ?? .null }
 }
 
+/// The type of an inserted column, for backends that bind rows in bulk.
+public enum SQLColumnType: Sendable {
+    case int, double, text, blob
+    /// JSON text; PostgreSQL stores it as jsonb.
+    case json
+}
+
 /// A connection (or a transaction on one) that runs statements written with
 /// `?` placeholders; each backend rewrites them to its own form.
 public protocol SQLSession {
     var dialect: SQLDialect { get }
     func execute(_ sql: String, _ args: [SQLValue]) throws
     func rows(_ sql: String, _ args: [SQLValue]) throws -> [SQLRow]
+    /// Inserts rows, with `onConflict` ("ON CONFLICT …", or "") after them.
+    func insert(into table: String, _ columns: [(String, SQLColumnType)], rows: [[SQLValue]], onConflict: String) throws
 }
 
 extension SQLSession {
     func row(_ sql: String, _ args: [SQLValue]) throws -> SQLRow? { try rows(sql, args).first }
+
+    /// One prepared statement per row: cheap where the database is in-process.
+    func insertEachRow(into table: String, _ columns: [(String, SQLColumnType)], rows: [[SQLValue]], onConflict: String) throws {
+        guard !rows.isEmpty else { return }
+        let sql = "INSERT INTO \(table)(\(columns.map(\.0).joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: columns.count).joined(separator: ", "))) \(onConflict)"
+        for row in rows { try execute(sql, row) }
+    }
 }
 
 /// A WHERE clause built from optional filters, with its bound arguments.

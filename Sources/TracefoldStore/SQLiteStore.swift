@@ -114,6 +114,17 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
                 ALTER TABLE export_positions RENAME TO export_position;
                 """)
         }
+        m.registerMigration("v7-trace-metadata") { db in
+            // Top-level trace metadata as (key, text) rows for indexed filters.
+            try db.execute(sql: """
+                CREATE TABLE trace_metadata (trace_id BLOB NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY (trace_id, key)) WITHOUT ROWID;
+                CREATE INDEX trace_metadata_by_value ON trace_metadata(key, value);
+                INSERT INTO trace_metadata SELECT t.trace_id, j.key,
+                  CASE j.type WHEN 'null' THEN NULL WHEN 'text' THEN j.value WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
+                    ELSE CAST(j.value AS TEXT) END
+                FROM traces t, json_each(t.record, '$.metadata') j;
+                """)
+        }
         return m
     }
 
@@ -159,6 +170,10 @@ struct GRDBSession: SQLSession {
             }
             return SQLRow(columns)
         }
+    }
+
+    func insert(into table: String, _ columns: [(String, SQLColumnType)], rows: [[SQLValue]], onConflict: String) throws {
+        try insertEachRow(into: table, columns, rows: rows, onConflict: onConflict)
     }
 
     static func arguments(_ args: [SQLValue]) -> StatementArguments {
