@@ -1,5 +1,5 @@
 # Shortcuts; the scripts under scripts/ do the work and install what they need.
-.PHONY: run test bench build proto
+.PHONY: bench-query run test bench build proto
 
 run:
 	scripts/run.sh
@@ -17,3 +17,9 @@ bench:
 
 proto:
 	scripts/generate-proto.sh
+
+# Query latency over 100k traces on SQLite and PostgreSQL, and ack-to-visible.
+bench-query:
+	swift build -c release --product tracefold
+	swift build -c release --product tracefold-loadgen
+	python3 bench/query.py

@@ -29,7 +29,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import free_port, loadgen  # noqa: E402
+from run import free_port, loadgen, write_results  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -189,12 +189,7 @@ def main():
     for r in rows:
         print("  ".join(str(r[c]).ljust(14) for c in cols))
     print("target (SPEC §10.3): metadata-filtered list p99 <= 50 ms over 100k traces; visibility <= 1000 ms")
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    out = os.path.join(ROOT, "bench", "results", f"query-{stamp}.json")
-    with open(out, "w") as f:
-        json.dump({"when": stamp, "rows": rows}, f, indent=2)
-    print(f"wrote {out}")
+    write_results("query", rows)
 
 
 if __name__ == "__main__":
