@@ -29,7 +29,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import free_port, loadgen, write_results  # noqa: E402
+from run import free_port, loadgen, start_tracefold, write_results  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -93,23 +93,10 @@ def ack_to_visible(url, probes):
 
 
 def run_backend(bin_dir, name, postgres_url, traces, samples):
-    work = tempfile.mkdtemp(prefix="tracefold-qbench-")
-    data = os.path.join(work, "data")
-    port = free_port()
-    cfg = os.path.join(work, "collector.yaml")
-    with open(cfg, "w") as f:
-        f.write(config_yaml(port, data, postgres_url))
-    proc = subprocess.Popen([os.path.join(bin_dir, "tracefold"), "serve", "--config", cfg],
-                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "log"), "w"))
-    url = f"http://127.0.0.1:{port}"
+    proc, url, _, work = start_tracefold(
+        bin_dir, lambda port, data: config_yaml(port, data, postgres_url), "tracefold-qbench-")
     gen = os.path.join(bin_dir, "tracefold-loadgen")
     try:
-        for _ in range(400):
-            try:
-                urllib.request.urlopen(url + "/health/live", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
         requests = -(-traces * 8 // 512)
         t0 = time.time()
         load = loadgen(gen, url + "/v1/traces", requests, seed=21)

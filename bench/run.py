@@ -82,24 +82,32 @@ def loadgen(binary, url, requests, rate=0.0, seed=1):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_config(bin_dir, name, durability, full, throughput_requests, latency_requests):
-    work = tempfile.mkdtemp(prefix="tracefold-bench-")
+def start_tracefold(bin_dir, make_yaml, prefix):
+    """A release tracefold on a fresh temporary data directory, once it
+    answers /health/live. make_yaml(port, data) gives its config. Returns
+    (process, base URL, data directory, work directory)."""
+    work = tempfile.mkdtemp(prefix=prefix)
     data = os.path.join(work, "data")
     port = free_port()
     cfg = os.path.join(work, "collector.yaml")
-    os.makedirs(work, exist_ok=True)
     with open(cfg, "w") as f:
-        f.write(config_yaml(port, data, durability, full))
+        f.write(make_yaml(port, data))
     proc = subprocess.Popen([os.path.join(bin_dir, "tracefold"), "serve", "--config", cfg],
                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "log"), "w"))
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(400):
+        try:
+            urllib.request.urlopen(url + "/health/live", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.05)
+    return proc, url, data, work
+
+
+def run_config(bin_dir, name, durability, full, throughput_requests, latency_requests):
+    proc, url, data, work = start_tracefold(
+        bin_dir, lambda port, data: config_yaml(port, data, durability, full), "tracefold-bench-")
     try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(400):
-            try:
-                urllib.request.urlopen(url + "/health/live", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
         gen = os.path.join(bin_dir, "tracefold-loadgen")
         cpu0 = cpu_seconds(proc.pid)
         thr = loadgen(gen, url + "/v1/traces", throughput_requests, seed=11)

@@ -105,7 +105,7 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
             checkin(session.connection)
             return result
         } catch {
-            discardIfBroken(session.connection)
+            discard(session.connection)
             throw error
         }
     }
@@ -124,7 +124,7 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
             if (try? session.execute("ROLLBACK", [])) != nil, (try? session.flush()) != nil {
                 checkin(session.connection)
             } else {
-                discardIfBroken(session.connection)
+                discard(session.connection)
             }
             throw error
         }
@@ -183,7 +183,7 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
         poolLock.unlock()
     }
 
-    private func discardIfBroken(_ c: PostgresConnection) {
+    private func discard(_ c: PostgresConnection) {
         // A connection in an unknown state is closed rather than reused.
         let closing: EventLoopFuture<Void> = c.close()
         closing.whenComplete { _ in }
@@ -262,7 +262,7 @@ final class PostgresSession: SQLSession {
                 case .null: w.writeRaw("null")
                 case .int(let v): w.writeInt(v)
                 case .double(let v): v.isFinite ? w.writeRaw("\(v)") : w.writeRaw("null")
-                case .text(let v): w.writeString(v.contains("\u{0}") ? v.replacingOccurrences(of: "\u{0}", with: "") : v)
+                case .text(let v): w.writeString(Self.storable(v))
                 case .blob(let v): w.writeString(HexCoding.encode(bytes: v))
                 }
             }
@@ -290,6 +290,11 @@ final class PostgresSession: SQLSession {
         )
     }
 
+    /// PostgreSQL text cannot hold U+0000; it is dropped there alone.
+    static func storable(_ s: String) -> String {
+        s.contains("\u{0}") ? s.replacingOccurrences(of: "\u{0}", with: "") : s
+    }
+
     static func run(_ q: PostgresQuery, on connection: PostgresConnection, logger: Logger) async throws {
         for try await _ in try await connection.query(q, logger: logger) {}
     }
@@ -301,8 +306,7 @@ final class PostgresSession: SQLSession {
             case .null: binds.appendNull()
             case .int(let i): binds.append(i)
             case .double(let d): binds.append(d)
-            // PostgreSQL text cannot hold U+0000; it is dropped there alone.
-            case .text(let s): binds.append(s.contains("\u{0}") ? s.replacingOccurrences(of: "\u{0}", with: "") : s)
+            case .text(let s): binds.append(storable(s))
             case .blob(let b): try binds.append(b)
             }
         }

@@ -63,15 +63,22 @@ struct SQLFoldTransaction: FoldTransaction {
 
     func lastSeq(of traces: [TraceID]) throws -> [TraceID: Int64] {
         var result = [TraceID: Int64]()
-        // Bounded IN lists keep the statement text (and its cache) small.
-        for chunk in stride(from: 0, to: traces.count, by: 100).map({ traces[$0..<min($0 + 100, traces.count)] }) {
-            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
-            for row in try session.rows("SELECT trace_id, last_seq FROM traces WHERE trace_id IN (\(marks))", chunk.map { .blob(Data($0.bytes)) }) {
+        try Self.inLists(traces) { list, ids in
+            for row in try session.rows("SELECT trace_id, last_seq FROM traces WHERE trace_id IN \(list)", ids) {
                 guard let id = row["trace_id"].data.flatMap({ TraceID(bytes: [UInt8]($0)) }), let seq = row["last_seq"].int else { continue }
                 result[id] = seq
             }
         }
         return result
+    }
+
+    /// Calls `body` with `(?,?,…)` and the bound ids, at most 100 at a time:
+    /// bounded IN lists keep the statement text (and its cache) small.
+    static func inLists(_ traces: [TraceID], _ body: (String, [SQLValue]) throws -> Void) throws {
+        for start in stride(from: 0, to: traces.count, by: 100) {
+            let chunk = traces[start..<min(start + 100, traces.count)]
+            try body("(" + Array(repeating: "?", count: chunk.count).joined(separator: ",") + ")", chunk.map { .blob(Data($0.bytes)) })
+        }
     }
 
     func history(of trace: TraceID, after seq: Int64) throws -> [(seq: Int64, event: TraceEvent)] {
@@ -140,8 +147,8 @@ struct SQLFoldTransaction: FoldTransaction {
         )
         // Top-level metadata as (key, text) rows: what the metadata filters
         // and the summary's grouping use, through an index.
-        for t in commit.traces {
-            try session.execute("DELETE FROM trace_metadata WHERE trace_id = ?", [.blob(Data(t.traceID.bytes))])
+        try Self.inLists(commit.traces.map(\.traceID)) { list, ids in
+            try session.execute("DELETE FROM trace_metadata WHERE trace_id IN \(list)", ids)
         }
         try session.insert(
             into: "trace_metadata", [("trace_id", .blob), ("key", .text), ("value", .text)],

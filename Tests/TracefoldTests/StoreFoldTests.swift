@@ -169,6 +169,25 @@ final class RetentionTests: XCTestCase {
         XCTAssertEqual(record["observations"], .array([.string(Conformance.id(4).hex)]))
     }
 
+    func testPostgresURLIsConfigurable() throws {
+        func yaml(_ store: String) -> String {
+            "receivers:\n  otlp: {}\nstore:\n\(store)service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n"
+        }
+        let ok = yaml("  postgres:\n    url: ${env:PG}\n")
+        XCTAssertEqual(try CollectorConfig.parse(yaml: ok, environment: ["PG": "postgres://u@127.0.0.1:5432/db"]).store.postgresURL, "postgres://u@127.0.0.1:5432/db")
+        XCTAssertNil(try CollectorConfig.parse(yaml: CollectorConfig.embeddedDefaultYAML, environment: [:]).store.postgresURL)
+        XCTAssertThrowsError(try CollectorConfig.parse(yaml: yaml("  postgres:\n    url: mysql://x/db\n"), environment: [:])) { error in
+            XCTAssertTrue("\(error)".contains("store.postgres.url must start with postgres://"), "\(error)")
+        }
+        XCTAssertThrowsError(try CollectorConfig.parse(yaml: yaml("  postgres:\n    host: x\n"), environment: [:])) { error in
+            XCTAssertTrue("\(error)".contains("unknown key \"host\""), "\(error)")
+        }
+        // A URL that parses as config but names no host fails when the store opens.
+        XCTAssertThrowsError(try PostgresStore(url: "postgres:///db", logger: Logger(label: "test"))) { error in
+            XCTAssertTrue("\(error)".contains("postgres://user:password@host:port/database"), "\(error)")
+        }
+    }
+
     func testRetentionIsConfigurable() throws {
         let yaml = "receivers:\n  otlp: {}\nstore:\n  retention: 30d\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n"
         XCTAssertEqual(try CollectorConfig.parse(yaml: yaml, environment: [:]).store.retention, .seconds(30 * 86400))
