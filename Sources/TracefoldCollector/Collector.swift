@@ -83,6 +83,7 @@ public final class Collector: Sendable {
         try inflater.feed(record.body)
         var batch = try OTLPDecoder.decode(try inflater.finish(), encoding: record.encoding).batch
         batch.receivedAtUnixNano = record.receivedAtUnixNano
+        RequestMetadata.stamp(&batch, with: record.context)
         return batch
     }
 
@@ -100,7 +101,7 @@ public final class Collector: Sendable {
         router.get("/health/ready") { _, _ in "ok" }
         if let store { QueryAPI(store: store).register(on: router) }
         if let folder { MetadataWriteAPI(folder: folder).register(on: router) }
-        let receiver = OTLPHTTPReceiver(config: config.receiver, committer: committer, logger: logger)
+        let receiver = OTLPHTTPReceiver(config: config.receiver, metadata: config.metadata, committer: committer, logger: logger)
         return FrontDoor(receiver: receiver, authenticator: RequestAuthenticator(config: config.receiver.auth), router: router.buildResponder())
     }
 
@@ -156,6 +157,15 @@ public final class Collector: Sendable {
         )
         if config.store.durability == .none {
             logger.warning("durability is none: acknowledged spans are lost on a crash; use this for benchmarks only")
+        }
+        for name in config.metadata.deniedHeaders {
+            logger.warning(
+                "HEADERS_TO_METADATA names a header that is never copied into metadata, because it carries credentials",
+                metadata: ["header": "\(name)"]
+            )
+        }
+        if !config.metadata.headersToMetadata.isEmpty {
+            logger.info("request headers copied into metadata", metadata: ["headers": "\(config.metadata.headersToMetadata.joined(separator: ","))"])
         }
         if !r.auth.isEnabled && !r.isLoopback {
             logger.warning("auth is off and the receiver listens beyond loopback; configure receivers.otlp.protocols.http.auth")

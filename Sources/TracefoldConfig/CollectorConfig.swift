@@ -11,6 +11,8 @@ public struct CollectorConfig: Sendable, Equatable {
     public var spansJSONL: SpansJSONLExporterConfig?
     public var jsonl: JSONLExporterConfig?
     public var fold: FoldProcessorConfig?
+    /// Request metadata and governance (SPEC §5).
+    public var metadata: MetadataConfig = .init()
     public var service: ServiceConfig
 
     public init(
@@ -64,9 +66,15 @@ public struct AuthConfig: Sendable, Equatable {
     public struct APIKey: Sendable, Equatable {
         public var publicKey: String
         public var secretKey: String
-        public init(publicKey: String, secretKey: String) {
+        /// The workspace under `metadata.workspaces` the key belongs to.
+        public var workspace: String?
+        /// The key's governance layer (SPEC §5.3).
+        public var metadata: [String: String]
+        public init(publicKey: String, secretKey: String, workspace: String? = nil, metadata: [String: String] = [:]) {
             self.publicKey = publicKey
             self.secretKey = secretKey
+            self.workspace = workspace
+            self.metadata = metadata
         }
     }
 
@@ -169,18 +177,20 @@ extension CollectorConfig {
         }
         let r = YAMLReader(source: source, expansion: EnvironmentExpansion(environment: environment))
         var config = CollectorConfig()
-        guard let top = try r.mapping(root, at: "", allowed: ["receivers", "processors", "exporters", "extensions", "connectors", "service", "store"]) else {
+        guard let top = try r.mapping(root, at: "", allowed: ["receivers", "processors", "exporters", "extensions", "connectors", "service", "store", "metadata"]) else {
             throw ConfigError(source: source, "the file is empty")
         }
         var declaredExporters: [String: Node] = [:]
         var declaredReceivers: [String: Node] = [:]
         var declaredProcessors: [String: Node] = [:]
+        var keyNodes = [Node]()
+        var workspaceNodes = [String: Node]()
         for (key, keyNode, value) in top {
             switch key {
             case "receivers":
                 for (name, nameNode, body) in try r.mapping(value, at: "receivers", allowed: ["otlp"]) ?? [] {
                     declaredReceivers[name] = nameNode
-                    config.receiver = try parseOTLPReceiver(body, r)
+                    (config.receiver, keyNodes) = try parseOTLPReceiver(body, r)
                 }
             case "processors":
                 for (name, nameNode, body) in try r.mapping(value, at: "processors", allowed: processorTypes) ?? [] {
@@ -199,12 +209,19 @@ extension CollectorConfig {
                 }
             case "store":
                 config.store = try parseStore(value, r)
+            case "metadata":
+                (config.metadata, workspaceNodes) = try MetadataConfig.parse(value, r, environment: environment)
             case "service":
                 config.service = try parseService(value, r)
             default:
                 throw r.error(keyNode, "unknown key \"\(key)\"")
             }
         }
+        if top.first(where: { $0.key == "metadata" }) == nil {
+            // HEADERS_TO_METADATA applies without a metadata section too.
+            (config.metadata, _) = try MetadataConfig.parse(nil, r, environment: environment)
+        }
+        try config.metadata.validate(apiKeys: config.receiver.auth.apiKeys, keyNodes: keyNodes, workspaceNodes: workspaceNodes, r: r)
         try config.validate(
             declaredReceivers: declaredReceivers, declaredProcessors: declaredProcessors, declaredExporters: declaredExporters, r: r,
             serviceNode: top.first { $0.key == "service" }?.keyNode
@@ -222,8 +239,9 @@ extension CollectorConfig {
         return try parse(yaml: text, source: path, environment: environment)
     }
 
-    private static func parseOTLPReceiver(_ node: Node, _ r: YAMLReader) throws(ConfigError) -> OTLPReceiverConfig {
+    private static func parseOTLPReceiver(_ node: Node, _ r: YAMLReader) throws(ConfigError) -> (OTLPReceiverConfig, keyNodes: [Node]) {
         var c = OTLPReceiverConfig()
+        var keyNodes = [Node]()
         for (_, _, protocols) in try r.mapping(node, at: "receivers.otlp", allowed: ["protocols"]) ?? [] {
             for (_, _, http) in try r.mapping(protocols, at: "receivers.otlp.protocols", allowed: ["http"]) ?? [] {
                 let path = "receivers.otlp.protocols.http"
@@ -240,16 +258,17 @@ extension CollectorConfig {
                     case "idle_timeout":
                         c.idleTimeout = try r.duration(value, at: "\(path).idle_timeout")
                     default:
-                        c.auth = try parseAuth(value, r, path: "\(path).auth")
+                        (c.auth, keyNodes) = try parseAuth(value, r, path: "\(path).auth")
                     }
                 }
             }
         }
-        return c
+        return (c, keyNodes)
     }
 
-    private static func parseAuth(_ node: Node, _ r: YAMLReader, path: String) throws(ConfigError) -> AuthConfig {
+    private static func parseAuth(_ node: Node, _ r: YAMLReader, path: String) throws(ConfigError) -> (AuthConfig, keyNodes: [Node]) {
         var auth = AuthConfig()
+        var keyNodes = [Node]()
         for (key, _, value) in try r.mapping(node, at: path, allowed: ["api_keys", "bearer_tokens"]) ?? [] {
             if key == "bearer_tokens" {
                 for (i, item) in try r.sequence(value, at: "\(path).bearer_tokens").enumerated() {
@@ -261,16 +280,25 @@ extension CollectorConfig {
             }
             for (i, item) in try r.sequence(value, at: "\(path).api_keys").enumerated() {
                 let itemPath = "\(path).api_keys[\(i)]"
-                var pk = "", sk = ""
-                for (k, _, v) in try r.mapping(item, at: itemPath, allowed: ["public_key", "secret_key"]) ?? [] {
-                    if k == "public_key" { pk = try r.string(v, at: "\(itemPath).public_key") } else { sk = try r.string(v, at: "\(itemPath).secret_key") }
+                var key = AuthConfig.APIKey(publicKey: "", secretKey: "")
+                for (k, _, v) in try r.mapping(item, at: itemPath, allowed: ["public_key", "secret_key", "workspace", "metadata"]) ?? [] {
+                    switch k {
+                    case "public_key": key.publicKey = try r.string(v, at: "\(itemPath).public_key")
+                    case "secret_key": key.secretKey = try r.string(v, at: "\(itemPath).secret_key")
+                    case "workspace": key.workspace = try r.string(v, at: "\(itemPath).workspace")
+                    default: key.metadata = try MetadataConfig.parseMetadata(v, r, at: "\(itemPath).metadata")
+                    }
                 }
-                guard !pk.isEmpty, !sk.isEmpty else { throw r.error(item, "\(itemPath) needs a non-empty public_key and secret_key") }
-                guard !pk.contains(":") else { throw r.error(item, "\(itemPath).public_key must not contain ':'") }
-                auth.apiKeys.append(.init(publicKey: pk, secretKey: sk))
+                guard !key.publicKey.isEmpty, !key.secretKey.isEmpty else { throw r.error(item, "\(itemPath) needs a non-empty public_key and secret_key") }
+                guard !key.publicKey.contains(":") else { throw r.error(item, "\(itemPath).public_key must not contain ':'") }
+                guard !auth.apiKeys.contains(where: { $0.publicKey == key.publicKey }) else {
+                    throw r.error(item, "\(itemPath).public_key \"\(key.publicKey)\" is listed twice")
+                }
+                auth.apiKeys.append(key)
+                keyNodes.append(item)
             }
         }
-        return auth
+        return (auth, keyNodes)
     }
 
     private static func parseSpansJSONL(_ node: Node, _ r: YAMLReader) throws(ConfigError) -> SpansJSONLExporterConfig {

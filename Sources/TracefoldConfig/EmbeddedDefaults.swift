@@ -22,6 +22,8 @@ receivers:
         #   api_keys:
         #     - public_key: pk-lf-example
         #       secret_key: ${env:TRACEFOLD_SECRET_KEY}
+        #       workspace: default          # governance layers (SPEC §5.3)
+        #       metadata: {tier: free}
         #   bearer_tokens: [${env:TRACEFOLD_BEARER_TOKEN}]
 
 processors:
@@ -64,6 +66,16 @@ store:
   # each with its own directory above, may share one database:
   # postgres:
   #   url: ${env:TRACEFOLD_POSTGRES_URL}
+
+# Request metadata and governance (SPEC §5). HEADERS_TO_METADATA in the
+# environment (a comma list) replaces headers_to_metadata.
+metadata:
+  headers_to_metadata: []
+  # workspaces:
+  #   default:
+  #     metadata: {team: platform}
+  # schemas:
+  #   api_key: {type: object, additionalProperties: true, properties: {tier: {type: string, enum: [free, pro]}}}
 
 service:
   pipelines:

@@ -57,6 +57,8 @@ public enum RecordRenderer {
             metadata["scope"] = stand.systemMetadata["scope"]
         }
         for (k, v) in s.values(EntryKey(scope: .trace, target: nil, kind: "userland.default")) { metadata[k] = v }
+        let governed = Governed(s, metadata: metadata)
+        metadata = governed.metadata
 
         let environment = s.effectiveRoot?.environment ?? s.environment?.value ?? "default"
         let minStart = s.minStart == .max ? 0 : s.minStart
@@ -64,7 +66,7 @@ public enum RecordRenderer {
             "id": .string(s.traceID.hex),
             "timestamp": .string(ISOTime.format(unixNano: minStart)),
             "name": (s.name?.value ?? root?.name).map(JSONValue.string) ?? .null,
-            "userId": s.userID.map { .string($0.value) } ?? .null,
+            "userId": governed.userID.map(JSONValue.string) ?? .null,
             "sessionId": s.sessionID.map { .string($0.value) } ?? .null,
             "version": s.version.map { .string($0.value) } ?? .null,
             "release": s.release.map { .string($0.value) } ?? .null,
@@ -79,7 +81,7 @@ public enum RecordRenderer {
             "level": .string((s.worstLevel ?? .default).rawValue),
             "observations": .array(s.observationIDs.sorted().map { .string($0.hex) }),
         ]
-        var entries = s.entries.keys.filter { $0.scope == .trace }.sorted().map { entry($0, s) }
+        var entries = traceScopeEntries(s, governed)
         let usage = s.entries.keys
             .filter { !$0.kind.hasPrefix("tracefold.warnings") }
             .reduce(0) { $0 + JSONDecoding.updateSize(s.values($1)) }
@@ -92,22 +94,87 @@ public enum RecordRenderer {
         return r
     }
 
-    /// Every entry of the trace, all scopes, in (scope, span, kind) order.
-    public static func allEntries(_ s: TraceState) -> JSONValue {
-        .array(s.entries.keys.sorted().map { entry($0, s) })
+    /// Every entry of the trace, all scopes, in (scope, span, kind) order:
+    /// the other scopes from the state, the trace scope as `trace` rendered it.
+    public static func allEntries(_ s: TraceState, trace: [String: JSONValue]) -> JSONValue {
+        let others = s.entries.keys.filter { $0.scope != .trace }.sorted().map { entry($0, s) }
+        let traceScope = (trace["metadataEntries"]?.arrayValue ?? []).filter { $0["kind"]?.stringValue != "tracefold.usage" }
+        return .array(others + traceScope)
     }
 
-    static func entry(_ key: EntryKey, _ s: TraceState) -> JSONValue {
+    /// The trace-scope entries, with the warnings found while resolving the
+    /// governance layers, then one entry per layer.
+    static func traceScopeEntries(_ s: TraceState, _ governed: Governed) -> [JSONValue] {
+        let warningsKey = EntryKey(scope: .trace, target: nil, kind: "tracefold.warnings")
+        var keys = s.entries.keys.filter { $0.scope == .trace }
+        if !governed.warnings.isEmpty && !keys.contains(warningsKey) { keys.append(warningsKey) }
+        var out = keys.sorted().map { entry($0, s, extra: $0 == warningsKey ? governed.warnings : [:]) }
+        out.append(contentsOf: governed.layers)
+        return out
+    }
+
+    static func entry(_ key: EntryKey, _ s: TraceState, extra: [String: JSONValue] = [:]) -> JSONValue {
         let bucket = s.entries[key] ?? [:]
+        var values = bucket.mapValues(\.value)
+        for (k, v) in extra { values[k] = v }
         var o: [String: JSONValue] = [
             "scope": .string(key.scope.rawValue),
             "kind": .string(key.kind),
             "label": .string(MetadataKind.label(key.kind)),
             // The writer sorts object keys, so `values` comes out alphabetical.
-            "values": .object(bucket.mapValues(\.value)),
+            "values": .object(values),
             "updatedAt": bucket.values.map(\.order.time).max().map { .string(ISOTime.format(unixNano: $0)) } ?? .null,
         ]
         if let target = key.target { o["spanId"] = .string(target.hex) }
         return .object(o)
+    }
+}
+
+/// A trace's metadata after the governance layers and `_user` (SPEC
+/// §5.3–5.4). Resolved whenever the record is built, never stored, so a
+/// request value that arrives after a governance value cannot replace it.
+struct Governed {
+    var metadata: [String: JSONValue]
+    var userID: String?
+    var warnings: [String: JSONValue] = [:]
+    /// `tracefold.api_key` and `tracefold.workspace` entries showing each layer.
+    var layers: [JSONValue] = []
+
+    static let maxUserScalars = 128
+
+    init(_ s: TraceState, metadata request: [String: JSONValue]) {
+        var metadata = request
+        userID = s.userID?.value
+        if let g = s.governance {
+            // Lowest to highest: schema defaults, request, API key, workspace.
+            for (k, v) in g.defaults where metadata[k] == nil { metadata[k] = .string(v) }
+            for (k, v) in g.apiKeyMetadata { metadata[k] = .string(v) }
+            for (k, v) in g.workspaceMetadata { metadata[k] = .string(v) }
+            layers.append(Self.layer("tracefold.api_key", "API Key Metadata (\(g.apiKey))", g.apiKeyMetadata))
+            if let w = g.workspace { layers.append(Self.layer("tracefold.workspace", "Workspace Metadata (\(w))", g.workspaceMetadata)) }
+        }
+        if s.arrivedUnder.count > 1, let g = s.governance {
+            warnings["governance"] = .string(
+                "spans of this trace arrived under \(s.arrivedUnder.count) API keys (\(s.arrivedUnder.sorted().joined(separator: ", "))); "
+                    + "the key of the root span, \(g.label), governs the trace"
+            )
+        }
+        if metadata["_user"] == nil, let user = userID {
+            let n = user.unicodeScalars.count
+            if n <= Self.maxUserScalars {
+                metadata["_user"] = .string(user)
+            } else {
+                warnings["_user"] = .string("userId is \(n) characters long, over the \(Self.maxUserScalars)-character limit of _user; not copied")
+            }
+        }
+        if userID == nil, case .string(let user)? = metadata["_user"], !user.isEmpty { userID = user }
+        self.metadata = metadata
+    }
+
+    static func layer(_ kind: String, _ label: String, _ values: [String: String]) -> JSONValue {
+        .object([
+            "scope": .string("trace"), "kind": .string(kind), "label": .string(label),
+            "values": .object(values.mapValues(JSONValue.string)), "updatedAt": .null,
+        ])
     }
 }

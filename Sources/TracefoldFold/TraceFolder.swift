@@ -214,11 +214,11 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
             guard let trace = work[traceID] else { continue }
             let observations = trace.observations
             commit.lastSeq[traceID] = trace.seq
+            let record = RecordRenderer.trace(trace.state) { observations[$0] }
             commit.traces.append(
                 RecordRow(
-                    traceID: traceID, spanID: nil,
-                    record: RecordRenderer.trace(trace.state) { observations[$0] },
-                    startUnixNano: trace.state.minStart, allEntries: RecordRenderer.allEntries(trace.state)
+                    traceID: traceID, spanID: nil, record: record,
+                    startUnixNano: trace.state.minStart, allEntries: RecordRenderer.allEntries(trace.state, trace: record)
                 )
             )
             for spanID in touched[traceID] ?? [] {

@@ -49,6 +49,8 @@ public struct TraceState: Hashable, Sendable {
         public var start: UInt64
         /// The root span's own environment, when it names one.
         public var environment: String?
+        /// The API key and workspace the span arrived under (SPEC §5.3).
+        public var governance: Governance?
 
         func precedes(_ other: Root) -> Bool { (start, spanID.value) < (other.start, other.spanID.value) }
     }
@@ -80,6 +82,9 @@ public struct TraceState: Hashable, Sendable {
     /// Accepted updates by id with their size: exactly-once and the
     /// cumulative limit (SPEC §4.6, §4.7).
     public var acceptedUpdates: [String: Int] = [:]
+    /// Every API key (with its workspace) that spans of this trace arrived
+    /// under; more than one is reported as a warning.
+    public var arrivedUnder: Set<String> = []
 
     public init(traceID: TraceID) { self.traceID = traceID }
 
@@ -87,6 +92,12 @@ public struct TraceState: Hashable, Sendable {
 
     /// The span that stands for the trace: the true root, else an as_root span.
     public var effectiveRoot: Root? { root ?? asRoot }
+
+    /// The governance layers of the trace: those of the key its root span
+    /// arrived under, or, until the root arrives, of the earliest span's key.
+    /// Chosen by span, not by arrival, so the order spans come in cannot
+    /// change it (SPEC §5.3).
+    public var governance: Governance? { (effectiveRoot ?? earliest)?.governance }
 
     /// Folds one span in. Returns the warnings it produced (dropped updates).
     @discardableResult
@@ -110,7 +121,8 @@ public struct TraceState: Hashable, Sendable {
         isPublic = isPublic || t.isPublic
         if let v = t.input { input = .latest(input, Versioned(v, order)) }
         if let v = t.output { output = .latest(output, Versioned(v, order)) }
-        let me = Root(spanID: o.id, start: o.startTimeUnixNano, environment: t.environment)
+        let me = Root(spanID: o.id, start: o.startTimeUnixNano, environment: t.environment, governance: mapped.request?.governance)
+        if let g = mapped.request?.governance { arrivedUnder.insert(g.label) }
         if o.parentID == nil {
             if root.map({ me.precedes($0) }) ?? true { root = me }
         } else if t.asRoot {
@@ -124,9 +136,12 @@ public struct TraceState: Hashable, Sendable {
         for update in mapped.updates {
             if let reason = apply(update, limits: limits) { warnings[update.id] = .string(reason) }
         }
-        if !warnings.isEmpty {
-            let key = EntryKey(scope: .trace, target: nil, kind: "tracefold.warnings")
-            for (k, v) in warnings { merge(key, k, Versioned(v, order)) }
+        let warningsKey = EntryKey(scope: .trace, target: nil, kind: "tracefold.warnings")
+        for (k, v) in warnings { merge(warningsKey, k, Versioned(v, order)) }
+        // The receiver already reported these in the request's partial_success.
+        if let request = mapped.request {
+            let at = OrderKey(time: request.receivedAtUnixNano, spanID: 0, position: 0)
+            for (k, v) in request.warnings { merge(warningsKey, k, Versioned(.string(v), at)) }
         }
         return warnings
     }

@@ -20,6 +20,8 @@ public final class IntakeLog: @unchecked Sendable {
         public var receivedAtUnixNano: UInt64
         public var encoding: OTLPEncoding
         public var coding: ContentCoding
+        /// The request's metadata and credentials (SPEC §5), when it had any.
+        public var context: RequestMetadata?
         public var body: [UInt8]
     }
 
@@ -32,6 +34,7 @@ public final class IntakeLog: @unchecked Sendable {
         var receivedAtUnixNano: UInt64
         var encoding: OTLPEncoding
         var coding: ContentCoding
+        var context: RequestMetadata?
         var body: [UInt8]
         var batch: SpanBatch
         var continuation: CheckedContinuation<UInt64, any Error>
@@ -109,7 +112,7 @@ public final class IntakeLog: @unchecked Sendable {
     /// Appends a request and returns once it is on disk. Throws if it could
     /// not be written; the caller answers 503 and the client retries.
     public func append(
-        body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch,
+        body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, context: RequestMetadata? = nil, batch: SpanBatch,
         onConsumed: (@Sendable ([String]) -> Void)? = nil
     ) async throws -> UInt64 {
         try await withCheckedThrowingContinuation { continuation in
@@ -121,7 +124,7 @@ public final class IntakeLog: @unchecked Sendable {
             }
             state.pending.append(
                 Pending(
-                    receivedAtUnixNano: receivedAtUnixNano, encoding: encoding, coding: coding, body: body, batch: batch,
+                    receivedAtUnixNano: receivedAtUnixNano, encoding: encoding, coding: coding, context: context, body: body, batch: batch,
                     continuation: continuation, onConsumed: onConsumed
                 )
             )
@@ -162,7 +165,7 @@ public final class IntakeLog: @unchecked Sendable {
         var lsns = [UInt64]()
         var lsn = nextLSN
         for p in group {
-            Self.appendFrame(&frames, lsn: lsn, time: p.receivedAtUnixNano, encoding: p.encoding, coding: p.coding, body: p.body)
+            Self.appendFrame(&frames, lsn: lsn, time: p.receivedAtUnixNano, encoding: p.encoding, coding: p.coding, context: p.context, body: p.body)
             lsns.append(lsn)
             lsn += 1
         }
@@ -244,13 +247,24 @@ public final class IntakeLog: @unchecked Sendable {
 
     // MARK: Frames
 
-    private static func appendFrame(_ out: inout [UInt8], lsn: UInt64, time: UInt64, encoding: OTLPEncoding, coding: ContentCoding, body: [UInt8]) {
+    /// Set in the encoding byte when a request context follows the fixed
+    /// header as a 4-byte length and its JSON; older frames have none.
+    private static let contextFlag: UInt8 = 0x80
+
+    private static func appendFrame(
+        _ out: inout [UInt8], lsn: UInt64, time: UInt64, encoding: OTLPEncoding, coding: ContentCoding, context: RequestMetadata?, body: [UInt8]
+    ) {
+        let contextBytes = context.map { Array($0.encoded.utf8) }
         var payload = [UInt8]()
-        payload.reserveCapacity(18 + body.count)
+        payload.reserveCapacity(22 + (contextBytes?.count ?? 0) + body.count)
         put64(&payload, lsn)
         put64(&payload, time)
-        payload.append(encoding == .protobuf ? 0 : 1)
+        payload.append((encoding == .protobuf ? 0 : 1) | (contextBytes == nil ? 0 : contextFlag))
         payload.append(coding == .identity ? 0 : coding == .gzip ? 1 : 2)
+        if let contextBytes {
+            put32(&payload, UInt32(contextBytes.count))
+            payload.append(contentsOf: contextBytes)
+        }
         payload.append(contentsOf: body)
         put32(&out, magic)
         put32(&out, UInt32(payload.count))
@@ -290,11 +304,20 @@ public final class IntakeLog: @unchecked Sendable {
                 guard CRC32.checksum(payload) == crc else { break }
                 let lsn = get64(payload, 0)
                 if let visit {
+                    var bodyStart = 18
+                    var context: RequestMetadata?
+                    if payload[16] & contextFlag != 0, length >= 22 {
+                        let n = Int(get32(payload, 18))
+                        guard 22 + n <= length else { break }
+                        context = RequestMetadata(encoded: String(decoding: payload[22..<(22 + n)], as: UTF8.self))
+                        bodyStart = 22 + n
+                    }
                     let record = Record(
                         lsn: lsn, receivedAtUnixNano: get64(payload, 8),
-                        encoding: payload[16] == 0 ? .protobuf : .json,
+                        encoding: payload[16] & ~contextFlag == 0 ? .protobuf : .json,
                         coding: payload[17] == 0 ? .identity : payload[17] == 1 ? .gzip : .deflate,
-                        body: Array(payload[18...])
+                        context: context,
+                        body: Array(payload[bodyStart...])
                     )
                     try visit(record)
                 }

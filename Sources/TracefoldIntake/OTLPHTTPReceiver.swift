@@ -15,7 +15,10 @@ public protocol IntakeCommitter: Sendable {
     var isOverloaded: Bool { get }
     /// Returns once the batch is durable and the stages behind intake have
     /// taken it, with the metadata updates they had to drop.
-    func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch) async throws -> [String]
+    /// `context` is what the request's headers and credentials add (SPEC
+    /// §5); the batch is already stamped with it, and the log keeps it so a
+    /// replay stamps the same.
+    func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, context: RequestMetadata?, batch: SpanBatch) async throws -> [String]
 }
 
 /// OTLP/HTTP trace intake, SPEC §1.1–1.8: content negotiation, streaming
@@ -28,12 +31,14 @@ public struct OTLPHTTPReceiver: Sendable {
 
     let config: OTLPReceiverConfig
     let authenticator: RequestAuthenticator
+    let metadataReader: RequestMetadataReader
     let committer: any IntakeCommitter
     let logger: Logger
 
-    public init(config: OTLPReceiverConfig, committer: any IntakeCommitter, logger: Logger) {
+    public init(config: OTLPReceiverConfig, metadata: MetadataConfig = .init(), committer: any IntakeCommitter, logger: Logger) {
         self.config = config
         self.authenticator = RequestAuthenticator(config: config.auth)
+        self.metadataReader = RequestMetadataReader(metadata: metadata, auth: config.auth)
         self.committer = committer
         self.logger = logger
     }
@@ -44,7 +49,7 @@ public struct OTLPHTTPReceiver: Sendable {
             response.headers[.allow] = "POST"
             return response
         }
-        guard authenticator.isAuthorized(authorization: request.headers[.authorization]) else {
+        guard case .allowed(let apiKey) = authenticator.authenticate(authorization: request.headers[.authorization]) else {
             let encoding = request.headers[.contentType].flatMap(OTLPEncoding.init(contentType:)) ?? .json
             var response = Self.status(.unauthorized, "missing or invalid credentials", encoding: encoding)
             response.headers[.wwwAuthenticate] = "Basic realm=\"tracefold\""
@@ -88,10 +93,14 @@ public struct OTLPHTTPReceiver: Sendable {
         }
         var batch = decoded.batch
         batch.receivedAtUnixNano = receivedAt
+        let context = metadataReader.read(request.headers, apiKey: apiKey, receivedAtUnixNano: receivedAt)
+        RequestMetadata.stamp(&batch, with: context)
         var dropped = [String]()
         if batch.spanCount > 0 {
             do {
-                dropped = try await committer.commit(body: wire, encoding: encoding, coding: coding, receivedAtUnixNano: receivedAt, batch: batch)
+                dropped = try await committer.commit(
+                    body: wire, encoding: encoding, coding: coding, receivedAtUnixNano: receivedAt, context: context, batch: batch
+                )
             } catch {
                 logger.error("cannot make an accepted request durable; answering 503", metadata: ["error": "\(error)"])
                 var response = Self.status(.serviceUnavailable, "the collector cannot store data right now; retry later", encoding: encoding)
@@ -108,6 +117,9 @@ public struct OTLPHTTPReceiver: Sendable {
         // SPEC §4.6: dropped metadata is a warning with rejected_spans 0.
         var messages = [String]()
         if let m = decoded.partialSuccessMessage { messages.append(m) }
+        if let warnings = context?.warnings, let first = warnings.sorted(by: { $0.key < $1.key }).first {
+            messages.append("\(warnings.count) request metadata key\(warnings.count == 1 ? "" : "s") dropped: \(first.key): \(first.value)")
+        }
         if let first = dropped.first {
             messages.append("\(dropped.count) metadata update\(dropped.count == 1 ? "" : "s") dropped: \(first)")
         }
@@ -177,10 +189,11 @@ public struct LogCommitter: IntakeCommitter {
 
     public var isOverloaded: Bool { pipeline.isFull }
 
-    public func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch) async throws -> [String] {
+    public func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, context: RequestMetadata?, batch: SpanBatch) async throws -> [String] {
         let consumed = OneShot<[String]>()
         _ = try await log.append(
-            body: body, encoding: encoding, coding: coding, receivedAtUnixNano: receivedAtUnixNano, batch: batch, onConsumed: consumed.fulfil
+            body: body, encoding: encoding, coding: coding, receivedAtUnixNano: receivedAtUnixNano, context: context, batch: batch,
+            onConsumed: consumed.fulfil
         )
         return await consumed.wait()
     }
@@ -193,7 +206,7 @@ public struct DirectCommitter: IntakeCommitter {
 
     public var isOverloaded: Bool { pipeline.isFull }
 
-    public func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch) async throws -> [String] {
+    public func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, context: RequestMetadata?, batch: SpanBatch) async throws -> [String] {
         let consumed = OneShot<[String]>()
         pipeline.enqueue(batch, lsn: 0, completion: consumed.fulfil)
         return await consumed.wait()

@@ -6,44 +6,55 @@ import TracefoldConfig
 /// (`Basic base64(public:secret)`) and bearer tokens (SPEC §1.8). Secrets are
 /// compared in constant time so response timing does not leak them.
 public struct RequestAuthenticator: Sendable {
-    private let keys: [(publicKey: [UInt8], secretKey: [UInt8])]
+    private let keys: [(publicKey: [UInt8], secretKey: [UInt8], name: String)]
     private let tokens: [[UInt8]]
 
     public init(config: AuthConfig) {
-        keys = config.apiKeys.map { (Array($0.publicKey.utf8), Array($0.secretKey.utf8)) }
+        keys = config.apiKeys.map { (Array($0.publicKey.utf8), Array($0.secretKey.utf8), $0.publicKey) }
         tokens = config.bearerTokens.map { Array($0.utf8) }
     }
 
     public var isEnabled: Bool { !keys.isEmpty || !tokens.isEmpty }
 
+    public enum Outcome: Sendable, Equatable {
+        /// Allowed; `apiKey` is the public key of the matching key pair (nil
+        /// when auth is off or a bearer token matched).
+        case allowed(apiKey: String?)
+        case denied
+    }
+
     /// True when auth is off, or the header carries a configured credential.
     public func isAuthorized(authorization: String?) -> Bool {
-        guard isEnabled else { return true }
-        guard let header = authorization else { return false }
+        authenticate(authorization: authorization) != .denied
+    }
+
+    public func authenticate(authorization: String?) -> Outcome {
+        guard isEnabled else { return .allowed(apiKey: nil) }
+        guard let header = authorization else { return .denied }
         let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2 else { return false }
+        guard parts.count == 2 else { return .denied }
         let credential = parts[1].filter { $0 != " " }
         switch parts[0].lowercased() {
         case "basic":
             guard let decoded = Base64.decode(String(credential)), let colon = decoded.firstIndex(of: UInt8(ascii: ":")) else {
-                return false
+                return .denied
             }
             let pk = Array(decoded[..<colon])
             let sk = Array(decoded[(colon + 1)...])
-            var match = false
+            var match: String?
             for key in keys {
                 // Evaluate both comparisons for every key: no early exit.
                 let ok = Self.constantTimeEquals(pk, key.publicKey) & Self.constantTimeEquals(sk, key.secretKey)
-                match = match || ok
+                if ok { match = key.name }
             }
-            return match
+            return match.map { .allowed(apiKey: $0) } ?? .denied
         case "bearer":
             let token = Array(credential.utf8)
             var match = false
             for t in tokens { match = Self.constantTimeEquals(token, t) || match }
-            return match
+            return match ? .allowed(apiKey: nil) : .denied
         default:
-            return false
+            return .denied
         }
     }
 

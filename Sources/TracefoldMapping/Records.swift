@@ -157,4 +157,7 @@ public struct MappedSpan: Sendable, Hashable {
     public var order: OrderKey
     public var resourceAttributes: JSONValue
     public var scope: JSONValue
+    /// The request the span arrived in: its header warnings and governance
+    /// layers (SPEC §5). Its metadata is already one of `updates`.
+    public var request: RequestMetadata?
 }

@@ -17,8 +17,13 @@ public struct SpanMapper: Sendable {
         let resourceJSON: JSONValue
         let scopeName: String
         let scopeJSON: JSONValue
+        let request: RequestMetadata?
+        let requestUpdate: MetadataUpdate?
 
         public init(resource: Resource, scope: InstrumentationScope) {
+            // Stamped by the receiver, which removed any a client sent.
+            request = RequestMetadata(resource: resource)
+            requestUpdate = request.flatMap(SpanMapper.requestUpdate)
             // SPEC §2.5: clients cannot forge internal attributes.
             self.resource = AttributeTable(resource.attributes.filter { !$0.key.hasPrefix(SpanMapper.internalPrefix) })
             resourceJSON = self.resource.object
@@ -99,6 +104,7 @@ public struct SpanMapper: Sendable {
         // Updates, in position order: Langfuse trace metadata, Langfuse
         // observation metadata, tracefold.metadata events, system extractors.
         var updates = [MetadataUpdate]()
+        if let u = context.requestUpdate { updates.append(u) }
         var position = 0
         func add(_ scope: MetadataScope, _ target: SpanID?, _ kind: String, _ values: [String: JSONValue], time: UInt64) {
             position += 1
@@ -130,7 +136,23 @@ public struct SpanMapper: Sendable {
 
         return MappedSpan(
             observation: observation, trace: trace, updates: updates, warnings: warnings, order: order,
-            resourceAttributes: resourceJSON, scope: scopeJSON
+            resourceAttributes: resourceJSON, scope: scopeJSON, request: context.request
+        )
+    }
+
+    /// SPEC §5.1: the request's header metadata is one trace-scope update,
+    /// ordered by receive time. Every span of the request carries the same
+    /// update id, so it is applied and counted once per request.
+    static func requestUpdate(_ request: RequestMetadata) -> MetadataUpdate? {
+        guard !request.metadata.isEmpty else { return nil }
+        let values = request.metadata.mapValues(JSONValue.string)
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a of the canonical values
+        for b in JSONWriter.serialize(.object(values)).utf8 {
+            hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3
+        }
+        return MetadataUpdate(
+            id: "request/\(request.receivedAtUnixNano)/\(String(hash, radix: 16))", scope: .trace, target: nil, kind: "userland.default",
+            values: values, order: OrderKey(time: request.receivedAtUnixNano, spanID: 0, position: 0)
         )
     }
 

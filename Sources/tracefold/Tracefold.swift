@@ -62,6 +62,19 @@ struct Validate: ParsableCommand {
         do {
             let loaded = try CollectorConfig.load(path: config, environment: ProcessInfo.processInfo.environment)
             print("\(config): valid (receiver \(loaded.receiver.endpoint), exporters: \(loaded.service.exporters.joined(separator: ", ")), durability \(loaded.store.durability.rawValue))")
+            let m = loaded.metadata
+            for name in m.deniedHeaders {
+                FileHandle.standardError.write(Data("tracefold: warning: HEADERS_TO_METADATA names \"\(name)\", which carries credentials and is never copied into metadata\n".utf8))
+            }
+            if !m.headersToMetadata.isEmpty { print("headers to metadata: \(m.headersToMetadata.joined(separator: ", "))") }
+            // SPEC §5.5: what each key contributes, with schema defaults filled in.
+            for key in loaded.receiver.auth.apiKeys where key.workspace != nil || !key.metadata.isEmpty {
+                var effective = m.defaults(forKeyIn: key.workspace)
+                for (k, v) in key.metadata { effective[k] = v }
+                for (k, v) in key.workspace.flatMap(m.workspace(named:))?.metadata ?? [:] { effective[k] = v }
+                let pairs = effective.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+                print("api key \(key.publicKey)\(key.workspace.map { " (workspace \($0))" } ?? ""): \(pairs)")
+            }
         } catch {
             FileHandle.standardError.write(Data("tracefold: \(error)\n".utf8))
             throw ExitCode(1)

@@ -22,6 +22,37 @@ final class IntakeLogTests: XCTestCase {
         )
     }
 
+    /// SPEC §5: a replay after a crash must stamp the batch with the same
+    /// request metadata and governance layers the receiver gave it.
+    func testRequestMetadataIsLoggedAndReplayed() async throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let context = RequestMetadata(
+            metadata: ["team": "alpha", "emoji": "👩‍👩‍👧‍👦"], warnings: ["x-tracefold-metadata.n": "value is a number, not a string; dropped"],
+            governance: Governance(apiKey: "pk-a", workspace: "alpha", apiKeyMetadata: ["tier": "gold"], workspaceMetadata: ["team": "alpha"], defaults: ["region": "eu"]),
+            receivedAtUnixNano: 42
+        )
+        let batch = Fixtures.batch([Fixtures.span(1)])
+        do {
+            let log = try IntakeLog(directory: dir, segmentSize: 1 << 20, logger: logger)
+            try log.start { _, _, _ in }
+            _ = try await log.append(body: Array("{}".utf8), encoding: .json, coding: .identity, receivedAtUnixNano: 42, context: context, batch: batch)
+            _ = try await log.append(body: Array("{}".utf8), encoding: .json, coding: .identity, receivedAtUnixNano: 43, batch: batch)
+            log.close()
+        }
+        let log = try IntakeLog(directory: dir, segmentSize: 1 << 20, logger: logger)
+        var replayed = [IntakeLog.Record]()
+        try log.replay(after: 0) { replayed.append($0) }
+        XCTAssertEqual(replayed.map(\.context), [context, nil])
+        XCTAssertEqual(replayed.map(\.encoding), [.json, .json])
+        XCTAssertEqual(replayed.map(\.body), [Array("{}".utf8), Array("{}".utf8)])
+
+        var stamped = batch
+        RequestMetadata.stamp(&stamped, with: replayed[0].context)
+        XCTAssertEqual(stamped.resourceSpans[0].resource.attributes.last?.key, RequestMetadata.attributeKey)
+        XCTAssertEqual(RequestMetadata(resource: stamped.resourceSpans[0].resource), context)
+    }
+
     func testRecordsSurviveReopenAndATornTailIsCut() async throws {
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -106,7 +137,7 @@ final class IntakeLogTests: XCTestCase {
 final class IntakeFailureTests: XCTestCase {
     struct FailingCommitter: IntakeCommitter {
         var isOverloaded: Bool { false }
-        func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, batch: SpanBatch) async throws -> [String] {
+        func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, context: RequestMetadata?, batch: SpanBatch) async throws -> [String] {
             throw IntakeLog.WriteError(description: "No space left on device")
         }
     }

@@ -19,10 +19,13 @@ final class QueryAPITests: XCTestCase, @unchecked Sendable {
         for backend in StoreBackend.available { try await withCollector(backend, auth: auth, body) }
     }
 
-    static func withCollector(_ backend: StoreBackend, auth: AuthConfig, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+    static func withCollector(
+        _ backend: StoreBackend, auth: AuthConfig, config base: CollectorConfig = CollectorConfig(),
+        _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void
+    ) async throws {
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        var config = CollectorConfig()
+        var config = base
         if backend == .postgres { config.store.postgresURL = try StoreBackend.freshPostgresDatabase() }
         config.store.directory = dir
         config.receiver.auth = auth

@@ -74,3 +74,106 @@ def test_serve_runs_on_embedded_defaults_without_a_config_file(tmp_path):
     assert "durability=fsync" in text
     assert "store=sqlite ./data/tracefold.sqlite" in text
     assert "export=./data/export" in text
+
+
+# SPEC §5.5: required-metadata schemas, checked by `tracefold validate`.
+GOVERNED_BASE = """receivers:
+  otlp:
+    protocols:
+      http:
+        auth:
+          api_keys:
+            - public_key: pk-a
+              secret_key: sk-a
+              workspace: research
+              metadata: {KEY_METADATA}
+metadata:
+  headers_to_metadata: X-Team, Authorization
+  schemas:
+    api_key: {API_KEY_SCHEMA}
+  workspaces:
+    research:
+      metadata: {team: research}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+"""
+
+SCHEMA = ('{type: object, additionalProperties: true, required: [cost_center, env], '
+          'properties: {cost_center: {type: string}, env: {type: string, enum: [prod, staging], default: prod}}}')
+
+
+def governed(tmp_path, key_metadata="{cost_center: cc-1}", schema=SCHEMA):
+    path = tmp_path / "governed.yaml"
+    path.write_text(GOVERNED_BASE.replace("{KEY_METADATA}", key_metadata).replace("{API_KEY_SCHEMA}", schema))
+    return validate(path)
+
+
+def test_governed_config_is_valid_with_defaults_filled_in(tmp_path):
+    r = governed(tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "api key pk-a (workspace research): cost_center=cc-1, env=prod, team=research" in r.stdout
+    assert "headers to metadata: x-team" in r.stdout
+    assert 'warning: HEADERS_TO_METADATA names "authorization"' in r.stderr
+
+
+def test_missing_required_field_names_the_key_and_the_field(tmp_path):
+    r = governed(tmp_path, key_metadata="{owner: me}")
+    assert r.returncode == 1
+    assert ('api key "pk-a" (workspace research): metadata is missing required field "cost_center" '
+            '(metadata.schemas.api_key)') in r.stderr
+
+
+def test_enum_is_enforced(tmp_path):
+    r = governed(tmp_path, key_metadata="{cost_center: cc-1, env: dev}")
+    assert r.returncode == 1
+    assert 'field "env" is "dev", not one of "prod", "staging"' in r.stderr
+
+
+def test_workspace_schema_names_the_workspace(tmp_path):
+    path = tmp_path / "ws.yaml"
+    path.write_text(GOVERNED_BASE.replace("{KEY_METADATA}", "{}").replace("    api_key: {API_KEY_SCHEMA}",
+        "    workspace: {type: object, additionalProperties: true, required: [owner], properties: {owner: {type: string}}}"))
+    r = validate(path)
+    assert r.returncode == 1
+    assert 'workspace "research": metadata is missing required field "owner" (metadata.schemas.workspace)' in r.stderr
+
+
+def test_schemas_outside_the_subset_are_clear_errors(tmp_path):
+    cases = [
+        ("{additionalProperties: true}", "metadata.schemas.api_key needs type: object"),
+        ("{type: array, additionalProperties: true}", 'metadata.schemas.api_key.type must be "object"'),
+        ("{type: object}", "metadata.schemas.api_key needs additionalProperties: true"),
+        ("{type: object, additionalProperties: false}", "metadata.schemas.api_key.additionalProperties must be true"),
+        ("{type: object, additionalProperties: true, properties: {n: {type: integer}}}",
+         'metadata.schemas.api_key.properties.n.type must be "string"'),
+        ("{type: object, additionalProperties: true, properties: {n: {enum: [a]}}}",
+         "metadata.schemas.api_key.properties.n needs type: string"),
+        ("{type: object, additionalProperties: true, properties: {n: {type: string, minLength: 2}}}",
+         'unsupported schema keyword "minLength"'),
+        ("{type: object, additionalProperties: true, oneOf: []}", 'unsupported schema keyword "oneOf"'),
+        ("{type: object, additionalProperties: true, properties: {n: {type: string, enum: [a], default: b}}}",
+         'metadata.schemas.api_key.properties.n.default "b" is not one of its enum values'),
+        ("{type: object, additionalProperties: true, required: [ghost]}",
+         'metadata.schemas.api_key.required names "ghost", which is not under metadata.schemas.api_key.properties'),
+    ]
+    for schema, message in cases:
+        r = governed(tmp_path, schema=schema)
+        assert r.returncode == 1, schema
+        assert message in r.stderr, (schema, r.stderr)
+
+
+def test_keys_name_declared_workspaces_and_values_are_short_strings(tmp_path):
+    path = tmp_path / "k.yaml"
+    path.write_text(GOVERNED_BASE.replace("workspace: research", "workspace: nowhere").replace("{KEY_METADATA}", "{}")
+                    .replace("    api_key: {API_KEY_SCHEMA}\n", ""))
+    r = validate(path)
+    assert r.returncode == 1
+    assert 'api key "pk-a" names workspace "nowhere", which is not declared under metadata.workspaces (declared: "research")' in r.stderr
+    long_value = "x" * 129
+    r = governed(tmp_path, key_metadata="{cost_center: %s}" % long_value)
+    assert r.returncode == 1
+    assert "metadata.cost_center is 129 characters long; metadata values are at most 128" in r.stderr
+    r = governed(tmp_path, key_metadata="{cost_center: %s}" % long_value[:128])
+    assert r.returncode == 0, r.stderr
