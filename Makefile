@@ -1,5 +1,5 @@
 # Shortcuts; the scripts under scripts/ do the work and install what they need.
-.PHONY: bench-query run test bench build proto
+.PHONY: bench-query run test bench build proto soak
 
 run:
 	scripts/run.sh
@@ -23,3 +23,11 @@ bench-query:
 	swift build -c release --product tracefold
 	swift build -c release --product tracefold-loadgen
 	python3 bench/query.py
+
+# The crash-safety soak in full: 20 rounds of load, kill -9 and restart; every
+# span that got a 200 must be in the records, the export without duplicates.
+soak:
+	scripts/install-deps.sh
+	scripts/python-venv.sh
+	swift build --product tracefold
+	TRACEFOLD_SOAK_ROUNDS=20 TRACEFOLD_BIN=$(CURDIR)/.build/debug/tracefold .venv/bin/python -m pytest -q -s tests/python/test_durability.py -k kill_9

@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(
@@ -34,9 +35,11 @@ let package = Package(
         .target(name: "OTLP", dependencies: ["OTLPProtoC", "CSystemLibraries", "TracefoldModel"]),
         .target(name: "Compression", dependencies: ["CSystemLibraries"]),
         .target(name: "TracefoldMapping", dependencies: ["TracefoldModel"]),
+        // The collector's own metrics (SPEC §9.3).
+        .target(name: "TracefoldTelemetry", dependencies: [.product(name: "Prometheus", package: "swift-prometheus")]),
         .target(
             name: "TracefoldFold",
-            dependencies: ["TracefoldModel", "TracefoldMapping", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["TracefoldModel", "TracefoldMapping", "TracefoldTelemetry", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "TracefoldStore",
@@ -65,7 +68,7 @@ let package = Package(
         .target(
             name: "TracefoldIntake",
             dependencies: [
-                "OTLP", "TracefoldModel", "Compression", "TracefoldConfig",
+                "OTLP", "TracefoldModel", "Compression", "TracefoldConfig", "TracefoldTelemetry",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -76,7 +79,7 @@ let package = Package(
         .target(
             name: "TracefoldExport",
             dependencies: [
-                "TracefoldModel", "TracefoldConfig", "OTLP", "TracefoldStore", "Compression",
+                "TracefoldModel", "TracefoldConfig", "OTLP", "TracefoldStore", "Compression", "TracefoldTelemetry",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -84,7 +87,7 @@ let package = Package(
             name: "TracefoldCollector",
             dependencies: [
                 "TracefoldIntake", "TracefoldExport", "TracefoldConfig", "TracefoldModel", "OTLP", "Compression",
-                "TracefoldFold", "TracefoldStore", "TracefoldMapping", "TracefoldQuery",
+                "TracefoldFold", "TracefoldStore", "TracefoldMapping", "TracefoldQuery", "TracefoldTelemetry",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -112,6 +115,7 @@ let package = Package(
             dependencies: [
                 "OTLP", "TracefoldModel", "Compression", "TracefoldConfig", "TracefoldIntake",
                 "TracefoldExport", "TracefoldCollector", "TracefoldMapping", "TracefoldFold", "TracefoldStore", "TracefoldQuery",
+                "TracefoldTelemetry",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -7,6 +7,9 @@ import TracefoldModel
 /// C-owned outlives the call.
 public enum OTLPProtobufDecoder {
     public static func decode(_ body: [UInt8]) throws(OTLPDecodeError) -> DecodedExport {
+        guard ProtobufNestingCheck.withinLimit(body) else {
+            throw OTLPDecodeError("attribute values nest deeper than \(ProtobufNestingCheck.maxAnyValueDepth) levels")
+        }
         let unpacked = body.withUnsafeBufferPointer { buf in
             opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(nil, buf.count, buf.baseAddress)
         }

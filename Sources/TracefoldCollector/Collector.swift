@@ -11,6 +11,7 @@ import TracefoldIntake
 import TracefoldModel
 import TracefoldQuery
 import TracefoldStore
+import TracefoldTelemetry
 
 /// Assembles the pipeline from a config: receiver → intake log → pipeline →
 /// exporters, plus the HTTP server that fronts it. Like otelcol's `service`.
@@ -23,12 +24,16 @@ public final class Collector: Sendable {
     public let store: (any RecordStore)?
     let folder: TraceFolder?
     let recordExporter: JSONLRecordExporter?
+    /// The collector's own metrics, served at `/metrics`.
+    public let metrics: CollectorMetrics
 
     /// Opens the data directory and the exporters, and replays any intake-log
     /// records that the exporters may not have (after a crash).
     public init(config: CollectorConfig, logger: Logger) throws {
         self.config = config
         self.logger = logger
+        let metrics = CollectorMetrics()
+        self.metrics = metrics
         try FileManager.default.createDirectory(atPath: config.store.directory, withIntermediateDirectories: true)
 
         var sinks = [any SpanSink]()
@@ -38,11 +43,11 @@ public final class Collector: Sendable {
             self.store = store
             let folder = TraceFolder(
                 store: store, limits: MetadataLimits(maxUpdateBytes: fold.maxUpdateBytes, maxTraceBytes: fold.maxTraceMetadataBytes),
-                maxOpenTraces: fold.maxOpenTraces, retention: config.store.retention, logger: logger
+                maxOpenTraces: fold.maxOpenTraces, retention: config.store.retention, logger: logger, metrics: metrics
             )
             self.folder = folder
             sinks.append(folder)
-            recordExporter = try config.activeJSONL.map { try JSONLRecordExporter(config: $0, store: store, logger: logger) }
+            recordExporter = try config.activeJSONL.map { try JSONLRecordExporter(config: $0, store: store, logger: logger, metrics: metrics) }
         } else {
             store = nil
             folder = nil
@@ -89,7 +94,7 @@ public final class Collector: Sendable {
 
     var committer: any IntakeCommitter {
         switch config.store.durability {
-        case .fsync: LogCommitter(log: log, pipeline: pipeline)
+        case .fsync: LogCommitter(log: log, pipeline: pipeline) { [recordExporter] in recordExporter?.isFailing ?? false }
         case .none: DirectCommitter(pipeline: pipeline)
         }
     }
@@ -98,11 +103,29 @@ public final class Collector: Sendable {
     public func makeResponder() -> some HTTPResponder<BasicRequestContext> {
         let router = Router()
         router.get("/health/live") { _, _ in "ok" }
-        router.get("/health/ready") { _, _ in "ok" }
+        let health = HealthCheck(
+            pipeline: pipeline, store: store, exporter: recordExporter,
+            directories: [config.store.directory, config.activeJSONL?.directory].compactMap { $0 }, minimumFreeBytes: 1 << 20
+        )
+        router.get("/health/ready") { _, _ -> Response in
+            let problems = await health.problems()
+            guard !problems.isEmpty else { return Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: "ok"))) }
+            let body = JSONWriter.serialize(.object(["status": .string("not ready"), "problems": .array(problems.map(JSONValue.string))]))
+            return Response(status: .serviceUnavailable, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+        }
+        let metrics = self.metrics
+        router.get("/metrics") { _, _ -> Response in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.exposition()))
+            )
+        }
         if let store { QueryAPI(store: store).register(on: router) }
         if let folder { MetadataWriteAPI(folder: folder).register(on: router) }
-        let receiver = OTLPHTTPReceiver(config: config.receiver, metadata: config.metadata, committer: committer, logger: logger)
-        return FrontDoor(receiver: receiver, authenticator: RequestAuthenticator(config: config.receiver.auth), router: router.buildResponder())
+        let receiver = OTLPHTTPReceiver(config: config.receiver, metadata: config.metadata, committer: committer, logger: logger, metrics: metrics)
+        return FrontDoor(
+            receiver: receiver, authenticator: RequestAuthenticator(config: config.receiver.auth), router: router.buildResponder(), metrics: metrics
+        )
     }
 
     /// The HTTP application; `port` overrides the configured one (tests use 0).

@@ -2,6 +2,7 @@ import Hummingbird
 import OTLP
 import NIOCore
 import TracefoldIntake
+import TracefoldTelemetry
 
 /// The first responder every request meets. It collapses doubled slashes
 /// (`//api/public/otel/v1/traces`, SPEC §1.2), sends the intake paths to the
@@ -14,8 +15,24 @@ struct FrontDoor<Router: HTTPResponder>: HTTPResponder where Router.Context == B
     let receiver: OTLPHTTPReceiver
     let authenticator: RequestAuthenticator
     let router: Router
+    let metrics: CollectorMetrics
 
     func respond(to request: Request, context: Context) async throws -> Response {
+        let path = request.uri.path
+        let handler =
+            OTLPHTTPReceiver.paths.contains(Self.collapseSlashes(path)) ? "intake"
+            : path.hasPrefix("/health/") ? "health" : path == "/metrics" ? "metrics" : "query"
+        do {
+            let response = try await route(request, context: context)
+            metrics.request(handler: handler, code: response.status.code)
+            return response
+        } catch let error as HTTPResponseError {
+            metrics.request(handler: handler, code: error.status.code)
+            throw error
+        }
+    }
+
+    private func route(_ request: Request, context: Context) async throws -> Response {
         var request = request
         let path = request.uri.path
         if path.contains("//") {

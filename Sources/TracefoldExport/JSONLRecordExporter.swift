@@ -1,6 +1,7 @@
 import Compression
 import Foundation
 import Logging
+import TracefoldTelemetry
 import TracefoldConfig
 import TracefoldModel
 import TracefoldStore
@@ -21,7 +22,10 @@ public final class JSONLRecordExporter: @unchecked Sendable {
     /// sharing a PostgreSQL store each export into their own directory.
     let exporterKey: String
     let logger: Logger
+    let metrics: CollectorMetrics?
     private let condition = NSCondition()
+    private let failingLock = NSLock()
+    private var failing = false
     private var stopping = false
     private var thread: Thread?
 
@@ -31,7 +35,8 @@ public final class JSONLRecordExporter: @unchecked Sendable {
     private var activeBytes = 0
     private var openedAt = ContinuousClock.now
 
-    public init(config: JSONLExporterConfig, store: any RecordStore, logger: Logger) throws {
+    public init(config: JSONLExporterConfig, store: any RecordStore, logger: Logger, metrics: CollectorMetrics? = nil) throws {
+        self.metrics = metrics
         self.config = config
         self.store = store
         var key = config.directory
@@ -92,17 +97,30 @@ public final class JSONLRecordExporter: @unchecked Sendable {
             }
             do {
                 try pass(all: false)
+                if isFailing {
+                    logger.notice("jsonl export works again")
+                    setFailing(false)
+                }
             } catch {
                 logger.error("jsonl export pass failed; retrying", metadata: ["error": "\(error)"])
+                setFailing(true)
             }
             condition.unlock()
         }
     }
 
+    /// True while export passes fail (the directory is unwritable or the disk
+    /// is full): intake refuses new data and `/health/ready` fails until a
+    /// pass succeeds again.
+    public var isFailing: Bool { failingLock.withLock { failing } }
+
+    private func setFailing(_ value: Bool) { failingLock.withLock { failing = value } }
+
     /// One pass: write idle traces (or all), then rotate if due.
     private func pass(all: Bool) throws {
         let idleSince = all ? nil : WallClock.nowUnixNano() &- UInt64(Self.seconds(config.flushAfter) * 1e9)
         while true {
+            var lines = 0, bytes = 0
             let count = try store.exportPass(exporter: exporterKey, idleSince: idleSince, limit: 500) { pending in
                 var w = JSONWriter(reservingCapacity: 64 * 1024)
                 for p in pending {
@@ -119,8 +137,12 @@ public final class JSONLRecordExporter: @unchecked Sendable {
                     if fd >= 0, ftruncate(fd, off_t(start)) == 0 { activeBytes = start }
                     throw error
                 }
+                lines = pending.reduce(0) { $0 + 1 + $1.observations.count }
+                bytes = w.bytes.count
                 return (activePath, activeBytes)
             }
+            metrics?.exportedRecords.increment(by: Int64(lines))
+            metrics?.exportedBytes.increment(by: Int64(bytes))
             if count < 500 { break }
         }
         if fd >= 0, activeBytes >= config.maxMegabytes << 20 || ContinuousClock.now - openedAt >= config.maxAge {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import TracefoldMapping
 import TracefoldModel
+import TracefoldTelemetry
 
 /// A span as it is stored: the source of truth from which every record can
 /// be rebuilt.
@@ -96,6 +97,7 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
     let maxOpenTraces: Int
     let retention: Duration?
     let logger: Logger
+    let metrics: CollectorMetrics?
     private var lastRetention: ContinuousClock.Instant?
 
     struct OpenTrace {
@@ -112,7 +114,10 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
     private var open: [TraceID: OpenTrace] = [:]
     private var useCounter: UInt64 = 0
 
-    public init(store: any FoldStore, limits: MetadataLimits, maxOpenTraces: Int, retention: Duration? = nil, logger: Logger) {
+    public init(
+        store: any FoldStore, limits: MetadataLimits, maxOpenTraces: Int, retention: Duration? = nil, logger: Logger, metrics: CollectorMetrics? = nil
+    ) {
+        self.metrics = metrics
         self.store = store
         self.limits = limits
         self.maxOpenTraces = maxOpenTraces
@@ -139,6 +144,8 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
         }
         guard !items.isEmpty else { return [] }
         // Work on copies: the cache only takes them once the transaction commits.
+        let started = ContinuousClock.now
+        var drops = [String: Int]()
         let (dropped, work) = try store.transaction(locking: traceIDs) { tx in
             var work = try catchUp(traceIDs, tx)
             var commit = FoldCommit()
@@ -149,10 +156,13 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
                 // A span already stored (a redelivery) changes nothing.
                 guard var trace = work[key.traceID], trace.observations[key.spanID] == nil else { continue }
                 let mapped = mapper.map(item.span, context: context)
-                let warnings = trace.state.add(mapped, limits: limits)
+                var limitDrops = [MetadataDrop]()
+                let warnings = trace.state.add(mapped, limits: limits, drops: &limitDrops)
                 for (_, v) in warnings.sorted(by: { $0.key < $1.key }) {
                     if case .string(let s) = v { dropped.append(s) }
                 }
+                drops["invalid_event", default: 0] += mapped.warnings.count
+                for drop in limitDrops { drops[drop.reason, default: 0] += 1 }
                 trace.observations[key.spanID] = mapped.observation
                 trace.seq += 1
                 commit.newSpans.append((trace.seq, item))
@@ -172,6 +182,8 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
         }
         for (id, trace) in work { open[id] = trace }
         evictIfNeeded()
+        metrics?.storeCommit.record(ContinuousClock.now - started)
+        for (reason, n) in drops { metrics?.droppedMetadata(reason: reason, count: n) }
         return dropped
     }
 

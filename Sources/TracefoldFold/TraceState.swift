@@ -102,6 +102,12 @@ public struct TraceState: Hashable, Sendable {
     /// Folds one span in. Returns the warnings it produced (dropped updates).
     @discardableResult
     public mutating func add(_ mapped: MappedSpan, limits: MetadataLimits) -> [String: JSONValue] {
+        var drops = [MetadataDrop]()
+        return add(mapped, limits: limits, drops: &drops)
+    }
+
+    /// Folds one span in; `drops` gets the updates a limit dropped.
+    public mutating func add(_ mapped: MappedSpan, limits: MetadataLimits, drops: inout [MetadataDrop]) -> [String: JSONValue] {
         let o = mapped.observation
         let order = mapped.order
         observationIDs.insert(o.id)
@@ -134,7 +140,10 @@ public struct TraceState: Hashable, Sendable {
 
         var warnings = mapped.warnings
         for update in mapped.updates {
-            if let reason = apply(update, limits: limits) { warnings[update.id] = .string(reason) }
+            if let drop = apply(update, limits: limits) {
+                warnings[update.id] = .string(drop.message)
+                drops.append(drop)
+            }
         }
         let warningsKey = EntryKey(scope: .trace, target: nil, kind: "tracefold.warnings")
         for (k, v) in warnings { merge(warningsKey, k, Versioned(v, order)) }
@@ -148,16 +157,12 @@ public struct TraceState: Hashable, Sendable {
 
     /// Applies one update unless it was applied before or breaks a limit.
     /// Returns why it was dropped, or nil.
-    public mutating func apply(_ update: MetadataUpdate, limits: MetadataLimits) -> String? {
+    public mutating func apply(_ update: MetadataUpdate, limits: MetadataLimits) -> MetadataDrop? {
         if acceptedUpdates[update.id] != nil { return nil }
         let size = update.size
-        if size > limits.maxUpdateBytes {
-            return "metadata update of \(size) bytes exceeds the \(limits.maxUpdateBytes)-byte limit; dropped"
-        }
+        if size > limits.maxUpdateBytes { return .updateTooLarge(size: size, limit: limits.maxUpdateBytes) }
         let total = cumulativeMetadataBytes
-        if total + size > limits.maxTraceBytes {
-            return "cumulative metadata size would reach \(total + size) bytes, over the \(limits.maxTraceBytes)-byte limit; dropped"
-        }
+        if total + size > limits.maxTraceBytes { return .traceLimit(total: total + size, limit: limits.maxTraceBytes) }
         acceptedUpdates[update.id] = size
         let key = EntryKey(scope: update.scope, target: update.scope == .trace ? nil : update.target, kind: update.kind)
         for (k, v) in update.values { merge(key, k, Versioned(v, update.order)) }
@@ -189,5 +194,26 @@ public struct MetadataLimits: Sendable, Hashable {
     public init(maxUpdateBytes: Int = 65_536, maxTraceBytes: Int = 1_048_576) {
         self.maxUpdateBytes = maxUpdateBytes
         self.maxTraceBytes = maxTraceBytes
+    }
+}
+
+/// Why the fold dropped a metadata update (SPEC §4.6).
+public enum MetadataDrop: Sendable, Hashable {
+    case updateTooLarge(size: Int, limit: Int)
+    case traceLimit(total: Int, limit: Int)
+
+    public var message: String {
+        switch self {
+        case .updateTooLarge(let size, let limit): "metadata update of \(size) bytes exceeds the \(limit)-byte limit; dropped"
+        case .traceLimit(let total, let limit): "cumulative metadata size would reach \(total) bytes, over the \(limit)-byte limit; dropped"
+        }
+    }
+
+    /// The `reason` label of `tracefold_metadata_updates_dropped_total`.
+    public var reason: String {
+        switch self {
+        case .updateTooLarge: "update_too_large"
+        case .traceLimit: "trace_limit"
+        }
     }
 }

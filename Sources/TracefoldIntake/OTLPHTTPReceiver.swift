@@ -5,6 +5,7 @@ import NIOCore
 import OTLP
 import TracefoldConfig
 import TracefoldModel
+import TracefoldTelemetry
 
 /// How an accepted request is made durable before its 200: appended to the
 /// fsynced intake log, or (durability `none`) handed straight on.
@@ -13,6 +14,9 @@ public protocol IntakeCommitter: Sendable {
     /// receiver then answers 503 with Retry-After instead of growing memory
     /// (SPEC §1.9).
     var isOverloaded: Bool { get }
+    /// True while a stage behind intake cannot keep data (store down, disk
+    /// full); intake answers 503 rather than pile up what it cannot store.
+    var isFailing: Bool { get }
     /// Returns once the batch is durable and the stages behind intake have
     /// taken it, with the metadata updates they had to drop.
     /// `context` is what the request's headers and credentials add (SPEC
@@ -34,9 +38,13 @@ public struct OTLPHTTPReceiver: Sendable {
     let metadataReader: RequestMetadataReader
     let committer: any IntakeCommitter
     let logger: Logger
+    let metrics: CollectorMetrics?
 
-    public init(config: OTLPReceiverConfig, metadata: MetadataConfig = .init(), committer: any IntakeCommitter, logger: Logger) {
+    public init(
+        config: OTLPReceiverConfig, metadata: MetadataConfig = .init(), committer: any IntakeCommitter, logger: Logger, metrics: CollectorMetrics? = nil
+    ) {
         self.config = config
+        self.metrics = metrics
         self.authenticator = RequestAuthenticator(config: config.auth)
         self.metadataReader = RequestMetadataReader(metadata: metadata, auth: config.auth)
         self.committer = committer
@@ -65,6 +73,11 @@ public struct OTLPHTTPReceiver: Sendable {
         if committer.isOverloaded {
             var response = Self.status(.serviceUnavailable, "the collector is overloaded; retry later", encoding: encoding)
             response.headers[.retryAfter] = "1"
+            return response
+        }
+        if committer.isFailing {
+            var response = Self.status(.serviceUnavailable, "the collector cannot store data right now; retry later", encoding: encoding)
+            response.headers[.retryAfter] = "5"
             return response
         }
         let receivedAt = WallClock.nowUnixNano()
@@ -102,6 +115,7 @@ public struct OTLPHTTPReceiver: Sendable {
                     body: wire, encoding: encoding, coding: coding, receivedAtUnixNano: receivedAt, context: context, batch: batch
                 )
             } catch {
+                metrics?.refusedSpans.increment(by: Int64(batch.spanCount))
                 logger.error("cannot make an accepted request durable; answering 503", metadata: ["error": "\(error)"])
                 var response = Self.status(.serviceUnavailable, "the collector cannot store data right now; retry later", encoding: encoding)
                 response.headers[.retryAfter] = "5"
@@ -114,6 +128,9 @@ public struct OTLPHTTPReceiver: Sendable {
                 metadata: ["rejected": "\(decoded.rejectedSpans)", "accepted": "\(batch.spanCount)", "reason": "\(decoded.firstRejection ?? "")"]
             )
         }
+        metrics?.acceptedSpans.increment(by: Int64(batch.spanCount))
+        metrics?.rejectedSpans.increment(by: Int64(decoded.rejectedSpans))
+        metrics?.droppedMetadata(reason: "request_header", count: context?.warnings.count ?? 0)
         // SPEC §4.6: dropped metadata is a warning with rejected_spans 0.
         var messages = [String]()
         if let m = decoded.partialSuccessMessage { messages.append(m) }
@@ -182,12 +199,15 @@ public struct OTLPHTTPReceiver: Sendable {
 public struct LogCommitter: IntakeCommitter {
     let log: IntakeLog
     let pipeline: SpanPipeline
-    public init(log: IntakeLog, pipeline: SpanPipeline) {
+    let exportFailing: @Sendable () -> Bool
+    public init(log: IntakeLog, pipeline: SpanPipeline, exportFailing: @escaping @Sendable () -> Bool = { false }) {
         self.log = log
         self.pipeline = pipeline
+        self.exportFailing = exportFailing
     }
 
     public var isOverloaded: Bool { pipeline.isFull }
+    public var isFailing: Bool { pipeline.isFailing || exportFailing() }
 
     public func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, context: RequestMetadata?, batch: SpanBatch) async throws -> [String] {
         let consumed = OneShot<[String]>()
@@ -205,6 +225,7 @@ public struct DirectCommitter: IntakeCommitter {
     public init(pipeline: SpanPipeline) { self.pipeline = pipeline }
 
     public var isOverloaded: Bool { pipeline.isFull }
+    public var isFailing: Bool { pipeline.isFailing }
 
     public func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, context: RequestMetadata?, batch: SpanBatch) async throws -> [String] {
         let consumed = OneShot<[String]>()

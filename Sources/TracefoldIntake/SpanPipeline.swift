@@ -26,6 +26,7 @@ public final class SpanPipeline: @unchecked Sendable {
     private var queuedSpanCount = 0
     private var stopping = false
     private var inFlight = false
+    private var failing = false
     private var thread: Thread?
 
     public init(
@@ -50,6 +51,21 @@ public final class SpanPipeline: @unchecked Sendable {
     /// True once `capacity` spans wait. Replay and batches already committed
     /// are always enqueued; only new requests are turned away.
     public var isFull: Bool { queuedSpans >= capacity }
+
+    /// True while a sink keeps failing (the store is unreachable, the disk is
+    /// full). Intake then answers 503 and `/health/ready` fails; it clears as
+    /// soon as the retried batch goes through.
+    public var isFailing: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return failing
+    }
+
+    private func setFailing(_ value: Bool) {
+        condition.lock()
+        failing = value
+        condition.unlock()
+    }
 
     public func start() {
         let thread = Thread { [self] in self.run() }
@@ -106,11 +122,11 @@ public final class SpanPipeline: @unchecked Sendable {
             let stop = stopping && items.isEmpty
             condition.unlock()
 
-            for item in items {
+            for var item in items {
                 // Not `item.completion?(deliver(item))`: optional chaining
                 // would skip the delivery of replayed batches, which have no
                 // completion.
-                let dropped = deliver(item)
+                let dropped = deliver(&item)
                 item.completion?(dropped)
                 consumedLSN = max(consumedLSN, item.lsn)
                 dirty = true
@@ -148,17 +164,28 @@ public final class SpanPipeline: @unchecked Sendable {
     }
 
     /// A sink that fails keeps the batch: it is retried until it succeeds,
-    /// because the batch was already acknowledged.
-    private func deliver(_ item: Item) -> [String] {
+    /// because the batch was already acknowledged. A logged batch's request
+    /// is answered at the first failure instead of waiting: its spans are
+    /// durable in the intake log (SPEC §1.10) and reach the store on retry.
+    private func deliver(_ item: inout Item) -> [String] {
         var dropped = [String]()
         for sink in sinks {
             var delay = 0.05
             while true {
                 do {
                     dropped += try sink.consume(item.batch)
+                    if isFailing {
+                        setFailing(false)
+                        logger.notice("\(sink.name) takes batches again", metadata: ["lsn": "\(item.lsn)"])
+                    }
                     break
                 } catch {
                     logger.error("\(sink.name) failed to take a batch; retrying", metadata: ["error": "\(error)", "lsn": "\(item.lsn)"])
+                    setFailing(true)
+                    if item.lsn > 0, let completion = item.completion {
+                        completion(dropped)
+                        item.completion = nil
+                    }
                     condition.lock()
                     let stop = stopping
                     condition.unlock()
@@ -177,8 +204,13 @@ public final class SpanPipeline: @unchecked Sendable {
                 try sink.sync()
             } catch {
                 logger.error("\(sink.name) failed to sync", metadata: ["error": "\(error)"])
+                setFailing(true)
                 return false
             }
+        }
+        if isFailing {
+            setFailing(false)
+            logger.notice("the sinks sync again")
         }
         return true
     }

@@ -137,6 +137,7 @@ final class IntakeLogTests: XCTestCase {
 final class IntakeFailureTests: XCTestCase {
     struct FailingCommitter: IntakeCommitter {
         var isOverloaded: Bool { false }
+        var isFailing: Bool { false }
         func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, context: RequestMetadata?, batch: SpanBatch) async throws -> [String] {
             throw IntakeLog.WriteError(description: "No space left on device")
         }

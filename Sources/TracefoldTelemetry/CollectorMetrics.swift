@@ -1,0 +1,67 @@
+import Foundation
+import Prometheus
+
+/// The collector's own metrics (SPEC §9.3), in Prometheus text through
+/// swift-prometheus. One instance per collector, handed to each stage that
+/// counts something; no global registry, so tests can run collectors side by
+/// side and read each one's numbers.
+public final class CollectorMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+
+    /// Spans in requests that were made durable and answered 200.
+    public let acceptedSpans: Counter
+    /// Invalid spans rejected one by one (`partial_success.rejected_spans`).
+    public let rejectedSpans: Counter
+    /// Valid spans in requests the collector could not take (5xx).
+    public let refusedSpans: Counter
+    public let exportedRecords: Counter
+    public let exportedBytes: Counter
+    /// How long one fold transaction (the store commit of a batch) takes.
+    public let storeCommit: DurationHistogram
+    let residentMemory: Gauge
+
+    public init() {
+        acceptedSpans = registry.makeCounter(name: "tracefold_receiver_accepted_spans_total", help: "Spans made durable and acknowledged.")
+        rejectedSpans = registry.makeCounter(name: "tracefold_receiver_rejected_spans_total", help: "Invalid spans rejected in partial_success.")
+        refusedSpans = registry.makeCounter(name: "tracefold_receiver_refused_spans_total", help: "Valid spans refused with a 5xx (overload, storage failure).")
+        exportedRecords = registry.makeCounter(name: "tracefold_exporter_records_total", labels: [("exporter", "jsonl")], help: "Record revisions written as JSON lines.")
+        exportedBytes = registry.makeCounter(name: "tracefold_exporter_bytes_total", labels: [("exporter", "jsonl")], help: "Bytes of JSON lines written.")
+        storeCommit = registry.makeDurationHistogram(
+            name: "tracefold_store_commit_duration_seconds",
+            buckets: [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+                      .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5)],
+            help: "Time to fold and commit one batch to the store."
+        )
+        residentMemory = registry.makeGauge(name: "tracefold_process_resident_memory_bytes", help: "Resident set size of the process.")
+    }
+
+    /// Counts one HTTP answer by handler and status code.
+    public func request(handler: String, code: Int) {
+        registry.makeCounter(
+            name: "tracefold_http_requests_total", labels: [("handler", handler), ("code", String(code))], help: "HTTP requests by handler and status code."
+        ).increment()
+    }
+
+    /// Why a metadata update was dropped: `update_too_large`,
+    /// `trace_limit`, `invalid_event` or `request_header`.
+    public func droppedMetadata(reason: String, count: Int = 1) {
+        guard count > 0 else { return }
+        registry.makeCounter(
+            name: "tracefold_metadata_updates_dropped_total", labels: [("reason", reason)], help: "Metadata updates dropped, by reason."
+        ).increment(by: Int64(count))
+    }
+
+    /// The Prometheus text exposition, with the RSS read now.
+    public func exposition() -> [UInt8] {
+        if let rss = Self.residentBytes() { residentMemory.set(Double(rss)) }
+        return registry.emitToBuffer()
+    }
+
+    /// From /proc/self/statm: resident pages times the page size.
+    public static func residentBytes() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+}
