@@ -18,9 +18,15 @@ struct FrontDoor<Router: HTTPResponder>: HTTPResponder where Router.Context == B
     let metrics: CollectorMetrics
 
     func respond(to request: Request, context: Context) async throws -> Response {
+        var request = request
+        if request.uri.path.contains("//") {
+            var head = request.head
+            head.path = Self.collapseSlashes(head.path ?? "/")
+            request = Request(head: head, body: request.body)
+        }
         let path = request.uri.path
         let handler =
-            OTLPHTTPReceiver.paths.contains(Self.collapseSlashes(path)) ? "intake"
+            OTLPHTTPReceiver.paths.contains(path) ? "intake"
             : path.hasPrefix("/health/") ? "health" : path == "/metrics" ? "metrics" : "query"
         do {
             let response = try await route(request, context: context)
@@ -32,14 +38,8 @@ struct FrontDoor<Router: HTTPResponder>: HTTPResponder where Router.Context == B
         }
     }
 
+    /// `request`'s path is already collapsed.
     private func route(_ request: Request, context: Context) async throws -> Response {
-        var request = request
-        let path = request.uri.path
-        if path.contains("//") {
-            var head = request.head
-            head.path = Self.collapseSlashes(head.path ?? "/")
-            request = Request(head: head, body: request.body)
-        }
         if OTLPHTTPReceiver.paths.contains(request.uri.path) {
             return try await receiver.handle(request)
         }
