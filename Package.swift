@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -68,7 +69,7 @@ let package = Package(
         .target(
             name: "TracefoldIntake",
             dependencies: [
-                "OTLP", "TracefoldModel", "Compression", "TracefoldConfig", "TracefoldTelemetry",
+                "OTLP", "TracefoldModel", "Compression", "TracefoldConfig", "TracefoldTelemetry", "CSystemLibraries",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -90,6 +91,8 @@ let package = Package(
                 "TracefoldFold", "TracefoldStore", "TracefoldMapping", "TracefoldQuery", "TracefoldTelemetry",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -59,7 +59,7 @@ public enum OTLPResponse {
         case 405: 12  // UNIMPLEMENTED
         case 413, 429: 8  // RESOURCE_EXHAUSTED
         case 503: 14  // UNAVAILABLE
-        case 504: 4  // DEADLINE_EXCEEDED
+        case 408, 504: 4  // DEADLINE_EXCEEDED
         default: 13  // INTERNAL
         }
     }

@@ -2,7 +2,9 @@ import Compression
 import Foundation
 import Hummingbird
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
+import ServiceLifecycle
 import OTLP
 import TracefoldConfig
 import TracefoldExport
@@ -26,6 +28,7 @@ public final class Collector: Sendable {
     let recordExporter: JSONLRecordExporter?
     /// The collector's own metrics, served at `/metrics`.
     public let metrics: CollectorMetrics
+    let memoryLimiter: MemoryLimiter?
 
     /// Opens the data directory and the exporters, and replays any intake-log
     /// records that the exporters may not have (after a crash).
@@ -34,6 +37,8 @@ public final class Collector: Sendable {
         self.logger = logger
         let metrics = CollectorMetrics()
         self.metrics = metrics
+        memoryLimiter = config.activeMemoryLimiter.map { MemoryLimiter(config: $0, logger: logger) }
+        memoryLimiter?.start()
         try FileManager.default.createDirectory(atPath: config.store.directory, withIntermediateDirectories: true)
 
         var sinks = [any SpanSink]()
@@ -104,7 +109,7 @@ public final class Collector: Sendable {
         let router = Router()
         router.get("/health/live") { _, _ in "ok" }
         let health = HealthCheck(
-            pipeline: pipeline, store: store, exporter: recordExporter,
+            pipeline: pipeline, store: store, exporter: recordExporter, memoryLimiter: memoryLimiter,
             directories: [config.store.directory, config.activeJSONL?.directory].compactMap { $0 }, minimumFreeBytes: 1 << 20
         )
         router.get("/health/ready") { _, _ -> Response in
@@ -122,7 +127,8 @@ public final class Collector: Sendable {
         }
         if let store { QueryAPI(store: store).register(on: router) }
         if let folder { MetadataWriteAPI(folder: folder).register(on: router) }
-        let receiver = OTLPHTTPReceiver(config: config.receiver, metadata: config.metadata, committer: committer, logger: logger, metrics: metrics)
+        let receiver = OTLPHTTPReceiver(config: config.receiver, metadata: config.metadata, committer: committer, logger: logger, metrics: metrics, memoryLimiter: memoryLimiter
+        )
         return FrontDoor(
             receiver: receiver, authenticator: RequestAuthenticator(config: config.receiver.auth), router: router.buildResponder(), metrics: metrics
         )
@@ -142,12 +148,50 @@ public final class Collector: Sendable {
         )
     }
 
-    /// Runs until SIGTERM/SIGINT, then writes out everything pending.
-    public func run(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+    /// Runs until SIGTERM/SIGINT, then writes out everything pending, all
+    /// within `service.shutdown_timeout` of the signal. Returns false when the
+    /// bound cut the write-out short; what was left is in the intake log.
+    @discardableResult
+    public func run(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws -> Bool {
         logStartup()
         let app = makeApplication(onServerRunning: onServerRunning)
-        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
-        shutdown()
+        let signalled = ShutdownSignalClock()
+        var group = ServiceGroupConfiguration(
+            services: [
+                .init(service: app),
+                .init(service: signalled, successTerminationBehavior: .ignore),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+        )
+        // The server stops accepting connections at once and gets the bound
+        // to finish the requests in flight.
+        group.maximumGracefulShutdownDuration = config.service.shutdownTimeout
+        try await ServiceGroup(configuration: group).run()
+        let deadline = (signalled.instant ?? .now) + config.service.shutdownTimeout
+        return shutdown(before: deadline)
+    }
+
+    /// Like `shutdown()`, but gives up waiting at `deadline`. What is not
+    /// written by then is in the fsynced intake log (durability fsync) or
+    /// the store's export marks, and the next start finishes it.
+    public func shutdown(before deadline: ContinuousClock.Instant) -> Bool {
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread { [self] in
+            shutdown()
+            done.signal()
+        }
+        thread.name = "tracefold-shutdown"
+        thread.start()
+        let remaining = max(.zero, deadline - .now)
+        let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
+        if done.wait(timeout: .now() + seconds) == .success { return true }
+        logger.error(
+            config.store.durability == .fsync
+                ? "shutdown_timeout reached before everything was written; the rest is in the intake log and is replayed at the next start"
+                : "shutdown_timeout reached before everything was written; with durability none, spans still queued are lost",
+            metadata: ["shutdown_timeout": "\(config.service.shutdownTimeout)", "queued_spans": "\(pipeline.queuedSpans)"]
+        )
+        return false
     }
 
     /// Blocks until everything accepted so far has reached the exporters and
@@ -156,6 +200,7 @@ public final class Collector: Sendable {
 
     /// Stops intake, drains the pipeline, syncs and closes the exporters.
     public func shutdown() {
+        memoryLimiter?.stop()
         log.close()
         pipeline.shutdown()
         recordExporter?.shutdown()
@@ -193,6 +238,18 @@ public final class Collector: Sendable {
         if !r.auth.isEnabled && !r.isLoopback {
             logger.warning("auth is off and the receiver listens beyond loopback; configure receivers.otlp.protocols.http.auth")
         }
+    }
+}
+
+/// Notes when graceful shutdown began (the signal), so the write-out after
+/// the server has stopped is bounded from the signal, not from then.
+final class ShutdownSignalClock: Service, Sendable {
+    private let recorded = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
+    var instant: ContinuousClock.Instant? { recorded.withLockedValue { $0 } }
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        recorded.withLockedValue { $0 = .now }
     }
 }
 

@@ -12,6 +12,7 @@ struct HealthCheck: Sendable {
     let pipeline: SpanPipeline
     let store: (any RecordStore)?
     let exporter: JSONLRecordExporter?
+    let memoryLimiter: MemoryLimiter?
     let directories: [String]
     /// Below this much free space a directory counts as full: one more
     /// request may not fit.
@@ -20,6 +21,9 @@ struct HealthCheck: Sendable {
     func problems() async -> [String] {
         var out = [String]()
         if pipeline.isFull { out.append("intake is shedding load: \(pipeline.queuedSpans) spans wait for the store") }
+        if let memoryLimiter, memoryLimiter.isRefusing {
+            out.append("memory is above the soft limit: \(memoryLimiter.lastResidentBytes >> 20) MiB resident, soft limit \(memoryLimiter.config.softLimitBytes >> 20) MiB")
+        }
         if pipeline.isFailing { out.append("the store does not take batches; they wait in the intake log") }
         if exporter?.isFailing == true { out.append("the jsonl exporter cannot write its directory") }
         for dir in directories {

@@ -11,6 +11,7 @@ public struct CollectorConfig: Sendable, Equatable {
     public var spansJSONL: SpansJSONLExporterConfig?
     public var jsonl: JSONLExporterConfig?
     public var fold: FoldProcessorConfig?
+    public var memoryLimiter: MemoryLimiterConfig?
     /// Request metadata and governance (SPEC §5).
     public var metadata: MetadataConfig = .init()
     public var service: ServiceConfig
@@ -27,7 +28,7 @@ public struct CollectorConfig: Sendable, Equatable {
 
     /// Exporter component ids that tracefold knows.
     public static let exporterTypes = ["jsonl", "spans_jsonl"]
-    public static let processorTypes = ["fold"]
+    public static let processorTypes = ["fold", "memory_limiter"]
 }
 
 public struct OTLPReceiverConfig: Sendable, Equatable {
@@ -38,6 +39,13 @@ public struct OTLPReceiverConfig: Sendable, Equatable {
     public var auth: AuthConfig = .init()
     /// Idle keep-alive connections are closed after this.
     public var idleTimeout: Duration = .seconds(60)
+    /// A request body must arrive within this, or the request gets 408 and
+    /// the connection is closed: a slow sender cannot hold a connection and
+    /// its buffer forever (otelcol's `read_timeout`).
+    public var readTimeout: Duration = .seconds(30)
+    /// Spans per second each credential may send; nil is unlimited. An API
+    /// key's own `rate_limit` replaces it for that key (SPEC §1.9).
+    public var rateLimit: RateLimit?
 
     public init() {}
 
@@ -70,11 +78,14 @@ public struct AuthConfig: Sendable, Equatable {
         public var workspace: String?
         /// The key's governance layer (SPEC §5.3).
         public var metadata: [String: String]
-        public init(publicKey: String, secretKey: String, workspace: String? = nil, metadata: [String: String] = [:]) {
+        /// Replaces the receiver's `rate_limit` for this key.
+        public var rateLimit: RateLimit?
+        public init(publicKey: String, secretKey: String, workspace: String? = nil, metadata: [String: String] = [:], rateLimit: RateLimit? = nil) {
             self.publicKey = publicKey
             self.secretKey = secretKey
             self.workspace = workspace
             self.metadata = metadata
+            self.rateLimit = rateLimit
         }
     }
 
@@ -144,6 +155,36 @@ public struct FoldProcessorConfig: Sendable, Equatable {
     public init() {}
 }
 
+/// A token bucket in spans: `spansPerSecond` refill, `burst` capacity.
+public struct RateLimit: Sendable, Equatable {
+    public var spansPerSecond: Double
+    public var burst: Int
+    public init(spansPerSecond: Double, burst: Int) {
+        self.spansPerSecond = spansPerSecond
+        self.burst = burst
+    }
+}
+
+/// otelcol's `memory_limiter`: RSS is sampled every `checkInterval`; above
+/// the soft limit (`limitMiB - spikeLimitMiB`) intake answers 503 with
+/// Retry-After before it reads a body, and above the hard limit the
+/// allocator is also asked to hand freed memory back to the system.
+public struct MemoryLimiterConfig: Sendable, Equatable {
+    public var checkInterval: Duration = .seconds(1)
+    public var limitMiB: Int
+    public var spikeLimitMiB: Int
+
+    /// otelcol's default spike limit is 20 % of the hard limit.
+    public init(limitMiB: Int, spikeLimitMiB: Int? = nil, checkInterval: Duration = .seconds(1)) {
+        self.limitMiB = limitMiB
+        self.spikeLimitMiB = spikeLimitMiB ?? limitMiB / 5
+        self.checkInterval = checkInterval
+    }
+
+    public var hardLimitBytes: Int { limitMiB << 20 }
+    public var softLimitBytes: Int { (limitMiB - spikeLimitMiB) << 20 }
+}
+
 /// The debug exporter: one span per line, OTLP/JSON field names.
 public struct SpansJSONLExporterConfig: Sendable, Equatable {
     public var directory: String
@@ -158,6 +199,11 @@ public struct ServiceConfig: Sendable, Equatable {
     public var processors: [String] = []
     public var exporters: [String] = []
     public var logLevel: String = "info"
+    /// SIGTERM: how long the server may finish requests in flight and the
+    /// pipeline may write out what is pending before the process exits
+    /// anyway. Whatever is left is in the fsynced intake log and is
+    /// replayed at the next start.
+    public var shutdownTimeout: Duration = .seconds(30)
 
     public init() {}
 
@@ -195,7 +241,7 @@ extension CollectorConfig {
             case "processors":
                 for (name, nameNode, body) in try r.mapping(value, at: "processors", allowed: processorTypes) ?? [] {
                     declaredProcessors[name] = nameNode
-                    config.fold = try parseFold(body, r)
+                    if name == "fold" { config.fold = try parseFold(body, r) } else { config.memoryLimiter = try parseMemoryLimiter(body, nameNode, r) }
                 }
             case "exporters":
                 for (name, nameNode, body) in try r.mapping(value, at: "exporters", allowed: exporterTypes) ?? [] {
@@ -245,7 +291,7 @@ extension CollectorConfig {
         for (_, _, protocols) in try r.mapping(node, at: "receivers.otlp", allowed: ["protocols"]) ?? [] {
             for (_, _, http) in try r.mapping(protocols, at: "receivers.otlp.protocols", allowed: ["http"]) ?? [] {
                 let path = "receivers.otlp.protocols.http"
-                for (key, _, value) in try r.mapping(http, at: path, allowed: ["endpoint", "max_request_body_size", "auth", "idle_timeout"]) ?? [] {
+                for (key, _, value) in try r.mapping(http, at: path, allowed: ["endpoint", "max_request_body_size", "auth", "idle_timeout", "read_timeout", "rate_limit"]) ?? [] {
                     switch key {
                     case "endpoint":
                         c.endpoint = try r.string(value, at: "\(path).endpoint")
@@ -257,6 +303,11 @@ extension CollectorConfig {
                         guard c.maxRequestBodySize > 0 else { throw r.error(value, "\(path).max_request_body_size must be positive") }
                     case "idle_timeout":
                         c.idleTimeout = try r.duration(value, at: "\(path).idle_timeout")
+                    case "read_timeout":
+                        c.readTimeout = try r.duration(value, at: "\(path).read_timeout")
+                        guard c.readTimeout > .zero else { throw r.error(value, "\(path).read_timeout must be positive") }
+                    case "rate_limit":
+                        c.rateLimit = try parseRateLimit(value, r, at: "\(path).rate_limit")
                     default:
                         (c.auth, keyNodes) = try parseAuth(value, r, path: "\(path).auth")
                     }
@@ -281,11 +332,12 @@ extension CollectorConfig {
             for (i, item) in try r.sequence(value, at: "\(path).api_keys").enumerated() {
                 let itemPath = "\(path).api_keys[\(i)]"
                 var key = AuthConfig.APIKey(publicKey: "", secretKey: "")
-                for (k, _, v) in try r.mapping(item, at: itemPath, allowed: ["public_key", "secret_key", "workspace", "metadata"]) ?? [] {
+                for (k, _, v) in try r.mapping(item, at: itemPath, allowed: ["public_key", "secret_key", "workspace", "metadata", "rate_limit"]) ?? [] {
                     switch k {
                     case "public_key": key.publicKey = try r.string(v, at: "\(itemPath).public_key")
                     case "secret_key": key.secretKey = try r.string(v, at: "\(itemPath).secret_key")
                     case "workspace": key.workspace = try r.string(v, at: "\(itemPath).workspace")
+                    case "rate_limit": key.rateLimit = try parseRateLimit(v, r, at: "\(itemPath).rate_limit")
                     default: key.metadata = try MetadataConfig.parseMetadata(v, r, at: "\(itemPath).metadata")
                     }
                 }
@@ -310,6 +362,47 @@ extension CollectorConfig {
             } else {
                 c.flushInterval = try r.duration(value, at: "exporters.spans_jsonl.flush_interval")
             }
+        }
+        return c
+    }
+
+    private static func parseRateLimit(_ node: Node, _ r: YAMLReader, at path: String) throws(ConfigError) -> RateLimit {
+        var rate: Int?
+        var burst: Int?
+        for (key, _, value) in try r.mapping(node, at: path, allowed: ["spans_per_second", "burst"]) ?? [] {
+            let n = try r.int(value, at: "\(path).\(key)")
+            guard n > 0 else { throw r.error(value, "\(path).\(key) must be positive") }
+            if key == "spans_per_second" { rate = n } else { burst = n }
+        }
+        guard let rate else { throw r.error(node, "\(path) needs spans_per_second") }
+        // One second's worth by default, like most token-bucket limiters.
+        return RateLimit(spansPerSecond: Double(rate), burst: burst ?? rate)
+    }
+
+    private static func parseMemoryLimiter(_ node: Node, _ nameNode: Node, _ r: YAMLReader) throws(ConfigError) -> MemoryLimiterConfig {
+        let path = "processors.memory_limiter"
+        var limit: Int?
+        var spike: Int?
+        var interval = Duration.seconds(1)
+        var spikeNode: Node?
+        for (key, _, value) in try r.mapping(node, at: path, allowed: ["check_interval", "limit_mib", "spike_limit_mib"]) ?? [] {
+            switch key {
+            case "check_interval":
+                interval = try r.duration(value, at: "\(path).check_interval")
+                guard interval > .zero else { throw r.error(value, "\(path).check_interval must be positive") }
+            case "limit_mib":
+                limit = try r.int(value, at: "\(path).limit_mib")
+                guard limit! > 0 else { throw r.error(value, "\(path).limit_mib must be positive") }
+            default:
+                spike = try r.int(value, at: "\(path).spike_limit_mib")
+                spikeNode = value
+                guard spike! >= 0 else { throw r.error(value, "\(path).spike_limit_mib must not be negative") }
+            }
+        }
+        guard let limit else { throw r.error(nameNode, "\(path) needs limit_mib") }
+        let c = MemoryLimiterConfig(limitMiB: limit, spikeLimitMiB: spike, checkInterval: interval)
+        guard c.spikeLimitMiB < c.limitMiB else {
+            throw r.error(spikeNode ?? nameNode, "\(path).spike_limit_mib (\(c.spikeLimitMiB)) must be below limit_mib (\(limit))")
         }
         return c
     }
@@ -405,8 +498,11 @@ extension CollectorConfig {
 
     private static func parseService(_ node: Node, _ r: YAMLReader) throws(ConfigError) -> ServiceConfig {
         var c = ServiceConfig()
-        for (key, _, value) in try r.mapping(node, at: "service", allowed: ["pipelines", "telemetry", "extensions"]) ?? [] {
+        for (key, _, value) in try r.mapping(node, at: "service", allowed: ["pipelines", "telemetry", "extensions", "shutdown_timeout"]) ?? [] {
             switch key {
+            case "shutdown_timeout":
+                c.shutdownTimeout = try r.duration(value, at: "service.shutdown_timeout")
+                guard c.shutdownTimeout > .zero else { throw r.error(value, "service.shutdown_timeout must be positive") }
             case "pipelines":
                 for (_, _, traces) in try r.mapping(value, at: "service.pipelines", allowed: ["traces"]) ?? [] {
                     for (k, _, v) in try r.mapping(traces, at: "service.pipelines.traces", allowed: ["receivers", "processors", "exporters"]) ?? [] {
@@ -476,5 +572,9 @@ extension CollectorConfig {
 
     public var activeFold: FoldProcessorConfig? {
         service.processors.contains("fold") ? fold : nil
+    }
+
+    public var activeMemoryLimiter: MemoryLimiterConfig? {
+        service.processors.contains("memory_limiter") ? memoryLimiter : nil
     }
 }

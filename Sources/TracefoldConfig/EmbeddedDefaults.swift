@@ -16,6 +16,12 @@ receivers:
         # Applies after gzip/deflate decompression (SPEC §1.4).
         max_request_body_size: 64MiB
         idle_timeout: 60s
+        # A request body must arrive within this, or it gets 408 and the
+        # connection is closed (slow senders cannot hold connections).
+        read_timeout: 30s
+        # Per-credential limit in spans; past it intake answers 429 with
+        # Retry-After. An API key's own rate_limit replaces it.
+        # rate_limit: {spans_per_second: 50000, burst: 100000}
         # Off by default on loopback. To require credentials, list
         # Langfuse-style key pairs (sent as Basic auth) or bearer tokens:
         # auth:
@@ -24,9 +30,17 @@ receivers:
         #       secret_key: ${env:TRACEFOLD_SECRET_KEY}
         #       workspace: default          # governance layers (SPEC §5.3)
         #       metadata: {tier: free}
+        #       rate_limit: {spans_per_second: 1000}
         #   bearer_tokens: [${env:TRACEFOLD_BEARER_TOKEN}]
 
 processors:
+  # Like otelcol's: resident memory is checked every check_interval; above
+  # limit_mib - spike_limit_mib intake answers 503 with Retry-After until it
+  # falls, and queries go on being served.
+  memory_limiter:
+    check_interval: 1s
+    limit_mib: ${env:TRACEFOLD_MEMORY_LIMIT_MIB:-1024}
+    spike_limit_mib: ${env:TRACEFOLD_MEMORY_SPIKE_LIMIT_MIB:-256}
   # Folds spans into trace and observation records (Langfuse mapping,
   # update_trace merge, metadata scopes and kinds).
   fold:
@@ -81,8 +95,11 @@ service:
   pipelines:
     traces:
       receivers: [otlp]
-      processors: [fold]
+      processors: [memory_limiter, fold]
       exporters: [jsonl]
+  # SIGTERM: finish requests in flight and write out what is pending within
+  # this; anything left is in the intake log and replayed at the next start.
+  shutdown_timeout: 30s
   telemetry:
     logs:
       level: ${env:TRACEFOLD_LOG_LEVEL:-info}

@@ -39,12 +39,17 @@ public struct OTLPHTTPReceiver: Sendable {
     let committer: any IntakeCommitter
     let logger: Logger
     let metrics: CollectorMetrics?
+    let memoryLimiter: MemoryLimiter?
+    let rateLimiter: SpanRateLimiter
 
     public init(
-        config: OTLPReceiverConfig, metadata: MetadataConfig = .init(), committer: any IntakeCommitter, logger: Logger, metrics: CollectorMetrics? = nil
+        config: OTLPReceiverConfig, metadata: MetadataConfig = .init(), committer: any IntakeCommitter, logger: Logger,
+        metrics: CollectorMetrics? = nil, memoryLimiter: MemoryLimiter? = nil
     ) {
         self.config = config
         self.metrics = metrics
+        self.memoryLimiter = memoryLimiter
+        self.rateLimiter = SpanRateLimiter(auth: config.auth, defaultLimit: config.rateLimit)
         self.authenticator = RequestAuthenticator(config: config.auth)
         self.metadataReader = RequestMetadataReader(metadata: metadata, auth: config.auth)
         self.committer = committer
@@ -70,15 +75,16 @@ public struct OTLPHTTPReceiver: Sendable {
         guard let coding = ContentCoding(header: request.headers[.contentEncoding]) else {
             return Self.status(.badRequest, "unsupported Content-Encoding \"\(request.headers[.contentEncoding] ?? "")\"; use gzip, deflate or identity", encoding: encoding)
         }
+        // Refusals come before the body is read, so a refused request
+        // costs no memory (SPEC §1.9).
+        if memoryLimiter?.isRefusing == true {
+            return refuse(.serviceUnavailable, reason: "memory_limiter", "the collector is above its memory limit; retry later", retryAfter: 1, encoding: encoding)
+        }
         if committer.isOverloaded {
-            var response = Self.status(.serviceUnavailable, "the collector is overloaded; retry later", encoding: encoding)
-            response.headers[.retryAfter] = "1"
-            return response
+            return refuse(.serviceUnavailable, reason: "queue_full", "the collector is overloaded; retry later", retryAfter: 1, encoding: encoding)
         }
         if committer.isFailing {
-            var response = Self.status(.serviceUnavailable, "the collector cannot store data right now; retry later", encoding: encoding)
-            response.headers[.retryAfter] = "5"
-            return response
+            return refuse(.serviceUnavailable, reason: "storage", "the collector cannot store data right now; retry later", retryAfter: 5, encoding: encoding)
         }
         let receivedAt = WallClock.nowUnixNano()
 
@@ -96,6 +102,11 @@ public struct OTLPHTTPReceiver: Sendable {
             return Self.status(.badRequest, "cannot decompress the \(coding) body: \(reason)", encoding: encoding)
         case .failure(.transport(let reason)):
             return Self.status(.badRequest, "cannot read the request body: \(reason)", encoding: encoding)
+        case .failure(.timedOut):
+            logger.info("request body did not arrive within read_timeout; closing the connection", metadata: ["read_timeout": "\(config.readTimeout)"])
+            var response = Self.status(.requestTimeout, "the request body did not arrive within \(config.readTimeout)", encoding: encoding)
+            response.headers[.connection] = "close"
+            return response
         }
 
         let decoded: DecodedExport
@@ -103,6 +114,11 @@ public struct OTLPHTTPReceiver: Sendable {
             decoded = try OTLPDecoder.decode(body, encoding: encoding)
         } catch {
             return Self.status(.badRequest, "cannot decode the \(encoding == .protobuf ? "protobuf" : "JSON") body: \(error.message)", encoding: encoding)
+        }
+        if let wait = rateLimiter.admit(key: apiKey, spans: decoded.batch.spanCount) {
+            let seconds = max(1, Int((Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18).rounded(.up)))
+            metrics?.refusedSpans.increment(by: Int64(decoded.batch.spanCount))
+            return refuse(.tooManyRequests, reason: "rate_limit", "the rate limit for this key is exceeded; retry in \(seconds) s", retryAfter: seconds, encoding: encoding)
         }
         var batch = decoded.batch
         batch.receivedAtUnixNano = receivedAt
@@ -146,15 +162,40 @@ public struct OTLPHTTPReceiver: Sendable {
         return Self.response(.ok, responseBody, encoding: encoding)
     }
 
+    private func refuse(_ status: HTTPResponse.Status, reason: String, _ message: String, retryAfter: Int, encoding: OTLPEncoding) -> Response {
+        metrics?.refusedRequest(reason: reason)
+        var response = Self.status(status, message, encoding: encoding)
+        response.headers[.retryAfter] = String(retryAfter)
+        return response
+    }
+
     enum BodyError: Error {
         case limitExceeded
         case corrupt(String)
         case transport(String)
+        case timedOut
+    }
+
+    /// `readBody` bounded by `read_timeout`: a body that trickles in (a
+    /// slowloris sender) is cut off rather than holding the connection.
+    private func readBody(_ request: Request, coding: ContentCoding) async -> Result<([UInt8], [UInt8]), BodyError> {
+        let timeout = config.readTimeout
+        return await withTaskGroup(of: Result<([UInt8], [UInt8]), BodyError>?.self) { group in
+            group.addTask { await readWholeBody(request, coding: coding) }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return Task.isCancelled ? nil : .failure(.timedOut)
+            }
+            var outcome: Result<([UInt8], [UInt8]), BodyError> = .failure(.timedOut)
+            if let first = await group.next(), let first { outcome = first }
+            group.cancelAll()
+            return outcome
+        }
     }
 
     /// Returns the decoded-ready body and the bytes as they came over the wire
     /// (what the intake log stores).
-    private func readBody(_ request: Request, coding: ContentCoding) async -> Result<([UInt8], [UInt8]), BodyError> {
+    private func readWholeBody(_ request: Request, coding: ContentCoding) async -> Result<([UInt8], [UInt8]), BodyError> {
         let limit = config.maxRequestBodySize
         let inflater = StreamingInflater(coding: coding, limit: limit)
         var wire = [UInt8]()
@@ -171,6 +212,8 @@ public struct OTLPHTTPReceiver: Sendable {
                     }
                 }
             }
+            // A cancelled read (read_timeout) may end the stream early.
+            if Task.isCancelled { return .failure(.timedOut) }
             let body = try inflater.finish()
             return .success((body, coding == .identity ? body : wire))
         } catch InflateError.limitExceeded {

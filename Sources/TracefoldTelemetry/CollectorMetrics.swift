@@ -42,6 +42,14 @@ public final class CollectorMetrics: Sendable {
         ).increment()
     }
 
+    /// A request turned away before its spans were taken: `memory_limiter`,
+    /// `queue_full`, `storage` (503) or `rate_limit` (429).
+    public func refusedRequest(reason: String) {
+        registry.makeCounter(
+            name: "tracefold_receiver_refused_requests_total", labels: [("reason", reason)], help: "Requests refused with 503 or 429, by reason."
+        ).increment()
+    }
+
     /// Why a metadata update was dropped: `update_too_large`,
     /// `trace_limit`, `invalid_event` or `request_header`.
     public func droppedMetadata(reason: String, count: Int = 1) {

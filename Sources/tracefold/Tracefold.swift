@@ -48,7 +48,10 @@ struct Serve: AsyncParsableCommand {
         logger.logLevel = level
         logger.info("config loaded", metadata: ["source": "\(source)"])
         let collector = try Collector(config: loaded, logger: logger)
-        try await collector.run()
+        let complete = try await collector.run()
+        // With the intake log, a cut-short write-out loses nothing; without
+        // it, queued spans are gone, and the exit code says so.
+        if !complete && loaded.store.durability == .none { throw ExitCode(1) }
     }
 }
 
@@ -62,6 +65,9 @@ struct Validate: ParsableCommand {
         do {
             let loaded = try CollectorConfig.load(path: config, environment: ProcessInfo.processInfo.environment)
             print("\(config): valid (receiver \(loaded.receiver.endpoint), exporters: \(loaded.service.exporters.joined(separator: ", ")), durability \(loaded.store.durability.rawValue))")
+            if let limiter = loaded.activeMemoryLimiter {
+                print("memory limiter: 503 above \(limiter.softLimitBytes >> 20) MiB resident (limit \(limiter.limitMiB) MiB), checked every \(limiter.checkInterval)")
+            }
             let m = loaded.metadata
             for name in m.deniedHeaders {
                 FileHandle.standardError.write(Data("tracefold: warning: HEADERS_TO_METADATA names \"\(name)\", which carries credentials and is never copied into metadata\n".utf8))

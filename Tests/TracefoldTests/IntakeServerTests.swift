@@ -30,7 +30,7 @@ final class IntakeServerTests: XCTestCase, @unchecked Sendable {
     }
 
     func withServer(
-        maxBody: Int = 64 << 20, auth: AuthConfig = AuthConfig(),
+        maxBody: Int = 64 << 20, auth: AuthConfig = AuthConfig(), configure: (inout CollectorConfig) -> Void = { _ in },
         _ body: @escaping @Sendable (any TestClientProtocol, Harness) async throws -> Void
     ) async throws {
         let dir = Fixtures.temporaryDirectory()
@@ -41,6 +41,7 @@ final class IntakeServerTests: XCTestCase, @unchecked Sendable {
         config.receiver.auth = auth
         config.spansJSONL = SpansJSONLExporterConfig(directory: dir + "/spans")
         config.service.exporters = ["spans_jsonl"]
+        configure(&config)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let collector = try Collector(config: config, logger: logger)

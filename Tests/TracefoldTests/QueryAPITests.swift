@@ -30,7 +30,7 @@ final class QueryAPITests: XCTestCase, @unchecked Sendable {
         config.store.directory = dir
         config.receiver.auth = auth
         config.fold = FoldProcessorConfig()
-        config.service.processors = ["fold"]
+        if !config.service.processors.contains("fold") { config.service.processors.append("fold") }
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let collector = try Collector(config: config, logger: logger)

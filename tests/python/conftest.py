@@ -33,6 +33,7 @@ receivers:
     protocols:
       http:
         endpoint: ${env:TRACEFOLD_ENDPOINT}
+        read_timeout: ${env:TRACEFOLD_READ_TIMEOUT:-30s}
 processors:
   fold: {}
 exporters:
@@ -45,7 +46,9 @@ exporters:
 store:
   directory: ${env:TRACEFOLD_DATA_DIR}
   durability: ${env:TRACEFOLD_DURABILITY:-fsync}
+  max_pending_spans: ${env:TRACEFOLD_MAX_PENDING_SPANS:-32768}
 service:
+  shutdown_timeout: ${env:TRACEFOLD_SHUTDOWN_TIMEOUT:-30s}
   pipelines:
     traces:
       receivers: [otlp]

@@ -1,0 +1,80 @@
+import CSystemLibraries
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import TracefoldConfig
+import TracefoldTelemetry
+
+/// otelcol's memory_limiter (SPEC §1.9), at the front of intake: a thread
+/// samples the resident set every `check_interval`; while it is above the
+/// soft limit, intake answers 503 with Retry-After before reading a body,
+/// so memory stops growing from new requests while queries go on being
+/// served. Above the hard limit it also asks glibc to return freed pages
+/// (`malloc_trim`), the nearest thing to otelcol's forced GC.
+public final class MemoryLimiter: Sendable {
+    public let config: MemoryLimiterConfig
+    private let logger: Logger
+    /// Sampling is injectable so tests can drive the limiter without
+    /// allocating gigabytes.
+    private let sample: @Sendable () -> Int?
+    private let state = NIOLockedValueBox(State())
+    private let stopping = ConditionLock(value: false)
+
+    private struct State {
+        var refusing = false
+        var lastRSS = 0
+        var peakRSS = 0
+    }
+
+    public init(config: MemoryLimiterConfig, logger: Logger, sample: @escaping @Sendable () -> Int? = CollectorMetrics.residentBytes) {
+        self.config = config
+        self.logger = logger
+        self.sample = sample
+    }
+
+    /// True while the last sample was above the soft limit.
+    public var isRefusing: Bool { state.withLockedValue { $0.refusing } }
+    public var lastResidentBytes: Int { state.withLockedValue { $0.lastRSS } }
+    public var peakResidentBytes: Int { state.withLockedValue { $0.peakRSS } }
+
+    /// Takes one sample and updates the refusing state.
+    public func check() {
+        guard let rss = sample() else { return }
+        var effective = rss
+        if rss > config.hardLimitBytes {
+            malloc_trim(0)
+            effective = sample() ?? rss
+        }
+        let (was, now) = state.withLockedValue { s -> (Bool, Bool) in
+            let was = s.refusing
+            s.refusing = effective > config.softLimitBytes
+            s.lastRSS = effective
+            s.peakRSS = max(s.peakRSS, rss)
+            return (was, s.refusing)
+        }
+        if now != was {
+            logger.warning(
+                now ? "memory above the soft limit; intake answers 503 until it falls" : "memory below the soft limit again; intake accepts data",
+                metadata: ["rss_mib": "\(effective >> 20)", "soft_limit_mib": "\(config.softLimitBytes >> 20)", "limit_mib": "\(config.limitMiB)"]
+            )
+        }
+    }
+
+    public func start() {
+        check()
+        let interval = Double(config.checkInterval.components.seconds) + Double(config.checkInterval.components.attoseconds) / 1e18
+        let thread = Thread { [self] in
+            while !stopping.lock(whenValue: true, timeoutSeconds: interval) {
+                check()
+            }
+            stopping.unlock()
+        }
+        thread.name = "tracefold-memory-limiter"
+        thread.start()
+    }
+
+    public func stop() {
+        stopping.lock()
+        stopping.unlock(withValue: true)
+    }
+}
