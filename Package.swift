@@ -104,6 +104,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // What the libFuzzer targets run; the XCTest suite replays their
+        // corpora through it too.
+        .target(name: "TracefoldFuzzing", dependencies: ["OTLP", "Compression", "TracefoldMapping", "TracefoldModel"]),
         .executableTarget(
             name: "tracefold-loadgen",
             dependencies: [
@@ -118,7 +121,7 @@ let package = Package(
             dependencies: [
                 "OTLP", "TracefoldModel", "Compression", "TracefoldConfig", "TracefoldIntake",
                 "TracefoldExport", "TracefoldCollector", "TracefoldMapping", "TracefoldFold", "TracefoldStore", "TracefoldQuery",
-                "TracefoldTelemetry",
+                "TracefoldTelemetry", "TracefoldFuzzing",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -127,3 +130,12 @@ let package = Package(
         ),
     ]
 )
+
+// The libFuzzer targets exist only in the fuzzing build (scripts/fuzz.sh sets
+// TRACEFOLD_FUZZ=1 and passes --sanitize=fuzzer): their entry point is
+// LLVMFuzzerTestOneInput, and libFuzzer supplies main.
+if Context.environment["TRACEFOLD_FUZZ"] == "1" {
+    for name in ["protobuf", "json", "gzip", "metadata"] {
+        package.targets.append(.executableTarget(name: "fuzz-\(name)", dependencies: ["TracefoldFuzzing"], path: "Fuzz/\(name)"))
+    }
+}

@@ -43,7 +43,10 @@ struct FrontDoor<Router: HTTPResponder>: HTTPResponder where Router.Context == B
         if OTLPHTTPReceiver.paths.contains(request.uri.path) {
             return try await receiver.handle(request)
         }
-        if !request.uri.path.hasPrefix("/health/"), !authenticator.isAuthorized(authorization: request.headers[.authorization]) {
+        // Only the two exact health paths are open: a prefix test would let
+        // `/health/../api/...` through if anything behind us ever resolved
+        // dot segments.
+        if !Self.openPaths.contains(request.uri.path), !authenticator.isAuthorized(authorization: request.headers[.authorization]) {
             return Response(
                 status: .unauthorized,
                 headers: [.contentType: "application/json", .wwwAuthenticate: "Basic realm=\"tracefold\""],
@@ -52,6 +55,8 @@ struct FrontDoor<Router: HTTPResponder>: HTTPResponder where Router.Context == B
         }
         return try await router.respond(to: request, context: context)
     }
+
+    static var openPaths: Set<String> { ["/health/live", "/health/ready"] }
 
     /// Collapses runs of "/" in the path part, leaving the query alone.
     static func collapseSlashes(_ target: String) -> String {

@@ -218,6 +218,14 @@ public final class JSONLRecordExporter: @unchecked Sendable {
     /// back to the committed length: no record appears twice.
     private func repairTornTail() throws {
         guard let (path, length) = try store.exportPosition(exporter: exporterKey), FileManager.default.fileExists(atPath: path) else { return }
+        // The path comes from the store, which other processes may share
+        // (PostgreSQL): only ever cut a file of our own directory.
+        let ownDirectory = URL(fileURLWithPath: config.directory).standardizedFileURL.resolvingSymlinksInPath().path
+        let parent = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().deletingLastPathComponent().path
+        guard parent == ownDirectory, (path as NSString).lastPathComponent.hasPrefix("tracefold-") else {
+            logger.error("jsonl: the store names an export file outside the export directory; leaving it alone", metadata: ["file": "\(path)"])
+            return
+        }
         let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
         if size > length {
             logger.warning(

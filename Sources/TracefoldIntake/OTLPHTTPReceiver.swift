@@ -130,6 +130,11 @@ public struct OTLPHTTPReceiver: Sendable {
                 dropped = try await committer.commit(
                     body: wire, encoding: encoding, coding: coding, receivedAtUnixNano: receivedAt, context: context, batch: batch
                 )
+            } catch is CancellationError {
+                // Shutdown ran out of time while the batch waited for the
+                // pipeline; a logged batch is replayed at the next start, and
+                // the sender's retry of it changes nothing (SPEC §1.11).
+                return refuse(.serviceUnavailable, reason: "shutdown", "the collector is shutting down; retry later", retryAfter: 5, encoding: encoding)
             } catch {
                 metrics?.refusedSpans.increment(by: Int64(batch.spanCount))
                 logger.error("cannot make an accepted request durable; answering 503", metadata: ["error": "\(error)"])
@@ -258,7 +263,7 @@ public struct LogCommitter: IntakeCommitter {
             body: body, encoding: encoding, coding: coding, receivedAtUnixNano: receivedAtUnixNano, context: context, batch: batch,
             onConsumed: consumed.fulfil
         )
-        return await consumed.wait()
+        return try await consumed.wait()
     }
 }
 
@@ -273,6 +278,6 @@ public struct DirectCommitter: IntakeCommitter {
     public func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, context: RequestMetadata?, batch: SpanBatch) async throws -> [String] {
         let consumed = OneShot<[String]>()
         pipeline.enqueue(batch, lsn: 0, completion: consumed.fulfil)
-        return await consumed.wait()
+        return try await consumed.wait()
     }
 }

@@ -21,7 +21,8 @@ public protocol SpanSink: AnyObject, Sendable {
 public final class OneShot<Value: Sendable>: @unchecked Sendable {
     private let lock = NSLockLike()
     private var value: Value?
-    private var continuation: CheckedContinuation<Value, Never>?
+    private var cancelled = false
+    private var continuation: CheckedContinuation<Value, any Error>?
 
     public init() {}
 
@@ -37,16 +38,33 @@ public final class OneShot<Value: Sendable>: @unchecked Sendable {
         lock.unlock()
     }
 
-    public func wait() async -> Value {
-        await withCheckedContinuation { c in
-            lock.lock()
-            if let v = value {
+    /// Throws CancellationError if the waiting task is cancelled first, so a
+    /// request stuck behind a slow pipeline does not hold up a bounded
+    /// shutdown; its batch, if logged, is replayed at the next start.
+    public func wait() async throws -> Value {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { c in
+                lock.lock()
+                if let v = value {
+                    lock.unlock()
+                    c.resume(returning: v)
+                    return
+                }
+                if cancelled {
+                    lock.unlock()
+                    c.resume(throwing: CancellationError())
+                    return
+                }
+                continuation = c
                 lock.unlock()
-                c.resume(returning: v)
-                return
             }
-            continuation = c
+        } onCancel: {
+            lock.lock()
+            cancelled = true
+            let c = continuation
+            continuation = nil
             lock.unlock()
+            c?.resume(throwing: CancellationError())
         }
     }
 }

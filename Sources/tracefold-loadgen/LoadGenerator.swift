@@ -28,10 +28,15 @@ struct LoadGenerator: AsyncParsableCommand {
     @Option(help: "Spans per trace.") var spansPerTrace = 8
     @Option(help: "Seed for ids, so that runs against one server do not collide.") var seed: UInt64 = UInt64(Date().timeIntervalSince1970 * 1000)
     @Flag(help: "Send uncompressed bodies.") var noGzip = false
+    @Option(help: "Append \"<traceId> <spanId>\" for every span acknowledged with a 200 to this file, written as each ack arrives, so a test that kills the collector knows what it must keep.")
+    var ackedSpans: String?
+    @Option(help: "Stop after this many seconds even if requests remain; 0 sends them all.") var duration = 0.0
 
     func run() async throws {
-        let bodies = (0..<requests).map { makeBody(request: $0) }
+        let built = (0..<requests).map { makeBody(request: $0) }
+        let bodies = built.map(\.body)
         let wireBytes = bodies.reduce(0) { $0 + $1.count }
+        let ackLog = try ackedSpans.map { try AckLog(path: $0) }
 
         var config = HTTPClient.Configuration()
         config.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = connections
@@ -45,6 +50,7 @@ struct LoadGenerator: AsyncParsableCommand {
                 group.addTask {
                     var result = WorkerResult()
                     while let index = next.take(below: bodies.count) {
+                        if duration > 0 && ContinuousClock.now - started > .milliseconds(Int64(duration * 1000)) { break }
                         if let interval {
                             // Open loop: request i leaves at started + i·interval,
                             // so a slow ack does not slow the offered load.
@@ -73,7 +79,10 @@ struct LoadGenerator: AsyncParsableCommand {
                                 }
                                 let latency = ContinuousClock.now - sent
                                 result.latenciesMicros.append(Double(latency.components.attoseconds) / 1e12 + Double(latency.components.seconds) * 1e6)
-                                if code == 200 { result.ackedSpans += batch }
+                                if code == 200 {
+                                    result.ackedSpans += batch
+                                    ackLog?.append(built[index].ids)
+                                }
                             } catch {
                                 result.errors += 1
                             }
@@ -111,7 +120,7 @@ struct LoadGenerator: AsyncParsableCommand {
         print(JSONWriter.serialize(summary))
     }
 
-    func makeBody(request: Int) -> [UInt8] {
+    func makeBody(request: Int) -> (body: [UInt8], ids: String) {
         var spans = [Span]()
         spans.reserveCapacity(batch)
         let base: UInt64 = 1_700_000_000_000_000_000 + UInt64(request) * 1_000_000_000
@@ -150,7 +159,8 @@ struct LoadGenerator: AsyncParsableCommand {
             )
         ])
         let raw = OTLPProtobufEncoder.encode(batchValue)
-        return noGzip ? raw : Gzip.compress(raw)
+        let ids = spans.map { "\($0.traceID.hex) \($0.spanID.hex)\n" }.joined()
+        return (noGzip ? raw : Gzip.compress(raw), ids)
     }
 }
 
@@ -167,6 +177,30 @@ struct WorkerResult: Sendable {
         statuses.merge(other.statuses, uniquingKeysWith: +)
         ackedSpans += other.ackedSpans
         errors += other.errors
+    }
+}
+
+/// The acknowledged span ids, appended with one write(2) per request so a
+/// reader sees whole lines even if this process is killed.
+final class AckLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private let fd: Int32
+
+    init(path: String) throws {
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ValidationError("cannot open \(path)") }
+    }
+
+    func append(_ lines: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        var bytes = Array(lines.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { Foundation.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n <= 0 { return }
+            offset += n
+        }
     }
 }
 

@@ -49,9 +49,13 @@ struct Serve: AsyncParsableCommand {
         logger.info("config loaded", metadata: ["source": "\(source)"])
         let collector = try Collector(config: loaded, logger: logger)
         let complete = try await collector.run()
-        // With the intake log, a cut-short write-out loses nothing; without
-        // it, queued spans are gone, and the exit code says so.
-        if !complete && loaded.store.durability == .none { throw ExitCode(1) }
+        if !complete {
+            // The write-out is still running on its own thread; leave
+            // without running exit handlers under it. With the intake log
+            // nothing is lost; without it, queued spans are, and the exit
+            // code says so.
+            _exit(loaded.store.durability == .none ? 1 : 0)
+        }
     }
 }
 
