@@ -1,5 +1,5 @@
 # Shortcuts; the scripts under scripts/ do the work and install what they need.
-.PHONY: bench-query run test bench build proto soak
+.PHONY: bench-query run test bench build proto soak fuzz
 
 run:
 	scripts/run.sh
@@ -30,4 +30,10 @@ soak:
 	scripts/install-deps.sh
 	scripts/python-venv.sh
 	swift build --product tracefold
-	TRACEFOLD_SOAK_ROUNDS=20 TRACEFOLD_BIN=$(CURDIR)/.build/debug/tracefold .venv/bin/python -m pytest -q -s tests/python/test_durability.py -k kill_9
+	swift build --product tracefold-loadgen
+	TRACEFOLD_SOAK_ROUNDS=20 TRACEFOLD_BIN=$(CURDIR)/.build/debug/tracefold TRACEFOLD_LOADGEN=$(CURDIR)/.build/debug/tracefold-loadgen .venv/bin/python -m pytest -q -s tests/python/test_durability.py -k kill_9
+
+# libFuzzer with address sanitizer: protobuf, OTLP/JSON, gzip and metadata,
+# 10 minutes each (scripts/fuzz.sh; the test command runs 30 s each).
+fuzz:
+	scripts/fuzz.sh 600

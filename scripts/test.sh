@@ -27,3 +27,6 @@ echo "== real-client tests (pytest)"
 TRACEFOLD_BIN="$root/.build/debug/tracefold" \
 TRACEFOLD_LOADGEN="$root/.build/debug/tracefold-loadgen" \
   "$root/.venv/bin/python" -m pytest -q "$root/tests/python"
+
+echo "== fuzzing (30 s per target; make fuzz runs 10 minutes each)"
+scripts/fuzz.sh 30
