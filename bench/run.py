@@ -154,12 +154,68 @@ def run_config(bin_dir, name, durability, full, throughput_requests, latency_req
     }
 
 
+def run_overload(bin_dir, sustainable, limit_mib=256, spike_mib=64, seconds=10):
+    """SPEC §1.9 / §10.2 "memory at 10x overload": fold+SQLite+JSONL with a
+    memory limiter, offered ten times the sustainable rate over 32
+    connections; the load generator retries 503s after Retry-After. Reports
+    peak RSS against the configured limit and checks the stored count."""
+    def yaml(port, data):
+        return config_yaml(port, data, "fsync", True).replace(
+            "processors:\n  fold: {}\n",
+            f"processors:\n  memory_limiter:\n    check_interval: 100ms\n    limit_mib: {limit_mib}\n    spike_limit_mib: {spike_mib}\n  fold: {{}}\n",
+        ).replace("      processors: [fold]\n", "      processors: [memory_limiter, fold]\n")
+    proc, url, data, work = start_tracefold(bin_dir, yaml, "tracefold-overload-")
+    try:
+        gen = os.path.join(bin_dir, "tracefold-loadgen")
+        offered = 10 * sustainable
+        requests = max(100, int(offered * seconds / 512))
+        out = subprocess.run([gen, "--url", url + "/v1/traces", "--requests", str(requests), "--rate", str(offered),
+                              "--connections", "32", "--batch", "512", "--seed", "51"], check=True, capture_output=True, text=True)
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        rss = peak_rss_mib(proc.pid)
+        with urllib.request.urlopen(url + "/metrics") as r:
+            refusals = {line.split(" ")[0].split('reason="')[1].rstrip('"}'): int(float(line.split(" ")[1]))
+                        for line in r.read().decode().splitlines() if line.startswith("tracefold_receiver_refused_requests_total{")}
+        stored = stored_spans(data)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        shutil.rmtree(work, ignore_errors=True)
+    return {
+        "config": "overload 10x, fsync+fold+sqlite+jsonl",
+        "offeredSpansPerSec": round(offered),
+        "ackedSpansPerSec": round(result["ackedSpansPerSecond"]),
+        "statuses": result["statuses"],
+        "refusedByReason": refusals,
+        "errors": result["errors"],
+        "peakRssMiB": round(rss, 1),
+        "limitMiB": limit_mib,
+        "softLimitMiB": limit_mib - spike_mib,
+        "ackedSpans": result["ackedSpans"],
+        "storedSpans": stored,
+    }
+
+
+def print_overload(o):
+    print(f"overload: offered {o['offeredSpansPerSec']} spans/s (10x), acked {o['ackedSpansPerSec']} spans/s; "
+          f"statuses {o['statuses']}; refusals {o['refusedByReason']}; errors {o['errors']}")
+    print(f"overload: peak RSS {o['peakRssMiB']} MiB against limit_mib {o['limitMiB']} (soft {o['softLimitMiB']}): "
+          f"{o['peakRssMiB'] / o['limitMiB']:.2f} of the limit; stored {o['storedSpans']} of {o['ackedSpans']} acknowledged spans")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--bin-dir", default=os.path.join(ROOT, ".build", "release"))
     p.add_argument("--requests", type=int, default=400, help="throughput-phase requests of 512 spans")
     p.add_argument("--latency-requests", type=int, default=100, help="latency-phase requests at 10k spans/s")
+    p.add_argument("--overload-only", action="store_true", help="only the 10x overload phase (sustainable rate measured first)")
     args = p.parse_args()
+    if args.overload_only:
+        base = run_config(args.bin_dir, "fsync+fold+sqlite+jsonl", "fsync", True, args.requests, 20)
+        overload = run_overload(args.bin_dir, base["acceptedSpansPerSec"])
+        print_overload(overload)
+        write_results("bench-overload", [base, overload])
+        return
     rows = []
     for full in (True, False):
         for durability in ("fsync", "none"):
@@ -184,7 +240,9 @@ def main():
     for r in rows:
         if r["ackToVisibleMaxMs"] is not None:
             print(f"ack-to-visible {r['config']}: max {r['ackToVisibleMaxMs']} ms over 10 probes at 10k spans/s (target 1000 ms)")
-    write_results("bench", rows)
+    overload = run_overload(args.bin_dir, by["fsync+fold+sqlite+jsonl"]["acceptedSpansPerSec"])
+    print_overload(overload)
+    write_results("bench", rows + [overload])
 
 
 def write_results(prefix, rows):

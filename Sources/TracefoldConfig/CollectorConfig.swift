@@ -43,6 +43,10 @@ public struct OTLPReceiverConfig: Sendable, Equatable {
     /// the connection is closed: a slow sender cannot hold a connection and
     /// its buffer forever (otelcol's `read_timeout`).
     public var readTimeout: Duration = .seconds(30)
+    /// Request body bytes (wire plus inflated) all connections may hold at
+    /// once; past it a request gets 503 with Retry-After. At least twice
+    /// `maxRequestBodySize`, so one request of the largest size always fits.
+    public var maxInFlightBytes: Int = 256 << 20
     /// Spans per second each credential may send; nil is unlimited. An API
     /// key's own `rate_limit` replaces it for that key (SPEC §1.9).
     public var rateLimit: RateLimit?
@@ -288,10 +292,11 @@ extension CollectorConfig {
     private static func parseOTLPReceiver(_ node: Node, _ r: YAMLReader) throws(ConfigError) -> (OTLPReceiverConfig, keyNodes: [Node]) {
         var c = OTLPReceiverConfig()
         var keyNodes = [Node]()
+        var inFlightNode: Node?
         for (_, _, protocols) in try r.mapping(node, at: "receivers.otlp", allowed: ["protocols"]) ?? [] {
             for (_, _, http) in try r.mapping(protocols, at: "receivers.otlp.protocols", allowed: ["http"]) ?? [] {
                 let path = "receivers.otlp.protocols.http"
-                for (key, _, value) in try r.mapping(http, at: path, allowed: ["endpoint", "max_request_body_size", "auth", "idle_timeout", "read_timeout", "rate_limit"]) ?? [] {
+                for (key, _, value) in try r.mapping(http, at: path, allowed: ["endpoint", "max_request_body_size", "max_in_flight_bytes", "auth", "idle_timeout", "read_timeout", "rate_limit"]) ?? [] {
                     switch key {
                     case "endpoint":
                         c.endpoint = try r.string(value, at: "\(path).endpoint")
@@ -303,6 +308,9 @@ extension CollectorConfig {
                         guard c.maxRequestBodySize > 0 else { throw r.error(value, "\(path).max_request_body_size must be positive") }
                     case "idle_timeout":
                         c.idleTimeout = try r.duration(value, at: "\(path).idle_timeout")
+                    case "max_in_flight_bytes":
+                        c.maxInFlightBytes = try r.byteSize(value, at: "\(path).max_in_flight_bytes")
+                        inFlightNode = value
                     case "read_timeout":
                         c.readTimeout = try r.duration(value, at: "\(path).read_timeout")
                         guard c.readTimeout > .zero else { throw r.error(value, "\(path).read_timeout must be positive") }
@@ -313,6 +321,13 @@ extension CollectorConfig {
                     }
                 }
             }
+        }
+        if inFlightNode == nil { c.maxInFlightBytes = max(c.maxInFlightBytes, 2 * c.maxRequestBodySize) }
+        if let inFlightNode, c.maxInFlightBytes < 2 * c.maxRequestBodySize {
+            throw r.error(
+                inFlightNode,
+                "receivers.otlp.protocols.http.max_in_flight_bytes (\(c.maxInFlightBytes)) must be at least twice max_request_body_size (\(c.maxRequestBodySize)), so that one request of the largest size fits"
+            )
         }
         return (c, keyNodes)
     }

@@ -15,6 +15,9 @@ receivers:
         endpoint: ${env:TRACEFOLD_ENDPOINT:-127.0.0.1:4318}
         # Applies after gzip/deflate decompression (SPEC §1.4).
         max_request_body_size: 64MiB
+        # Body bytes all connections may hold at once (wire and inflated);
+        # past it intake answers 503. At least twice max_request_body_size.
+        max_in_flight_bytes: 256MiB
         idle_timeout: 60s
         # A request body must arrive within this, or it gets 408 and the
         # connection is closed (slow senders cannot hold connections).

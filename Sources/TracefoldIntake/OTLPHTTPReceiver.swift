@@ -41,6 +41,7 @@ public struct OTLPHTTPReceiver: Sendable {
     let metrics: CollectorMetrics?
     let memoryLimiter: MemoryLimiter?
     let rateLimiter: SpanRateLimiter
+    let bodyBudget: InFlightBodyBudget
 
     public init(
         config: OTLPReceiverConfig, metadata: MetadataConfig = .init(), committer: any IntakeCommitter, logger: Logger,
@@ -50,6 +51,7 @@ public struct OTLPHTTPReceiver: Sendable {
         self.metrics = metrics
         self.memoryLimiter = memoryLimiter
         self.rateLimiter = SpanRateLimiter(auth: config.auth, defaultLimit: config.rateLimit)
+        self.bodyBudget = InFlightBodyBudget(limit: config.maxInFlightBytes)
         self.authenticator = RequestAuthenticator(config: config.auth)
         self.metadataReader = RequestMetadataReader(metadata: metadata, auth: config.auth)
         self.committer = committer
@@ -87,10 +89,14 @@ public struct OTLPHTTPReceiver: Sendable {
             return refuse(.serviceUnavailable, reason: "storage", "the collector cannot store data right now; retry later", retryAfter: 5, encoding: encoding)
         }
         let receivedAt = WallClock.nowUnixNano()
+        // Held until the answer: the body and the batch decoded from it live
+        // that long.
+        let reservation = bodyBudget.reserve()
+        defer { reservation.releaseAll() }
 
         let body: [UInt8]
         let wire: [UInt8]
-        switch await readBody(request, coding: coding) {
+        switch await readBody(request, coding: coding, reservation: reservation) {
         case .success(let read): (body, wire) = read
         case .failure(.limitExceeded):
             return Self.status(
@@ -102,6 +108,11 @@ public struct OTLPHTTPReceiver: Sendable {
             return Self.status(.badRequest, "cannot decompress the \(coding) body: \(reason)", encoding: encoding)
         case .failure(.transport(let reason)):
             return Self.status(.badRequest, "cannot read the request body: \(reason)", encoding: encoding)
+        case .failure(.overBudget):
+            return refuse(
+                .serviceUnavailable, reason: "in_flight_bytes", "the collector is reading as many request bodies as it may; retry later",
+                retryAfter: 1, encoding: encoding
+            )
         case .failure(.timedOut):
             logger.info("request body did not arrive within read_timeout; closing the connection", metadata: ["read_timeout": "\(config.readTimeout)"])
             var response = Self.status(.requestTimeout, "the request body did not arrive within \(config.readTimeout)", encoding: encoding)
@@ -179,14 +190,17 @@ public struct OTLPHTTPReceiver: Sendable {
         case corrupt(String)
         case transport(String)
         case timedOut
+        case overBudget
     }
 
     /// `readBody` bounded by `read_timeout`: a body that trickles in (a
     /// slowloris sender) is cut off rather than holding the connection.
-    private func readBody(_ request: Request, coding: ContentCoding) async -> Result<([UInt8], [UInt8]), BodyError> {
+    private func readBody(
+        _ request: Request, coding: ContentCoding, reservation: InFlightBodyBudget.Reservation
+    ) async -> Result<([UInt8], [UInt8]), BodyError> {
         let timeout = config.readTimeout
         return await withTaskGroup(of: Result<([UInt8], [UInt8]), BodyError>?.self) { group in
-            group.addTask { await readWholeBody(request, coding: coding) }
+            group.addTask { await readWholeBody(request, coding: coding, reservation: reservation) }
             group.addTask {
                 try? await Task.sleep(for: timeout)
                 return Task.isCancelled ? nil : .failure(.timedOut)
@@ -200,7 +214,9 @@ public struct OTLPHTTPReceiver: Sendable {
 
     /// Returns the decoded-ready body and the bytes as they came over the wire
     /// (what the intake log stores).
-    private func readWholeBody(_ request: Request, coding: ContentCoding) async -> Result<([UInt8], [UInt8]), BodyError> {
+    private func readWholeBody(
+        _ request: Request, coding: ContentCoding, reservation: InFlightBodyBudget.Reservation
+    ) async -> Result<([UInt8], [UInt8]), BodyError> {
         let limit = config.maxRequestBodySize
         let inflater = StreamingInflater(coding: coding, limit: limit)
         var wire = [UInt8]()
@@ -216,6 +232,7 @@ public struct OTLPHTTPReceiver: Sendable {
                         wire.append(contentsOf: chunk)
                     }
                 }
+                guard reservation.grow(to: inflater.output.count + wire.count) else { return .failure(.overBudget) }
             }
             // A cancelled read (read_timeout) may end the stream early.
             if Task.isCancelled { return .failure(.timedOut) }

@@ -43,7 +43,8 @@ public final class CollectorMetrics: Sendable {
     }
 
     /// A request turned away before its spans were taken: `memory_limiter`,
-    /// `queue_full`, `storage`, `shutdown` (503) or `rate_limit` (429).
+    /// `queue_full`, `in_flight_bytes`, `storage`, `shutdown` (503) or
+    /// `rate_limit` (429).
     public func refusedRequest(reason: String) {
         registry.makeCounter(
             name: "tracefold_receiver_refused_requests_total", labels: [("reason", reason)], help: "Requests refused with 503 or 429, by reason."

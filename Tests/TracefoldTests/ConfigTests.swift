@@ -76,7 +76,7 @@ final class ConfigTests: XCTestCase {
             """
         let e = try XCTUnwrap(error(yaml))
         XCTAssertEqual(e.line, 6)
-        XCTAssertEqual(e.description, #"test.yaml:6:9: unknown key "max_body" in receivers.otlp.protocols.http (expected one of: endpoint, max_request_body_size, auth, idle_timeout, read_timeout, rate_limit)"#)
+        XCTAssertEqual(e.description, #"test.yaml:6:9: unknown key "max_body" in receivers.otlp.protocols.http (expected one of: endpoint, max_request_body_size, max_in_flight_bytes, auth, idle_timeout, read_timeout, rate_limit)"#)
 
         let top = try XCTUnwrap(error("receiverz: {}\n"))
         XCTAssertEqual(top.line, 1)

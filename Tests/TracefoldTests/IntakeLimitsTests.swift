@@ -81,6 +81,17 @@ final class IntakeLimitsTests: XCTestCase, @unchecked Sendable {
         XCTAssertNotNil(errorLine(receiver + pipeline + "  shutdown_timeout: 0s\n"))
     }
 
+    func testInFlightBytesMustHoldTwoBodiesOfTheLargestSize() throws {
+        XCTAssertEqual(CollectorConfig().receiver.maxInFlightBytes, 256 << 20)
+        let exact = try parse(receiver + "        max_request_body_size: 1MiB\n        max_in_flight_bytes: 2MiB\n" + pipeline)
+        XCTAssertEqual(exact.receiver.maxInFlightBytes, 2 << 20)
+        let under = try XCTUnwrap(errorLine(receiver + "        max_request_body_size: 1MiB\n        max_in_flight_bytes: 2097151\n" + pipeline))
+        XCTAssertEqual(under.line, 6)
+        XCTAssertTrue(under.message.contains("at least twice max_request_body_size"), under.message)
+        let raised = try parse(receiver + "        max_request_body_size: 512MiB\n" + pipeline)
+        XCTAssertEqual(raised.receiver.maxInFlightBytes, 1 << 30, "the default grows with a raised body limit")
+    }
+
     // MARK: the token bucket, on a stepped clock
 
     func testRateLimiterRefillsAndAllowsOneOversizedBatchIntoDebt() {

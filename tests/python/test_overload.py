@@ -9,6 +9,7 @@ import re
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 
 from conftest import TEST_CONFIG, Tracefold
@@ -113,4 +114,34 @@ def test_sigterm_under_load_exits_within_shutdown_timeout(tmp_path, make_tracefo
     acked = read_acked(acked_file)
     stored = {(l["traceId"], l["spanId"]) for l in tf.wait_for_spans(len(acked), timeout=120)}
     assert not set(acked) - stored, "an acknowledged span was lost"
+    assert tf.stop() == 0
+
+
+def test_bodies_being_read_at_once_are_bounded(make_tracefold, tmp_path):
+    """Three connections each hold almost 1 MiB of an unfinished body; with
+    max_in_flight_bytes 3 MiB a fourth request gets 503 with Retry-After
+    while they do, and 200 once they are gone."""
+    import socket
+    from test_bad_input import PB, post, request, span
+    config = tmp_path / "budget.yaml"
+    config.write_text(TEST_CONFIG.replace("        read_timeout:", "        max_request_body_size: 1MiB\n        max_in_flight_bytes: 3MiB\n        read_timeout:"))
+    tf = make_tracefold(config=str(config)).start()
+    holders = []
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", tf.port))
+        s.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1048576\r\n\r\n")
+        s.sendall(b"\x0a" * (1048576 - 10_000))
+        holders.append(s)
+    time.sleep(1.0)
+    req = urllib.request.Request(tf.traces_url, data=request(span(1, extra=b"\x00" * 0)) + b"\x0a\x00" * 40_000, headers={"Content-Type": PB})
+    try:
+        urllib.request.urlopen(req, timeout=30)
+        raise AssertionError("expected a 503")
+    except urllib.error.HTTPError as e:
+        assert e.code == 503 and e.headers["Retry-After"] == "1", (e.code, e.read())
+    assert 'reason="in_flight_bytes"' in urllib.request.urlopen(tf.base_url + "/metrics").read().decode()
+    for s in holders:
+        s.close()
+    time.sleep(0.5)
+    assert post(tf, request(span(1)) + b"\x0a\x00" * 40_000, PB)[0] == 200
     assert tf.stop() == 0
