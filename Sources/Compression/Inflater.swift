@@ -31,6 +31,7 @@ public final class StreamingInflater {
     private let stream: UnsafeMutablePointer<z_stream>
     private var initialised = false
     private var finished = false
+    private var pendingFirstByte: UInt8?
     private let chunk: UnsafeMutablePointer<UInt8>
     private static let chunkSize = 64 * 1024
 
@@ -58,7 +59,21 @@ public final class StreamingInflater {
             output.append(contentsOf: input)
             return
         }
-        if !initialised { try start(firstByte: input[0], secondByte: input.count > 1 ? input[1] : nil) }
+        if !initialised {
+            // Raw deflate and zlib are told apart by the first two bytes,
+            // which may arrive in separate chunks: hold a lone first byte
+            // back rather than guess (found by the gzip fuzzer).
+            if let first = pendingFirstByte {
+                pendingFirstByte = nil
+                try start(firstByte: first, secondByte: input[0])
+                try feed([first])
+            } else if coding == .deflate && input.count == 1 {
+                pendingFirstByte = input[0]
+                return
+            } else {
+                try start(firstByte: input[0], secondByte: input.count > 1 ? input[1] : nil)
+            }
+        }
         var offset = 0
         while offset < input.count {
             if finished {
@@ -109,7 +124,9 @@ public final class StreamingInflater {
 
     /// Checks that the compressed stream ended, and returns the body.
     public func finish() throws(InflateError) -> [UInt8] {
-        if coding != .identity, initialised, !finished { throw .corrupt("truncated \(coding == .gzip ? "gzip" : "deflate") body") }
+        if coding != .identity, initialised && !finished || pendingFirstByte != nil {
+            throw .corrupt("truncated \(coding == .gzip ? "gzip" : "deflate") body")
+        }
         return output
     }
 
@@ -118,6 +135,7 @@ public final class StreamingInflater {
         // clients send a raw deflate stream; the zlib header tells them apart.
         var windowBits: Int32 = 15 + 16
         if coding == .deflate {
+            // A one-byte deflate body has no second byte; it is truncated either way.
             let looksZlib = (firstByte & 0x0F) == 8 && secondByte.map { (UInt16(firstByte) << 8 | UInt16($0)) % 31 == 0 } ?? true
             windowBits = looksZlib ? 15 : -15
         }

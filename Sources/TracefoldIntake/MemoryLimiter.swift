@@ -9,8 +9,9 @@ import TracefoldTelemetry
 /// samples the resident set every `check_interval`; while it is above the
 /// soft limit, intake answers 503 with Retry-After before reading a body,
 /// so memory stops growing from new requests while queries go on being
-/// served. Above the hard limit it also asks glibc to return freed pages
-/// (`malloc_trim`), the nearest thing to otelcol's forced GC.
+/// served. Above the soft limit it also asks glibc to return freed pages
+/// (`malloc_trim`), the nearest thing to otelcol's forced GC, and judges by
+/// the resident set after that.
 public final class MemoryLimiter: Sendable {
     public let config: MemoryLimiterConfig
     private let logger: Logger
@@ -41,7 +42,10 @@ public final class MemoryLimiter: Sendable {
     public func check() {
         guard let rss = sample() else { return }
         var effective = rss
-        if rss > config.hardLimitBytes {
+        if rss > config.softLimitBytes {
+            // glibc keeps freed memory in its arenas; without handing it back,
+            // a process that is idle again can stay above the soft limit and
+            // refuse intake forever.
             malloc_trim(0)
             effective = sample() ?? rss
         }

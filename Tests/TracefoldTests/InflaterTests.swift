@@ -20,6 +20,22 @@ final class InflaterTests: XCTestCase {
         XCTAssertEqual(try inflate(Gzip.deflate(text, raw: true), .deflate, limit: 1 << 20), text)
     }
 
+    /// Found by the gzip fuzzer: a raw deflate body whose first chunk held a
+    /// single byte was taken for zlib, because the second header byte was
+    /// not there yet.
+    func testChunkBoundariesDoNotChangeTheResult() throws {
+        for body in [Gzip.deflate(text, raw: true), Gzip.deflate(text), Gzip.compress(text)] {
+            let coding: ContentCoding = body.first == 0x1f ? .gzip : .deflate
+            XCTAssertEqual(try inflate(body, coding, limit: 1 << 20, chunk: 1), text)
+            XCTAssertEqual(try inflate(body, coding, limit: 1 << 20, chunk: 2), text)
+        }
+        let crash: [UInt8] = [0x28, 0x00, 0x00, 0xff, 0xff, 0x03, 0x9c]
+        let whole = Result { try inflate(crash, .deflate, limit: 1 << 16, chunk: crash.count) }.map { $0 }
+        let single = Result { try inflate(crash, .deflate, limit: 1 << 16, chunk: 1) }.map { $0 }
+        XCTAssertEqual(try? whole.get(), try? single.get())
+        XCTAssertThrowsError(try inflate([0x78], .deflate, limit: 100), "one byte of deflate is truncated")
+    }
+
     func testConcatenatedGzipMembers() throws {
         XCTAssertEqual(try inflate(Gzip.compress(text) + Gzip.compress(text), .gzip, limit: 1 << 20), text + text)
     }
