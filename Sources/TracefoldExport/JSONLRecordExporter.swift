@@ -198,15 +198,9 @@ public final class JSONLRecordExporter: @unchecked Sendable {
         Foundation.close(fd)
         fd = -1
         if rotate && config.compressRotated {
-            let data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: activePath)))
             let gzPath = activePath + ".gz"
             let tmp = gzPath + ".tmp"
-            try Data(Gzip.compress(data)).write(to: URL(fileURLWithPath: tmp))
-            let gfd = open(tmp, O_RDONLY | O_CLOEXEC)
-            if gfd >= 0 {
-                _ = fsync(gfd)
-                Foundation.close(gfd)
-            }
+            try GzipFile.compress(source: activePath, destination: tmp)
             guard rename(tmp, gzPath) == 0 else { throw ExportError("cannot rename \(tmp)") }
             unlink(activePath)
         }

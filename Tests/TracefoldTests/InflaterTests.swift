@@ -1,4 +1,5 @@
 import Compression
+import Foundation
 import XCTest
 
 final class InflaterTests: XCTestCase {
@@ -34,6 +35,27 @@ final class InflaterTests: XCTestCase {
         let single = Result { try inflate(crash, .deflate, limit: 1 << 16, chunk: 1) }.map { $0 }
         XCTAssertEqual(try? whole.get(), try? single.get())
         XCTAssertThrowsError(try inflate([0x78], .deflate, limit: 100), "one byte of deflate is truncated")
+    }
+
+    func testGzipFileStreamsAFileLargerThanItsBuffers() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var big = [UInt8]()
+        var x: UInt32 = 1
+        for i in 0..<(3 << 20) {
+            x = x &* 1_103_515_245 &+ 12345
+            big.append(i % 3 == 0 ? UInt8(truncatingIfNeeded: x >> 16) : text[i % text.count])
+        }
+        try Data(big).write(to: URL(fileURLWithPath: dir + "/in"))
+        try GzipFile.compress(source: dir + "/in", destination: dir + "/out.gz")
+        let compressed = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/out.gz")))
+        XCTAssertLessThan(compressed.count, big.count)
+        XCTAssertEqual(try inflate(compressed, .gzip, limit: big.count), big)
+        try Data().write(to: URL(fileURLWithPath: dir + "/empty"))
+        try GzipFile.compress(source: dir + "/empty", destination: dir + "/empty.gz")
+        XCTAssertEqual(try inflate([UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/empty.gz"))), .gzip, limit: 10), [])
+        XCTAssertThrowsError(try GzipFile.compress(source: dir + "/missing", destination: dir + "/x.gz"))
     }
 
     func testConcatenatedGzipMembers() throws {
