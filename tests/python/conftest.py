@@ -156,6 +156,18 @@ class Tracefold:
                 return records
             time.sleep(0.05)
 
+    def wait_for_span_keys(self, keys, timeout=60):
+        """Waits until every (traceId, spanId) in keys is in the debug export
+        (a count is not enough: spans that were logged but never acknowledged
+        count too) and returns the lines."""
+        keys = set(keys)
+        deadline = time.time() + timeout
+        while True:
+            lines = self.span_lines()
+            if keys <= {(l["traceId"], l["spanId"]) for l in lines} or time.time() > deadline:
+                return lines
+            time.sleep(0.1)
+
     def wait_for_spans(self, count, timeout=10):
         deadline = time.time() + timeout
         while True:

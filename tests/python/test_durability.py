@@ -81,7 +81,7 @@ def test_acknowledged_spans_survive_kill_9(make_tracefold, tmp_path):
     tf.start()
     acked = read_acked(acked_file)
     assert len(set(acked)) == len(acked), "the load generator sent a span id twice"
-    lines = tf.wait_for_spans(len(acked), timeout=60)
+    lines = tf.wait_for_span_keys(acked, timeout=60)
     stored = [(l["traceId"], l["spanId"]) for l in lines]
     missing = set(acked) - set(stored)
     assert not missing, f"{len(missing)} acknowledged spans lost of {len(acked)}"
