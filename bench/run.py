@@ -203,13 +203,39 @@ def print_overload(o):
           f"{o['peakRssMiB'] / o['limitMiB']:.2f} of the limit; stored {o['storedSpans']} of {o['ackedSpans']} acknowledged spans")
 
 
+def decode_limit(bin_dir, requests=200):
+    """Issue 7's physical limit: each decode stage alone on one core over the
+    §10.1 bodies (tracefold-loadgen --decode-bench, no HTTP)."""
+    out = subprocess.run([os.path.join(bin_dir, "tracefold-loadgen"), "--decode-bench", "--requests", str(requests), "--batch", "512"],
+                         check=True, capture_output=True, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["config"] = "decode stages, one core"
+    return result
+
+
+def print_decode_limit(d, pipeline_spans_per_cpu_second):
+    for stage in ("gunzip", "nestingCheck", "protobufCUnpack", "decodeToSwift"):
+        s = d["stages"][stage]
+        print(f"decode limit: {stage:16} {s['spansPerSecond']:>10,.0f} spans/s  {s['megabytesPerSecond']:>7} MB/s")
+    floor = d["stages"]["protobufCUnpack"]["spansPerSecond"]
+    if pipeline_spans_per_cpu_second:
+        print(f"decode limit: the whole fsync pipeline reaches {pipeline_spans_per_cpu_second / floor:.3f} of protobuf-c unpack alone "
+              f"({d['uncompressedBytesPerSpan']} bytes a span)")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--bin-dir", default=os.path.join(ROOT, ".build", "release"))
     p.add_argument("--requests", type=int, default=400, help="throughput-phase requests of 512 spans")
     p.add_argument("--latency-requests", type=int, default=100, help="latency-phase requests at 10k spans/s")
     p.add_argument("--overload-only", action="store_true", help="only the 10x overload phase (sustainable rate measured first)")
+    p.add_argument("--decode-only", action="store_true", help="only the decode stages on one core (the physical limit)")
     args = p.parse_args()
+    if args.decode_only:
+        decode = decode_limit(args.bin_dir)
+        print_decode_limit(decode, None)
+        write_results("bench-decode", [decode])
+        return
     if args.overload_only:
         base = run_config(args.bin_dir, "fsync+fold+sqlite+jsonl", "fsync", True, args.requests, 20)
         overload = run_overload(args.bin_dir, base["acceptedSpansPerSec"])
@@ -242,7 +268,9 @@ def main():
             print(f"ack-to-visible {r['config']}: max {r['ackToVisibleMaxMs']} ms over 10 probes at 10k spans/s (target 1000 ms)")
     overload = run_overload(args.bin_dir, by["fsync+fold+sqlite+jsonl"]["acceptedSpansPerSec"])
     print_overload(overload)
-    write_results("bench", rows + [overload])
+    decode = decode_limit(args.bin_dir)
+    print_decode_limit(decode, by["fsync+fold+sqlite+jsonl"]["spansPerCpuSecond"])
+    write_results("bench", rows + [overload, decode])
 
 
 def write_results(prefix, rows):

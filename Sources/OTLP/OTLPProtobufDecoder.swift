@@ -52,6 +52,17 @@ public enum OTLPProtobufDecoder {
         )
     }
 
+    /// protobuf-c alone: unpack and free, no copy into Swift values. The
+    /// decode benchmark uses it to measure the floor under `decode`.
+    public static func unpackOnly(_ body: [UInt8]) -> Bool {
+        let unpacked = body.withUnsafeBufferPointer { buf in
+            opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(nil, buf.count, buf.baseAddress)
+        }
+        guard let request = unpacked else { return false }
+        opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(request, nil)
+        return true
+    }
+
     private typealias CSpan = Opentelemetry__Proto__Trace__V1__Span
     private typealias CKeyValue = Opentelemetry__Proto__Common__V1__KeyValue
     private typealias CAnyValue = Opentelemetry__Proto__Common__V1__AnyValue

@@ -31,8 +31,11 @@ struct LoadGenerator: AsyncParsableCommand {
     @Option(help: "Append \"<traceId> <spanId>\" for every span acknowledged with a 200 to this file, written as each ack arrives, so a test that kills the collector knows what it must keep.")
     var ackedSpans: String?
     @Option(help: "Stop after this many seconds even if requests remain; 0 sends them all.") var duration = 0.0
+    @Flag(help: "Send nothing: time each decode stage on this thread over the same bodies (issue 7's physical limit) and print one JSON line.")
+    var decodeBench = false
 
     func run() async throws {
+        if decodeBench { return try runDecodeBench() }
         let built = (0..<requests).map { makeBody(request: $0) }
         let bodies = built.map(\.body)
         let wireBytes = bodies.reduce(0) { $0 + $1.count }
@@ -118,6 +121,49 @@ struct LoadGenerator: AsyncParsableCommand {
             "statuses": .object(Dictionary(uniqueKeysWithValues: results.statuses.map { (String($0.key), JSONValue.int(Int64($0.value))) })),
         ])
         print(JSONWriter.serialize(summary))
+    }
+
+    /// One core, no HTTP: gunzip, the nesting pre-check, protobuf-c unpack
+    /// alone, and the whole decode into Swift values, each over every body
+    /// `passes` times. MB/s counts uncompressed protobuf bytes.
+    func runDecodeBench(passes: Int = 5) throws {
+        let gz = (0..<requests).map { makeBody(request: $0).body }
+        let raw = try gz.map { body -> [UInt8] in
+            guard !noGzip else { return body }
+            let inflater = StreamingInflater(coding: .gzip, limit: Int.max)
+            try inflater.feed(body)
+            return try inflater.finish()
+        }
+        let spans = Double(requests * batch * passes)
+        let megabytes = Double(raw.reduce(0) { $0 + $1.count } * passes) / 1e6
+        func time(_ stage: String, _ work: () throws -> Void) rethrows -> (String, JSONValue) {
+            let start = ContinuousClock.now
+            for _ in 0..<passes { try work() }
+            let d = ContinuousClock.now - start
+            let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+            return (stage, .object([
+                "spansPerSecond": .double((spans / seconds).rounded()), "megabytesPerSecond": .double((megabytes / seconds * 10).rounded() / 10),
+                "seconds": .double(seconds),
+            ]))
+        }
+        var checksum = 0
+        let stages: [(String, JSONValue)] = try [
+            time("gunzip") {
+                for body in gz where !noGzip {
+                    let inflater = StreamingInflater(coding: .gzip, limit: Int.max)
+                    try inflater.feed(body)
+                    checksum &+= try inflater.finish().count
+                }
+            },
+            time("nestingCheck") { for body in raw { checksum &+= ProtobufNestingCheck.withinLimit(body) ? 1 : 0 } },
+            time("protobufCUnpack") { for body in raw { checksum &+= OTLPProtobufDecoder.unpackOnly(body) ? 1 : 0 } },
+            time("decodeToSwift") { for body in raw { checksum &+= try OTLPDecoder.decode(body, encoding: .protobuf).batch.spanCount } },
+        ]
+        print(JSONWriter.serialize(.object([
+            "requests": .int(Int64(requests)), "spansPerRequest": .int(Int64(batch)), "passes": .int(Int64(passes)),
+            "uncompressedBytesPerSpan": .double((megabytes * 1e6 / spans).rounded()),
+            "stages": .object(Dictionary(uniqueKeysWithValues: stages)), "checksum": .int(Int64(checksum)),
+        ])))
     }
 
     func makeBody(request: Int) -> (body: [UInt8], ids: String) {
