@@ -10,6 +10,9 @@ let package = Package(
     products: [
         .executable(name: "tracefold", targets: ["tracefold"]),
         .executable(name: "tracefold-loadgen", targets: ["tracefold-loadgen"]),
+        // Langfuse-style instrumentation for Swift apps (issue 8; first slice:
+        // the v5 attribute encoding).
+        .library(name: "TracefoldTracing", targets: ["TracefoldTracing"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
@@ -106,6 +109,7 @@ let package = Package(
         ),
         // What the libFuzzer targets run; the XCTest suite replays their
         // corpora through it too.
+        .target(name: "TracefoldTracing", dependencies: ["TracefoldModel"]),
         .target(name: "TracefoldFuzzing", dependencies: ["OTLP", "Compression", "TracefoldMapping", "TracefoldModel"]),
         .executableTarget(
             name: "tracefold-loadgen",
@@ -121,12 +125,13 @@ let package = Package(
             dependencies: [
                 "OTLP", "TracefoldModel", "Compression", "TracefoldConfig", "TracefoldIntake",
                 "TracefoldExport", "TracefoldCollector", "TracefoldMapping", "TracefoldFold", "TracefoldStore", "TracefoldQuery",
-                "TracefoldTelemetry", "TracefoldFuzzing",
+                "TracefoldTelemetry", "TracefoldFuzzing", "TracefoldTracing",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            ]
+            ],
+            exclude: ["Fixtures"]
         ),
     ]
 )
