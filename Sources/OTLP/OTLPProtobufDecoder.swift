@@ -103,13 +103,13 @@ public enum OTLPProtobufDecoder {
             }
             var status = SpanStatus()
             if let st = s.status?.pointee {
-                status = SpanStatus(code: StatusCode(rawValue: Int32(st.code.rawValue)) ?? .unset, message: string(st.message))
+                status = SpanStatus(code: StatusCode(rawValue: Int32(truncatingIfNeeded: st.code.rawValue)) ?? .unset, message: string(st.message))
             }
             return .success(
                 Span(
                     traceID: traceID, spanID: spanID, parentSpanID: parent, traceState: string(s.trace_state),
                     flags: s.flags, name: string(s.name),
-                    kind: SpanKind(rawValue: Int32(s.kind.rawValue)) ?? .unspecified,
+                    kind: SpanKind(rawValue: Int32(truncatingIfNeeded: s.kind.rawValue)) ?? .unspecified,
                     startTimeUnixNano: s.start_time_unix_nano, endTimeUnixNano: s.end_time_unix_nano,
                     attributes: try attributes(s.attributes, s.n_attributes),
                     droppedAttributesCount: s.dropped_attributes_count,

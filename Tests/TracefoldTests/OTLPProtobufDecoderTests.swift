@@ -15,6 +15,28 @@ final class OTLPProtobufDecoderTests: XCTestCase {
         XCTAssertEqual(decoded.batch, batch)
     }
 
+    /// Found by the protobuf fuzzer in CI: protobuf-c keeps a negative enum
+    /// varint as is, Swift imports the C enum as UInt32, and the Int32
+    /// conversion trapped; one request could kill the collector.
+    func testNegativeEnumValuesReadAsUnspecified() throws {
+        var w = ProtobufWriter()
+        w.message(1) { rs in
+            rs.message(2) { ss in
+                ss.message(2) { span in
+                    span.bytes(1, [UInt8](repeating: 1, count: 16))
+                    span.bytes(2, [UInt8](repeating: 2, count: 8))
+                    span.string(5, "s")
+                    span.int64(6, -105)
+                    span.message(15) { status in status.int64(3, -1) }
+                }
+            }
+        }
+        let decoded = try OTLPProtobufDecoder.decode(w.bytes)
+        let span = try XCTUnwrap(decoded.batch.resourceSpans.first?.scopeSpans.first?.spans.first)
+        XCTAssertEqual(span.kind, .unspecified)
+        XCTAssertEqual(span.status.code, .unset)
+    }
+
     func testTruncatedBodyIsADecodeError() throws {
         let bytes = OTLPProtobufEncoder.encode(Fixtures.batch([Fixtures.fullSpan]))
         XCTAssertThrowsError(try OTLPProtobufDecoder.decode(Array(bytes.dropLast(5))))
