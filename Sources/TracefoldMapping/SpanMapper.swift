@@ -302,7 +302,8 @@ public struct SpanMapper: Sendable {
         var out = o
         // Decimal sums like 0.001 + 0.002 are rounded to 12 places so that the
         // total reads 0.003, not 0.0030000000000000001.
-        out["total"] = allInts ? .int(Int64(sum)) : .double((sum * 1e12).rounded() / 1e12)
+        // Int64 totals only while the sum fits: two huge counts must not trap.
+        out["total"] = allInts && abs(sum) < 9.2e18 ? .int(Int64(sum)) : .double((sum * 1e12).rounded() / 1e12)
         return out
     }
 
@@ -537,7 +538,7 @@ public struct SpanMapper: Sendable {
     static func int(_ v: AttributeValue?) -> Int64? {
         switch v {
         case .int(let i): i
-        case .double(let d) where d == d.rounded(): Int64(d)
+        case .double(let d): Int64(exactly: d)
         case .string(let s): Int64(s.trimmed)
         default: nil
         }

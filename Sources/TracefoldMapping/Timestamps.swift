@@ -69,7 +69,9 @@ public enum ISOTime {
         }
         guard i == b.count else { return nil }
         let secs = days(fromCivil: y, mo, d) * 86400 + Int64(h * 3600 + mi * 60 + s) - Int64(offset)
-        guard secs >= 0 else { return nil }
+        // Nanoseconds since 1970 fit in a UInt64 until 2554; later years
+        // (up to 9999 parse) are out of range rather than a trap.
+        guard secs >= 0, secs < Int64(UInt64.max / 1_000_000_000) else { return nil }
         return UInt64(secs) * 1_000_000_000 + UInt64(nanos)
     }
 

@@ -105,3 +105,28 @@ final class OTLPProtobufDecoderTests: XCTestCase {
         XCTAssertNil(OTLPEncoding(contentType: "application/protobuf"))
     }
 }
+
+import TracefoldMapping
+
+/// Values that used to trap in the mapper (found while fixing the fuzzer's
+/// enum crash): each is a span anyone can send.
+final class MapperTrapTests: XCTestCase {
+    func testOutOfRangeNumbersAndTimesDoNotTrap() {
+        let span = Span(
+            traceID: TraceID(high: 1, low: 1), spanID: SpanID(1), parentSpanID: nil, name: "g", kind: .internal,
+            startTimeUnixNano: 1, endTimeUnixNano: 2,
+            attributes: [
+                Attribute("langfuse.observation.type", .string("generation")),
+                Attribute("langfuse.observation.usage_details", .string(#"{"input": 9223372036854775807, "output": 9223372036854775807}"#)),
+                Attribute("langfuse.observation.prompt.version", .double(1e300)),
+                Attribute("langfuse.observation.completion_start_time", .string(#""9999-12-31T23:59:59Z""#)),
+            ]
+        )
+        let mapped = SpanMapper().map(span, resource: Resource(), scope: InstrumentationScope())
+        XCTAssertEqual(mapped.observation.usageDetails["total"], .double(1.8446744073709552e19), "a sum past Int64 is a double")
+        XCTAssertNil(mapped.observation.promptVersion)
+        XCTAssertNil(mapped.observation.completionStartTime, "past 2554 is out of range")
+        XCTAssertEqual(ISOTime.parse("2554-07-21T23:34:32Z"), 18_446_744_072_000_000_000)
+        XCTAssertNil(ISOTime.parse("2554-07-21T23:34:33Z"))
+    }
+}
