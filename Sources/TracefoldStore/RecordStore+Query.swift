@@ -96,7 +96,8 @@ extension RecordStore {
             let total = try s.row("SELECT COUNT(*) AS n FROM \(from) \(w.sql)", w.args)?["n"].int ?? 0
             let records = try s.rows(
                 "SELECT \(record) AS record FROM \(from) \(w.sql) ORDER BY \(orderBy) LIMIT ? OFFSET ?",
-                w.args + [SQLValue(limit), SQLValue((page - 1) * limit)]
+                // A page far past the end (even Int.max) is an empty page, not an overflow trap.
+                w.args + [SQLValue(limit), SQLValue((page - 1).multipliedReportingOverflow(by: limit).overflow ? Int.max : (page - 1) * limit)]
             ).compactMap { $0["record"].string }
             return (records, Int(total))
         }

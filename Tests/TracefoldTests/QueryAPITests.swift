@@ -109,6 +109,10 @@ final class QueryAPITests: XCTestCase, @unchecked Sendable {
             XCTAssertEqual(body["meta"], json(#"{"page":2,"limit":1,"totalItems":2,"totalPages":2}"#))
             (_, body) = try await Self.get(client, "/api/public/traces?limit=100")
             XCTAssertEqual(body["meta"]?["limit"], .int(100))
+            (_, body) = try await Self.get(client, "/api/public/traces?limit=100&page=\(Int.max)")
+            XCTAssertEqual(Self.ids(body), [], "a page far past the end is empty (it used to overflow)")
+            (_, body) = try await Self.get(client, "/api/public/observations?limit=100&page=\(Int.max)")
+            XCTAssertEqual(body["data"], .array([]))
         }
     }
 
