@@ -183,8 +183,7 @@ public final class Collector: Sendable {
         thread.name = "tracefold-shutdown"
         thread.start()
         let remaining = max(.zero, deadline - .now)
-        let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
-        if done.wait(timeout: .now() + seconds) == .success { return true }
+        if done.wait(timeout: .now() + remaining.inSeconds) == .success { return true }
         logger.error(
             config.store.durability == .fsync
                 ? "shutdown_timeout reached before everything was written; the rest is in the intake log and is replayed at the next start"

@@ -90,7 +90,7 @@ public final class JSONLRecordExporter: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            _ = condition.wait(until: Date(timeIntervalSinceNow: Self.seconds(config.flushInterval)))
+            _ = condition.wait(until: Date(timeIntervalSinceNow: config.flushInterval.inSeconds))
             if stopping {
                 condition.unlock()
                 return
@@ -118,7 +118,7 @@ public final class JSONLRecordExporter: @unchecked Sendable {
 
     /// One pass: write idle traces (or all), then rotate if due.
     private func pass(all: Bool) throws {
-        let idleSince = all ? nil : WallClock.nowUnixNano() &- UInt64(Self.seconds(config.flushAfter) * 1e9)
+        let idleSince = all ? nil : WallClock.nowUnixNano() &- UInt64(config.flushAfter.inSeconds * 1e9)
         while true {
             var lines = 0, bytes = 0
             let count = try store.exportPass(exporter: exporterKey, idleSince: idleSince, limit: 500) { pending in
@@ -228,9 +228,5 @@ public final class JSONLRecordExporter: @unchecked Sendable {
             )
             guard truncate(path, off_t(length)) == 0 else { throw ExportError("cannot truncate \(path)") }
         }
-    }
-
-    static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 }

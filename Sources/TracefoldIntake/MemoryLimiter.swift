@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import TracefoldConfig
+import TracefoldModel
 import TracefoldTelemetry
 
 /// otelcol's memory_limiter (SPEC §1.9), at the front of intake: a thread
@@ -66,7 +67,7 @@ public final class MemoryLimiter: Sendable {
 
     public func start() {
         check()
-        let interval = Double(config.checkInterval.components.seconds) + Double(config.checkInterval.components.attoseconds) / 1e18
+        let interval = config.checkInterval.inSeconds
         let thread = Thread { [self] in
             while !stopping.lock(whenValue: true, timeoutSeconds: interval) {
                 check()

@@ -127,7 +127,7 @@ public struct OTLPHTTPReceiver: Sendable {
             return Self.status(.badRequest, "cannot decode the \(encoding == .protobuf ? "protobuf" : "JSON") body: \(error.message)", encoding: encoding)
         }
         if let wait = rateLimiter.admit(key: apiKey, spans: decoded.batch.spanCount) {
-            let seconds = max(1, Int((Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18).rounded(.up)))
+            let seconds = max(1, Int(wait.inSeconds.rounded(.up)))
             metrics?.refusedSpans.increment(by: Int64(decoded.batch.spanCount))
             return refuse(.tooManyRequests, reason: "rate_limit", "the rate limit for this key is exceeded; retry in \(seconds) s", retryAfter: seconds, encoding: encoding)
         }
@@ -149,9 +149,7 @@ public struct OTLPHTTPReceiver: Sendable {
             } catch {
                 metrics?.refusedSpans.increment(by: Int64(batch.spanCount))
                 logger.error("cannot make an accepted request durable; answering 503", metadata: ["error": "\(error)"])
-                var response = Self.status(.serviceUnavailable, "the collector cannot store data right now; retry later", encoding: encoding)
-                response.headers[.retryAfter] = "5"
-                return response
+                return refuse(.serviceUnavailable, reason: "storage", "the collector cannot store data right now; retry later", retryAfter: 5, encoding: encoding)
             }
         }
         if decoded.rejectedSpans > 0 {

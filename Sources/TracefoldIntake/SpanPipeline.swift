@@ -113,7 +113,7 @@ public final class SpanPipeline: @unchecked Sendable {
             condition.lock()
             if queue.isEmpty && !stopping {
                 // Idle: wait for work, but wake to sync buffered data.
-                let seconds = dirty ? max(0.001, Self.seconds(syncInterval - (ContinuousClock.now - lastSync))) : 3600
+                let seconds = dirty ? max(0.001, (syncInterval - (ContinuousClock.now - lastSync)).inSeconds) : 3600
                 _ = condition.wait(until: Date(timeIntervalSinceNow: seconds))
             }
             let items = queue
@@ -223,10 +223,6 @@ public final class SpanPipeline: @unchecked Sendable {
         } catch {
             logger.error("cannot write the pipeline checkpoint", metadata: ["error": "\(error)"])
         }
-    }
-
-    private static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 }
 

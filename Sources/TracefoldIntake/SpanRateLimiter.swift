@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import TracefoldConfig
+import TracefoldModel
 
 /// Per-credential token buckets in spans (SPEC §1.9: past a per-key rate
 /// limit, 429 with Retry-After). A batch is admitted when the bucket holds
@@ -33,9 +34,7 @@ public final class SpanRateLimiter: Sendable {
         let needed = min(Double(spans), capacity)
         return buckets.withLockedValue { buckets -> Duration? in
             var bucket = buckets[key ?? "", default: Bucket(tokens: capacity, updated: now)]
-            let elapsed = now - bucket.updated
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            bucket.tokens = min(capacity, bucket.tokens + max(0, seconds) * limit.spansPerSecond)
+            bucket.tokens = min(capacity, bucket.tokens + max(0, (now - bucket.updated).inSeconds) * limit.spansPerSecond)
             bucket.updated = max(bucket.updated, now)
             defer { buckets[key ?? ""] = bucket }
             guard bucket.tokens >= needed else {

@@ -94,10 +94,11 @@ extension RecordStore {
     func page(record: String, from: String, where w: SQLWhere, orderBy: String, page: Int, limit: Int) throws -> (records: [String], total: Int) {
         try read { s in
             let total = try s.row("SELECT COUNT(*) AS n FROM \(from) \(w.sql)", w.args)?["n"].int ?? 0
+            // A page far past the end (even Int.max) is an empty page, not an overflow trap.
+            let (offset, overflow) = (page - 1).multipliedReportingOverflow(by: limit)
             let records = try s.rows(
                 "SELECT \(record) AS record FROM \(from) \(w.sql) ORDER BY \(orderBy) LIMIT ? OFFSET ?",
-                // A page far past the end (even Int.max) is an empty page, not an overflow trap.
-                w.args + [SQLValue(limit), SQLValue((page - 1).multipliedReportingOverflow(by: limit).overflow ? Int.max : (page - 1) * limit)]
+                w.args + [SQLValue(limit), SQLValue(overflow ? Int.max : offset)]
             ).compactMap { $0["record"].string }
             return (records, Int(total))
         }

@@ -81,7 +81,7 @@ struct LoadGenerator: AsyncParsableCommand {
                                     continue retrying
                                 }
                                 let latency = ContinuousClock.now - sent
-                                result.latenciesMicros.append(Double(latency.components.attoseconds) / 1e12 + Double(latency.components.seconds) * 1e6)
+                                result.latenciesMicros.append(latency.inSeconds * 1e6)
                                 if code == 200 {
                                     result.ackedSpans += batch
                                     ackLog?.append(built[index].ids)
@@ -101,7 +101,7 @@ struct LoadGenerator: AsyncParsableCommand {
         }
         let elapsed = ContinuousClock.now - started
         try await client.shutdown()
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.inSeconds
         let sorted = results.latenciesMicros.sorted()
         func percentile(_ p: Double) -> Double {
             guard !sorted.isEmpty else { return 0 }
@@ -140,7 +140,7 @@ struct LoadGenerator: AsyncParsableCommand {
             let start = ContinuousClock.now
             for _ in 0..<passes { try work() }
             let d = ContinuousClock.now - start
-            let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+            let seconds = d.inSeconds
             return (stage, .object([
                 "spansPerSecond": .double((spans / seconds).rounded()), "megabytesPerSecond": .double((megabytes / seconds * 10).rounded() / 10),
                 "seconds": .double(seconds),

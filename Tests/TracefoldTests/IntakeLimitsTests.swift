@@ -6,7 +6,7 @@ import NIOCore
 import OTLP
 import TracefoldCollector
 import TracefoldConfig
-import TracefoldIntake
+@testable import TracefoldIntake
 import TracefoldModel
 import XCTest
 
@@ -122,6 +122,20 @@ final class IntakeLimitsTests: XCTestCase, @unchecked Sendable {
         XCTAssertNil(limiter.admit(key: "pk-b", spans: 1, now: t0))
         XCTAssertEqual(limiter.admit(key: "pk-b", spans: 1, now: t0), .seconds(1), "pk-b has its own, lower limit")
         XCTAssertNil(SpanRateLimiter(auth: auth, defaultLimit: nil).admit(key: "pk-a", spans: 1_000_000, now: t0), "no limit configured")
+    }
+
+    func testBodyBudgetHoldsExactlyItsLimit() {
+        let budget = InFlightBodyBudget(limit: 1000)
+        let a = budget.reserve()
+        let b = budget.reserve()
+        XCTAssertTrue(a.grow(to: 600))
+        XCTAssertTrue(b.grow(to: 400), "exactly at the limit")
+        XCTAssertFalse(b.grow(to: 401), "one byte over")
+        XCTAssertEqual(budget.inUse, 1000)
+        a.releaseAll()
+        XCTAssertTrue(b.grow(to: 401))
+        b.releaseAll()
+        XCTAssertEqual(budget.inUse, 0)
     }
 
     func testMemoryLimiterFollowsTheSampledResidentSet() {
