@@ -1,4 +1,5 @@
 // swift-tools-version:6.1
+import CompilerPluginSupport
 import PackageDescription
 
 // Modules follow the path of a span: receive (TracefoldIntake) → decode (OTLP)
@@ -10,9 +11,10 @@ let package = Package(
     products: [
         .executable(name: "tracefold", targets: ["tracefold"]),
         .executable(name: "tracefold-loadgen", targets: ["tracefold-loadgen"]),
-        // Langfuse-style instrumentation for Swift apps (issue 8; first slice:
-        // the v5 attribute encoding).
+        // Langfuse-style instrumentation for Swift apps: observe, propagate,
+        // updates, Inngest-style metadata, @Observed, and an OTLP/HTTP exporter.
         .library(name: "TracefoldTracing", targets: ["TracefoldTracing"]),
+        .executable(name: "tracefold-demo", targets: ["tracefold-demo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
@@ -26,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        .package(url: "https://github.com/swiftlang/swift-syntax", from: "603.0.1"),
     ],
     targets: [
         .systemLibrary(
@@ -107,9 +111,29 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // @Observed's expansion; a compiler plugin, so only swift-syntax.
+        .macro(
+            name: "TracefoldTracingMacros",
+            dependencies: [
+                .product(name: "SwiftSyntax", package: "swift-syntax"),
+                .product(name: "SwiftSyntaxMacros", package: "swift-syntax"),
+                .product(name: "SwiftCompilerPlugin", package: "swift-syntax"),
+            ]
+        ),
+        .target(
+            name: "TracefoldTracing",
+            dependencies: [
+                "TracefoldModel", "OTLP", "Compression", "TracefoldTracingMacros",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "tracefold-demo", dependencies: ["TracefoldTracing"]),
         // What the libFuzzer targets run; the XCTest suite replays their
         // corpora through it too.
-        .target(name: "TracefoldTracing", dependencies: ["TracefoldModel"]),
         .target(name: "TracefoldFuzzing", dependencies: ["OTLP", "Compression", "TracefoldMapping", "TracefoldModel"]),
         .executableTarget(
             name: "tracefold-loadgen",
@@ -125,11 +149,22 @@ let package = Package(
             dependencies: [
                 "OTLP", "TracefoldModel", "Compression", "TracefoldConfig", "TracefoldIntake",
                 "TracefoldExport", "TracefoldCollector", "TracefoldMapping", "TracefoldFold", "TracefoldStore", "TracefoldQuery",
-                "TracefoldTelemetry", "TracefoldFuzzing", "TracefoldTracing",
+                "TracefoldTelemetry", "TracefoldFuzzing",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        .testTarget(
+            name: "TracefoldTracingTests",
+            dependencies: [
+                "TracefoldTracing", "TracefoldTracingMacros", "TracefoldModel", "OTLP", "Compression",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "SwiftSyntaxMacrosTestSupport", package: "swift-syntax"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             exclude: ["Fixtures"]
         ),

@@ -1,7 +1,7 @@
 /// JSON text exactly as Python's `json.dumps` writes it, because the
 /// Langfuse v5 SDK's attribute values are `json.dumps` output and tracefold's
 /// users compare the two. Two styles are in use (captured from langfuse
-/// 5.0.4, `Tests/TracefoldTests/Fixtures/langfuse-v5-attributes.json`):
+/// 5.0.4, `Tests/TracefoldTracingTests/Fixtures/langfuse-v5-attributes.json`):
 /// metadata values are compact with raw non-ASCII, and ints beyond ±(2^53-1),
 /// NaN and the infinities become JSON strings; inputs, outputs and the
 /// generation fields use the defaults, `", "` and `": "` with non-ASCII

@@ -1,6 +1,6 @@
 """Logical calls of the langfuse 5.0.4 SDK, one trace each, sent to
 LANGFUSE_BASE_URL. tests/python/test_langfuse_capture.py turns the spans
-tracefold received into Tests/TracefoldTests/Fixtures/langfuse-v5-attributes.json,
+tracefold received into Tests/TracefoldTracingTests/Fixtures/langfuse-v5-attributes.json,
 which the Swift bindings' encoding tests compare against."""
 from datetime import datetime, timezone
 

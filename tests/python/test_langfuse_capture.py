@@ -1,7 +1,7 @@
 """The Swift bindings must write exactly the span attributes langfuse 5.0.4
 writes. This runs tests/python/langfuse_capture.py with the real SDK against
 tracefold and checks that the committed fixture the Swift tests read
-(Tests/TracefoldTests/Fixtures/langfuse-v5-attributes.json) is what the SDK
+(Tests/TracefoldTracingTests/Fixtures/langfuse-v5-attributes.json) is what the SDK
 sends today. TRACEFOLD_UPDATE_FIXTURES=1 rewrites it."""
 import json
 import os
@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FIXTURE = os.path.join(os.path.dirname(os.path.dirname(HERE)), "Tests", "TracefoldTests", "Fixtures", "langfuse-v5-attributes.json")
+FIXTURE = os.path.join(os.path.dirname(os.path.dirname(HERE)), "Tests", "TracefoldTracingTests", "Fixtures", "langfuse-v5-attributes.json")
 # Written by the SDK on every span whatever the call; not part of a call's encoding.
 AMBIENT = {"langfuse.environment", "langfuse.release", "langfuse.internal.is_app_root", "langfuse.internal.as_root"}
 
