@@ -32,3 +32,42 @@ extension MetadataValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral
     public init(dictionaryLiteral elements: (String, MetadataValue)...) { self = .object(elements.map { Field($0.0, $0.1) }) }
     public init(nilLiteral: ()) { self = .null }
 }
+
+/// So a MetadataValue can sit inside an app's own Encodable types (and be
+/// an `@Observed` function's result): objects keep their field order with
+/// encoders that keep insertion order, as MetadataValueEncoder does.
+extension MetadataValue: Encodable {
+    struct FieldKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(_ s: String) { stringValue = s }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .null:
+            var c = encoder.singleValueContainer()
+            try c.encodeNil()
+        case .bool(let b):
+            var c = encoder.singleValueContainer()
+            try c.encode(b)
+        case .int(let n):
+            var c = encoder.singleValueContainer()
+            try c.encode(n)
+        case .double(let d):
+            var c = encoder.singleValueContainer()
+            try c.encode(d)
+        case .string(let s):
+            var c = encoder.singleValueContainer()
+            try c.encode(s)
+        case .array(let items):
+            var c = encoder.unkeyedContainer()
+            for item in items { try c.encode(item) }
+        case .object(let fields):
+            var c = encoder.container(keyedBy: FieldKey.self)
+            for field in fields { try c.encode(field.value, forKey: FieldKey(field.key)) }
+        }
+    }
+}

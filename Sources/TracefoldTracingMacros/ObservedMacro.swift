@@ -66,7 +66,7 @@ public struct ObservedMacro: BodyMacro {
             ? "" : " () \(isAsync ? "async " : "")\(isThrowing ? "throws " : "")-> \(returnType) in"
         let typeArgument = typeExpr.map { ", as: \($0.trimmedDescription)" } ?? ""
         let call = "\(isThrowing ? "try " : "")\(isAsync ? "await " : "")TracefoldTracing.observedCall(\(nameExpr.trimmedDescription)\(typeArgument), input: \(input)) {\(closureType)"
-        let statements = body.statements.trimmedDescription
+        let statements = body.statements.map(\.trimmedDescription).joined(separator: "\n")
         return ["return \(raw: call)\n\(raw: statements)\n}"]
     }
 }
