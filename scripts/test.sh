@@ -20,12 +20,16 @@ echo "$TRACEFOLD_TEST_POSTGRES_URL"
 echo "== swift build"
 swift build --product tracefold
 swift build --product tracefold-loadgen
+swift build --product tracefold-demo
 echo "== swift test"
 swift test
+echo "== type-level tests (metadata builders: misuse must not compile)"
+scripts/typecheck-misuse.sh
 
 echo "== real-client tests (pytest)"
 TRACEFOLD_BIN="$root/.build/debug/tracefold" \
 TRACEFOLD_LOADGEN="$root/.build/debug/tracefold-loadgen" \
+TRACEFOLD_DEMO="$root/.build/debug/tracefold-demo" \
   "$root/.venv/bin/python" -m pytest -q "$root/tests/python"
 
 echo "== fuzzing (30 s per target; make fuzz runs 10 minutes each)"

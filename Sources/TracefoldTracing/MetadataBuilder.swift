@@ -16,8 +16,9 @@ import Tracing
 /// The address is chosen at most once, and the types enforce it: `.trace()`,
 /// `.observation()` and `.span(_:)` exist only on a builder that has no
 /// address yet and return one that has, so `metadata("x").trace().span(id)`
-/// or `.trace().trace()` does not compile ("value of type
-/// 'MetadataBuilder<Addressed>' has no member 'span'").
+/// or `.trace().trace()` does not compile ("referencing instance method
+/// 'span' on 'MetadataBuilder' requires the types 'Addressed' and
+/// 'Unaddressed' be equivalent"); scripts/typecheck-misuse.sh checks it.
 public func metadata(_ id: String) -> MetadataBuilder<Unaddressed> { MetadataBuilder(id: id, target: .observation) }
 
 /// The builder states. They have no values; they only select which methods
