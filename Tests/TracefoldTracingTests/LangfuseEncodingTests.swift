@@ -3,6 +3,19 @@ import TracefoldModel
 import TracefoldTracing
 import XCTest
 
+/// An attribute value in OTLP/JSON shape, as tracefold's spans_jsonl
+/// exporter wrote the capture.
+func otlpJSON(_ v: AttributeValue) -> JSONValue {
+    switch v {
+    case .string(let s): .object(["stringValue": .string(s)])
+    case .bool(let b): .object(["boolValue": .bool(b)])
+    case .int(let n): .object(["intValue": .string(String(n))])
+    case .double(let d): .object(["doubleValue": .double(d)])
+    case .array(let items): .object(["arrayValue": .object(["values": .array(items.map(otlpJSON))])])
+    default: .null
+    }
+}
+
 /// TracefoldTracing writes exactly what langfuse 5.0.4 writes for the same
 /// logical calls. The expected attributes are captured from the real SDK by
 /// tests/python/test_langfuse_capture.py, which also fails if the committed
@@ -16,21 +29,10 @@ final class LangfuseEncodingTests: XCTestCase {
         return try XCTUnwrap(all[name]?["attributes"], "no captured span \(name)")
     }
 
-    /// OTLP/JSON shape, as tracefold's spans_jsonl exporter wrote the capture.
     func otlp(_ attributes: [Attribute]) -> JSONValue {
-        func value(_ v: AttributeValue) -> JSONValue {
-            switch v {
-            case .string(let s): .object(["stringValue": .string(s)])
-            case .bool(let b): .object(["boolValue": .bool(b)])
-            case .int(let n): .object(["intValue": .string(String(n))])
-            case .double(let d): .object(["doubleValue": .double(d)])
-            case .array(let items): .object(["arrayValue": .object(["values": .array(items.map(value))])])
-            default: .null
-            }
-        }
         var out = [String: JSONValue]()
         // Later writes of a key replace earlier ones, as OTel attributes do.
-        for a in attributes { out[a.key] = value(a.value) }
+        for a in attributes { out[a.key] = otlpJSON(a.value) }
         return .object(out)
     }
 

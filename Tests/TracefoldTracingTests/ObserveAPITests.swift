@@ -99,18 +99,8 @@ final class ObserveAPITests: XCTestCase {
     /// A span as the capture holds it: OTLP/JSON attributes, status, and
     /// whether it has zero duration.
     func asCaptured(_ span: FinishedSpan) -> JSONValue {
-        func value(_ v: AttributeValue) -> JSONValue {
-            switch v {
-            case .string(let s): .object(["stringValue": .string(s)])
-            case .bool(let b): .object(["boolValue": .bool(b)])
-            case .int(let n): .object(["intValue": .string(String(n))])
-            case .double(let d): .object(["doubleValue": .double(d)])
-            case .array(let items): .object(["arrayValue": .object(["values": .array(items.map(value))])])
-            default: .null
-            }
-        }
         var attributes = [String: JSONValue]()
-        for a in BatchSender.attributes(span.attributes) where !Self.ambient.contains(a.key) { attributes[a.key] = value(a.value) }
+        for a in BatchSender.attributes(span.attributes) where !Self.ambient.contains(a.key) { attributes[a.key] = otlpJSON(a.value) }
         let code: Int64 = span.status.map { $0.code == .error ? 2 : 1 } ?? 0
         return .object([
             "attributes": .object(attributes),
