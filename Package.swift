@@ -162,6 +162,8 @@ let package = Package(
                 "TracefoldTracing", "TracefoldTracingMacros", "TracefoldModel", "OTLP", "Compression",
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "SwiftSyntaxMacrosTestSupport", package: "swift-syntax"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

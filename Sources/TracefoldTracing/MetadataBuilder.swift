@@ -40,7 +40,7 @@ public struct MetadataBuilder<State>: Sendable {
     /// Merges `values` into this target's `kind` (default `default`, stored
     /// as `userland.default`). A `nil` value is sent as JSON null.
     public func update(_ values: [String: MetadataValue], kind: String = "default") {
-        emit([MetadataUpdate(values: .object(values.keys.sorted().map { MetadataValue.Field($0, values[$0]!) }), kind: kind)])
+        emit([MetadataUpdate(values: .sortedObject(values), kind: kind)])
     }
 
     /// The same with an `Encodable` value, which must encode to an object.
@@ -114,7 +114,7 @@ public struct MetadataBatch: Sendable {
     var updates: [MetadataUpdate] = []
 
     public mutating func update(_ values: [String: MetadataValue], kind: String = "default") {
-        updates.append(.init(values: .object(values.keys.sorted().map { MetadataValue.Field($0, values[$0]!) }), kind: kind))
+        updates.append(.init(values: .sortedObject(values), kind: kind))
     }
 
     public mutating func update<T: Encodable>(encoding values: T, kind: String = "default") throws {
@@ -132,4 +132,12 @@ public enum MetadataBatchError: Error, CustomStringConvertible {
 struct MetadataUpdate: Sendable {
     var values: MetadataValue
     var kind: String
+}
+
+extension MetadataValue {
+    /// A Swift dictionary has no order; sorted keys make the JSON a run
+    /// sends the same every time.
+    static func sortedObject(_ values: [String: MetadataValue]) -> MetadataValue {
+        .object(values.sorted { $0.key < $1.key }.map { Field($0.key, $0.value) })
+    }
 }

@@ -55,7 +55,7 @@ public struct Observation: Sendable {
     ) {
         // Sorted, so that the JSON a run writes is the same every time.
         func object<V>(_ d: [String: V]?, _ wrap: (V) -> MetadataValue) -> MetadataValue? {
-            d.map { .object($0.keys.sorted().map { MetadataValue.Field($0, wrap(d![$0]!)) }) }
+            d.map { .object($0.sorted { $0.key < $1.key }.map { MetadataValue.Field($0.key, wrap($0.value)) }) }
         }
         let written = LangfuseAttributes.generation(
             model: model, modelParameters: modelParameters, usageDetails: object(usageDetails) { .int(Int64($0)) },

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Compression
 import Foundation
 import Logging
@@ -232,5 +233,36 @@ final class ExporterTests: XCTestCase {
         XCTAssertEqual(c.environment, "staging")
         XCTAssertFalse(c.enabled)
         XCTAssertEqual(TracingConfiguration.fromEnvironment(["OTEL_SERVICE_NAME": "svc", "OTEL_RESOURCE_ATTRIBUTES": "service.name=r"]).serviceName, "svc")
+    }
+}
+
+/// Another instrumented library's spans nest under observations: a real
+/// AsyncHTTPClient request made inside `observe` is a child span, and the
+/// request carries its W3C traceparent.
+final class InstrumentedLibraryTests: XCTestCase {
+    func testAsyncHTTPClientRequestNestsUnderTheObservation() async throws {
+        let server = try ScriptedCollector()
+        defer { server.close() }
+        let exporter = CapturingExporter()
+        let tracer = TracefoldTracer(exporter: exporter)
+        var configuration = HTTPClient.Configuration()
+        configuration.tracing.tracer = tracer
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        try await withTracer(tracer) {
+            try await observe("fetch-context") { _ in
+                let response = try await client.execute(HTTPClientRequest(url: server.url), timeout: .seconds(5))
+                XCTAssertEqual(response.status, .ok)
+            }
+        }
+        try await client.shutdown()
+
+        let observation = try exporter.span(named: "fetch-context")
+        let http = try XCTUnwrap(exporter.ended.first { $0.name != "fetch-context" }, "no AsyncHTTPClient span")
+        XCTAssertEqual(http.kind, .client)
+        XCTAssertEqual(http.parentID, observation.spanID)
+        XCTAssertTrue(http.traceID == observation.traceID)
+        let traceparent = try XCTUnwrap(server.requests.first?.headers.first(name: "traceparent"))
+        let ids = TracefoldSpanContext(traceID: http.traceID, spanID: http.spanID, isRemote: false)
+        XCTAssertEqual(traceparent, "00-\(ids.traceIDHex)-\(ids.spanIDHex)-01")
     }
 }
