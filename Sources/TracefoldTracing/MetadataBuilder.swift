@@ -1,4 +1,5 @@
 import Tracing
+import struct TracefoldModel.SpanID
 
 /// Inngest's `step.metadata(id)`: typed metadata updates with a kind and a
 /// scope, carried to the collector as `tracefold.metadata` span events on
@@ -72,9 +73,13 @@ public struct MetadataBuilder<State>: Sendable {
             tracingLogger.warning("metadata(\(id)): no current observation to carry the update; it is dropped")
             return
         }
-        if case .span(let spanID) = target, !Self.isSpanID(spanID) {
-            tracingLogger.warning("metadata(\(id)): span id \(spanID) is not 16 hex digits; the update is dropped")
-            return
+        var extendedSpan: SpanID?
+        if case .span(let text) = target {
+            guard let spanID = SpanID(hex: text), !spanID.isZero else {
+                tracingLogger.warning("metadata(\(id)): span id \(text) is not 16 hex digits; the update is dropped")
+                return
+            }
+            extendedSpan = spanID
         }
         let now = DefaultTracerClock.now
         for update in updates {
@@ -86,17 +91,13 @@ public struct MetadataBuilder<State>: Sendable {
             switch target {
             case .trace: attributes["tracefold.metadata.scope"] = "trace"
             case .observation: attributes["tracefold.metadata.scope"] = "observation"
-            case .span(let spanID):
-                attributes["tracefold.metadata.scope"] = "extended_trace"
-                attributes["tracefold.metadata.span_id"] = spanID.lowercased()
+            case .span: attributes["tracefold.metadata.scope"] = "extended_trace"
             }
+            if let extendedSpan { attributes["tracefold.metadata.span_id"] = extendedSpan.hex }
             observation.span.addEvent(SpanEvent(name: "tracefold.metadata", at: now, attributes: attributes))
         }
     }
 
-    private static func isSpanID(_ s: String) -> Bool {
-        s.utf8.count == 16 && s.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0 | 0x20) } && s != "0000000000000000"
-    }
 }
 
 extension MetadataBuilder where State == Unaddressed {

@@ -24,7 +24,6 @@ protocol SpanExporting: Sendable {
 /// attempts, and one warning is logged per outage rather than per batch.
 final class OTLPHTTPSpanExporter: SpanExporting {
     let configuration: TracingConfiguration
-    private let resource: Resource
     private let logger: Logger
     private let state = NIOLockedValueBox(State())
     private let signals: AsyncStream<Signal>.Continuation
@@ -35,9 +34,10 @@ final class OTLPHTTPSpanExporter: SpanExporting {
     struct State {
         var queue: [FinishedSpan] = []
         var closed = false
-        /// Spans lost since the last warning: queue overflow or a batch
-        /// that ran out of attempts.
+        /// Spans lost in all: queue overflow or a batch that ran out of
+        /// attempts.
         var dropped = 0
+        /// Set at the first loss of an outage, cleared by the next delivery.
         var warned = false
         var exportedSpans = 0
     }
@@ -62,7 +62,7 @@ final class OTLPHTTPSpanExporter: SpanExporting {
         }
         if let e = configuration.environment { attributes.append(Attribute("langfuse.environment", .string(e))) }
         if let r = configuration.release { attributes.append(Attribute("langfuse.release", .string(r))) }
-        resource = Resource(attributes: attributes)
+        let resource = Resource(attributes: attributes)
 
         let (stream, continuation) = AsyncStream.makeStream(of: Signal.self, bufferingPolicy: .unbounded)
         signals = continuation
@@ -241,13 +241,13 @@ struct BatchSender: Sendable {
             status = TracefoldModel.SpanStatus(code: s.code == .error ? .error : .ok, message: s.message ?? "")
         }
         return TracefoldModel.Span(
-            traceID: TraceID(high: span.traceID.0, low: span.traceID.1), spanID: SpanID(span.spanID), parentSpanID: span.parentID.map(SpanID.init),
+            traceID: span.traceID, spanID: span.spanID, parentSpanID: span.parentID,
             name: span.name, kind: kind, startTimeUnixNano: span.start, endTimeUnixNano: span.end, attributes: attributes(span.attributes),
             events: span.events.map {
                 TracefoldModel.SpanEvent(timeUnixNano: $0.nanosecondsSinceEpoch, name: $0.name, attributes: attributes($0.attributes))
             },
             links: span.links.map {
-                TracefoldModel.SpanLink(traceID: TraceID(high: $0.traceID.0, low: $0.traceID.1).bytes, spanID: SpanID($0.spanID).bytes)
+                TracefoldModel.SpanLink(traceID: $0.traceID.bytes, spanID: $0.spanID.bytes)
             },
             status: status
         )

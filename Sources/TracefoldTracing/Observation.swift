@@ -23,8 +23,8 @@ public struct Observation: Sendable {
     public init(span: any Tracing.Span) { self.span = span }
 
     /// The span id, 16 hex digits: what `metadata(...).span(_:)` addresses.
-    public var id: String? { span.context.tracefoldSpan?.spanIDHex }
-    public var traceID: String? { span.context.tracefoldSpan?.traceIDHex }
+    public var id: String? { span.context.tracefoldSpan?.spanID.hex }
+    public var traceID: String? { span.context.tracefoldSpan?.traceID.hex }
 
     /// `span.update(...)`: metadata accumulates per top-level key (a later
     /// update of a key replaces it, the other keys stay); `nil` values are

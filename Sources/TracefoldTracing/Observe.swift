@@ -47,16 +47,21 @@ public func observe<T: Encodable>(
 /// Starts the span and the context its body runs in: the parent is the
 /// current context's span, and the propagated trace attributes are written
 /// on it as on every span started in their scope.
-private func begin(_ name: String, type: ObservationType, input: MetadataValue?) -> (Observation, InstrumentationContext) {
+private func begin(
+    _ name: String, type: ObservationType, input: MetadataValue?, at instant: DefaultTracerClock.Instant = DefaultTracerClock.now
+) -> (Observation, InstrumentationContext) {
     let parent = InstrumentationContext.current ?? .topLevel
-    let span = InstrumentationSystem.tracer.startSpan(name, context: parent, ofKind: .internal, at: DefaultTracerClock.now)
+    let span = InstrumentationSystem.tracer.startSpan(name, context: parent, ofKind: .internal, at: instant)
+    let propagated = PropagatedAttributes.current(in: parent)
+    // TracefoldTracer stamps them on every span it starts; another tracer
+    // (swift-otel, say) does not know them.
+    if !(span is TracefoldSpan), let propagated { span.updateAttributes { propagated.apply(to: &$0) } }
     let observation = Observation(span: span)
-    span.updateAttributes { PropagatedAttributes.current(in: parent)?.apply(to: &$0) }
     observation.start(type: type, input: input)
     var context = span.context
     context[ObservationKey.self] = observation
     // A tracer whose span context lacks the propagated scope still passes it on.
-    if let propagated = PropagatedAttributes.current(in: parent) { context[PropagatedAttributesKey.self] = propagated }
+    if let propagated { context[PropagatedAttributesKey.self] = propagated }
     return (observation, context)
 }
 
@@ -103,13 +108,9 @@ private func recordOutput<T: Encodable>(_ result: T, on observation: Observation
 /// of the current one.
 public func event(_ name: String, input: MetadataValue? = nil, output: MetadataValue? = nil, metadata: MetadataValue? = nil, level: ObservationLevel? = nil) {
     let now = DefaultTracerClock.now
-    let parent = InstrumentationContext.current ?? .topLevel
-    let span = InstrumentationSystem.tracer.startSpan(name, context: parent, ofKind: .internal, at: now)
-    span.updateAttributes { PropagatedAttributes.current(in: parent)?.apply(to: &$0) }
-    let observation = Observation(span: span)
-    observation.start(type: ObservationType.event, input: input)
+    let (observation, _) = begin(name, type: .event, input: input, at: now)
     observation.update(output: output, metadata: metadata, level: level)
-    span.end(at: now)
+    observation.span.end(at: now)
 }
 
 /// `update_current_span(...)` on the current observation; nothing when
@@ -176,37 +177,6 @@ private func propagating(
     context[PropagatedAttributesKey.self] = merged
     currentObservation()?.span.updateAttributes { merged.apply(to: &$0) }
     return context
-}
-
-/// What `@Observed` expands to: `observe` without a handle, since the
-/// function body has no parameter for it (`currentObservation()` and the
-/// `updateCurrent…` functions reach it).
-@discardableResult
-@_disfavoredOverload
-public func observedCall<T>(
-    _ name: String, as type: ObservationType = .span, input: MetadataValue?, isolation: isolated (any Actor)? = #isolation,
-    _ body: () async throws -> T
-) async rethrows -> T {
-    try await observe(name, as: type, input: input) { _ in try await body() }
-}
-
-@discardableResult
-public func observedCall<T: Encodable>(
-    _ name: String, as type: ObservationType = .span, input: MetadataValue?, isolation: isolated (any Actor)? = #isolation,
-    _ body: () async throws -> T
-) async rethrows -> T {
-    try await observe(name, as: type, input: input) { _ in try await body() }
-}
-
-@discardableResult
-@_disfavoredOverload
-public func observedCall<T>(_ name: String, as type: ObservationType = .span, input: MetadataValue?, _ body: () throws -> T) rethrows -> T {
-    try observe(name, as: type, input: input) { _ in try body() }
-}
-
-@discardableResult
-public func observedCall<T: Encodable>(_ name: String, as type: ObservationType = .span, input: MetadataValue?, _ body: () throws -> T) rethrows -> T {
-    try observe(name, as: type, input: input) { _ in try body() }
 }
 
 /// The pieces of `@Observed`'s input, `{"args": [...], "kwargs": {...}}`.

@@ -1,31 +1,19 @@
 import Instrumentation
 import Synchronization
 import Tracing
+// Only the id types: TracefoldModel's Span, SpanKind, … would shadow Tracing's.
+import struct TracefoldModel.SpanID
+import struct TracefoldModel.TraceID
 
 /// The ids of a span, as carried in an `InstrumentationContext`: what a
 /// child started anywhere (our `observe`, Hummingbird's tracing middleware,
 /// AsyncHTTPClient) reads to find its trace and parent.
 public struct TracefoldSpanContext: Sendable, Hashable {
-    public var traceID: (UInt64, UInt64)
-    public var spanID: UInt64
-    /// False for a parent that came from elsewhere (a `traceparent` header):
+    public var traceID: TraceID
+    public var spanID: SpanID
+    /// True for a parent that came from elsewhere (a `traceparent` header):
     /// it is not exported from this process, so its child is an app root.
     public var isRemote: Bool
-
-    public static func == (a: Self, b: Self) -> Bool { a.traceID == b.traceID && a.spanID == b.spanID && a.isRemote == b.isRemote }
-    public func hash(into h: inout Hasher) {
-        h.combine(traceID.0)
-        h.combine(traceID.1)
-        h.combine(spanID)
-    }
-
-    public var traceIDHex: String { hex(traceID.0) + hex(traceID.1) }
-    public var spanIDHex: String { hex(spanID) }
-
-    private func hex(_ v: UInt64) -> String {
-        let s = String(v, radix: 16)
-        return String(repeating: "0", count: 16 - s.count) + s
-    }
 }
 
 enum SpanContextKey: InstrumentationContextKey {
@@ -53,7 +41,7 @@ public final class TracefoldTracer: Tracer, Sendable {
     /// `langfuse.environment` / `langfuse.release`, written on every span as
     /// the Python SDK does.
     let commonAttributes: [(String, SpanAttribute)]
-    private let active = Mutex<[UInt64: TracefoldSpan]>([:])
+    private let active = Mutex<[SpanID: TracefoldSpan]>([:])
 
     init(exporter: any SpanExporting, commonAttributes: [(String, SpanAttribute)] = []) {
         self.exporter = exporter
@@ -67,10 +55,11 @@ public final class TracefoldTracer: Tracer, Sendable {
         var context = context()
         let parent = context.tracefoldSpan
         var random = SystemRandomNumberGenerator()
-        var traceID = parent?.traceID ?? (random.next(), random.next())
-        if traceID == (0, 0) { traceID.1 = 1 }
-        var spanID: UInt64 = random.next()
-        if spanID == 0 { spanID = 1 }
+        // All-zero ids are invalid in OTLP.
+        var traceID = parent?.traceID ?? TraceID(high: random.next(), low: random.next())
+        if traceID.isZero { traceID.low = 1 }
+        var spanID = SpanID(random.next())
+        if spanID.isZero { spanID.value = 1 }
         let own = TracefoldSpanContext(traceID: traceID, spanID: spanID, isRemote: false)
         context.tracefoldSpan = own
         let span = TracefoldSpan(
@@ -105,18 +94,17 @@ public final class TracefoldTracer: Tracer, Sendable {
     public func inject<Carrier, Inject: Injector>(_ context: InstrumentationContext, into carrier: inout Carrier, using injector: Inject)
     where Inject.Carrier == Carrier {
         guard let ids = context.tracefoldSpan else { return }
-        injector.inject("00-\(ids.traceIDHex)-\(ids.spanIDHex)-01", forKey: "traceparent", into: &carrier)
+        injector.inject("00-\(ids.traceID.hex)-\(ids.spanID.hex)-01", forKey: "traceparent", into: &carrier)
     }
 
     public func extract<Carrier, Extract: Extractor>(_ carrier: Carrier, into context: inout InstrumentationContext, using extractor: Extract)
     where Extract.Carrier == Carrier {
         guard let header = extractor.extract(key: "traceparent", from: carrier) else { return }
         let parts = header.split(separator: "-")
-        guard parts.count == 4, parts[0] == "00", parts[1].count == 32, parts[2].count == 16,
-            let high = UInt64(parts[1].prefix(16), radix: 16), let low = UInt64(parts[1].suffix(16), radix: 16),
-            let span = UInt64(parts[2], radix: 16), high | low != 0, span != 0
+        guard parts.count == 4, parts[0] == "00", let traceID = TraceID(hex: parts[1]), let spanID = SpanID(hex: parts[2]), !traceID.isZero,
+            !spanID.isZero
         else { return }
-        context.tracefoldSpan = TracefoldSpanContext(traceID: (high, low), spanID: span, isRemote: true)
+        context.tracefoldSpan = TracefoldSpanContext(traceID: traceID, spanID: spanID, isRemote: true)
     }
 }
 
@@ -124,9 +112,9 @@ public final class TracefoldTracer: Tracer, Sendable {
 struct FinishedSpan: Sendable {
     var name: String
     var kind: SpanKind
-    var traceID: (UInt64, UInt64)
-    var spanID: UInt64
-    var parentID: UInt64?
+    var traceID: TraceID
+    var spanID: SpanID
+    var parentID: SpanID?
     var start: UInt64
     var end: UInt64
     var attributes: SpanAttributes
@@ -150,7 +138,7 @@ public final class TracefoldSpan: Tracing.Span, Sendable {
     }
 
     init(
-        name: String, kind: SpanKind, context: InstrumentationContext, ids: TracefoldSpanContext, parentID: UInt64?, parentIsRemote: Bool,
+        name: String, kind: SpanKind, context: InstrumentationContext, ids: TracefoldSpanContext, parentID: SpanID?, parentIsRemote: Bool,
         start: UInt64, tracer: TracefoldTracer
     ) {
         self.context = context

@@ -3,7 +3,7 @@ import Foundation
 /// Where and how spans are exported. `fromEnvironment()` reads the same
 /// variables as the Langfuse Python SDK and the OTel exporters, so an app
 /// moves between tracefold and Langfuse by environment alone.
-public struct TracingConfiguration: Sendable, Equatable {
+public struct TracingConfiguration: Sendable {
     /// The full OTLP/HTTP traces URL.
     public var endpoint: String
     public var publicKey: String?
@@ -51,14 +51,6 @@ public struct TracingConfiguration: Sendable, Equatable {
     }
 
     public static var defaultServiceName: String { "unknown_service:" + ProcessInfo.processInfo.processName }
-
-    public static func == (a: Self, b: Self) -> Bool {
-        a.endpoint == b.endpoint && a.publicKey == b.publicKey && a.secretKey == b.secretKey && a.headers.elementsEqual(b.headers, by: ==)
-            && a.gzip == b.gzip && a.flushAt == b.flushAt && a.flushInterval == b.flushInterval && a.timeout == b.timeout
-            && a.maxAttempts == b.maxAttempts && a.maxQueueSize == b.maxQueueSize && a.serviceName == b.serviceName
-            && a.resourceAttributes.elementsEqual(b.resourceAttributes, by: ==) && a.environment == b.environment && a.release == b.release
-            && a.enabled == b.enabled
-    }
 
     /// Precedence, first set wins:
     /// - endpoint: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (the whole URL);

@@ -60,12 +60,15 @@ public struct ObservedMacro: BodyMacro {
         // The closure's type is spelled out so that `observe` picks the
         // Encodable overload exactly when the function's result is Encodable.
         // An opaque result (`some P`) cannot be a closure's written type.
-        let returnType = signature.returnClause?.type.trimmedDescription ?? "Void"
+        // The handle is unused: the body reaches it as `currentObservation()`.
+        let returnType = signature.returnClause?.type
+        let isOpaque = returnType?.as(SomeOrAnyTypeSyntax.self)?.someOrAnySpecifier.tokenKind == .keyword(.some)
         let closureType =
-            signature.returnClause?.type.is(SomeOrAnyTypeSyntax.self) == true && signature.returnClause?.type.as(SomeOrAnyTypeSyntax.self)?.someOrAnySpecifier.tokenKind == .keyword(.some)
-            ? "" : " () \(isAsync ? "async " : "")\(isThrowing ? "throws " : "")-> \(returnType) in"
+            isOpaque
+            ? " _ in"
+            : " (_: TracefoldTracing.Observation) \(isAsync ? "async " : "")\(isThrowing ? "throws " : "")-> \(returnType?.trimmedDescription ?? "Void") in"
         let typeArgument = typeExpr.map { ", as: \($0.trimmedDescription)" } ?? ""
-        let call = "\(isThrowing ? "try " : "")\(isAsync ? "await " : "")TracefoldTracing.observedCall(\(nameExpr.trimmedDescription)\(typeArgument), input: \(input)) {\(closureType)"
+        let call = "\(isThrowing ? "try " : "")\(isAsync ? "await " : "")TracefoldTracing.observe(\(nameExpr.trimmedDescription)\(typeArgument), input: \(input)) {\(closureType)"
         let statements = body.statements.map(\.trimmedDescription).joined(separator: "\n")
         return ["return \(raw: call)\n\(raw: statements)\n}"]
     }

@@ -111,7 +111,7 @@ final class ExporterTests: XCTestCase {
 
     func finished(_ name: String, attributes: SpanAttributes = [:]) -> FinishedSpan {
         FinishedSpan(
-            name: name, kind: .internal, traceID: (1, 2), spanID: UInt64.random(in: 1...UInt64.max), parentID: nil, start: 1_000, end: 2_000,
+            name: name, kind: .internal, traceID: TraceID(high: 1, low: 2), spanID: SpanID(UInt64.random(in: 1...UInt64.max)), parentID: nil, start: 1_000, end: 2_000,
             attributes: attributes, events: [], links: [], status: nil
         )
     }
@@ -260,9 +260,8 @@ final class InstrumentedLibraryTests: XCTestCase {
         let http = try XCTUnwrap(exporter.ended.first { $0.name != "fetch-context" }, "no AsyncHTTPClient span")
         XCTAssertEqual(http.kind, .client)
         XCTAssertEqual(http.parentID, observation.spanID)
-        XCTAssertTrue(http.traceID == observation.traceID)
+        XCTAssertEqual(http.traceID, observation.traceID)
         let traceparent = try XCTUnwrap(server.requests.first?.headers.first(name: "traceparent"))
-        let ids = TracefoldSpanContext(traceID: http.traceID, spanID: http.spanID, isRemote: false)
-        XCTAssertEqual(traceparent, "00-\(ids.traceIDHex)-\(ids.spanIDHex)-01")
+        XCTAssertEqual(traceparent, "00-\(http.traceID.hex)-\(http.spanID.hex)-01")
     }
 }

@@ -19,7 +19,7 @@ final class ObservedMacroTests: XCTestCase {
             """,
             expandedSource: """
                 func answer(_ question: String, topK k: Int, options: inout [String]) async throws -> Answer {
-                    return try await TracefoldTracing.observedCall("answer", input: TracefoldTracing.ObservedInput.arguments([TracefoldTracing.ObservedInput.value(question)], ["k": TracefoldTracing.ObservedInput.value(k)])) { () async throws -> Answer in
+                    return try await TracefoldTracing.observe("answer", input: TracefoldTracing.ObservedInput.arguments([TracefoldTracing.ObservedInput.value(question)], ["k": TracefoldTracing.ObservedInput.value(k)])) { (_: TracefoldTracing.Observation) async throws -> Answer in
                         let docs = try await search(question, k)
                         return Answer(docs)
                     }
@@ -39,7 +39,7 @@ final class ObservedMacroTests: XCTestCase {
             """,
             expandedSource: """
                 func call() {
-                    return TracefoldTracing.observedCall("llm-call", as: .generation, input: TracefoldTracing.ObservedInput.arguments([], [:])) { () -> Void in
+                    return TracefoldTracing.observe("llm-call", as: .generation, input: TracefoldTracing.ObservedInput.arguments([], [:])) { (_: TracefoldTracing.Observation) -> Void in
                         work()
                     }
                 }
@@ -58,7 +58,7 @@ final class ObservedMacroTests: XCTestCase {
             """,
             expandedSource: """
                 func make() throws -> some Sequence<Int> {
-                    return try TracefoldTracing.observedCall("make", input: TracefoldTracing.ObservedInput.arguments([], [:])) {
+                    return try TracefoldTracing.observe("make", input: TracefoldTracing.ObservedInput.arguments([], [:])) { _ in
                         [1]
                     }
                 }

@@ -36,11 +36,11 @@ final class TracingRuntimeTests: XCTestCase {
         for name in ["worker-0", "worker-1", "worker-2", "worker-3", "unstructured-child"] {
             let child = try exporter.span(named: name)
             XCTAssertEqual(child.parentID, parent.spanID, name)
-            XCTAssertTrue(child.traceID == parent.traceID, name)
+            XCTAssertEqual(child.traceID, parent.traceID, name)
         }
         let sibling = try exporter.span(named: "sibling-root")
         XCTAssertNil(sibling.parentID)
-        XCTAssertFalse(sibling.traceID == parent.traceID, "a new root starts a new trace")
+        XCTAssertNotEqual(sibling.traceID, parent.traceID, "a new root starts a new trace")
         XCTAssertEqual(parent.attributes.get("langfuse.internal.is_app_root"), .bool(true))
         XCTAssertNil(try exporter.span(named: "worker-0").attributes.get("langfuse.internal.is_app_root"))
     }
@@ -104,6 +104,27 @@ final class TracingRuntimeTests: XCTestCase {
         XCTAssertEqual(outer.attributes.get("langfuse.trace.tags"), .stringArray(["a", "b"]), "the inner scope ended")
         XCTAssertEqual(string(outer, "langfuse.trace.metadata.tier"), "\"free\"")
         XCTAssertEqual(string(try exporter.span(named: "root"), "user.id"), "u1", "the span current when the scope opened")
+    }
+
+    func testPropagationLimitIs200CharactersAtTheLimitAndOnePast() async throws {
+        let at = String(repeating: "é", count: 200)  // characters, not bytes
+        let past = String(repeating: "é", count: 201)
+        // A metadata value counts once JSON-encoded: 198 characters + 2 quotes.
+        let metadataAt = String(repeating: "m", count: 198)
+        let metadataPast = String(repeating: "m", count: 199)
+        let exporter = await capture {
+            await propagateAttributes(
+                userId: at, sessionId: past, tags: [at, past], metadata: ["at": .string(metadataAt), "past": .string(metadataPast)]
+            ) {
+                await observe("limited") { _ in }
+            }
+        }
+        let span = try exporter.span(named: "limited")
+        XCTAssertEqual(string(span, "user.id"), at)
+        XCTAssertNil(span.attributes.get("session.id"))
+        XCTAssertEqual(span.attributes.get("langfuse.trace.tags"), .stringArray([at]))
+        XCTAssertEqual(string(span, "langfuse.trace.metadata.at"), "\"\(metadataAt)\"")
+        XCTAssertNil(span.attributes.get("langfuse.trace.metadata.past"))
     }
 
     func events(_ span: FinishedSpan) -> [[String: String]] {
@@ -177,11 +198,11 @@ final class TracingRuntimeTests: XCTestCase {
         var context = InstrumentationContext.topLevel
         let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
         tracer.extract(["traceparent": header], into: &context, using: DictionaryExtractor())
-        XCTAssertEqual(context.tracefoldSpan?.traceIDHex, "4bf92f3577b34da6a3ce929d0e0e4736")
+        XCTAssertEqual(context.tracefoldSpan?.traceID.hex, "4bf92f3577b34da6a3ce929d0e0e4736")
         let span = tracer.startSpan("server", context: context, ofKind: .server)
         var carrier = [String: String]()
         tracer.inject(span.context, into: &carrier, using: DictionaryInjector())
-        XCTAssertEqual(carrier["traceparent"], "00-4bf92f3577b34da6a3ce929d0e0e4736-\(span.ids.spanIDHex)-01")
+        XCTAssertEqual(carrier["traceparent"], "00-4bf92f3577b34da6a3ce929d0e0e4736-\(span.ids.spanID.hex)-01")
         span.end()
         XCTAssertEqual(span.attributes.get("langfuse.internal.is_app_root"), .bool(true), "its parent is not exported from here")
 
