@@ -75,10 +75,14 @@ def stored_spans(data):
         db.close()
 
 
-def loadgen(binary, url, requests, rate=0.0, seed=1):
-    out = subprocess.run([binary, "--url", url, "--requests", str(requests), "--rate", str(rate),
-                          "--connections", "4", "--batch", "512", "--seed", str(seed)],
-                         check=True, capture_output=True, text=True)
+def loadgen_args(binary, url, requests, rate=0.0, seed=1, connections=4, batch=512, spans_per_trace=8):
+    """The SPEC §10.1 load by default: 512-span gzip batches over 4 connections."""
+    return [binary, "--url", url, "--requests", str(requests), "--rate", str(rate), "--connections", str(connections),
+            "--batch", str(batch), "--spans-per-trace", str(spans_per_trace), "--seed", str(seed)]
+
+
+def loadgen(binary, url, requests, rate=0.0, seed=1, **shape):
+    out = subprocess.run(loadgen_args(binary, url, requests, rate, seed, **shape), check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -30,6 +30,8 @@ struct LoadGenerator: AsyncParsableCommand {
     @Flag(help: "Send uncompressed bodies.") var noGzip = false
     @Option(help: "Append \"<traceId> <spanId>\" for every span acknowledged with a 200 to this file, written as each ack arrives, so a test that kills the collector knows what it must keep.")
     var ackedSpans: String?
+    @Option(name: .customLong("header"), help: "An extra request header, \"Name: value\" (repeatable); MLflow's OTLP endpoint needs x-mlflow-experiment-id.")
+    var headers: [String] = []
     @Option(help: "Stop after this many seconds even if requests remain; 0 sends them all.") var duration = 0.0
     @Flag(help: "Send nothing: time each decode stage on this thread over the same bodies (issue 7's physical limit) and print one JSON line.")
     var decodeBench = false
@@ -39,6 +41,10 @@ struct LoadGenerator: AsyncParsableCommand {
         let built = (0..<requests).map { makeBody(request: $0) }
         let bodies = built.map(\.body)
         let wireBytes = bodies.reduce(0) { $0 + $1.count }
+        let extraHeaders = try headers.map { line -> (name: String, value: String) in
+            guard let colon = line.firstIndex(of: ":") else { throw ValidationError("--header takes \"Name: value\", got \(line)") }
+            return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+        }
         let ackLog = try ackedSpans.map { try AckLog(path: $0) }
 
         var config = HTTPClient.Configuration()
@@ -64,6 +70,7 @@ struct LoadGenerator: AsyncParsableCommand {
                         request.method = .POST
                         request.headers.add(name: "Content-Type", value: "application/x-protobuf")
                         if !noGzip { request.headers.add(name: "Content-Encoding", value: "gzip") }
+                        for header in extraHeaders { request.headers.add(name: header.name, value: header.value) }
                         request.body = .bytes(ByteBuffer(bytes: bodies[index]))
                         let sent = ContinuousClock.now
                         // Like a real OTLP exporter: 429/503 are retried after
