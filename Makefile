@@ -1,5 +1,5 @@
 # Shortcuts; the scripts under scripts/ do the work and install what they need.
-.PHONY: bench-query run test bench build proto soak fuzz
+.PHONY: bench-query bench-peers run test bench build proto soak fuzz
 
 run:
 	scripts/run.sh
@@ -10,10 +10,22 @@ test:
 build:
 	swift build
 
+# SPEC §10.2 for SQLite and PostgreSQL, fsync and none, with the per-stage
+# profile, the overload row, the decode limit, the query p99 over 100k
+# traces and the scaling curve; one table, JSON in bench/results/.
 bench:
-	scripts/install-deps.sh
-	swift build -c release
+	scripts/install-deps.sh --bench
+	swift build -c release --product tracefold
+	swift build -c release --product tracefold-loadgen
 	python3 bench/run.py
+
+# The same load to tracefold, MLflow 3.17.2 and Arize Phoenix 20.26.1 (from
+# PyPI into .venv-peers), on loopback SQLite; prints the ratios.
+bench-peers:
+	scripts/install-deps.sh
+	swift build -c release --product tracefold
+	swift build -c release --product tracefold-loadgen
+	python3 bench/peers.py
 
 proto:
 	scripts/generate-proto.sh

@@ -49,15 +49,17 @@ def peak_rss_mib(pid):
     return 0.0
 
 
-def config_yaml(port, data, durability, full):
-    """full: the fold into SQLite and the JSONL record export (the defaults);
-    otherwise intake only (decode, intake log, no sinks)."""
-    fold = (f"processors:\n  fold: {{}}\n"
+def config_yaml(port, data, durability, full, postgres_url=None, max_open_traces=None):
+    """full: the fold into SQLite (or PostgreSQL) and the JSONL record export
+    (the defaults); otherwise intake only (decode, intake log, no sinks)."""
+    fold_cfg = f"\n    max_open_traces: {max_open_traces}\n" if max_open_traces else " {}\n"
+    pg = f"  postgres:\n    url: {postgres_url}\n" if postgres_url else ""
+    fold = (f"processors:\n  fold:{fold_cfg}"
             f"exporters:\n  jsonl:\n    directory: {data}/export\n    flush_after: 1s\n") if full else ""
     return (
         f"receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:{port}\n"
         f"{fold}"
-        f"store:\n  directory: {data}\n  durability: {durability}\n"
+        f"store:\n  directory: {data}\n  durability: {durability}\n{pg}"
         f"service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n"
         f"      processors: [{'fold' if full else ''}]\n"
         f"      exporters: [{'jsonl' if full else ''}]\n"
@@ -65,8 +67,11 @@ def config_yaml(port, data, durability, full):
     )
 
 
-def stored_spans(data):
-    """Spans in the SQLite store, read back through sqlite3."""
+def stored_spans(data, postgres_url=None):
+    """Spans in the store, read back through sqlite3 or psql."""
+    if postgres_url:
+        return int(subprocess.run([psql(), postgres_url, "-qAtc", "SELECT COUNT(*) FROM spans"], check=True,
+                                  capture_output=True, text=True).stdout.strip())
     import sqlite3
     db = sqlite3.connect(os.path.join(data, "tracefold.sqlite"), timeout=30)
     try:
@@ -108,18 +113,41 @@ def start_tracefold(bin_dir, make_yaml, prefix):
     return proc, url, data, work
 
 
-def run_config(bin_dir, name, durability, full, throughput_requests, latency_requests):
+def psql():
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))
+    return bins[-1] if bins else "psql"
+
+
+class PostgresCluster:
+    """A private PostgreSQL cluster (scripts/postgres-cluster.sh) for the
+    PostgreSQL rows; each run gets a fresh database in it."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="tracefold-bench-pg-")
+        self.base = subprocess.run([os.path.join(ROOT, "scripts", "postgres-cluster.sh"), "start", self.dir, str(free_port())],
+                                   check=True, capture_output=True, text=True).stdout.strip()
+        self.n = 0
+
+    def fresh_database(self):
+        self.n += 1
+        name = f"bench{self.n}"
+        subprocess.run([psql(), self.base, "-qc", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+        return self.base.rsplit("/", 1)[0] + "/" + name
+
+    def stop(self):
+        subprocess.run([os.path.join(ROOT, "scripts", "postgres-cluster.sh"), "stop", self.dir])
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_config(bin_dir, name, durability, full, throughput_requests, latency_requests, postgres_url=None, profile=False):
+    """One §10.2 row. profile: also sample the throughput phase with perf and
+    attribute the collector's CPU to its stages."""
     proc, url, data, work = start_tracefold(
-        bin_dir, lambda port, data: config_yaml(port, data, durability, full), "tracefold-bench-")
+        bin_dir, lambda port, data: config_yaml(port, data, durability, full, postgres_url), "tracefold-bench-")
     try:
         gen = os.path.join(bin_dir, "tracefold-loadgen")
-        cpu0 = cpu_seconds(proc.pid)
-        thr = loadgen(gen, url + "/v1/traces", throughput_requests, seed=11)
-        # A 200 waits for the fold, so the records are already stored; wait
-        # for the JSONL export too, so CPU per span includes it.
-        time.sleep(2.5 if full else 0.5)
-        cpu1 = cpu_seconds(proc.pid)
-        # The paced phase; with the fold on, ack-to-visible probes run beside it.
+        # The paced phase first, so that the peak RSS after it is the RSS at
+        # 10k spans/s; with the fold on, ack-to-visible probes run beside it.
         visible = []
         if full:
             from query import ack_to_visible
@@ -131,8 +159,17 @@ def run_config(bin_dir, name, durability, full, throughput_requests, latency_req
             lat = result
         else:
             lat = loadgen(gen, url + "/v1/traces", latency_requests, rate=10000, seed=12)
+        rss_at_10k = peak_rss_mib(proc.pid)
+        perf = start_perf(proc.pid, work) if profile else None
+        cpu0 = cpu_seconds(proc.pid)
+        thr = loadgen(gen, url + "/v1/traces", throughput_requests, seed=11)
+        # A 200 waits for the fold, so the records are already stored; wait
+        # for the JSONL export too, so CPU per span includes it.
+        time.sleep(2.5 if full else 0.5)
+        cpu1 = cpu_seconds(proc.pid)
+        stages = stop_perf(perf, cpu1 - cpu0, thr["ackedSpans"]) if perf else None
         rss = peak_rss_mib(proc.pid)
-        stored = stored_spans(data) if full else None
+        stored = stored_spans(data, postgres_url) if full else None
     finally:
         proc.terminate()
         proc.wait(timeout=60)
@@ -140,12 +177,14 @@ def run_config(bin_dir, name, durability, full, throughput_requests, latency_req
     acked = thr["ackedSpans"]
     return {
         "config": name,
+        "store": ("postgres" if postgres_url else "sqlite") if full else "-",
         "durability": durability,
-        "pipeline": "fold+sqlite+jsonl" if full else "intake-only",
+        "pipeline": "fold+store+jsonl" if full else "intake-only",
         "acceptedSpansPerSec": round(thr["ackedSpansPerSecond"]),
         "cpuSecondsPer100kSpans": round((cpu1 - cpu0) / acked * 100_000, 3) if acked else None,
         "spansPerCpuSecond": round(acked / (cpu1 - cpu0)) if cpu1 > cpu0 else None,
         "peakRssMiB": round(rss, 1),
+        "rssMiBAt10k": round(rss_at_10k, 1),
         "ackP50MsAt10k": round(lat["ackP50Ms"], 2),
         "ackP99MsAt10k": round(lat["ackP99Ms"], 2),
         "throughputAckP99Ms": round(thr["ackP99Ms"], 2),
@@ -154,8 +193,137 @@ def run_config(bin_dir, name, durability, full, throughput_requests, latency_req
         "non200": {k: v for k, v in {**thr["statuses"], **lat["statuses"]}.items() if k != "200"},
         "storedSpans": stored,
         "ackToVisibleMaxMs": round(max(visible), 2) if visible else None,
-        "offeredSpans": acked + lat["ackedSpans"],
+        "offeredSpans": acked + lat["ackedSpans"] + len(visible),  # each visibility probe is one span
+        "stages": stages,
     }
+
+
+# Stage of a stack: its innermost frame that names one of these, tried in
+# this order (so RecordStore.exportPass is export, not store). Matched on
+# demangled names.
+STAGES = [
+    ("export", ("JSONLRecordExporter", "exportPass", "SpansJSONLExporter")),
+    ("store", ("SQLFoldTransaction", "RecordStore", "SQLiteStore", "PostgresStore", "GRDBSession", "PostgresSession")),
+    ("map", ("SpanMapper",)),
+    ("fold", ("TraceFolder", "TraceState", "RecordRenderer")),
+    ("decode", ("OTLPProtobufDecoder", "OTLPJSONDecoder", "OTLPDecoder", "ProtobufNestingCheck", "StreamingInflater",
+                "protobuf_c_", "inflate")),
+    ("intake log", ("IntakeLog",)),
+    ("pipeline queue", ("SpanPipeline",)),
+    ("http", ("OTLPHTTPReceiver", "Hummingbird", "NIOPosix", "NIOCore", "NIOHTTP1", "FrontDoor", "RequestAuthenticator")),
+]
+
+
+def start_perf(pid, work):
+    """perf record at 199 Hz with frame-pointer stacks (perf's hardware
+    counters are not available on these machines; the software clock is)."""
+    out = os.path.join(work, "perf.data")
+    try:
+        p = subprocess.Popen(["perf", "record", "-F", "199", "-g", "-p", str(pid), "-o", out],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except FileNotFoundError:
+        print("perf not found: no per-stage profile (scripts/install-deps.sh --bench installs linux-perf)", file=sys.stderr)
+        return None
+    time.sleep(0.5)
+    return (p, out)
+
+
+def stop_perf(perf, cpu_seconds_used, spans):
+    """Per stage: share of samples and CPU microseconds per span. Samples
+    whose stack names no stage (an allocator or runtime leaf whose caller
+    perf could not unwind) are spread over their thread's stages in
+    proportion, and their share is reported as `unwoundShare`."""
+    p, out = perf
+    p.send_signal(2)
+    p.wait(timeout=60)
+    script = subprocess.run(f"perf script -i {out} -F tid,ip,sym 2>/dev/null | swift demangle --simplified",
+                            shell=True, capture_output=True, text=True).stdout
+    per_thread = {}
+    for block in script.split("\n\n"):
+        lines = [l.strip() for l in block.strip().splitlines()]
+        if not lines:
+            continue
+        tid, frames = lines[0].split()[0], lines[1:]
+        stage = None
+        for frame in frames:  # leaf first
+            stage = next((name for name, keys in STAGES if any(k in frame for k in keys)), None)
+            if stage:
+                break
+        counts = per_thread.setdefault(tid, {})
+        counts[stage] = counts.get(stage, 0) + 1
+    total = sum(sum(c.values()) for c in per_thread.values())
+    if not total:
+        return None
+    shares, unwound = {}, 0
+    for counts in per_thread.values():
+        known = {k: v for k, v in counts.items() if k}
+        missing = counts.get(None, 0)
+        unwound += missing
+        if not known:
+            shares["unattributed"] = shares.get("unattributed", 0) + missing
+            continue
+        k_total = sum(known.values())
+        for k, v in known.items():
+            shares[k] = shares.get(k, 0) + v + missing * v / k_total
+    return {
+        "samples": total,
+        "unwoundShare": round(unwound / total, 3),
+        "perStage": {k: {"share": round(v / total, 3), "cpuMicrosPerSpan": round(v / total * cpu_seconds_used / spans * 1e6, 2)}
+                     for k, v in sorted(shares.items(), key=lambda kv: -kv[1])},
+    }
+
+
+def print_stages(name, stages):
+    if not stages:
+        return
+    parts = [f"{k} {v['cpuMicrosPerSpan']} us ({v['share'] * 100:.0f}%)" for k, v in stages["perStage"].items()]
+    print(f"stages {name}: " + ", ".join(parts) + f"  [{stages['samples']} samples, {stages['unwoundShare'] * 100:.0f}% spread by thread]")
+
+
+def run_scaling(bin_dir, open_traces):
+    """Issue 7's scaling curve on fsync+fold+SQLite+JSONL: throughput and RSS
+    by client connections and by batch size (about 100k spans each, fewer for
+    one-span batches), and RSS by open traces (one span a trace, the fold's
+    cache sized to hold them all)."""
+    rows = []
+    gen = os.path.join(bin_dir, "tracefold-loadgen")
+
+    def one(kind, value, requests, yaml, **shape):
+        proc, url, data, work = start_tracefold(bin_dir, yaml, "tracefold-scale-")
+        try:
+            rss0 = peak_rss_mib(proc.pid)
+            cpu0 = cpu_seconds(proc.pid)
+            r = loadgen(gen, url + "/v1/traces", requests, seed=41, **shape)
+            cpu = cpu_seconds(proc.pid) - cpu0
+            rows.append({"config": f"scaling {kind}={value}", "kind": kind, "value": value, "spans": r["ackedSpans"],
+                         "acceptedSpansPerSec": round(r["ackedSpansPerSecond"]),
+                         "spansPerCpuSecond": round(r["ackedSpans"] / cpu) if cpu > 0 else None,
+                         "ackP99Ms": round(r["ackP99Ms"], 2), "idleRssMiB": round(rss0, 1), "peakRssMiB": round(peak_rss_mib(proc.pid), 1),
+                         "errors": r["errors"]})
+            print(f"scaling {kind}={value}: {rows[-1]['acceptedSpansPerSec']} spans/s, {rows[-1]['spansPerCpuSecond']} spans/cpu-s, "
+                  f"peak RSS {rows[-1]['peakRssMiB']} MiB", file=sys.stderr)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=120)
+            shutil.rmtree(work, ignore_errors=True)
+
+    default = lambda port, data: config_yaml(port, data, "fsync", True)
+    for c in (1, 2, 4):
+        one("connections", c, 200, default, connections=c)
+    for b, n in ((1, 3000), (64, 1600), (512, 200), (4096, 25)):
+        one("batch", b, n, default, batch=b)
+    for n in open_traces:
+        one("openTraces", n, -(-n // 512),
+            lambda port, data, n=n: config_yaml(port, data, "fsync", True, max_open_traces=n + n // 10), spans_per_trace=1)
+    return rows
+
+
+def print_scaling(rows):
+    for kind in ("connections", "batch", "openTraces"):
+        sel = [r for r in rows if r["kind"] == kind]
+        if sel:
+            print(f"scaling by {kind}: " + "; ".join(
+                f"{r['value']}: {r['acceptedSpansPerSec']} spans/s, {r['spansPerCpuSecond']} spans/cpu-s, RSS {r['peakRssMiB']} MiB" for r in sel))
 
 
 def run_overload(bin_dir, sustainable, limit_mib=256, spike_mib=64, seconds=10):
@@ -234,6 +402,12 @@ def main():
     p.add_argument("--latency-requests", type=int, default=100, help="latency-phase requests at 10k spans/s")
     p.add_argument("--overload-only", action="store_true", help="only the 10x overload phase (sustainable rate measured first)")
     p.add_argument("--decode-only", action="store_true", help="only the decode stages on one core (the physical limit)")
+    p.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL rows")
+    p.add_argument("--no-scaling", action="store_true", help="skip the scaling curve")
+    p.add_argument("--open-traces", default="10000,100000,1000000", help="open-trace counts for the RSS curve")
+    p.add_argument("--query-traces", type=int, default=100_000, help="traces loaded for the metadata-filter query p99 (0 skips it)")
+    p.add_argument("--peers", action="store_true", help="also run MLflow and Phoenix side by side (bench/peers.py)")
+    p.add_argument("--peer-requests", type=int, default=20)
     args = p.parse_args()
     if args.decode_only:
         decode = decode_limit(args.bin_dir)
@@ -246,35 +420,89 @@ def main():
         print_overload(overload)
         write_results("bench-overload", [base, overload])
         return
-    rows = []
-    for full in (True, False):
-        for durability in ("fsync", "none"):
-            name = f"{durability}+{'fold+sqlite+jsonl' if full else 'intake-only'}"
-            print(f"running {name} ...", file=sys.stderr)
-            rows.append(run_config(args.bin_dir, name, durability, full, args.requests, args.latency_requests))
-    cols = [("config", 30), ("acceptedSpansPerSec", 12), ("spansPerCpuSecond", 12), ("cpuSecondsPer100kSpans", 12),
-            ("peakRssMiB", 9), ("ackP50MsAt10k", 9), ("ackP99MsAt10k", 9), ("retried503", 8), ("errors", 6)]
-    heads = ["config", "spans/s", "spans/cpu-s", "cpu-s/100k", "RSS MiB", "p50 ms", "p99 ms", "503s", "errors"]
+
+    rows, extra = [], []
+    pg = None if args.no_postgres else PostgresCluster()
+    try:
+        for store in ("sqlite",) + (() if pg is None else ("postgres",)):
+            for durability in ("fsync", "none"):
+                name = f"{durability}+fold+{store}+jsonl"
+                print(f"running {name} ...", file=sys.stderr)
+                rows.append(run_config(args.bin_dir, name, durability, True, args.requests, args.latency_requests,
+                                       postgres_url=pg.fresh_database() if store == "postgres" else None))
+        # The profiles run on their own, so perf does not slow the table's rows.
+        profiles = []
+        for store in ("sqlite",) + (() if pg is None else ("postgres",)):
+            print(f"profiling fsync+fold+{store}+jsonl ...", file=sys.stderr)
+            prof = run_config(args.bin_dir, f"profile fsync+fold+{store}+jsonl", "fsync", True, 200, 20,
+                              postgres_url=pg.fresh_database() if store == "postgres" else None, profile=True)
+            profiles.append(prof)
+    finally:
+        if pg:
+            pg.stop()
+    for durability in ("fsync", "none"):
+        name = f"{durability}+intake-only"
+        print(f"running {name} ...", file=sys.stderr)
+        rows.append(run_config(args.bin_dir, name, durability, False, args.requests, args.latency_requests))
+
+    cols = [("config", 26), ("acceptedSpansPerSec", 9), ("spansPerCpuSecond", 11), ("cpuSecondsPer100kSpans", 10),
+            ("peakRssMiB", 8), ("rssMiBAt10k", 9), ("ackP50MsAt10k", 8), ("ackP99MsAt10k", 8), ("ackToVisibleMaxMs", 10),
+            ("storedSpans", 8), ("errors", 6)]
+    heads = ["config", "spans/s", "spans/cpu-s", "cpu-s/100k", "peak MiB", "MiB@10k/s", "p50 ms", "p99 ms", "visible ms", "stored", "errors"]
     print("  ".join(h.ljust(w) for h, (_, w) in zip(heads, cols)))
     for r in rows:
         print("  ".join(str(r[k]).ljust(w) for k, w in cols))
     by = {r["config"]: r for r in rows}
-    for exp in ("fold+sqlite+jsonl", "intake-only"):
-        f, n = by[f"fsync+{exp}"], by[f"none+{exp}"]
-        if f["spansPerCpuSecond"] and n["spansPerCpuSecond"]:
+    for exp in ("fold+sqlite+jsonl", "fold+postgres+jsonl", "intake-only"):
+        f, n = by.get(f"fsync+{exp}"), by.get(f"none+{exp}")
+        if f and n and f["spansPerCpuSecond"] and n["spansPerCpuSecond"]:
             print(f"fsync/none throughput ratio ({exp}): {f['acceptedSpansPerSec'] / n['acceptedSpansPerSec']:.2f}; "
                   f"CPU-per-span ratio: {f['cpuSecondsPer100kSpans'] / n['cpuSecondsPer100kSpans']:.2f}")
     for r in rows:
         if r["storedSpans"] is not None and r["storedSpans"] != r["offeredSpans"]:
             print(f"WARNING {r['config']}: stored {r['storedSpans']} of {r['offeredSpans']} acknowledged spans")
-    for r in rows:
-        if r["ackToVisibleMaxMs"] is not None:
-            print(f"ack-to-visible {r['config']}: max {r['ackToVisibleMaxMs']} ms over 10 probes at 10k spans/s (target 1000 ms)")
+    for prof in profiles:
+        print_stages(prof["config"].removeprefix("profile "), prof["stages"])
+
     overload = run_overload(args.bin_dir, by["fsync+fold+sqlite+jsonl"]["acceptedSpansPerSec"])
     print_overload(overload)
     decode = decode_limit(args.bin_dir)
     print_decode_limit(decode, by["fsync+fold+sqlite+jsonl"]["spansPerCpuSecond"])
-    write_results("bench", rows + [overload, decode])
+    extra += [overload, decode] + profiles
+
+    query = None
+    if args.query_traces:
+        import query as query_bench
+        print(f"running the query bench over {args.query_traces} traces (SQLite) ...", file=sys.stderr)
+        query = query_bench.run_backend(args.bin_dir, "sqlite", None, args.query_traces, 200)
+        query["config"] = "query sqlite"
+        extra.append(query)
+    if not args.no_scaling:
+        scaling = run_scaling(args.bin_dir, [int(n) for n in args.open_traces.split(",") if n])
+        print_scaling(scaling)
+        extra += scaling
+    if args.peers:
+        import peers
+        peer_rows = peers.run_peers(args.bin_dir, args.peer_requests, 900)
+        peers.print_peers(peer_rows)
+        extra += peer_rows
+    print_targets(by["fsync+fold+sqlite+jsonl"], overload, query)
+    write_results("bench", rows + extra)
+
+
+def print_targets(row, overload, query):
+    """SPEC §10.3, for fsync+fold+SQLite+JSONL."""
+    checks = [
+        ("throughput >= 100000 spans per CPU-second", row["spansPerCpuSecond"], lambda v: v >= 100_000),
+        ("RSS <= 150 MiB at 10k spans/s", row["rssMiBAt10k"], lambda v: v <= 150),
+        ("memory bounded at 10x overload (peak RSS <= limit_mib)", overload["peakRssMiB"], lambda v: v <= overload["limitMiB"]),
+        ("ack p99 <= 20 ms at 10k spans/s", row["ackP99MsAt10k"], lambda v: v <= 20),
+        ("visibility <= 1000 ms", row["ackToVisibleMaxMs"], lambda v: v is not None and v <= 1000),
+    ]
+    if query:
+        checks.append(("metadata-filtered list p99 <= 50 ms over 100k traces", query["listP99Ms"], lambda v: v <= 50))
+    for text, value, ok in checks:
+        print(f"target {'HOLDS' if ok(value) else 'MISSED'}: {text}: measured {value}")
 
 
 def write_results(prefix, rows):

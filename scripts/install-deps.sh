@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages tracefold builds and tests with, if missing.
 # Safe to run again; does nothing when everything is there.
+#   --bench  also linux-perf, for the bench's per-stage profile
 set -euo pipefail
 packages=(libprotobuf-c-dev zlib1g-dev libsqlite3-dev python3-venv pkg-config postgresql)
+[ "${1:-}" != "--bench" ] || packages+=(linux-perf)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
