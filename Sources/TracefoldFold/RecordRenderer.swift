@@ -4,9 +4,16 @@ import TracefoldModel
 /// Renders records in the Langfuse v1 API shape (SPEC §2.1, §3.4, §4.8). The
 /// same objects are JSONL lines and query answers.
 public enum RecordRenderer {
-    public static func observation(_ o: Observation, state: TraceState) -> [String: JSONValue] {
+    /// An observation's own metadata: its userland entry, then the system
+    /// keys (resource attributes, scope, remaining attributes).
+    static func metadata(of o: Observation, state: TraceState) -> [String: JSONValue] {
         var metadata = state.values(EntryKey(scope: .observation, target: o.id, kind: "userland.default"))
         for (k, v) in o.systemMetadata { metadata[k] = v }
+        return metadata
+    }
+
+    public static func observation(_ o: Observation, state: TraceState) -> [String: JSONValue] {
+        let metadata = metadata(of: o, state: state)
         var r: [String: JSONValue] = [
             "id": .string(o.id.hex),
             "traceId": .string(o.traceID.hex),
@@ -51,7 +58,8 @@ public enum RecordRenderer {
         // updates by order key.
         var metadata: [String: JSONValue] = [:]
         if let root {
-            metadata = RecordRenderer.observation(root, state: s)["metadata"]?.objectValue ?? [:]
+            // Not the whole rendered root observation: only its metadata.
+            metadata = Self.metadata(of: root, state: s)
         } else if let stand {
             metadata["resourceAttributes"] = stand.systemMetadata["resourceAttributes"]
             metadata["scope"] = stand.systemMetadata["scope"]

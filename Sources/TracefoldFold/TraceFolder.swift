@@ -154,7 +154,11 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
             for (item, context) in items {
                 let key = item.span.key
                 // A span already stored (a redelivery) changes nothing.
-                guard var trace = work[key.traceID], trace.observations[key.spanID] == nil else { continue }
+                guard work[key.traceID]?.observations[key.spanID] == nil else { continue }
+                // Taken out of `work` while it changes, so it is uniquely
+                // referenced: a copy left in the dictionary made every span
+                // copy its trace's whole state (copy-on-write).
+                guard var trace = work.removeValue(forKey: key.traceID) else { continue }
                 let mapped = mapper.map(item.span, context: context)
                 var limitDrops = [MetadataDrop]()
                 let warnings = trace.state.add(mapped, limits: limits, drops: &limitDrops)
@@ -167,12 +171,11 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
                 trace.seq += 1
                 commit.newSpans.append((trace.seq, item))
                 work[key.traceID] = trace
-                var changed = touched[key.traceID] ?? []
-                changed.insert(key.spanID)
+                // In place, for the same reason as `trace` above.
+                touched[key.traceID, default: []].insert(key.spanID)
                 for update in mapped.updates where update.scope != .trace {
-                    if let target = update.target { changed.insert(target) }
+                    if let target = update.target { touched[key.traceID, default: []].insert(target) }
                 }
-                touched[key.traceID] = changed
             }
             if !commit.newSpans.isEmpty {
                 render(traceIDs.filter { touched[$0] != nil }, touched, work, into: &commit)

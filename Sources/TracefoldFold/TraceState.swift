@@ -81,14 +81,16 @@ public struct TraceState: Hashable, Sendable {
     public var entries: [EntryKey: [String: Versioned<JSONValue>]] = [:]
     /// Accepted updates by id with their size: exactly-once and the
     /// cumulative limit (SPEC §4.6, §4.7).
-    public var acceptedUpdates: [String: Int] = [:]
+    public private(set) var acceptedUpdates: [String: Int] = [:]
     /// Every API key (with its workspace) that spans of this trace arrived
     /// under; more than one is reported as a warning.
     public var arrivedUnder: Set<String> = []
 
     public init(traceID: TraceID) { self.traceID = traceID }
 
-    public var cumulativeMetadataBytes: Int { acceptedUpdates.values.reduce(0, +) }
+    /// The sum of `acceptedUpdates`, kept as they are accepted: summing
+    /// them on every update made a trace's fold quadratic in its updates.
+    public private(set) var cumulativeMetadataBytes = 0
 
     /// The span that stands for the trace: the true root, else an as_root span.
     public var effectiveRoot: Root? { root ?? asRoot }
@@ -164,6 +166,7 @@ public struct TraceState: Hashable, Sendable {
         let total = cumulativeMetadataBytes
         if total + size > limits.maxTraceBytes { return .traceLimit(total: total + size, limit: limits.maxTraceBytes) }
         acceptedUpdates[update.id] = size
+        cumulativeMetadataBytes += size
         let key = EntryKey(scope: update.scope, target: update.scope == .trace ? nil : update.target, kind: update.kind)
         for (k, v) in update.values { merge(key, k, Versioned(v, update.order)) }
         if entries[key] == nil { entries[key] = [:] }
@@ -171,9 +174,9 @@ public struct TraceState: Hashable, Sendable {
     }
 
     private mutating func merge(_ key: EntryKey, _ field: String, _ value: Versioned<JSONValue>) {
-        var bucket = entries[key] ?? [:]
-        bucket[field] = .latest(bucket[field], value)
-        entries[key] = bucket
+        // In place: a bucket copied out and written back was copied whole
+        // (copy-on-write) for every field merged.
+        entries[key, default: [:]][field] = .latest(entries[key]?[field], value)
     }
 
     /// Merged values of one entry.

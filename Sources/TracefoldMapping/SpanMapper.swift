@@ -399,8 +399,12 @@ public struct SpanMapper: Sendable {
 
     static let metadataPrefixes = ["langfuse.observation.metadata", "langfuse.trace.metadata", "langfuse.metadata", "ai.telemetry.metadata"]
 
+    /// The prefixes with their dot, built once: concatenating them per call
+    /// allocated four strings for every attribute.
+    static let dottedMetadataPrefixes = metadataPrefixes.map { $0 + "." }
+
     static func isMetadataKey(_ key: String) -> Bool {
-        metadataPrefixes.contains { key == $0 || key.hasPrefix($0 + ".") }
+        metadataPrefixes.contains(key) || dottedMetadataPrefixes.contains { key.hasPrefix($0) }
     }
 
     /// The user metadata of one domain (`trace` or `observation`): the JSON
@@ -514,7 +518,7 @@ public struct SpanMapper: Sendable {
         for key in keys {
             guard let v = a[key] else { continue }
             // v5 JSON-encodes metadata values; a quoted string reads unquoted.
-            let text: String? = key.contains(".metadata.") ? (v.decodedJSON.stringValue ?? v.text) : v.text
+            let text: String? = isMetadataKey(key) ? (v.decodedJSON.stringValue ?? v.text) : v.text
             if let text, !text.isEmpty { return text }
         }
         return nil

@@ -303,7 +303,10 @@ public struct JSONWriter {
         case .object(let o):
             bytes.append(UInt8(ascii: "{"))
             // Sorting the pairs, not the keys, saves a hash lookup per key.
-            for (k, pair) in o.sorted(by: { $0.key < $1.key }).enumerated() {
+            // By UTF-8 bytes: code-point order, as Python's sort_keys gives,
+            // and several times cheaper than String's Unicode-aware `<`
+            // (JSON serialisation was 9% of the fold's profile).
+            for (k, pair) in o.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }).enumerated() {
                 if k > 0 { bytes.append(UInt8(ascii: ",")) }
                 writeString(pair.key)
                 bytes.append(UInt8(ascii: ":"))
@@ -332,23 +335,35 @@ public struct JSONWriter {
 
     public mutating func writeString(_ s: String) {
         bytes.append(UInt8(ascii: "\""))
-        for c in s.utf8 {
-            switch c {
-            case UInt8(ascii: "\""): bytes.append(0x5C); bytes.append(c)
-            case UInt8(ascii: "\\"): bytes.append(0x5C); bytes.append(c)
-            case 0x0A: bytes.append(0x5C); bytes.append(UInt8(ascii: "n"))
-            case 0x0D: bytes.append(0x5C); bytes.append(UInt8(ascii: "r"))
-            case 0x09: bytes.append(0x5C); bytes.append(UInt8(ascii: "t"))
-            case 0x08: bytes.append(0x5C); bytes.append(UInt8(ascii: "b"))
-            case 0x0C: bytes.append(0x5C); bytes.append(UInt8(ascii: "f"))
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                bytes.append(contentsOf: Array("\\u00".utf8))
-                bytes.append(hex[Int(c >> 4)])
-                bytes.append(hex[Int(c & 0xF)])
-            default: bytes.append(c)
+        var s = s
+        // Native strings are contiguous UTF-8: copy each run that needs no
+        // escape in one append instead of byte by byte.
+        s.withUTF8 { utf8 in
+            var runStart = 0
+            for (i, c) in utf8.enumerated() where c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") {
+                if runStart < i { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<i])) }
+                writeEscaped(c)
+                runStart = i + 1
             }
+            if runStart < utf8.count { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart...])) }
         }
         bytes.append(UInt8(ascii: "\""))
+    }
+
+    private mutating func writeEscaped(_ c: UInt8) {
+        bytes.append(0x5C)
+        switch c {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"): bytes.append(c)
+        case 0x0A: bytes.append(UInt8(ascii: "n"))
+        case 0x0D: bytes.append(UInt8(ascii: "r"))
+        case 0x09: bytes.append(UInt8(ascii: "t"))
+        case 0x08: bytes.append(UInt8(ascii: "b"))
+        case 0x0C: bytes.append(UInt8(ascii: "f"))
+        default:
+            let hex = Array("0123456789abcdef".utf8)
+            bytes.append(contentsOf: Array("u00".utf8))
+            bytes.append(hex[Int(c >> 4)])
+            bytes.append(hex[Int(c & 0xF)])
+        }
     }
 }
