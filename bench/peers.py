@@ -243,7 +243,7 @@ def print_peers(rows):
         print(f"tracefold vs {r['system']}: stored spans/s {base['storedSpansPerSec'] / r['storedSpansPerSec']:.1f}x; "
               f"CPU per span {r['cpuSecondsPer100kSpans'] / base['cpuSecondsPer100kSpans']:.1f}x less; "
               f"peak RSS {r['peakRssMiB'] / base['peakRssMiB']:.1f}x less; "
-              f"time until queryable {r['secondsUntilQueryable']:.2f}s vs {base['secondsUntilQueryable']:.2f}s")
+              f"time until queryable: {r['system']} {r['secondsUntilQueryable']:.2f}s, tracefold {base['secondsUntilQueryable']:.3f}s")
 
 
 def main():
