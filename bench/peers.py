@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,8 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import ROOT, TICKS, config_yaml, free_port, loadgen_args, start_tracefold, write_results  # noqa: E402
+from run import (ROOT, TICKS, config_yaml, free_port, loadgen_args, proc_stat, sqlite_count, start_tracefold,  # noqa: E402
+                 write_results)
 
 PEERS_VENV = os.path.join(ROOT, ".venv-peers")
 PEER_PACKAGES = ["mlflow==3.17.2", "arize-phoenix==20.26.1"]
@@ -50,9 +50,7 @@ def tree(pid):
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry))
+                children.setdefault(int(proc_stat(entry)[1]), []).append(int(entry))
             except OSError:
                 pass
     out, todo = [], [pid]
@@ -68,8 +66,7 @@ def tree_cpu_seconds(pid):
     total = 0.0
     for i, p in enumerate(tree(pid)):
         try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+            fields = proc_stat(p)
         except OSError:
             continue
         total += int(fields[11]) + int(fields[12])
@@ -98,18 +95,6 @@ class RSSSampler(threading.Thread):
         while not self.stop.is_set():
             self.peak = max(self.peak, tree_rss_mib(self.pid))
             time.sleep(0.1)
-
-
-def sqlite_count(path, sql):
-    if not os.path.exists(path):
-        return 0
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-    try:
-        return db.execute(sql).fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        db.close()
 
 
 def wait_http(url, seconds=180):
@@ -161,8 +146,7 @@ def start_tracefold_peer(work, bin_dir):
         # Through the query API (8 spans a trace) and the store's span rows.
         with urllib.request.urlopen(url + "/api/public/traces?limit=1", timeout=30) as r:
             traces = json.loads(r.read())["meta"]["totalItems"]
-        spans = sqlite_count(os.path.join(data, "tracefold.sqlite"), "SELECT COUNT(*) FROM spans")
-        return spans if spans == traces * 8 else min(spans, traces * 8)
+        return min(sqlite_count(os.path.join(data, "tracefold.sqlite")), traces * 8)
     return {"proc": proc, "url": url + "/v1/traces", "headers": [], "stored": stored, "cleanup": tf_work}
 
 

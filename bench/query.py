@@ -20,16 +20,14 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import free_port, loadgen, start_tracefold, write_results  # noqa: E402
+from run import PostgresCluster, loadgen, start_tracefold, write_results  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -157,19 +155,13 @@ def main():
     args = p.parse_args()
     rows = []
     for backend in args.backends.split(","):
-        pgdir = None
-        url = None
+        pg = PostgresCluster() if backend == "postgres" else None
         try:
-            if backend == "postgres":
-                pgdir = tempfile.mkdtemp(prefix="tracefold-qbench-pg-")
-                url = subprocess.run([os.path.join(ROOT, "scripts", "postgres-cluster.sh"), "start", pgdir, str(free_port())],
-                                     check=True, capture_output=True, text=True).stdout.strip()
             print(f"running {backend} ...", file=sys.stderr)
-            rows.append(run_backend(args.bin_dir, backend, url, args.traces, args.samples))
+            rows.append(run_backend(args.bin_dir, backend, pg.fresh_database() if pg else None, args.traces, args.samples))
         finally:
-            if pgdir:
-                subprocess.run([os.path.join(ROOT, "scripts", "postgres-cluster.sh"), "stop", pgdir])
-                shutil.rmtree(pgdir, ignore_errors=True)
+            if pg:
+                pg.stop()
     cols = ["backend", "traces", "loadSpansPerSec", "metadataFilterMatches", "listP50Ms", "listP99Ms", "getP50Ms", "getP99Ms",
             "visibleP50Ms", "visibleMaxMs"]
     print("  ".join(c.ljust(14) for c in cols))

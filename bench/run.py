@@ -35,9 +35,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def cpu_seconds(pid):
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name."""
     with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid):
+    fields = proc_stat(pid)
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
@@ -67,17 +72,27 @@ def config_yaml(port, data, durability, full, postgres_url=None, max_open_traces
     )
 
 
+def sqlite_count(path, sql="SELECT COUNT(*) FROM spans"):
+    """One count read back from an SQLite file (read-only); 0 while the
+    file or its table does not exist yet."""
+    import sqlite3
+    if not os.path.exists(path):
+        return 0
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        return db.execute(sql).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        db.close()
+
+
 def stored_spans(data, postgres_url=None):
     """Spans in the store, read back through sqlite3 or psql."""
     if postgres_url:
         return int(subprocess.run([psql(), postgres_url, "-qAtc", "SELECT COUNT(*) FROM spans"], check=True,
                                   capture_output=True, text=True).stdout.strip())
-    import sqlite3
-    db = sqlite3.connect(os.path.join(data, "tracefold.sqlite"), timeout=30)
-    try:
-        return db.execute("SELECT COUNT(*) FROM spans").fetchone()[0]
-    finally:
-        db.close()
+    return sqlite_count(os.path.join(data, "tracefold.sqlite"))
 
 
 def loadgen_args(binary, url, requests, rate=0.0, seed=1, connections=4, batch=512, spans_per_trace=8):
