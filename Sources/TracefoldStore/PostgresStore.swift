@@ -68,7 +68,12 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
           last_seq bigint NOT NULL DEFAULT 0, latency double precision, total_cost double precision)
         """,
         "CREATE TABLE IF NOT EXISTS trace_metadata (trace_id bytea NOT NULL, key text NOT NULL, value text, PRIMARY KEY (trace_id, key))",
-        "CREATE INDEX IF NOT EXISTS trace_metadata_by_value ON trace_metadata(key, value)",
+        // The trace's start time, as in SQLiteStore's v8 migration; the
+        // UPDATE fills it in once for a database made before it existed.
+        "ALTER TABLE trace_metadata ADD COLUMN IF NOT EXISTS start_time bigint",
+        "UPDATE trace_metadata m SET start_time = t.start_time FROM traces t WHERE m.start_time IS NULL AND t.trace_id = m.trace_id",
+        "DROP INDEX IF EXISTS trace_metadata_by_value",
+        "CREATE INDEX IF NOT EXISTS trace_metadata_by_value_start ON trace_metadata(key, value, start_time, trace_id)",
         "CREATE INDEX IF NOT EXISTS traces_by_start ON traces(start_time)",
         "CREATE INDEX IF NOT EXISTS traces_unexported ON traces(changed_at) WHERE revision > exported_revision",
         "CREATE INDEX IF NOT EXISTS traces_by_user ON traces(user_id, start_time)",

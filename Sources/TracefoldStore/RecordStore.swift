@@ -146,14 +146,17 @@ struct SQLFoldTransaction: FoldTransaction {
                 """
         )
         // Top-level metadata as (key, text) rows: what the metadata filters
-        // and the summary's grouping use, through an index.
+        // and the summary's grouping use, through an index. The trace's
+        // start time rides along so that a filtered list is read in page
+        // order from that index (`traces(_:)`).
         try Self.inLists(commit.traces.map(\.traceID)) { list, ids in
             try session.execute("DELETE FROM trace_metadata WHERE trace_id IN \(list)", ids)
         }
         try session.insert(
-            into: "trace_metadata", [("trace_id", .blob), ("key", .text), ("value", .text)],
+            into: "trace_metadata", [("trace_id", .blob), ("key", .text), ("value", .text), ("start_time", .int)],
             rows: commit.traces.flatMap { t in
-                (t.record["metadata"]?.objectValue ?? [:]).map { [.blob(Data(t.traceID.bytes)), .text($0.key), Self.metadataText($0.value)] }
+                let id = SQLValue.blob(Data(t.traceID.bytes)), start = SQLValue.int(Int64(bitPattern: t.startUnixNano))
+                return (t.record["metadata"]?.objectValue ?? [:]).map { [id, .text($0.key), Self.metadataText($0.value), start] }
             },
             onConflict: ""
         )

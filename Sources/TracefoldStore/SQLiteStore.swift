@@ -125,6 +125,17 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
                 FROM traces t, json_each(t.record, '$.metadata') j;
                 """)
         }
+        m.registerMigration("v8-trace-metadata-start") { db in
+            // The trace's start time in each metadata row, indexed after
+            // (key, value): one value's traces come out of the index in
+            // timestamp order, so a filtered page reads no other trace rows.
+            try db.execute(sql: """
+                ALTER TABLE trace_metadata ADD COLUMN start_time INTEGER NOT NULL DEFAULT 0;
+                UPDATE trace_metadata SET start_time = (SELECT t.start_time FROM traces t WHERE t.trace_id = trace_metadata.trace_id);
+                DROP INDEX trace_metadata_by_value;
+                CREATE INDEX trace_metadata_by_value_start ON trace_metadata(key, value, start_time, trace_id);
+                """)
+        }
         return m
     }
 

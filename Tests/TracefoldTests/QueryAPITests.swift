@@ -152,6 +152,65 @@ final class QueryAPITests: XCTestCase, @unchecked Sendable {
         }
     }
 
+    /// A metadata-equals filter sorted by timestamp is read from
+    /// trace_metadata's index in page order; pages, totals, other filters,
+    /// other sort orders and a trace whose start moves must all agree with
+    /// the plain query.
+    func testMetadataFilterPagesInTimestampOrder() async throws {
+        // Trace n starts at n*10 ms; tenant acme on even n, region eu on n < 4, user u1 on n % 3 == 0.
+        @Sendable func trace(_ n: Int) -> TraceID { TraceID(hex: String(format: "%032x", 0x5000 + n))! }
+        let spans = (0..<8).map { n in
+            var attrs: [String: AttributeValue] = [
+                "langfuse.trace.metadata.tenant": .string(n % 2 == 0 ? "acme" : "other"), "langfuse.trace.name": .string("name-\(7 - n)"),
+                "user.id": .string(n % 3 == 0 ? "u1" : "u2"),
+            ]
+            if n < 4 { attrs["langfuse.trace.metadata.region"] = .string("eu") }
+            return C.S("t\(n)", id: UInt64(100 + n), UInt64(n * 10), UInt64(n * 10 + 5), attrs, trace: trace(n))
+        }
+        let batch = OTLPProtobufEncoder.encode(SpanBatch(resourceSpans: [ResourceSpans(resource: C.r0, scopeSpans: [ScopeSpans(scope: C.sdk, spans: spans)])]))
+        let acme = #"{"type":"stringObject","column":"metadata","key":"tenant","operator":"=","value":"acme"}"#
+        let eu = #"{"type":"stringObject","column":"metadata","key":"region","operator":"=","value":"eu"}"#
+        let q: @Sendable (String) -> String = { filters in "filter=" + "[\(filters)]".addingPercentEncoding(withAllowedCharacters: .alphanumerics)! }
+        try await Self.withCollector { client in
+            let r = try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: "application/x-protobuf"], body: ByteBuffer(bytes: batch))
+            XCTAssertEqual(r.status, .ok)
+            func list(_ query: String) async throws -> ([String], JSONValue?) {
+                let (status, body) = try await Self.get(client, "/api/public/traces?\(query)")
+                XCTAssertEqual(status, .ok, query)
+                return (Self.ids(body), body["meta"]?["totalItems"])
+            }
+            var (ids, total) = try await list("\(q(acme))&limit=3")
+            XCTAssertEqual(ids, [6, 4, 2].map { trace($0).hex }, "newest first")
+            XCTAssertEqual(total, .int(4))
+            (ids, total) = try await list("\(q(acme))&limit=3&page=2")
+            XCTAssertEqual(ids, [trace(0).hex])
+            XCTAssertEqual(total, .int(4))
+            (ids, _) = try await list("\(q(acme))&orderBy=timestamp.asc&limit=3")
+            XCTAssertEqual(ids, [0, 2, 4].map { trace($0).hex })
+            (ids, total) = try await list("\(q(acme))&userId=u1")
+            XCTAssertEqual(ids, [6, 0].map { trace($0).hex }, "with a column filter")
+            XCTAssertEqual(total, .int(2))
+            (ids, total) = try await list("\(q(eu + "," + acme))")
+            XCTAssertEqual(ids, [2, 0].map { trace($0).hex }, "two metadata filters")
+            XCTAssertEqual(total, .int(2))
+            let from = ISOTime.format(unixNano: (C.T + 20) * 1_000_000)
+            (ids, total) = try await list("\(q(acme))&fromTimestamp=\(from)")
+            XCTAssertEqual(ids, [6, 4, 2].map { trace($0).hex }, "with a time range")
+            XCTAssertEqual(total, .int(3))
+            (ids, _) = try await list("\(q(acme))&orderBy=name.asc")
+            XCTAssertEqual(ids, [6, 4, 2, 0].map { trace($0).hex }, "sorted by another column")
+
+            // A span that starts before trace 6's first one moves it to the end.
+            let early = OTLPProtobufEncoder.encode(SpanBatch(resourceSpans: [ResourceSpans(resource: C.r0, scopeSpans: [ScopeSpans(
+                scope: C.sdk, spans: [C.S("early", id: 199, 0, 1, ["langfuse.trace.metadata.tenant": .string("acme")], trace: trace(6))])])]))
+            let r2 = try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: "application/x-protobuf"], body: ByteBuffer(bytes: early))
+            XCTAssertEqual(r2.status, .ok)
+            (ids, total) = try await list(q(acme))
+            XCTAssertEqual(ids, [4, 2, 6, 0].map { trace($0).hex }, "trace 6 now starts with trace 0; the tie goes by id")
+            XCTAssertEqual(total, .int(4))
+        }
+    }
+
     func testSingleTraceAndObservations() async throws {  // case 28
         try await Self.withCollector { client in
             try await Self.post(client)
