@@ -84,8 +84,16 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
           trace_id bytea NOT NULL, span_id bytea NOT NULL, revision bigint NOT NULL, exported_revision bigint NOT NULL DEFAULT 0,
           start_time bigint NOT NULL, record text NOT NULL, type text, name text, level text, version text, parent_id text,
           environment text, model text, latency double precision, input_tokens double precision, output_tokens double precision,
-          total_tokens double precision, cost double precision,
+          total_tokens double precision, cost double precision, trace_revision bigint,
           PRIMARY KEY (trace_id, span_id))
+        """,
+        // Export state moved to the trace, as in SQLiteStore's v9 migration;
+        // exported_revision is no longer written and stays for this one-time
+        // fill of a database made before.
+        "ALTER TABLE observations ADD COLUMN IF NOT EXISTS trace_revision bigint",
+        """
+        UPDATE observations o SET trace_revision = CASE WHEN o.revision > o.exported_revision THEN t.revision ELSE 0 END
+        FROM traces t WHERE o.trace_revision IS NULL AND t.trace_id = o.trace_id
         """,
         "CREATE INDEX IF NOT EXISTS observations_by_start ON observations(start_time)",
         "CREATE UNIQUE INDEX IF NOT EXISTS observations_by_span ON observations(span_id, trace_id)",

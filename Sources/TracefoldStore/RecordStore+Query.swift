@@ -331,7 +331,7 @@ extension RecordStore {
             sql += " ORDER BY start_time, trace_id LIMIT ?"
             args.append(SQLValue(limit))
             return try s.rows(sql, args).map { row in
-                (row["start_time"].int ?? 0, try Self.pending(row, observations: "", in: s))
+                (row["start_time"].int ?? 0, try Self.pending(row, observations: ("", []), in: s))
             }
         }
     }
@@ -345,10 +345,10 @@ extension RecordStore {
 
     /// A trace row (trace_id, revision, record) with its observations,
     /// narrowed by `observations` (an extra condition, or "").
-    static func pending(_ row: SQLRow, observations condition: String, in s: any SQLSession) throws -> PendingTrace {
+    static func pending(_ row: SQLRow, observations condition: (sql: String, args: [SQLValue]), in s: any SQLSession) throws -> PendingTrace {
         let traceID = row["trace_id"].data ?? Data()
         let observations = try s.rows(
-            "SELECT span_id, revision, record FROM observations WHERE trace_id = ? \(condition) ORDER BY start_time, span_id", [.blob(traceID)]
+            "SELECT span_id, revision, record FROM observations WHERE trace_id = ? \(condition.sql) ORDER BY start_time, span_id", [.blob(traceID)] + condition.args
         ).map { o -> (spanID: Data, record: PendingRecord) in
             let spanID = o["span_id"].data ?? Data()
             return (spanID, PendingRecord(recordType: "observation", id: HexCoding.encode(bytes: spanID), revision: o["revision"].int ?? 0, record: o["record"].string ?? "{}"))
@@ -379,27 +379,24 @@ extension RecordStore {
         try write { s in
             let rows = try s.rows(
                 """
-                SELECT trace_id, revision, record FROM traces
+                SELECT trace_id, revision, exported_revision, record FROM traces
                 WHERE revision > exported_revision AND changed_at <= ? ORDER BY changed_at LIMIT ?\(dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : "")
                 """,
                 [.int(idleSince.map { Int64(bitPattern: $0) } ?? Int64.max), SQLValue(limit)]
             )
             guard !rows.isEmpty else { return 0 }
-            let pending = try rows.map { try Self.pending($0, observations: "AND revision > exported_revision", in: s) }
+            // Observations written since the trace's last export.
+            let pending = try rows.map { try Self.pending($0, observations: ("AND trace_revision > ?", [.int($0["exported_revision"].int ?? 0)]), in: s) }
             let (file, length) = try emit(pending)
             try s.execute(
                 "INSERT INTO export_position(exporter, file, length) VALUES (?, ?, ?) ON CONFLICT(exporter) DO UPDATE SET file = excluded.file, length = excluded.length",
                 [.text(exporter), .text(file), SQLValue(length)]
             )
+            // Marks on the trace rows only: an observation's export state is
+            // its trace_revision against them.
             for p in pending {
                 try s.execute("UPDATE traces SET exported_revision = CASE WHEN exported_revision > ? THEN exported_revision ELSE ? END WHERE trace_id = ?",
                               [.int(p.trace.revision), .int(p.trace.revision), .blob(p.traceID)])
-                for o in p.observations {
-                    try s.execute(
-                        "UPDATE observations SET exported_revision = CASE WHEN exported_revision > ? THEN exported_revision ELSE ? END WHERE trace_id = ? AND span_id = ?",
-                        [.int(o.record.revision), .int(o.record.revision), .blob(p.traceID), .blob(o.spanID)]
-                    )
-                }
             }
             return rows.count
         }

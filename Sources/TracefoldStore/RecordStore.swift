@@ -160,16 +160,27 @@ struct SQLFoldTransaction: FoldTransaction {
             },
             onConflict: ""
         )
+        // Each observation carries the revision its trace now has: what the
+        // exporter compares with the trace's exported revision.
+        var traceRevisions = [TraceID: Int64]()
+        if !commit.observations.isEmpty {
+            try Self.inLists(commit.traces.map(\.traceID)) { list, ids in
+                for row in try session.rows("SELECT trace_id, revision FROM traces WHERE trace_id IN \(list)", ids) {
+                    guard let id = row["trace_id"].data.flatMap({ TraceID(bytes: [UInt8]($0)) }), let revision = row["revision"].int else { continue }
+                    traceRevisions[id] = revision
+                }
+            }
+        }
         try session.insert(
             into: "observations",
-            [("trace_id", .blob), ("span_id", .blob), ("revision", .int), ("start_time", .int), ("record", .text), ("type", .text),
+            [("trace_id", .blob), ("span_id", .blob), ("revision", .int), ("trace_revision", .int), ("start_time", .int), ("record", .text), ("type", .text),
              ("name", .text), ("level", .text), ("version", .text), ("parent_id", .text), ("environment", .text), ("model", .text),
              ("latency", .double), ("input_tokens", .double), ("output_tokens", .double), ("total_tokens", .double), ("cost", .double)],
             rows: commit.observations.compactMap { o in
                 guard let spanID = o.spanID else { return nil }
                 let r = o.record
                 return [
-                    .blob(Data(o.traceID.bytes)), .blob(Data(spanID.bytes)), .int(1), .int(Int64(bitPattern: o.startUnixNano)),
+                    .blob(Data(o.traceID.bytes)), .blob(Data(spanID.bytes)), .int(1), .int(traceRevisions[o.traceID] ?? 0), .int(Int64(bitPattern: o.startUnixNano)),
                     .text(JSONWriter.serialize(.object(r))), SQLValue(r["type"]?.stringValue), SQLValue(r["name"]?.stringValue),
                     SQLValue(r["level"]?.stringValue), SQLValue(r["version"]?.stringValue), SQLValue(r["parentObservationId"]?.stringValue),
                     SQLValue(r["environment"]?.stringValue), SQLValue(r["model"]?.stringValue), Self.number(r["latency"]),
@@ -178,7 +189,8 @@ struct SQLFoldTransaction: FoldTransaction {
                 ]
             },
             onConflict: """
-                ON CONFLICT(trace_id, span_id) DO UPDATE SET revision = observations.revision + 1, start_time = excluded.start_time,
+                ON CONFLICT(trace_id, span_id) DO UPDATE SET revision = observations.revision + 1, trace_revision = excluded.trace_revision,
+                  start_time = excluded.start_time,
                   record = excluded.record, type = excluded.type, name = excluded.name, level = excluded.level,
                   version = excluded.version, parent_id = excluded.parent_id, environment = excluded.environment,
                   model = excluded.model, latency = excluded.latency, input_tokens = excluded.input_tokens,

@@ -136,7 +136,7 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
                 CREATE INDEX trace_metadata_by_value_start ON trace_metadata(key, value, start_time, trace_id);
                 """)
         }
-        m.registerMigration("v9-rowid-observations-and-spans") { db in
+        m.registerMigration("v9-rowid-tables-trace-export-state") { db in
             // Rowid tables with the unique key as an index. A WITHOUT ROWID
             // row lives in an index b-tree, whose rows keep at most about
             // 1,000 bytes of a 4 KiB page: every observation record (1.3 KB
@@ -144,16 +144,26 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
             // times the bytes through the WAL, and so did any span over
             // about 950 bytes. The big column goes last, so that reading the
             // filter columns never walks its overflow chain.
+            //
+            // An observation's export state moves to its trace: it keeps the
+            // revision its trace got in the commit that last wrote it, and is
+            // unexported while that is above the trace's exported_revision.
+            // The exporter then rewrites one trace row, not every
+            // observation row again. Unexported observations take their
+            // trace's current revision (their trace is unexported too).
             try db.execute(sql: """
                 CREATE TABLE observations_v9 (
                   trace_id BLOB NOT NULL, span_id BLOB NOT NULL, revision INTEGER NOT NULL,
-                  exported_revision INTEGER NOT NULL DEFAULT 0, start_time INTEGER NOT NULL,
+                  trace_revision INTEGER NOT NULL DEFAULT 0, start_time INTEGER NOT NULL,
                   type TEXT, name TEXT, level TEXT, version TEXT, parent_id TEXT, environment TEXT, model TEXT,
                   latency REAL, input_tokens REAL, output_tokens REAL, total_tokens REAL, cost REAL, record TEXT NOT NULL);
-                INSERT INTO observations_v9 (trace_id, span_id, revision, exported_revision, start_time, type, name, level, version,
+                INSERT INTO observations_v9 (trace_id, span_id, revision, trace_revision, start_time, type, name, level, version,
                   parent_id, environment, model, latency, input_tokens, output_tokens, total_tokens, cost, record)
-                SELECT trace_id, span_id, revision, exported_revision, start_time, type, name, level, version,
-                  parent_id, environment, model, latency, input_tokens, output_tokens, total_tokens, cost, record FROM observations;
+                SELECT o.trace_id, o.span_id, o.revision,
+                  CASE WHEN o.revision > o.exported_revision THEN COALESCE((SELECT t.revision FROM traces t WHERE t.trace_id = o.trace_id), 0) ELSE 0 END,
+                  o.start_time, o.type, o.name, o.level, o.version,
+                  o.parent_id, o.environment, o.model, o.latency, o.input_tokens, o.output_tokens, o.total_tokens, o.cost, o.record
+                FROM observations o;
                 DROP TABLE observations;
                 ALTER TABLE observations_v9 RENAME TO observations;
                 CREATE UNIQUE INDEX observations_by_trace ON observations(trace_id, span_id);

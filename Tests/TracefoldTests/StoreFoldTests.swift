@@ -94,6 +94,13 @@ final class StoreFoldTests: XCTestCase {
             // …until everything is flushed.
             try exporter.flushAll()
         }
+        // An observation changed after its trace went out goes out again
+        // with its trace, and no other observation does.
+        let changed = Conformance.id(5)
+        let update = MetadataUpdate(id: "memo/late", scope: .observation, target: changed, kind: "userland.default",
+                                    values: ["late": .bool(true)], order: OrderKey(time: Conformance.T * 1_000_000 + 1, spanID: 0, position: 0))
+        XCTAssertNil(try folder.applyAPI([update], to: TraceID(high: 1, low: 1)))
+        try exporter.flushAll()
         exporter.shutdown()
 
         let files = try FileManager.default.contentsOfDirectory(atPath: dir + "/export").sorted()
@@ -118,10 +125,13 @@ final class StoreFoldTests: XCTestCase {
                 if (latest[type + id]?.0 ?? 0) < rev { latest[type + id] = (rev, .object(body)) }
             }
         }
-        XCTAssertEqual(lineCount, 3 * (3 + 60), "each round writes each trace and its new observations once")
+        XCTAssertEqual(lineCount, 3 * (3 + 60) + 2, "each round writes each trace and its new observations once")
+        XCTAssertEqual(latest["observation" + changed.hex]?.0, 2)
+        XCTAssertEqual(latest["observation" + changed.hex]?.1["metadata"]?["late"], .bool(true))
+        XCTAssertEqual(latest["trace" + TraceID(high: 1, low: 1).hex]?.0, 4)
         for t in 0..<3 {
             let trace = TraceID(high: 1, low: UInt64(t + 1))
-            XCTAssertEqual(latest["trace" + trace.hex]?.0, 3)
+            XCTAssertEqual(latest["trace" + trace.hex]?.0, t == 0 ? 4 : 3)
             XCTAssertEqual(latest["trace" + trace.hex]?.1, try JSONParser.parse(try XCTUnwrap(store.traceRecord(trace))))
             XCTAssertEqual(latest["trace" + trace.hex]?.1["metadata"]?["round"], .int(2))
         }
