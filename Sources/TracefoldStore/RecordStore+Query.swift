@@ -364,41 +364,66 @@ extension RecordStore {
 // MARK: export bookkeeping (SPEC §6.2)
 
 extension RecordStore {
-    /// One exporter pass, in one transaction: takes up to `limit` traces with
-    /// unexported revisions that have not changed since `idleSince` (all when
-    /// nil), oldest change first; hands them to `emit`, which writes and syncs
-    /// their lines and answers where its file now ends; then marks them
-    /// exported and records that position. Lines past the position after a
-    /// crash are not covered by marks and are cut off at the next start.
+    /// One exporter pass: takes up to `limit` traces with unexported
+    /// revisions that have not changed since `idleSince` (all when nil),
+    /// oldest change first; hands them to `emit`, which writes and syncs
+    /// their lines and answers where its file now ends; then, in one
+    /// transaction, marks them exported and records that position. Lines past
+    /// the position after a crash are not covered by marks and are cut off at
+    /// the next start.
     ///
-    /// On PostgreSQL the rows are locked and others' locked rows skipped, so
-    /// exporters of several processes never write the same revision.
+    /// On PostgreSQL, exporters of several processes may share the store: the
+    /// rows are selected, locked (others' locked rows skipped) and marked in
+    /// one transaction, so no two write the same revision. An SQLite file has
+    /// one process and so one exporter: it selects from a read snapshot and
+    /// takes the write lock only to mark, so the fold does not wait while
+    /// the lines are written and fsynced. A trace that changes meanwhile is
+    /// marked with the revision that was written and stays pending.
     /// `exporter` names this exporter's position (its directory).
     @discardableResult
     public func exportPass(exporter: String, idleSince: UInt64?, limit: Int, emit: ([PendingTrace]) throws -> (file: String, length: Int)) throws -> Int {
-        try write { s in
-            let rows = try s.rows(
-                """
-                SELECT trace_id, revision, exported_revision, record FROM traces
-                WHERE revision > exported_revision AND changed_at <= ? ORDER BY changed_at LIMIT ?\(dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : "")
-                """,
-                [.int(idleSince.map { Int64(bitPattern: $0) } ?? Int64.max), SQLValue(limit)]
-            )
-            guard !rows.isEmpty else { return 0 }
-            // Observations written since the trace's last export.
-            let pending = try rows.map { try Self.pending($0, observations: ("AND trace_revision > ?", [.int($0["exported_revision"].int ?? 0)]), in: s) }
-            let (file, length) = try emit(pending)
-            try s.execute(
-                "INSERT INTO export_position(exporter, file, length) VALUES (?, ?, ?) ON CONFLICT(exporter) DO UPDATE SET file = excluded.file, length = excluded.length",
-                [.text(exporter), .text(file), SQLValue(length)]
-            )
-            // Marks on the trace rows only: an observation's export state is
-            // its trace_revision against them.
-            for p in pending {
-                try s.execute("UPDATE traces SET exported_revision = CASE WHEN exported_revision > ? THEN exported_revision ELSE ? END WHERE trace_id = ?",
-                              [.int(p.trace.revision), .int(p.trace.revision), .blob(p.traceID)])
+        let cutoff = SQLValue.int(idleSince.map { Int64(bitPattern: $0) } ?? Int64.max)
+        switch dialect {
+        case .postgres:
+            return try write { s in
+                let pending = try Self.unexported(cutoff, limit: limit, lock: "FOR UPDATE SKIP LOCKED", in: s)
+                guard !pending.isEmpty else { return 0 }
+                try Self.markExported(pending, exporter: exporter, position: emit(pending), in: s)
+                return pending.count
             }
-            return rows.count
+        case .sqlite:
+            let pending = try read { s in try Self.unexported(cutoff, limit: limit, lock: "", in: s) }
+            guard !pending.isEmpty else { return 0 }
+            let position = try emit(pending)
+            try write { s in try Self.markExported(pending, exporter: exporter, position: position, in: s) }
+            return pending.count
+        }
+    }
+
+    /// Traces with unexported revisions, each with the observations written
+    /// since its last export.
+    static func unexported(_ cutoff: SQLValue, limit: Int, lock: String, in s: any SQLSession) throws -> [PendingTrace] {
+        let rows = try s.rows(
+            """
+            SELECT trace_id, revision, exported_revision, record FROM traces
+            WHERE revision > exported_revision AND changed_at <= ? ORDER BY changed_at LIMIT ? \(lock)
+            """,
+            [cutoff, SQLValue(limit)]
+        )
+        return try rows.map { try pending($0, observations: ("AND trace_revision > ?", [.int($0["exported_revision"].int ?? 0)]), in: s) }
+    }
+
+    /// Marks on the trace rows only (an observation's export state is its
+    /// trace_revision against them), never lowered, and the file position
+    /// they cover.
+    static func markExported(_ pending: [PendingTrace], exporter: String, position: (file: String, length: Int), in s: any SQLSession) throws {
+        try s.execute(
+            "INSERT INTO export_position(exporter, file, length) VALUES (?, ?, ?) ON CONFLICT(exporter) DO UPDATE SET file = excluded.file, length = excluded.length",
+            [.text(exporter), .text(position.file), SQLValue(position.length)]
+        )
+        for p in pending {
+            try s.execute("UPDATE traces SET exported_revision = CASE WHEN exported_revision > ? THEN exported_revision ELSE ? END WHERE trace_id = ?",
+                          [.int(p.trace.revision), .int(p.trace.revision), .blob(p.traceID)])
         }
     }
 
