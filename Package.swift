@@ -54,6 +54,7 @@ let package = Package(
             dependencies: [
                 "TracefoldModel", "TracefoldMapping", "TracefoldFold", "OTLP",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

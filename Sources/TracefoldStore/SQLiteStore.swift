@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import TracefoldFold
 import TracefoldModel
 
@@ -225,8 +226,47 @@ struct GRDBSession: SQLSession {
         }
     }
 
+    /// Binds each row's values straight to the prepared statement with
+    /// SQLite's C API: GRDB's `StatementArguments` boxes every value in an
+    /// existential and an array first, about 3% of the fold's CPU on the
+    /// bench load. The statement is reset after use, as GRDB expects of a
+    /// cached statement.
     func insert(into table: String, _ columns: [(String, SQLColumnType)], rows: [[SQLValue]], onConflict: String) throws {
-        try insertEachRow(into: table, columns, rows: rows, onConflict: onConflict)
+        guard !rows.isEmpty else { return }
+        let sql = "INSERT INTO \(table)(\(columns.map(\.0).joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: columns.count).joined(separator: ", "))) \(onConflict)"
+        let handle = try db.cachedStatement(sql: sql).sqliteStatement
+        defer { sqlite3_reset(handle) }
+        for row in rows {
+            sqlite3_reset(handle)
+            for (i, value) in row.enumerated() {
+                let index = Int32(i + 1)
+                let code: Int32
+                switch value {
+                case .null: code = sqlite3_bind_null(handle, index)
+                case .int(let v): code = sqlite3_bind_int64(handle, index, v)
+                case .double(let v): code = sqlite3_bind_double(handle, index, v)
+                // A nil base address would bind NULL: empty values bind as empty.
+                case .text(var v):
+                    code = v.withUTF8 { u in
+                        u.baseAddress.map { sqlite3_bind_text(handle, index, $0, Int32(u.count), Self.transient) } ?? sqlite3_bind_text(handle, index, "", 0, Self.transient)
+                    }
+                case .blob(let v):
+                    code = v.withUnsafeBytes { b in
+                        b.baseAddress.map { sqlite3_bind_blob(handle, index, $0, Int32(b.count), Self.transient) } ?? sqlite3_bind_zeroblob(handle, index, 0)
+                    }
+                }
+                guard code == SQLITE_OK else { throw error(code, sql) }
+            }
+            let code = sqlite3_step(handle)
+            guard code == SQLITE_DONE else { throw error(code, sql) }
+        }
+    }
+
+    /// SQLite copies the bound bytes before the bind call returns.
+    static let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+
+    private func error(_ code: Int32, _ sql: String) -> DatabaseError {
+        DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: sql)
     }
 
     static func arguments(_ args: [SQLValue]) -> StatementArguments {

@@ -45,4 +45,31 @@ final class StoreBackendTests: XCTestCase {
         defer { store.close() }
         XCTAssertEqual(try store.counts().traces, 0)
     }
+
+    /// Inserted values read back as they went in: empty text and blobs stay
+    /// empty (not NULL), NULL stays NULL, a conflicting row is skipped, and a
+    /// constraint failure is an error.
+    func testInsertedValuesReadBack() throws {
+        for backend in StoreBackend.available {
+            let dir = Fixtures.temporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let store = try backend.makeStore(in: dir)
+            defer { store.close() }
+            let columns: [(String, SQLColumnType)] = [("trace_id", .blob), ("seq", .int), ("body", .text)]
+            let rows: [[SQLValue]] = [
+                [.blob(Data([1])), .int(1), .text("")], [.blob(Data([2])), .int(-7), .text("é\"x")], [.blob(Data([3])), .int(3), .text("a")],
+                [.blob(Data([1])), .int(1), .text("dup")],
+            ]
+            try store.write { try $0.insert(into: "api_updates", columns, rows: rows, onConflict: "ON CONFLICT DO NOTHING") }
+            let back = try store.read { try $0.rows("SELECT trace_id, seq, body FROM api_updates ORDER BY trace_id, seq", []) }
+            XCTAssertEqual(back.map { [$0["trace_id"], $0["seq"], $0["body"]] }, Array(rows.prefix(3)), "\(backend)")
+            XCTAssertThrowsError(try store.write { try $0.insert(into: "api_updates", columns, rows: [[.blob(Data([4])), .null, .text("x")]], onConflict: "") })
+            try store.write { try $0.insert(into: "trace_metadata", [("trace_id", .blob), ("key", .text), ("value", .text), ("start_time", .int)],
+                                            rows: [[.blob(Data()), .text(""), .null, .int(0)]], onConflict: "") }
+            let m = try store.read { try $0.rows("SELECT trace_id, key, value FROM trace_metadata", []).first }
+            XCTAssertEqual(m?["trace_id"], .blob(Data()), "\(backend)")
+            XCTAssertEqual(m?["key"], .text(""), "\(backend)")
+            XCTAssertEqual(m?["value"], .null, "\(backend)")
+        }
+    }
 }
