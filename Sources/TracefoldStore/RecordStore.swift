@@ -61,12 +61,15 @@ extension RecordStore {
 struct SQLFoldTransaction: FoldTransaction {
     let session: any SQLSession
 
-    func lastSeq(of traces: [TraceID]) throws -> [TraceID: Int64] {
+    func lastSeq(of traces: [TraceID]) throws -> [TraceID: Int64] { try integer("last_seq", of: traces) }
+
+    /// One integer column of the given traces' rows, by trace.
+    func integer(_ column: String, of traces: [TraceID]) throws -> [TraceID: Int64] {
         var result = [TraceID: Int64]()
         try Self.inLists(traces) { list, ids in
-            for row in try session.rows("SELECT trace_id, last_seq FROM traces WHERE trace_id IN \(list)", ids) {
-                guard let id = row["trace_id"].data.flatMap({ TraceID(bytes: [UInt8]($0)) }), let seq = row["last_seq"].int else { continue }
-                result[id] = seq
+            for row in try session.rows("SELECT trace_id, \(column) AS value FROM traces WHERE trace_id IN \(list)", ids) {
+                guard let id = row["trace_id"].data.flatMap({ TraceID(bytes: [UInt8]($0)) }), let value = row["value"].int else { continue }
+                result[id] = value
             }
         }
         return result
@@ -162,15 +165,7 @@ struct SQLFoldTransaction: FoldTransaction {
         )
         // Each observation carries the revision its trace now has: what the
         // exporter compares with the trace's exported revision.
-        var traceRevisions = [TraceID: Int64]()
-        if !commit.observations.isEmpty {
-            try Self.inLists(commit.traces.map(\.traceID)) { list, ids in
-                for row in try session.rows("SELECT trace_id, revision FROM traces WHERE trace_id IN \(list)", ids) {
-                    guard let id = row["trace_id"].data.flatMap({ TraceID(bytes: [UInt8]($0)) }), let revision = row["revision"].int else { continue }
-                    traceRevisions[id] = revision
-                }
-            }
-        }
+        let traceRevisions = commit.observations.isEmpty ? [:] : try integer("revision", of: commit.traces.map(\.traceID))
         try session.insert(
             into: "observations",
             [("trace_id", .blob), ("span_id", .blob), ("revision", .int), ("trace_revision", .int), ("start_time", .int), ("record", .text), ("type", .text),
