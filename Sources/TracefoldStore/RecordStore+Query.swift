@@ -27,10 +27,12 @@ public struct TraceFilter: Sendable {
 
     public init() {}
 
-    /// API names → SQL columns that may be sorted on.
+    /// API names → SQL columns of `traces` that may be sorted on. Nothing is
+    /// bookmarked here, so `bookmarked` is the same for every trace and only
+    /// the id orders (its column is empty).
     public static let orderColumns = [
         "id": "trace_id", "timestamp": "start_time", "name": "name", "userId": "user_id", "release": "release",
-        "version": "version", "public": "public", "bookmarked": "0", "sessionId": "session_id",
+        "version": "version", "public": "public", "bookmarked": "", "sessionId": "session_id",
     ]
 }
 
@@ -84,7 +86,7 @@ extension RecordStore {
         let direction = f.orderBy.ascending ? "ASC" : "DESC"
         var metadata = f.metadata
         var from = "traces", countFrom = "traces"
-        var orderBy = "\(column == "0" ? column : "traces." + column) \(direction), traces.trace_id \(direction)"
+        var orderBy = (column.isEmpty ? "" : "traces.\(column) \(direction), ") + "traces.trace_id \(direction)"
         if column == "start_time", let i = metadata.firstIndex(where: { $0.op == .equals }) {
             // Newest first by one metadata value: trace_metadata's (key,
             // value, start_time, trace_id) index holds the matches in page

@@ -8,7 +8,9 @@ import TracefoldModel
 ///
 /// `spans` holds every distinct span as a one-span OTLP protobuf message, the
 /// source of truth; `traces` and `observations` hold the rendered records with
-/// a revision counter and the revision the JSONL exporter last wrote.
+/// a revision counter. A trace also keeps the revision the JSONL exporter
+/// last wrote, and an observation the revision its trace had when it was
+/// last written (unexported while that is the greater).
 public final class SQLiteStore: RecordStore, @unchecked Sendable {
     public let path: String
     let pool: DatabasePool

@@ -104,6 +104,10 @@ final class QueryAPITests: XCTestCase, @unchecked Sendable {
             XCTAssertEqual(Self.ids(body), [Self.other.hex, trace], "default order: timestamp desc")
             (_, body) = try await Self.get(client, "/api/public/traces?orderBy=timestamp.asc")
             XCTAssertEqual(Self.ids(body), [trace, Self.other.hex])
+            // Nothing is bookmarked: the id decides (it was an SQL error).
+            (status, body) = try await Self.get(client, "/api/public/traces?orderBy=bookmarked.desc")
+            XCTAssertEqual(status, .ok)
+            XCTAssertEqual(Self.ids(body), [trace, Self.other.hex].sorted(by: >))
             (_, body) = try await Self.get(client, "/api/public/traces?limit=1&page=2")
             XCTAssertEqual(Self.ids(body), [trace])
             XCTAssertEqual(body["meta"], json(#"{"page":2,"limit":1,"totalItems":2,"totalPages":2}"#))
