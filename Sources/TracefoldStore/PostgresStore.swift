@@ -68,10 +68,17 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
           last_seq bigint NOT NULL DEFAULT 0, latency double precision, total_cost double precision)
         """,
         "CREATE TABLE IF NOT EXISTS trace_metadata (trace_id bytea NOT NULL, key text NOT NULL, value text, PRIMARY KEY (trace_id, key))",
-        // The trace's start time, as in SQLiteStore's v8 migration; the
-        // UPDATE fills it in once for a database made before it existed.
-        "ALTER TABLE trace_metadata ADD COLUMN IF NOT EXISTS start_time bigint",
-        "UPDATE trace_metadata m SET start_time = t.start_time FROM traces t WHERE m.start_time IS NULL AND t.trace_id = m.trace_id",
+        // The trace's start time, as in SQLiteStore's v8 migration; a
+        // database made before it gets the column and its values once.
+        """
+        DO $$ BEGIN
+          IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                         WHERE table_schema = current_schema() AND table_name = 'trace_metadata' AND column_name = 'start_time') THEN
+            ALTER TABLE trace_metadata ADD COLUMN start_time bigint;
+            UPDATE trace_metadata m SET start_time = t.start_time FROM traces t WHERE t.trace_id = m.trace_id;
+          END IF;
+        END $$
+        """,
         "DROP INDEX IF EXISTS trace_metadata_by_value",
         "CREATE INDEX IF NOT EXISTS trace_metadata_by_value_start ON trace_metadata(key, value, start_time, trace_id)",
         "CREATE INDEX IF NOT EXISTS traces_by_start ON traces(start_time)",
@@ -88,12 +95,17 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
           PRIMARY KEY (trace_id, span_id))
         """,
         // Export state moved to the trace, as in SQLiteStore's v9 migration;
-        // exported_revision is no longer written and stays for this one-time
-        // fill of a database made before.
-        "ALTER TABLE observations ADD COLUMN IF NOT EXISTS trace_revision bigint",
+        // a database made before gets the column and its values once, from
+        // exported_revision, which is no longer written.
         """
-        UPDATE observations o SET trace_revision = CASE WHEN o.revision > o.exported_revision THEN t.revision ELSE 0 END
-        FROM traces t WHERE o.trace_revision IS NULL AND t.trace_id = o.trace_id
+        DO $$ BEGIN
+          IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                         WHERE table_schema = current_schema() AND table_name = 'observations' AND column_name = 'trace_revision') THEN
+            ALTER TABLE observations ADD COLUMN trace_revision bigint;
+            UPDATE observations o SET trace_revision = CASE WHEN o.revision > o.exported_revision THEN t.revision ELSE 0 END
+            FROM traces t WHERE t.trace_id = o.trace_id;
+          END IF;
+        END $$
         """,
         "CREATE INDEX IF NOT EXISTS observations_by_start ON observations(start_time)",
         "CREATE UNIQUE INDEX IF NOT EXISTS observations_by_span ON observations(span_id, trace_id)",

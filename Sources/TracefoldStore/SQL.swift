@@ -87,13 +87,6 @@ public protocol SQLSession {
 
 extension SQLSession {
     func row(_ sql: String, _ args: [SQLValue]) throws -> SQLRow? { try rows(sql, args).first }
-
-    /// One prepared statement per row: cheap where the database is in-process.
-    func insertEachRow(into table: String, _ columns: [(String, SQLColumnType)], rows: [[SQLValue]], onConflict: String) throws {
-        guard !rows.isEmpty else { return }
-        let sql = "INSERT INTO \(table)(\(columns.map(\.0).joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: columns.count).joined(separator: ", "))) \(onConflict)"
-        for row in rows { try execute(sql, row) }
-    }
 }
 
 /// A WHERE clause built from optional filters, with its bound arguments.
