@@ -21,7 +21,7 @@ extension QueryAPI {
     ]
 
     func listObservationsV2(_ request: Request) throws -> Response {
-        let q = QueryParameters(request.uri.queryParameters)
+        let q = QueryParameters(request)
         var r = ObservationPageRequest()
         do {
             if let l = q.one("limit") {
@@ -46,7 +46,7 @@ extension QueryAPI {
             }
             r.sessionID = q.one("sessionId")
             // v2: an empty parentObservationId asks for observations without a parent.
-            r.filter.parentObservationID = request.uri.queryParameters["parentObservationId"].map(String.init)
+            r.filter.parentObservationID = q.value("parentObservationId")
             if let cursor = q.one("cursor") { r.after = try Self.decodeCursor(cursor) }
             let expand = Set(q.list("expandMetadata"))
 

@@ -43,7 +43,7 @@ public struct QueryAPI: Sendable {
     // MARK: handlers
 
     func listTraces(_ request: Request) throws -> Response {
-        let q = QueryParameters(request.uri.queryParameters)
+        let q = QueryParameters(request)
         var f = TraceFilter()
         switch q.page() {
         case .success(let (page, limit)): (f.page, f.limit) = (page, limit)
@@ -102,7 +102,7 @@ public struct QueryAPI: Sendable {
     /// SPEC §7.4: per group, traces, observations, errors, p50/p95 latency,
     /// tokens and cost, computed by the store's query.
     func summary(_ request: Request) throws -> Response {
-        let q = QueryParameters(request.uri.queryParameters)
+        let q = QueryParameters(request)
         do {
             guard let by = q.one("groupBy") else { throw QueryError("groupBy is required: metadata.KEY, userId, environment, model or name") }
             let grouping: SummaryGrouping
@@ -135,7 +135,7 @@ public struct QueryAPI: Sendable {
     }
 
     func listObservations(_ request: Request) throws -> Response {
-        let q = QueryParameters(request.uri.queryParameters)
+        let q = QueryParameters(request)
         var f = ObservationFilter()
         switch q.page() {
         case .success(let (page, limit)): (f.page, f.limit) = (page, limit)
@@ -267,18 +267,23 @@ struct QueryError: Error {
 }
 
 /// Query parameters with the validation every list route shares.
+/// A request's query parameters, decoded once as form data (`FormQuery`,
+/// SPEC §7.8) for every endpoint.
 struct QueryParameters {
-    let raw: Parameters
+    let raw: FormQuery
 
-    init(_ raw: Parameters) { self.raw = raw }
+    init(_ request: Request) { self.raw = FormQuery(request.uri.query) }
+
+    /// The parameter as sent, empty included; nil when absent.
+    func value(_ name: String) -> String? { raw[name] }
 
     func one(_ name: String) -> String? {
-        raw[name[...]].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        raw[name].flatMap { $0.isEmpty ? nil : $0 }
     }
 
     /// Repeated (`tags=a&tags=b`) or comma-separated (`tags=a,b`).
     func list(_ name: String) -> [String] {
-        raw.getAll(name).flatMap { $0.split(separator: ",").map { String($0) } }.filter { !$0.isEmpty }
+        raw.all(name).flatMap { $0.split(separator: ",").map { String($0) } }.filter { !$0.isEmpty }
     }
 
     func time(_ name: String) throws -> UInt64? {

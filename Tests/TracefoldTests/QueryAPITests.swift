@@ -134,6 +134,49 @@ final class QueryAPITests: XCTestCase, @unchecked Sendable {
         }
     }
 
+    /// SPEC §7.8: httpx, `requests` and `urlencode` send a space as `+`;
+    /// `%2B` is a literal plus; a stray `%` stays as it is.
+    func testQueryStringsAreFormDecoded() async throws {
+        try await Self.withCollector { client in
+            try await Self.post(client)
+            let spaced = TraceID(hex: "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0")!
+            let batch = SpanBatch(resourceSpans: [ResourceSpans(resource: C.r0, scopeSpans: [ScopeSpans(scope: C.sdk, spans: [
+                C.S("answer flow", id: 20, 0, 5, ["langfuse.trace.name": .string("answer flow"), "user.id": .string("a+b 100%")], trace: spaced),
+            ])])])
+            let r = try await client.execute(
+                uri: "/v1/traces", method: .post, headers: [.contentType: "application/x-protobuf"],
+                body: ByteBuffer(bytes: OTLPProtobufEncoder.encode(batch))
+            )
+            XCTAssertEqual(r.status, .ok)
+            for (query, expected) in [
+                ("name=answer+flow", [spaced.hex]),
+                ("name=answer%20flow", [spaced.hex]),
+                ("name=answer%2Bflow", []),
+                ("name=answer+flow&name=my-trace", [spaced.hex]),  // the first value counts, as URLSearchParams.get
+                ("userId=a%2Bb+100%25", [spaced.hex]),
+                ("userId=a%2Bb+100%", [spaced.hex]),  // a % without two hex digits is kept
+                ("userId=a+b+100%25", []),
+                ("userId=u%31&name=my%2Dtrace", [C.trace.hex]),
+            ] {
+                let (status, body) = try await Self.get(client, "/api/public/traces?\(query)")
+                XCTAssertEqual(status, .ok, query)
+                XCTAssertEqual(Self.ids(body), expected, query)
+            }
+            // json.dumps with its default separators, form-encoded as httpx does.
+            let filter = #"[{"type": "stringObject", "column": "metadata", "key": "tenant", "operator": "=", "value": "acme"}]"#
+            var allowed = CharacterSet.alphanumerics
+            allowed.insert(" ")
+            let encoded = filter.addingPercentEncoding(withAllowedCharacters: allowed)!.replacingOccurrences(of: " ", with: "+")
+            XCTAssertTrue(encoded.contains("+"))
+            let (status, body) = try await Self.get(client, "/api/public/traces?filter=\(encoded)")
+            XCTAssertEqual(status, .ok, "\(body)")
+            XCTAssertEqual(Self.ids(body), [C.trace.hex])
+            let (v2Status, v2) = try await Self.get(client, "/api/public/v2/observations?name=answer+flow")
+            XCTAssertEqual(v2Status, .ok)
+            XCTAssertEqual(v2["data"]?.arrayValue?.compactMap { $0["id"]?.stringValue }, [C.id(20).hex])
+        }
+    }
+
     func testMetadataFilter() async throws {  // case 29
         try await Self.withCollector { client in
             try await Self.post(client)
