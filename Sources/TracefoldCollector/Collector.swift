@@ -43,7 +43,9 @@ public final class Collector: Sendable {
 
         var sinks = [any SpanSink]()
         if let fold = config.activeFold {
-            let store: any RecordStore = try config.store.postgresURL.map { try PostgresStore(url: $0, logger: logger) }
+            let store: any RecordStore = try config.store.postgresURL.map {
+                try PostgresStore(url: $0, requestTimeout: config.store.postgresRequestTimeout, logger: logger)
+            }
                 ?? SQLiteStore(path: config.store.resolvedSQLitePath)
             self.store = store
             let folder = TraceFolder(
@@ -125,8 +127,12 @@ public final class Collector: Sendable {
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.exposition()))
             )
         }
-        if let store { QueryAPI(store: store).register(on: router) }
-        if let folder { MetadataWriteAPI(folder: folder).register(on: router) }
+        // Acks come at the intake log's commit, before the fold: a read waits
+        // (at most the visibility bound, SPEC §7.6) for what was acked before.
+        let pipeline = self.pipeline
+        let awaitVisibility: @Sendable () -> Void = { pipeline.waitForDelivery(timeout: Self.visibilityBound) }
+        if let store { QueryAPI(store: store, awaitVisibility: awaitVisibility).register(on: router) }
+        if let folder { MetadataWriteAPI(folder: folder, awaitVisibility: awaitVisibility).register(on: router) }
         let receiver = OTLPHTTPReceiver(config: config.receiver, metadata: config.metadata, committer: committer, logger: logger, metrics: metrics, memoryLimiter: memoryLimiter
         )
         return FrontDoor(
@@ -149,13 +155,21 @@ public final class Collector: Sendable {
     }
 
     /// Runs until SIGTERM/SIGINT, then writes out everything pending, all
-    /// within `service.shutdown_timeout` of the signal. Returns false when the
-    /// bound cut the write-out short; what was left is in the intake log.
-    @discardableResult
-    public func run(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws -> Bool {
+    /// within `service.shutdown_timeout` of the signal (SPEC §9). The bound
+    /// is kept by a watchdog armed at the signal: whatever still runs when it
+    /// passes (a request handler, the pipeline, a store that does not
+    /// answer), the process exits then, 0 with durability fsync (what was
+    /// acknowledged is in the fsynced intake log and replays at the next
+    /// start) and 1 with durability none (queued spans are lost).
+    public func run(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         logStartup()
         let app = makeApplication(onServerRunning: onServerRunning)
-        let signalled = ShutdownSignalClock()
+        let watchdog = ShutdownWatchdog(
+            bound: config.service.shutdownTimeout, exitCode: config.store.durability == .none ? 1 : 0, logger: logger
+        ) { [self] in
+            (stage: shutdownStage.withLockedValue { $0 }, queuedSpans: pipeline.queuedSpans)
+        }
+        let signalled = ShutdownSignalClock { watchdog.arm() }
         var group = ServiceGroupConfiguration(
             services: [
                 .init(service: app),
@@ -164,46 +178,51 @@ public final class Collector: Sendable {
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
         )
         // The server stops accepting connections at once and gets the bound
-        // to finish the requests in flight.
+        // to finish the requests in flight; the watchdog keeps the total.
         group.maximumGracefulShutdownDuration = config.service.shutdownTimeout
+        setStage("finishing the requests in flight")
         try await ServiceGroup(configuration: group).run()
-        let deadline = (signalled.instant ?? .now) + config.service.shutdownTimeout
-        return shutdown(before: deadline)
-    }
-
-    /// Like `shutdown()`, but gives up waiting at `deadline`. What is not
-    /// written by then is in the fsynced intake log (durability fsync) or
-    /// the store's export marks, and the next start finishes it.
-    public func shutdown(before deadline: ContinuousClock.Instant) -> Bool {
-        let done = DispatchSemaphore(value: 0)
-        let thread = Thread { [self] in
-            shutdown()
-            done.signal()
+        // On a thread of its own: the write-out blocks (fsync, store calls),
+        // and PostgreSQL calls wait for tasks that need the cooperative pool,
+        // which a blocked pool thread could starve.
+        let writeOut = ThreadRunner(name: "tracefold-shutdown")
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            writeOut.start { [self] in
+                shutdown()
+                done.resume()
+            }
         }
-        thread.name = "tracefold-shutdown"
-        thread.start()
-        let remaining = max(.zero, deadline - .now)
-        if done.wait(timeout: .now() + remaining.inSeconds) == .success { return true }
-        logger.error(
-            config.store.durability == .fsync
-                ? "shutdown_timeout reached before everything was written; the rest is in the intake log and is replayed at the next start"
-                : "shutdown_timeout reached before everything was written; with durability none, spans still queued are lost",
-            metadata: ["shutdown_timeout": "\(config.service.shutdownTimeout)", "queued_spans": "\(pipeline.queuedSpans)"]
-        )
-        return false
+        watchdog.disarm()
     }
 
     /// Blocks until everything accepted so far has reached the exporters and
     /// been synced.
     public func drain() { pipeline.drain() }
 
+    /// SPEC §7.6: a span answered with 200 is visible within a second.
+    static let visibilityBound = Duration.seconds(1)
+
+    /// What shutdown is doing now, for the watchdog's message.
+    private let shutdownStage = NIOLockedValueBox("running")
+
+    private func setStage(_ stage: String) {
+        shutdownStage.withLockedValue { $0 = stage }
+        logger.debug("shutdown: \(stage)")
+    }
+
     /// Stops intake, drains the pipeline, syncs and closes the exporters.
     public func shutdown() {
+        setStage("stopping the memory limiter")
         memoryLimiter?.stop()
+        setStage("closing the intake log")
         log.close()
+        setStage("draining the pipeline into the store")
         pipeline.shutdown()
+        setStage("writing the last JSONL records")
         recordExporter?.shutdown()
+        setStage("closing the store")
         store?.close()
+        setStage("stopped")
         logger.notice("tracefold stopped; everything accepted is written")
     }
 
@@ -240,15 +259,69 @@ public final class Collector: Sendable {
     }
 }
 
-/// Notes when graceful shutdown began (the signal), so the write-out after
-/// the server has stopped is bounded from the signal, not from then.
+/// Tells the watchdog when graceful shutdown began (the signal), so the
+/// whole shutdown is bounded from the signal.
 final class ShutdownSignalClock: Service, Sendable {
-    private let recorded = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
-    var instant: ContinuousClock.Instant? { recorded.withLockedValue { $0 } }
+    private let onSignal: @Sendable () -> Void
+
+    init(onSignal: @escaping @Sendable () -> Void) { self.onSignal = onSignal }
 
     func run() async throws {
         try? await gracefulShutdown()
-        recorded.withLockedValue { $0 = .now }
+        onSignal()
+    }
+}
+
+/// Ends the process `bound` after it is armed unless disarmed first: the
+/// promise of `service.shutdown_timeout` must hold whatever hangs, and a
+/// thread blocked in a store call or a request handler that ignores
+/// cancellation cannot be interrupted from Swift.
+final class ShutdownWatchdog: Sendable {
+    let bound: Duration
+    let exitCode: Int32
+    let logger: Logger
+    let status: @Sendable () -> (stage: String, queuedSpans: Int)
+    private let runner = ThreadRunner(name: "tracefold-shutdown-watchdog")
+    /// 0 while armed or idle, 1 once disarmed.
+    private let disarmed = ConditionLock(value: 0)
+    private let armed = NIOLockedValueBox(false)
+
+    init(bound: Duration, exitCode: Int32, logger: Logger, status: @escaping @Sendable () -> (stage: String, queuedSpans: Int)) {
+        self.bound = bound
+        self.exitCode = exitCode
+        self.logger = logger
+        self.status = status
+    }
+
+    func arm() {
+        let first = armed.withLockedValue { was in
+            defer { was = true }
+            return !was
+        }
+        guard first else { return }
+        let deadline = ContinuousClock.now + bound
+        runner.start { [self] in
+            let left = max(.zero, deadline - .now)
+            if disarmed.lock(whenValue: 1, timeoutSeconds: left.inSeconds) {
+                disarmed.unlock()
+                return
+            }
+            let (stage, queued) = status()
+            logger.error(
+                exitCode == 0
+                    ? "shutdown_timeout reached before everything was written; the rest is in the intake log and is replayed at the next start"
+                    : "shutdown_timeout reached before everything was written; with durability none, spans still queued are lost",
+                metadata: ["shutdown_timeout": "\(bound)", "stage": "\(stage)", "queued_spans": "\(queued)"]
+            )
+            // Not exit(): atexit handlers would run under threads that are
+            // still working.
+            _exit(exitCode)
+        }
+    }
+
+    func disarm() {
+        disarmed.lock()
+        disarmed.unlock(withValue: 1)
     }
 }
 

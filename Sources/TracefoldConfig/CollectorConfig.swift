@@ -133,6 +133,11 @@ public struct StoreConfig: Sendable, Equatable {
     /// SPEC §8.2: `store.postgres.url`; when set, records go to PostgreSQL
     /// instead of SQLite, and several processes may share the database.
     public var postgresURL: String?
+    /// `store.postgres.request_timeout`: the longest wait for PostgreSQL to
+    /// answer one round trip before the connection is given up and the call
+    /// fails (a frozen server or a partition otherwise stalls the fold and
+    /// the exporter for ever).
+    public var postgresRequestTimeout: Duration = .seconds(30)
 }
 
 /// The record exporter (SPEC §6): trace and observation revisions as JSON lines.
@@ -489,7 +494,13 @@ extension CollectorConfig {
                     c.sqlitePath = p
                 }
             case "postgres":
-                for (_, _, v) in try r.mapping(value, at: "store.postgres", allowed: ["url"]) ?? [] {
+                for (k, _, v) in try r.mapping(value, at: "store.postgres", allowed: ["url", "request_timeout"]) ?? [] {
+                    if k == "request_timeout" {
+                        let d = try r.duration(v, at: "store.postgres.request_timeout")
+                        guard d > .zero else { throw r.error(v, "store.postgres.request_timeout must be positive") }
+                        c.postgresRequestTimeout = d
+                        continue
+                    }
                     let url = try r.string(v, at: "store.postgres.url")
                     guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
                         throw r.error(v, "store.postgres.url must start with postgres://")

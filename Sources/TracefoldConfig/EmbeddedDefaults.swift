@@ -83,6 +83,9 @@ store:
   # each with its own directory above, may share one database:
   # postgres:
   #   url: ${env:TRACEFOLD_POSTGRES_URL}
+  #   # A round trip PostgreSQL does not answer within this fails, and the
+  #   # connection is closed (a frozen server must not stall the fold).
+  #   request_timeout: 30s
 
 # Request metadata and governance (SPEC §5). HEADERS_TO_METADATA in the
 # environment (a comma list) replaces headers_to_metadata.

@@ -27,7 +27,7 @@ public final class JSONLRecordExporter: @unchecked Sendable {
     private let failingLock = NSLock()
     private var failing = false
     private var stopping = false
-    private var thread: Thread?
+    private let runner = ThreadRunner(name: "tracefold-jsonl-export")
 
     // Owned by the export thread (and by shutdown after it stopped).
     private var fd: Int32 = -1
@@ -48,10 +48,7 @@ public final class JSONLRecordExporter: @unchecked Sendable {
     }
 
     public func start() {
-        let thread = Thread { [self] in self.run() }
-        thread.name = "tracefold-jsonl-export"
-        self.thread = thread
-        thread.start()
+        runner.start { [self] in run() }
     }
 
     /// Writes everything pending whatever its age, fsyncs and closes.
@@ -60,7 +57,7 @@ public final class JSONLRecordExporter: @unchecked Sendable {
         stopping = true
         condition.broadcast()
         condition.unlock()
-        while thread?.isFinished == false { usleep(1000) }
+        runner.join()
         do {
             try pass(all: true)
             try closeActive(rotate: false)

@@ -125,19 +125,43 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Folds a batch and returns the metadata updates it had to drop, for the
-    /// request's `partial_success` (SPEC §4.6).
+    /// Maps the batch's spans on the request, before the ack, and leaves the
+    /// result for `consume`. Returns the drops that do not depend on the
+    /// trace's state: mapping warnings (a metadata blob that is not an
+    /// object, an invalid metadata event) and updates over the per-update
+    /// limit (SPEC §4.6). A drop under the cumulative limit depends on what
+    /// else the trace holds; it is decided by the fold after the ack and is
+    /// reported only in `tracefold.warnings` and `/metrics`.
+    public func prepare(_ batch: inout SpanBatch) -> [String] {
+        var mapped = [MappedSpan]()
+        mapped.reserveCapacity(batch.spanCount)
+        var dropped = [String]()
+        batch.forEachSpan { span, resource, scope in
+            let m = mapper.map(span, context: SpanMapper.Context(resource: resource, scope: scope))
+            dropped += TraceState.stateIndependentDrops(m, limits: limits)
+            mapped.append(m)
+        }
+        batch.prepared = PreparedWork(mapped)
+        return dropped
+    }
+
+    /// Folds a batch and returns the metadata updates it had to drop.
     public func consume(_ batch: SpanBatch) throws -> [String] {
         lock.lock()
         defer { lock.unlock() }
-        var items = [(StoredSpan, SpanMapper.Context)]()
+        // What `prepare` mapped on the request, in `forEachSpan` order.
+        let premapped = (batch.prepared?.value as? [MappedSpan]).flatMap { $0.count == batch.spanCount ? $0 : nil }
+        var position = 0
+        var items = [(StoredSpan, SpanMapper.Context, MappedSpan?)]()
         var traceIDs = [TraceID]()
         var known = Set<TraceID>()
         for rs in batch.resourceSpans {
             for ss in rs.scopeSpans where !ss.spans.isEmpty {
                 let context = SpanMapper.Context(resource: rs.resource, scope: ss.scope)
                 for span in ss.spans {
-                    items.append((StoredSpan(span: span, resource: rs.resource, scope: ss.scope, receivedAtUnixNano: batch.receivedAtUnixNano), context))
+                    let stored = StoredSpan(span: span, resource: rs.resource, scope: ss.scope, receivedAtUnixNano: batch.receivedAtUnixNano)
+                    items.append((stored, context, premapped?[position]))
+                    position += 1
                     if known.insert(span.traceID).inserted { traceIDs.append(span.traceID) }
                 }
             }
@@ -151,7 +175,7 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
             var commit = FoldCommit()
             var touched = [TraceID: Set<SpanID>]()
             var dropped = [String]()
-            for (item, context) in items {
+            for (item, context, premapped) in items {
                 let key = item.span.key
                 // A span already stored (a redelivery) changes nothing.
                 guard work[key.traceID]?.observations[key.spanID] == nil else { continue }
@@ -159,7 +183,7 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
                 // referenced: a copy left in the dictionary made every span
                 // copy its trace's whole state (copy-on-write).
                 guard var trace = work.removeValue(forKey: key.traceID) else { continue }
-                let mapped = mapper.map(item.span, context: context)
+                let mapped = premapped ?? mapper.map(item.span, context: context)
                 var limitDrops = [MetadataDrop]()
                 let warnings = trace.state.add(mapped, limits: limits, drops: &limitDrops)
                 for (_, v) in warnings.sorted(by: { $0.key < $1.key }) {

@@ -157,6 +157,18 @@ public struct TraceState: Hashable, Sendable {
         return warnings
     }
 
+    /// The warnings `add` gives for this span whatever the trace already
+    /// holds, in the same order: mapping warnings and updates over the
+    /// per-update limit, by key.
+    public static func stateIndependentDrops(_ mapped: MappedSpan, limits: MetadataLimits) -> [String] {
+        var warnings = mapped.warnings
+        for update in mapped.updates {
+            let size = update.size
+            if size > limits.maxUpdateBytes { warnings[update.id] = .string(MetadataDrop.updateTooLarge(size: size, limit: limits.maxUpdateBytes).message) }
+        }
+        return warnings.sorted { $0.key < $1.key }.compactMap { $0.value.stringValue }
+    }
+
     /// Applies one update unless it was applied before or breaks a limit.
     /// Returns why it was dropped, or nil.
     public mutating func apply(_ update: MetadataUpdate, limits: MetadataLimits) -> MetadataDrop? {

@@ -53,7 +53,7 @@ public final class IntakeLog: @unchecked Sendable {
     private var state = State()  // guarded by condition
     public typealias Handoff = @Sendable (SpanBatch, UInt64, (@Sendable ([String]) -> Void)?) -> Void
     private var handoff: Handoff?
-    private var thread: Thread?
+    private let runner = ThreadRunner(name: "tracefold-intake-log")
 
     // Owned by the writer thread after start().
     private var fd: Int32 = -1
@@ -103,10 +103,7 @@ public final class IntakeLog: @unchecked Sendable {
     public func start(handoff: @escaping Handoff) throws {
         self.handoff = handoff
         try openSegment(firstLSN: nextLSN, reuseLast: true)
-        let thread = Thread { [self] in self.writerLoop() }
-        thread.name = "tracefold-intake-log"
-        self.thread = thread
-        thread.start()
+        runner.start { [self] in writerLoop() }
     }
 
     /// Appends a request and returns once it is on disk. Throws if it could
@@ -139,7 +136,7 @@ public final class IntakeLog: @unchecked Sendable {
         state.closed = true
         condition.broadcast()
         condition.unlock()
-        while thread?.isFinished == false { usleep(1000) }
+        runner.join()
         if fd >= 0 {
             Foundation.close(fd)
             fd = -1

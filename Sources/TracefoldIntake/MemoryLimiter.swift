@@ -21,6 +21,7 @@ public final class MemoryLimiter: Sendable {
     private let sample: @Sendable () -> Int?
     private let state = NIOLockedValueBox(State())
     private let stopping = ConditionLock(value: false)
+    private let runner = ThreadRunner(name: "tracefold-memory-limiter")
 
     private struct State {
         var refusing = false
@@ -68,18 +69,17 @@ public final class MemoryLimiter: Sendable {
     public func start() {
         check()
         let interval = config.checkInterval.inSeconds
-        let thread = Thread { [self] in
+        runner.start { [self] in
             while !stopping.lock(whenValue: true, timeoutSeconds: interval) {
                 check()
             }
             stopping.unlock()
         }
-        thread.name = "tracefold-memory-limiter"
-        thread.start()
     }
 
     public func stop() {
         stopping.lock()
         stopping.unlock(withValue: true)
+        runner.join()
     }
 }

@@ -17,8 +17,9 @@ public protocol IntakeCommitter: Sendable {
     /// True while a stage behind intake cannot keep data (store down, disk
     /// full); intake answers 503 rather than pile up what it cannot store.
     var isFailing: Bool { get }
-    /// Returns once the batch is durable and the stages behind intake have
-    /// taken it, with the metadata updates they had to drop.
+    /// Returns once the batch is durable (SPEC §1.10: the fold and the store
+    /// follow within the visibility bound), with the metadata updates the
+    /// stages behind intake will drop whatever else arrives (SPEC §4.6).
     /// `context` is what the request's headers and credentials add (SPEC
     /// §5); the batch is already stamped with it, and the log keeps it so a
     /// replay stamps the same.
@@ -141,11 +142,6 @@ public struct OTLPHTTPReceiver: Sendable {
                 dropped = try await committer.commit(
                     body: wire, encoding: encoding, coding: coding, receivedAtUnixNano: receivedAt, context: context, batch: batch
                 )
-            } catch is CancellationError {
-                // Shutdown ran out of time while the batch waited for the
-                // pipeline; a logged batch is replayed at the next start, and
-                // the sender's retry of it changes nothing (SPEC §1.11).
-                return refuse(.serviceUnavailable, reason: "shutdown", "the collector is shutting down; retry later", retryAfter: 5, encoding: encoding)
             } catch {
                 metrics?.refusedSpans.increment(by: Int64(batch.spanCount))
                 logger.error("cannot make an accepted request durable; answering 503", metadata: ["error": "\(error)"])
@@ -258,7 +254,9 @@ public struct OTLPHTTPReceiver: Sendable {
     }
 }
 
-/// Durability `fsync`: the request's 200 waits for the intake log's fsync.
+/// Durability `fsync`: the request's 200 waits for the intake log's fsync,
+/// not for the fold; so a request that is slow to fold (one span of 10^6
+/// attributes) does not hold up the acks of others.
 public struct LogCommitter: IntakeCommitter {
     let log: IntakeLog
     let pipeline: SpanPipeline
@@ -273,16 +271,15 @@ public struct LogCommitter: IntakeCommitter {
     public var isFailing: Bool { pipeline.isFailing || exportFailing() }
 
     public func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, context: RequestMetadata?, batch: SpanBatch) async throws -> [String] {
-        let consumed = OneShot<[String]>()
-        _ = try await log.append(
-            body: body, encoding: encoding, coding: coding, receivedAtUnixNano: receivedAtUnixNano, context: context, batch: batch,
-            onConsumed: consumed.fulfil
-        )
-        return try await consumed.wait()
+        var batch = batch
+        let dropped = pipeline.prepare(&batch)
+        _ = try await log.append(body: body, encoding: encoding, coding: coding, receivedAtUnixNano: receivedAtUnixNano, context: context, batch: batch)
+        return dropped
     }
 }
 
-/// Durability `none`: straight to the pipeline; a crash loses what it holds.
+/// Durability `none`: straight to the pipeline, answered once the pipeline
+/// holds the batch; a crash loses what it holds.
 public struct DirectCommitter: IntakeCommitter {
     let pipeline: SpanPipeline
     public init(pipeline: SpanPipeline) { self.pipeline = pipeline }
@@ -291,8 +288,9 @@ public struct DirectCommitter: IntakeCommitter {
     public var isFailing: Bool { pipeline.isFailing }
 
     public func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, context: RequestMetadata?, batch: SpanBatch) async throws -> [String] {
-        let consumed = OneShot<[String]>()
-        pipeline.enqueue(batch, lsn: 0, completion: consumed.fulfil)
-        return try await consumed.wait()
+        var batch = batch
+        let dropped = pipeline.prepare(&batch)
+        pipeline.enqueue(batch, lsn: 0)
+        return dropped
     }
 }

@@ -27,7 +27,12 @@ public final class SpanPipeline: @unchecked Sendable {
     private var stopping = false
     private var inFlight = false
     private var failing = false
-    private var thread: Thread?
+    /// Batches enqueued and delivered so far; a reader waits for the
+    /// delivery of what was enqueued before it asked (`waitForDelivery`).
+    private var enqueuedBatches: UInt64 = 0
+    private var deliveredBatches: UInt64 = 0
+    private var deliveryWaiters = 0
+    private let runner = ThreadRunner(name: "tracefold-pipeline")
 
     public init(
         sinks: [any SpanSink], checkpoint: CheckpointFile?, syncInterval: Duration, capacity: Int,
@@ -68,20 +73,47 @@ public final class SpanPipeline: @unchecked Sendable {
     }
 
     public func start() {
-        let thread = Thread { [self] in self.run() }
-        thread.name = "tracefold-pipeline"
-        self.thread = thread
-        thread.start()
+        runner.start { [self] in run() }
     }
 
-    /// `completion` gets what the sinks dropped once every sink has taken the
-    /// batch; the request that delivered it is waiting for that.
+    /// Lets every sink work on the batch on the calling (request) thread,
+    /// before it is committed; returns what the sinks will drop, for the
+    /// request's `partial_success`.
+    public func prepare(_ batch: inout SpanBatch) -> [String] {
+        var dropped = [String]()
+        for sink in sinks { dropped += sink.prepare(&batch) }
+        return dropped
+    }
+
+    /// `completion`, if any, gets what the sinks dropped once every sink has
+    /// taken the batch.
     public func enqueue(_ batch: SpanBatch, lsn: UInt64, completion: (@Sendable ([String]) -> Void)? = nil) {
         condition.lock()
         queue.append(Item(batch: batch, lsn: lsn, completion: completion))
         queuedSpanCount += batch.spanCount
+        enqueuedBatches += 1
         condition.signal()
         condition.unlock()
+    }
+
+    /// Read-your-writes for the query API: waits until every batch enqueued
+    /// before the call has reached the sinks, or until `timeout` (the
+    /// visibility bound, SPEC §7.6), whichever comes first. Requests are
+    /// acknowledged once their batch is durable in the intake log, before
+    /// the fold; a client that reads right after its 200 still sees its
+    /// spans while the pipeline keeps up. Returns false on the timeout.
+    @discardableResult
+    public func waitForDelivery(timeout: Duration) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: timeout.inSeconds)
+        condition.lock()
+        defer { condition.unlock() }
+        let target = enqueuedBatches
+        deliveryWaiters += 1
+        defer { deliveryWaiters -= 1 }
+        while deliveredBatches < target {
+            if !condition.wait(until: deadline) { return deliveredBatches >= target }
+        }
+        return true
     }
 
     /// Blocks until everything enqueued so far has reached the sinks and been
@@ -98,7 +130,7 @@ public final class SpanPipeline: @unchecked Sendable {
         stopping = true
         condition.broadcast()
         condition.unlock()
-        while thread?.isFinished == false { usleep(1000) }
+        runner.join()
         for sink in sinks {
             do { try sink.close() } catch { logger.error("closing \(sink.name) failed", metadata: ["error": "\(error)"]) }
         }
@@ -122,17 +154,32 @@ public final class SpanPipeline: @unchecked Sendable {
             let stop = stopping && items.isEmpty
             condition.unlock()
 
-            for var item in items {
-                // Not `item.completion?(deliver(item))`: optional chaining
-                // would skip the delivery of replayed batches, which have no
-                // completion.
-                let dropped = deliver(&item)
+            var abandoned = false
+            for item in items {
+                // A sink still failing at shutdown: this batch and the ones
+                // after it stay undelivered, and the checkpoint stays below
+                // them, so the intake log replays them at the next start.
+                guard let dropped = deliver(item) else {
+                    abandoned = true
+                    break
+                }
                 item.completion?(dropped)
                 consumedLSN = max(consumedLSN, item.lsn)
                 dirty = true
                 condition.lock()
                 queuedSpanCount -= item.batch.spanCount
+                deliveredBatches += 1
+                if deliveryWaiters > 0 { condition.broadcast() }
                 condition.unlock()
+            }
+            if abandoned {
+                if dirty, syncAll(), consumedLSN > syncedLSN { writeCheckpoint(consumedLSN) }
+                logger.error("pipeline stopped while a sink failed; the undelivered batches are replayed from the intake log on restart")
+                condition.lock()
+                inFlight = false
+                condition.broadcast()
+                condition.unlock()
+                return
             }
             // Sync when the queue runs dry (low latency at low load) or at
             // least every syncInterval under sustained load.
@@ -164,10 +211,10 @@ public final class SpanPipeline: @unchecked Sendable {
     }
 
     /// A sink that fails keeps the batch: it is retried until it succeeds,
-    /// because the batch was already acknowledged. A logged batch's request
-    /// is answered at the first failure instead of waiting: its spans are
-    /// durable in the intake log (SPEC §1.10) and reach the store on retry.
-    private func deliver(_ item: inout Item) -> [String] {
+    /// because the batch was already acknowledged (its spans are durable in
+    /// the intake log, SPEC §1.10). Returns nil when shutdown comes while a
+    /// sink still fails: the batch was not delivered.
+    private func deliver(_ item: Item) -> [String]? {
         var dropped = [String]()
         for sink in sinks {
             var delay = 0.05
@@ -182,14 +229,10 @@ public final class SpanPipeline: @unchecked Sendable {
                 } catch {
                     logger.error("\(sink.name) failed to take a batch; retrying", metadata: ["error": "\(error)", "lsn": "\(item.lsn)"])
                     setFailing(true)
-                    if item.lsn > 0, let completion = item.completion {
-                        completion(dropped)
-                        item.completion = nil
-                    }
                     condition.lock()
                     let stop = stopping
                     condition.unlock()
-                    if stop { return dropped }
+                    if stop { return nil }
                     Thread.sleep(forTimeInterval: delay)
                     delay = min(delay * 2, 2)
                 }

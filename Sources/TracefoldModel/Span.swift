@@ -196,6 +196,9 @@ public struct SpanBatch: Hashable, Sendable {
     /// When the collector received the request, in ns since the epoch. Later
     /// stages order header and API updates by it (SPEC §3.2).
     public var receivedAtUnixNano: UInt64
+    /// What a sink worked out from these spans on the request, before the
+    /// ack (`SpanSink.prepare`), so that it is not worked out again.
+    public var prepared: PreparedWork?
 
     public init(resourceSpans: [ResourceSpans], receivedAtUnixNano: UInt64 = 0) {
         self.resourceSpans = resourceSpans
@@ -214,4 +217,19 @@ public struct SpanBatch: Hashable, Sendable {
             }
         }
     }
+}
+
+/// A sink's work on a batch done ahead, on the request thread: the fold's
+/// mapping of each span. It is a cache, not part of the batch's value: two
+/// batches with the same spans are equal whatever they carry, and a sink
+/// that finds none (a batch replayed from the intake log) does the work
+/// itself. Only the fold prepares today; the slot holds its result.
+public struct PreparedWork: Hashable, @unchecked Sendable {
+    /// Sendable values only (the initialiser takes nothing else).
+    public let value: Any
+
+    public init(_ value: some Sendable) { self.value = value }
+
+    public static func == (a: PreparedWork, b: PreparedWork) -> Bool { true }
+    public func hash(into hasher: inout Hasher) {}
 }

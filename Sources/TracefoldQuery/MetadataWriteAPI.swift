@@ -12,7 +12,14 @@ public struct MetadataWriteAPI: Sendable {
     /// Request bodies larger than this are refused before parsing.
     static let maxBody = 8 << 20
 
-    public init(folder: TraceFolder) { self.folder = folder }
+    /// As the query API's: the limits are checked against a trace that holds
+    /// every span acknowledged before the write.
+    let awaitVisibility: @Sendable () -> Void
+
+    public init(folder: TraceFolder, awaitVisibility: @escaping @Sendable () -> Void = {}) {
+        self.folder = folder
+        self.awaitVisibility = awaitVisibility
+    }
 
     public func register(on router: Router<BasicRequestContext>) {
         for path in ["/api/public/traces/:id/metadata", "/v1/runs/:id/metadata"] {
@@ -78,7 +85,10 @@ public struct MetadataWriteAPI: Sendable {
                                               order: OrderKey(time: receivedAt, spanID: 0, position: i)))
             }
             let (folder, batch) = (self.folder, updates)
-            switch try await QueryAPI.offload({ try folder.applyAPI(batch, to: traceID) }) {
+            switch try await QueryAPI.offload({ [awaitVisibility] in
+                awaitVisibility()
+                return try folder.applyAPI(batch, to: traceID)
+            }) {
             case nil: return QueryAPI.json(.ok, .object([:]))
             case .updateTooLarge?:
                 return Refusal(status: .contentTooLarge, error: "Metadata span exceeds maximum size of 64KB").response

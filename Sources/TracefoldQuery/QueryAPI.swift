@@ -10,28 +10,42 @@ import TracefoldStore
 /// Answers use Langfuse's shapes, so Langfuse clients can read them.
 public struct QueryAPI: Sendable {
     let store: any RecordStore
+    /// Waits (bounded) until spans acknowledged before the request have been
+    /// folded: the ack comes at the intake log's commit, before the fold.
+    let awaitVisibility: @Sendable () -> Void
     /// Langfuse puts the project in `htmlPath`; tracefold has one.
     public static let projectID = "tracefold"
 
-    public init(store: any RecordStore) { self.store = store }
+    public init(store: any RecordStore, awaitVisibility: @escaping @Sendable () -> Void = {}) {
+        self.store = store
+        self.awaitVisibility = awaitVisibility
+    }
 
     public func register(on router: Router<BasicRequestContext>) {
-        router.get("/api/public/traces") { request, _ in try await Self.offload { try self.listTraces(request) } }
+        router.get("/api/public/traces") { request, _ in try await read { try self.listTraces(request) } }
         router.get("/api/public/traces/:id") { _, context in
             let id = context.parameters.get("id") ?? ""
-            return try await Self.offload { try self.getTrace(id) }
+            return try await read { try self.getTrace(id) }
         }
-        router.get("/api/public/observations") { request, _ in try await Self.offload { try self.listObservations(request) } }
+        router.get("/api/public/observations") { request, _ in try await read { try self.listObservations(request) } }
         router.get("/api/public/observations/:id") { _, context in
             let id = context.parameters.get("id") ?? ""
-            return try await Self.offload { try self.getObservation(id) }
+            return try await read { try self.getObservation(id) }
         }
-        router.get("/api/public/v2/observations") { request, _ in try await Self.offload { try self.listObservationsV2(request) } }
+        router.get("/api/public/v2/observations") { request, _ in try await read { try self.listObservationsV2(request) } }
         router.get("/api/traces/:id/metadata") { _, context in
             let id = context.parameters.get("id") ?? ""
-            return try await Self.offload { try self.traceMetadata(id) }
+            return try await read { try self.traceMetadata(id) }
         }
-        router.get("/api/metrics/summary") { request, _ in try await Self.offload { try self.summary(request) } }
+        router.get("/api/metrics/summary") { request, _ in try await read { try self.summary(request) } }
+    }
+
+    /// A store read, after what was acknowledged before it is visible.
+    func read<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await Self.offload { [awaitVisibility] in
+            awaitVisibility()
+            return try body()
+        }
     }
 
     /// Store calls block (GRDB, or a wait for PostgreSQL), so they run on

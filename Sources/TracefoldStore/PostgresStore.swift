@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PostgresNIO
@@ -25,8 +26,13 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
     private var idle: [PostgresConnection] = []
     private var nextID = 0
 
+    /// The longest wait for one round trip (a batch of statements, or a
+    /// connect) before the connection is given up.
+    public let requestTimeout: Duration
+
     /// `url` is `postgres://user[:password]@host[:port]/database`.
-    public init(url: String, logger: Logger) throws {
+    public init(url: String, requestTimeout: Duration = .seconds(30), logger: Logger) throws {
+        self.requestTimeout = requestTimeout
         guard let c = URLComponents(string: url), c.scheme == "postgres" || c.scheme == "postgresql", let host = c.host, !host.isEmpty else {
             throw StoreError("store.postgres.url must look like postgres://user:password@host:port/database, got \"\(Self.redacted(url))\"")
         }
@@ -35,7 +41,7 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
             host: host, port: c.port ?? 5432, username: c.user ?? "postgres", password: c.password,
             database: database.isEmpty ? nil : database, tls: .disable
         )
-        config.options.connectTimeout = .seconds(10)
+        config.options.connectTimeout = .seconds(max(1, min(10, requestTimeout.components.seconds)))
         configuration = config
         location = "postgres \(Self.redacted(url))"
         self.logger = logger
@@ -178,7 +184,11 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
         let connections = idle
         idle.removeAll()
         poolLock.unlock()
-        for c in connections { try? c.close().wait() }
+        // Bounded like every other wait: a frozen server must not hold
+        // shutdown.
+        let closed = DispatchSemaphore(value: 0)
+        for c in connections { c.close().whenComplete { _ in closed.signal() } }
+        for _ in connections { _ = closed.wait(timeout: .now() + requestTimeout.inSeconds) }
     }
 
     // MARK: connection pool
@@ -214,14 +224,36 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
         closing.whenComplete { _ in }
     }
 
-    /// Runs `body` on postgres-nio's event loops and waits for it here.
-    /// Callers are store threads, or NIO's blocking thread pool, never an
-    /// event loop.
-    func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    /// Runs `body` on postgres-nio's event loops and waits for it here, at
+    /// most `requestTimeout`: a database that stops answering without
+    /// closing the connection (frozen, or a network partition) must not
+    /// stall the pipeline, the exporter or shutdown for ever. On a timeout
+    /// the connection is closed, which fails whatever still runs on it, and
+    /// the caller's transaction fails like any other store error. Callers are
+    /// store threads, or NIO's blocking thread pool, never an event loop.
+    func blocking<T: Sendable>(on connection: PostgresConnection?, _ body: @escaping @Sendable () async throws -> T) throws -> T {
         let promise = group.next().makePromise(of: T.self)
         promise.completeWithTask(body)
+        let outcome = NIOLockedValueBox<Result<T, any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        promise.futureResult.whenComplete { result in
+            outcome.withLockedValue { $0 = result }
+            done.signal()
+        }
+        // postgres-nio writes a query to its channel without a promise: a
+        // query sent on a connection that closed meanwhile (the server
+        // restarted) is dropped and never answered. Waking on the close
+        // turns that into an error at once instead of a stall.
+        connection?.closeFuture.whenComplete { _ in done.signal() }
+        guard done.wait(timeout: .now() + requestTimeout.inSeconds) == .success else {
+            connection?.close().whenComplete { _ in }
+            throw StoreError("\(location): no answer within \(requestTimeout); the connection is closed")
+        }
+        guard let result = outcome.withLockedValue({ $0 }) else {
+            throw StoreError("\(location): the connection closed before the answer")
+        }
         do {
-            return try promise.futureResult.wait()
+            return try result.get()
         } catch let error as PSQLError {
             // PSQLError hides the server's message from its description.
             throw StoreError("\(location): \(error.serverInfo?[.message] ?? "\(error.code)")")
@@ -252,7 +284,7 @@ final class PostgresSession: SQLSession {
         pending.removeAll()
         let query = try Self.query(sql, args)
         let (connection, logger) = (self.connection, store.logger)
-        return try store.blocking {
+        return try store.blocking(on: connection) {
             for q in queued { try await Self.run(q, on: connection, logger: logger) }
             var out = [SQLRow]()
             for try await row in try await connection.query(query, logger: logger) { out.append(try Self.row(row)) }
@@ -265,7 +297,7 @@ final class PostgresSession: SQLSession {
         let queued = pending
         pending.removeAll()
         let (connection, logger) = (self.connection, store.logger)
-        try store.blocking {
+        try store.blocking(on: connection) {
             for q in queued { try await Self.run(q, on: connection, logger: logger) }
         }
     }

@@ -48,14 +48,9 @@ struct Serve: AsyncParsableCommand {
         logger.logLevel = level
         logger.info("config loaded", metadata: ["source": "\(source)"])
         let collector = try Collector(config: loaded, logger: logger)
-        let complete = try await collector.run()
-        if !complete {
-            // The write-out is still running on its own thread; leave
-            // without running exit handlers under it. With the intake log
-            // nothing is lost; without it, queued spans are, and the exit
-            // code says so.
-            _exit(loaded.store.durability == .none ? 1 : 0)
-        }
+        // Returns once everything is written; past service.shutdown_timeout
+        // the collector's watchdog ends the process itself.
+        try await collector.run()
     }
 }
 

@@ -81,6 +81,15 @@ final class IntakeLimitsTests: XCTestCase, @unchecked Sendable {
         XCTAssertNotNil(errorLine(receiver + pipeline + "  shutdown_timeout: 0s\n"))
     }
 
+    func testPostgresRequestTimeoutConfig() throws {
+        XCTAssertEqual(CollectorConfig().store.postgresRequestTimeout, .seconds(30))
+        let store = "store:\n  postgres:\n    url: postgres://u@127.0.0.1:5432/d\n"
+        let c = try parse(receiver + pipeline + store + "    request_timeout: 1500ms\n")
+        XCTAssertEqual(c.store.postgresRequestTimeout, .milliseconds(1500))
+        XCTAssertEqual(errorLine(receiver + pipeline + store + "    request_timeout: 0s\n")?.line, 12)
+        XCTAssertNotNil(errorLine(receiver + pipeline + store + "    request_timout: 5s\n"), "unknown keys are errors")
+    }
+
     func testInFlightBytesMustHoldTwoBodiesOfTheLargestSize() throws {
         XCTAssertEqual(CollectorConfig().receiver.maxInFlightBytes, 256 << 20)
         let exact = try parse(receiver + "        max_request_body_size: 1MiB\n        max_in_flight_bytes: 2MiB\n" + pipeline)

@@ -109,11 +109,23 @@ class Tracefold:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
 
+    @property
+    def shutdown_timeout(self):
+        """service.shutdown_timeout in seconds, as the test config sets it."""
+        value = self.extra_env.get("TRACEFOLD_SHUTDOWN_TIMEOUT", os.environ.get("TRACEFOLD_SHUTDOWN_TIMEOUT", "30s"))
+        units = {"ms": 0.001, "s": 1, "m": 60}
+        for unit in ("ms", "s", "m"):
+            if value.endswith(unit):
+                return float(value[: -len(unit)]) * units[unit]
+        return float(value)
+
     def stop(self):
+        """SIGTERM; the collector promises to exit within shutdown_timeout
+        (SPEC §9), and 5 s more covers process start-up and tear-down."""
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                return self.proc.wait(timeout=30)
+                return self.proc.wait(timeout=self.shutdown_timeout + 5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 raise
@@ -128,7 +140,10 @@ class Tracefold:
             opener = gzip.open if path.endswith(".gz") else open
             with opener(path, "rb") as f:
                 data = f.read()
-            lines.extend(json.loads(raw) for raw in data.split(b"\n") if raw)
+            # A file being written may end in part of a line: a reader
+            # takes whole lines only.
+            complete = data[: data.rfind(b"\n") + 1]
+            lines.extend(json.loads(raw) for raw in complete.split(b"\n") if raw)
         return lines
 
     def span_lines(self):

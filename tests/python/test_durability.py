@@ -99,7 +99,9 @@ def test_acknowledged_spans_survive_kill_9(make_tracefold, tmp_path):
 
 
 def test_sigterm_under_load_finishes_in_flight_requests_and_writes_everything(make_tracefold):
-    tf = make_tracefold().start()
+    # A bound the write-out never reaches, however slow the machine: this
+    # test is about writing everything; the bound has tests of its own.
+    tf = make_tracefold(env={"TRACEFOLD_SHUTDOWN_TIMEOUT": "600s"}).start()
     acked = []
     stop = threading.Event()
     workers = [threading.Thread(target=load, args=(tf.traces_url, 100 + w, acked, stop)) for w in range(4)]
@@ -113,7 +115,7 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_writes_everything(ma
     for w in workers:
         w.join()
     assert code == 0
-    assert elapsed < 20, f"shutdown took {elapsed:.1f}s"
+    assert elapsed < tf.shutdown_timeout + 5, f"shutdown took {elapsed:.1f}s"
     assert len(acked) > 0
     # Without a restart: the export written at shutdown holds every acknowledged span.
     observations = {l["id"] for l in tf.export_lines() if l["recordType"] == "observation"}

@@ -1,0 +1,132 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One named OS thread that runs a blocking loop (the intake log's writer,
+/// the pipeline, the JSONL exporter, the memory limiter), and a join that can
+/// give up at a deadline.
+///
+/// fsync, SQLite and file I/O block, so these loops must not run on Swift's
+/// cooperative pool. Each owner keeps its own stop flag and wakes its own
+/// loop; the runner only owns the thread and knows when its body returned,
+/// so a bounded shutdown can stop waiting for a stage that hangs.
+public final class ThreadRunner: @unchecked Sendable {
+    public let name: String
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let finishedCondition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    // Guarded by mutex.
+    private var started = false
+    private var finished = false
+
+    public init(name: String) {
+        self.name = name
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(finishedCondition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(finishedCondition)
+        pthread_mutex_destroy(mutex)
+        finishedCondition.deallocate()
+        mutex.deallocate()
+    }
+
+    /// Starts `body` on a new thread. A runner runs one body, once.
+    public func start(_ body: @escaping @Sendable () -> Void) {
+        pthread_mutex_lock(mutex)
+        precondition(!started, "\(name) started twice")
+        started = true
+        pthread_mutex_unlock(mutex)
+        let box = Unmanaged.passRetained(Job(runner: self, body: body))
+        #if canImport(Darwin)
+        var thread: pthread_t?
+        #else
+        var thread = pthread_t()
+        #endif
+        let status = pthread_create(&thread, nil, { raw in
+            let job = Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue()
+            job.runner.name.withCString { name in
+                #if canImport(Darwin)
+                _ = pthread_setname_np(name)
+                #else
+                ThreadRunner.setLinuxName(name)
+                #endif
+            }
+            job.body()
+            job.runner.markFinished()
+            return nil
+        }, box.toOpaque())
+        precondition(status == 0, "cannot start thread \(name): \(status)")
+        #if canImport(Darwin)
+        pthread_detach(thread!)
+        #else
+        pthread_detach(thread)
+        #endif
+    }
+
+    /// True once the body has returned (or was never started).
+    public var isFinished: Bool {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return finished || !started
+    }
+
+    /// Waits until the body returns. With a deadline, gives up then and
+    /// returns false; the thread goes on and is abandoned.
+    @discardableResult
+    public func join(until deadline: ContinuousClock.Instant? = nil) -> Bool {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while started && !finished {
+            guard let deadline else {
+                pthread_cond_wait(finishedCondition, mutex)
+                continue
+            }
+            let left = deadline - .now
+            if left <= .zero { return false }
+            var wake = timespec()
+            clock_gettime(CLOCK_REALTIME, &wake)
+            let (seconds, attoseconds) = left.components
+            var nanoseconds = Int(wake.tv_nsec) + Int(attoseconds / 1_000_000_000)
+            wake.tv_sec += Int(seconds) + nanoseconds / 1_000_000_000
+            nanoseconds %= 1_000_000_000
+            wake.tv_nsec = nanoseconds
+            pthread_cond_timedwait(finishedCondition, mutex, &wake)
+        }
+        return true
+    }
+
+    #if !canImport(Darwin)
+    /// glibc has pthread_setname_np only under _GNU_SOURCE, which the Swift
+    /// module does not see; it is looked up once instead. The name shows in
+    /// top, perf and gdb.
+    private typealias SetName = @convention(c) (pthread_t, UnsafePointer<CChar>) -> Int32
+    nonisolated(unsafe) private static let setName: SetName? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "pthread_setname_np")
+        .map { unsafeBitCast($0, to: SetName.self) }
+
+    static func setLinuxName(_ name: UnsafePointer<CChar>) {
+        // Linux allows 15 bytes; a longer name is refused, not cut.
+        var short = [CChar](repeating: 0, count: 16)
+        strncpy(&short, name, 15)
+        _ = setName?(pthread_self(), short)
+    }
+    #endif
+
+    private func markFinished() {
+        pthread_mutex_lock(mutex)
+        finished = true
+        pthread_cond_broadcast(finishedCondition)
+        pthread_mutex_unlock(mutex)
+    }
+
+    private final class Job {
+        let runner: ThreadRunner
+        let body: @Sendable () -> Void
+        init(runner: ThreadRunner, body: @escaping @Sendable () -> Void) {
+            self.runner = runner
+            self.body = body
+        }
+    }
+}
