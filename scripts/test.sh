@@ -17,12 +17,12 @@ export TRACEFOLD_TEST_POSTGRES_URL=$(scripts/postgres-cluster.sh start "$pgdir" 
 export TRACEFOLD_REQUIRE_POSTGRES=1
 echo "$TRACEFOLD_TEST_POSTGRES_URL"
 
-echo "== swift build"
-swift build --product tracefold
-swift build --product tracefold-loadgen
-swift build --product tracefold-demo
+echo "== swift build (products and tests in one build)"
+# One build of the whole graph: `swift test` after `swift build --product …`
+# compiled the dependency graph a second time.
+swift build --build-tests
 echo "== swift test"
-swift test
+swift test --skip-build
 echo "== type-level tests (metadata builders: misuse must not compile)"
 scripts/typecheck-misuse.sh
 
