@@ -280,15 +280,12 @@ final class PostgresSession: SQLSession {
     }
 
     func rows(_ sql: String, _ args: [SQLValue]) throws -> [SQLRow] {
-        let queued = pending
+        let queued = pending + [try Self.query(sql, args)]
         pending.removeAll()
-        let query = try Self.query(sql, args)
         let (connection, logger) = (self.connection, store.logger)
         return try store.blocking(on: connection) {
-            for q in queued { try await Self.run(q, on: connection, logger: logger) }
-            var out = [SQLRow]()
-            for try await row in try await connection.query(query, logger: logger) { out.append(try Self.row(row)) }
-            return out
+            let results = try await Self.send(queued, on: connection, logger: logger).get()
+            return try results[results.count - 1].rows.map(Self.row)
         }
     }
 
@@ -297,8 +294,8 @@ final class PostgresSession: SQLSession {
         let queued = pending
         pending.removeAll()
         let (connection, logger) = (self.connection, store.logger)
-        try store.blocking(on: connection) {
-            for q in queued { try await Self.run(q, on: connection, logger: logger) }
+        _ = try store.blocking(on: connection) {
+            try await Self.send(queued, on: connection, logger: logger).get().count
         }
     }
 
@@ -352,8 +349,24 @@ final class PostgresSession: SQLSession {
         s.contains("\u{0}") ? s.replacingOccurrences(of: "\u{0}", with: "") : s
     }
 
-    static func run(_ q: PostgresQuery, on connection: PostgresConnection, logger: Logger) async throws {
-        for try await _ in try await connection.query(q, logger: logger) {}
+    /// Hands the statements to the connection together, on its event loop,
+    /// and gives their results in order (the first error, if any).
+    ///
+    /// On the event loop, and only while the channel is active: postgres-nio
+    /// writes a query to its channel without a write promise, so one written
+    /// to a channel that has closed meanwhile is dropped, never answered, and
+    /// its result promise is leaked (a trap in debug builds). A write made on
+    /// the loop to an active channel reaches the connection's handler, which
+    /// answers it or fails it when the connection closes.
+    static func send(_ queries: [PostgresQuery], on connection: PostgresConnection, logger: Logger) -> EventLoopFuture<[PostgresQueryResult]> {
+        let loop = connection.eventLoop
+        return loop.flatSubmit {
+            guard !connection.isClosed else {
+                return loop.makeFailedFuture(StoreError("the connection to PostgreSQL is closed"))
+            }
+            let futures = queries.map { connection.query($0, logger: logger) }
+            return EventLoopFuture.whenAllComplete(futures, on: loop).flatMapThrowing { results in try results.map { try $0.get() } }
+        }
     }
 
     static func query(_ sql: String, _ args: [SQLValue]) throws -> PostgresQuery {
