@@ -1,5 +1,5 @@
 # Shortcuts; the scripts under scripts/ do the work and install what they need.
-.PHONY: bench-query bench-peers run test bench build proto soak fuzz
+.PHONY: bench-query bench-peers bench-huge run test bench build proto soak fuzz
 
 run:
 	scripts/run.sh
@@ -18,6 +18,13 @@ bench:
 	swift build -c release --product tracefold
 	swift build -c release --product tracefold-loadgen
 	python3 bench/run.py
+	python3 bench/huge_span.py
+
+# One huge request (10^6 attributes, 10^6 events, a 10 MB value) against a
+# client sending small batches: that client's ack p99 alone and meanwhile.
+bench-huge:
+	swift build -c release --product tracefold
+	python3 bench/huge_span.py
 
 # The same load to tracefold, MLflow 3.17.2 and Arize Phoenix 20.26.1 (from
 # PyPI into .venv-peers), on loopback SQLite; prints the ratios.

@@ -21,17 +21,9 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "python"))
+from protobuf_bytes import attribute, ld, request  # noqa: E402
 from run import ROOT, config_yaml, start_tracefold  # noqa: E402
-
-
-def ld(field, payload):
-    n, v = len(payload), bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        v.append(b | 0x80 if n else b)
-        if not n:
-            break
-    return bytes([(field << 3) | 2]) + bytes(v) + payload
 
 
 def fixed64(field, value):
@@ -41,14 +33,6 @@ def fixed64(field, value):
 def span(trace_id, span_id, extra=b""):
     start = 1_700_000_000_000_000_000
     return (ld(1, trace_id) + ld(2, span_id.to_bytes(8, "big")) + ld(5, b"s") + fixed64(7, start) + fixed64(8, start + 1000) + extra)
-
-
-def attribute(key, value):
-    return ld(9, ld(1, key) + ld(2, ld(1, value)))
-
-
-def request(spans):
-    return ld(1, ld(2, b"".join(ld(2, s) for s in spans)))
 
 
 def percentile(values, p):
@@ -68,7 +52,7 @@ class SmallClient(threading.Thread):
         while not self.stop.is_set():
             self.n += 1
             trace = self.n.to_bytes(16, "big")
-            body = request([span(trace, self.n * 16 + i, attribute(b"k", b"v")) for i in range(8)])
+            body = request(*[span(trace, self.n * 16 + i, attribute(b"k", b"v")) for i in range(8)])
             t0 = time.monotonic()
             conn.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
             r = conn.getresponse()
@@ -114,7 +98,7 @@ def main():
         huge_results = []
         huge_start = time.monotonic()
         for name, s in huge:
-            body = request([s])
+            body = request(s)
             status, took = post(url, body)
             huge_results.append({"request": name, "bytes": len(body), "status": status, "ackMs": round(took * 1000, 1)})
         # Until the first huge span is readable: the fold's own cost.

@@ -5,16 +5,7 @@ import json
 import urllib.error
 import urllib.request
 
-
-def ld(field, payload):
-    """One length-delimited protobuf field."""
-    n, v = len(payload), bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        v.append(b | 0x80 if n else b)
-        if not n:
-            break
-    return bytes([(field << 3) | 2]) + bytes(v) + payload
+from protobuf_bytes import attribute, ld, request, varint  # noqa: F401 (other tests import them from here)
 
 
 def nested_protobuf(any_values, span_id=2):
@@ -72,26 +63,9 @@ def test_nesting_depth_limit(tracefold):
 TRACE = bytes(16 * [1])
 
 
-def varint(n):
-    v = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        v.append(b | 0x80 if n else b)
-        if not n:
-            return bytes(v)
-
-
 def span(span_id, name=b"s", extra=b"", trace_id=TRACE):
     sid = span_id if isinstance(span_id, bytes) else span_id.to_bytes(8, "big")
     return ld(1, trace_id) + ld(2, sid) + ld(5, name) + extra
-
-
-def request(*spans):
-    return ld(1, ld(2, b"".join(ld(2, s) for s in spans)))
-
-
-def attribute(key, value):
-    return ld(9, ld(1, key) + ld(2, ld(1, value)))
 
 
 def span_json(span_id, name):

@@ -73,18 +73,28 @@ class Sender:
                 assert r.status == 200
 
 
-@pytest.mark.skipif(shutil.which("runuser") is None and os.geteuid() == 0, reason="needs runuser to start PostgreSQL as root")
-def test_postgres_stops_and_restarts(tmp_path):
-    if not [d for d in ["/usr/lib/postgresql"] if os.path.isdir(d)]:
+def require_postgres():
+    if not os.path.isdir("/usr/lib/postgresql"):
         if os.environ.get("TRACEFOLD_REQUIRE_POSTGRES") == "1":
             pytest.fail("PostgreSQL server binaries are missing")
         pytest.skip("PostgreSQL server binaries are missing")
-    # Not under tmp_path: the postgres user must reach the directory.
+
+
+def start_on_private_postgres(tmp_path, store_options="", env=None):
+    """A private PostgreSQL cluster (not under tmp_path: the postgres user
+    must reach its directory) and a tracefold whose store is in it. Returns
+    (tracefold, cluster directory, cluster port)."""
+    require_postgres()
     pgdir, pgport = tempfile.mkdtemp(prefix="tracefold-pg-faults-", dir="/tmp"), free_port()
     url = subprocess.run([CLUSTER, "start", pgdir, str(pgport)], check=True, capture_output=True, text=True).stdout.strip()
     config = tmp_path / "pg.yaml"
-    config.write_text(TEST_CONFIG.replace("  durability:", f"  postgres:\n    url: {url}\n  durability:"))
-    tf = Tracefold(tmp_path / "data", config=str(config)).start()
+    config.write_text(TEST_CONFIG.replace("  durability:", f"  postgres:\n    url: {url}\n{store_options}  durability:"))
+    return Tracefold(tmp_path / "data", config=str(config), env=env).start(), pgdir, pgport
+
+
+@pytest.mark.skipif(shutil.which("runuser") is None and os.geteuid() == 0, reason="needs runuser to start PostgreSQL as root")
+def test_postgres_stops_and_restarts(tmp_path):
+    tf, pgdir, pgport = start_on_private_postgres(tmp_path)
     try:
         s = Sender(tf)
         for _ in range(5):
@@ -181,17 +191,8 @@ def test_sigterm_while_postgres_is_down_or_reconnecting_exits_within_shutdown_ti
     process exits 0 within service.shutdown_timeout (+5 s for process
     start-up and tear-down), and after a restart with the database back
     every span that got a 200 is in the records."""
-    if not os.path.isdir("/usr/lib/postgresql"):
-        if os.environ.get("TRACEFOLD_REQUIRE_POSTGRES") == "1":
-            pytest.fail("PostgreSQL server binaries are missing")
-        pytest.skip("PostgreSQL server binaries are missing")
     timeout = 4
-    pgdir, pgport = tempfile.mkdtemp(prefix="tracefold-pg-sigterm-", dir="/tmp"), free_port()
-    url = subprocess.run([CLUSTER, "start", pgdir, str(pgport)], check=True, capture_output=True, text=True).stdout.strip()
-    config = tmp_path / "pg.yaml"
-    config.write_text(TEST_CONFIG.replace("  durability:", f"  postgres:\n    url: {url}\n  durability:"))
-    env = {"TRACEFOLD_SHUTDOWN_TIMEOUT": f"{timeout}s"}
-    tf = Tracefold(tmp_path / "data", config=str(config), env=env).start()
+    tf, pgdir, pgport = start_on_private_postgres(tmp_path, env={"TRACEFOLD_SHUTDOWN_TIMEOUT": f"{timeout}s"})
     starter, frozen = None, []
     try:
         s = Sender(tf)
@@ -285,15 +286,7 @@ def test_frozen_postgres_is_given_up_after_request_timeout_and_intake_recovers(t
     log; the fold's store call is given up after store.postgres.request_timeout,
     intake answers 503 and /health/ready names the store until the database
     answers again; then every acknowledged span reaches the records."""
-    if not os.path.isdir("/usr/lib/postgresql"):
-        if os.environ.get("TRACEFOLD_REQUIRE_POSTGRES") == "1":
-            pytest.fail("PostgreSQL server binaries are missing")
-        pytest.skip("PostgreSQL server binaries are missing")
-    pgdir, pgport = tempfile.mkdtemp(prefix="tracefold-pg-frozen-", dir="/tmp"), free_port()
-    url = subprocess.run([CLUSTER, "start", pgdir, str(pgport)], check=True, capture_output=True, text=True).stdout.strip()
-    config = tmp_path / "pg.yaml"
-    config.write_text(TEST_CONFIG.replace("  durability:", f"  postgres:\n    url: {url}\n    request_timeout: 2s\n  durability:"))
-    tf = Tracefold(tmp_path / "data", config=str(config)).start()
+    tf, pgdir, pgport = start_on_private_postgres(tmp_path, store_options="    request_timeout: 2s\n")
     frozen = []
     try:
         s = Sender(tf)
