@@ -136,10 +136,17 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
         var mapped = [MappedSpan]()
         mapped.reserveCapacity(batch.spanCount)
         var dropped = [String]()
-        batch.forEachSpan { span, resource, scope in
-            let m = mapper.map(span, context: SpanMapper.Context(resource: resource, scope: scope))
-            dropped += TraceState.stateIndependentDrops(m, limits: limits)
-            mapped.append(m)
+        // In `forEachSpan` order, with one mapping context per scope, as
+        // `consume` builds them.
+        for rs in batch.resourceSpans {
+            for ss in rs.scopeSpans where !ss.spans.isEmpty {
+                let context = SpanMapper.Context(resource: rs.resource, scope: ss.scope)
+                for span in ss.spans {
+                    let m = mapper.map(span, context: context)
+                    dropped += TraceState.stateIndependentDrops(m, limits: limits)
+                    mapped.append(m)
+                }
+            }
         }
         batch.prepared = PreparedWork(mapped)
         return dropped
