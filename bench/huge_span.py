@@ -118,6 +118,7 @@ def main():
         during = [d for t, d in small.acks if huge_start <= t < huge_end]
         result = {
             "config": "huge-span fsync+fold+sqlite+jsonl",
+            "binDir": os.path.abspath(args.bin_dir),
             "smallAlone": summary(before),
             "smallWhileHuge": summary(during),
             "smallErrors": small.errors,
