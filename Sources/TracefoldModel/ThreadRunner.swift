@@ -5,13 +5,12 @@ import Darwin
 #endif
 
 /// One named OS thread that runs a blocking loop (the intake log's writer,
-/// the pipeline, the JSONL exporter, the memory limiter), and a join that can
-/// give up at a deadline.
+/// the pipeline, the JSONL exporter, the memory limiter, the shutdown
+/// write-out), and its join.
 ///
 /// fsync, SQLite and file I/O block, so these loops must not run on Swift's
 /// cooperative pool. Each owner keeps its own stop flag and wakes its own
-/// loop; the runner only owns the thread and knows when its body returned,
-/// so a bounded shutdown can stop waiting for a stage that hangs.
+/// loop; the runner only owns the thread and knows when its body returned.
 public final class ThreadRunner: @unchecked Sendable {
     public let name: String
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
@@ -66,36 +65,12 @@ public final class ThreadRunner: @unchecked Sendable {
         #endif
     }
 
-    /// True once the body has returned (or was never started).
-    public var isFinished: Bool {
+    /// Waits until the body returns. A bounded shutdown does not wait here
+    /// for ever: `ShutdownWatchdog` ends the process at its bound.
+    public func join() {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        return finished || !started
-    }
-
-    /// Waits until the body returns. With a deadline, gives up then and
-    /// returns false; the thread goes on and is abandoned.
-    @discardableResult
-    public func join(until deadline: ContinuousClock.Instant? = nil) -> Bool {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        while started && !finished {
-            guard let deadline else {
-                pthread_cond_wait(finishedCondition, mutex)
-                continue
-            }
-            let left = deadline - .now
-            if left <= .zero { return false }
-            var wake = timespec()
-            clock_gettime(CLOCK_REALTIME, &wake)
-            let (seconds, attoseconds) = left.components
-            var nanoseconds = Int(wake.tv_nsec) + Int(attoseconds / 1_000_000_000)
-            wake.tv_sec += Int(seconds) + nanoseconds / 1_000_000_000
-            nanoseconds %= 1_000_000_000
-            wake.tv_nsec = nanoseconds
-            pthread_cond_timedwait(finishedCondition, mutex, &wake)
-        }
-        return true
+        while started && !finished { pthread_cond_wait(finishedCondition, mutex) }
     }
 
     #if !canImport(Darwin)
