@@ -52,7 +52,12 @@ public struct OTLPHTTPReceiver: Sendable {
         self.metrics = metrics
         self.memoryLimiter = memoryLimiter
         self.rateLimiter = SpanRateLimiter(auth: config.auth, defaultLimit: config.rateLimit)
-        self.bodyBudget = InFlightBodyBudget(limit: config.maxInFlightBytes)
+        let bodyBudget = InFlightBodyBudget(limit: config.maxInFlightBytes)
+        self.bodyBudget = bodyBudget
+        metrics?.sampledGauge(
+            name: "tracefold_receiver_in_flight_bytes", help: "Request-body bytes being read or held at once (max_in_flight_bytes bounds it).",
+            read: { bodyBudget.inUse }
+        )
         self.authenticator = RequestAuthenticator(config: config.auth)
         self.metadataReader = RequestMetadataReader(metadata: metadata, auth: config.auth)
         self.committer = committer

@@ -1,5 +1,6 @@
 import Foundation
 import Prometheus
+import Synchronization
 
 /// The collector's own metrics (SPEC §9.3), in Prometheus text through
 /// swift-prometheus. One instance per collector, handed to each stage that
@@ -19,6 +20,8 @@ public final class CollectorMetrics: Sendable {
     /// How long one fold transaction (the store commit of a batch) takes.
     public let storeCommit: DurationHistogram
     let residentMemory: Gauge
+    /// Gauges whose value lives in another stage and is read at scrape time.
+    private let sampled = Mutex<[(gauge: Gauge, read: @Sendable () -> Int)]>([])
 
     public init() {
         acceptedSpans = registry.makeCounter(name: "tracefold_receiver_accepted_spans_total", help: "Spans made durable and acknowledged.")
@@ -60,9 +63,19 @@ public final class CollectorMetrics: Sendable {
         ).increment(by: Int64(count))
     }
 
-    /// The Prometheus text exposition, with the RSS read now.
+    /// A gauge read from `read` at each scrape, for a level another stage
+    /// keeps (for example the request-body bytes being read).
+    public func sampledGauge(name: String, help: String, read: @escaping @Sendable () -> Int) {
+        let gauge = registry.makeGauge(name: name, help: help)
+        sampled.withLock { $0.append((gauge, read)) }
+    }
+
+    /// The Prometheus text exposition, with the RSS and sampled gauges read now.
     public func exposition() -> [UInt8] {
         if let rss = Self.residentBytes() { residentMemory.set(Double(rss)) }
+        sampled.withLock { gauges in
+            for entry in gauges { entry.gauge.set(Double(entry.read())) }
+        }
         return registry.emitToBuffer()
     }
 

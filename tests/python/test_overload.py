@@ -117,6 +117,19 @@ def test_sigterm_under_load_exits_within_shutdown_timeout(tmp_path, make_tracefo
     assert tf.stop() == 0
 
 
+def wait_in_flight_bytes(tf, predicate, timeout=600):
+    """Polls the receiver's in-flight-bytes gauge until predicate holds: the
+    test waits for what the server has read, not for a guess of how long
+    reading takes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = metric(tf, "tracefold_receiver_in_flight_bytes").get("tracefold_receiver_in_flight_bytes", 0)
+        if predicate(value):
+            return value
+        assert time.monotonic() < deadline, f"in-flight bytes stayed at {value}"
+        time.sleep(0.05)
+
+
 def test_bodies_being_read_at_once_are_bounded(make_tracefold, tmp_path):
     """Three connections each hold almost 1 MiB of an unfinished body; with
     max_in_flight_bytes 3 MiB a fourth request gets 503 with Retry-After
@@ -126,13 +139,15 @@ def test_bodies_being_read_at_once_are_bounded(make_tracefold, tmp_path):
     config = tmp_path / "budget.yaml"
     config.write_text(TEST_CONFIG.replace("        read_timeout:", "        max_request_body_size: 1MiB\n        max_in_flight_bytes: 3MiB\n        read_timeout:"))
     tf = make_tracefold(config=str(config)).start()
+    held = 1048576 - 10_000
     holders = []
     for _ in range(3):
         s = socket.create_connection(("127.0.0.1", tf.port))
         s.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1048576\r\n\r\n")
-        s.sendall(b"\x0a" * (1048576 - 10_000))
+        s.sendall(b"\x0a" * held)
         holders.append(s)
-    time.sleep(1.0)
+    # All three partial bodies read: 30,000 bytes of the budget are left.
+    assert wait_in_flight_bytes(tf, lambda v: v >= 3 * held) == 3 * held
     req = urllib.request.Request(tf.traces_url, data=request(span(1, extra=b"\x00" * 0)) + b"\x0a\x00" * 40_000, headers={"Content-Type": PB})
     try:
         urllib.request.urlopen(req, timeout=30)
@@ -142,6 +157,6 @@ def test_bodies_being_read_at_once_are_bounded(make_tracefold, tmp_path):
     assert 'reason="in_flight_bytes"' in urllib.request.urlopen(tf.base_url + "/metrics").read().decode()
     for s in holders:
         s.close()
-    time.sleep(0.5)
+    wait_in_flight_bytes(tf, lambda v: v == 0)
     assert post(tf, request(span(1)) + b"\x0a\x00" * 40_000, PB)[0] == 200
     assert tf.stop() == 0
