@@ -182,6 +182,7 @@ public final class JSONLRecordExporter: @unchecked Sendable {
             activePath = "\(config.directory)/tracefold-\(stamp)-\(seq).jsonl"
             seq += 1
         } while FileManager.default.fileExists(atPath: activePath) || FileManager.default.fileExists(atPath: activePath + ".gz")
+        try store.startExportFile(exporter: exporterKey, file: activePath)
         fd = open(activePath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ExportError("cannot create \(activePath): \(String(cString: strerror(errno)))") }
         activeBytes = 0

@@ -419,14 +419,25 @@ extension RecordStore {
     /// trace_revision against them), never lowered, and the file position
     /// they cover.
     static func markExported(_ pending: [PendingTrace], exporter: String, position: (file: String, length: Int), in s: any SQLSession) throws {
-        try s.execute(
-            "INSERT INTO export_position(exporter, file, length) VALUES (?, ?, ?) ON CONFLICT(exporter) DO UPDATE SET file = excluded.file, length = excluded.length",
-            [.text(exporter), .text(position.file), SQLValue(position.length)]
-        )
+        try record(position, exporter: exporter, in: s)
         for p in pending {
             try s.execute("UPDATE traces SET exported_revision = CASE WHEN exported_revision > ? THEN exported_revision ELSE ? END WHERE trace_id = ?",
                           [.int(p.trace.revision), .int(p.trace.revision), .blob(p.traceID)])
         }
+    }
+
+    static func record(_ position: (file: String, length: Int), exporter: String, in s: any SQLSession) throws {
+        try s.execute(
+            "INSERT INTO export_position(exporter, file, length) VALUES (?, ?, ?) ON CONFLICT(exporter) DO UPDATE SET file = excluded.file, length = excluded.length",
+            [.text(exporter), .text(position.file), SQLValue(position.length)]
+        )
+    }
+
+    /// Names a new active file, empty, before anything is written to it: a
+    /// crash after its first lines but before their marks then leaves a
+    /// file that the next start cuts back, not one nobody knows of.
+    public func startExportFile(exporter: String, file: String) throws {
+        try write { s in try Self.record((file, 0), exporter: exporter, in: s) }
     }
 
     /// This exporter's active file and its committed length, if any.
