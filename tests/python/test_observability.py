@@ -4,6 +4,7 @@ import base64
 import json
 import os
 import re
+import time
 import urllib.error
 import urllib.request
 
@@ -78,8 +79,15 @@ def test_metrics_count_known_traffic_and_secrets_are_never_logged(tmp_path):
 
         records = tf.wait_for_records(lambda rs: len(rs) >= 6)  # 2 traces, 4 observations
         assert len(records) == 6
-        status, text = call(tf, "/metrics", headers=auth)
-        assert status == 200
+        # The exporter counts its lines once the pass that wrote them has
+        # marked them exported, a moment after they reach the file.
+        deadline = time.time() + 60
+        while True:
+            status, text = call(tf, "/metrics", headers=auth)
+            assert status == 200
+            if metric(text, "tracefold_exporter_records_total", exporter="jsonl") >= 6 or time.time() > deadline:
+                break
+            time.sleep(0.05)
         assert metric(text, "tracefold_receiver_accepted_spans_total") == 4
         assert metric(text, "tracefold_receiver_rejected_spans_total") == 1
         assert metric(text, "tracefold_receiver_refused_spans_total") == 0
