@@ -12,46 +12,60 @@ public enum RecordRenderer {
         return metadata
     }
 
-    public static func observation(_ o: Observation, state: TraceState) -> [String: JSONValue] {
+    /// The observation's record, its fields written in key order (see
+    /// `JSONWriter.key`), and its indexed columns.
+    public static func observation(_ o: Observation, state: TraceState) -> ObservationRow {
         let metadata = metadata(of: o, state: state)
-        var r: [String: JSONValue] = [
-            "id": .string(o.id.hex),
-            "traceId": .string(o.traceID.hex),
-            "parentObservationId": o.parentID.map { .string($0.hex) } ?? .null,
-            "type": .string(o.type.rawValue),
-            "name": .string(o.name),
-            "startTime": .string(ISOTime.format(unixNano: o.startTimeUnixNano)),
-            "endTime": .string(ISOTime.format(unixNano: o.endTimeUnixNano)),
-            "startTimeUnixNano": .string(String(o.startTimeUnixNano)),
-            "endTimeUnixNano": .string(String(o.endTimeUnixNano)),
-            "completionStartTime": o.completionStartTime.map { .string(ISOTime.format(unixNano: $0)) } ?? .null,
-            "model": o.model.map(JSONValue.string) ?? .null,
-            "modelParameters": o.modelParameters.map(JSONValue.object) ?? .null,
-            "input": o.input ?? .null,
-            "output": o.output ?? .null,
-            "usageDetails": .object(o.usageDetails),
-            "costDetails": .object(o.costDetails),
-            "metadata": .object(metadata),
-            "level": .string(o.level.rawValue),
-            "statusMessage": o.statusMessage.map(JSONValue.string) ?? .null,
-            "version": o.version.map(JSONValue.string) ?? .null,
-            "release": o.release.map(JSONValue.string) ?? .null,
-            "environment": .string(o.environment),
-            "promptName": o.promptName.map(JSONValue.string) ?? .null,
-            "promptVersion": o.promptVersion.map(JSONValue.int) ?? .null,
-            "latency": .double(Double(o.endTimeUnixNano - o.startTimeUnixNano) / 1e9),
-        ]
-        r["metadataEntries"] = .array(
-            state.entries.keys
-                .filter { ($0.scope == .observation || $0.scope == .extendedTrace) && $0.target == o.id }
-                .sorted()
-                .map { entry($0, state) }
+        let entries = state.entries.keys
+            .filter { ($0.scope == .observation || $0.scope == .extendedTrace) && $0.target == o.id }
+            .sorted()
+        let latency = Double(o.endTimeUnixNano - o.startTimeUnixNano) / 1e9
+        var w = JSONWriter(reservingCapacity: 1024)
+        w.beginObject()
+        w.field("completionStartTime", string: o.completionStartTime.map { ISOTime.format(unixNano: $0) })
+        w.field("costDetails", .object(o.costDetails))
+        w.field("endTime", string: ISOTime.format(unixNano: o.endTimeUnixNano))
+        w.field("endTimeUnixNano", string: String(o.endTimeUnixNano))
+        w.field("environment", string: o.environment)
+        w.field("id", string: o.id.hex)
+        w.field("input", o.input ?? .null)
+        w.field("latency", .double(latency))
+        w.field("level", string: o.level.rawValue)
+        w.field("metadata", .object(metadata))
+        w.key("metadataEntries")
+        w.beginArray()
+        for key in entries {
+            w.nextElement()
+            writeEntry(key, state, into: &w)
+        }
+        w.endArray()
+        w.field("model", string: o.model)
+        w.field("modelParameters", o.modelParameters.map(JSONValue.object) ?? .null)
+        w.field("name", string: o.name)
+        w.field("output", o.output ?? .null)
+        w.field("parentObservationId", string: o.parentID?.hex)
+        w.field("promptName", string: o.promptName)
+        w.field("promptVersion", o.promptVersion.map(JSONValue.int) ?? .null)
+        w.field("release", string: o.release)
+        w.field("startTime", string: ISOTime.format(unixNano: o.startTimeUnixNano))
+        w.field("startTimeUnixNano", string: String(o.startTimeUnixNano))
+        w.field("statusMessage", string: o.statusMessage)
+        w.field("traceId", string: o.traceID.hex)
+        w.field("type", string: o.type.rawValue)
+        w.field("usageDetails", .object(o.usageDetails))
+        w.field("version", string: o.version)
+        w.endObject()
+        return ObservationRow(
+            traceID: o.traceID, spanID: o.id, startUnixNano: o.startTimeUnixNano, json: w.bytes, type: o.type.rawValue, name: o.name,
+            level: o.level.rawValue, version: o.version, parentID: o.parentID?.hex, environment: o.environment, model: o.model,
+            latency: latency, inputTokens: o.usageDetails["input"]?.numberValue, outputTokens: o.usageDetails["output"]?.numberValue,
+            totalTokens: o.usageDetails["total"]?.numberValue, cost: o.costDetails["total"]?.numberValue
         )
-        return r
     }
 
-    /// `observation` looks up the stored observation of a span id.
-    public static func trace(_ s: TraceState, observation: (SpanID) -> Observation?) -> [String: JSONValue] {
+    /// The trace's record and indexed columns; `observation` looks up the
+    /// stored observation of a span id.
+    public static func trace(_ s: TraceState, observation: (SpanID) -> Observation?) -> TraceRow {
         let root = s.effectiveRoot.flatMap { observation($0.spanID) }
         let stand = root ?? s.earliest.flatMap { observation($0.spanID) }
         // SPEC §3.5: the root observation's own metadata, then trace-scope
@@ -70,71 +84,109 @@ public enum RecordRenderer {
 
         let environment = s.effectiveRoot?.environment ?? s.environment?.value ?? "default"
         let minStart = s.minStart == .max ? 0 : s.minStart
-        var r: [String: JSONValue] = [
-            "id": .string(s.traceID.hex),
-            "timestamp": .string(ISOTime.format(unixNano: minStart)),
-            "name": (s.name?.value ?? root?.name).map(JSONValue.string) ?? .null,
-            "userId": governed.userID.map(JSONValue.string) ?? .null,
-            "sessionId": s.sessionID.map { .string($0.value) } ?? .null,
-            "version": s.version.map { .string($0.value) } ?? .null,
-            "release": s.release.map { .string($0.value) } ?? .null,
-            "environment": .string(environment),
-            "tags": .array(s.tags.sorted().map(JSONValue.string)),
-            "public": .bool(s.isPublic),
-            "input": s.input?.value ?? root?.input ?? .null,
-            "output": s.output?.value ?? root?.output ?? .null,
-            "metadata": .object(metadata),
-            "latency": .double(Double(s.maxEnd >= minStart ? s.maxEnd - minStart : 0) / 1e9),
-            "totalCost": s.totalCost.map(JSONValue.double) ?? .int(0),
-            "level": .string((s.worstLevel ?? .default).rawValue),
-            "observations": .array(s.observationIDs.sorted().map { .string($0.hex) }),
-        ]
-        var entries = traceScopeEntries(s, governed)
+        let latency = Double(s.maxEnd >= minStart ? s.maxEnd - minStart : 0) / 1e9
+        let tags = s.tags.sorted()
+        // Written once, spliced into the record and into `allEntries`.
+        var traceScope = JSONWriter()
+        writeTraceScopeEntries(s, governed, into: &traceScope)
         let usage = s.entries.keys
             .filter { !$0.kind.hasPrefix("tracefold.warnings") }
             .reduce(0) { $0 + JSONDecoding.updateSize(s.values($1)) }
-        entries.append(.object([
+        let usageEntry = JSONValue.object([
             "scope": .string("trace"), "kind": .string("tracefold.usage"), "label": .string(MetadataKind.label("tracefold.usage")),
             "values": .object(["metadataBytes": .int(Int64(usage)), "acceptedUpdateBytes": .int(Int64(s.cumulativeMetadataBytes))]),
             "updatedAt": .null,
-        ]))
-        r["metadataEntries"] = .array(entries)
-        return r
-    }
-
-    /// Every entry of the trace, all scopes, in (scope, span, kind) order:
-    /// the other scopes from the state, the trace scope as `trace` rendered it.
-    public static func allEntries(_ s: TraceState, trace: [String: JSONValue]) -> JSONValue {
-        let others = s.entries.keys.filter { $0.scope != .trace }.sorted().map { entry($0, s) }
-        let traceScope = (trace["metadataEntries"]?.arrayValue ?? []).filter { $0["kind"]?.stringValue != "tracefold.usage" }
-        return .array(others + traceScope)
+        ])
+        var w = JSONWriter(reservingCapacity: 4096)
+        w.beginObject()
+        w.field("environment", string: environment)
+        w.field("id", string: s.traceID.hex)
+        w.field("input", s.input?.value ?? root?.input ?? .null)
+        w.field("latency", .double(latency))
+        w.field("level", string: (s.worstLevel ?? .default).rawValue)
+        w.field("metadata", .object(metadata))
+        w.key("metadataEntries")
+        w.beginArray()
+        w.writeJSON(traceScope.bytes)
+        w.nextElement()
+        w.write(usageEntry)
+        w.endArray()
+        w.field("name", string: s.name?.value ?? root?.name)
+        w.field("observations", .array(s.observationIDs.sorted().map { .string($0.hex) }))
+        w.field("output", s.output?.value ?? root?.output ?? .null)
+        w.field("public", .bool(s.isPublic))
+        w.field("release", string: s.release?.value)
+        w.field("sessionId", string: s.sessionID?.value)
+        w.field("tags", .array(tags.map(JSONValue.string)))
+        w.field("timestamp", string: ISOTime.format(unixNano: minStart))
+        w.field("totalCost", s.totalCost.map(JSONValue.double) ?? .int(0))
+        w.field("userId", string: governed.userID)
+        w.field("version", string: s.version?.value)
+        w.endObject()
+        // Every entry, all scopes, in (scope, span, kind) order: the other
+        // scopes from the state, the trace scope as the record has it.
+        var all = JSONWriter()
+        all.beginArray()
+        for key in s.entries.keys.filter({ $0.scope != .trace }).sorted() {
+            all.nextElement()
+            writeEntry(key, s, into: &all)
+        }
+        if !traceScope.bytes.isEmpty {
+            all.nextElement()
+            all.writeJSON(traceScope.bytes)
+        }
+        all.endArray()
+        return TraceRow(
+            traceID: s.traceID, startUnixNano: s.minStart, json: w.bytes, name: s.name?.value ?? root?.name, userID: governed.userID,
+            sessionID: s.sessionID?.value, version: s.version?.value, release: s.release?.value, environment: environment, tags: tags,
+            isPublic: s.isPublic, latency: latency, totalCost: s.totalCost ?? 0, metadata: metadata, allEntries: all.bytes
+        )
     }
 
     /// The trace-scope entries, with the warnings found while resolving the
-    /// governance layers, then one entry per layer.
-    static func traceScopeEntries(_ s: TraceState, _ governed: Governed) -> [JSONValue] {
+    /// governance layers, then one entry per layer: array elements, without
+    /// the brackets.
+    static func writeTraceScopeEntries(_ s: TraceState, _ governed: Governed, into w: inout JSONWriter) {
         let warningsKey = EntryKey(scope: .trace, target: nil, kind: "tracefold.warnings")
         var keys = s.entries.keys.filter { $0.scope == .trace }
         if !governed.warnings.isEmpty && !keys.contains(warningsKey) { keys.append(warningsKey) }
-        var out = keys.sorted().map { entry($0, s, extra: $0 == warningsKey ? governed.warnings : [:]) }
-        out.append(contentsOf: governed.layers)
-        return out
+        var first = true
+        for key in keys.sorted() {
+            if !first { w.writeRaw(",") }
+            first = false
+            writeEntry(key, s, extra: key == warningsKey ? governed.warnings : [:], into: &w)
+        }
+        for layer in governed.layers {
+            if !first { w.writeRaw(",") }
+            first = false
+            w.write(layer)
+        }
     }
 
-    static func entry(_ key: EntryKey, _ s: TraceState, extra: [String: JSONValue] = [:]) -> JSONValue {
+    /// One metadata entry, its keys in order; `extra` values join the
+    /// stored ones.
+    static func writeEntry(_ key: EntryKey, _ s: TraceState, extra: [String: JSONValue] = [:], into w: inout JSONWriter) {
         let bucket = s.entries[key] ?? [:]
-        var values = bucket.mapValues(\.value)
-        for (k, v) in extra { values[k] = v }
-        var o: [String: JSONValue] = [
-            "scope": .string(key.scope.rawValue),
-            "kind": .string(key.kind),
-            "label": .string(MetadataKind.label(key.kind)),
-            // The writer sorts object keys, so `values` comes out alphabetical.
-            "values": .object(values),
-            "updatedAt": bucket.values.map(\.order.time).max().map { .string(ISOTime.format(unixNano: $0)) } ?? .null,
-        ]
-        if let target = key.target { o["spanId"] = .string(target.hex) }
-        return .object(o)
+        w.beginObject()
+        w.field("kind", string: key.kind)
+        w.field("label", string: MetadataKind.label(key.kind))
+        w.field("scope", string: key.scope.rawValue)
+        if let target = key.target { w.field("spanId", string: target.hex) }
+        w.field("updatedAt", string: bucket.values.map(\.order.time).max().map { ISOTime.format(unixNano: $0) })
+        w.key("values")
+        if extra.isEmpty {
+            w.beginObject()
+            for (k, v) in bucket.sorted(by: { $0.key < $1.key }) {
+                w.key(k)
+                w.write(v.value)
+            }
+            w.endObject()
+        } else {
+            var values = bucket.mapValues(\.value)
+            for (k, v) in extra { values[k] = v }
+            w.write(.object(values))
+        }
+        w.endObject()
     }
 }
 

@@ -20,25 +20,6 @@ public struct StoredSpan: Sendable {
     }
 }
 
-/// One rendered record and the columns the store indexes.
-public struct RecordRow: Sendable {
-    public var traceID: TraceID
-    public var spanID: SpanID?
-    public var record: [String: JSONValue]
-    public var startUnixNano: UInt64
-    /// For a trace: every metadata entry of every scope (SPEC §7.3),
-    /// including extended-trace entries whose span never arrived.
-    public var allEntries: JSONValue?
-
-    public init(traceID: TraceID, spanID: SpanID?, record: [String: JSONValue], startUnixNano: UInt64, allEntries: JSONValue? = nil) {
-        self.traceID = traceID
-        self.spanID = spanID
-        self.record = record
-        self.startUnixNano = startUnixNano
-        self.allEntries = allEntries
-    }
-}
-
 /// What happened to a trace, in the order it was stored: its spans and the
 /// metadata updates written through the REST API.
 public enum TraceEvent: Sendable {
@@ -53,8 +34,8 @@ public struct FoldCommit: Sendable {
     public var newSpans: [(seq: Int64, span: StoredSpan)] = []
     /// REST API updates (SPEC §7.5).
     public var newUpdates: [(trace: TraceID, seq: Int64, update: MetadataUpdate)] = []
-    public var traces: [RecordRow] = []
-    public var observations: [RecordRow] = []
+    public var traces: [TraceRow] = []
+    public var observations: [ObservationRow] = []
     /// The last sequence number of each trace after this commit.
     public var lastSeq: [TraceID: Int64] = [:]
     public init() {}
@@ -260,19 +241,11 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
             guard let trace = work[traceID] else { continue }
             let observations = trace.observations
             commit.lastSeq[traceID] = trace.seq
-            let record = RecordRenderer.trace(trace.state) { observations[$0] }
-            commit.traces.append(
-                RecordRow(
-                    traceID: traceID, spanID: nil, record: record,
-                    startUnixNano: trace.state.minStart, allEntries: RecordRenderer.allEntries(trace.state, trace: record)
-                )
-            )
+            commit.traces.append(RecordRenderer.trace(trace.state) { observations[$0] })
             for spanID in touched[traceID] ?? [] {
                 // An extended-trace target may not have arrived yet.
                 guard let o = observations[spanID] else { continue }
-                commit.observations.append(
-                    RecordRow(traceID: traceID, spanID: spanID, record: RecordRenderer.observation(o, state: trace.state), startUnixNano: o.startTimeUnixNano)
-                )
+                commit.observations.append(RecordRenderer.observation(o, state: trace.state))
             }
         }
     }

@@ -9,11 +9,32 @@ public enum ISOTime {
         let days = secs / 86400
         let rem = Int(secs % 86400)
         let (y, m, d) = civil(fromDays: days)
-        func pad(_ v: Int, _ w: Int) -> String {
-            let s = String(v)
-            return s.count >= w ? s : String(repeating: "0", count: w - s.count) + s
+        // A UInt64 of ns ends in 2554: the year always has four digits and
+        // the text is always 24 bytes.
+        return String(unsafeUninitializedCapacity: 24) { buf in
+            func put(_ value: Int, _ width: Int, at start: Int) {
+                var v = value
+                for i in stride(from: start + width - 1, through: start, by: -1) {
+                    buf[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                    v /= 10
+                }
+            }
+            put(y, 4, at: 0)
+            buf[4] = UInt8(ascii: "-")
+            put(m, 2, at: 5)
+            buf[7] = UInt8(ascii: "-")
+            put(d, 2, at: 8)
+            buf[10] = UInt8(ascii: "T")
+            put(rem / 3600, 2, at: 11)
+            buf[13] = UInt8(ascii: ":")
+            put(rem / 60 % 60, 2, at: 14)
+            buf[16] = UInt8(ascii: ":")
+            put(rem % 60, 2, at: 17)
+            buf[19] = UInt8(ascii: ".")
+            put(millis, 3, at: 20)
+            buf[23] = UInt8(ascii: "Z")
+            return 24
         }
-        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(rem / 3600, 2)):\(pad(rem / 60 % 60, 2)):\(pad(rem % 60, 2)).\(pad(millis, 3))Z"
     }
 
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; a missing zone is

@@ -315,6 +315,53 @@ public struct JSONWriter {
         }
     }
 
+    // A record written field by field, with no dictionary to build, sort
+    // and free: the caller names the keys in ascending order, the order
+    // `write(.object)` sorts them into, so the bytes are the same.
+
+    public mutating func beginObject() { bytes.append(UInt8(ascii: "{")) }
+
+    public mutating func endObject() { bytes.append(UInt8(ascii: "}")) }
+
+    /// `"key":`, after a comma unless it opens the object.
+    public mutating func key(_ key: StaticString) {
+        if bytes.last != UInt8(ascii: "{") { bytes.append(UInt8(ascii: ",")) }
+        bytes.append(UInt8(ascii: "\""))
+        key.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    /// `"key":` for a key known only at run time.
+    public mutating func key(_ key: String) {
+        if bytes.last != UInt8(ascii: "{") { bytes.append(UInt8(ascii: ",")) }
+        writeString(key)
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    public mutating func beginArray() { bytes.append(UInt8(ascii: "[")) }
+
+    public mutating func endArray() { bytes.append(UInt8(ascii: "]")) }
+
+    /// Before each array element: a comma unless it opens the array.
+    public mutating func nextElement() {
+        if bytes.last != UInt8(ascii: "[") { bytes.append(UInt8(ascii: ",")) }
+    }
+
+    /// JSON another writer has already written.
+    public mutating func writeJSON(_ json: [UInt8]) { bytes.append(contentsOf: json) }
+
+    public mutating func field(_ name: StaticString, _ value: JSONValue) {
+        key(name)
+        write(value)
+    }
+
+    /// A string field, null when absent.
+    public mutating func field(_ name: StaticString, string: String?) {
+        key(name)
+        if let string { writeString(string) } else { writeRaw("null") }
+    }
+
     public mutating func writeRaw(_ s: String) { bytes.append(contentsOf: s.utf8) }
 
     public mutating func writeInt(_ v: Int64) { bytes.append(contentsOf: String(v).utf8) }

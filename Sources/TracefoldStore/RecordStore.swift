@@ -130,14 +130,11 @@ struct SQLFoldTransaction: FoldTransaction {
              ("user_id", .text), ("session_id", .text), ("version", .text), ("release", .text), ("environment", .text), ("tags", .json),
              ("public", .int), ("entries", .text), ("last_seq", .int), ("latency", .double), ("total_cost", .double)],
             rows: commit.traces.map { t in
-                let r = t.record
-                return [
-                    .blob(Data(t.traceID.bytes)), .int(1), now, .int(Int64(bitPattern: t.startUnixNano)), .text(JSONWriter.serialize(.object(r))),
-                    SQLValue(r["name"]?.stringValue), SQLValue(r["userId"]?.stringValue), SQLValue(r["sessionId"]?.stringValue),
-                    SQLValue(r["version"]?.stringValue), SQLValue(r["release"]?.stringValue), SQLValue(r["environment"]?.stringValue),
-                    .text(JSONWriter.serialize(r["tags"] ?? .array([]))), SQLValue(r["public"] == .bool(true)),
-                    .text(JSONWriter.serialize(t.allEntries ?? .array([]))), .int(commit.lastSeq[t.traceID] ?? 0),
-                    Self.number(r["latency"]), Self.number(r["totalCost"]),
+                [
+                    .blob(Data(t.traceID.bytes)), .int(1), now, .int(Int64(bitPattern: t.startUnixNano)), .text(String(decoding: t.json, as: UTF8.self)),
+                    SQLValue(t.name), SQLValue(t.userID), SQLValue(t.sessionID), SQLValue(t.version), SQLValue(t.release), SQLValue(t.environment),
+                    .text(JSONWriter.serialize(.array(t.tags.map(JSONValue.string)))), SQLValue(t.isPublic),
+                    .text(String(decoding: t.allEntries, as: UTF8.self)), .int(commit.lastSeq[t.traceID] ?? 0), .double(t.latency), .double(t.totalCost),
                 ]
             },
             onConflict: """
@@ -159,7 +156,7 @@ struct SQLFoldTransaction: FoldTransaction {
             into: "trace_metadata", [("trace_id", .blob), ("key", .text), ("value", .text), ("start_time", .int)],
             rows: commit.traces.flatMap { t in
                 let id = SQLValue.blob(Data(t.traceID.bytes)), start = SQLValue.int(Int64(bitPattern: t.startUnixNano))
-                return (t.record["metadata"]?.objectValue ?? [:]).map { [id, .text($0.key), Self.metadataText($0.value), start] }
+                return t.metadata.map { [id, .text($0.key), Self.metadataText($0.value), start] }
             },
             onConflict: ""
         )
@@ -171,16 +168,12 @@ struct SQLFoldTransaction: FoldTransaction {
             [("trace_id", .blob), ("span_id", .blob), ("revision", .int), ("trace_revision", .int), ("start_time", .int), ("record", .text), ("type", .text),
              ("name", .text), ("level", .text), ("version", .text), ("parent_id", .text), ("environment", .text), ("model", .text),
              ("latency", .double), ("input_tokens", .double), ("output_tokens", .double), ("total_tokens", .double), ("cost", .double)],
-            rows: commit.observations.compactMap { o in
-                guard let spanID = o.spanID else { return nil }
-                let r = o.record
-                return [
-                    .blob(Data(o.traceID.bytes)), .blob(Data(spanID.bytes)), .int(1), .int(traceRevisions[o.traceID] ?? 0), .int(Int64(bitPattern: o.startUnixNano)),
-                    .text(JSONWriter.serialize(.object(r))), SQLValue(r["type"]?.stringValue), SQLValue(r["name"]?.stringValue),
-                    SQLValue(r["level"]?.stringValue), SQLValue(r["version"]?.stringValue), SQLValue(r["parentObservationId"]?.stringValue),
-                    SQLValue(r["environment"]?.stringValue), SQLValue(r["model"]?.stringValue), Self.number(r["latency"]),
-                    Self.number(r["usageDetails"]?["input"]), Self.number(r["usageDetails"]?["output"]),
-                    Self.number(r["usageDetails"]?["total"]), Self.number(r["costDetails"]?["total"]),
+            rows: commit.observations.map { o in
+                [
+                    .blob(Data(o.traceID.bytes)), .blob(Data(o.spanID.bytes)), .int(1), .int(traceRevisions[o.traceID] ?? 0), .int(Int64(bitPattern: o.startUnixNano)),
+                    .text(String(decoding: o.json, as: UTF8.self)), .text(o.type), .text(o.name), .text(o.level), SQLValue(o.version),
+                    SQLValue(o.parentID), .text(o.environment), SQLValue(o.model), .double(o.latency), SQLValue(o.inputTokens),
+                    SQLValue(o.outputTokens), SQLValue(o.totalTokens), SQLValue(o.cost),
                 ]
             },
             onConflict: """
@@ -192,14 +185,6 @@ struct SQLFoldTransaction: FoldTransaction {
                   output_tokens = excluded.output_tokens, total_tokens = excluded.total_tokens, cost = excluded.cost
                 """
         )
-    }
-
-    static func number(_ v: JSONValue?) -> SQLValue {
-        switch v {
-        case .int(let i)?: return .double(Double(i))
-        case .double(let d)?: return .double(d)
-        default: return .null
-        }
     }
 
     /// What a metadata filter compares: a string as itself, anything else

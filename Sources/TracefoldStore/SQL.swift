@@ -12,6 +12,7 @@ public enum SQLValue: Sendable, Equatable {
     public init(_ s: String?) { self = s.map { .text($0) } ?? .null }
     public init(_ i: Int) { self = .int(Int64(i)) }
     public init(_ b: Bool) { self = .int(b ? 1 : 0) }
+    public init(_ d: Double?) { self = d.map { .double($0) } ?? .null }
 
     public var string: String? {
         if case .text(let s) = self { return s }

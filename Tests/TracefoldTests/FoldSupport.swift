@@ -51,11 +51,20 @@ enum Conformance {
             state.add(mapped, limits: limits)
         }
         return Folded(
-            trace: RecordRenderer.trace(state) { observations[$0] },
-            observations: Dictionary(uniqueKeysWithValues: observations.map { ($0.key.hex, RecordRenderer.observation($0.value, state: state)) }),
+            trace: record(RecordRenderer.trace(state) { observations[$0] }.json),
+            observations: Dictionary(uniqueKeysWithValues: observations.map { ($0.key.hex, record(RecordRenderer.observation($0.value, state: state).json)) }),
             state: state
         )
     }
 }
 
 func json(_ s: String) -> JSONValue { try! JSONParser.parse(s) }
+
+/// A rendered record as the query API reads it back. The bytes must be what
+/// `JSONWriter` writes for the parsed object (keys sorted, one spelling of
+/// each value), as the records were when they were built as dictionaries.
+func record(_ bytes: [UInt8], file: StaticString = #filePath, line: UInt = #line) -> [String: JSONValue] {
+    let parsed = try! JSONParser.parse(bytes)
+    XCTAssertEqual(JSONWriter.serialize(parsed), String(decoding: bytes, as: UTF8.self), "a record's keys are out of order", file: file, line: line)
+    return parsed.objectValue!
+}

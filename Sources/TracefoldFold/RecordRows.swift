@@ -1,0 +1,58 @@
+import TracefoldMapping
+import TracefoldModel
+
+/// A rendered observation: its record as JSON bytes (the query answer and
+/// the JSONL line), and the columns the store indexes, taken from the
+/// observation itself rather than parsed back out of the record.
+public struct ObservationRow: Sendable {
+    public var traceID: TraceID
+    public var spanID: SpanID
+    public var startUnixNano: UInt64
+    public var json: [UInt8]
+    public var type: String
+    public var name: String
+    public var level: String
+    public var version: String?
+    public var parentID: String?
+    public var environment: String
+    public var model: String?
+    public var latency: Double
+    public var inputTokens: Double?
+    public var outputTokens: Double?
+    public var totalTokens: Double?
+    public var cost: Double?
+}
+
+/// A rendered trace: its record as JSON bytes and the indexed columns.
+public struct TraceRow: Sendable {
+    public var traceID: TraceID
+    public var startUnixNano: UInt64
+    public var json: [UInt8]
+    public var name: String?
+    public var userID: String?
+    public var sessionID: String?
+    public var version: String?
+    public var release: String?
+    public var environment: String
+    /// Sorted, as in the record.
+    public var tags: [String]
+    public var isPublic: Bool
+    public var latency: Double
+    public var totalCost: Double
+    /// The record's top-level metadata, for the `trace_metadata` index.
+    public var metadata: [String: JSONValue]
+    /// Every metadata entry of every scope (SPEC §7.3), including
+    /// extended-trace entries whose span never arrived, as a JSON array.
+    public var allEntries: [UInt8]
+}
+
+extension JSONValue {
+    /// A JSON number as a Double; nil for anything else.
+    public var numberValue: Double? {
+        switch self {
+        case .int(let i): Double(i)
+        case .double(let d): d
+        default: nil
+        }
+    }
+}
