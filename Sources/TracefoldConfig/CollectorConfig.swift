@@ -117,9 +117,12 @@ public struct StoreConfig: Sendable, Equatable {
     public var durability: Durability = .fsync
     /// Intake log segments roll over at this size.
     public var segmentSize: Int = 64 << 20
-    /// Accepted spans that may wait for the exporters before intake answers
-    /// 503 with Retry-After; bounds the memory between intake and export.
-    public var maxPendingSpans: Int = 32768
+    /// Accepted spans that may wait for the fold and the exporters before
+    /// intake answers 503 with Retry-After; bounds the memory between intake
+    /// and export and, since acks come before the fold, how far visibility
+    /// lags (about 0.7 s of fold work at 8192; a queued span holds about
+    /// 8 KB decoded and mapped).
+    public var maxPendingSpans: Int = 8192
 
     public init() {}
 

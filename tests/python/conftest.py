@@ -46,7 +46,7 @@ exporters:
 store:
   directory: ${env:TRACEFOLD_DATA_DIR}
   durability: ${env:TRACEFOLD_DURABILITY:-fsync}
-  max_pending_spans: ${env:TRACEFOLD_MAX_PENDING_SPANS:-32768}
+  max_pending_spans: ${env:TRACEFOLD_MAX_PENDING_SPANS:-8192}
 service:
   shutdown_timeout: ${env:TRACEFOLD_SHUTDOWN_TIMEOUT:-30s}
   pipelines:
