@@ -131,7 +131,9 @@ public final class Collector: Sendable {
         // (at most the visibility bound, SPEC §7.6) for what was acked before.
         let pipeline = self.pipeline
         let awaitVisibility: @Sendable () -> Void = { pipeline.waitForDelivery(timeout: Self.visibilityBound) }
-        if let store { QueryAPI(store: store, awaitVisibility: awaitVisibility).register(on: router) }
+        if let store {
+            QueryAPI(store: store, awaitVisibility: awaitVisibility, allEntries: { [folder] in try folder?.allEntries(of: $0) }).register(on: router)
+        }
         if let folder { MetadataWriteAPI(folder: folder, awaitVisibility: awaitVisibility).register(on: router) }
         let receiver = OTLPHTTPReceiver(config: config.receiver, metadata: config.metadata, committer: committer, logger: logger, metrics: metrics, memoryLimiter: memoryLimiter
         )

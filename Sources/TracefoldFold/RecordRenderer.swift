@@ -63,9 +63,9 @@ public enum RecordRenderer {
         )
     }
 
-    /// The trace's record and indexed columns; `observation` looks up the
-    /// stored observation of a span id.
-    public static func trace(_ s: TraceState, observation: (SpanID) -> Observation?) -> TraceRow {
+    /// The trace's metadata after the governance layers (SPEC §3.5, §5.3),
+    /// and its root observation if it has arrived.
+    static func governed(_ s: TraceState, observation: (SpanID) -> Observation?) -> (Governed, root: Observation?) {
         let root = s.effectiveRoot.flatMap { observation($0.spanID) }
         let stand = root ?? s.earliest.flatMap { observation($0.spanID) }
         // SPEC §3.5: the root observation's own metadata, then trace-scope
@@ -79,14 +79,19 @@ public enum RecordRenderer {
             metadata["scope"] = stand.systemMetadata["scope"]
         }
         for (k, v) in s.values(EntryKey(scope: .trace, target: nil, kind: "userland.default")) { metadata[k] = v }
-        let governed = Governed(s, metadata: metadata)
-        metadata = governed.metadata
+        return (Governed(s, metadata: metadata), root)
+    }
+
+    /// The trace's record and indexed columns; `observation` looks up the
+    /// stored observation of a span id.
+    public static func trace(_ s: TraceState, observation: (SpanID) -> Observation?) -> TraceRow {
+        let (governed, root) = governed(s, observation: observation)
+        let metadata = governed.metadata
 
         let environment = s.effectiveRoot?.environment ?? s.environment?.value ?? "default"
         let minStart = s.minStart == .max ? 0 : s.minStart
         let latency = Double(s.maxEnd >= minStart ? s.maxEnd - minStart : 0) / 1e9
         let tags = s.tags.sorted()
-        // Written once, spliced into the record and into `allEntries`.
         var traceScope = JSONWriter()
         writeTraceScopeEntries(s, governed, into: &traceScope)
         let usage = s.entries.keys
@@ -123,24 +128,32 @@ public enum RecordRenderer {
         w.field("userId", string: governed.userID)
         w.field("version", string: s.version?.value)
         w.endObject()
-        // Every entry, all scopes, in (scope, span, kind) order: the other
-        // scopes from the state, the trace scope as the record has it.
+        return TraceRow(
+            traceID: s.traceID, startUnixNano: s.minStart, json: w.bytes, name: s.name?.value ?? root?.name, userID: governed.userID,
+            sessionID: s.sessionID?.value, version: s.version?.value, release: s.release?.value, environment: environment, tags: tags,
+            isPublic: s.isPublic, latency: latency, totalCost: s.totalCost ?? 0, metadata: metadata
+        )
+    }
+
+    /// Every entry of the trace, all scopes, in (scope, span, kind) order
+    /// (SPEC §7.3), extended-trace entries whose span never arrived
+    /// included: the other scopes from the state, the trace scope as the
+    /// record has it. Rendered when read, not stored.
+    public static func allEntries(_ s: TraceState, observation: (SpanID) -> Observation?) -> [UInt8] {
         var all = JSONWriter()
         all.beginArray()
         for key in s.entries.keys.filter({ $0.scope != .trace }).sorted() {
             all.nextElement()
             writeEntry(key, s, into: &all)
         }
+        var traceScope = JSONWriter()
+        writeTraceScopeEntries(s, governed(s, observation: observation).0, into: &traceScope)
         if !traceScope.bytes.isEmpty {
             all.nextElement()
             all.writeJSON(traceScope.bytes)
         }
         all.endArray()
-        return TraceRow(
-            traceID: s.traceID, startUnixNano: s.minStart, json: w.bytes, name: s.name?.value ?? root?.name, userID: governed.userID,
-            sessionID: s.sessionID?.value, version: s.version?.value, release: s.release?.value, environment: environment, tags: tags,
-            isPublic: s.isPublic, latency: latency, totalCost: s.totalCost ?? 0, metadata: metadata, allEntries: all.bytes
-        )
+        return all.bytes
     }
 
     /// The trace-scope entries, with the warnings found while resolving the

@@ -41,9 +41,6 @@ public struct TraceRow: Sendable {
     public var totalCost: Double
     /// The record's top-level metadata, for the `trace_metadata` index.
     public var metadata: [String: JSONValue]
-    /// Every metadata entry of every scope (SPEC §7.3), including
-    /// extended-trace entries whose span never arrived, as a JSON array.
-    public var allEntries: [UInt8]
 }
 
 extension JSONValue {

@@ -250,6 +250,22 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
         }
     }
 
+    /// Every metadata entry of a trace as stored now (SPEC §7.3), rendered
+    /// from its state: the cached one, caught up with what other processes
+    /// stored, or one rebuilt from its stored spans and updates. Nil when
+    /// the store holds nothing of the trace. Entries are not stored: they
+    /// repeat what the spans and updates hold, and only this read needs
+    /// them all at once.
+    public func allEntries(of traceID: TraceID) throws -> [UInt8]? {
+        lock.lock()
+        defer { lock.unlock() }
+        let trace = try store.transaction(locking: [traceID]) { tx in try catchUp([traceID], tx)[traceID] }
+        guard let trace, trace.seq > 0 else { return nil }
+        open[traceID] = trace
+        evictIfNeeded()
+        return RecordRenderer.allEntries(trace.state) { trace.observations[$0] }
+    }
+
     /// Why a REST metadata write was refused (SPEC §4.6, §7.5).
     public enum APIRefusal: Error, Equatable, Sendable {
         case updateTooLarge

@@ -13,12 +13,20 @@ public struct QueryAPI: Sendable {
     /// Waits (bounded) until spans acknowledged before the request have been
     /// folded: the ack comes at the intake log's commit, before the fold.
     let awaitVisibility: @Sendable () -> Void
+    /// Every metadata entry of a trace as a JSON array, nil for an unknown
+    /// trace: rendered by the fold from the trace's state
+    /// (`TraceFolder.allEntries`), since the store keeps no copy.
+    let allEntries: @Sendable (TraceID) throws -> [UInt8]?
     /// Langfuse puts the project in `htmlPath`; tracefold has one.
     public static let projectID = "tracefold"
 
-    public init(store: any RecordStore, awaitVisibility: @escaping @Sendable () -> Void = {}) {
+    public init(
+        store: any RecordStore, awaitVisibility: @escaping @Sendable () -> Void = {},
+        allEntries: @escaping @Sendable (TraceID) throws -> [UInt8]? = { _ in nil }
+    ) {
         self.store = store
         self.awaitVisibility = awaitVisibility
+        self.allEntries = allEntries
     }
 
     public func register(on router: Router<BasicRequestContext>) {
@@ -100,7 +108,7 @@ public struct QueryAPI: Sendable {
     /// SPEC §7.3: every metadata entry of the trace, grouped by scope and then
     /// kind; observation and extended-trace entries carry their span id.
     func traceMetadata(_ id: String) throws -> Response {
-        guard let traceID = TraceID(hex: id), let text = try store.traceEntries(traceID) else {
+        guard let traceID = TraceID(hex: id), let text = try allEntries(traceID) else {
             return Self.error(.notFound, "Trace not found", "no trace with id \"\(id)\"")
         }
         var grouped = [String: [String: JSONValue]]()

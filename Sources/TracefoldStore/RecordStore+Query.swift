@@ -156,11 +156,6 @@ extension RecordStore {
         try read { try $0.row("SELECT record FROM observations WHERE span_id = ? LIMIT 1", [.blob(Data(id.bytes))])?["record"].string }
     }
 
-    /// Every metadata entry of a trace, as JSON text.
-    public func traceEntries(_ id: TraceID) throws -> String? {
-        try read { try $0.row("SELECT entries FROM traces WHERE trace_id = ?", [.blob(Data(id.bytes))])?["entries"].string }
-    }
-
     /// The stored record of a trace, as JSON text.
     public func traceRecord(_ id: TraceID) throws -> String? {
         try read { try $0.row("SELECT record FROM traces WHERE trace_id = ?", [.blob(Data(id.bytes))])?["record"].string }

@@ -128,20 +128,20 @@ struct SQLFoldTransaction: FoldTransaction {
             into: "traces",
             [("trace_id", .blob), ("revision", .int), ("changed_at", .int), ("start_time", .int), ("record", .text), ("name", .text),
              ("user_id", .text), ("session_id", .text), ("version", .text), ("release", .text), ("environment", .text), ("tags", .json),
-             ("public", .int), ("entries", .text), ("last_seq", .int), ("latency", .double), ("total_cost", .double)],
+             ("public", .int), ("last_seq", .int), ("latency", .double), ("total_cost", .double)],
             rows: commit.traces.map { t in
                 [
                     .blob(Data(t.traceID.bytes)), .int(1), now, .int(Int64(bitPattern: t.startUnixNano)), .text(String(decoding: t.json, as: UTF8.self)),
                     SQLValue(t.name), SQLValue(t.userID), SQLValue(t.sessionID), SQLValue(t.version), SQLValue(t.release), SQLValue(t.environment),
                     .text(JSONWriter.serialize(.array(t.tags.map(JSONValue.string)))), SQLValue(t.isPublic),
-                    .text(String(decoding: t.allEntries, as: UTF8.self)), .int(commit.lastSeq[t.traceID] ?? 0), .double(t.latency), .double(t.totalCost),
+                    .int(commit.lastSeq[t.traceID] ?? 0), .double(t.latency), .double(t.totalCost),
                 ]
             },
             onConflict: """
                 ON CONFLICT(trace_id) DO UPDATE SET revision = traces.revision + 1, changed_at = excluded.changed_at,
                   start_time = excluded.start_time, record = excluded.record, name = excluded.name, user_id = excluded.user_id,
                   session_id = excluded.session_id, version = excluded.version, release = excluded.release,
-                  environment = excluded.environment, tags = excluded.tags, public = excluded.public, entries = excluded.entries,
+                  environment = excluded.environment, tags = excluded.tags, public = excluded.public,
                   last_seq = excluded.last_seq, latency = excluded.latency, total_cost = excluded.total_cost
                 """
         )

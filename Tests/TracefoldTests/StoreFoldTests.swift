@@ -138,6 +138,32 @@ final class StoreFoldTests: XCTestCase {
         XCTAssertEqual(latest.count, 3 + 180)
     }
 
+    /// Entries are rendered when read (SPEC §7.3): after a restart, with
+    /// nothing cached, the trace rebuilt from the store gives the same bytes.
+    func testEntriesOfARebuiltTraceEqualTheCachedOnes() throws {
+        for backend in StoreBackend.available {
+            let dir = Fixtures.temporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let store = try backend.makeStore(in: dir)
+            defer { store.close() }
+            var events = [MetadataModelTests.metadataEvent(#"{"plan":"pro"}"#, kind: "billing", scope: "trace", at: 1)]
+            events.append(MetadataModelTests.metadataEvent(#"{"route":"/x"}"#, kind: "net", scope: "extended_trace", spanID: "00f067aa0ba902b7", at: 2))
+            let spans = [
+                Conformance.S("root", id: 1, 0, 10, ["langfuse.observation.metadata.step": .string("\"parse\""), "gen_ai.request.model": .string("m")], events: events),
+                Conformance.S("child", id: 2, parent: 1, 1, 2, ["langfuse.trace.metadata.tier": .string("gold")]),
+            ]
+            let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 100, logger: logger)
+            _ = try folder.consume(Fixtures.batch(spans))
+            let cached = try XCTUnwrap(folder.allEntries(of: Conformance.trace))
+            let kinds = try JSONParser.parse(cached).arrayValue?.compactMap { $0["kind"]?.stringValue }
+            XCTAssertEqual(Set(kinds ?? []), ["tracefold.ai", "userland.net", "userland.default", "userland.billing"], "\(backend)")
+
+            let restarted = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 100, logger: logger)
+            XCTAssertEqual(try restarted.allEntries(of: Conformance.trace), cached, "\(backend)")
+            XCTAssertNil(try restarted.allEntries(of: TraceID(high: 9, low: 9)), "\(backend): an unknown trace")
+        }
+    }
+
     /// A crash after a new export file's first lines are fsynced and before
     /// their marks commit: the next start must cut those lines, not leave
     /// them in a file the store never named while it writes them again.
