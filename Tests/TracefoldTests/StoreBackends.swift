@@ -28,6 +28,18 @@ enum StoreBackend: String, CaseIterable, Sendable {
         return try XCTUnwrap(c.string)
     }
 
+    /// Runs `body` on each available backend with a new, empty store and a
+    /// temporary directory, both gone afterwards.
+    static func eachStore(_ body: (StoreBackend, any RecordStore, String) throws -> Void) throws {
+        for backend in available {
+            let dir = Fixtures.temporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let store = try backend.makeStore(in: dir)
+            defer { store.close() }
+            try body(backend, store, dir)
+        }
+    }
+
     /// A new, empty store; SQLite's file goes in `dir`.
     func makeStore(in dir: String) throws -> any RecordStore {
         switch self {
@@ -50,11 +62,7 @@ final class StoreBackendTests: XCTestCase {
     /// empty (not NULL), NULL stays NULL, a conflicting row is skipped, and a
     /// constraint failure is an error.
     func testInsertedValuesReadBack() throws {
-        for backend in StoreBackend.available {
-            let dir = Fixtures.temporaryDirectory()
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            let store = try backend.makeStore(in: dir)
-            defer { store.close() }
+        try StoreBackend.eachStore { backend, store, dir in
             let columns: [(String, SQLColumnType)] = [("trace_id", .blob), ("seq", .int), ("body", .text)]
             let rows: [[SQLValue]] = [
                 [.blob(Data([1])), .int(1), .text("")], [.blob(Data([2])), .int(-7), .text("é\"x")], [.blob(Data([3])), .int(3), .text("a")],

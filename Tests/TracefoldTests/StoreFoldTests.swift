@@ -141,11 +141,7 @@ final class StoreFoldTests: XCTestCase {
     /// Entries are rendered when read (SPEC §7.3): after a restart, with
     /// nothing cached, the trace rebuilt from the store gives the same bytes.
     func testEntriesOfARebuiltTraceEqualTheCachedOnes() throws {
-        for backend in StoreBackend.available {
-            let dir = Fixtures.temporaryDirectory()
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            let store = try backend.makeStore(in: dir)
-            defer { store.close() }
+        try StoreBackend.eachStore { backend, store, dir in
             var events = [MetadataModelTests.metadataEvent(#"{"plan":"pro"}"#, kind: "billing", scope: "trace", at: 1)]
             events.append(MetadataModelTests.metadataEvent(#"{"route":"/x"}"#, kind: "net", scope: "extended_trace", spanID: "00f067aa0ba902b7", at: 2))
             let spans = [
@@ -168,11 +164,7 @@ final class StoreFoldTests: XCTestCase {
     /// their marks commit: the next start must cut those lines, not leave
     /// them in a file the store never named while it writes them again.
     func testACrashBeforeANewFilesFirstMarksWritesNothingTwice() throws {
-        for backend in StoreBackend.available {
-            let dir = Fixtures.temporaryDirectory()
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            let store = try backend.makeStore(in: dir)
-            defer { store.close() }
+        try StoreBackend.eachStore { backend, store, dir in
             let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 100, logger: logger)
             _ = try folder.consume(Fixtures.batch([Conformance.S("root", id: 1, 0, 5), Conformance.S("child", id: 2, parent: 1, 1, 2)]))
             let config = JSONLExporterConfig(directory: dir + "/export")
