@@ -187,7 +187,7 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
         // Bounded like every other wait: a frozen server must not hold
         // shutdown.
         let closed = DispatchSemaphore(value: 0)
-        for c in connections { c.close().whenComplete { _ in closed.signal() } }
+        for c in connections { Self.close(c) { closed.signal() } }
         for _ in connections { _ = closed.wait(timeout: .now() + requestTimeout.inSeconds) }
     }
 
@@ -218,10 +218,16 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
         poolLock.unlock()
     }
 
-    private func discard(_ c: PostgresConnection) {
-        // A connection in an unknown state is closed rather than reused.
-        let closing: EventLoopFuture<Void> = c.close()
-        closing.whenComplete { _ in }
+    /// A connection in an unknown state is closed rather than reused.
+    private func discard(_ c: PostgresConnection) { Self.close(c) {} }
+
+    /// Closes `c` and keeps it alive until the close has run on its event
+    /// loop: the caller lets go of it at once, and postgres-nio asserts that
+    /// a connection is closed before it is freed.
+    static func close(_ c: PostgresConnection, then done: @escaping @Sendable () -> Void) {
+        c.close().whenComplete { _ in
+            withExtendedLifetime(c) { done() }
+        }
     }
 
     /// Runs `body` on postgres-nio's event loops and waits for it here, at
@@ -246,7 +252,7 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
         // turns that into an error at once instead of a stall.
         connection?.closeFuture.whenComplete { _ in done.signal() }
         guard done.wait(timeout: .now() + requestTimeout.inSeconds) == .success else {
-            connection?.close().whenComplete { _ in }
+            if let connection { Self.close(connection) {} }
             throw StoreError("\(location): no answer within \(requestTimeout); the connection is closed")
         }
         guard let result = outcome.withLockedValue({ $0 }) else {

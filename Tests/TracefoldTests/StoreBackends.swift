@@ -58,6 +58,23 @@ final class StoreBackendTests: XCTestCase {
         XCTAssertEqual(try store.counts().traces, 0)
     }
 
+    /// A failed call closes its PostgreSQL connection rather than reuse it.
+    /// The close runs on the connection's event loop, after the call has
+    /// returned and let go of the connection: the connection must live until
+    /// it is closed (postgres-nio asserts that in debug builds, which ended
+    /// the collector during a PostgreSQL outage in the test suite).
+    func testAFailedCallOutlivesNothingItCloses() throws {
+        guard StoreBackend.postgresURL != nil else { return }
+        let store = try StoreBackend.postgres.makeStore(in: "")
+        defer { store.close() }
+        for _ in 0..<50 {
+            XCTAssertThrowsError(try store.read { _ in throw StoreError("the caller failed") })
+            XCTAssertThrowsError(try store.write { _ in throw StoreError("the caller failed") })
+            XCTAssertThrowsError(try store.write { try $0.execute("SELECT no_such_function()", []) })
+        }
+        XCTAssertEqual(try store.read { try $0.rows("SELECT 1 AS one", []) }.first?["one"].int, 1)
+    }
+
     /// Inserted values read back as they went in: empty text and blobs stay
     /// empty (not NULL), NULL stays NULL, a conflicting row is skipped, and a
     /// constraint failure is an error.
