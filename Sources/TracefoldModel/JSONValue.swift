@@ -1,6 +1,6 @@
 /// A parsed JSON document. Integers that fit in Int64 stay integers, so that
 /// `"5"`-style metadata and int64 OTLP fields keep their exact value.
-public indirect enum JSONValue: Hashable, Sendable {
+public enum JSONValue: Hashable, Sendable {
     case null
     case bool(Bool)
     case int(Int64)

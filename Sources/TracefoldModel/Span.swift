@@ -1,6 +1,6 @@
 /// An OTLP AnyValue. `.empty` is an AnyValue with no field set, which OTLP
 /// allows.
-public indirect enum AttributeValue: Hashable, Sendable {
+public enum AttributeValue: Hashable, Sendable {
     case empty
     case string(String)
     case bool(Bool)
