@@ -105,10 +105,10 @@ def wait_stored(data, count, postgres_url=None, timeout=600):
     return time.monotonic()
 
 
-def loadgen_args(binary, url, requests, rate=0.0, seed=1, connections=4, batch=512, spans_per_trace=8):
+def loadgen_args(binary, url, requests, rate=0.0, seed=1, connections=4, batch=512, spans_per_trace=8, no_gzip=False):
     """The SPEC §10.1 load by default: 512-span gzip batches over 4 connections."""
     return [binary, "--url", url, "--requests", str(requests), "--rate", str(rate), "--connections", str(connections),
-            "--batch", str(batch), "--spans-per-trace", str(spans_per_trace), "--seed", str(seed)]
+            "--batch", str(batch), "--spans-per-trace", str(spans_per_trace), "--seed", str(seed)] + (["--no-gzip"] if no_gzip else [])
 
 
 def loadgen(binary, url, requests, rate=0.0, seed=1, **shape):
@@ -352,6 +352,114 @@ def run_scaling(bin_dir, open_traces):
     return rows
 
 
+def rss_mib(pid):
+    """The process's resident set now (VmRSS), not its peak."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_footprint(bin_dir, open_traces=100_000, stored=1_000_000, measured_requests=100):
+    """Issue 18's footprint figures on fsync+fold+SQLite+JSONL:
+
+    disk      SQLite file plus WAL after a TRUNCATE checkpoint, per stored
+              span, beside the load's uncompressed protobuf bytes per span
+              (the wire size; the load is sent without gzip for this row)
+    state     resident bytes per cached open trace: RSS at rest after
+              `open_traces` one-span traces with the cache sized to hold
+              them all, minus the same run with a cache of one trace
+    growth    CPU per span for `measured_requests` batches on an empty
+              store and again once `stored` spans are in it"""
+    import sqlite3
+    gen = os.path.join(bin_dir, "tracefold-loadgen")
+    rows = []
+
+    # Disk.
+    proc, url, data, work = start_tracefold(bin_dir, lambda port, data: config_yaml(port, data, "fsync", True), "tracefold-disk-")
+    try:
+        r = loadgen(gen, url + "/v1/traces", measured_requests, seed=31, no_gzip=True)
+        wait_stored(data, r["ackedSpans"])
+        time.sleep(2.5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=120)
+    try:
+        path = os.path.join(data, "tracefold.sqlite")
+        db = sqlite3.connect(path)
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        n = db.execute("SELECT COUNT(*) FROM spans").fetchone()[0]
+        tables = {}
+        try:
+            for name, size in db.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"):
+                tables[name] = round(size / n, 1)
+        except sqlite3.OperationalError:
+            pass  # an sqlite3 built without dbstat
+        db.close()
+        size = os.path.getsize(path) + (os.path.getsize(path + "-wal") if os.path.exists(path + "-wal") else 0)
+        rows.append({"config": "footprint disk", "storedSpans": n, "diskBytesPerSpan": round(size / n, 1),
+                     "wireBytesPerSpan": round(r["wireBytes"] / r["ackedSpans"], 1), "bytesPerSpanByTable": tables})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    # Cached state per open trace.
+    at_rest = {}
+    for cache in (open_traces + open_traces // 10, 1):
+        proc, url, data, work = start_tracefold(
+            bin_dir, lambda port, data, cache=cache: config_yaml(port, data, "fsync", True, max_open_traces=cache), "tracefold-open-")
+        try:
+            time.sleep(1)
+            idle = rss_mib(proc.pid)
+            r = loadgen(gen, url + "/v1/traces", -(-open_traces // 512), seed=41, spans_per_trace=1)
+            wait_stored(data, r["ackedSpans"])
+            time.sleep(3)
+            at_rest[cache] = (rss_mib(proc.pid) - idle, r["ackedSpans"])
+        finally:
+            proc.terminate()
+            proc.wait(timeout=120)
+            shutil.rmtree(work, ignore_errors=True)
+    (held, traces), (uncached, _) = at_rest[open_traces + open_traces // 10], at_rest[1]
+    rows.append({"config": "footprint open traces", "openTraces": traces, "rssMiBCached": round(held, 1), "rssMiBUncached": round(uncached, 1),
+                 "bytesPerOpenTrace": round((held - uncached) * 1048576 / traces)})
+
+    # CPU per span on an empty store and on one holding `stored` spans.
+    proc, url, data, work = start_tracefold(bin_dir, lambda port, data: config_yaml(port, data, "fsync", True), "tracefold-growth-")
+    try:
+        def measured(seed, before):
+            cpu0 = cpu_seconds(proc.pid)
+            r = loadgen(gen, url + "/v1/traces", measured_requests, seed=seed)
+            wait_stored(data, before + r["ackedSpans"])
+            time.sleep(2.5)
+            return r["ackedSpans"] / (cpu_seconds(proc.pid) - cpu0), before + r["ackedSpans"]
+        empty, total = measured(51, 0)
+        r = loadgen(gen, url + "/v1/traces", -(-(stored - total) // 512), seed=52)
+        wait_stored(data, total + r["ackedSpans"], timeout=3600)
+        total = stored_spans(data)
+        time.sleep(2.5)
+        full, _ = measured(53, total)
+        rows.append({"config": "footprint growth", "storedSpans": total, "spansPerCpuSecondEmpty": round(empty),
+                     "spansPerCpuSecondStored": round(full), "costRatio": round(empty / full, 2)})
+    finally:
+        proc.terminate()
+        proc.wait(timeout=120)
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def print_footprint(rows):
+    for r in rows:
+        if r["config"] == "footprint disk":
+            print(f"disk: {r['diskBytesPerSpan']} B per stored span (SQLite + WAL after a checkpoint, {r['storedSpans']} spans) "
+                  f"against {r['wireBytesPerSpan']} B per span on the wire; by table: {r['bytesPerSpanByTable']}")
+        elif r["config"] == "footprint open traces":
+            print(f"state: {r['bytesPerOpenTrace']} B per cached open trace ({r['openTraces']} one-span traces: "
+                  f"{r['rssMiBCached']} MiB at rest with all cached, {r['rssMiBUncached']} MiB with a cache of one)")
+        elif r["config"] == "footprint growth":
+            print(f"growth: {r['spansPerCpuSecondEmpty']} spans/cpu-s on an empty store, {r['spansPerCpuSecondStored']} with "
+                  f"{r['storedSpans']} stored: cost ratio {r['costRatio']}")
+
+
 def print_scaling(rows):
     for kind in ("connections", "batch", "openTraces"):
         sel = [r for r in rows if r["kind"] == kind]
@@ -440,6 +548,9 @@ def main():
     p.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL rows")
     p.add_argument("--no-scaling", action="store_true", help="skip the scaling curve")
     p.add_argument("--open-traces", default="10000,100000,1000000", help="open-trace counts for the RSS curve")
+    p.add_argument("--no-footprint", action="store_true", help="skip the disk, state-per-trace and growth rows")
+    p.add_argument("--footprint-only", action="store_true", help="only the disk, state-per-trace and growth rows")
+    p.add_argument("--stored-spans", type=int, default=1_000_000, help="spans stored before the growth row's second measure")
     p.add_argument("--query-traces", type=int, default=100_000, help="traces loaded for the metadata-filter query p99 (0 skips it)")
     p.add_argument("--peers", action="store_true", help="also run MLflow and Phoenix side by side (bench/peers.py)")
     p.add_argument("--peer-requests", type=int, default=20)
@@ -448,6 +559,11 @@ def main():
         decode = decode_limit(args.bin_dir)
         print_decode_limit(decode, None)
         write_results("bench-decode", [decode])
+        return
+    if args.footprint_only:
+        footprint = run_footprint(args.bin_dir, stored=args.stored_spans)
+        print_footprint(footprint)
+        write_results("bench-footprint", footprint)
         return
     if args.overload_only:
         base = run_config(args.bin_dir, "fsync+fold+sqlite+jsonl", "fsync", True, args.requests, 20)
@@ -516,16 +632,19 @@ def main():
         scaling = run_scaling(args.bin_dir, [int(n) for n in args.open_traces.split(",") if n])
         print_scaling(scaling)
         extra += scaling
+    footprint = [] if args.no_footprint else run_footprint(args.bin_dir, stored=args.stored_spans)
+    extra += footprint
     if args.peers:
         import peers
         peer_rows = peers.run_peers(args.bin_dir, args.peer_requests, 900)
         peers.print_peers(peer_rows)
         extra += peer_rows
-    print_targets(by["fsync+fold+sqlite+jsonl"], overload, query)
+    print_footprint(footprint)
+    print_targets(by["fsync+fold+sqlite+jsonl"], overload, query, footprint)
     write_results("bench", rows + extra)
 
 
-def print_targets(row, overload, query):
+def print_targets(row, overload, query, footprint=()):
     """SPEC §10.3, for fsync+fold+SQLite+JSONL."""
     checks = [
         ("throughput >= 100000 spans per CPU-second", row["spansPerCpuSecond"], lambda v: v >= 100_000),
@@ -536,6 +655,14 @@ def print_targets(row, overload, query):
     ]
     if query:
         checks.append(("metadata-filtered list p99 <= 50 ms over 100k traces", query["listP99Ms"], lambda v: v <= 50))
+    for r in footprint:
+        if r["config"] == "footprint disk":
+            checks.append((f"disk bytes per span <= wire bytes per span ({r['wireBytesPerSpan']})", r["diskBytesPerSpan"],
+                           lambda v, w=r["wireBytesPerSpan"]: v <= w))
+        elif r["config"] == "footprint open traces":
+            checks.append(("cached state <= 1024 B per open trace", r["bytesPerOpenTrace"], lambda v: v <= 1024))
+        elif r["config"] == "footprint growth":
+            checks.append((f"CPU per span with {r['storedSpans']} stored within 1.2x of an empty store", r["costRatio"], lambda v: v <= 1.2))
     for text, value, ok in checks:
         print(f"target {'HOLDS' if ok(value) else 'MISSED'}: {text}: measured {value}")
 
