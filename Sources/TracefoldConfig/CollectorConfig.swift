@@ -159,8 +159,9 @@ public struct JSONLExporterConfig: Sendable, Equatable {
 
 /// The fold processor (SPEC §2–§4).
 public struct FoldProcessorConfig: Sendable, Equatable {
-    /// Trace states kept in memory; older ones are rebuilt from the store.
-    public var maxOpenTraces = 2000
+    /// Trace states kept in memory (the newest 1,024 as values, the rest
+    /// encoded, about 0.7 KB each); older ones are rebuilt from the store.
+    public var maxOpenTraces = 20_000
     public var maxUpdateBytes = 65_536
     public var maxTraceMetadataBytes = 1_048_576
 

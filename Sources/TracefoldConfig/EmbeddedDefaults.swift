@@ -47,7 +47,9 @@ processors:
   # Folds spans into trace and observation records (Langfuse mapping,
   # update_trace merge, metadata scopes and kinds).
   fold:
-    max_open_traces: 2000
+    # About 0.7 KB each beyond the 1,024 most recent; older ones are
+    # rebuilt from the store when a late span arrives.
+    max_open_traces: 20000
     metadata:
       max_update_bytes: 65536
       max_trace_bytes: 1048576

@@ -60,6 +60,8 @@ public protocol FoldTransaction {
     func lastSeq(of traces: [TraceID]) throws -> [TraceID: Int64]
     /// The spans and API updates of a trace stored after `seq`, in order.
     func history(of trace: TraceID, after seq: Int64) throws -> [(seq: Int64, event: TraceEvent)]
+    /// The stored spans of a trace with these ids, in stored order.
+    func spans(of trace: TraceID, ids: [SpanID]) throws -> [StoredSpan]
     /// Stores new spans and changed records, bumping revisions.
     func write(_ commit: FoldCommit) throws
 }
@@ -67,9 +69,10 @@ public protocol FoldTransaction {
 /// The fold stage (SPEC §2–§4): maps each new span, folds it into its trace's
 /// state and writes the changed trace and observation records to the store.
 ///
-/// Trace states are cached for open traces, bounded by `maxOpenTraces`; an
-/// evicted trace is rebuilt from its stored spans when a late span arrives, so
-/// eviction never changes a record.
+/// Trace states are cached for open traces (`TraceCache`: the most recent as
+/// values, the rest encoded), bounded by `maxOpenTraces`; an evicted trace is
+/// rebuilt from its stored spans when a late span arrives, so eviction never
+/// changes a record.
 public final class TraceFolder: SpanSink, @unchecked Sendable {
     public let name = "fold"
     let store: any FoldStore
@@ -81,23 +84,19 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
     let metrics: CollectorMetrics?
     private var lastRetention: ContinuousClock.Instant?
 
-    struct OpenTrace {
-        var state: TraceState
-        var observations: [SpanID: Observation]
-        /// The last of the trace's stored sequence numbers folded in.
-        var seq: Int64
-        var lastUse: UInt64
-    }
-
     // The pipeline thread folds spans and the REST API applies updates; the
     // lock keeps them one at a time.
     private let lock = NSLock()
-    private var open: [TraceID: OpenTrace] = [:]
+    private var open: TraceCache
     private var useCounter: UInt64 = 0
 
+    /// `hotTraces`: how many of the cached traces are kept as values rather
+    /// than encoded (`TraceCache`).
     public init(
-        store: any FoldStore, limits: MetadataLimits, maxOpenTraces: Int, retention: Duration? = nil, logger: Logger, metrics: CollectorMetrics? = nil
+        store: any FoldStore, limits: MetadataLimits, maxOpenTraces: Int, hotTraces: Int = 1024, retention: Duration? = nil, logger: Logger,
+        metrics: CollectorMetrics? = nil
     ) {
+        open = TraceCache(capacity: maxOpenTraces, hotCapacity: hotTraces)
         self.metrics = metrics
         self.store = store
         self.limits = limits
@@ -166,7 +165,7 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
             for (item, context, premapped) in items {
                 let key = item.span.key
                 // A span already stored (a redelivery) changes nothing.
-                guard work[key.traceID]?.observations[key.spanID] == nil else { continue }
+                guard work[key.traceID]?.state.observationIDs.contains(key.spanID) == false else { continue }
                 // Taken out of `work` while it changes, so it is uniquely
                 // referenced: a copy left in the dictionary made every span
                 // copy its trace's whole state (copy-on-write).
@@ -190,13 +189,13 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
                 }
             }
             if !commit.newSpans.isEmpty {
+                try loadTargets(touched, &work, tx)
                 render(traceIDs.filter { touched[$0] != nil }, touched, work, into: &commit)
                 try tx.write(commit)
             }
             return (dropped, work)
         }
-        for (id, trace) in work { open[id] = trace }
-        evictIfNeeded()
+        for (id, trace) in work { open.put(id, trace) }
         metrics?.storeCommit.record(ContinuousClock.now - started)
         for (reason, n) in drops { metrics?.droppedMetadata(reason: reason, count: n) }
         return dropped
@@ -210,10 +209,10 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
         for id in ids {
             useCounter += 1
             let last = stored[id] ?? 0
-            var trace = open[id] ?? OpenTrace(state: TraceState(traceID: id), observations: [:], seq: 0, lastUse: 0)
+            var trace = open.get(id) ?? .empty(id)
             if last < trace.seq {
                 // Deleted by retention meanwhile: start over.
-                trace = OpenTrace(state: TraceState(traceID: id), observations: [:], seq: 0, lastUse: 0)
+                trace = .empty(id)
             }
             trace.lastUse = useCounter
             if last > trace.seq {
@@ -233,6 +232,22 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
             work[id] = trace
         }
         return work
+    }
+
+    /// Loads the observations that updates target but the cache no longer
+    /// holds (`OpenTrace.keepingStandIns`), by mapping their stored spans
+    /// again: the mapping is a pure function of the span, so the
+    /// observation is the one first folded.
+    private func loadTargets(_ touched: [TraceID: Set<SpanID>], _ work: inout [TraceID: OpenTrace], _ tx: any FoldTransaction) throws {
+        for (traceID, spanIDs) in touched {
+            guard let trace = work[traceID] else { continue }
+            // A target that has not arrived yet has nothing to render.
+            let missing = spanIDs.filter { trace.observations[$0] == nil && trace.state.observationIDs.contains($0) }
+            guard !missing.isEmpty else { continue }
+            for s in try tx.spans(of: traceID, ids: missing.sorted()) {
+                work[traceID]?.observations[s.span.spanID] = mapper.map(s.span, resource: s.resource, scope: s.scope).observation
+            }
+        }
     }
 
     /// Renders the touched traces and their changed observations.
@@ -261,8 +276,7 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
         defer { lock.unlock() }
         let trace = try store.transaction(locking: [traceID]) { tx in try catchUp([traceID], tx)[traceID] }
         guard let trace, trace.seq > 0 else { return nil }
-        open[traceID] = trace
-        evictIfNeeded()
+        open.put(traceID, trace)
         return RecordRenderer.allEntries(trace.state) { trace.observations[$0] }
     }
 
@@ -299,11 +313,13 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
                 commit.newUpdates.append((traceID, trace.seq, u))
                 if let target = u.target, u.scope != .trace { changed.insert(target) }
             }
-            render([traceID], [traceID: changed], [traceID: trace], into: &commit)
+            var work = [traceID: trace]
+            try loadTargets([traceID: changed], &work, tx)
+            render([traceID], [traceID: changed], work, into: &commit)
             try tx.write(commit)
             return (nil, trace)
         }
-        if let trace = outcome.1 { open[traceID] = trace }
+        if let trace = outcome.1 { open.put(traceID, trace) }
         return outcome.0
     }
 
@@ -327,17 +343,17 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
         let keep = UInt64(retention.components.seconds) * 1_000_000_000 + UInt64(retention.components.attoseconds / 1_000_000_000)
         let cutoff = nowUnixNano > keep ? nowUnixNano - keep : 0
         let deleted = try store.deleteTraces(startedBefore: cutoff)
-        open = open.filter { $0.value.state.minStart >= cutoff }
+        open.removeAll(startedBefore: cutoff)
         if deleted > 0 { logger.info("retention deleted old traces", metadata: ["traces": "\(deleted)"]) }
         return deleted
     }
 
     public func close() throws { try store.sync() }
 
-    private func evictIfNeeded() {
-        guard open.count > maxOpenTraces else { return }
-        // Drop the least recently used tenth; they rebuild from the store.
-        let excess = open.count - maxOpenTraces + maxOpenTraces / 10
-        for (id, _) in open.sorted(by: { $0.value.lastUse < $1.value.lastUse }).prefix(excess) { open[id] = nil }
+    /// How many traces the cache holds, and how many of them encoded.
+    public var cachedTraces: (all: Int, encoded: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (open.count, open.encodedCount)
     }
 }

@@ -196,6 +196,12 @@ public struct TraceState: Hashable, Sendable {
         (entries[key] ?? [:]).mapValues(\.value)
     }
 
+    /// Sets the accepted updates and their sum, as `TraceStateCodec` read them.
+    mutating func restoreAcceptedUpdates(_ accepted: [String: Int]) {
+        acceptedUpdates = accepted
+        cumulativeMetadataBytes = accepted.values.reduce(0, +)
+    }
+
     public var totalCost: Double? {
         guard !costs.isEmpty else { return nil }
         // Summed in span-id order: float addition is not associative.

@@ -117,6 +117,36 @@ public struct Observation: Sendable, Hashable {
     public var promptName: String?
     public var promptVersion: Int64?
 
+    public init(
+        id: SpanID, traceID: TraceID, parentID: SpanID?, type: ObservationType, name: String, startTimeUnixNano: UInt64, endTimeUnixNano: UInt64,
+        completionStartTime: UInt64?, model: String?, modelParameters: [String: JSONValue]?, input: JSONValue?, output: JSONValue?,
+        usageDetails: [String: JSONValue], costDetails: [String: JSONValue], systemMetadata: [String: JSONValue], level: ObservationLevel,
+        statusMessage: String?, version: String?, release: String?, environment: String, promptName: String? = nil, promptVersion: Int64? = nil
+    ) {
+        self.id = id
+        self.traceID = traceID
+        self.parentID = parentID
+        self.type = type
+        self.name = name
+        self.startTimeUnixNano = startTimeUnixNano
+        self.endTimeUnixNano = endTimeUnixNano
+        self.completionStartTime = completionStartTime
+        self.model = model
+        self.modelParameters = modelParameters
+        self.input = input
+        self.output = output
+        self.usageDetails = usageDetails
+        self.costDetails = costDetails
+        self.systemMetadata = systemMetadata
+        self.level = level
+        self.statusMessage = statusMessage
+        self.version = version
+        self.release = release
+        self.environment = environment
+        self.promptName = promptName
+        self.promptVersion = promptVersion
+    }
+
     /// `costDetails.total` as a number, for the trace's `totalCost`.
     public var totalCost: Double? {
         switch costDetails["total"] {

@@ -99,12 +99,27 @@ struct SQLFoldTransaction: FoldTransaction {
                 guard let update = MetadataUpdateCoding.decode(api) else { throw StoreError("stored metadata update of trace \(trace.hex) does not decode") }
                 return (seq, .update(update))
             }
-            let decoded = try OTLPProtobufDecoder.decode([UInt8](row["body"].data ?? Data())).batch
-            guard let rs = decoded.resourceSpans.first, let ss = rs.scopeSpans.first, let span = ss.spans.first else {
-                throw StoreError("stored span of trace \(trace.hex) does not decode")
-            }
-            return (seq, .span(StoredSpan(span: span, resource: rs.resource, scope: ss.scope, receivedAtUnixNano: UInt64(bitPattern: row["received_at"].int ?? 0))))
+            return (seq, .span(try storedSpan(row, of: trace)))
         }
+    }
+
+    func spans(of trace: TraceID, ids: [SpanID]) throws -> [StoredSpan] {
+        guard !ids.isEmpty else { return [] }
+        let marks = Array(repeating: "?", count: ids.count).joined(separator: ", ")
+        let rows = try session.rows(
+            "SELECT received_at, body FROM spans WHERE trace_id = ? AND span_id IN (\(marks)) ORDER BY seq",
+            [.blob(Data(trace.bytes))] + ids.map { .blob(Data($0.bytes)) }
+        )
+        return try rows.map { try storedSpan($0, of: trace) }
+    }
+
+    /// A `spans` row's one-span OTLP message, decoded.
+    private func storedSpan(_ row: SQLRow, of trace: TraceID) throws -> StoredSpan {
+        let decoded = try OTLPProtobufDecoder.decode([UInt8](row["body"].data ?? Data())).batch
+        guard let rs = decoded.resourceSpans.first, let ss = rs.scopeSpans.first, let span = ss.spans.first else {
+            throw StoreError("stored span of trace \(trace.hex) does not decode")
+        }
+        return StoredSpan(span: span, resource: rs.resource, scope: ss.scope, receivedAtUnixNano: UInt64(bitPattern: row["received_at"].int ?? 0))
     }
 
     func write(_ commit: FoldCommit) throws {

@@ -26,10 +26,18 @@ final class StoreFoldTests: XCTestCase {
     }
 
     func testBatchesDuplicatesAndEvictionGiveThePureFoldsRecords() throws {
-        for backend in StoreBackend.available { try checkBatchesDuplicatesAndEviction(backend) }
+        // One open trace at most: every other trace is rebuilt from the store.
+        for backend in StoreBackend.available { try checkBatchesDuplicatesAndEviction(backend, maxOpenTraces: 1, hotTraces: 1) }
     }
 
-    func checkBatchesDuplicatesAndEviction(_ backend: StoreBackend) throws {
+    /// Every trace but the last one touched waits in the cache's encoded
+    /// tier, keeping only its stand-in observations; updates that target
+    /// the others load their spans from the store.
+    func testTracesKeptEncodedGiveThePureFoldsRecords() throws {
+        for backend in StoreBackend.available { try checkBatchesDuplicatesAndEviction(backend, maxOpenTraces: 100, hotTraces: 1) }
+    }
+
+    func checkBatchesDuplicatesAndEviction(_ backend: StoreBackend, maxOpenTraces: Int, hotTraces: Int) throws {
         var rng = OrderIndependenceTests.Rng(state: 7)
         let generator = OrderIndependenceTests.self
         for caseIndex in 0..<40 {
@@ -42,8 +50,7 @@ final class StoreFoldTests: XCTestCase {
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let store = try backend.makeStore(in: dir)
             defer { store.close() }
-            // One open trace at most: every other trace is rebuilt from the store.
-            let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 1, logger: logger)
+            let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: maxOpenTraces, hotTraces: hotTraces, logger: logger)
             var delivery = all + (0..<rng.int(all.count + 1)).map { _ in rng.pick(all) }
             for i in stride(from: delivery.count - 1, to: 0, by: -1) { delivery.swapAt(i, rng.int(i + 1)) }
             var rest = delivery[...]
@@ -57,6 +64,10 @@ final class StoreFoldTests: XCTestCase {
                 rest = rest.dropFirst(n)
             }
             XCTAssertEqual(try Self.storedRecords(store, traces: traces), expected, "\(backend) case \(caseIndex)")
+            if maxOpenTraces > hotTraces {
+                XCTAssertEqual(folder.cachedTraces.all, traces.count)
+                XCTAssertEqual(folder.cachedTraces.encoded, traces.count - 1)
+            }
             XCTAssertEqual(try store.counts().spans, Set(all.map(\.0.key)).count)
         }
     }

@@ -1,0 +1,103 @@
+import TracefoldMapping
+import TracefoldModel
+
+/// A trace the fold holds open: its merged state, the observations its
+/// record is rendered from, and how far into its stored history it goes.
+struct OpenTrace {
+    var state: TraceState
+    /// Between folds, only the observations the trace record needs (the
+    /// root, the as-root and the earliest span's; see `keepingStandIns`).
+    /// While a batch folds, also the batch's new ones, and any observation
+    /// an update targets, loaded from the store.
+    var observations: [SpanID: Observation]
+    /// The last of the trace's stored sequence numbers folded in.
+    var seq: Int64
+    var lastUse: UInt64
+
+    static func empty(_ id: TraceID) -> OpenTrace {
+        OpenTrace(state: TraceState(traceID: id), observations: [:], seq: 0, lastUse: 0)
+    }
+
+    /// Without the observations that only their own records needed: those
+    /// records are stored, and a later update that targets one of them
+    /// loads its span again (`TraceFolder.loadTargets`). Keeping every
+    /// observation made a cached trace cost kilobytes per span.
+    func keepingStandIns() -> OpenTrace {
+        let needed = [state.root?.spanID, state.asRoot?.spanID, state.earliest?.spanID]
+        guard observations.keys.contains(where: { !needed.contains($0) }) else { return self }
+        var kept = self
+        kept.observations = observations.filter { needed.contains($0.key) }
+        return kept
+    }
+}
+
+/// The fold's open traces, bounded by `capacity`, in two tiers. The
+/// `hotCapacity` most recently used are kept as values, ready to fold
+/// into. The rest are kept encoded (`TraceStateCodec`): a few hundred bytes
+/// instead of the kilobytes of small allocations a `TraceState` is, and
+/// decoded again when a span or update arrives for them. Past `capacity`
+/// the least recently used are dropped and rebuilt from the store when
+/// needed, so neither tier ever changes a record.
+struct TraceCache {
+    struct Cold {
+        var bytes: [UInt8]
+        var lastUse: UInt64
+    }
+
+    let capacity: Int
+    let hotCapacity: Int
+    private var hot: [TraceID: OpenTrace] = [:]
+    private var cold: [TraceID: Cold] = [:]
+    private let interner = JSONInterner()
+
+    /// At most 1,024 traces as values: enough for the traces of the last
+    /// several batches, which is when most of a trace's spans arrive.
+    init(capacity: Int, hotCapacity: Int = 1024) {
+        self.capacity = max(1, capacity)
+        self.hotCapacity = max(1, min(self.capacity, hotCapacity))
+    }
+
+    var count: Int { hot.count + cold.count }
+    var encodedCount: Int { cold.count }
+
+    /// The cached trace, decoded if it was encoded; nil if not cached.
+    func get(_ id: TraceID) -> OpenTrace? {
+        if let trace = hot[id] { return trace }
+        return cold[id].flatMap { TraceStateCodec.decode($0.bytes, lastUse: $0.lastUse, interner: interner) }
+    }
+
+    /// Caches `trace` as the newest value of `id`, in the hot tier.
+    mutating func put(_ id: TraceID, _ trace: OpenTrace) {
+        if !cold.isEmpty { cold[id] = nil }
+        hot[id] = trace.keepingStandIns()
+        if hot.count > hotCapacity { demote() }
+        if count > capacity { evict() }
+    }
+
+    /// Forgets the traces that started before `cutoff` (retention).
+    mutating func removeAll(startedBefore cutoff: UInt64) {
+        hot = hot.filter { $0.value.state.minStart >= cutoff }
+        cold = cold.filter { TraceStateCodec.minStart($0.value.bytes) >= cutoff }
+    }
+
+    /// Moves the least recently used eighth of the hot tier to the cold one,
+    /// or drops it when the cold tier has no room at all.
+    private mutating func demote() {
+        let n = max(1, hotCapacity / 8)
+        let oldest = hot.map { ($0.value.lastUse, $0.key) }.sorted { $0.0 < $1.0 }.prefix(n)
+        for (_, id) in oldest {
+            guard let trace = hot.removeValue(forKey: id) else { continue }
+            if capacity > hotCapacity {
+                cold[id] = Cold(bytes: TraceStateCodec.encode(trace, interner: interner), lastUse: trace.lastUse)
+            }
+        }
+    }
+
+    /// Drops the least recently used encoded traces, a tenth of the
+    /// capacity beyond the excess so that this runs once per many puts.
+    private mutating func evict() {
+        let n = min(cold.count, count - capacity + capacity / 10)
+        guard n > 0 else { return }
+        for (_, id) in cold.map({ ($0.value.lastUse, $0.key) }).sorted(by: { $0.0 < $1.0 }).prefix(n) { cold[id] = nil }
+    }
+}

@@ -1,0 +1,112 @@
+@testable import TracefoldFold
+import TracefoldMapping
+import TracefoldModel
+import XCTest
+
+/// The fold's cache keeps most traces encoded (`TraceStateCodec`); a trace
+/// decoded again must be exactly the one encoded, or a later span would
+/// fold into a different state than it would have without the cache.
+final class TraceCacheTests: XCTestCase {
+    func testEncodedTracesDecodeToEqualStatesAndObservations() throws {
+        var rng = OrderIndependenceTests.Rng(state: 11)
+        let governed = RequestMetadata(
+            metadata: ["team": "alpha"], warnings: ["x-tracefold-metadata.n": "value is a number, not a string; dropped"],
+            governance: Governance(apiKey: "pk-a", workspace: "alpha", apiKeyMetadata: ["tier": "gold"], workspaceMetadata: ["team": "α"], defaults: ["region": "eu"]),
+            receivedAtUnixNano: 42
+        )
+        let mapper = SpanMapper()
+        let interner = JSONInterner()
+        for caseIndex in 0..<60 {
+            var state: TraceState?
+            var observations = [SpanID: Observation]()
+            for (span, resource, scope) in OrderIndependenceTests.spans(traceIndex: caseIndex, rng: &rng) {
+                var resource = resource
+                // Half the cases arrive under an API key with governance layers.
+                if caseIndex % 2 == 0 { resource.attributes.append(Attribute(RequestMetadata.attributeKey, .string(governed.encoded))) }
+                let mapped = mapper.map(span, resource: resource, scope: scope)
+                if state == nil { state = TraceState(traceID: span.traceID) }
+                state!.add(mapped, limits: MetadataLimits(maxUpdateBytes: 65_536, maxTraceBytes: 200))
+                observations[span.spanID] = mapped.observation
+            }
+            let trace = OpenTrace(state: try XCTUnwrap(state), observations: observations, seq: Int64(caseIndex), lastUse: 7)
+            let plain = TraceStateCodec.encode(trace)
+            let interned = TraceStateCodec.encode(trace, interner: interner)
+            XCTAssertLessThan(interned.count, plain.count, "resource and scope JSON are written once in the interner")
+            XCTAssertEqual(TraceStateCodec.minStart(plain), trace.state.minStart)
+            for (bytes, interner) in [(plain, nil), (interned, interner)] {
+                let decoded = try XCTUnwrap(TraceStateCodec.decode(bytes, lastUse: 7, interner: interner), "case \(caseIndex)")
+                XCTAssertEqual(decoded.state, trace.state, "case \(caseIndex)")
+                XCTAssertEqual(decoded.observations, trace.observations, "case \(caseIndex)")
+                XCTAssertEqual(decoded.seq, trace.seq)
+                if caseIndex % 2 == 0 { XCTAssertNotNil(decoded.state.governance) }
+                // A cut-off encoding never decodes to something else.
+                for cut in stride(from: 0, to: bytes.count, by: max(1, bytes.count / 50)) {
+                    XCTAssertNil(TraceStateCodec.decode(Array(bytes[..<cut]), lastUse: 0, interner: interner), "case \(caseIndex) cut at \(cut)")
+                }
+            }
+        }
+    }
+
+    func testJSONValuesKeepTheirKindAndBits() throws {
+        let values: [JSONValue] = [
+            .null, .bool(true), .bool(false), .int(1), .double(1), .int(.min), .int(.max), .double(-0.0), .double(.greatestFiniteMagnitude),
+            .double(5e-324), .string(""), .string("👩‍👩‍👧‍👦 \u{0} é"), .array([]), .object([:]),
+            .object(["a": .array([.int(-1), .object(["b": .null, "": .string("x")])]), "n": .double(0.1)]),
+        ]
+        var state = TraceState(traceID: TraceID(high: 1, low: 2))
+        state.input = Versioned(.array(values), OrderKey(time: .max, spanID: 3, position: -1))
+        state.entries[EntryKey(scope: .extendedTrace, target: SpanID(9), kind: "k")] = Dictionary(
+            uniqueKeysWithValues: values.enumerated().map { ("v\($0.offset)", Versioned($0.element, OrderKey(time: 1, spanID: 2, position: $0.offset))) })
+        let decoded = try XCTUnwrap(TraceStateCodec.decode(TraceStateCodec.encode(OpenTrace(state: state, observations: [:], seq: 0, lastUse: 0)), lastUse: 0))
+        XCTAssertEqual(decoded.state, state)
+        guard case .array(let back)? = decoded.state.input?.value else { return XCTFail("input lost") }
+        for (a, b) in zip(values, back) {
+            switch (a, b) {
+            case (.double(let x), .double(let y)): XCTAssertEqual(x.bitPattern, y.bitPattern)
+            case (.int, .int), (.null, .null), (.bool, .bool), (.string, .string), (.array, .array), (.object, .object): XCTAssertEqual(a, b)
+            default: XCTFail("\(a) came back as \(b)")
+            }
+        }
+    }
+
+    func testTheCacheKeepsTheNewestAsValuesTheRestEncodedAndDropsTheOldest() {
+        var cache = TraceCache(capacity: 100, hotCapacity: 16)
+        func trace(_ n: UInt64) -> OpenTrace {
+            var t = OpenTrace.empty(TraceID(high: 0, low: n))
+            t.lastUse = n
+            t.seq = Int64(n)
+            t.state.minStart = n
+            return t
+        }
+        for n: UInt64 in 1...100 { cache.put(TraceID(high: 0, low: n), trace(n)) }
+        XCTAssertEqual(cache.count, 100)
+        XCTAssertLessThanOrEqual(cache.count - cache.encodedCount, 16)
+        XCTAssertEqual(cache.get(TraceID(high: 0, low: 1))?.seq, 1, "the oldest is kept, encoded, while the cache has room")
+        // One past the capacity drops the least recently used tenth and more.
+        cache.put(TraceID(high: 0, low: 101), trace(101))
+        XCTAssertLessThanOrEqual(cache.count, 100)
+        XCTAssertNil(cache.get(TraceID(high: 0, low: 1)))
+        XCTAssertEqual(cache.get(TraceID(high: 0, low: 101))?.seq, 101)
+        XCTAssertEqual(cache.get(TraceID(high: 0, low: 90))?.seq, 90)
+        cache.removeAll(startedBefore: 95)
+        XCTAssertNil(cache.get(TraceID(high: 0, low: 90)))
+        XCTAssertEqual(cache.get(TraceID(high: 0, low: 95))?.seq, 95)
+        cache.removeAll(startedBefore: 1000)
+        XCTAssertEqual(cache.count, 0)
+    }
+
+    func testACachedTraceKeepsOnlyTheObservationsItsRecordNeeds() {
+        let mapper = SpanMapper()
+        let trace = TraceID(high: 0xABCD, low: 5)
+        var t = OpenTrace.empty(trace)
+        // A root at 10, a child that starts earlier (the earliest) and one later.
+        for (id, parent, start): (UInt64, UInt64?, UInt64) in [(1, nil, 10), (2, 1, 5), (3, 1, 20)] {
+            let span = Conformance.S("op", id: id, parent: parent, start, start + 1, [:], trace: trace)
+            let mapped = mapper.map(span, resource: Conformance.r0, scope: Conformance.sdk)
+            t.state.add(mapped, limits: MetadataLimits())
+            t.observations[span.spanID] = mapped.observation
+        }
+        XCTAssertEqual(Set(t.keepingStandIns().observations.keys), [Conformance.id(1), Conformance.id(2)])
+        XCTAssertEqual(t.keepingStandIns().state.observationIDs.count, 3)
+    }
+}
