@@ -53,12 +53,33 @@ public struct ProtobufWriter: Sendable {
         bytes.append(contentsOf: value)
     }
 
-    public mutating func string(_ field: Int, _ value: String) { bytes(field, Array(value.utf8)) }
+    public mutating func string(_ field: Int, _ value: String) {
+        var value = value
+        value.withUTF8 { bytes(field, $0) }
+    }
 
-    /// A nested message, built by `body` and length-prefixed.
+    /// A nested message, built by `body` in place and length-prefixed. The
+    /// length is known only afterwards: one byte is kept for it, which is
+    /// enough below 128 bytes, and a longer message is moved up to make room.
+    /// Building each message in a writer of its own cost two allocations
+    /// per attribute.
     public mutating func message(_ field: Int, _ body: (inout ProtobufWriter) -> Void) {
-        var inner = ProtobufWriter()
-        body(&inner)
-        bytes(field, inner.bytes)
+        tag(field, .lengthDelimited)
+        let lengthAt = bytes.count
+        bytes.append(0)
+        body(&self)
+        let length = bytes.count - lengthAt - 1
+        if length < 0x80 {
+            bytes[lengthAt] = UInt8(length)
+            return
+        }
+        var prefix = [UInt8]()
+        var v = UInt64(length)
+        while v >= 0x80 {
+            prefix.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        prefix.append(UInt8(v))
+        bytes.replaceSubrange(lengthAt..<lengthAt + 1, with: prefix)
     }
 }

@@ -94,9 +94,12 @@ public enum RecordRenderer {
         let tags = s.tags.sorted()
         var traceScope = JSONWriter()
         writeTraceScopeEntries(s, governed, into: &traceScope)
-        let usage = s.entries.keys
-            .filter { !$0.kind.hasPrefix("tracefold.warnings") }
-            .reduce(0) { $0 + JSONDecoding.updateSize(s.values($1)) }
+        // Summed over the buckets in place: copying each out as a dictionary
+        // cost an allocation per entry on every render of the trace.
+        var usage = 0
+        for (key, bucket) in s.entries where !key.kind.hasPrefix("tracefold.warnings") {
+            for (k, v) in bucket { usage += k.utf8.count + JSONDecoding.canonicalSize(v.value) }
+        }
         let usageEntry = JSONValue.object([
             "scope": .string("trace"), "kind": .string("tracefold.usage"), "label": .string(MetadataKind.label("tracefold.usage")),
             "values": .object(["metadataBytes": .int(Int64(usage)), "acceptedUpdateBytes": .int(Int64(s.cumulativeMetadataBytes))]),

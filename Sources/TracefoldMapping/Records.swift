@@ -74,8 +74,11 @@ public struct MetadataUpdate: Sendable, Hashable {
     /// The observation or span the update is addressed to; nil for trace scope.
     public var target: SpanID?
     public var kind: String
-    public var values: [String: JSONValue]
+    public let values: [String: JSONValue]
     public var order: OrderKey
+    /// The size the limits count (SPEC §4.6), measured once: the fold checks
+    /// it before the ack and again when it applies the update.
+    public let size: Int
 
     public init(id: String, scope: MetadataScope, target: SpanID?, kind: String, values: [String: JSONValue], order: OrderKey) {
         self.id = id
@@ -84,9 +87,8 @@ public struct MetadataUpdate: Sendable, Hashable {
         self.kind = kind
         self.values = values
         self.order = order
+        size = JSONDecoding.updateSize(values)
     }
-
-    public var size: Int { JSONDecoding.updateSize(values) }
 }
 
 /// The observation record of one span (SPEC §2), before trace-level folding.

@@ -15,6 +15,20 @@ final class OTLPProtobufDecoderTests: XCTestCase {
         XCTAssertEqual(decoded.batch, batch)
     }
 
+    /// The encoder writes nested messages in place and moves them up when
+    /// their length needs a second or third varint byte: messages of 127,
+    /// 128, 16,383 and 16,384 bytes and more, nested, must still decode.
+    func testMessagesPastEachLengthPrefixSizeRoundTrip() throws {
+        for size in [0, 100, 120, 121, 122, 123, 124, 125, 126, 127, 128, 129, 16_370, 16_376, 16_377, 16_378, 16_383, 16_384, 2_100_000] {
+            var span = Fixtures.span(1)
+            span.attributes = [Attribute("k", .string(String(repeating: "x", count: size))),
+                               Attribute("nested", .kvlist([Attribute("a", .array([.string(String(repeating: "y", count: size))]))]))]
+            let batch = Fixtures.batch([span])
+            let decoded = try OTLPProtobufDecoder.decode(OTLPProtobufEncoder.encode(batch))
+            XCTAssertEqual(decoded.batch, batch, "value of \(size) bytes")
+        }
+    }
+
     /// Found by the protobuf fuzzer in CI: protobuf-c keeps a negative enum
     /// varint as is, Swift imports the C enum as UInt32, and the Int32
     /// conversion trapped; one request could kill the collector.
