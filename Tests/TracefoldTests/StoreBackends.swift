@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Logging
 import TracefoldStore
 import XCTest
@@ -56,6 +57,28 @@ final class StoreBackendTests: XCTestCase {
         let store = try StoreBackend.postgres.makeStore(in: "")
         defer { store.close() }
         XCTAssertEqual(try store.counts().traces, 0)
+    }
+
+    /// A new SQLite file gets 16 KiB pages (see `SQLiteStore.pageSize`); a
+    /// file made with 4 KiB pages before keeps them and still opens.
+    func testANewSQLiteFileHasSixteenKiBPages() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try SQLiteStore(path: dir + "/new.sqlite")
+        XCTAssertEqual(try store.read { try $0.rows("PRAGMA page_size", []) }.first?["page_size"].int, 16_384)
+        store.close()
+
+        let old = try DatabaseQueue(path: dir + "/old.sqlite")
+        try old.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA page_size = 4096")
+            try db.execute(sql: "PRAGMA journal_mode = WAL")
+            try db.execute(sql: "CREATE TABLE t (x)")
+        }
+        try old.close()
+        let reopened = try SQLiteStore(path: dir + "/old.sqlite")
+        defer { reopened.close() }
+        XCTAssertEqual(try reopened.read { try $0.rows("PRAGMA page_size", []) }.first?["page_size"].int, 4096)
+        XCTAssertEqual(try reopened.counts().traces, 0)
     }
 
     /// A failed call closes its PostgreSQL connection rather than reuse it.
