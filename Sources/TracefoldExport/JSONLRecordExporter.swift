@@ -34,6 +34,11 @@ public final class JSONLRecordExporter: @unchecked Sendable {
     private var activePath = ""
     private var activeBytes = 0
     private var openedAt = ContinuousClock.now
+    /// The lines of a pass on their way to the file, written out whenever
+    /// they pass `chunkBytes`. Kept between passes: a pass's lines built
+    /// whole (megabytes) cost a fresh mapping of zeroed pages every time.
+    private var buffer = JSONWriter(reservingCapacity: JSONLRecordExporter.chunkBytes + 64 * 1024)
+    static let chunkBytes = 1 << 20
 
     public init(config: JSONLExporterConfig, store: any RecordStore, logger: Logger, metrics: CollectorMetrics? = nil) throws {
         self.metrics = metrics
@@ -119,14 +124,20 @@ public final class JSONLRecordExporter: @unchecked Sendable {
         while true {
             var lines = 0, bytes = 0
             let count = try store.exportPass(exporter: exporterKey, idleSince: idleSince, limit: 500) { pending in
-                var w = JSONWriter(reservingCapacity: 64 * 1024)
-                for p in pending {
-                    Self.line(p.trace, into: &w)
-                    for o in p.observations { Self.line(o.record, into: &w) }
-                }
+                if fd < 0 { try openActive() }
                 let start = activeBytes
+                buffer.removeAll()
                 do {
-                    try write(w.bytes)
+                    for p in pending {
+                        Self.line(p.trace, into: &buffer)
+                        for o in p.observations { Self.line(o.record, into: &buffer) }
+                        if buffer.bytes.count >= Self.chunkBytes {
+                            try write(buffer.bytes)
+                            buffer.removeAll()
+                        }
+                    }
+                    try write(buffer.bytes)
+                    buffer.removeAll()
                     // The lines must be on disk before the marks that cover them.
                     guard fsync(fd) == 0 else { throw ExportError("fsync \(activePath): \(String(cString: strerror(errno)))") }
                 } catch {
@@ -135,7 +146,7 @@ public final class JSONLRecordExporter: @unchecked Sendable {
                     throw error
                 }
                 lines = pending.reduce(0) { $0 + 1 + $1.observations.count }
-                bytes = w.bytes.count
+                bytes = activeBytes - start
                 return (activePath, activeBytes)
             }
             metrics?.exportedRecords.increment(by: Int64(lines))
@@ -153,9 +164,13 @@ public final class JSONLRecordExporter: @unchecked Sendable {
         w.writeString(r.recordType)
         w.writeRaw(",\"revision\":")
         w.writeInt(r.revision)
-        let body = r.record.utf8.dropFirst()  // the record is a JSON object: splice after its "{"
-        if body.first != UInt8(ascii: "}") { w.writeRaw(",") }
-        w.writeRaw(String(decoding: body, as: UTF8.self))
+        var record = r.record
+        record.withUTF8 { utf8 in
+            // The record is a JSON object: splice after its "{".
+            let body = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(utf8).dropFirst())
+            if body.first != UInt8(ascii: "}") { w.writeRaw(",") }
+            w.writeRaw(body)
+        }
         w.writeRaw("\n")
     }
 

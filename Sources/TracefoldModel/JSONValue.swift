@@ -364,6 +364,11 @@ public struct JSONWriter {
 
     public mutating func writeRaw(_ s: String) { bytes.append(contentsOf: s.utf8) }
 
+    public mutating func writeRaw(_ raw: UnsafeRawBufferPointer) { bytes.append(contentsOf: raw) }
+
+    /// Empties the buffer and keeps its memory for the next use.
+    public mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
+
     public mutating func writeInt(_ v: Int64) { bytes.append(contentsOf: String(v).utf8) }
 
     public mutating func writeUInt(_ v: UInt64) { bytes.append(contentsOf: String(v).utf8) }
