@@ -73,8 +73,17 @@ def ack_to_visible(url, probes):
         trace_id = f"{0xF00D0000 + i:032x}"
         req = urllib.request.Request(url + "/v1/traces", data=probe_body(trace_id), method="POST",
                                      headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as r:
-            assert r.status == 200
+        while True:
+            # Back-pressure answers 503 (or 429) with Retry-After, and an OTLP
+            # exporter sends again: so does the probe; visibility counts from the 200.
+            try:
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    assert r.status == 200
+                break
+            except urllib.error.HTTPError as e:
+                if e.code not in (429, 503):
+                    raise
+                time.sleep(float(e.headers.get("Retry-After") or 1))
         acked = time.perf_counter()
         while True:
             try:

@@ -118,6 +118,16 @@ final class StoreBackendTests: XCTestCase {
             XCTAssertEqual(m?["trace_id"], .blob(Data()), "\(backend)")
             XCTAssertEqual(m?["key"], .text(""), "\(backend)")
             XCTAssertEqual(m?["value"], .null, "\(backend)")
+
+            // PostgreSQL text cannot hold U+0000: dropped there, and only there,
+            // in bulk inserts and in bound parameters alike.
+            try store.write {
+                try $0.insert(into: "api_updates", columns, rows: [[.blob(Data([5])), .int(5), .text("a\u{0}b\u{0}")]], onConflict: "")
+                try $0.execute("INSERT INTO api_updates (trace_id, seq, body) VALUES (?, ?, ?)", [.blob(Data([6])), .int(6), .text("\u{0}é")])
+            }
+            let nul = try store.read { try $0.rows("SELECT body FROM api_updates WHERE seq >= 5 ORDER BY seq", []) }.map { $0["body"] }
+            XCTAssertEqual(nul.count, 2, "\(backend)")
+            if backend == .postgres { XCTAssertEqual(nul, [.text("ab"), .text("é")]) }
         }
     }
 }
