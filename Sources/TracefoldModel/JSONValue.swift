@@ -366,6 +366,24 @@ public struct JSONWriter {
 
     public mutating func writeRaw(_ raw: UnsafeRawBufferPointer) { bytes.append(contentsOf: raw) }
 
+    /// `raw` as a JSON string of lowercase hex digits, which need no escaping.
+    public mutating func writeHexString(_ raw: UnsafeRawBufferPointer) {
+        bytes.append(UInt8(ascii: "\""))
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: raw.count * 2))
+        bytes.withUnsafeMutableBufferPointer { out in
+            var i = start
+            for b in raw {
+                out[i] = Self.hexDigits[Int(b >> 4)]
+                out[i + 1] = Self.hexDigits[Int(b & 0xF)]
+                i += 2
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
     /// Empties the buffer and keeps its memory for the next use.
     public mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
 

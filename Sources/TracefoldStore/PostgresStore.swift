@@ -323,7 +323,7 @@ final class PostgresSession: SQLSession {
                 case .int(let v): w.writeInt(v)
                 case .double(let v): v.isFinite ? w.writeRaw("\(v)") : w.writeRaw("null")
                 case .text(let v): w.writeString(Self.storable(v))
-                case .blob(let v): w.writeString(HexCoding.encode(bytes: v))
+                case .blob(let v): v.withUnsafeBytes { w.writeHexString($0) }
                 }
             }
             w.writeRaw("}")
