@@ -86,12 +86,26 @@ final class JSONInterner {
 
     func key(_ id: Int) -> String? { id < keys.count ? keys[id] : nil }
 
+    /// The last values numbered: the spans of a batch share their
+    /// resource's and scope's JSON (one dictionary storage, which `==`
+    /// compares by identity first), so most lookups end here without
+    /// hashing a nested object.
+    private var recent: [(value: JSONValue, id: Int)] = []
+
     func id(for value: JSONValue) -> Int? {
-        if let id = ids[value] { return id }
-        guard values.count < limit else { return nil }
-        values.append(value)
-        ids[value] = values.count - 1
-        return values.count - 1
+        for r in recent where r.value == value { return r.id }
+        let id: Int
+        if let known = ids[value] {
+            id = known
+        } else {
+            guard values.count < limit else { return nil }
+            values.append(value)
+            id = values.count - 1
+            ids[value] = id
+        }
+        if recent.count == 4 { recent.removeFirst() }
+        recent.append((value, id))
+        return id
     }
 
     func value(_ id: Int) -> JSONValue? { id < values.count ? values[id] : nil }
@@ -111,6 +125,7 @@ struct ByteWriter {
     var base: UInt64 = 0
     var interner: JSONInterner?
     private var origins: [OrderOrigin: Int] = [:]
+    private var lastOrigin: (origin: OrderOrigin, index: Int)?
 
     init(base: UInt64 = 0, interner: JSONInterner? = nil) {
         self.base = base
@@ -215,9 +230,14 @@ struct ByteWriter {
 
     mutating func order(_ o: OrderKey) {
         let origin = OrderOrigin(time: o.time, spanID: o.spanID)
-        if let index = origins[origin] {
+        // Consecutive values mostly come from one span: no hashing then.
+        if let last = lastOrigin, last.origin == origin {
+            count(last.index)
+        } else if let index = origins[origin] {
+            lastOrigin = (origin, index)
             count(index)
         } else {
+            lastOrigin = (origin, origins.count)
             count(origins.count)
             origins[origin] = origins.count
             time(o.time)
@@ -302,16 +322,43 @@ struct ByteWriter {
     /// 1 and the span id and position for the `<spanId>/<position>` ids of
     /// updates spans carry; 0 and the text for any other.
     mutating func updateID(_ id: String) {
-        if let slash = id.utf8.firstIndex(of: UInt8(ascii: "/")), id.utf8.distance(from: id.utf8.startIndex, to: slash) == 16,
-            let span = UInt64(id[..<slash], radix: 16), let position = UInt64(id[id.index(after: slash)...]),
-            SpanID(span).hex + "/" + String(position) == id
-        {
+        if let (span, position) = Self.spanUpdateID(id) {
             bytes.append(1)
             fixed(span)
             varint(position)
         } else {
             bytes.append(0)
             string(id)
+        }
+    }
+
+    /// The span id and position of an id that is exactly what
+    /// `SpanID.hex + "/" + String(position)` gives (16 lowercase hex digits,
+    /// a slash, a decimal without leading zeros), read from its bytes.
+    static func spanUpdateID(_ id: String) -> (UInt64, UInt64)? {
+        var id = id
+        return id.withUTF8 { u -> (UInt64, UInt64)? in
+            guard u.count >= 18, u.count <= 37, u[16] == UInt8(ascii: "/") else { return nil }
+            var span: UInt64 = 0
+            for i in 0..<16 {
+                let c = u[i]
+                switch c {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): span = span << 4 | UInt64(c - UInt8(ascii: "0"))
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): span = span << 4 | UInt64(c - UInt8(ascii: "a") + 10)
+                default: return nil
+                }
+            }
+            if u.count > 18 && u[17] == UInt8(ascii: "0") { return nil }
+            var position: UInt64 = 0
+            for i in 17..<u.count {
+                let c = u[i]
+                guard c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") else { return nil }
+                let (times10, o1) = position.multipliedReportingOverflow(by: 10)
+                let (next, o2) = times10.addingReportingOverflow(UInt64(c - UInt8(ascii: "0")))
+                if o1 || o2 { return nil }
+                position = next
+            }
+            return (span, position)
         }
     }
 

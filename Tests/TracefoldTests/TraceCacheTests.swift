@@ -69,6 +69,26 @@ final class TraceCacheTests: XCTestCase {
         }
     }
 
+    /// Update ids of the `<spanId>/<position>` form take 9 bytes and a
+    /// varint; any other spelling is kept as text, so it decodes unchanged.
+    func testUpdateIDsOfEverySpellingDecodeUnchanged() throws {
+        let canonical = [SpanID(3).hex + "/0", SpanID(.max).hex + "/18446744073709551615", SpanID(0xabc).hex + "/42"]
+        for id in canonical { XCTAssertNotNil(ByteWriter.spanUpdateID(id), id) }
+        let other = [
+            "0000000000000ABC/1", SpanID(3).hex + "/01", SpanID(3).hex + "/", SpanID(3).hex + "/18446744073709551616", "x/1", "request/17/ab",
+            SpanID(3).hex + "-1", "", "0000000000000003/1/2",
+        ]
+        for id in other { XCTAssertNil(ByteWriter.spanUpdateID(id), id) }
+        var state = TraceState(traceID: TraceID(high: 1, low: 1))
+        for id in canonical + other {
+            _ = state.apply(MetadataUpdate(id: id, scope: .trace, target: nil, kind: "k", values: ["v": .int(1)], order: OrderKey(time: 1, spanID: 1, position: 0)), limits: MetadataLimits())
+        }
+        XCTAssertEqual(state.acceptedUpdates.count, canonical.count + other.count)
+        let decoded = try XCTUnwrap(TraceStateCodec.decode(TraceStateCodec.encode(OpenTrace(state: state, observations: [:], seq: 1, lastUse: 0)), lastUse: 0))
+        XCTAssertEqual(decoded.state.acceptedUpdates, state.acceptedUpdates)
+        XCTAssertEqual(decoded.state, state)
+    }
+
     func testTheCacheKeepsTheNewestAsValuesTheRestEncodedAndDropsTheOldest() {
         var cache = TraceCache(capacity: 100, hotCapacity: 16)
         func trace(_ n: UInt64) -> OpenTrace {
