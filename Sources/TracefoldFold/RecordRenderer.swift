@@ -15,10 +15,23 @@ public enum RecordRenderer {
     /// The observation's record, its fields written in key order (see
     /// `JSONWriter.key`), and its indexed columns.
     public static func observation(_ o: Observation, state: TraceState) -> ObservationRow {
+        observation(o, state: state, entries: entriesByObservation(state)[o.id] ?? [])
+    }
+
+    /// The observation- and extended-trace-scope entry keys of each span,
+    /// sorted.
+    static func entriesByObservation(_ state: TraceState) -> [SpanID: [EntryKey]] {
+        var out = [SpanID: [EntryKey]]()
+        for key in state.entries.keys where key.scope == .observation || key.scope == .extendedTrace {
+            if let target = key.target { out[target, default: []].append(key) }
+        }
+        for id in out.keys { out[id]!.sort() }
+        return out
+    }
+
+    /// `entries`: the observation's entry keys, from `entriesByObservation`.
+    static func observation(_ o: Observation, state: TraceState, entries: [EntryKey]) -> ObservationRow {
         let metadata = metadata(of: o, state: state)
-        let entries = state.entries.keys
-            .filter { ($0.scope == .observation || $0.scope == .extendedTrace) && $0.target == o.id }
-            .sorted()
         let latency = Double(o.endTimeUnixNano - o.startTimeUnixNano) / 1e9
         var w = JSONWriter(reservingCapacity: 1024)
         w.beginObject()

@@ -257,10 +257,13 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
             let observations = trace.observations
             commit.lastSeq[traceID] = trace.seq
             commit.traces.append(RecordRenderer.trace(trace.state) { observations[$0] })
+            // Each observation's entries, found in one pass over the trace's
+            // entries rather than one pass per observation.
+            let entries = RecordRenderer.entriesByObservation(trace.state)
             for spanID in touched[traceID] ?? [] {
                 // An extended-trace target may not have arrived yet.
                 guard let o = observations[spanID] else { continue }
-                commit.observations.append(RecordRenderer.observation(o, state: trace.state))
+                commit.observations.append(RecordRenderer.observation(o, state: trace.state, entries: entries[spanID] ?? []))
             }
         }
     }
