@@ -46,12 +46,17 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
-def peak_rss_mib(pid):
+def status_mib(pid, field):
+    """A memory figure of /proc/PID/status (VmHWM, VmRSS, …) in MiB."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def peak_rss_mib(pid):
+    return status_mib(pid, "VmHWM")
 
 
 def config_yaml(port, data, durability, full, postgres_url=None, max_open_traces=None):
@@ -375,12 +380,8 @@ def run_scaling(bin_dir, open_traces):
 
 
 def rss_mib(pid):
-    """The process's resident set now (VmRSS), not its peak."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    """The process's resident set now, not its peak."""
+    return status_mib(pid, "VmRSS")
 
 
 def run_footprint(bin_dir, open_traces=100_000, stored=1_000_000, measured_requests=100):

@@ -189,13 +189,16 @@ struct ByteWriter {
         for s in strings { string(s) }
     }
 
-    mutating func stringMap(_ map: [String: String]) {
+    /// A count, then each key and value (what `ByteReader.dictionary` reads).
+    mutating func dictionary<V>(_ map: [String: V], _ key: (inout ByteWriter, String) -> Void, _ value: (inout ByteWriter, V) -> Void) {
         count(map.count)
         for (k, v) in map {
-            string(k)
-            string(v)
+            key(&self, k)
+            value(&self, v)
         }
     }
+
+    mutating func stringMap(_ map: [String: String]) { dictionary(map, { $0.string($1) }, { $0.string($1) }) }
 
     mutating func json(_ v: JSONValue) {
         switch v {
@@ -220,13 +223,7 @@ struct ByteWriter {
         }
     }
 
-    mutating func jsonObject(_ o: [String: JSONValue]) {
-        count(o.count)
-        for (k, v) in o {
-            key(k)
-            json(v)
-        }
-    }
+    mutating func jsonObject(_ o: [String: JSONValue]) { dictionary(o, { $0.key($1) }, { $0.json($1) }) }
 
     mutating func order(_ o: OrderKey) {
         let origin = OrderOrigin(time: o.time, spanID: o.spanID)
@@ -500,15 +497,18 @@ struct ByteReader {
         return out
     }
 
-    mutating func stringMap() -> [String: String]? {
+    /// A count, then that many keys and values.
+    mutating func dictionary<V>(_ key: (inout ByteReader) -> String?, _ value: (inout ByteReader) -> V?) -> [String: V]? {
         guard let n = count() else { return nil }
-        var out = [String: String](minimumCapacity: n)
+        var out = [String: V](minimumCapacity: n)
         for _ in 0..<n {
-            guard let k = string(), let v = string() else { return nil }
+            guard let k = key(&self), let v = value(&self) else { return nil }
             out[k] = v
         }
         return out
     }
+
+    mutating func stringMap() -> [String: String]? { dictionary({ $0.string() }, { $0.string() }) }
 
     mutating func json() -> JSONValue? {
         switch byte() {
@@ -533,15 +533,7 @@ struct ByteReader {
         }
     }
 
-    mutating func jsonObject() -> [String: JSONValue]? {
-        guard let n = count() else { return nil }
-        var o = [String: JSONValue](minimumCapacity: n)
-        for _ in 0..<n {
-            guard let k = key(), let v = json() else { return nil }
-            o[k] = v
-        }
-        return o
-    }
+    mutating func jsonObject() -> [String: JSONValue]? { dictionary({ $0.key() }, { $0.json() }) }
 
     mutating func order() -> OrderKey? {
         guard let index = count() else { return nil }
