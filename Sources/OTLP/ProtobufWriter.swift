@@ -73,13 +73,8 @@ public struct ProtobufWriter: Sendable {
             bytes[lengthAt] = UInt8(length)
             return
         }
-        var prefix = [UInt8]()
-        var v = UInt64(length)
-        while v >= 0x80 {
-            prefix.append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        prefix.append(UInt8(v))
-        bytes.replaceSubrange(lengthAt..<lengthAt + 1, with: prefix)
+        var prefix = ProtobufWriter()
+        prefix.writeVarint(UInt64(length))
+        bytes.replaceSubrange(lengthAt..<lengthAt + 1, with: prefix.bytes)
     }
 }

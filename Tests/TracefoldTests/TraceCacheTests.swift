@@ -89,6 +89,23 @@ final class TraceCacheTests: XCTestCase {
         XCTAssertEqual(decoded.state, state)
     }
 
+    /// The interner numbers at most `limit` values and keys; past it, new
+    /// ones are written out in full and still decode.
+    func testTheInternerStopsAtItsLimitAndTracesStillDecode() throws {
+        let interner = JSONInterner(limit: 2)
+        XCTAssertEqual(interner.id(for: .string("a")), 0)
+        XCTAssertEqual(interner.id(for: .string("b")), 1)
+        XCTAssertNil(interner.id(for: .string("c")), "one past the limit")
+        XCTAssertEqual(interner.id(for: .string("a")), 0, "numbered values stay")
+        XCTAssertEqual(interner.id(forKey: "key-1"), 0)
+        XCTAssertEqual(interner.id(forKey: "key-2"), 1)
+        XCTAssertNil(interner.id(forKey: "key-3"))
+        var trace = OpenTrace.empty(TraceID(high: 1, low: 2))
+        trace.state.entries[EntryKey(scope: .trace, target: nil, kind: "key-3")] = ["key-1": Versioned(.string("c"), OrderKey(time: 1, spanID: 1, position: 0))]
+        let decoded = try XCTUnwrap(TraceStateCodec.decode(TraceStateCodec.encode(trace, interner: interner), lastUse: 0, interner: interner))
+        XCTAssertEqual(decoded.state, trace.state)
+    }
+
     func testTheCacheKeepsTheNewestAsValuesTheRestEncodedAndDropsTheOldest() {
         var cache = TraceCache(capacity: 100, hotCapacity: 16)
         func trace(_ n: UInt64) -> OpenTrace {
