@@ -12,8 +12,8 @@ public enum RecordRenderer {
         return metadata
     }
 
-    /// The observation's record, its fields written in key order (see
-    /// `JSONWriter.key`), and its indexed columns.
+    /// The observation's record in its stored form (`ObservationRecord`,
+    /// rendered as JSON when read), and its indexed columns.
     public static func observation(_ o: Observation, state: TraceState) -> ObservationRow {
         observation(o, state: state, entries: entriesByObservation(state)[o.id] ?? [])
     }
@@ -31,45 +31,10 @@ public enum RecordRenderer {
 
     /// `entries`: the observation's entry keys, from `entriesByObservation`.
     static func observation(_ o: Observation, state: TraceState, entries: [EntryKey]) -> ObservationRow {
-        let metadata = metadata(of: o, state: state)
         let latency = Double(o.endTimeUnixNano - o.startTimeUnixNano) / 1e9
-        var w = JSONWriter(reservingCapacity: 1024)
-        w.beginObject()
-        w.field("completionStartTime", string: o.completionStartTime.map { ISOTime.format(unixNano: $0) })
-        w.field("costDetails", .object(o.costDetails))
-        w.field("endTime", string: ISOTime.format(unixNano: o.endTimeUnixNano))
-        w.field("endTimeUnixNano", string: String(o.endTimeUnixNano))
-        w.field("environment", string: o.environment)
-        w.field("id", string: o.id.hex)
-        w.field("input", o.input ?? .null)
-        w.field("latency", .double(latency))
-        w.field("level", string: o.level.rawValue)
-        w.field("metadata", .object(metadata))
-        w.key("metadataEntries")
-        w.beginArray()
-        for key in entries {
-            w.nextElement()
-            writeEntry(key, state, into: &w)
-        }
-        w.endArray()
-        w.field("model", string: o.model)
-        w.field("modelParameters", o.modelParameters.map(JSONValue.object) ?? .null)
-        w.field("name", string: o.name)
-        w.field("output", o.output ?? .null)
-        w.field("parentObservationId", string: o.parentID?.hex)
-        w.field("promptName", string: o.promptName)
-        w.field("promptVersion", o.promptVersion.map(JSONValue.int) ?? .null)
-        w.field("release", string: o.release)
-        w.field("startTime", string: ISOTime.format(unixNano: o.startTimeUnixNano))
-        w.field("startTimeUnixNano", string: String(o.startTimeUnixNano))
-        w.field("statusMessage", string: o.statusMessage)
-        w.field("traceId", string: o.traceID.hex)
-        w.field("type", string: o.type.rawValue)
-        w.field("usageDetails", .object(o.usageDetails))
-        w.field("version", string: o.version)
-        w.endObject()
+        let record = ObservationRecord.encode(o, metadata: metadata(of: o, state: state), entries: entries, state: state)
         return ObservationRow(
-            traceID: o.traceID, spanID: o.id, startUnixNano: o.startTimeUnixNano, json: w.bytes, type: o.type.rawValue, name: o.name,
+            traceID: o.traceID, spanID: o.id, startUnixNano: o.startTimeUnixNano, record: record, type: o.type.rawValue, name: o.name,
             level: o.level.rawValue, version: o.version, parentID: o.parentID?.hex, environment: o.environment, model: o.model,
             latency: latency, inputTokens: o.usageDetails["input"]?.numberValue, outputTokens: o.usageDetails["output"]?.numberValue,
             totalTokens: o.usageDetails["total"]?.numberValue, cost: o.costDetails["total"]?.numberValue

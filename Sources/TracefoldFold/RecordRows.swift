@@ -1,14 +1,15 @@
 import TracefoldMapping
 import TracefoldModel
 
-/// A rendered observation: its record as JSON bytes (the query answer and
-/// the JSONL line), and the columns the store indexes, taken from the
-/// observation itself rather than parsed back out of the record.
+/// An observation to store: its record in the stored form
+/// (`ObservationRecord`, rendered as JSON when read), and the columns the
+/// store indexes, taken from the observation itself rather than parsed back
+/// out of the record.
 public struct ObservationRow: Sendable {
     public var traceID: TraceID
     public var spanID: SpanID
     public var startUnixNano: UInt64
-    public var json: [UInt8]
+    public var record: [UInt8]
     public var type: String
     public var name: String
     public var level: String
@@ -21,6 +22,9 @@ public struct ObservationRow: Sendable {
     public var outputTokens: Double?
     public var totalTokens: Double?
     public var cost: Double?
+
+    /// The record as JSON, as the query API and the exporter render it.
+    public var json: [UInt8] { ObservationRecord.json(record) ?? [] }
 }
 
 /// A rendered trace: its record as JSON bytes and the indexed columns.

@@ -466,6 +466,14 @@ struct ByteReader {
         return String(decoding: UnsafeRawBufferPointer(rebasing: raw[at..<at + n]), as: UTF8.self)
     }
 
+    /// Length-prefixed bytes (what `string` and `count`-then-append
+    /// wrote), in place.
+    mutating func slice() -> UnsafeRawBufferPointer? {
+        guard let n = count(), raw.count - at >= n else { return nil }
+        defer { at += n }
+        return UnsafeRawBufferPointer(rebasing: raw[at..<at + n])
+    }
+
     mutating func key() -> String? {
         guard let n = varint() else { return nil }
         if n & 1 == 1 { return interner?.key(Int(n >> 1)) }

@@ -95,7 +95,7 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
         """
         CREATE TABLE IF NOT EXISTS observations (
           trace_id bytea NOT NULL, span_id bytea NOT NULL, revision bigint NOT NULL, exported_revision bigint NOT NULL DEFAULT 0,
-          start_time bigint NOT NULL, record text NOT NULL, type text, name text, level text, version text, parent_id text,
+          start_time bigint NOT NULL, record bytea NOT NULL, type text, name text, level text, version text, parent_id text,
           environment text, model text, latency double precision, input_tokens double precision, output_tokens double precision,
           total_tokens double precision, cost double precision, trace_revision bigint,
           PRIMARY KEY (trace_id, span_id))
@@ -110,6 +110,18 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
             ALTER TABLE observations ADD COLUMN trace_revision bigint;
             UPDATE observations o SET trace_revision = CASE WHEN o.revision > o.exported_revision THEN t.revision ELSE 0 END
             FROM traces t WHERE t.trace_id = o.trace_id;
+          END IF;
+        END $$
+        """,
+        // Observation records are stored in `ObservationRecord`'s binary
+        // form; a record written before stays JSON text, now as its UTF-8
+        // bytes (they start with "{", which the binary form never does).
+        """
+        DO $$ BEGIN
+          IF EXISTS (SELECT 1 FROM information_schema.columns
+                     WHERE table_schema = current_schema() AND table_name = 'observations' AND column_name = 'record'
+                       AND data_type = 'text') THEN
+            ALTER TABLE observations ALTER COLUMN record TYPE bytea USING convert_to(record, 'UTF8');
           END IF;
         END $$
         """,

@@ -1,4 +1,5 @@
 import Foundation
+import TracefoldFold
 import TracefoldModel
 
 /// Filters of `GET /api/public/traces` (SPEC §7.1), already validated.
@@ -69,6 +70,19 @@ public struct PendingTrace: Sendable {
 }
 
 extension RecordStore {
+    /// A record column as JSON text: a trace's record, or an observation's
+    /// record stored before `ObservationRecord`, is JSON text; an
+    /// observation's record is rendered from its stored form.
+    static func recordJSON(_ column: SQLValue) throws -> String? {
+        switch column {
+        case .text(let text): return text
+        case .blob(let stored):
+            guard let json = ObservationRecord.json([UInt8](stored)) else { throw StoreError("a stored observation record does not decode") }
+            return String(decoding: json, as: UTF8.self)
+        default: return nil
+        }
+    }
+
     /// One page of trace records (JSON text) and the total count.
     public func traces(_ f: TraceFilter) throws -> (records: [String], total: Int) {
         // Columns are qualified: a metadata filter may join trace_metadata,
@@ -120,7 +134,7 @@ extension RecordStore {
             let records = try s.rows(
                 "SELECT \(record) AS record FROM \(from) \(w.sql) ORDER BY \(orderBy) LIMIT ? OFFSET ?",
                 w.args + [SQLValue(limit), SQLValue(overflow ? Int.max : offset)]
-            ).compactMap { $0["record"].string }
+            ).compactMap { try Self.recordJSON($0["record"]) }
             return (records, Int(total))
         }
     }
@@ -153,7 +167,7 @@ extension RecordStore {
 
     /// An observation by its id (the span id), whatever its trace.
     public func observation(_ id: SpanID) throws -> String? {
-        try read { try $0.row("SELECT record FROM observations WHERE span_id = ? LIMIT 1", [.blob(Data(id.bytes))])?["record"].string }
+        try read { s in try s.row("SELECT record FROM observations WHERE span_id = ? LIMIT 1", [.blob(Data(id.bytes))]).flatMap { try Self.recordJSON($0["record"]) } }
     }
 
     /// The stored record of a trace, as JSON text.
@@ -163,7 +177,9 @@ extension RecordStore {
 
     public func observationRecords(of trace: TraceID) throws -> [String] {
         try read { s in
-            try s.rows("SELECT record FROM observations WHERE trace_id = ? ORDER BY start_time, span_id", [.blob(Data(trace.bytes))]).compactMap { $0["record"].string }
+            try s.rows("SELECT record FROM observations WHERE trace_id = ? ORDER BY start_time, span_id", [.blob(Data(trace.bytes))]).compactMap {
+                try Self.recordJSON($0["record"])
+            }
         }
     }
 }
@@ -212,7 +228,7 @@ extension RecordStore {
                 w.args + [SQLValue(r.limit + 1)]
             ).map { row in
                 ObservationRow(
-                    record: row["record"].string ?? "{}", startUnixNano: row["start_time"].int ?? 0, traceID: row["trace_id"].data ?? Data(),
+                    record: try Self.recordJSON(row["record"]) ?? "{}", startUnixNano: row["start_time"].int ?? 0, traceID: row["trace_id"].data ?? Data(),
                     spanID: row["span_id"].data ?? Data(), userID: row["user_id"].string, sessionID: row["session_id"].string,
                     isPublic: row["public"].int == 1, tags: row["tags"].string ?? "[]", release: row["release"].string,
                     traceName: row["trace_name"].string
@@ -346,9 +362,12 @@ extension RecordStore {
         let traceID = row["trace_id"].data ?? Data()
         let observations = try s.rows(
             "SELECT span_id, revision, record FROM observations WHERE trace_id = ? \(condition.sql) ORDER BY start_time, span_id", [.blob(traceID)] + condition.args
-        ).map { o -> (spanID: Data, record: PendingRecord) in
+        ).map { o throws -> (spanID: Data, record: PendingRecord) in
             let spanID = o["span_id"].data ?? Data()
-            return (spanID, PendingRecord(recordType: "observation", id: HexCoding.encode(bytes: spanID), revision: o["revision"].int ?? 0, record: o["record"].string ?? "{}"))
+            return (
+                spanID,
+                PendingRecord(recordType: "observation", id: HexCoding.encode(bytes: spanID), revision: o["revision"].int ?? 0, record: try Self.recordJSON(o["record"]) ?? "{}")
+            )
         }
         return PendingTrace(
             traceID: traceID,

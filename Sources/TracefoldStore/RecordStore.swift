@@ -180,13 +180,13 @@ struct SQLFoldTransaction: FoldTransaction {
         let traceRevisions = commit.observations.isEmpty ? [:] : try integer("revision", of: commit.traces.map(\.traceID))
         try session.insert(
             into: "observations",
-            [("trace_id", .blob), ("span_id", .blob), ("revision", .int), ("trace_revision", .int), ("start_time", .int), ("record", .text), ("type", .text),
+            [("trace_id", .blob), ("span_id", .blob), ("revision", .int), ("trace_revision", .int), ("start_time", .int), ("record", .blob), ("type", .text),
              ("name", .text), ("level", .text), ("version", .text), ("parent_id", .text), ("environment", .text), ("model", .text),
              ("latency", .double), ("input_tokens", .double), ("output_tokens", .double), ("total_tokens", .double), ("cost", .double)],
             rows: commit.observations.map { o in
                 [
                     .blob(Data(o.traceID.bytes)), .blob(Data(o.spanID.bytes)), .int(1), .int(traceRevisions[o.traceID] ?? 0), .int(Int64(bitPattern: o.startUnixNano)),
-                    .text(String(decoding: o.json, as: UTF8.self)), .text(o.type), .text(o.name), .text(o.level), SQLValue(o.version),
+                    .blob(Data(o.record)), .text(o.type), .text(o.name), .text(o.level), SQLValue(o.version),
                     SQLValue(o.parentID), .text(o.environment), SQLValue(o.model), .double(o.latency), SQLValue(o.inputTokens),
                     SQLValue(o.outputTokens), SQLValue(o.totalTokens), SQLValue(o.cost),
                 ]

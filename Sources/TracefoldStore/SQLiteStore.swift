@@ -7,10 +7,13 @@ import TracefoldModel
 /// The embedded store (SPEC §8.1): SQLite in WAL mode through GRDB.
 ///
 /// `spans` holds every distinct span as a one-span OTLP protobuf message, the
-/// source of truth; `traces` and `observations` hold the rendered records with
-/// a revision counter. A trace also keeps the revision the JSONL exporter
-/// last wrote, and an observation the revision its trace had when it was
-/// last written (unexported while that is the greater).
+/// source of truth; `traces` holds the rendered trace records and
+/// `observations` the stored form of each observation record
+/// (`ObservationRecord`, a blob in the `record` column, rendered when read;
+/// older rows keep JSON text there), each with a revision counter. A trace
+/// also keeps the revision the JSONL exporter last wrote, and an observation
+/// the revision its trace had when it was last written (unexported while
+/// that is the greater).
 public final class SQLiteStore: RecordStore, @unchecked Sendable {
     public let path: String
     let pool: DatabasePool
@@ -30,10 +33,10 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
             // intake log forgets them, so a commit need not fsync on its own.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
             // Takes effect when the file is created (a file in WAL mode keeps
-            // the size it has). A 1.3 KB observation record fills two rows of
-            // a 4 KiB page and wastes the rest; 16 KiB pages hold ten. On the
-            // bench load: 3,357 -> 2,757 bytes on disk per span, and fewer
-            // pages through the WAL for the same rows.
+            // the size it has). A 1.3 KB record (observations were stored
+            // as JSON then) filled two rows of a 4 KiB page and wasted the
+            // rest; 16 KiB pages hold ten. On the bench load: 3,357 -> 2,757
+            // bytes on disk per span, and fewer pages through the WAL.
             try db.execute(sql: "PRAGMA page_size = \(Self.pageSize)")
         }
         pool = try DatabasePool(path: path, configuration: config)

@@ -328,3 +328,86 @@ final class BatchExportTests: XCTestCase {
         XCTAssertTrue(lines.allSatisfy { $0["revision"] == .int(1) })
     }
 }
+
+/// Observation records are stored in `ObservationRecord`'s binary form and
+/// rendered when read; records stored as JSON text before it still read.
+final class ObservationRecordStoreTests: XCTestCase {
+    func testStoredFormRendersTheRecordAndOlderJSONRecordsStillRead() throws {
+        try StoreBackend.eachStore { backend, store, _ in
+            let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 10, logger: Logger(label: "test"))
+            let spans = [
+                Conformance.S("root", id: 1, 0, 50, ["langfuse.observation.metadata.step": .int(1), "langfuse.trace.metadata.tenant": .string("a")]),
+                Conformance.S(
+                    "llm \"call\"", id: 2, parent: 1, 5, 40, status: SpanStatus(code: .error, message: "bad\nthing"),
+                    [
+                        "langfuse.observation.type": .string("generation"), "gen_ai.request.model": .string("gpt-4o"),
+                        "gen_ai.usage.input_tokens": .int(10), "gen_ai.usage.output_tokens": .int(5),
+                        "langfuse.observation.input": .string(#"{"q":"é"}"#), "langfuse.observation.completion_start_time": .string("2023-11-14T22:13:20.010Z"),
+                    ]
+                ),
+            ]
+            let batch = Fixtures.batch(spans)
+            _ = try folder.consume(batch)
+            let expected = Conformance.fold(spans, resource: batch.resourceSpans[0].resource, scope: batch.resourceSpans[0].scopeSpans[0].scope)
+            for n: UInt64 in [1, 2] {
+                let id = Conformance.id(n)
+                let stored = try XCTUnwrap(store.read { try $0.rows("SELECT record FROM observations WHERE span_id = ?", [.blob(Data(id.bytes))]).first }?["record"])
+                guard case .blob(let bytes) = stored else { return XCTFail("\(backend): record is \(stored)") }
+                XCTAssertEqual(bytes.first, 1, "\(backend): the stored form's first byte")
+                let json = try XCTUnwrap(store.observation(id))
+                XCTAssertLessThan(bytes.count, json.utf8.count / 2, "\(backend)")
+                XCTAssertEqual(record(Array(json.utf8)), expected.obs(n), "\(backend)")
+            }
+
+            // A row written as JSON text before the stored form reads as it is
+            // (PostgreSQL keeps such text as its UTF-8 bytes).
+            let old = #"{"id":"00000000000000ff","name":"from before","traceId":"2cce18f7a1b2c3d4e5f60718293a8391"}"#
+            let column: SQLValue = backend == .sqlite ? .text(old) : .blob(Data(old.utf8))
+            try store.write {
+                try $0.execute(
+                    "INSERT INTO observations (trace_id, span_id, revision, trace_revision, start_time, record) VALUES (?, ?, 1, 1, 0, ?)",
+                    [.blob(Data(Conformance.trace.bytes)), .blob(Data(SpanID(0xFF).bytes)), column]
+                )
+            }
+            XCTAssertEqual(try store.observation(SpanID(0xFF)), old, "\(backend)")
+            XCTAssertEqual(try store.observationRecords(of: Conformance.trace).first, old, "\(backend)")
+
+            // Bytes that are neither are an error, not an empty answer.
+            try store.write { try $0.execute("UPDATE observations SET record = ? WHERE span_id = ?", [.blob(Data([1, 2, 3])), .blob(Data(SpanID(0xFF).bytes))]) }
+            XCTAssertThrowsError(try store.observation(SpanID(0xFF)), "\(backend)") { error in
+                XCTAssertTrue("\(error)".contains("does not decode"), "\(error)")
+            }
+        }
+    }
+
+    /// A PostgreSQL database made before the stored form has a text record
+    /// column: opening it turns the column into bytea, and its records
+    /// still read.
+    func testPostgresTextRecordsBecomeBytes() throws {
+        guard StoreBackend.postgresURL != nil else { return }
+        let url = try StoreBackend.freshPostgresDatabase()
+        let json = #"{"id":"0000000000000001","name":"n"}"#
+        let first = try PostgresStore(url: url, logger: Logger(label: "test"))
+        try first.write { s in
+            try s.execute("DROP TABLE observations", [])
+            try s.execute(
+                """
+                CREATE TABLE observations (
+                  trace_id bytea NOT NULL, span_id bytea NOT NULL, revision bigint NOT NULL, exported_revision bigint NOT NULL DEFAULT 0,
+                  start_time bigint NOT NULL, record text NOT NULL, type text, name text, level text, version text, parent_id text,
+                  environment text, model text, latency double precision, input_tokens double precision, output_tokens double precision,
+                  total_tokens double precision, cost double precision, trace_revision bigint, PRIMARY KEY (trace_id, span_id))
+                """, [])
+            try s.execute("INSERT INTO observations (trace_id, span_id, revision, start_time, record) VALUES (?, ?, 1, 0, ?)",
+                          [.blob(Data([9])), .blob(Data(SpanID(1).bytes)), .text(json)])
+        }
+        first.close()
+        let store = try PostgresStore(url: url, logger: Logger(label: "test"))
+        defer { store.close() }
+        let type = try store.read {
+            try $0.rows("SELECT data_type FROM information_schema.columns WHERE table_name = 'observations' AND column_name = 'record'", []).first
+        }
+        XCTAssertEqual(type?["data_type"], SQLValue.text("bytea"))
+        XCTAssertEqual(try store.observation(SpanID(1)), json)
+    }
+}
