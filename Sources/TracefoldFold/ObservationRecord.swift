@@ -79,7 +79,7 @@ public enum ObservationRecord {
         w.key("endTime")
         writeTime(end, into: &w)
         w.key("endTimeUnixNano")
-        w.writeString(String(end))
+        w.writeDecimalString(end)
         guard copyString("environment", &r, &w) else { return false }
         w.key("id")
         writeHex(id, into: &w)
@@ -122,7 +122,7 @@ public enum ObservationRecord {
         w.key("startTime")
         writeTime(start, into: &w)
         w.key("startTimeUnixNano")
-        w.writeString(String(start))
+        w.writeDecimalString(start)
         guard copyOptionalString("statusMessage", &r, &w) else { return false }
         w.key("traceId")
         withUnsafeBytes(of: (high.bigEndian, low.bigEndian)) { w.writeHexString($0) }
@@ -135,7 +135,7 @@ public enum ObservationRecord {
     }
 
     private static func writeTime(_ t: UInt64?, into w: inout JSONWriter) {
-        if let t { w.writeString(ISOTime.format(unixNano: t)) } else { w.writeRaw("null") }
+        if let t { w.writeISOTime(unixNano: t) } else { w.writeRaw("null") }
     }
 
     private static func writeHex(_ v: UInt64, into w: inout JSONWriter) {

@@ -1,40 +1,49 @@
+import TracefoldModel
+
 /// ISO-8601 in UTC with milliseconds, the form the Langfuse API shows
 /// (`2024-04-30T15:28:50.424Z`). Nanoseconds are floored to milliseconds
 /// (R8). Written by hand: it runs for every time field of every record.
 public enum ISOTime {
     public static func format(unixNano: UInt64) -> String {
+        String(unsafeUninitializedCapacity: length) { buf in
+            write(unixNano: unixNano, into: buf)
+            return length
+        }
+    }
+
+    /// A UInt64 of ns ends in 2554: the year always has four digits and the
+    /// text is always 24 bytes.
+    public static let length = 24
+
+    /// The text into the first `length` bytes of `buf`.
+    static func write(unixNano: UInt64, into buf: UnsafeMutableBufferPointer<UInt8>) {
         let ms = unixNano / 1_000_000
         let secs = Int64(ms / 1000)
         let millis = Int(ms % 1000)
         let days = secs / 86400
         let rem = Int(secs % 86400)
         let (y, m, d) = civil(fromDays: days)
-        // A UInt64 of ns ends in 2554: the year always has four digits and
-        // the text is always 24 bytes.
-        return String(unsafeUninitializedCapacity: 24) { buf in
-            func put(_ value: Int, _ width: Int, at start: Int) {
-                var v = value
-                for i in stride(from: start + width - 1, through: start, by: -1) {
-                    buf[i] = UInt8(ascii: "0") + UInt8(v % 10)
-                    v /= 10
-                }
+        func put(_ value: Int, _ width: Int, at start: Int) {
+            var v = value
+            for i in stride(from: start + width - 1, through: start, by: -1) {
+                buf[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
             }
-            put(y, 4, at: 0)
-            buf[4] = UInt8(ascii: "-")
-            put(m, 2, at: 5)
-            buf[7] = UInt8(ascii: "-")
-            put(d, 2, at: 8)
-            buf[10] = UInt8(ascii: "T")
-            put(rem / 3600, 2, at: 11)
-            buf[13] = UInt8(ascii: ":")
-            put(rem / 60 % 60, 2, at: 14)
-            buf[16] = UInt8(ascii: ":")
-            put(rem % 60, 2, at: 17)
-            buf[19] = UInt8(ascii: ".")
-            put(millis, 3, at: 20)
-            buf[23] = UInt8(ascii: "Z")
-            return 24
         }
+        put(y, 4, at: 0)
+        buf[4] = UInt8(ascii: "-")
+        put(m, 2, at: 5)
+        buf[7] = UInt8(ascii: "-")
+        put(d, 2, at: 8)
+        buf[10] = UInt8(ascii: "T")
+        put(rem / 3600, 2, at: 11)
+        buf[13] = UInt8(ascii: ":")
+        put(rem / 60 % 60, 2, at: 14)
+        buf[16] = UInt8(ascii: ":")
+        put(rem % 60, 2, at: 17)
+        buf[19] = UInt8(ascii: ".")
+        put(millis, 3, at: 20)
+        buf[23] = UInt8(ascii: "Z")
     }
 
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; a missing zone is
@@ -118,5 +127,14 @@ public enum ISOTime {
         let doy = (153 * mp + 2) / 5 + Int64(d) - 1
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
         return era * 146_097 + doe - 719_468
+    }
+}
+
+extension JSONWriter {
+    /// `ISOTime.format(unixNano:)` as a JSON string, written in place.
+    public mutating func writeISOTime(unixNano: UInt64) {
+        writeRaw("\"")
+        append(count: ISOTime.length) { ISOTime.write(unixNano: unixNano, into: $0) }
+        writeRaw("\"")
     }
 }

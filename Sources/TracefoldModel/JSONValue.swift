@@ -369,14 +369,39 @@ public struct JSONWriter {
     /// `raw` as a JSON string of lowercase hex digits, which need no escaping.
     public mutating func writeHexString(_ raw: UnsafeRawBufferPointer) {
         bytes.append(UInt8(ascii: "\""))
-        let start = bytes.count
-        bytes.append(contentsOf: repeatElement(0, count: raw.count * 2))
-        bytes.withUnsafeMutableBufferPointer { out in
-            var i = start
+        append(count: raw.count * 2) { out in
+            var i = 0
             for b in raw {
                 out[i] = Self.hexDigits[Int(b >> 4)]
                 out[i + 1] = Self.hexDigits[Int(b & 0xF)]
                 i += 2
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// `count` bytes written in place by `fill`, which must write them all.
+    public mutating func append(count: Int, _ fill: (UnsafeMutableBufferPointer<UInt8>) -> Void) {
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: count))
+        bytes.withUnsafeMutableBufferPointer { fill(UnsafeMutableBufferPointer(rebasing: $0[start...])) }
+    }
+
+    /// An unsigned integer as a JSON string of its decimal digits (how the
+    /// records write nanosecond times, which JSON numbers cannot hold).
+    public mutating func writeDecimalString(_ v: UInt64) {
+        var digits = 1
+        var rest = v / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        bytes.append(UInt8(ascii: "\""))
+        append(count: digits) { out in
+            var v = v
+            for i in stride(from: digits - 1, through: 0, by: -1) {
+                out[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
             }
         }
         bytes.append(UInt8(ascii: "\""))

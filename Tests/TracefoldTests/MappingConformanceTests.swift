@@ -398,6 +398,17 @@ final class MappingConformanceTests: XCTestCase {
         XCTAssertEqual(ISOTime.format(unixNano: ISOTime.parse("2024-02-29T23:59:59.999999999Z")!), "2024-02-29T23:59:59.999Z")
         XCTAssertNil(ISOTime.parse("yesterday"))
     }
+
+    /// The in-place writers the stored observation records render with give
+    /// what `format` and `String(_:)` give, at the ends of the range.
+    func testTimesWrittenInPlace() {
+        for t: UInt64 in [0, 9, 10, 999_999, 1_000_000, 1_700_000_000_123_456_789, UInt64.max] {
+            var w = JSONWriter()
+            w.writeISOTime(unixNano: t)
+            w.writeDecimalString(t)
+            XCTAssertEqual(String(decoding: w.bytes, as: UTF8.self), "\"\(ISOTime.format(unixNano: t))\"\"\(t)\"")
+        }
+    }
 }
 
 /// Access to the tag parser through a span, as clients reach it.
