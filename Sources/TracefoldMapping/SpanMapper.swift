@@ -552,19 +552,34 @@ public struct SpanMapper: Sendable {
 /// Attributes by key (the last of duplicate keys wins), keeping wire order.
 struct AttributeTable: Sendable {
     let ordered: [Attribute]
-    private let index: [String: AttributeValue]
+    /// Nil up to `scanLimit` attributes: the mapper looks up some forty keys
+    /// a span, nearly all absent, and a dictionary cost a hash of each (and
+    /// the dictionary itself) where comparing a few lengths finds the miss.
+    private let index: [String: AttributeValue]?
+
+    static let scanLimit = 32
 
     init(_ attributes: [Attribute]) {
         ordered = attributes
-        index = Dictionary(attributes.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
+        index = attributes.count <= Self.scanLimit ? nil : Self.dictionary(attributes)
     }
 
-    subscript(key: String) -> AttributeValue? { index[key] }
+    /// The last value of `key`, as a dictionary keeping the last would give.
+    subscript(key: String) -> AttributeValue? {
+        if let index { return index[key] }
+        let length = key.utf8.count
+        for a in ordered.reversed() where a.key.utf8.count == length && a.key == key { return a.value }
+        return nil
+    }
+
+    private static func dictionary(_ attributes: [Attribute]) -> [String: AttributeValue] {
+        Dictionary(attributes.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
+    }
 
     /// Attributes as an object with string values decoded (`"content"` etc.).
-    var decodedObject: [String: JSONValue] { index.mapValues(\.decodedJSON) }
+    var decodedObject: [String: JSONValue] { (index ?? Self.dictionary(ordered)).mapValues(\.decodedJSON) }
 
-    var object: JSONValue { .object(index.mapValues(\.json)) }
+    var object: JSONValue { .object((index ?? Self.dictionary(ordered)).mapValues(\.json)) }
 }
 
 extension String {

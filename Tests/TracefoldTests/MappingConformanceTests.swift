@@ -1,5 +1,5 @@
 import TracefoldFold
-import TracefoldMapping
+@testable import TracefoldMapping
 import TracefoldModel
 import XCTest
 
@@ -397,6 +397,20 @@ final class MappingConformanceTests: XCTestCase {
         XCTAssertEqual(ISOTime.parse("2025-01-01T02:00:01.5+02:00"), 1_735_689_601_500_000_000)
         XCTAssertEqual(ISOTime.format(unixNano: ISOTime.parse("2024-02-29T23:59:59.999999999Z")!), "2024-02-29T23:59:59.999Z")
         XCTAssertNil(ISOTime.parse("yesterday"))
+    }
+
+    /// A key repeated in one span reads as its last value, with a few
+    /// attributes (scanned) and with many (looked up in a dictionary), at
+    /// the limit between the two and one past it.
+    func testARepeatedAttributeReadsAsItsLastValue() {
+        for count in [2, AttributeTable.scanLimit, AttributeTable.scanLimit + 1, 200] {
+            var span = Conformance.S("s", id: 1, 0, 1)
+            span.attributes = [Attribute("langfuse.observation.level", .string("ERROR"))]
+            span.attributes += (0..<(count - 2)).map { Attribute("filler.\($0)", .int(Int64($0))) }
+            span.attributes.append(Attribute("langfuse.observation.level", .string("DEBUG")))
+            XCTAssertEqual(span.attributes.count, count)
+            XCTAssertEqual(Conformance.fold([span]).obs(1)["level"], .string("DEBUG"), "\(count) attributes")
+        }
     }
 
     /// The in-place writers the stored observation records render with give
