@@ -148,11 +148,17 @@ public struct TraceState: Hashable, Sendable {
             }
         }
         let warningsKey = EntryKey(scope: .trace, target: nil, kind: "tracefold.warnings")
-        for (k, v) in warnings { merge(warningsKey, k, Versioned(v, order)) }
+        if !warnings.isEmpty {
+            withBucket(warningsKey) { bucket in
+                for (k, v) in warnings { Self.merge(&bucket, k, Versioned(v, order)) }
+            }
+        }
         // The receiver already reported these in the request's partial_success.
-        if let request = mapped.request {
+        if let request = mapped.request, !request.warnings.isEmpty {
             let at = OrderKey(time: request.receivedAtUnixNano, spanID: 0, position: 0)
-            for (k, v) in request.warnings { merge(warningsKey, k, Versioned(.string(v), at)) }
+            withBucket(warningsKey) { bucket in
+                for (k, v) in request.warnings { Self.merge(&bucket, k, Versioned(.string(v), at)) }
+            }
         }
         return warnings
     }
@@ -172,23 +178,41 @@ public struct TraceState: Hashable, Sendable {
     /// Applies one update unless it was applied before or breaks a limit.
     /// Returns why it was dropped, or nil.
     public mutating func apply(_ update: MetadataUpdate, limits: MetadataLimits) -> MetadataDrop? {
-        if acceptedUpdates[update.id] != nil { return nil }
         let size = update.size
-        if size > limits.maxUpdateBytes { return .updateTooLarge(size: size, limit: limits.maxUpdateBytes) }
+        if size > limits.maxUpdateBytes {
+            return acceptedUpdates[update.id] != nil ? nil : .updateTooLarge(size: size, limit: limits.maxUpdateBytes)
+        }
         let total = cumulativeMetadataBytes
-        if total + size > limits.maxTraceBytes { return .traceLimit(total: total + size, limit: limits.maxTraceBytes) }
-        acceptedUpdates[update.id] = size
+        if total + size > limits.maxTraceBytes {
+            return acceptedUpdates[update.id] != nil ? nil : .traceLimit(total: total + size, limit: limits.maxTraceBytes)
+        }
+        // Looked up and recorded in one hash of the id: the count grows
+        // only if it was new.
+        let before = acceptedUpdates.count
+        acceptedUpdates[update.id, default: size] += 0
+        if acceptedUpdates.count == before { return nil }
         cumulativeMetadataBytes += size
         let key = EntryKey(scope: update.scope, target: update.scope == .trace ? nil : update.target, kind: update.kind)
-        for (k, v) in update.values { merge(key, k, Versioned(v, update.order)) }
-        if entries[key] == nil { entries[key] = [:] }
+        // An entry exists once an update was accepted for it, even with no values.
+        withBucket(key) { bucket in
+            for (k, v) in update.values { Self.merge(&bucket, k, Versioned(v, update.order)) }
+        }
         return nil
     }
 
-    private mutating func merge(_ key: EntryKey, _ field: String, _ value: Versioned<JSONValue>) {
-        // In place: a bucket copied out and written back was copied whole
-        // (copy-on-write) for every field merged.
-        entries[key, default: [:]][field] = .latest(entries[key]?[field], value)
+    /// `body` on the entry's bucket, in place: one hash of the key for all
+    /// the fields merged, and no copy of the bucket (copy-on-write).
+    private mutating func withBucket(_ key: EntryKey, _ body: (inout [String: Versioned<JSONValue>]) -> Void) {
+        body(&entries[key, default: [:]])
+    }
+
+    /// `Versioned.latest` of the field's value and `value`, in one hash of
+    /// the field: a new field takes `value`, which then does not beat itself.
+    private static func merge(_ bucket: inout [String: Versioned<JSONValue>], _ field: String, _ value: Versioned<JSONValue>) {
+        func keepLatest(_ current: inout Versioned<JSONValue>) {
+            if value.order > current.order { current = value }
+        }
+        keepLatest(&bucket[field, default: value])
     }
 
     /// Merged values of one entry.
