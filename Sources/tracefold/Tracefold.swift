@@ -1,4 +1,5 @@
 import ArgumentParser
+import TracefoldAllocator
 import Foundation
 import Logging
 import TracefoldCollector
@@ -47,6 +48,7 @@ struct Serve: AsyncParsableCommand {
         var logger = Logger(label: "tracefold")
         logger.logLevel = level
         logger.info("config loaded", metadata: ["source": "\(source)"])
+        logger.info("allocator", metadata: ["malloc": "\(tracefold_allocator_settings().map { String(cString: $0) } ?? "the system's")"])
         let collector = try Collector(config: loaded, logger: logger)
         // Returns once everything is written; past service.shutdown_timeout
         // the collector's watchdog ends the process itself.
