@@ -74,7 +74,8 @@ public struct SpanKey: Hashable, Sendable, Comparable {
 }
 
 public enum HexCoding {
-    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
+    /// The lowercase digits, shared with `JSONWriter`'s hex and escapes.
+    static let digits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// Lowercase hex of any bytes.
     public static func encode<C: Collection>(bytes: C) -> String where C.Element == UInt8 {

@@ -372,8 +372,8 @@ public struct JSONWriter {
         append(count: raw.count * 2) { out in
             var i = 0
             for b in raw {
-                out[i] = Self.hexDigits[Int(b >> 4)]
-                out[i + 1] = Self.hexDigits[Int(b & 0xF)]
+                out[i] = HexCoding.digits[Int(b >> 4)]
+                out[i + 1] = HexCoding.digits[Int(b & 0xF)]
                 i += 2
             }
         }
@@ -406,8 +406,6 @@ public struct JSONWriter {
         }
         bytes.append(UInt8(ascii: "\""))
     }
-
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// Empties the buffer and keeps its memory for the next use.
     public mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
@@ -458,10 +456,9 @@ public struct JSONWriter {
         case 0x08: bytes.append(UInt8(ascii: "b"))
         case 0x0C: bytes.append(UInt8(ascii: "f"))
         default:
-            let hex = Array("0123456789abcdef".utf8)
             bytes.append(contentsOf: Array("u00".utf8))
-            bytes.append(hex[Int(c >> 4)])
-            bytes.append(hex[Int(c & 0xF)])
+            bytes.append(HexCoding.digits[Int(c >> 4)])
+            bytes.append(HexCoding.digits[Int(c & 0xF)])
         }
     }
 }
