@@ -76,10 +76,7 @@ public enum ObservationRecord {
         guard let completion = r.optional({ $0.time() }) else { return false }
         writeTime(completion, into: &w)
         guard copyJSON("costDetails", &r, &w), let end = r.time() else { return false }
-        w.key("endTime")
-        writeTime(end, into: &w)
-        w.key("endTimeUnixNano")
-        w.writeDecimalString(end)
+        writeTime("endTime", "endTimeUnixNano", end, into: &w)
         guard copyString("environment", &r, &w) else { return false }
         w.key("id")
         writeHex(id, into: &w)
@@ -119,10 +116,7 @@ public enum ObservationRecord {
         guard copyOptionalString("promptName", &r, &w), let promptVersion = r.optional({ $0.int() }) else { return false }
         w.field("promptVersion", promptVersion.map(JSONValue.int) ?? .null)
         guard copyOptionalString("release", &r, &w) else { return false }
-        w.key("startTime")
-        writeTime(start, into: &w)
-        w.key("startTimeUnixNano")
-        w.writeDecimalString(start)
+        writeTime("startTime", "startTimeUnixNano", start, into: &w)
         guard copyOptionalString("statusMessage", &r, &w) else { return false }
         w.key("traceId")
         withUnsafeBytes(of: (high.bigEndian, low.bigEndian)) { w.writeHexString($0) }
@@ -136,6 +130,14 @@ public enum ObservationRecord {
 
     private static func writeTime(_ t: UInt64?, into w: inout JSONWriter) {
         if let t { w.writeISOTime(unixNano: t) } else { w.writeRaw("null") }
+    }
+
+    /// A time as its ISO field and its nanosecond field.
+    private static func writeTime(_ iso: StaticString, _ nanos: StaticString, _ t: UInt64, into w: inout JSONWriter) {
+        w.key(iso)
+        w.writeISOTime(unixNano: t)
+        w.key(nanos)
+        w.writeDecimalString(t)
     }
 
     private static func writeHex(_ v: UInt64, into w: inout JSONWriter) {
