@@ -33,8 +33,8 @@ public struct BatchExport {
             if page.isEmpty { break }
             var w = JSONWriter(reservingCapacity: 64 * 1024)
             for (_, p) in page {
-                JSONLRecordExporter.line(p.trace, into: &w)
-                for o in p.observations { JSONLRecordExporter.line(o.record, into: &w) }
+                try JSONLRecordExporter.line(p.trace, into: &w)
+                for o in p.observations { try JSONLRecordExporter.line(o.record, into: &w) }
             }
             try write(gzip ? Gzip.compress(w.bytes) : w.bytes)
             done += page.count

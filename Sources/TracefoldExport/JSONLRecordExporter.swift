@@ -129,8 +129,8 @@ public final class JSONLRecordExporter: @unchecked Sendable {
                 buffer.removeAll()
                 do {
                     for p in pending {
-                        Self.line(p.trace, into: &buffer)
-                        for o in p.observations { Self.line(o.record, into: &buffer) }
+                        try Self.line(p.trace, into: &buffer)
+                        for o in p.observations { try Self.line(o.record, into: &buffer) }
                         if buffer.bytes.count >= Self.chunkBytes {
                             try write(buffer.bytes)
                             buffer.removeAll()
@@ -158,19 +158,14 @@ public final class JSONLRecordExporter: @unchecked Sendable {
         }
     }
 
-    /// `{"recordType":…,"revision":…,` then the record's own fields.
-    public static func line(_ r: PendingRecord, into w: inout JSONWriter) {
+    /// `{"recordType":…,"revision":…,` then the record's own fields,
+    /// rendered from the stored record straight into `w`.
+    public static func line(_ r: PendingRecord, into w: inout JSONWriter) throws {
         w.writeRaw("{\"recordType\":")
         w.writeString(r.recordType)
         w.writeRaw(",\"revision\":")
         w.writeInt(r.revision)
-        var record = r.record
-        record.withUTF8 { utf8 in
-            // The record is a JSON object: splice after its "{".
-            let body = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(utf8).dropFirst())
-            if body.first != UInt8(ascii: "}") { w.writeRaw(",") }
-            w.writeRaw(body)
-        }
+        try r.stored.write(into: &w, continuing: true)
         w.writeRaw("\n")
     }
 

@@ -66,12 +66,14 @@ public enum ObservationRecord {
     }
 
     /// Appends the record's JSON to `w`; false, with `w` partly written,
-    /// for bytes `encode` did not produce.
-    public static func render(_ raw: UnsafeRawBufferPointer, into w: inout JSONWriter) -> Bool {
+    /// for bytes `encode` did not produce. With `continuing`, the caller has
+    /// opened the object and written fields of its own: the record's fields
+    /// follow them after a comma.
+    public static func render(_ raw: UnsafeRawBufferPointer, into w: inout JSONWriter, continuing: Bool = false) -> Bool {
         var r = ByteReader(raw)
         guard r.byte() == format, let high = r.fixed(), let low = r.fixed(), let id = r.fixed(), let start = r.fixed() else { return false }
         r.base = start
-        w.beginObject()
+        if !continuing { w.beginObject() }
         w.key("completionStartTime")
         guard let completion = r.optional({ $0.time() }) else { return false }
         writeTime(completion, into: &w)

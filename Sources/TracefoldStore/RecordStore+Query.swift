@@ -60,7 +60,56 @@ public struct PendingRecord: Sendable {
     public var recordType: String
     public var id: String
     public var revision: Int64
-    public var record: String
+    /// As stored: the exporter renders it straight into its line.
+    public var stored: StoredRecord
+
+    /// The record as JSON text.
+    public var record: String { get throws { try stored.json } }
+}
+
+/// A record column as read: JSON text (a trace's record, or an
+/// observation's stored before `ObservationRecord`), or an observation's
+/// record in `ObservationRecord`'s form.
+public enum StoredRecord: Sendable {
+    case json(String)
+    case observation(Data)
+
+    init(_ column: SQLValue) {
+        switch column {
+        case .blob(let bytes) where bytes.first != UInt8(ascii: "{"): self = .observation(bytes)
+        case .blob(let bytes): self = .json(String(decoding: bytes, as: UTF8.self))
+        case .text(let text): self = .json(text)
+        default: self = .json("{}")
+        }
+    }
+
+    /// The record as JSON text.
+    var json: String {
+        get throws {
+            if case .json(let text) = self { return text }
+            var w = JSONWriter(reservingCapacity: 2048)
+            try write(into: &w)
+            return String(decoding: w.bytes, as: UTF8.self)
+        }
+    }
+
+    /// Appends the record's JSON object to `w`; with `continuing`, without
+    /// its opening brace, its first field after a comma (the caller has
+    /// opened the object and written fields of its own).
+    public func write(into w: inout JSONWriter, continuing: Bool = false) throws {
+        switch self {
+        case .json(var text):
+            text.withUTF8 { utf8 in
+                guard continuing else { return w.writeRaw(UnsafeRawBufferPointer(utf8)) }
+                let body = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(utf8).dropFirst())
+                if body.first != UInt8(ascii: "}") { w.writeRaw(",") }
+                w.writeRaw(body)
+            }
+        case .observation(let bytes):
+            let ok = bytes.withUnsafeBytes { ObservationRecord.render($0, into: &w, continuing: continuing) }
+            guard ok else { throw StoreError("a stored observation record does not decode") }
+        }
+    }
 }
 
 public struct PendingTrace: Sendable {
@@ -76,9 +125,7 @@ extension RecordStore {
     static func recordJSON(_ column: SQLValue) throws -> String? {
         switch column {
         case .text(let text): return text
-        case .blob(let stored):
-            guard let json = ObservationRecord.json([UInt8](stored)) else { throw StoreError("a stored observation record does not decode") }
-            return String(decoding: json, as: UTF8.self)
+        case .blob: return try StoredRecord(column).json
         default: return nil
         }
     }
@@ -362,16 +409,16 @@ extension RecordStore {
         let traceID = row["trace_id"].data ?? Data()
         let observations = try s.rows(
             "SELECT span_id, revision, record FROM observations WHERE trace_id = ? \(condition.sql) ORDER BY start_time, span_id", [.blob(traceID)] + condition.args
-        ).map { o throws -> (spanID: Data, record: PendingRecord) in
+        ).map { o -> (spanID: Data, record: PendingRecord) in
             let spanID = o["span_id"].data ?? Data()
             return (
                 spanID,
-                PendingRecord(recordType: "observation", id: HexCoding.encode(bytes: spanID), revision: o["revision"].int ?? 0, record: try Self.recordJSON(o["record"]) ?? "{}")
+                PendingRecord(recordType: "observation", id: HexCoding.encode(bytes: spanID), revision: o["revision"].int ?? 0, stored: StoredRecord(o["record"]))
             )
         }
         return PendingTrace(
             traceID: traceID,
-            trace: PendingRecord(recordType: "trace", id: HexCoding.encode(bytes: traceID), revision: row["revision"].int ?? 0, record: row["record"].string ?? "{}"),
+            trace: PendingRecord(recordType: "trace", id: HexCoding.encode(bytes: traceID), revision: row["revision"].int ?? 0, stored: StoredRecord(row["record"])),
             observations: observations
         )
     }
