@@ -38,7 +38,7 @@ public enum ObservationRecord {
             let bucket = state.entries[key] ?? [:]
             w.b.string(key.kind)
             w.b.bytes.append(ByteWriter.scopes.firstIndex(of: key.scope).map(UInt8.init) ?? 0)
-            w.b.optional(bucket.values.map(\.order.time).max()) { $0.time($1) }
+            w.b.optional(RecordRenderer.updatedAt(bucket)) { $0.time($1) }
             w.values(bucket)
         }
         w.b.optionalString(o.model)
@@ -56,10 +56,9 @@ public enum ObservationRecord {
         return w.b.bytes
     }
 
-    /// The record's JSON: a stored record rendered, or one stored as JSON
-    /// text as it is. Nil for bytes that are neither.
+    /// The record's JSON; nil for bytes `encode` did not produce. (Records
+    /// stored as JSON text before this form are told apart by the store.)
     public static func json(_ stored: [UInt8]) -> [UInt8]? {
-        if stored.first == UInt8(ascii: "{") { return stored }
         var w = JSONWriter(reservingCapacity: stored.count * 2 + 512)
         let ok = stored.withUnsafeBytes { render($0, into: &w) }
         return ok ? w.bytes : nil
@@ -185,6 +184,17 @@ public enum ObservationRecord {
         mutating func json(_ v: JSONValue) {
             scratch.removeAll()
             scratch.write(v)
+            appendScratch()
+        }
+
+        /// An entry's values as a JSON object, after its length.
+        mutating func values(_ bucket: [String: Versioned<JSONValue>]) {
+            scratch.removeAll()
+            RecordRenderer.writeValues(bucket, into: &scratch)
+            appendScratch()
+        }
+
+        private mutating func appendScratch() {
             b.count(scratch.bytes.count)
             b.bytes.append(contentsOf: scratch.bytes)
         }
@@ -193,20 +203,6 @@ public enum ObservationRecord {
             guard let v else { return b.bytes.append(0) }
             b.bytes.append(1)
             json(v)
-        }
-
-        /// An entry's values as a JSON object, keys sorted, without copying
-        /// them out of their bucket into a dictionary.
-        mutating func values(_ bucket: [String: Versioned<JSONValue>]) {
-            scratch.removeAll()
-            scratch.beginObject()
-            for (k, v) in bucket.sorted(by: { $0.key < $1.key }) {
-                scratch.key(k)
-                scratch.write(v.value)
-            }
-            scratch.endObject()
-            b.count(scratch.bytes.count)
-            b.bytes.append(contentsOf: scratch.bytes)
         }
     }
 }

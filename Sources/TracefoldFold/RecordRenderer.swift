@@ -166,19 +166,30 @@ public enum RecordRenderer {
         w.field("label", string: MetadataKind.label(key.kind))
         w.field("scope", string: key.scope.rawValue)
         if let target = key.target { w.field("spanId", string: target.hex) }
-        w.field("updatedAt", string: bucket.values.map(\.order.time).max().map { ISOTime.format(unixNano: $0) })
+        w.field("updatedAt", string: updatedAt(bucket).map { ISOTime.format(unixNano: $0) })
         w.key("values")
         if extra.isEmpty {
-            w.beginObject()
-            for (k, v) in bucket.sorted(by: { $0.key < $1.key }) {
-                w.key(k)
-                w.write(v.value)
-            }
-            w.endObject()
+            writeValues(bucket, into: &w)
         } else {
             var values = bucket.mapValues(\.value)
             for (k, v) in extra { values[k] = v }
             w.write(.object(values))
+        }
+        w.endObject()
+    }
+
+    /// When an entry last changed: the latest order time of its values.
+    static func updatedAt(_ bucket: [String: Versioned<JSONValue>]) -> UInt64? {
+        bucket.values.map(\.order.time).max()
+    }
+
+    /// An entry's values as a JSON object, keys sorted, without copying
+    /// them out of their bucket into a dictionary.
+    static func writeValues(_ bucket: [String: Versioned<JSONValue>], into w: inout JSONWriter) {
+        w.beginObject()
+        for (k, v) in bucket.sorted(by: { $0.key < $1.key }) {
+            w.key(k)
+            w.write(v.value)
         }
         w.endObject()
     }

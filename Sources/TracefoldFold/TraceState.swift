@@ -178,19 +178,12 @@ public struct TraceState: Hashable, Sendable {
     /// Applies one update unless it was applied before or breaks a limit.
     /// Returns why it was dropped, or nil.
     public mutating func apply(_ update: MetadataUpdate, limits: MetadataLimits) -> MetadataDrop? {
+        if acceptedUpdates[update.id] != nil { return nil }
         let size = update.size
-        if size > limits.maxUpdateBytes {
-            return acceptedUpdates[update.id] != nil ? nil : .updateTooLarge(size: size, limit: limits.maxUpdateBytes)
-        }
+        if size > limits.maxUpdateBytes { return .updateTooLarge(size: size, limit: limits.maxUpdateBytes) }
         let total = cumulativeMetadataBytes
-        if total + size > limits.maxTraceBytes {
-            return acceptedUpdates[update.id] != nil ? nil : .traceLimit(total: total + size, limit: limits.maxTraceBytes)
-        }
-        // Looked up and recorded in one hash of the id: the count grows
-        // only if it was new.
-        let before = acceptedUpdates.count
-        acceptedUpdates[update.id, default: size] += 0
-        if acceptedUpdates.count == before { return nil }
+        if total + size > limits.maxTraceBytes { return .traceLimit(total: total + size, limit: limits.maxTraceBytes) }
+        acceptedUpdates[update.id] = size
         cumulativeMetadataBytes += size
         let key = EntryKey(scope: update.scope, target: update.scope == .trace ? nil : update.target, kind: update.kind)
         // An entry exists once an update was accepted for it, even with no values.
