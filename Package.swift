@@ -71,7 +71,7 @@ let package = Package(
         .target(
             name: "TracefoldQuery",
             dependencies: [
-                "TracefoldModel", "TracefoldMapping", "TracefoldStore", "TracefoldFold",
+                "TracefoldModel", "TracefoldMapping", "TracefoldStore", "TracefoldFold", "TracefoldConfig",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import OTLP
 import TracefoldConfig
@@ -18,6 +19,8 @@ import TracefoldTelemetry
 /// Assembles the pipeline from a config: receiver → intake log → pipeline →
 /// exporters, plus the HTTP server that fronts it. Like otelcol's `service`.
 public final class Collector: Sendable {
+    /// tracefold's version, which `GET /api/public/health` reports.
+    public static let version = "0.2.0"
     public let config: CollectorConfig
     let logger: Logger
     let log: IntakeLog
@@ -131,15 +134,32 @@ public final class Collector: Sendable {
         // (at most the visibility bound, SPEC §7.6) for what was acked before.
         let pipeline = self.pipeline
         let awaitVisibility: @Sendable () -> Void = { pipeline.waitForDelivery(timeout: Self.visibilityBound) }
+        let project = config.query.project
         if let store {
-            QueryAPI(store: store, awaitVisibility: awaitVisibility, allEntries: { [folder] in try folder?.allEntries(of: $0) }).register(on: router)
+            QueryAPI(store: store, projectID: project, awaitVisibility: awaitVisibility, allEntries: { [folder] in try folder?.allEntries(of: $0) })
+                .register(on: router)
+            ScoresAPI(store: store, projectID: project, awaitVisibility: awaitVisibility).register(on: router)
         }
-        if let folder { MetadataWriteAPI(folder: folder, awaitVisibility: awaitVisibility).register(on: router) }
+        if let folder {
+            MetadataWriteAPI(folder: folder, awaitVisibility: awaitVisibility).register(on: router)
+            TraceDeleteAPI(folder: folder, awaitVisibility: awaitVisibility).register(on: router)
+        }
+        let authenticator = RequestAuthenticator(config: config.receiver.auth)
+        let workspaces = Dictionary(config.receiver.auth.apiKeys.compactMap { k in k.workspace.map { (k.publicKey, $0) } }) { a, _ in a }
+        ProjectsAPI(
+            version: Self.version,
+            project: { authorization in
+                guard case .allowed(let key?) = authenticator.authenticate(authorization: authorization) else { return project }
+                return workspaces[key] ?? project
+            },
+            storeAnswers: { [store] in
+                guard let store else { return true }
+                return (try? await NIOThreadPool.singleton.runIfActive { try store.read { try $0.rows("SELECT 1", []) } }) != nil
+            }
+        ).register(on: router)
         let receiver = OTLPHTTPReceiver(config: config.receiver, metadata: config.metadata, committer: committer, logger: logger, metrics: metrics, memoryLimiter: memoryLimiter
         )
-        return FrontDoor(
-            receiver: receiver, authenticator: RequestAuthenticator(config: config.receiver.auth), router: router.buildResponder(), metrics: metrics
-        )
+        return FrontDoor(receiver: receiver, authenticator: authenticator, router: router.buildResponder(), metrics: metrics)
     }
 
     /// The HTTP application; `port` overrides the configured one (tests use 0).

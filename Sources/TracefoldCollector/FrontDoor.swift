@@ -56,7 +56,8 @@ struct FrontDoor<Router: HTTPResponder>: HTTPResponder where Router.Context == B
         return try await router.respond(to: request, context: context)
     }
 
-    static var openPaths: Set<String> { ["/health/live", "/health/ready"] }
+    /// Langfuse's health check needs no credentials either.
+    static var openPaths: Set<String> { ["/health/live", "/health/ready", "/api/public/health"] }
 
     /// Collapses runs of "/" in the path part, leaving the query alone.
     static func collapseSlashes(_ target: String) -> String {

@@ -14,6 +14,7 @@ public struct CollectorConfig: Sendable, Equatable {
     public var memoryLimiter: MemoryLimiterConfig?
     /// Request metadata and governance (SPEC §5).
     public var metadata: MetadataConfig = .init()
+    public var query: QueryAPIConfig = .init()
     public var service: ServiceConfig
 
     public init(
@@ -236,7 +237,7 @@ extension CollectorConfig {
         }
         let r = YAMLReader(source: source, expansion: EnvironmentExpansion(environment: environment))
         var config = CollectorConfig()
-        guard let top = try r.mapping(root, at: "", allowed: ["receivers", "processors", "exporters", "extensions", "connectors", "service", "store", "metadata"]) else {
+        guard let top = try r.mapping(root, at: "", allowed: ["receivers", "processors", "exporters", "extensions", "connectors", "service", "store", "metadata", "query"]) else {
             throw ConfigError(source: source, "the file is empty")
         }
         var declaredExporters: [String: Node] = [:]
@@ -270,6 +271,8 @@ extension CollectorConfig {
                 config.store = try parseStore(value, r)
             case "metadata":
                 (config.metadata, workspaceNodes) = try MetadataConfig.parse(value, r, environment: environment)
+            case "query":
+                config.query = try QueryAPIConfig.parse(value, r)
             case "service":
                 config.service = try parseService(value, r)
             default:

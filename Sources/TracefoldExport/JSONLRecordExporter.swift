@@ -128,7 +128,7 @@ public final class JSONLRecordExporter: @unchecked Sendable {
                 let start = activeBytes
                 buffer.removeAll()
                 do {
-                    for p in pending {
+                    for p in pending.traces {
                         try Self.line(p.trace, into: &buffer)
                         for o in p.observations { try Self.line(o.record, into: &buffer) }
                         if buffer.bytes.count >= Self.chunkBytes {
@@ -136,6 +136,7 @@ public final class JSONLRecordExporter: @unchecked Sendable {
                             buffer.removeAll()
                         }
                     }
+                    for r in pending.records { try Self.line(r, into: &buffer) }
                     try write(buffer.bytes)
                     buffer.removeAll()
                     // The lines must be on disk before the marks that cover them.
@@ -145,7 +146,7 @@ public final class JSONLRecordExporter: @unchecked Sendable {
                     if fd >= 0, ftruncate(fd, off_t(start)) == 0 { activeBytes = start }
                     throw error
                 }
-                lines = pending.reduce(0) { $0 + 1 + $1.observations.count }
+                lines = pending.traces.reduce(pending.records.count) { $0 + 1 + $1.observations.count }
                 bytes = activeBytes - start
                 return (activePath, activeBytes)
             }
@@ -159,10 +160,19 @@ public final class JSONLRecordExporter: @unchecked Sendable {
     }
 
     /// `{"recordType":…,"revision":…,` then the record's own fields,
-    /// rendered from the stored record straight into `w`.
+    /// rendered from the stored record straight into `w`; for a deleted
+    /// record, its tombstone `{"recordType":…,"id":…,"revision":N,"deleted":true}`.
     public static func line(_ r: PendingRecord, into w: inout JSONWriter) throws {
         w.writeRaw("{\"recordType\":")
         w.writeString(r.recordType)
+        if r.deleted {
+            w.writeRaw(",\"id\":")
+            w.writeString(r.id)
+            w.writeRaw(",\"revision\":")
+            w.writeInt(r.revision)
+            w.writeRaw(",\"deleted\":true}\n")
+            return
+        }
         w.writeRaw(",\"revision\":")
         w.writeInt(r.revision)
         try r.stored.write(into: &w, continuing: true)

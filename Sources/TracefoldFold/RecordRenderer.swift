@@ -67,7 +67,7 @@ public enum RecordRenderer {
         let metadata = governed.metadata
 
         let environment = s.effectiveRoot?.environment ?? s.environment?.value ?? "default"
-        let minStart = s.minStart == .max ? 0 : s.minStart
+        let minStart = s.minStart == .max ? firstWrite(s) : s.minStart
         let latency = Double(s.maxEnd >= minStart ? s.maxEnd - minStart : 0) / 1e9
         let tags = s.tags.sorted()
         var traceScope = JSONWriter()
@@ -110,10 +110,21 @@ public enum RecordRenderer {
         w.field("version", string: s.version?.value)
         w.endObject()
         return TraceRow(
-            traceID: s.traceID, startUnixNano: s.minStart, json: w.bytes, name: s.name?.value ?? root?.name, userID: governed.userID,
+            traceID: s.traceID, startUnixNano: minStart, json: w.bytes, name: s.name?.value ?? root?.name, userID: governed.userID,
             sessionID: s.sessionID?.value, version: s.version?.value, release: s.release?.value, environment: environment, tags: tags,
             isPublic: s.isPublic, latency: latency, totalCost: s.totalCost ?? 0, metadata: metadata
         )
+    }
+
+    /// A trace that only REST metadata writes have made so far starts when
+    /// the first of them was received (each write's values carry that time
+    /// in their order key), not at the epoch; its first span replaces it.
+    static func firstWrite(_ s: TraceState) -> UInt64 {
+        var first = UInt64.max
+        for bucket in s.entries.values {
+            for v in bucket.values where v.order.time < first { first = v.order.time }
+        }
+        return first == .max ? 0 : first
     }
 
     /// Every entry of the trace, all scopes, in (scope, span, kind) order

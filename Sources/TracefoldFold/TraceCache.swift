@@ -74,6 +74,11 @@ struct TraceCache {
         if count > capacity { evict() }
     }
 
+    mutating func remove(_ id: TraceID) {
+        hot[id] = nil
+        cold[id] = nil
+    }
+
     /// Forgets the traces that started before `cutoff` (retention).
     mutating func removeAll(startedBefore cutoff: UInt64) {
         hot = hot.filter { $0.value.state.minStart >= cutoff }

@@ -64,6 +64,9 @@ public protocol FoldTransaction {
     func spans(of trace: TraceID, ids: [SpanID]) throws -> [StoredSpan]
     /// Stores new spans and changed records, bumping revisions.
     func write(_ commit: FoldCommit) throws
+    /// Deletes these traces with their spans, updates, observations and
+    /// scores, leaving tombstones for the export. Returns those that existed.
+    func delete(_ traces: [TraceID]) throws -> [TraceID]
 }
 
 /// The fold stage (SPEC §2–§4): maps each new span, folds it into its trace's
@@ -324,6 +327,18 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
         }
         if let trace = outcome.1 { open.put(traceID, trace) }
         return outcome.0
+    }
+
+    /// Deletes traces with everything they hold (`DELETE /api/public/traces`),
+    /// under the fold's lock and the traces' store locks, and forgets their
+    /// cached state: a span that arrives afterwards starts the trace anew.
+    /// Returns the traces that existed.
+    public func delete(_ traces: [TraceID]) throws -> [TraceID] {
+        lock.lock()
+        defer { lock.unlock() }
+        let deleted = try store.transaction(locking: traces) { tx in try tx.delete(traces) }
+        for id in traces { open.remove(id) }
+        return deleted
     }
 
     /// Syncs the store; at most once a minute it also applies retention,

@@ -24,7 +24,7 @@ public struct MetadataWriteAPI: Sendable {
     public func register(on router: Router<BasicRequestContext>) {
         for path in ["/api/public/traces/:id/metadata", "/v1/runs/:id/metadata"] {
             router.post(RouterPath(stringLiteral: path)) { request, context in
-                try await self.write(request, traceID: context.parameters.get("id") ?? "")
+                try await self.write(request, traceID: QueryAPI.pathID(context))
             }
         }
     }

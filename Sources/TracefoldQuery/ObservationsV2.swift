@@ -53,7 +53,7 @@ extension QueryAPI {
             var rows = try store.observationPage(r)
             let more = rows.count > r.limit
             if more { rows.removeLast() }
-            let data = try rows.map { try Self.v2Item($0, groups: groups, expand: expand) }
+            let data = try rows.map { try v2Item($0, groups: groups, expand: expand) }
             var meta: [String: JSONValue] = [:]
             if more, let last = rows.last { meta["cursor"] = .string(Self.encodeCursor(last)) }
             return Self.json(.ok, .object(["data": .array(data), "meta": .object(meta)]))
@@ -62,7 +62,7 @@ extension QueryAPI {
         }
     }
 
-    static func v2Item(_ row: ObservationRow, groups: Set<String>, expand: Set<String>) throws -> JSONValue {
+    func v2Item(_ row: ObservationRow, groups: Set<String>, expand: Set<String>) throws -> JSONValue {
         guard var o = try JSONParser.parse(row.record).objectValue else { return .null }
         o["projectId"] = .string(projectID)
         o["isRootObservation"] = .bool(o["parentObservationId"] == .null)
@@ -96,7 +96,7 @@ extension QueryAPI {
                 out[kv.key] = expand.contains(kv.key) || text.count <= 200 ? kv.value : .string(String(text.prefix(200)))
             })
         }
-        let keep = Set(groups.flatMap { fieldGroups[$0] ?? [] })
+        let keep = Set(groups.flatMap { Self.fieldGroups[$0] ?? [] })
         return .object(o.filter { keep.contains($0.key) })
     }
 

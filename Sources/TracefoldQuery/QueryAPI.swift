@@ -1,6 +1,8 @@
+import Foundation
 import Hummingbird
 import NIOCore
 import NIOPosix
+import TracefoldConfig
 import TracefoldMapping
 import TracefoldModel
 import TracefoldStore
@@ -17,14 +19,15 @@ public struct QueryAPI: Sendable {
     /// trace: rendered by the fold from the trace's state
     /// (`TraceFolder.allEntries`), since the store keeps no copy.
     let allEntries: @Sendable (TraceID) throws -> [UInt8]?
-    /// Langfuse puts the project in `htmlPath`; tracefold has one.
-    public static let projectID = "tracefold"
+    /// Langfuse puts the project in every record and in `htmlPath`.
+    let projectID: String
 
     public init(
-        store: any RecordStore, awaitVisibility: @escaping @Sendable () -> Void = {},
+        store: any RecordStore, projectID: String = QueryAPIConfig().project, awaitVisibility: @escaping @Sendable () -> Void = {},
         allEntries: @escaping @Sendable (TraceID) throws -> [UInt8]? = { _ in nil }
     ) {
         self.store = store
+        self.projectID = projectID
         self.awaitVisibility = awaitVisibility
         self.allEntries = allEntries
     }
@@ -32,20 +35,32 @@ public struct QueryAPI: Sendable {
     public func register(on router: Router<BasicRequestContext>) {
         router.get("/api/public/traces") { request, _ in try await read { try self.listTraces(request) } }
         router.get("/api/public/traces/:id") { _, context in
-            let id = context.parameters.get("id") ?? ""
+            let id = QueryAPI.pathID(context)
             return try await read { try self.getTrace(id) }
         }
         router.get("/api/public/observations") { request, _ in try await read { try self.listObservations(request) } }
         router.get("/api/public/observations/:id") { _, context in
-            let id = context.parameters.get("id") ?? ""
+            let id = QueryAPI.pathID(context)
             return try await read { try self.getObservation(id) }
         }
         router.get("/api/public/v2/observations") { request, _ in try await read { try self.listObservationsV2(request) } }
         router.get("/api/traces/:id/metadata") { _, context in
-            let id = context.parameters.get("id") ?? ""
+            let id = QueryAPI.pathID(context)
             return try await read { try self.traceMetadata(id) }
         }
         router.get("/api/metrics/summary") { request, _ in try await read { try self.summary(request) } }
+        router.get("/api/public/sessions") { request, _ in try await read { try self.listSessions(request) } }
+        router.get("/api/public/sessions/:id") { _, context in
+            let id = QueryAPI.pathID(context)
+            return try await read { try self.getSession(id) }
+        }
+    }
+
+    /// The `{id}` of a route, percent-decoded: session and score ids may
+    /// hold any character (`/sessions/chat%20one`).
+    static func pathID(_ context: BasicRequestContext) -> String {
+        let raw = context.parameters.get("id") ?? ""
+        return raw.removingPercentEncoding ?? raw
     }
 
     /// A store read, after what was acknowledged before it is visible.
@@ -89,7 +104,8 @@ public struct QueryAPI: Sendable {
                 f.orderBy = (String(parts[0]), parts[1] == "asc")
             }
             if let filter = q.one("filter") { try applyFilter(filter, to: &f) }
-            return try Self.list(store.traces(f), page: f.page, limit: f.limit, item: Self.listItem)
+            let (records, total) = try store.traces(f)
+            return Self.json(.ok, .object(["data": .array(try traceItems(records)), "meta": Self.meta(page: f.page, limit: f.limit, total: total)]))
         } catch let e as QueryError {
             return e.response
         }
@@ -99,9 +115,12 @@ public struct QueryAPI: Sendable {
         guard let traceID = TraceID(hex: id), let text = try store.traceRecord(traceID) else {
             return Self.error(.notFound, "Trace not found", "no trace with id \"\(id)\"")
         }
-        var trace = try Self.listItem(JSONParser.parse(text)).objectValue ?? [:]
-        // On the single-trace route observations are full objects (Langfuse v1).
-        trace["observations"] = .array(try store.observationRecords(of: traceID).map { try Self.observationItem(JSONParser.parse($0)) })
+        var trace = try listItem(JSONParser.parse(text)).objectValue ?? [:]
+        // On the single-trace route observations and scores are full
+        // objects (Langfuse v1).
+        trace["observations"] = .array(try store.observationRecords(of: traceID).map { try observationItem(JSONParser.parse($0)) })
+        let scores = ScoresAPI(store: store, projectID: projectID)
+        trace["scores"] = .array(try store.scores(ofTraces: [traceID.hex])[traceID.hex, default: []].map(scores.v2))
         return Self.json(.ok, .object(trace))
     }
 
@@ -112,13 +131,48 @@ public struct QueryAPI: Sendable {
             return Self.error(.notFound, "Trace not found", "no trace with id \"\(id)\"")
         }
         var grouped = [String: [String: JSONValue]]()
-        for entry in try JSONParser.parse(text).arrayValue ?? [] {
+        var entries = try JSONParser.parse(text).arrayValue ?? []
+        Self.addScores(try store.scores(ofTraces: [traceID.hex])[traceID.hex] ?? [], to: &entries)
+        for entry in entries {
             guard let scope = entry["scope"]?.stringValue, let kind = entry["kind"]?.stringValue, var body = entry.objectValue else { continue }
             body["scope"] = nil
             body["kind"] = nil
             grouped[scope, default: [:]][kind, default: .array([])] = .array((grouped[scope]?[kind]?.arrayValue ?? []) + [.object(body)])
         }
         return Self.json(.ok, .object(["traceId": .string(traceID.hex), "metadata": .object(grouped.mapValues(JSONValue.object))]))
+    }
+
+    /// A trace's scores as `tracefold.score` entries ("Scores"): trace and
+    /// session-less scores in the trace scope, an observation's in its
+    /// observation scope, each value under the score's name, the latest
+    /// score of a name winning. A client-written `tracefold.score` entry of
+    /// the same scope takes them into its values.
+    static func addScores(_ scores: [StoredScore], to entries: inout [JSONValue]) {
+        for score in scores {
+            let r = score.record
+            let value: JSONValue
+            switch r["dataType"]?.stringValue {
+            case "NUMERIC": value = r["value"] ?? .null
+            case "BOOLEAN": value = .bool(r["value"]?.numberValue == 1)
+            default: value = r["stringValue"] ?? .null
+            }
+            let spanID = r["observationId"]?.stringValue
+            let scope = spanID == nil ? "trace" : "observation"
+            let i = entries.firstIndex {
+                $0["kind"]?.stringValue == "tracefold.score" && $0["scope"]?.stringValue == scope && $0["spanId"]?.stringValue == spanID
+            }
+            var entry = i.flatMap { entries[$0].objectValue } ?? [
+                "kind": .string("tracefold.score"), "label": .string(MetadataKind.label("tracefold.score")), "scope": .string(scope),
+                "values": .object([:]), "updatedAt": .null,
+            ]
+            if let spanID { entry["spanId"] = .string(spanID) }
+            var values = entry["values"]?.objectValue ?? [:]
+            values[r["name"]?.stringValue ?? ""] = value
+            entry["values"] = .object(values)
+            // ISO-8601 UTC strings of one format order as their times do.
+            if let updated = r["updatedAt"]?.stringValue, (entry["updatedAt"]?.stringValue ?? "") < updated { entry["updatedAt"] = .string(updated) }
+            if let i { entries[i] = .object(entry) } else { entries.append(.object(entry)) }
+        }
     }
 
     /// SPEC §7.4: per group, traces, observations, errors, p50/p95 latency,
@@ -148,6 +202,7 @@ public struct QueryAPI: Sendable {
                     "latencyP50": r.latencyP50.map(JSONValue.double) ?? .null, "latencyP95": r.latencyP95.map(JSONValue.double) ?? .null,
                     "inputTokens": number(r.inputTokens), "outputTokens": number(r.outputTokens), "totalTokens": number(r.totalTokens),
                     "totalCost": .double(r.totalCost),
+                    "scores": .object(r.scores.mapValues { .object(["count": .int(Int64($0.count)), "average": .double($0.average)]) }),
                 ])
             }
             return Self.json(.ok, .object(["groupBy": .string(by), "data": .array(data)]))
@@ -165,7 +220,7 @@ public struct QueryAPI: Sendable {
         }
         do {
             try q.observationFilter(into: &f)
-            return try Self.list(store.observations(f), page: f.page, limit: f.limit, item: Self.observationItem)
+            return try Self.list(store.observations(f), page: f.page, limit: f.limit, item: observationItem)
         } catch let e as QueryError {
             return e.response
         }
@@ -175,7 +230,7 @@ public struct QueryAPI: Sendable {
         guard let spanID = SpanID(hex: id), let text = try store.observation(spanID) else {
             return Self.error(.notFound, "Observation not found", "no observation with id \"\(id)\"")
         }
-        return Self.json(.ok, try Self.observationItem(JSONParser.parse(text)))
+        return Self.json(.ok, try observationItem(JSONParser.parse(text)))
     }
 
     /// `filter`: a JSON array of Langfuse filter objects. Metadata takes
@@ -226,7 +281,19 @@ public struct QueryAPI: Sendable {
 
     // MARK: shapes
 
-    static func listItem(_ record: JSONValue) -> JSONValue {
+    /// Trace records in the list shape, each with its score ids.
+    func traceItems(_ records: [String]) throws -> [JSONValue] {
+        var items = try records.map { try listItem(JSONParser.parse($0)) }
+        let scores = try store.scores(ofTraces: items.compactMap { $0["id"]?.stringValue })
+        for i in items.indices {
+            guard case .object(var o) = items[i], let id = o["id"]?.stringValue, let ids = scores[id] else { continue }
+            o["scores"] = .array(ids.map { .string($0.id) })
+            items[i] = .object(o)
+        }
+        return items
+    }
+
+    func listItem(_ record: JSONValue) -> JSONValue {
         guard var o = record.objectValue, let id = o["id"]?.stringValue else { return record }
         o["projectId"] = .string(projectID)
         o["htmlPath"] = .string("/project/\(projectID)/traces/\(id)")
@@ -238,7 +305,7 @@ public struct QueryAPI: Sendable {
         return .object(o)
     }
 
-    static func observationItem(_ record: JSONValue) -> JSONValue {
+    func observationItem(_ record: JSONValue) -> JSONValue {
         guard var o = record.objectValue else { return record }
         o["projectId"] = .string(projectID)
         // Langfuse's legacy usage fields, summed from keys containing input/output.

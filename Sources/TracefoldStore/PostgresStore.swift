@@ -128,6 +128,25 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
         "CREATE INDEX IF NOT EXISTS observations_by_start ON observations(start_time)",
         "CREATE UNIQUE INDEX IF NOT EXISTS observations_by_span ON observations(span_id, trace_id)",
         "CREATE TABLE IF NOT EXISTS export_position (exporter text PRIMARY KEY, file text NOT NULL, length bigint NOT NULL)",
+        // Scores and tombstones, as in SQLiteStore's v10 migration.
+        """
+        CREATE TABLE IF NOT EXISTS scores (
+          id text PRIMARY KEY, revision bigint NOT NULL, exported_revision bigint NOT NULL DEFAULT 0,
+          changed_at bigint NOT NULL, created_at bigint NOT NULL, timestamp bigint NOT NULL,
+          trace_id text, observation_id text, session_id text, dataset_run_id text, name text NOT NULL, data_type text NOT NULL,
+          value double precision, string_value text, source text NOT NULL, environment text NOT NULL, config_id text, queue_id text,
+          record text NOT NULL)
+        """,
+        "CREATE INDEX IF NOT EXISTS scores_by_time ON scores(timestamp, id)",
+        "CREATE INDEX IF NOT EXISTS scores_by_trace ON scores(trace_id, timestamp)",
+        "CREATE INDEX IF NOT EXISTS scores_by_session ON scores(session_id, timestamp)",
+        "CREATE INDEX IF NOT EXISTS scores_unexported ON scores(changed_at) WHERE revision > exported_revision",
+        """
+        CREATE TABLE IF NOT EXISTS tombstones (
+          record_type text NOT NULL, id text NOT NULL, revision bigint NOT NULL, exported_revision bigint NOT NULL DEFAULT 0,
+          changed_at bigint NOT NULL, PRIMARY KEY (record_type, id))
+        """,
+        "CREATE INDEX IF NOT EXISTS tombstones_unexported ON tombstones(changed_at) WHERE revision > exported_revision",
     ]
 
     private func migrate() throws {

@@ -59,9 +59,24 @@ public struct ObservationFilter: Sendable {
 public struct PendingRecord: Sendable {
     public var recordType: String
     public var id: String
+    /// The revision its line carries: the row's, counted on from the
+    /// tombstone of an earlier record with the same id (`Tombstones`).
     public var revision: Int64
     /// As stored: the exporter renders it straight into its line.
     public var stored: StoredRecord
+    /// A tombstone: the line says `"deleted":true` and holds no record.
+    public var deleted = false
+    /// The row's revision, which the export marks.
+    var rowRevision: Int64
+
+    init(recordType: String, id: String, revision: Int64, stored: StoredRecord, deleted: Bool = false) {
+        self.recordType = recordType
+        self.id = id
+        self.revision = revision
+        self.stored = stored
+        self.deleted = deleted
+        self.rowRevision = revision
+    }
 
     /// The record as JSON text.
     public var record: String { get throws { try stored.json } }
@@ -110,6 +125,16 @@ public enum StoredRecord: Sendable {
             guard ok else { throw StoreError("a stored observation record does not decode") }
         }
     }
+}
+
+/// What one export pass writes: traces with their changed observations,
+/// then scores and tombstones.
+public struct PendingExport: Sendable {
+    public var traces: [PendingTrace]
+    public var records: [PendingRecord]
+    /// The most records of one kind taken.
+    var most: Int
+    var isEmpty: Bool { traces.isEmpty && records.isEmpty }
 }
 
 public struct PendingTrace: Sendable {
@@ -301,6 +326,9 @@ public struct SummaryRow: Sendable {
     public var outputTokens: Double
     public var totalTokens: Double
     public var totalCost: Double
+    /// Per score name, numeric and boolean scores only (a boolean counts
+    /// as 0 or 1): how many, and their average.
+    public var scores: [String: (count: Int, average: Double)] = [:]
 }
 
 extension RecordStore {
@@ -314,6 +342,8 @@ extension RecordStore {
         let same = dialect.isSame
         let errors = "CASE WHEN level = 'ERROR' THEN 1 ELSE 0 END"
         let sql: String
+        // The group's expression over a `traces` row (not for models).
+        var traceGroup = "NULL"
         if groupBy == .model {
             // Only observations that name a model form a group; latency and
             // cost are the observations'.
@@ -340,6 +370,7 @@ extension RecordStore {
             case .name: key = "name"
             case .model: key = "NULL"
             }
+            traceGroup = key
             sql = """
                 WITH t AS (SELECT trace_id, \(key) AS g, latency, total_cost AS cost FROM traces \(w.sql)),
                 o AS (
@@ -355,21 +386,49 @@ extension RecordStore {
                 FROM t LEFT JOIN o ON o.trace_id = t.trace_id GROUP BY t.g ORDER BY traces DESC, g
                 """
         }
+        // Scores per group and name: a trace's scores, or for models the
+        // scores of the observations that name the model.
+        let scoreSQL: String
+        var scoreArgs = args
+        if groupBy == .model {
+            var sw = SQLWhere(dialect)
+            sw.range("o.start_time", from: fromUnixNano, to: toUnixNano)
+            sw.add("o.model IS NOT NULL")
+            sw.add("s.data_type IN ('NUMERIC', 'BOOLEAN')")
+            scoreArgs = sw.args
+            scoreSQL = """
+                SELECT o.model AS g, s.name AS name, COUNT(*) AS n, AVG(s.value) AS average
+                FROM observations o JOIN scores s ON s.trace_id = \(dialect.hexText("o.trace_id")) AND s.observation_id = \(dialect.hexText("o.span_id"))
+                \(sw.sql) GROUP BY o.model, s.name
+                """
+        } else {
+            scoreSQL = """
+                WITH t AS (SELECT \(dialect.hexText("trace_id")) AS hex_id, \(traceGroup) AS g FROM traces \(w.sql))
+                SELECT t.g AS g, s.name AS name, COUNT(*) AS n, AVG(s.value) AS average
+                FROM t JOIN scores s ON s.trace_id = t.hex_id WHERE s.data_type IN ('NUMERIC', 'BOOLEAN') GROUP BY t.g, s.name
+                """
+        }
+        func group(_ value: SQLValue) -> JSONValue {
+            switch value {
+            case .null: return .null
+            case .int(let i): return .int(i)
+            case .double(let d): return .double(d)
+            case .text(let t): return .string(t)
+            case .blob(let b): return .string(HexCoding.encode(bytes: b))
+            }
+        }
         return try read { s in
-            try s.rows(sql, args).map { row in
-                let group: JSONValue
-                switch row["g"] {
-                case .null: group = .null
-                case .int(let i): group = .int(i)
-                case .double(let d): group = .double(d)
-                case .text(let t): group = .string(t)
-                case .blob(let b): group = .string(HexCoding.encode(bytes: b))
-                }
+            var scores = [JSONValue: [String: (count: Int, average: Double)]]()
+            for row in try s.rows(scoreSQL, scoreArgs) {
+                scores[group(row["g"]), default: [:]][row["name"].string ?? ""] = (Int(row["n"].int ?? 0), row["average"].double ?? 0)
+            }
+            return try s.rows(sql, args).map { row in
+                let g = group(row["g"])
                 return SummaryRow(
-                    group: group, traces: Int(row["traces"].int ?? 0), observations: Int(row["observations"].int ?? 0),
+                    group: g, traces: Int(row["traces"].int ?? 0), observations: Int(row["observations"].int ?? 0),
                     errors: Int(row["errors"].int ?? 0), latencyP50: row["p50"].double, latencyP95: row["p95"].double,
                     inputTokens: row["input"].double ?? 0, outputTokens: row["output"].double ?? 0,
-                    totalTokens: row["total"].double ?? 0, totalCost: row["cost"].double ?? 0
+                    totalTokens: row["total"].double ?? 0, totalCost: row["cost"].double ?? 0, scores: scores[g] ?? [:]
                 )
             }
         }
@@ -390,9 +449,10 @@ extension RecordStore {
             }
             sql += " ORDER BY start_time, trace_id LIMIT ?"
             args.append(SQLValue(limit))
-            return try s.rows(sql, args).map { row in
-                (row["start_time"].int ?? 0, try Self.pending(row, observations: ("", []), in: s))
-            }
+            let rows = try s.rows(sql, args)
+            var pending = try rows.map { try Self.pending($0, observations: ("", []), in: s) }
+            try Tombstones.raiseRevisions(&pending, in: s)
+            return zip(rows, pending).map { ($0["start_time"].int ?? 0, $1) }
         }
     }
 
@@ -443,8 +503,13 @@ extension RecordStore {
     /// the lines are written and fsynced. A trace that changes meanwhile is
     /// marked with the revision that was written and stays pending.
     /// `exporter` names this exporter's position (its directory).
+    ///
+    /// Scores and tombstones go the same way, up to `limit` of each per
+    /// pass, after the traces: `emit` gets them as `records`. Returns the
+    /// most of any kind taken, so a pass that returns less than `limit`
+    /// left nothing behind.
     @discardableResult
-    public func exportPass(exporter: String, idleSince: UInt64?, limit: Int, emit: ([PendingTrace]) throws -> (file: String, length: Int)) throws -> Int {
+    public func exportPass(exporter: String, idleSince: UInt64?, limit: Int, emit: (PendingExport) throws -> (file: String, length: Int)) throws -> Int {
         let cutoff = SQLValue.int(idleSince.map { Int64(bitPattern: $0) } ?? Int64.max)
         switch dialect {
         case .postgres:
@@ -452,20 +517,20 @@ extension RecordStore {
                 let pending = try Self.unexported(cutoff, limit: limit, lock: "FOR UPDATE SKIP LOCKED", in: s)
                 guard !pending.isEmpty else { return 0 }
                 try Self.markExported(pending, exporter: exporter, position: emit(pending), in: s)
-                return pending.count
+                return pending.most
             }
         case .sqlite:
             let pending = try read { s in try Self.unexported(cutoff, limit: limit, lock: "", in: s) }
             guard !pending.isEmpty else { return 0 }
             let position = try emit(pending)
             try write { s in try Self.markExported(pending, exporter: exporter, position: position, in: s) }
-            return pending.count
+            return pending.most
         }
     }
 
     /// Traces with unexported revisions, each with the observations written
-    /// since its last export.
-    static func unexported(_ cutoff: SQLValue, limit: Int, lock: String, in s: any SQLSession) throws -> [PendingTrace] {
+    /// since its last export; then scores and tombstones.
+    static func unexported(_ cutoff: SQLValue, limit: Int, lock: String, in s: any SQLSession) throws -> PendingExport {
         let rows = try s.rows(
             """
             SELECT trace_id, revision, exported_revision, record FROM traces
@@ -473,17 +538,52 @@ extension RecordStore {
             """,
             [cutoff, SQLValue(limit)]
         )
-        return try rows.map { try pending($0, observations: ("AND trace_revision > ?", [.int($0["exported_revision"].int ?? 0)]), in: s) }
+        var traces = try rows.map { try pending($0, observations: ("AND trace_revision > ?", [.int($0["exported_revision"].int ?? 0)]), in: s) }
+        try Tombstones.raiseRevisions(&traces, in: s)
+        var scores = try s.rows(
+            """
+            SELECT id, revision, \(scoreColumns) FROM scores
+            WHERE revision > exported_revision AND changed_at <= ? ORDER BY changed_at LIMIT ? \(lock)
+            """,
+            [cutoff, SQLValue(limit)]
+        ).map { row in
+            var w = JSONWriter(reservingCapacity: 512)
+            w.write(.object(try storedScore(row).record))
+            let id = row["id"].string ?? ""
+            return PendingRecord(recordType: "score", id: id, revision: row["revision"].int ?? 0, stored: .json(String(decoding: w.bytes, as: UTF8.self)))
+        }
+        if !scores.isEmpty {
+            let floors = try Tombstones.revisionFloors("score", ids: scores.map(\.id), in: s)
+            for i in scores.indices { scores[i].revision += floors[scores[i].id] ?? 0 }
+        }
+        let tombstones = try s.rows(
+            """
+            SELECT record_type, id, revision FROM tombstones
+            WHERE revision > exported_revision AND changed_at <= ? ORDER BY changed_at LIMIT ? \(lock)
+            """,
+            [cutoff, SQLValue(limit)]
+        ).map {
+            PendingRecord(recordType: $0["record_type"].string ?? "", id: $0["id"].string ?? "", revision: $0["revision"].int ?? 0, stored: .json("{}"), deleted: true)
+        }
+        return PendingExport(traces: traces, records: scores + tombstones, most: max(traces.count, scores.count, tombstones.count))
     }
 
     /// Marks on the trace rows only (an observation's export state is its
-    /// trace_revision against them), never lowered, and the file position
-    /// they cover.
-    static func markExported(_ pending: [PendingTrace], exporter: String, position: (file: String, length: Int), in s: any SQLSession) throws {
+    /// trace_revision against them), on score and tombstone rows, never
+    /// lowered, and the file position they cover.
+    static func markExported(_ pending: PendingExport, exporter: String, position: (file: String, length: Int), in s: any SQLSession) throws {
         try record(position, exporter: exporter, in: s)
-        for p in pending {
-            try s.execute("UPDATE traces SET exported_revision = CASE WHEN exported_revision > ? THEN exported_revision ELSE ? END WHERE trace_id = ?",
-                          [.int(p.trace.revision), .int(p.trace.revision), .blob(p.traceID)])
+        let raise = "exported_revision = CASE WHEN exported_revision > ? THEN exported_revision ELSE ? END"
+        for p in pending.traces {
+            try s.execute("UPDATE traces SET \(raise) WHERE trace_id = ?", [.int(p.trace.rowRevision), .int(p.trace.rowRevision), .blob(p.traceID)])
+        }
+        for r in pending.records {
+            let revision = SQLValue.int(r.rowRevision)
+            if r.deleted {
+                try s.execute("UPDATE tombstones SET \(raise) WHERE record_type = ? AND id = ?", [revision, revision, .text(r.recordType), .text(r.id)])
+            } else {
+                try s.execute("UPDATE scores SET \(raise) WHERE id = ?", [revision, revision, .text(r.id)])
+            }
         }
     }
 
@@ -508,6 +608,53 @@ extension RecordStore {
                 guard let file = row["file"].string, let length = row["length"].int else { return nil }
                 return (file, Int(length))
             }
+        }
+    }
+}
+
+// MARK: sessions (Langfuse's `GET /api/public/sessions`)
+
+/// A session: the traces that share a `sessionId`. It was created when its
+/// first trace started.
+public struct SessionRow: Sendable {
+    public var id: String
+    public var createdAtUnixNano: Int64
+    public var environment: String?
+
+    public init(id: String, createdAtUnixNano: Int64, environment: String?) {
+        self.id = id
+        self.createdAtUnixNano = createdAtUnixNano
+        self.environment = environment
+    }
+}
+
+extension RecordStore {
+    /// Newest first; `from` (inclusive) and `to` (exclusive) bound the
+    /// session's creation, `environments` its traces.
+    public func sessions(fromUnixNano: UInt64?, toUnixNano: UInt64?, environments: [String], page: Int, limit: Int) throws -> (sessions: [SessionRow], total: Int) {
+        var w = SQLWhere(dialect)
+        w.add("session_id IS NOT NULL")
+        w.oneOf("environment", environments)
+        var having = SQLWhere(dialect)
+        having.range("MIN(start_time)", from: fromUnixNano, to: toUnixNano)
+        let grouped = """
+            SELECT session_id AS id, MIN(start_time) AS created, MIN(environment) AS environment FROM traces \(w.sql)
+            GROUP BY session_id \(having.clauses.isEmpty ? "" : "HAVING " + having.clauses.joined(separator: " AND "))
+            """
+        return try read { s in
+            let total = try s.row("SELECT COUNT(*) AS n FROM (\(grouped)) g", w.args + having.args)?["n"].int ?? 0
+            let (offset, overflow) = (page - 1).multipliedReportingOverflow(by: limit)
+            let rows = try s.rows(
+                "\(grouped) ORDER BY created DESC, id DESC LIMIT ? OFFSET ?", w.args + having.args + [SQLValue(limit), SQLValue(overflow ? Int.max : offset)]
+            )
+            return (rows.map { SessionRow(id: $0["id"].string ?? "", createdAtUnixNano: $0["created"].int ?? 0, environment: $0["environment"].string) }, Int(total))
+        }
+    }
+
+    /// Every trace record of a session, oldest first.
+    public func traceRecords(inSession id: String) throws -> [String] {
+        try read { s in
+            try s.rows("SELECT record FROM traces WHERE session_id = ? ORDER BY start_time, trace_id", [.text(id)]).compactMap { $0["record"].string }
         }
     }
 }

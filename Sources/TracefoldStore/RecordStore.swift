@@ -202,6 +202,30 @@ struct SQLFoldTransaction: FoldTransaction {
         )
     }
 
+    func delete(_ traces: [TraceID]) throws -> [TraceID] {
+        var deleted = [TraceID]()
+        try Self.inLists(traces) { list, ids in
+            let rows = try session.rows("SELECT trace_id, revision FROM traces WHERE trace_id IN \(list)", ids)
+            let found = rows.compactMap { row in row["trace_id"].data.flatMap { TraceID(bytes: [UInt8]($0)) }.map { ($0, row["revision"].int ?? 0) } }
+            guard !found.isEmpty else { return }
+            deleted += found.map(\.0)
+            try Tombstones.bury("trace", found.map { ($0.0.hex, $0.1) }, in: session)
+            let observations = try session.rows("SELECT span_id, revision FROM observations WHERE trace_id IN \(list)", ids).map {
+                (HexCoding.encode(bytes: $0["span_id"].data ?? Data()), $0["revision"].int ?? 0)
+            }
+            try Tombstones.bury("observation", observations, in: session)
+            var scores = SQLWhere(session.dialect)
+            scores.oneOf("trace_id", found.map(\.0.hex))
+            let scoreRows = try session.rows("SELECT id, revision FROM scores \(scores.sql)", scores.args).map { ($0["id"].string ?? "", $0["revision"].int ?? 0) }
+            try Tombstones.bury("score", scoreRows, in: session)
+            try session.execute("DELETE FROM scores \(scores.sql)", scores.args)
+            for table in ["spans", "api_updates", "observations", "trace_metadata", "traces"] {
+                try session.execute("DELETE FROM \(table) WHERE trace_id IN \(list)", ids)
+            }
+        }
+        return deleted
+    }
+
     /// What a metadata filter compares: a string as itself, anything else
     /// as its JSON text; null as SQL NULL.
     static func metadataText(_ v: JSONValue) -> SQLValue {

@@ -54,6 +54,12 @@ public enum SQLDialect: Sendable {
         self == .sqlite ? "EXISTS (SELECT 1 FROM json_each(\(column)) WHERE value = ?)" : "(\(column) ?? ?)"
     }
 
+    /// A blob column as lowercase hex text: how scores name traces and
+    /// observations.
+    func hexText(_ column: String) -> String {
+        self == .sqlite ? "lower(hex(\(column)))" : "encode(\(column), 'hex')"
+    }
+
     /// Whether `text` contains the next argument.
     func contains(_ text: String) -> String {
         self == .sqlite ? "instr(\(text), ?) > 0" : "strpos(\(text), ?) > 0"

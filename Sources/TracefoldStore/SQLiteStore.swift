@@ -193,8 +193,30 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
                 CREATE UNIQUE INDEX spans_by_trace_seq ON spans(trace_id, seq);
                 """)
         }
+        m.registerMigration("v10-scores-tombstones") { db in
+            try db.execute(sql: Self.scoresSchema)
+        }
         return m
     }
+
+    /// Scores (SPEC §7.9) and the tombstones of deleted records; the record
+    /// column goes last, as in v9. PostgreSQL's schema is the same.
+    static let scoresSchema = """
+        CREATE TABLE scores (
+          id TEXT PRIMARY KEY, revision INTEGER NOT NULL, exported_revision INTEGER NOT NULL DEFAULT 0,
+          changed_at INTEGER NOT NULL, created_at INTEGER NOT NULL, timestamp INTEGER NOT NULL,
+          trace_id TEXT, observation_id TEXT, session_id TEXT, dataset_run_id TEXT, name TEXT NOT NULL, data_type TEXT NOT NULL,
+          value REAL, string_value TEXT, source TEXT NOT NULL, environment TEXT NOT NULL, config_id TEXT, queue_id TEXT,
+          record TEXT NOT NULL);
+        CREATE INDEX scores_by_time ON scores(timestamp, id);
+        CREATE INDEX scores_by_trace ON scores(trace_id, timestamp);
+        CREATE INDEX scores_by_session ON scores(session_id, timestamp);
+        CREATE INDEX scores_unexported ON scores(changed_at) WHERE revision > exported_revision;
+        CREATE TABLE tombstones (
+          record_type TEXT NOT NULL, id TEXT NOT NULL, revision INTEGER NOT NULL, exported_revision INTEGER NOT NULL DEFAULT 0,
+          changed_at INTEGER NOT NULL, PRIMARY KEY (record_type, id));
+        CREATE INDEX tombstones_unexported ON tombstones(changed_at) WHERE revision > exported_revision;
+        """
 
     public func read<T>(_ body: (any SQLSession) throws -> T) throws -> T {
         try pool.read { db in try body(GRDBSession(db: db)) }

@@ -386,7 +386,7 @@ final class QueryAPITests: XCTestCase, @unchecked Sendable {
             XCTAssertEqual(status, .ok)
             let groups = body["data"]!.arrayValue!
             XCTAssertEqual(groups.map { $0["group"] }, [.string("acme"), .string("beta")])
-            XCTAssertEqual(groups[0], json(#"{"group":"acme","traces":3,"observations":6,"errors":0,"latencyP50":0.02,"latencyP95":0.03,"inputTokens":30,"outputTokens":15,"totalTokens":45,"totalCost":1.5}"#))
+            XCTAssertEqual(groups[0], json(#"{"group":"acme","traces":3,"observations":6,"errors":0,"latencyP50":0.02,"latencyP95":0.03,"inputTokens":30,"outputTokens":15,"totalTokens":45,"totalCost":1.5,"scores":{}}"#))
             XCTAssertEqual(groups[1]["errors"], .int(1))
             XCTAssertEqual(groups[1]["latencyP50"], .double(0.04))
 
