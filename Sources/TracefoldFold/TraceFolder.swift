@@ -46,7 +46,9 @@ public struct FoldCommit: Sendable {
 public protocol FoldStore: AnyObject, Sendable {
     /// Runs `body` in one write transaction in which no other writer, in this
     /// process or another sharing the store, changes the given traces.
-    func transaction<T>(locking traces: [TraceID], _ body: (any FoldTransaction) throws -> T) throws -> T
+    /// `durable`: on disk when this returns (API writes); otherwise at the
+    /// next `sync`, since the intake log holds the spans until then.
+    func transaction<T>(locking traces: [TraceID], durable: Bool, _ body: (any FoldTransaction) throws -> T) throws -> T
     /// Makes every commit so far durable.
     func sync() throws
     /// Deletes traces that started before `cutoff` with everything they hold.
@@ -160,7 +162,7 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
         // Work on copies: the cache only takes them once the transaction commits.
         let started = ContinuousClock.now
         var drops = [String: Int]()
-        let (dropped, work) = try store.transaction(locking: traceIDs) { tx in
+        let (dropped, work) = try store.transaction(locking: traceIDs, durable: false) { tx in
             var work = try catchUp(traceIDs, tx)
             var commit = FoldCommit()
             var touched = [TraceID: Set<SpanID>]()
@@ -280,7 +282,7 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
     public func allEntries(of traceID: TraceID) throws -> [UInt8]? {
         lock.lock()
         defer { lock.unlock() }
-        let trace = try store.transaction(locking: [traceID]) { tx in try catchUp([traceID], tx)[traceID] }
+        let trace = try store.transaction(locking: [traceID], durable: false) { tx in try catchUp([traceID], tx)[traceID] }
         guard let trace, trace.seq > 0 else { return nil }
         open.put(traceID, trace)
         return RecordRenderer.allEntries(trace.state) { trace.observations[$0] }
@@ -299,7 +301,7 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
     public func applyAPI(_ updates: [MetadataUpdate], to traceID: TraceID) throws -> APIRefusal? {
         lock.lock()
         defer { lock.unlock() }
-        let outcome: (APIRefusal?, OpenTrace?) = try store.transaction(locking: [traceID]) { tx in
+        let outcome: (APIRefusal?, OpenTrace?) = try store.transaction(locking: [traceID], durable: true) { tx in
             guard var trace = try catchUp([traceID], tx)[traceID] else { return (nil, nil) }
             let fresh = updates.filter { trace.state.acceptedUpdates[$0.id] == nil }
             var seenIDs = Set<String>()
@@ -336,7 +338,7 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
     public func delete(_ traces: [TraceID]) throws -> [TraceID] {
         lock.lock()
         defer { lock.unlock() }
-        let deleted = try store.transaction(locking: traces) { tx in try tx.delete(traces) }
+        let deleted = try store.transaction(locking: traces, durable: true) { tx in try tx.delete(traces) }
         for id in traces { open.remove(id) }
         return deleted
     }

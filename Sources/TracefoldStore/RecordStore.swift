@@ -15,6 +15,11 @@ public protocol RecordStore: FoldStore {
     func read<T>(_ body: (any SQLSession) throws -> T) throws -> T
     /// Runs `body` in one write transaction.
     func write<T>(_ body: (any SQLSession) throws -> T) throws -> T
+    /// Runs `body` in one write transaction that is on disk when this
+    /// returns. What an API call is answered for (a score, a delete, a REST
+    /// metadata write) has no intake log behind it, so it must not wait
+    /// for the next checkpoint to survive a power loss.
+    func durableWrite<T>(_ body: (any SQLSession) throws -> T) throws -> T
     /// Locks traces for the rest of the transaction against other processes
     /// sharing the store. SQLite has one writer at a time and needs nothing.
     func lock(_ traces: [TraceID], in session: any SQLSession) throws
@@ -24,11 +29,15 @@ public protocol RecordStore: FoldStore {
 }
 
 extension RecordStore {
-    public func transaction<T>(locking traces: [TraceID], _ body: (any FoldTransaction) throws -> T) throws -> T {
-        try write { session in
-            try lock(traces, in: session)
+    /// A commit is durable once it returns (PostgreSQL's default).
+    public func durableWrite<T>(_ body: (any SQLSession) throws -> T) throws -> T { try write(body) }
+
+    public func transaction<T>(locking traces: [TraceID], durable: Bool, _ body: (any FoldTransaction) throws -> T) throws -> T {
+        let locked = { (session: any SQLSession) throws -> T in
+            try self.lock(traces, in: session)
             return try body(SQLFoldTransaction(session: session))
         }
+        return try durable ? durableWrite(locked) : write(locked)
     }
 
     /// Deletes traces whose first span started before `cutoff`, with their

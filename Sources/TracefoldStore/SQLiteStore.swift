@@ -226,6 +226,22 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
         try pool.write { db in try body(GRDBSession(db: db)) }
     }
 
+    /// The one transaction with `synchronous = FULL`, which in WAL mode
+    /// fsyncs the log at its commit; the fold's commits stay NORMAL (the
+    /// intake log covers them until `sync`).
+    public func durableWrite<T>(_ body: (any SQLSession) throws -> T) throws -> T {
+        try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            defer { try? db.execute(sql: "PRAGMA synchronous = NORMAL") }
+            var result: T?
+            try db.inTransaction {
+                result = try body(GRDBSession(db: db))
+                return .commit
+            }
+            return result!
+        }
+    }
+
     /// One process writes an SQLite file, one transaction at a time.
     public func lock(_ traces: [TraceID], in session: any SQLSession) throws {}
 

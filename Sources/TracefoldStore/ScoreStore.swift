@@ -139,7 +139,7 @@ extension RecordStore {
         for (i, s) in scores.enumerated() { byID[s.id] = i }
         let unique = byID.values.sorted().map { scores[$0] }
         let now = SQLValue.int(Int64(WallClock.nowUnixNano()))
-        try write { s in
+        try durableWrite { s in
             try s.insert(
                 into: "scores",
                 [("id", .text), ("revision", .int), ("changed_at", .int), ("created_at", .int), ("timestamp", .int), ("trace_id", .text),
@@ -226,7 +226,7 @@ extension RecordStore {
     /// Deletes a score; its tombstone is exported (SPEC §7.9). False when
     /// there was no such score.
     public func deleteScore(id: String) throws -> Bool {
-        try write { s in
+        try durableWrite { s in
             guard let revision = try s.row("SELECT revision FROM scores WHERE id = ?", [.text(id)])?["revision"].int else { return false }
             try Tombstones.bury("score", [(id, revision)], in: s)
             try s.execute("DELETE FROM scores WHERE id = ?", [.text(id)])

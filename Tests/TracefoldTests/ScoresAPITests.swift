@@ -5,6 +5,7 @@ import NIOCore
 import TracefoldConfig
 import TracefoldMapping
 import TracefoldModel
+import TracefoldStore
 import XCTest
 
 /// SPEC §7.9 and issue 19: Langfuse's projects, health, scores, deletes and
@@ -96,6 +97,7 @@ final class ScoresAPITests: XCTestCase, @unchecked Sendable {
                 (Self.score(#""name":"n","value":"\#(String(repeating: "t", count: 501))","dataType":"TEXT""#), "1 to 500 characters"),
                 (Self.score(#""name":"n","value":1,"environment":"Prod""#), "environment"),
                 (Self.score(#""name":"n","value":1,"environment":"langfuse-x""#), "environment"),
+                (Self.score(#""name":"n","value":1,"environment":"\#(String(repeating: "e", count: 41))""#), "environment"),
                 (Self.score(#""name":"n","value":1,"metadata":"m""#), "metadata must be a JSON object"),
                 (Self.score(#""name":"n","value":1,"source":"EVAL""#), "source must be API or ANNOTATION"),
                 (Self.score(#""name":"n","value":1,"timestamp":"yesterday""#), "timestamp"),
@@ -109,7 +111,9 @@ final class ScoresAPITests: XCTestCase, @unchecked Sendable {
                 let got = body["errors"]?[0]?["message"]?.stringValue ?? ""
                 XCTAssertTrue(got.hasPrefix("scores[1]: ") && got.contains(message), "\(score): \(got)")
             }
-            // At the limits: a 256-byte id and a 500-character text.
+            // At the limits: a 256-byte id, a 500-character text, a 40-character environment.
+            (status, _) = try await Self.send(client, .post, "/api/public/scores", "[\(Self.score(#""name":"n","value":1,"environment":"\#(String(repeating: "e", count: 40))""#))]")
+            XCTAssertEqual(status, .accepted)
             (status, _) = try await Self.send(client, .post, "/api/public/scores", "[\(Self.score(#""name":"n","value":"\#(String(repeating: "é", count: 500))","dataType":"TEXT","id":"\#(String(repeating: "i", count: 256))""#))]")
             XCTAssertEqual(status, .accepted)
             (_, body) = try await Self.send(client, .get, "/api/public/scores/\(String(repeating: "i", count: 256))")
@@ -131,9 +135,15 @@ final class ScoresAPITests: XCTestCase, @unchecked Sendable {
             XCTAssertEqual(status, .accepted)
             (status, _) = try await Self.send(client, .post, "/api/public/scores", exact + " ")
             XCTAssertEqual(status, .contentTooLarge)
-            (status, _) = try await Self.send(client, .post, "/api/public/ingestion", "{\"batch\":[]}" + String(repeating: " ", count: 1 << 20))
+            func padded(_ body: String, to size: Int) -> String { body + String(repeating: " ", count: size - body.utf8.count) }
+            (status, _) = try await Self.send(client, .post, "/api/public/ingestion", padded("{\"batch\":[]}", to: 1 << 20))
+            XCTAssertEqual(status.code, 207)
+            (status, _) = try await Self.send(client, .post, "/api/public/ingestion", padded("{\"batch\":[]}", to: (1 << 20) + 1))
             XCTAssertEqual(status, .contentTooLarge)
-            (status, _) = try await Self.send(client, .delete, "/api/public/traces", "{\"traceIds\":[\"\(Self.trace)\"]}" + String(repeating: " ", count: 1 << 20))
+            let delete = "{\"traceIds\":[\"\(Self.trace)\"]}"
+            (status, _) = try await Self.send(client, .delete, "/api/public/traces", padded(delete, to: 1 << 20))
+            XCTAssertEqual(status, .ok)
+            (status, _) = try await Self.send(client, .delete, "/api/public/traces", padded(delete, to: (1 << 20) + 1))
             XCTAssertEqual(status, .contentTooLarge)
         }
     }
@@ -364,7 +374,23 @@ final class ScoresAPITests: XCTestCase, @unchecked Sendable {
             XCTAssertEqual(status, .notFound)
             (status, _) = try await Self.send(client, .get, "/api/public/sessions?limit=101")
             XCTAssertEqual(status, .badRequest)
+            (status, body) = try await Self.send(client, .get, "/api/public/sessions?limit=100")
+            XCTAssertEqual(body["meta"]?["limit"], .int(100))
         }
+    }
+
+    /// What an API call is answered for has no intake log behind it: on
+    /// SQLite its transaction runs with synchronous FULL (the WAL fsynced at
+    /// commit), and the fold's commits stay NORMAL.
+    func testAPIWritesAreSyncedAtCommitAndFoldWritesAreNot() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try SQLiteStore(path: dir + "/t.sqlite")
+        defer { store.close() }
+        func level(_ s: any SQLSession) throws -> Int64? { try s.rows("PRAGMA synchronous", []).first?["synchronous"].int }
+        XCTAssertEqual(try store.durableWrite(level), 2)
+        XCTAssertEqual(try store.write(level), 1)
+        XCTAssertEqual(try store.durableWrite(level), 2)
     }
 
     func testATraceMadeByAMetadataWriteStartsWhenTheWriteArrived() async throws {
