@@ -4,7 +4,7 @@ import TracefoldModel
 import TracefoldStore
 
 /// `tracefold export` (SPEC §6.4): the JSONL exporter's lines for the traces
-/// that started in a time range, read from the store a page at a time so
+/// that started in a time range, then for the scores made in it, read from the store a page at a time so
 /// memory stays flat however much is exported.
 public struct BatchExport {
     public var store: any RecordStore
@@ -40,6 +40,16 @@ public struct BatchExport {
             done += page.count
             progress(done, total)
             after = page.last.map { ($0.start, $0.trace.traceID) }
+        }
+        // Then the scores made in the range, as the exporter writes them.
+        var scoresAfter: (Int64, String)?
+        while true {
+            let page = try store.exportScores(fromUnixNano: fromUnixNano, toUnixNano: toUnixNano, after: scoresAfter, limit: pageSize)
+            if page.isEmpty { break }
+            var w = JSONWriter(reservingCapacity: 64 * 1024)
+            for (_, record) in page { try JSONLRecordExporter.line(record, into: &w) }
+            try write(gzip ? Gzip.compress(w.bytes) : w.bytes)
+            scoresAfter = page.last?.cursor
         }
         return done
     }

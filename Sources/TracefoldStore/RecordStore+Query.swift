@@ -546,12 +546,7 @@ extension RecordStore {
             WHERE revision > exported_revision AND changed_at <= ? ORDER BY changed_at LIMIT ? \(lock)
             """,
             [cutoff, SQLValue(limit)]
-        ).map { row in
-            var w = JSONWriter(reservingCapacity: 512)
-            w.write(.object(try storedScore(row).record))
-            let id = row["id"].string ?? ""
-            return PendingRecord(recordType: "score", id: id, revision: row["revision"].int ?? 0, stored: .json(String(decoding: w.bytes, as: UTF8.self)))
-        }
+        ).map(pendingScore)
         if !scores.isEmpty {
             let floors = try Tombstones.revisionFloors("score", ids: scores.map(\.id), in: s)
             for i in scores.indices { scores[i].revision += floors[scores[i].id] ?? 0 }

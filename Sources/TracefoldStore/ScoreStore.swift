@@ -225,6 +225,29 @@ extension RecordStore {
 
     /// Deletes a score; its tombstone is exported (SPEC §7.9). False when
     /// there was no such score.
+    /// Scores whose timestamp is in `[from, to)`, oldest first after the
+    /// cursor (timestamp, id), as the JSONL exporter's records with their
+    /// line revisions: what `tracefold export` writes after the traces.
+    public func exportScores(fromUnixNano: UInt64, toUnixNano: UInt64, after: (Int64, String)?, limit: Int) throws -> [(cursor: (Int64, String), record: PendingRecord)] {
+        var w = SQLWhere(dialect)
+        w.range("timestamp", from: fromUnixNano, to: toUnixNano)
+        if let after { w.add("(timestamp > ? OR (timestamp = ? AND id > ?))", .int(after.0), .int(after.0), .text(after.1)) }
+        return try read { s in
+            let rows = try s.rows("SELECT id, revision, \(Self.scoreColumns) FROM scores \(w.sql) ORDER BY timestamp, id LIMIT ?", w.args + [SQLValue(limit)])
+            var records = try rows.map(Self.pendingScore)
+            let floors = try Tombstones.revisionFloors("score", ids: records.map(\.id), in: s)
+            for i in records.indices { records[i].revision += floors[records[i].id] ?? 0 }
+            return zip(rows, records).map { (($0["timestamp"].int ?? 0, $1.id), $1) }
+        }
+    }
+
+    /// A `scores` row (id, revision and `scoreColumns`) as a record to export.
+    static func pendingScore(_ row: SQLRow) throws -> PendingRecord {
+        var w = JSONWriter(reservingCapacity: 512)
+        w.write(.object(try storedScore(row).record))
+        return PendingRecord(recordType: "score", id: row["id"].string ?? "", revision: row["revision"].int ?? 0, stored: .json(String(decoding: w.bytes, as: UTF8.self)))
+    }
+
     public func deleteScore(id: String) throws -> Bool {
         try durableWrite { s in
             guard let revision = try s.row("SELECT revision FROM scores WHERE id = ?", [.text(id)])?["revision"].int else { return false }

@@ -314,6 +314,15 @@ final class BatchExportTests: XCTestCase {
             let trace = TraceID(high: 9, low: UInt64(5 - i))
             _ = try folder.consume(Fixtures.batch([Conformance.S("t\(i)", id: UInt64(10 * i + 1), UInt64(i * 100), UInt64(i * 100 + 5), trace: trace)]))
         }
+        // Scores made at 50, 100, 150, 250, 350 and 400 ms; "s150" deleted
+        // and made again, so its line counts on from its tombstone.
+        func score(_ ms: UInt64) -> ScoreWrite {
+            ScoreWrite(id: "s\(ms)", sessionID: "chat", name: "q", dataType: "NUMERIC", value: Double(ms), stringValue: nil,
+                       timestampUnixNano: (Conformance.T + ms) * 1_000_000)
+        }
+        try store.writeScores([50, 100, 150, 250, 350, 400].map(score))
+        XCTAssertTrue(try store.deleteScore(id: "s150"))
+        try store.writeScores([score(150)])
         var export = BatchExport(store: store, fromUnixNano: (Conformance.T + 100) * 1_000_000, toUnixNano: (Conformance.T + 400) * 1_000_000, gzip: false)
         export.pageSize = 2
         var bytes = [UInt8]()
@@ -324,8 +333,12 @@ final class BatchExportTests: XCTestCase {
         XCTAssertEqual(progress.map(\.1), [3, 3])
         let lines = try bytes.split(separator: UInt8(ascii: "\n")).map { try JSONParser.parse($0) }
         XCTAssertEqual(lines.filter { $0["recordType"] == .string("trace") }.compactMap { $0["name"]?.stringValue }, ["t1", "t2", "t3"])
-        XCTAssertEqual(lines.count, 6)
-        XCTAssertTrue(lines.allSatisfy { $0["revision"] == .int(1) })
+        let scores = lines.filter { $0["recordType"] == .string("score") }
+        XCTAssertEqual(scores.compactMap { $0["id"]?.stringValue }, ["s100", "s150", "s250", "s350"], "made in [100, 400), after the traces, oldest first")
+        XCTAssertEqual(scores[1]["revision"], .int(3), "after its tombstone's revision 2")
+        XCTAssertEqual(scores[1]["value"]?.numberValue, 150)
+        XCTAssertEqual(lines.count, 10)
+        XCTAssertTrue(lines.filter { $0["id"] != .string("s150") }.allSatisfy { $0["revision"] == .int(1) })
     }
 }
 
