@@ -63,6 +63,28 @@ public struct QueryAPI: Sendable {
         return raw.removingPercentEncoding ?? raw
     }
 
+    /// The body limit of the JSON write routes (scores, ingestion, bulk
+    /// delete): Langfuse's (Next.js's default), to which the SDK caps its
+    /// score batches.
+    public static let maxJSONBody = 1 << 20
+
+    /// Hands the body as JSON, with the time it was received, to `handle`;
+    /// answers 413 past `maxJSONBody` and 400 when it is not JSON.
+    static func withJSONBody(_ request: Request, _ handle: (JSONValue, UInt64) async throws -> Response) async throws -> Response {
+        let receivedAt = WallClock.nowUnixNano()
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: maxJSONBody)
+        } catch {
+            return QueryAPI.error(.contentTooLarge, "Request body too large", "the body may have at most \(maxJSONBody) bytes")
+        }
+        guard let value = try? JSONParser.parse(Array(buffer: buffer)) else {
+            return QueryAPI.error(.badRequest, "InvalidRequestError", "the body must be JSON")
+        }
+        return try await handle(value, receivedAt)
+    }
+
     /// A store read, after what was acknowledged before it is visible.
     func read<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await Self.offload { [awaitVisibility] in
@@ -82,10 +104,6 @@ public struct QueryAPI: Sendable {
     func listTraces(_ request: Request) throws -> Response {
         let q = QueryParameters(request)
         var f = TraceFilter()
-        switch q.page() {
-        case .success(let (page, limit)): (f.page, f.limit) = (page, limit)
-        case .failure(let e): return e.response
-        }
         f.userID = q.one("userId")
         f.name = q.one("name")
         f.sessionID = q.one("sessionId")
@@ -94,6 +112,7 @@ public struct QueryAPI: Sendable {
         f.tags = q.list("tags")
         f.environments = q.list("environment")
         do {
+            (f.page, f.limit) = try q.page()
             f.fromUnixNano = try q.time("fromTimestamp")
             f.toUnixNano = try q.time("toTimestamp")
             if let order = q.one("orderBy") {
@@ -214,11 +233,8 @@ public struct QueryAPI: Sendable {
     func listObservations(_ request: Request) throws -> Response {
         let q = QueryParameters(request)
         var f = ObservationFilter()
-        switch q.page() {
-        case .success(let (page, limit)): (f.page, f.limit) = (page, limit)
-        case .failure(let e): return e.response
-        }
         do {
+            (f.page, f.limit) = try q.page()
             try q.observationFilter(into: &f)
             return try Self.list(store.observations(f), page: f.page, limit: f.limit, item: observationItem)
         } catch let e as QueryError {
@@ -407,17 +423,19 @@ struct QueryParameters {
     }
 
     /// SPEC §7.1: page ≥ 1 (default 1), 1 ≤ limit ≤ 100 (default 50).
-    func page() -> Result<(Int, Int), QueryError> {
+    func page() throws(QueryError) -> (page: Int, limit: Int) {
         var page = 1
-        var limit = 50
         if let p = one("page") {
-            guard let v = Int(p), v >= 1 else { return .failure(QueryError("page must be an integer of at least 1, got \"\(p)\"")) }
+            guard let v = Int(p), v >= 1 else { throw QueryError("page must be an integer of at least 1, got \"\(p)\"") }
             page = v
         }
-        if let l = one("limit") {
-            guard let v = Int(l), (1...100).contains(v) else { return .failure(QueryError("limit must be an integer from 1 to 100, got \"\(l)\"")) }
-            limit = v
-        }
-        return .success((page, limit))
+        return (page, try limit())
+    }
+
+    /// 1 ≤ limit ≤ 100, default 50: every list, paged or with a cursor.
+    func limit() throws(QueryError) -> Int {
+        guard let l = one("limit") else { return 50 }
+        guard let v = Int(l), (1...100).contains(v) else { throw QueryError("limit must be an integer from 1 to 100, got \"\(l)\"") }
+        return v
     }
 }

@@ -14,9 +14,6 @@ public struct ScoresAPI: Sendable {
     let store: any RecordStore
     let projectID: String
     let awaitVisibility: @Sendable () -> Void
-    /// Langfuse's (Next.js's) body limit; the SDK caps its batches to it.
-    public static let maxBody = 1 << 20
-
     public init(store: any RecordStore, projectID: String, awaitVisibility: @escaping @Sendable () -> Void = {}) {
         self.store = store
         self.projectID = projectID
@@ -49,27 +46,6 @@ public struct ScoresAPI: Sendable {
 
     static func notFound(_ id: String) -> Response { QueryAPI.error(.notFound, "Score not found", "no score with id \"\(id)\"") }
 
-    /// The body as JSON, or the response that refuses it: 413 past
-    /// `maxBody`, 400 when it is not JSON.
-    static func body(_ request: Request) async -> Result<JSONValue, ResponseRefusal> {
-        var request = request
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.collectBody(upTo: maxBody)
-        } catch {
-            return .failure(ResponseRefusal(QueryAPI.error(.contentTooLarge, "Request body too large", "the body may have at most \(maxBody) bytes")))
-        }
-        guard let value = try? JSONParser.parse(Array(buffer: buffer)) else {
-            return .failure(ResponseRefusal(QueryAPI.error(.badRequest, "InvalidRequestError", "the body must be JSON")))
-        }
-        return .success(value)
-    }
-
-    struct ResponseRefusal: Error {
-        var response: Response
-        init(_ response: Response) { self.response = response }
-    }
-
     /// WebDAV's 207, which Langfuse answers a partly accepted batch with.
     static let multiStatus = HTTPResponse.Status(code: 207, reasonPhrase: "Multi-Status")
 
@@ -81,12 +57,10 @@ public struct ScoresAPI: Sendable {
     /// the counts and a message per rejected score. Older SDKs: one score,
     /// 200 with its id, or 400.
     func create(_ request: Request) async throws -> Response {
-        let receivedAt = WallClock.nowUnixNano()
-        let body: JSONValue
-        switch await Self.body(request) {
-        case .success(let v): body = v
-        case .failure(let refusal): return refusal.response
-        }
+        try await QueryAPI.withJSONBody(request) { body, receivedAt in try await create(body, receivedAt: receivedAt) }
+    }
+
+    func create(_ body: JSONValue, receivedAt: UInt64) async throws -> Response {
         let store = self.store
         if case .object = body {
             do {
@@ -121,12 +95,10 @@ public struct ScoresAPI: Sendable {
     /// result per event. Traces and observations come as spans over OTLP,
     /// so any other event type is refused, per event, saying so.
     func ingest(_ request: Request) async throws -> Response {
-        let receivedAt = WallClock.nowUnixNano()
-        let body: JSONValue
-        switch await Self.body(request) {
-        case .success(let v): body = v
-        case .failure(let refusal): return refusal.response
-        }
+        try await QueryAPI.withJSONBody(request) { body, receivedAt in try await ingest(body, receivedAt: receivedAt) }
+    }
+
+    func ingest(_ body: JSONValue, receivedAt: UInt64) async throws -> Response {
         guard case .array(let events)? = body["batch"] else {
             return QueryAPI.error(.badRequest, "InvalidRequestError", "the body must be an object with a batch array of events")
         }
@@ -210,11 +182,7 @@ public struct ScoresAPI: Sendable {
     func listV3(_ request: Request) throws -> Response {
         let q = QueryParameters(request)
         do {
-            var limit = 50
-            if let l = q.one("limit") {
-                guard let v = Int(l), (1...100).contains(v) else { throw QueryError("limit must be an integer from 1 to 100, got \"\(l)\"") }
-                limit = v
-            }
+            let limit = try q.limit()
             let groups = Set(q.list("fields"))
             if let unknown = groups.subtracting(Self.fieldGroups).sorted().first {
                 throw QueryError("fields: unknown field group \"\(unknown)\"; allowed: annotation, details, subject")
@@ -257,12 +225,8 @@ public struct ScoresAPI: Sendable {
     /// `GET /api/public/scores`: Langfuse's v2 list, page and limit.
     func listV2(_ request: Request) throws -> Response {
         let q = QueryParameters(request)
-        let (page, limit): (Int, Int)
-        switch q.page() {
-        case .success(let p): (page, limit) = p
-        case .failure(let e): return e.response
-        }
         do {
+            let (page, limit) = try q.page()
             var f = try filter(q)
             f.ids += q.list("scoreIds")
             f.traceIDs = q.list("traceId").map(Self.normalisedTraceID)

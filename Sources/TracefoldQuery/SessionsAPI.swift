@@ -9,12 +9,8 @@ extension QueryAPI {
     /// `toTimestamp` on the session's creation, `environment` any-of.
     func listSessions(_ request: Request) throws -> Response {
         let q = QueryParameters(request)
-        let (page, limit): (Int, Int)
-        switch q.page() {
-        case .success(let p): (page, limit) = p
-        case .failure(let e): return e.response
-        }
         do {
+            let (page, limit) = try q.page()
             let (rows, total) = try store.sessions(
                 fromUnixNano: try q.time("fromTimestamp"), toUnixNano: try q.time("toTimestamp"), environments: q.list("environment"),
                 page: page, limit: limit

@@ -30,27 +30,29 @@ public struct TraceDeleteAPI: Sendable {
             return QueryAPI.json(.ok, .object(["message": .string("Trace deleted")]))
         }
         router.delete("/api/public/traces") { request, _ in
-            var request = request
-            guard let buffer = try? await request.collectBody(upTo: ScoresAPI.maxBody) else {
-                return QueryAPI.error(.contentTooLarge, "Request body too large", "the body may have at most \(ScoresAPI.maxBody) bytes")
-            }
-            guard case .array(let items)? = (try? JSONParser.parse(Array(buffer: buffer)))?["traceIds"] else {
-                return QueryAPI.error(.badRequest, "InvalidRequestError", "the body must be {\"traceIds\": [trace ids]}")
-            }
-            guard (1...Self.maxTraceIDs).contains(items.count) else {
-                return QueryAPI.error(.badRequest, "InvalidRequestError", "traceIds must hold 1 to \(Self.maxTraceIDs) ids, got \(items.count)")
-            }
-            var ids = [TraceID]()
-            for (i, item) in items.enumerated() {
-                guard let s = item.stringValue else {
-                    return QueryAPI.error(.badRequest, "InvalidRequestError", "traceIds[\(i)] must be a string")
-                }
-                // An id that is not 32 hex digits names no trace here.
-                if let id = TraceID(hex: s), !ids.contains(id) { ids.append(id) }
-            }
-            let deleted = try await self.delete(ids)
-            return QueryAPI.json(.ok, .object(["message": .string("Traces deleted"), "deleted": .int(Int64(deleted.count))]))
+            try await QueryAPI.withJSONBody(request) { body, _ in try await self.deleteMany(body) }
         }
+    }
+
+    /// `{"traceIds":[…]}`: 1 to `maxTraceIDs` ids.
+    func deleteMany(_ body: JSONValue) async throws -> Response {
+        guard case .array(let items)? = body["traceIds"] else {
+            return QueryAPI.error(.badRequest, "InvalidRequestError", "the body must be {\"traceIds\": [trace ids]}")
+        }
+        guard (1...Self.maxTraceIDs).contains(items.count) else {
+            return QueryAPI.error(.badRequest, "InvalidRequestError", "traceIds must hold 1 to \(Self.maxTraceIDs) ids, got \(items.count)")
+        }
+        var ids = [TraceID]()
+        var seen = Set<TraceID>()
+        for (i, item) in items.enumerated() {
+            guard let s = item.stringValue else {
+                return QueryAPI.error(.badRequest, "InvalidRequestError", "traceIds[\(i)] must be a string")
+            }
+            // An id that is not 32 hex digits names no trace here.
+            if let id = TraceID(hex: s), seen.insert(id).inserted { ids.append(id) }
+        }
+        let deleted = try await self.delete(ids)
+        return QueryAPI.json(.ok, .object(["message": .string("Traces deleted"), "deleted": .int(Int64(deleted.count))]))
     }
 
     func delete(_ ids: [TraceID]) async throws -> [TraceID] {
