@@ -86,6 +86,35 @@ def scored_trace(lf):
     return trace_id, generation_id
 
 
+VALUES = {"NUMERIC": 0.25, "BOOLEAN": 1, "CATEGORICAL": "friendly", "TEXT": "a long, free-form answer"}
+
+
+def test_every_scoring_call_with_every_data_type(tracefold):
+    """score_current_trace, score_current_span and create_score, each with
+    each data type, read back through get_many as the SDK's typed models."""
+    from langfuse.api.scores.types.score_v3 import ScoreV3_Boolean, ScoreV3_Categorical, ScoreV3_Numeric, ScoreV3_Text
+    models = {"NUMERIC": ScoreV3_Numeric, "BOOLEAN": ScoreV3_Boolean, "CATEGORICAL": ScoreV3_Categorical, "TEXT": ScoreV3_Text}
+    lf = client(tracefold)
+    with lf.start_as_current_observation(name="scored", as_type="span"):
+        span_id = lf.get_current_observation_id()
+        trace_id = lf.get_current_trace_id()
+        for data_type, value in VALUES.items():
+            lf.score_current_trace(name=f"trace {data_type}", value=value, data_type=data_type)
+            lf.score_current_span(name=f"span {data_type}", value=value, data_type=data_type)
+            lf.create_score(name=f"create {data_type}", value=value, data_type=data_type, trace_id=trace_id)
+    lf.flush()
+    scores = lf.api.scores.get_many(trace_id=trace_id, fields="subject", limit=100).data
+    assert len(scores) == 12
+    for s in scores:
+        call, data_type = s.name.split(" ")
+        assert isinstance(s, models[data_type]), s
+        assert s.data_type == data_type
+        expected = VALUES[data_type] if data_type != "BOOLEAN" else True
+        assert s.value == expected, s
+        assert s.subject.kind == ("observation" if call == "span" else "trace")
+        assert (s.subject.id, getattr(s.subject, "trace_id", trace_id)) == ((span_id if call == "span" else trace_id), trace_id)
+
+
 def test_sdk_scores_read_back_with_the_sdks_typed_models(tracefold):
     from langfuse.api.scores.types.score_v3 import ScoreV3_Boolean, ScoreV3_Categorical, ScoreV3_Numeric, ScoreV3_Text
     lf = client(tracefold)
