@@ -16,7 +16,7 @@ import requests
 
 from conftest import TEST_CONFIG
 
-PK, SK = "pk-lf-test", "sk-lf-test"
+PK, SK = "pk-lf-auth-check", "sk-lf-auth-check"
 AUTHED = TEST_CONFIG.replace("        endpoint: ${env:TRACEFOLD_ENDPOINT}\n", f"""        endpoint: ${{env:TRACEFOLD_ENDPOINT}}
         auth:
           api_keys:
