@@ -11,6 +11,7 @@ import TracefoldConfig
 import TracefoldExport
 import TracefoldFold
 import TracefoldIntake
+import TracefoldMapping
 import TracefoldModel
 import TracefoldQuery
 import TracefoldStore
@@ -28,6 +29,8 @@ public final class Collector: Sendable {
     /// The store (SQLite, or PostgreSQL when configured), when the fold runs.
     public let store: (any RecordStore)?
     let folder: TraceFolder?
+    /// Model prices for cost inference and `/api/public/models` (with the fold).
+    let models: ModelCatalog?
     let recordExporter: JSONLRecordExporter?
     /// The collector's own metrics, served at `/metrics`.
     public let metrics: CollectorMetrics
@@ -51,15 +54,23 @@ public final class Collector: Sendable {
             }
                 ?? SQLiteStore(path: config.store.resolvedSQLitePath)
             self.store = store
+            let models = try ModelCatalog(
+                store: store,
+                configured: fold.models.map {
+                    ModelDefinition(id: $0.id, modelName: $0.modelName, matchPattern: $0.matchPattern, startUnixNano: $0.startUnixNano, unit: $0.unit, prices: $0.prices)
+                }
+            )
+            self.models = models
             let folder = TraceFolder(
                 store: store, limits: MetadataLimits(maxUpdateBytes: fold.maxUpdateBytes, maxTraceBytes: fold.maxTraceMetadataBytes),
-                maxOpenTraces: fold.maxOpenTraces, retention: config.store.retention, logger: logger, metrics: metrics
+                maxOpenTraces: fold.maxOpenTraces, retention: config.store.retention, logger: logger, metrics: metrics, pricer: models.pricer
             )
             self.folder = folder
             sinks.append(folder)
             recordExporter = try config.activeJSONL.map { try JSONLRecordExporter(config: $0, store: store, logger: logger, metrics: metrics) }
         } else {
             store = nil
+            models = nil
             folder = nil
             recordExporter = nil
         }
@@ -144,6 +155,7 @@ public final class Collector: Sendable {
             MetadataWriteAPI(folder: folder, awaitVisibility: awaitVisibility).register(on: router)
             TraceDeleteAPI(folder: folder, awaitVisibility: awaitVisibility).register(on: router)
         }
+        if let models { ModelsAPI(catalog: models).register(on: router) }
         let authenticator = RequestAuthenticator(config: config.receiver.auth)
         let workspaces = Dictionary(config.receiver.auth.apiKeys.compactMap { k in k.workspace.map { (k.publicKey, $0) } }) { a, _ in a }
         ProjectsAPI(

@@ -158,17 +158,6 @@ public struct JSONLExporterConfig: Sendable, Equatable {
     public init(directory: String) { self.directory = directory }
 }
 
-/// The fold processor (SPEC §2–§4).
-public struct FoldProcessorConfig: Sendable, Equatable {
-    /// Trace states kept in memory (the newest 1,024 as values, the rest
-    /// encoded, about 0.7 KB each); older ones are rebuilt from the store.
-    public var maxOpenTraces = 20_000
-    public var maxUpdateBytes = 65_536
-    public var maxTraceMetadataBytes = 1_048_576
-
-    public init() {}
-}
-
 /// A token bucket in spans: `spansPerSecond` refill, `burst` capacity.
 public struct RateLimit: Sendable, Equatable {
     public var spansPerSecond: Double
@@ -255,7 +244,7 @@ extension CollectorConfig {
             case "processors":
                 for (name, nameNode, body) in try r.mapping(value, at: "processors", allowed: processorTypes) ?? [] {
                     declaredProcessors[name] = nameNode
-                    if name == "fold" { config.fold = try parseFold(body, r) } else { config.memoryLimiter = try parseMemoryLimiter(body, nameNode, r) }
+                    if name == "fold" { config.fold = try FoldProcessorConfig.parse(body, r) } else { config.memoryLimiter = try parseMemoryLimiter(body, nameNode, r) }
                 }
             case "exporters":
                 for (name, nameNode, body) in try r.mapping(value, at: "exporters", allowed: exporterTypes) ?? [] {
@@ -430,23 +419,6 @@ extension CollectorConfig {
         let c = MemoryLimiterConfig(limitMiB: limit, spikeLimitMiB: spike, checkInterval: interval)
         guard c.spikeLimitMiB < c.limitMiB else {
             throw r.error(spikeNode ?? nameNode, "\(path).spike_limit_mib (\(c.spikeLimitMiB)) must be below limit_mib (\(limit))")
-        }
-        return c
-    }
-
-    private static func parseFold(_ node: Node, _ r: YAMLReader) throws(ConfigError) -> FoldProcessorConfig {
-        var c = FoldProcessorConfig()
-        for (key, _, value) in try r.mapping(node, at: "processors.fold", allowed: ["max_open_traces", "metadata"]) ?? [] {
-            if key == "max_open_traces" {
-                c.maxOpenTraces = try r.int(value, at: "processors.fold.max_open_traces")
-                guard c.maxOpenTraces > 0 else { throw r.error(value, "processors.fold.max_open_traces must be positive") }
-                continue
-            }
-            for (k, _, v) in try r.mapping(value, at: "processors.fold.metadata", allowed: ["max_update_bytes", "max_trace_bytes"]) ?? [] {
-                let n = try r.byteSize(v, at: "processors.fold.metadata.\(k)")
-                guard n > 0 else { throw r.error(v, "processors.fold.metadata.\(k) must be positive") }
-                if k == "max_update_bytes" { c.maxUpdateBytes = n } else { c.maxTraceMetadataBytes = n }
-            }
         }
         return c
     }

@@ -53,6 +53,14 @@ processors:
     metadata:
       max_update_bytes: 65536
       max_trace_bytes: 1048576
+    # Generations that report tokens but no cost are priced from model
+    # definitions: the built-in ones (pricing/models.json), these, and those
+    # made through POST /api/public/models. These win over built-ins.
+    # models:
+    #   - model_name: my-llm
+    #     match_pattern: "(?i)^my-llm$"      # regex on the generation's model
+    #     start_date: 2026-01-01             # optional: applies from then on
+    #     prices: {input: 0.000001, output: 0.000002}   # USD per token
 
 exporters:
   # Trace and observation revisions as JSON lines (SPEC §6).

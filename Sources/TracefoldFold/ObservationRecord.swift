@@ -12,15 +12,18 @@ import TracefoldModel
 /// load the stored record shrinks from 1,345 bytes of JSON to about 560.
 ///
 /// Stored, so versioned: the first byte is `format`. A record stored before
-/// this form is JSON text, which starts with `{`.
+/// this form is JSON text, which starts with `{`. Format 2 added `modelId`
+/// after `model`; a format-1 record renders it as null.
 public enum ObservationRecord {
-    static let format: UInt8 = 1
+    static let format: UInt8 = 2
 
     /// The stored form of `o`, whose user metadata and entries come from
     /// `state`; `entries` are its entry keys, sorted.
-    static func encode(_ o: Observation, metadata: [String: JSONValue], entries: [EntryKey], state: TraceState) -> [UInt8] {
+    /// `version` 1 writes the form stored before `modelId`, which tests
+    /// read back.
+    static func encode(_ o: Observation, metadata: [String: JSONValue], entries: [EntryKey], state: TraceState, version: UInt8 = format) -> [UInt8] {
         var w = Writer(base: o.startTimeUnixNano)
-        w.b.bytes.append(format)
+        w.b.bytes.append(version)
         w.b.fixed(o.traceID.high)
         w.b.fixed(o.traceID.low)
         w.b.fixed(o.id.value)
@@ -42,6 +45,7 @@ public enum ObservationRecord {
             w.values(bucket)
         }
         w.b.optionalString(o.model)
+        if version > 1 { w.b.optionalString(o.modelID) }
         w.optionalJSON(o.modelParameters.map(JSONValue.object))
         w.b.string(o.name)
         w.optionalJSON(o.output)
@@ -70,7 +74,9 @@ public enum ObservationRecord {
     /// follow them after a comma.
     public static func render(_ raw: UnsafeRawBufferPointer, into w: inout JSONWriter, continuing: Bool = false) -> Bool {
         var r = ByteReader(raw)
-        guard r.byte() == format, let high = r.fixed(), let low = r.fixed(), let id = r.fixed(), let start = r.fixed() else { return false }
+        guard let version = r.byte(), version == 1 || version == format, let high = r.fixed(), let low = r.fixed(), let id = r.fixed(),
+            let start = r.fixed()
+        else { return false }
         r.base = start
         if !continuing { w.beginObject() }
         w.key("completionStartTime")
@@ -109,7 +115,14 @@ public enum ObservationRecord {
             w.endObject()
         }
         w.endArray()
-        guard copyOptionalString("model", &r, &w), copyOptionalJSON("modelParameters", &r, &w), copyString("name", &r, &w),
+        guard copyOptionalString("model", &r, &w) else { return false }
+        if version == 1 {
+            w.key("modelId")
+            w.writeRaw("null")
+        } else if !copyOptionalString("modelId", &r, &w) {
+            return false
+        }
+        guard copyOptionalJSON("modelParameters", &r, &w), copyString("name", &r, &w),
             copyOptionalJSON("output", &r, &w), let parent = r.optional({ $0.fixed() })
         else { return false }
         w.key("parentObservationId")

@@ -81,7 +81,7 @@ public protocol FoldTransaction {
 public final class TraceFolder: SpanSink, @unchecked Sendable {
     public let name = "fold"
     let store: any FoldStore
-    let mapper = SpanMapper()
+    let mapper: SpanMapper
     let limits: MetadataLimits
     let maxOpenTraces: Int
     let retention: Duration?
@@ -99,8 +99,9 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
     /// than encoded (`TraceCache`).
     public init(
         store: any FoldStore, limits: MetadataLimits, maxOpenTraces: Int, hotTraces: Int = 1024, retention: Duration? = nil, logger: Logger,
-        metrics: CollectorMetrics? = nil
+        metrics: CollectorMetrics? = nil, pricer: ModelPricer? = nil
     ) {
+        mapper = SpanMapper(pricer: pricer)
         open = TraceCache(capacity: maxOpenTraces, hotCapacity: hotTraces)
         self.metrics = metrics
         self.store = store
@@ -167,7 +168,8 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
             var commit = FoldCommit()
             var touched = [TraceID: Set<SpanID>]()
             var dropped = [String]()
-            for (item, context, premapped) in items {
+            for (arrived, context, premapped) in items {
+                var item = arrived
                 let key = item.span.key
                 // A span already stored (a redelivery) changes nothing.
                 guard work[key.traceID]?.state.observationIDs.contains(key.spanID) == false else { continue }
@@ -185,6 +187,10 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
                 for drop in limitDrops { drops[drop.reason, default: 0] += 1 }
                 trace.observations[key.spanID] = mapped.observation
                 trace.seq += 1
+                if let decision = mapped.newCostDecision {
+                    // The stored span keeps its pricing (`CostDecision`).
+                    item.resource.attributes.append(Attribute(CostDecision.attributeKey, .string(decision.json)))
+                }
                 commit.newSpans.append((trace.seq, item))
                 work[key.traceID] = trace
                 // In place, for the same reason as `trace` above.

@@ -375,6 +375,7 @@ struct ByteWriter {
         time(o.endTimeUnixNano)
         optional(o.completionStartTime) { $0.time($1) }
         optionalString(o.model)
+        optionalString(o.modelID)
         optional(o.modelParameters) { $0.jsonObject($1) }
         optional(o.input) { $0.json($1) }
         optional(o.output) { $0.json($1) }
@@ -655,18 +656,21 @@ struct ByteReader {
     mutating func observation(of traceID: TraceID) -> Observation? {
         guard let id = fixed(), let parent = optional({ $0.fixed() }), let typeIndex = byte(),
             Int(typeIndex) < ByteWriter.types.count, let name = string(), let start = time(), let end = time(),
-            let completion = optional({ $0.time() }), let model = optionalString(), let parameters = optional({ $0.jsonObject() }),
+            let completion = optional({ $0.time() }), let model = optionalString(), let modelID = optionalString(),
+            let parameters = optional({ $0.jsonObject() }),
             let input = optional({ $0.json() }), let output = optional({ $0.json() }), let usage = jsonObject(), let cost = jsonObject(),
             let system = jsonObject(), let level = level(), let status = optionalString(), let version = optionalString(),
             let release = optionalString(), let environment = string(), let promptName = optionalString(),
             let promptVersion = optional({ $0.int() })
         else { return nil }
-        return Observation(
+        var o = Observation(
             id: SpanID(id), traceID: traceID, parentID: parent.map(SpanID.init), type: ByteWriter.types[Int(typeIndex)],
             name: name, startTimeUnixNano: start, endTimeUnixNano: end, completionStartTime: completion, model: model,
             modelParameters: parameters, input: input, output: output, usageDetails: usage, costDetails: cost, systemMetadata: system,
             level: level, statusMessage: status, version: version, release: release, environment: environment, promptName: promptName,
             promptVersion: promptVersion
         )
+        o.modelID = modelID
+        return o
     }
 }

@@ -118,6 +118,8 @@ public struct Observation: Sendable, Hashable {
     public var environment: String
     public var promptName: String?
     public var promptVersion: Int64?
+    /// The model definition that priced its usage (Langfuse's `modelId`).
+    public var modelID: String?
 
     public init(
         id: SpanID, traceID: TraceID, parentID: SpanID?, type: ObservationType, name: String, startTimeUnixNano: UInt64, endTimeUnixNano: UInt64,
@@ -192,4 +194,7 @@ public struct MappedSpan: Sendable, Hashable {
     /// The request the span arrived in: its header warnings and governance
     /// layers (SPEC §5). Its metadata is already one of `updates`.
     public var request: RequestMetadata?
+    /// Pricing decided now, for a span not priced before: the fold stamps
+    /// it on the stored span (`CostDecision`).
+    public var newCostDecision: CostDecision? = nil
 }

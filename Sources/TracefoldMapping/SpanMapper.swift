@@ -4,7 +4,11 @@ import TracefoldModel
 /// metadata updates it carries: the Langfuse server rules R7–R30 and R31–R39
 /// (`reference/langfuse.md` §b) with the choices of SPEC §2–§4.
 public struct SpanMapper: Sendable {
-    public init() {}
+    /// Prices generations that report usage without (all of) their cost;
+    /// nil: no inference.
+    public let pricer: ModelPricer?
+
+    public init(pricer: ModelPricer? = nil) { self.pricer = pricer }
 
     public static let internalPrefix = "_tracefold."
     public static let metadataEventName = "tracefold.metadata"
@@ -19,10 +23,15 @@ public struct SpanMapper: Sendable {
         let scopeJSON: JSONValue
         let request: RequestMetadata?
         let requestUpdate: MetadataUpdate?
+        /// A stored span's pricing, stamped when it was first folded.
+        let costStamp: CostDecision?
 
         public init(resource: Resource, scope: InstrumentationScope) {
             // Stamped by the receiver, which removed any a client sent.
             request = RequestMetadata(resource: resource)
+            // Stamped by the fold on the stored span; the receiver removes
+            // any `_tracefold.` resource attribute a client sent.
+            costStamp = resource.attributes.first { $0.key == CostDecision.attributeKey }?.value.stringValue.flatMap(CostDecision.init(json:))
             requestUpdate = request.flatMap(SpanMapper.requestUpdate)
             // SPEC §2.5: clients cannot forge internal attributes.
             self.resource = AttributeTable(resource.attributes.filter { !$0.key.hasPrefix(SpanMapper.internalPrefix) })
@@ -66,6 +75,10 @@ public struct SpanMapper: Sendable {
             ?? (span.status.code == .error ? .error : .default)
         let statusMessage = attrs["langfuse.observation.status_message"]?.text ?? (span.status.message.isEmpty ? nil : span.status.message)
         let environment = Self.environment(attrs, res)
+        let usage = Self.usage(attrs)
+        let clientCost = Self.clientCost(attrs)
+        // Priced once, when first folded; a stored span keeps that decision.
+        let decision = context.costStamp ?? pricer?.decide(model: model, usage: usage, clientCost: clientCost, start: span.startTimeUnixNano)
 
         var observation = Observation(
             id: span.spanID, traceID: span.traceID, parentID: span.parentSpanID, type: type, name: Self.name(span, attrs),
@@ -74,12 +87,13 @@ public struct SpanMapper: Sendable {
             endTimeUnixNano: span.endTimeUnixNano == 0 ? span.startTimeUnixNano : max(span.endTimeUnixNano, span.startTimeUnixNano),
             completionStartTime: Self.completionStart(attrs),
             model: model, modelParameters: Self.modelParameters(attrs), input: input, output: output,
-            usageDetails: Self.usage(attrs), costDetails: Self.cost(attrs), systemMetadata: system,
+            usageDetails: usage, costDetails: CostInference.complete(clientCost, with: decision), systemMetadata: system,
             level: level, statusMessage: statusMessage,
             version: attrs["langfuse.version"]?.text ?? res["service.version"]?.text,
             release: attrs["langfuse.release"]?.text ?? res["langfuse.release"]?.text,
             environment: environment ?? "default"
         )
+        observation.modelID = decision?.modelID
         if type == .generation {
             observation.promptName = (attrs["langfuse.observation.prompt.name"] ?? attrs["langfuse.prompt.name"])?.text
             observation.promptVersion = Self.int((attrs["langfuse.observation.prompt.version"] ?? attrs["langfuse.prompt.version"]))
@@ -136,7 +150,8 @@ public struct SpanMapper: Sendable {
 
         return MappedSpan(
             observation: observation, trace: trace, updates: updates, warnings: warnings, order: order,
-            resourceAttributes: resourceJSON, scope: scopeJSON, request: context.request
+            resourceAttributes: resourceJSON, scope: scopeJSON, request: context.request,
+            newCostDecision: context.costStamp == nil ? decision : nil
         )
     }
 
@@ -278,17 +293,18 @@ public struct SpanMapper: Sendable {
         return out.isEmpty ? [:] : withTotal(out)
     }
 
-    static func cost(_ a: AttributeTable) -> [String: JSONValue] {
+    /// The costs the client sent, as it sent them (no total filled in).
+    static func clientCost(_ a: AttributeTable) -> [String: JSONValue] {
         if let s = a["langfuse.observation.cost_details"]?.stringValue, let parsed = try? JSONParser.parse(s) {
             guard case .object(let o) = parsed else { return [:] }
-            return withTotal(o)
+            return o
         }
         if let v = number(a["gen_ai.usage.cost"] ?? a["llm.cost.total"]) { return ["total": numberJSON(v)] }
         return [:]
     }
 
     /// SPEC §2.2: fill in `total` as the sum of the numeric values when absent.
-    static func withTotal(_ o: [String: JSONValue]) -> [String: JSONValue] {
+    public static func withTotal(_ o: [String: JSONValue]) -> [String: JSONValue] {
         guard !o.isEmpty, o["total"] == nil else { return o }
         var sum = 0.0
         var allInts = true

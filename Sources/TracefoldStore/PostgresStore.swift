@@ -147,6 +147,8 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
           changed_at bigint NOT NULL, PRIMARY KEY (record_type, id))
         """,
         "CREATE INDEX IF NOT EXISTS tombstones_unexported ON tombstones(changed_at) WHERE revision > exported_revision",
+        // Model definitions, as in SQLiteStore's v11 migration.
+        "CREATE TABLE IF NOT EXISTS models (id text PRIMARY KEY, created_at bigint NOT NULL, record text NOT NULL)",
     ]
 
     private func migrate() throws {

@@ -196,6 +196,10 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
         m.registerMigration("v10-scores-tombstones") { db in
             try db.execute(sql: Self.scoresSchema)
         }
+        m.registerMigration("v11-models") { db in
+            // Model definitions made through POST /api/public/models.
+            try db.execute(sql: "CREATE TABLE models (id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, record TEXT NOT NULL)")
+        }
         return m
     }
 

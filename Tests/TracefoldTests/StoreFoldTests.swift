@@ -366,7 +366,7 @@ final class ObservationRecordStoreTests: XCTestCase {
                 let id = Conformance.id(n)
                 let stored = try XCTUnwrap(store.read { try $0.rows("SELECT record FROM observations WHERE span_id = ?", [.blob(Data(id.bytes))]).first }?["record"])
                 guard case .blob(let bytes) = stored else { return XCTFail("\(backend): record is \(stored)") }
-                XCTAssertEqual(bytes.first, 1, "\(backend): the stored form's first byte")
+                XCTAssertEqual(bytes.first, 2, "\(backend): the stored form's first byte")
                 let json = try XCTUnwrap(store.observation(id))
                 XCTAssertLessThan(bytes.count, json.utf8.count / 2, "\(backend)")
                 XCTAssertEqual(record(Array(json.utf8)), expected.obs(n), "\(backend)")

@@ -1,0 +1,190 @@
+import Foundation
+import TracefoldModel
+
+/// A model definition (Langfuse's models, issue 22): which generations it
+/// prices (`matchPattern`, a case-insensitive regular expression on the
+/// generation's model, from `startDate` on) and the price in USD of one
+/// unit of each usage type. A usage type without a price costs nothing.
+public struct ModelDefinition: Sendable, Equatable {
+    public var id: String
+    public var modelName: String
+    public var matchPattern: String
+    /// Applies to generations that start at or after this; nil: always.
+    public var startUnixNano: UInt64?
+    public var unit: String
+    /// USD per unit, by usage type (`input`, `output`, `input_cached_tokens`, …).
+    public var prices: [String: Double]
+    public var tokenizerID: String?
+    /// Shipped with tracefold (Langfuse's `isLangfuseManaged`): read-only,
+    /// and a user definition for the same model wins over it.
+    public var isBuiltIn: Bool
+    public var createdAtUnixNano: UInt64
+
+    public init(
+        id: String, modelName: String, matchPattern: String, startUnixNano: UInt64? = nil, unit: String = "TOKENS",
+        prices: [String: Double], tokenizerID: String? = nil, isBuiltIn: Bool = false, createdAtUnixNano: UInt64 = 0
+    ) {
+        self.id = id
+        self.modelName = modelName
+        self.matchPattern = matchPattern
+        self.startUnixNano = startUnixNano
+        self.unit = unit
+        self.prices = prices
+        self.tokenizerID = tokenizerID
+        self.isBuiltIn = isBuiltIn
+        self.createdAtUnixNano = createdAtUnixNano
+    }
+
+    /// The pattern as a regular expression, case-insensitive as Langfuse's
+    /// patterns are (they also start with `(?i)`); nil if it does not compile.
+    public static func compile(_ pattern: String) -> NSRegularExpression? {
+        try? NSRegularExpression(pattern: pattern, options: [.caseInsensitive])
+    }
+
+    /// Langfuse's `id` rule for definitions made through the API or config.
+    public static let units = ["TOKENS", "CHARACTERS", "MILLISECONDS", "SECONDS", "IMAGES", "REQUESTS"]
+}
+
+/// What pricing decided for one span, kept with the stored span
+/// (`_tracefold.cost` on its resource) so that a trace rebuilt from the
+/// store, or caught up by another process, gets the same cost whatever
+/// definitions are in force then: a definition added later prices only the
+/// generations folded after it.
+public struct CostDecision: Sendable, Hashable {
+    /// The definition that matched; nil when none did.
+    public var modelID: String?
+    /// The costs it added, by usage type (not the client's, not the total).
+    public var inferred: [String: Double]
+
+    public init(modelID: String?, inferred: [String: Double]) {
+        self.modelID = modelID
+        self.inferred = inferred
+    }
+
+    public static let attributeKey = "_tracefold.cost"
+
+    public var json: String {
+        JSONWriter.serialize(.object(["modelId": modelID.map(JSONValue.string) ?? .null, "inferred": .object(inferred.mapValues(JSONValue.double))]))
+    }
+
+    public init?(json: String) {
+        guard let v = try? JSONParser.parse(json), case .object(let inferred)? = v["inferred"] else { return nil }
+        modelID = v["modelId"]?.stringValue
+        self.inferred = inferred.compactMapValues(\.numberValueForCost)
+    }
+}
+
+extension JSONValue {
+    var numberValueForCost: Double? {
+        switch self {
+        case .int(let i): Double(i)
+        case .double(let d): d
+        default: nil
+        }
+    }
+}
+
+/// The definitions in force, and which of them match a model string. The
+/// pattern match runs once per distinct model string (and again only after
+/// the definitions change), not once per span.
+public final class ModelPricer: @unchecked Sendable {
+    private let lock = NSLock()
+    /// In precedence order: user definitions before built-ins, then the
+    /// latest start first, then by id.
+    private var definitions: [(ModelDefinition, NSRegularExpression)] = []
+    private var matches: [String: [Int]] = [:]
+    /// Distinct model strings remembered; past it the cache starts over.
+    static let cacheLimit = 10_000
+
+    public init(_ definitions: [ModelDefinition] = []) { replace(definitions) }
+
+    /// Puts `definitions` in force; ones whose pattern does not compile are
+    /// skipped (config and API validate patterns before they get here).
+    public func replace(_ definitions: [ModelDefinition]) {
+        let compiled = definitions.compactMap { d in ModelDefinition.compile(d.matchPattern).map { (d, $0) } }.sorted { a, b in
+            if a.0.isBuiltIn != b.0.isBuiltIn { return !a.0.isBuiltIn }
+            if (a.0.startUnixNano ?? 0) != (b.0.startUnixNano ?? 0) { return (a.0.startUnixNano ?? 0) > (b.0.startUnixNano ?? 0) }
+            return a.0.id < b.0.id
+        }
+        lock.withLock {
+            self.definitions = compiled
+            matches = [:]
+        }
+    }
+
+    public var all: [ModelDefinition] { lock.withLock { definitions.map(\.0) } }
+
+    /// The definition that prices `model` for a generation that started at
+    /// `start`: the first in precedence order whose pattern matches and
+    /// whose start date has come.
+    public func definition(for model: String, at start: UInt64) -> ModelDefinition? {
+        lock.lock()
+        defer { lock.unlock() }
+        let candidates: [Int]
+        if let cached = matches[model] {
+            candidates = cached
+        } else {
+            let range = NSRange(model.startIndex..., in: model)
+            candidates = definitions.indices.filter { definitions[$0].1.firstMatch(in: model, range: range) != nil }
+            if matches.count >= Self.cacheLimit { matches = [:] }
+            matches[model] = candidates
+        }
+        for i in candidates where (definitions[i].0.startUnixNano ?? 0) <= start { return definitions[i].0 }
+        return nil
+    }
+
+    /// What pricing decides for a generation: nil when there is nothing to
+    /// price (no model, no usage).
+    public func decide(model: String?, usage: [String: JSONValue], clientCost: [String: JSONValue], start: UInt64) -> CostDecision? {
+        guard let model, !usage.isEmpty else { return nil }
+        guard let d = definition(for: model, at: start) else { return CostDecision(modelID: nil, inferred: [:]) }
+        var inferred = [String: Double]()
+        for (type, amount) in usage where type != "total" && clientCost[type] == nil {
+            guard let price = d.prices[type], let n = amount.numberValueForCost else { continue }
+            inferred[type] = CostInference.rounded(n * price)
+        }
+        // A definition priced per total unit only (older embedding models).
+        if inferred.isEmpty, clientCost.isEmpty, d.prices.count == 1, let price = d.prices["total"], let n = usage["total"]?.numberValueForCost {
+            inferred["total"] = CostInference.rounded(n * price)
+        }
+        return CostDecision(modelID: d.id, inferred: inferred)
+    }
+}
+
+/// Completes a generation's `costDetails` from a pricing decision.
+public enum CostInference {
+    /// The client's costs with the inferred ones added; `total` is the
+    /// client's when it sent one, else the sum of every type.
+    public static func complete(_ clientCost: [String: JSONValue], with decision: CostDecision?) -> [String: JSONValue] {
+        guard let decision, !decision.inferred.isEmpty else { return SpanMapper.withTotal(clientCost) }
+        var out = clientCost
+        for (type, cost) in decision.inferred where out[type] == nil { out[type] = .double(cost) }
+        if clientCost["total"] == nil {
+            out["total"] = nil
+            out = SpanMapper.withTotal(out)
+        }
+        return out
+    }
+
+    /// Products of token counts and per-token prices to 12 decimal places,
+    /// as totals are: 0.00025, not 0.00025000000000000006.
+    static func rounded(_ x: Double) -> Double { (x * 1e12).rounded() / 1e12 }
+}
+
+extension ModelDefinition {
+    /// The definitions that ship with tracefold (`pricing/models.json`).
+    public static let builtIns: [ModelDefinition] = {
+        guard case .array(let models)? = (try? JSONParser.parse(builtInJSON))?["models"] else { return [] }
+        return models.compactMap { m in
+            guard let id = m["id"]?.stringValue, let name = m["modelName"]?.stringValue, let pattern = m["matchPattern"]?.stringValue,
+                case .object(let prices)? = m["prices"]
+            else { return nil }
+            return ModelDefinition(
+                id: id, modelName: name, matchPattern: pattern, startUnixNano: m["startDate"]?.stringValue.flatMap(ISOTime.parse),
+                unit: m["unit"]?.stringValue ?? "TOKENS", prices: prices.compactMapValues(\.numberValueForCost),
+                tokenizerID: m["tokenizerId"]?.stringValue, isBuiltIn: true,
+                createdAtUnixNano: m["asOf"]?.stringValue.flatMap { ISOTime.parse($0 + "T00:00:00Z") } ?? 0
+            )
+        }
+    }()
+}
