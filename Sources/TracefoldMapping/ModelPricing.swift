@@ -176,15 +176,34 @@ extension ModelDefinition {
     public static let builtIns: [ModelDefinition] = {
         guard case .array(let models)? = (try? JSONParser.parse(builtInJSON))?["models"] else { return [] }
         return models.compactMap { m in
-            guard let id = m["id"]?.stringValue, let name = m["modelName"]?.stringValue, let pattern = m["matchPattern"]?.stringValue,
-                case .object(let prices)? = m["prices"]
-            else { return nil }
-            return ModelDefinition(
-                id: id, modelName: name, matchPattern: pattern, startUnixNano: m["startDate"]?.stringValue.flatMap(ISOTime.parse),
-                unit: m["unit"]?.stringValue ?? "TOKENS", prices: prices.compactMapValues(\.numberValueForCost),
-                tokenizerID: m["tokenizerId"]?.stringValue, isBuiltIn: true,
-                createdAtUnixNano: m["asOf"]?.stringValue.flatMap { ISOTime.parse($0 + "T00:00:00Z") } ?? 0
-            )
+            m["id"]?.stringValue.flatMap { id in
+                ModelDefinition(
+                    json: m, id: id, isBuiltIn: true, createdAtUnixNano: m["asOf"]?.stringValue.flatMap { ISOTime.parse($0 + "T00:00:00Z") } ?? 0
+                )
+            }
         }
     }()
+
+    /// A definition in the stored form (`modelName`, `matchPattern`,
+    /// `startDate`, `unit`, `prices` by usage type, `tokenizerId`), which
+    /// `pricing/models.json` uses too.
+    public init?(json m: JSONValue, id: String, isBuiltIn: Bool, createdAtUnixNano: UInt64) {
+        guard let name = m["modelName"]?.stringValue, let pattern = m["matchPattern"]?.stringValue, case .object(let prices)? = m["prices"] else {
+            return nil
+        }
+        self.init(
+            id: id, modelName: name, matchPattern: pattern, startUnixNano: m["startDate"]?.stringValue.flatMap(ISOTime.parse),
+            unit: m["unit"]?.stringValue ?? "TOKENS", prices: prices.compactMapValues(\.numberValueForCost), tokenizerID: m["tokenizerId"]?.stringValue,
+            isBuiltIn: isBuiltIn, createdAtUnixNano: createdAtUnixNano
+        )
+    }
+
+    /// The stored form.
+    public var storedJSON: JSONValue {
+        .object([
+            "modelName": .string(modelName), "matchPattern": .string(matchPattern),
+            "startDate": startUnixNano.map { .string(ISOTime.format(unixNano: $0)) } ?? .null, "unit": .string(unit),
+            "prices": .object(prices.mapValues(JSONValue.double)), "tokenizerId": tokenizerID.map(JSONValue.string) ?? .null,
+        ])
+    }
 }

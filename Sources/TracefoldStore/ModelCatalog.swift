@@ -41,7 +41,7 @@ public final class ModelCatalog: @unchecked Sendable {
     public func add(_ d: ModelDefinition) throws {
         try store.durableWrite { s in
             try s.execute("INSERT INTO models(id, created_at, record) VALUES (?, ?, ?)", [
-                .text(d.id), .int(Int64(bitPattern: d.createdAtUnixNano)), .text(JSONWriter.serialize(Self.storedJSON(d))),
+                .text(d.id), .int(Int64(bitPattern: d.createdAtUnixNano)), .text(JSONWriter.serialize(d.storedJSON)),
             ])
         }
         try reload()
@@ -68,23 +68,9 @@ public final class ModelCatalog: @unchecked Sendable {
     func stored() throws -> [ModelDefinition] {
         try store.read { s in
             try s.rows("SELECT id, created_at, record FROM models ORDER BY created_at, id", []).compactMap { row in
-                guard let id = row["id"].string, let text = row["record"].string, let v = try? JSONParser.parse(text),
-                    let name = v["modelName"]?.stringValue, let pattern = v["matchPattern"]?.stringValue, case .object(let prices)? = v["prices"]
-                else { return nil }
-                return ModelDefinition(
-                    id: id, modelName: name, matchPattern: pattern, startUnixNano: v["startDate"]?.stringValue.flatMap(ISOTime.parse),
-                    unit: v["unit"]?.stringValue ?? "TOKENS", prices: prices.compactMapValues(\.numberValue),
-                    tokenizerID: v["tokenizerId"]?.stringValue, createdAtUnixNano: UInt64(bitPattern: row["created_at"].int ?? 0)
-                )
+                guard let id = row["id"].string, let text = row["record"].string, let v = try? JSONParser.parse(text) else { return nil }
+                return ModelDefinition(json: v, id: id, isBuiltIn: false, createdAtUnixNano: UInt64(bitPattern: row["created_at"].int ?? 0))
             }
         }
-    }
-
-    static func storedJSON(_ d: ModelDefinition) -> JSONValue {
-        .object([
-            "modelName": .string(d.modelName), "matchPattern": .string(d.matchPattern),
-            "startDate": d.startUnixNano.map { .string(ISOTime.format(unixNano: $0)) } ?? .null, "unit": .string(d.unit),
-            "prices": .object(d.prices.mapValues(JSONValue.double)), "tokenizerId": d.tokenizerID.map(JSONValue.string) ?? .null,
-        ])
     }
 }
