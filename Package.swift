@@ -151,7 +151,8 @@ let package = Package(
         .executableTarget(
             name: "tracefold-loadgen",
             dependencies: [
-                "OTLP", "TracefoldModel", "Compression",
+                "OTLP", "TracefoldModel", "TracefoldMapping", "TracefoldFold", "Compression",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -69,6 +69,8 @@ public enum RecordRenderer {
         let environment = s.effectiveRoot?.environment ?? s.environment?.value ?? "default"
         let minStart = s.minStart == .max ? firstWrite(s) : s.minStart
         let latency = Double(s.maxEnd >= minStart ? s.maxEnd - minStart : 0) / 1e9
+        // Summed once: it sorts the trace's costs.
+        let totalCost = s.totalCost
         let tags = s.tags.sorted()
         var traceScope = JSONWriter()
         writeTraceScopeEntries(s, governed, into: &traceScope)
@@ -105,14 +107,14 @@ public enum RecordRenderer {
         w.field("sessionId", string: s.sessionID?.value)
         w.field("tags", .array(tags.map(JSONValue.string)))
         w.field("timestamp", string: ISOTime.format(unixNano: minStart))
-        w.field("totalCost", s.totalCost.map(JSONValue.double) ?? .int(0))
+        w.field("totalCost", totalCost.map(JSONValue.double) ?? .int(0))
         w.field("userId", string: governed.userID)
         w.field("version", string: s.version?.value)
         w.endObject()
         return TraceRow(
             traceID: s.traceID, startUnixNano: minStart, json: w.bytes, name: s.name?.value ?? root?.name, userID: governed.userID,
             sessionID: s.sessionID?.value, version: s.version?.value, release: s.release?.value, environment: environment, tags: tags,
-            isPublic: s.isPublic, latency: latency, totalCost: s.totalCost ?? 0, metadata: metadata
+            isPublic: s.isPublic, latency: latency, totalCost: totalCost ?? 0, metadata: metadata
         )
     }
 

@@ -168,6 +168,9 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
             var commit = FoldCommit()
             var touched = [TraceID: Set<SpanID>]()
             var dropped = [String]()
+            // The last stamped resource: spans of one resource priced by one
+            // definition share it instead of copying it each.
+            var lastStamped: (base: Resource, stamp: String, stamped: Resource)?
             for (arrived, context, premapped) in items {
                 var item = arrived
                 let key = item.span.key
@@ -187,9 +190,15 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
                 for drop in limitDrops { drops[drop.reason, default: 0] += 1 }
                 trace.observations[key.spanID] = mapped.observation
                 trace.seq += 1
-                if let decision = mapped.newCostDecision {
+                if let stamp = mapped.newCostStamp {
                     // The stored span keeps its pricing (`CostDecision`).
-                    item.resource.attributes.append(Attribute(CostDecision.attributeKey, .string(decision.json)))
+                    if let last = lastStamped, last.stamp == stamp, last.base == item.resource {
+                        item.resource = last.stamped
+                    } else {
+                        let base = item.resource
+                        item.resource.attributes.append(Attribute(CostDecision.attributeKey, .string(stamp)))
+                        lastStamped = (base, stamp, item.resource)
+                    }
                 }
                 commit.newSpans.append((trace.seq, item))
                 work[key.traceID] = trace

@@ -46,31 +46,61 @@ public struct ModelDefinition: Sendable, Equatable {
 }
 
 /// What pricing decided for one span, kept with the stored span
-/// (`_tracefold.cost` on its resource) so that a trace rebuilt from the
-/// store, or caught up by another process, gets the same cost whatever
+/// (`_tracefold.cost` on its resource, `stamp`) so that a trace rebuilt from
+/// the store, or caught up by another process, gets the same cost whatever
 /// definitions are in force then: a definition added later prices only the
-/// generations folded after it.
-public struct CostDecision: Sendable, Hashable {
+/// generations folded after it. It holds the prices, not the costs: the
+/// costs follow from them and the span's usage, and one decision (and its
+/// stamp text) serves every span its definition prices.
+public final class CostDecision: Sendable {
     /// The definition that matched; nil when none did.
-    public var modelID: String?
-    /// The costs it added, by usage type (not the client's, not the total).
-    public var inferred: [String: Double]
+    public let modelID: String?
+    /// Its prices, USD per unit by usage type.
+    public let prices: [String: Double]
+    /// The text stamped on the stored span.
+    public let stamp: String
 
-    public init(modelID: String?, inferred: [String: Double]) {
+    public init(modelID: String?, prices: [String: Double]) {
         self.modelID = modelID
-        self.inferred = inferred
+        self.prices = prices
+        stamp = JSONWriter.serialize(.object(["modelId": modelID.map(JSONValue.string) ?? .null, "prices": .object(prices.mapValues(JSONValue.double))]))
     }
 
     public static let attributeKey = "_tracefold.cost"
+    static let unmatched = CostDecision(modelID: nil, prices: [:])
 
-    public var json: String {
-        JSONWriter.serialize(.object(["modelId": modelID.map(JSONValue.string) ?? .null, "inferred": .object(inferred.mapValues(JSONValue.double))]))
+    public convenience init?(stamp: String) {
+        guard let v = try? JSONParser.parse(stamp), case .object(let prices)? = v["prices"] else { return nil }
+        self.init(modelID: v["modelId"]?.stringValue, prices: prices.compactMapValues(\.numberValueForCost))
     }
 
-    public init?(json: String) {
-        guard let v = try? JSONParser.parse(json), case .object(let inferred)? = v["inferred"] else { return nil }
-        modelID = v["modelId"]?.stringValue
-        self.inferred = inferred.compactMapValues(\.numberValueForCost)
+    /// The generation's `costDetails`: the client's costs, each usage type
+    /// it left without one priced, and `total` (the client's, or the sum).
+    /// A price per total unit only (older embedding models) prices the total.
+    /// Built in one dictionary: this runs for every span with a model and
+    /// usage.
+    public func costDetails(usage: [String: JSONValue], clientCost: [String: JSONValue]) -> [String: JSONValue] {
+        var out = clientCost
+        var added = false
+        for (type, amount) in usage where type != "total" && clientCost[type] == nil {
+            guard let price = prices[type], let n = amount.numberValueForCost else { continue }
+            out[type] = .double(CostInference.rounded(n * price))
+            added = true
+        }
+        guard added else {
+            if clientCost.isEmpty, prices.count == 1, let price = prices["total"], let n = usage["total"]?.numberValueForCost {
+                return ["total": .double(CostInference.rounded(n * price))]
+            }
+            return SpanMapper.withTotal(clientCost)
+        }
+        // The total in place (`withTotal` would copy the dictionary): the
+        // client's, or the sum of every type, as `withTotal` sums them.
+        if clientCost["total"] == nil {
+            var sum = 0.0
+            for v in out.values { sum += v.numberValueForCost ?? 0 }
+            out["total"] = .double(CostInference.rounded(sum))
+        }
+        return out
     }
 }
 
@@ -91,7 +121,7 @@ public final class ModelPricer: @unchecked Sendable {
     private let lock = NSLock()
     /// In precedence order: user definitions before built-ins, then the
     /// latest start first, then by id.
-    private var definitions: [(ModelDefinition, NSRegularExpression)] = []
+    private var definitions: [(ModelDefinition, NSRegularExpression, CostDecision)] = []
     private var matches: [String: [Int]] = [:]
     /// Distinct model strings remembered; past it the cache starts over.
     static let cacheLimit = 10_000
@@ -101,7 +131,9 @@ public final class ModelPricer: @unchecked Sendable {
     /// Puts `definitions` in force; ones whose pattern does not compile are
     /// skipped (config and API validate patterns before they get here).
     public func replace(_ definitions: [ModelDefinition]) {
-        let compiled = definitions.compactMap { d in ModelDefinition.compile(d.matchPattern).map { (d, $0) } }.sorted { a, b in
+        let compiled = definitions.compactMap { d in
+            ModelDefinition.compile(d.matchPattern).map { (d, $0, CostDecision(modelID: d.id, prices: d.prices)) }
+        }.sorted { a, b in
             if a.0.isBuiltIn != b.0.isBuiltIn { return !a.0.isBuiltIn }
             if (a.0.startUnixNano ?? 0) != (b.0.startUnixNano ?? 0) { return (a.0.startUnixNano ?? 0) > (b.0.startUnixNano ?? 0) }
             return a.0.id < b.0.id
@@ -118,8 +150,10 @@ public final class ModelPricer: @unchecked Sendable {
     /// `start`: the first in precedence order whose pattern matches and
     /// whose start date has come.
     public func definition(for model: String, at start: UInt64) -> ModelDefinition? {
-        lock.lock()
-        defer { lock.unlock() }
+        lock.withLock { match(model, at: start)?.0 }
+    }
+
+    private func match(_ model: String, at start: UInt64) -> (ModelDefinition, NSRegularExpression, CostDecision)? {
         let candidates: [Int]
         if let cached = matches[model] {
             candidates = cached
@@ -129,43 +163,19 @@ public final class ModelPricer: @unchecked Sendable {
             if matches.count >= Self.cacheLimit { matches = [:] }
             matches[model] = candidates
         }
-        for i in candidates where (definitions[i].0.startUnixNano ?? 0) <= start { return definitions[i].0 }
+        for i in candidates where (definitions[i].0.startUnixNano ?? 0) <= start { return definitions[i] }
         return nil
     }
 
     /// What pricing decides for a generation: nil when there is nothing to
     /// price (no model, no usage).
-    public func decide(model: String?, usage: [String: JSONValue], clientCost: [String: JSONValue], start: UInt64) -> CostDecision? {
-        guard let model, !usage.isEmpty else { return nil }
-        guard let d = definition(for: model, at: start) else { return CostDecision(modelID: nil, inferred: [:]) }
-        var inferred = [String: Double]()
-        for (type, amount) in usage where type != "total" && clientCost[type] == nil {
-            guard let price = d.prices[type], let n = amount.numberValueForCost else { continue }
-            inferred[type] = CostInference.rounded(n * price)
-        }
-        // A definition priced per total unit only (older embedding models).
-        if inferred.isEmpty, clientCost.isEmpty, d.prices.count == 1, let price = d.prices["total"], let n = usage["total"]?.numberValueForCost {
-            inferred["total"] = CostInference.rounded(n * price)
-        }
-        return CostDecision(modelID: d.id, inferred: inferred)
+    public func decide(model: String?, hasUsage: Bool, start: UInt64) -> CostDecision? {
+        guard let model, hasUsage else { return nil }
+        return lock.withLock { match(model, at: start)?.2 } ?? .unmatched
     }
 }
 
-/// Completes a generation's `costDetails` from a pricing decision.
 public enum CostInference {
-    /// The client's costs with the inferred ones added; `total` is the
-    /// client's when it sent one, else the sum of every type.
-    public static func complete(_ clientCost: [String: JSONValue], with decision: CostDecision?) -> [String: JSONValue] {
-        guard let decision, !decision.inferred.isEmpty else { return SpanMapper.withTotal(clientCost) }
-        var out = clientCost
-        for (type, cost) in decision.inferred where out[type] == nil { out[type] = .double(cost) }
-        if clientCost["total"] == nil {
-            out["total"] = nil
-            out = SpanMapper.withTotal(out)
-        }
-        return out
-    }
-
     /// Products of token counts and per-token prices to 12 decimal places,
     /// as totals are: 0.00025, not 0.00025000000000000006.
     static func rounded(_ x: Double) -> Double { (x * 1e12).rounded() / 1e12 }

@@ -195,6 +195,6 @@ public struct MappedSpan: Sendable, Hashable {
     /// layers (SPEC §5). Its metadata is already one of `updates`.
     public var request: RequestMetadata?
     /// Pricing decided now, for a span not priced before: the fold stamps
-    /// it on the stored span (`CostDecision`).
-    public var newCostDecision: CostDecision? = nil
+    /// it on the stored span (`CostDecision.stamp`).
+    public var newCostStamp: String? = nil
 }

@@ -31,7 +31,7 @@ public struct SpanMapper: Sendable {
             request = RequestMetadata(resource: resource)
             // Stamped by the fold on the stored span; the receiver removes
             // any `_tracefold.` resource attribute a client sent.
-            costStamp = resource.attributes.first { $0.key == CostDecision.attributeKey }?.value.stringValue.flatMap(CostDecision.init(json:))
+            costStamp = resource.attributes.first { $0.key == CostDecision.attributeKey }?.value.stringValue.flatMap(CostDecision.init(stamp:))
             requestUpdate = request.flatMap(SpanMapper.requestUpdate)
             // SPEC §2.5: clients cannot forge internal attributes.
             self.resource = AttributeTable(resource.attributes.filter { !$0.key.hasPrefix(SpanMapper.internalPrefix) })
@@ -78,7 +78,7 @@ public struct SpanMapper: Sendable {
         let usage = Self.usage(attrs)
         let clientCost = Self.clientCost(attrs)
         // Priced once, when first folded; a stored span keeps that decision.
-        let decision = context.costStamp ?? pricer?.decide(model: model, usage: usage, clientCost: clientCost, start: span.startTimeUnixNano)
+        let decision = context.costStamp ?? pricer?.decide(model: model, hasUsage: !usage.isEmpty, start: span.startTimeUnixNano)
 
         var observation = Observation(
             id: span.spanID, traceID: span.traceID, parentID: span.parentSpanID, type: type, name: Self.name(span, attrs),
@@ -87,7 +87,7 @@ public struct SpanMapper: Sendable {
             endTimeUnixNano: span.endTimeUnixNano == 0 ? span.startTimeUnixNano : max(span.endTimeUnixNano, span.startTimeUnixNano),
             completionStartTime: Self.completionStart(attrs),
             model: model, modelParameters: Self.modelParameters(attrs), input: input, output: output,
-            usageDetails: usage, costDetails: CostInference.complete(clientCost, with: decision), systemMetadata: system,
+            usageDetails: usage, costDetails: decision?.costDetails(usage: usage, clientCost: clientCost) ?? Self.withTotal(clientCost), systemMetadata: system,
             level: level, statusMessage: statusMessage,
             version: attrs["langfuse.version"]?.text ?? res["service.version"]?.text,
             release: attrs["langfuse.release"]?.text ?? res["langfuse.release"]?.text,
@@ -151,7 +151,7 @@ public struct SpanMapper: Sendable {
         return MappedSpan(
             observation: observation, trace: trace, updates: updates, warnings: warnings, order: order,
             resourceAttributes: resourceJSON, scope: scopeJSON, request: context.request,
-            newCostDecision: context.costStamp == nil ? decision : nil
+            newCostStamp: context.costStamp == nil ? decision?.stamp : nil
         )
     }
 

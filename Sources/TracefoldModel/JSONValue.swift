@@ -422,7 +422,10 @@ public struct JSONWriter {
             writeInt(Int64(d))
             return
         }
-        writeRaw("\(d)")
+        // `description` is Swift's shortest round-trip form; a short one is
+        // a small string, so no allocation (interpolation built a buffer).
+        var text = d.description
+        text.withUTF8 { bytes.append(contentsOf: $0) }
     }
 
     public mutating func writeString(_ s: String) {

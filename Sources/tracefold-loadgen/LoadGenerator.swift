@@ -4,6 +4,9 @@ import Compression
 import Foundation
 import NIOCore
 import OTLP
+import Logging
+import TracefoldFold
+import TracefoldMapping
 import TracefoldModel
 
 /// Sends the SPEC §10.1 load to an OTLP/HTTP endpoint: protobuf batches of
@@ -166,10 +169,50 @@ struct LoadGenerator: AsyncParsableCommand {
             time("protobufCUnpack") { for body in raw { checksum &+= OTLPProtobufDecoder.unpackOnly(body) ? 1 : 0 } },
             time("decodeToSwift") { for body in raw { checksum &+= try OTLPDecoder.decode(body, encoding: .protobuf).batch.spanCount } },
         ]
+        // The fold (map, fold, render; the store discards what it is
+        // given) without and with cost inference (issue 22), alternated over
+        // the same decoded batches so that the machine's drift falls on both
+        // alike; each figure is the least CPU time of its 11 rounds.
+        let batches = try raw.map { try OTLPDecoder.decode($0, encoding: .protobuf).batch }
+        // This thread's CPU time, not the wall clock: time another tenant
+        // of the machine takes does not count.
+        func threadCPU() -> Duration {
+            var t = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+            return .seconds(t.tv_sec) + .nanoseconds(t.tv_nsec)
+        }
+        func fold(_ pricer: ModelPricer?) throws -> Duration {
+            let folder = TraceFolder(store: DiscardingFoldStore(), limits: MetadataLimits(), maxOpenTraces: 20_000, logger: Logger(label: "bench"), pricer: pricer)
+            let start = threadCPU()
+            for b in batches {
+                var batch = b
+                _ = folder.prepare(&batch)
+                checksum &+= try folder.consume(batch).count
+            }
+            return threadCPU() - start
+        }
+        let pricer = ModelPricer(ModelDefinition.builtIns)
+        var best = (plain: Duration.seconds(1e9), priced: Duration.seconds(1e9))
+        for round in 0..<(passes * 2 + 1) {
+            // Each goes first in every other round.
+            if round % 2 == 0 {
+                best.plain = min(best.plain, try fold(nil))
+                best.priced = min(best.priced, try fold(pricer))
+            } else {
+                best.priced = min(best.priced, try fold(pricer))
+                best.plain = min(best.plain, try fold(nil))
+            }
+        }
+        let folded = Double(requests * batch)
+        let foldStage: JSONValue = .object([
+            "spansPerCpuSecond": .double((folded / best.plain.inSeconds).rounded()),
+            "spansPerCpuSecondPriced": .double((folded / best.priced.inSeconds).rounded()),
+            "pricedCostRatio": .double((best.priced.inSeconds / best.plain.inSeconds * 1000).rounded() / 1000),
+        ])
         print(JSONWriter.serialize(.object([
             "requests": .int(Int64(requests)), "spansPerRequest": .int(Int64(batch)), "passes": .int(Int64(passes)),
             "uncompressedBytesPerSpan": .double((megabytes * 1e6 / spans).rounded()),
-            "stages": .object(Dictionary(uniqueKeysWithValues: stages)), "checksum": .int(Int64(checksum)),
+            "stages": .object(Dictionary(uniqueKeysWithValues: stages)), "fold": foldStage, "checksum": .int(Int64(checksum)),
         ])))
     }
 
@@ -269,4 +312,24 @@ final class Counter: @unchecked Sendable {
         value += 1
         return value - 1
     }
+}
+
+/// A store that keeps only each trace's last sequence number: the fold's
+/// own CPU, without the database's, for `--decode-bench`.
+final class DiscardingFoldStore: FoldStore, FoldTransaction, @unchecked Sendable {
+    private var last = [TraceID: Int64]()
+
+    func transaction<T>(locking traces: [TraceID], durable: Bool, _ body: (any FoldTransaction) throws -> T) throws -> T { try body(self) }
+    func sync() throws {}
+    func deleteTraces(startedBefore cutoff: UInt64) throws -> Int { 0 }
+
+    func lastSeq(of traces: [TraceID]) throws -> [TraceID: Int64] {
+        var out = [TraceID: Int64]()
+        for id in traces { out[id] = last[id] }
+        return out
+    }
+    func history(of trace: TraceID, after seq: Int64) throws -> [(seq: Int64, event: TraceEvent)] { [] }
+    func spans(of trace: TraceID, ids: [SpanID]) throws -> [StoredSpan] { [] }
+    func write(_ commit: FoldCommit) throws { for (id, seq) in commit.lastSeq { last[id] = seq } }
+    func delete(_ traces: [TraceID]) throws -> [TraceID] { [] }
 }
