@@ -555,6 +555,11 @@ def print_decode_limit(d, pipeline_spans_per_cpu_second):
     for stage in ("gunzip", "nestingCheck", "protobufCUnpack", "decodeToSwift"):
         s = d["stages"][stage]
         print(f"decode limit: {stage:16} {s['spansPerSecond']:>10,.0f} spans/s  {s['megabytesPerSecond']:>7} MB/s")
+    fold = d.get("fold")
+    if fold:
+        # Issue 22: inference must cost the fold less than 3%.
+        print(f"fold (map, fold, render; no store): {fold['spansPerCpuSecond']:>10,.0f} spans/CPU-s without cost inference, "
+              f"{fold['spansPerCpuSecondPriced']:,.0f} with: cost ratio {fold['pricedCostRatio']:.3f}")
     floor = d["stages"]["protobufCUnpack"]["spansPerSecond"]
     if pipeline_spans_per_cpu_second:
         print(f"decode limit: the whole fsync pipeline reaches {pipeline_spans_per_cpu_second / floor:.3f} of protobuf-c unpack alone "
