@@ -69,7 +69,6 @@ public enum RecordRenderer {
         let environment = s.effectiveRoot?.environment ?? s.environment?.value ?? "default"
         let minStart = s.minStart == .max ? firstWrite(s) : s.minStart
         let latency = Double(s.maxEnd >= minStart ? s.maxEnd - minStart : 0) / 1e9
-        // Summed once: it sorts the trace's costs.
         let totalCost = s.totalCost
         let tags = s.tags.sorted()
         var traceScope = JSONWriter()

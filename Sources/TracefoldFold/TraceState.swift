@@ -75,7 +75,11 @@ public struct TraceState: Hashable, Sendable {
     public var asRoot: Root?
     /// The earliest span of all, whose resource and scope stand in when there is no root.
     public var earliest: Root?
-    public var costs: [SpanID: Double] = [:]
+    /// The sum of the observations' total costs, in 1e-12 USD. Integer
+    /// addition is exact, so the sum is the same whatever order the spans
+    /// come in, without keeping (and encoding) a cost per span to add up in
+    /// span-id order. Nil while no observation has a cost.
+    public var costPicos: Int64?
     public var worstLevel: ObservationLevel?
     /// Per entry, per top-level key: the winning value (SPEC §4.4 shallow merge).
     public var entries: [EntryKey: [String: Versioned<JSONValue>]] = [:]
@@ -112,7 +116,7 @@ public struct TraceState: Hashable, Sendable {
     public mutating func add(_ mapped: MappedSpan, limits: MetadataLimits, drops: inout [MetadataDrop]) -> [String: JSONValue] {
         let o = mapped.observation
         let order = mapped.order
-        observationIDs.insert(o.id)
+        let isNew = observationIDs.insert(o.id).inserted
         minStart = min(minStart, o.startTimeUnixNano)
         maxEnd = max(maxEnd, o.endTimeUnixNano)
         let t = mapped.trace
@@ -137,7 +141,7 @@ public struct TraceState: Hashable, Sendable {
             if asRoot.map({ me.precedes($0) }) ?? true { asRoot = me }
         }
         if earliest.map({ me.precedes($0) }) ?? true { earliest = me }
-        if let cost = o.totalCost { costs[o.id] = cost }
+        if isNew, let cost = o.totalCost { costPicos = (costPicos ?? 0) &+ Self.picos(cost) }
         worstLevel = max(worstLevel ?? o.level, o.level)
 
         var warnings = mapped.warnings
@@ -219,10 +223,14 @@ public struct TraceState: Hashable, Sendable {
         cumulativeMetadataBytes = accepted.values.reduce(0, +)
     }
 
-    public var totalCost: Double? {
-        guard !costs.isEmpty else { return nil }
-        // Summed in span-id order: float addition is not associative.
-        return costs.sorted { $0.key < $1.key }.reduce(0) { $0 + $1.value }
+    public var totalCost: Double? { costPicos.map { Double($0) / 1e12 } }
+
+    /// USD in 1e-12 units, clamped to what an Int64 holds (±9.2 million USD
+    /// an observation).
+    static func picos(_ usd: Double) -> Int64 {
+        let scaled = (usd * 1e12).rounded()
+        guard scaled.isFinite else { return 0 }
+        return scaled >= 9.2e18 ? 9_200_000_000_000_000_000 : scaled <= -9.2e18 ? -9_200_000_000_000_000_000 : Int64(scaled)
     }
 }
 

@@ -290,11 +290,7 @@ struct ByteWriter {
         root(s.root)
         root(s.asRoot, sameAs: [s.root])
         root(s.earliest, sameAs: [s.root, s.asRoot])
-        count(s.costs.count)
-        for (id, cost) in s.costs {
-            fixed(id.value)
-            double(cost)
-        }
+        optional(s.costPicos) { $0.fixed(UInt64(bitPattern: $1)) }
         optional(s.worstLevel) { $0.level($1) }
         count(s.entries.count)
         for (key, bucket) in s.entries {
@@ -621,13 +617,11 @@ struct ByteReader {
         s.tags = Set(tags)
         s.isPublic = isPublic
         (s.input, s.output) = (input, output)
-        guard let root = readRoot(), let asRoot = readRoot(sameAs: [root]), let earliest = readRoot(sameAs: [root, asRoot]), let nCosts = count()
+        guard let root = readRoot(), let asRoot = readRoot(sameAs: [root]), let earliest = readRoot(sameAs: [root, asRoot]),
+            let costPicos = optional({ $0.fixed() })
         else { return nil }
         (s.root, s.asRoot, s.earliest) = (root, asRoot, earliest)
-        for _ in 0..<nCosts {
-            guard let id = fixed(), let cost = double() else { return nil }
-            s.costs[SpanID(id)] = cost
-        }
+        s.costPicos = costPicos.map { Int64(bitPattern: $0) }
         guard let worst = optional({ $0.level() }), let nEntries = count() else { return nil }
         s.worstLevel = worst
         for _ in 0..<nEntries {
