@@ -46,14 +46,3 @@ public struct TraceRow: Sendable {
     /// The record's top-level metadata, for the `trace_metadata` index.
     public var metadata: [String: JSONValue]
 }
-
-extension JSONValue {
-    /// A JSON number as a Double; nil for anything else.
-    public var numberValue: Double? {
-        switch self {
-        case .int(let i): Double(i)
-        case .double(let d): d
-        default: nil
-        }
-    }
-}

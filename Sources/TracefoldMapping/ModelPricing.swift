@@ -41,7 +41,7 @@ public struct ModelDefinition: Sendable, Equatable {
         try? NSRegularExpression(pattern: pattern, options: [.caseInsensitive])
     }
 
-    /// Langfuse's `id` rule for definitions made through the API or config.
+    /// The usage units Langfuse's definitions name.
     public static let units = ["TOKENS", "CHARACTERS", "MILLISECONDS", "SECONDS", "IMAGES", "REQUESTS"]
 }
 
@@ -67,11 +67,15 @@ public final class CostDecision: Sendable {
     }
 
     public static let attributeKey = "_tracefold.cost"
+
+    /// Products of token counts and per-token prices to 12 decimal places,
+    /// as totals are: 0.00025, not 0.00025000000000000006.
+    static func rounded(_ x: Double) -> Double { (x * 1e12).rounded() / 1e12 }
     static let unmatched = CostDecision(modelID: nil, prices: [:])
 
     public convenience init?(stamp: String) {
         guard let v = try? JSONParser.parse(stamp), case .object(let prices)? = v["prices"] else { return nil }
-        self.init(modelID: v["modelId"]?.stringValue, prices: prices.compactMapValues(\.numberValueForCost))
+        self.init(modelID: v["modelId"]?.stringValue, prices: prices.compactMapValues(\.numberValue))
     }
 
     /// The generation's `costDetails`: the client's costs, each usage type
@@ -83,13 +87,13 @@ public final class CostDecision: Sendable {
         var out = clientCost
         var added = false
         for (type, amount) in usage where type != "total" && clientCost[type] == nil {
-            guard let price = prices[type], let n = amount.numberValueForCost else { continue }
-            out[type] = .double(CostInference.rounded(n * price))
+            guard let price = prices[type], let n = amount.numberValue else { continue }
+            out[type] = .double(Self.rounded(n * price))
             added = true
         }
         guard added else {
-            if clientCost.isEmpty, prices.count == 1, let price = prices["total"], let n = usage["total"]?.numberValueForCost {
-                return ["total": .double(CostInference.rounded(n * price))]
+            if clientCost.isEmpty, prices.count == 1, let price = prices["total"], let n = usage["total"]?.numberValue {
+                return ["total": .double(Self.rounded(n * price))]
             }
             return SpanMapper.withTotal(clientCost)
         }
@@ -97,22 +101,13 @@ public final class CostDecision: Sendable {
         // client's, or the sum of every type, as `withTotal` sums them.
         if clientCost["total"] == nil {
             var sum = 0.0
-            for v in out.values { sum += v.numberValueForCost ?? 0 }
-            out["total"] = .double(CostInference.rounded(sum))
+            for v in out.values { sum += v.numberValue ?? 0 }
+            out["total"] = .double(Self.rounded(sum))
         }
         return out
     }
 }
 
-extension JSONValue {
-    var numberValueForCost: Double? {
-        switch self {
-        case .int(let i): Double(i)
-        case .double(let d): d
-        default: nil
-        }
-    }
-}
 
 /// The definitions in force, and which of them match a model string. The
 /// pattern match runs once per distinct model string (and again only after
@@ -175,12 +170,6 @@ public final class ModelPricer: @unchecked Sendable {
     }
 }
 
-public enum CostInference {
-    /// Products of token counts and per-token prices to 12 decimal places,
-    /// as totals are: 0.00025, not 0.00025000000000000006.
-    static func rounded(_ x: Double) -> Double { (x * 1e12).rounded() / 1e12 }
-}
-
 extension ModelDefinition {
     /// The definitions that ship with tracefold (`pricing/models.json`).
     public static let builtIns: [ModelDefinition] = {
@@ -203,7 +192,7 @@ extension ModelDefinition {
         }
         self.init(
             id: id, modelName: name, matchPattern: pattern, startUnixNano: m["startDate"]?.stringValue.flatMap(ISOTime.parse),
-            unit: m["unit"]?.stringValue ?? "TOKENS", prices: prices.compactMapValues(\.numberValueForCost), tokenizerID: m["tokenizerId"]?.stringValue,
+            unit: m["unit"]?.stringValue ?? "TOKENS", prices: prices.compactMapValues(\.numberValue), tokenizerID: m["tokenizerId"]?.stringValue,
             isBuiltIn: isBuiltIn, createdAtUnixNano: createdAtUnixNano
         )
     }

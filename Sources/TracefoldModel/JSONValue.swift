@@ -465,3 +465,14 @@ public struct JSONWriter {
         }
     }
 }
+
+extension JSONValue {
+    /// A JSON number as a Double; nil for anything else.
+    public var numberValue: Double? {
+        switch self {
+        case .int(let i): Double(i)
+        case .double(let d): d
+        default: nil
+        }
+    }
+}

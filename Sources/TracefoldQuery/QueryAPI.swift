@@ -169,12 +169,7 @@ public struct QueryAPI: Sendable {
     static func addScores(_ scores: [StoredScore], to entries: inout [JSONValue]) {
         for score in scores {
             let r = score.record
-            let value: JSONValue
-            switch r["dataType"]?.stringValue {
-            case "NUMERIC": value = r["value"] ?? .null
-            case "BOOLEAN": value = .bool(r["value"]?.numberValue == 1)
-            default: value = r["stringValue"] ?? .null
-            }
+            let value = score.typedValue
             let spanID = r["observationId"]?.stringValue
             let scope = spanID == nil ? "trace" : "observation"
             let i = entries.firstIndex {

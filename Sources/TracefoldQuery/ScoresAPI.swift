@@ -150,11 +150,7 @@ public struct ScoresAPI: Sendable {
         let r = score.record
         var o: [String: JSONValue] = ["projectId": .string(projectID)]
         for key in ["id", "name", "dataType", "source", "timestamp", "environment", "createdAt", "updatedAt"] { o[key] = r[key] ?? .null }
-        switch r["dataType"]?.stringValue {
-        case "NUMERIC": o["value"] = r["value"]
-        case "BOOLEAN": o["value"] = .bool(r["value"]?.numberValue == 1)
-        default: o["value"] = r["stringValue"]
-        }
+        o["value"] = score.typedValue
         if groups.contains("details") {
             for key in ["comment", "configId", "metadata"] { o[key] = r[key] ?? .null }
         }

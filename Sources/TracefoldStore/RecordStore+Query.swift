@@ -547,10 +547,7 @@ extension RecordStore {
             """,
             [cutoff, SQLValue(limit)]
         ).map(pendingScore)
-        if !scores.isEmpty {
-            let floors = try Tombstones.revisionFloors("score", ids: scores.map(\.id), in: s)
-            for i in scores.indices { scores[i].revision += floors[scores[i].id] ?? 0 }
-        }
+        try Tombstones.raiseRevisions(&scores, recordType: "score", in: s)
         let tombstones = try s.rows(
             """
             SELECT record_type, id, revision FROM tombstones

@@ -73,6 +73,15 @@ extension JSONValue {
 public struct StoredScore: Sendable {
     public var record: [String: JSONValue]
     public var id: String { record["id"]?.stringValue ?? "" }
+    /// The value typed by its data type, as v3 reads show it: a number
+    /// (NUMERIC), a boolean (BOOLEAN), or the text (CATEGORICAL, TEXT).
+    public var typedValue: JSONValue {
+        switch record["dataType"]?.stringValue {
+        case "NUMERIC": record["value"] ?? .null
+        case "BOOLEAN": .bool(record["value"]?.numberValue == 1)
+        default: record["stringValue"] ?? .null
+        }
+    }
     public var timestampUnixNano: Int64
 }
 
@@ -235,8 +244,7 @@ extension RecordStore {
         return try read { s in
             let rows = try s.rows("SELECT id, revision, \(Self.scoreColumns) FROM scores \(w.sql) ORDER BY timestamp, id LIMIT ?", w.args + [SQLValue(limit)])
             var records = try rows.map(Self.pendingScore)
-            let floors = try Tombstones.revisionFloors("score", ids: records.map(\.id), in: s)
-            for i in records.indices { records[i].revision += floors[records[i].id] ?? 0 }
+            try Tombstones.raiseRevisions(&records, recordType: "score", in: s)
             return zip(rows, records).map { (($0["timestamp"].int ?? 0, $1.id), $1) }
         }
     }
@@ -289,6 +297,14 @@ enum Tombstones {
             }
         }
         return floors
+    }
+
+    /// Adds the tombstone floors of one record type to these records' line
+    /// revisions.
+    static func raiseRevisions(_ records: inout [PendingRecord], recordType: String, in s: any SQLSession) throws {
+        guard !records.isEmpty else { return }
+        let floors = try revisionFloors(recordType, ids: records.map(\.id), in: s)
+        for i in records.indices { records[i].revision += floors[records[i].id] ?? 0 }
     }
 
     /// Adds the tombstone floors to pending revisions; nothing to do (one
