@@ -141,6 +141,9 @@ public final class ModelPricer: @unchecked Sendable {
 
     public var all: [ModelDefinition] { lock.withLock { definitions.map(\.0) } }
 
+    /// Model strings whose matches are remembered.
+    var cachedModels: Int { lock.withLock { matches.count } }
+
     /// The definition that prices `model` for a generation that started at
     /// `start`: the first in precedence order whose pattern matches and
     /// whose start date has come.

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import TracefoldConfig
 @testable import TracefoldFold
-import TracefoldMapping
+@testable import TracefoldMapping
 import TracefoldModel
 import TracefoldStore
 import XCTest
@@ -193,5 +193,12 @@ final class ModelPricingTests: XCTestCase {
         pricer.replace([Self.custom])
         XCTAssertNil(pricer.definition(for: "gpt-4o", at: .max), "a change of definitions empties the cache")
         XCTAssertEqual(pricer.definition(for: "ACME-LLM", at: .max)?.id, "m-custom")
+        // At the cache's limit it still grows; one past, it starts over, and
+        // answers stay the same.
+        for i in pricer.cachedModels..<ModelPricer.cacheLimit { _ = pricer.definition(for: "model-\(i)", at: .max) }
+        XCTAssertEqual(pricer.cachedModels, ModelPricer.cacheLimit)
+        XCTAssertNil(pricer.definition(for: "model-\(ModelPricer.cacheLimit)", at: .max))
+        XCTAssertEqual(pricer.cachedModels, 1)
+        XCTAssertEqual(pricer.definition(for: "acme-llm", at: .max)?.id, "m-custom")
     }
 }
