@@ -1,6 +1,8 @@
-internal import CSystemLibraries
+internal import CZlib
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 public enum ContentCoding: Sendable, Hashable {
@@ -172,7 +174,7 @@ public enum Gzip {
                 stream.avail_in = UInt32(inBuf.count)
                 stream.next_out = outBuf.baseAddress
                 stream.avail_out = UInt32(outBuf.count)
-                let r = CSystemLibraries.deflate(&stream, Z_FINISH)
+                let r = CZlib.deflate(&stream, Z_FINISH)
                 precondition(r == Z_STREAM_END, "deflate failed: \(r)")
                 return outBuf.count - Int(stream.avail_out)
             }
@@ -230,7 +232,7 @@ public enum GzipFile {
             repeat {
                 stream.next_out = outBuf
                 stream.avail_out = UInt32(size)
-                let rc = CSystemLibraries.deflate(&stream, flush)
+                let rc = CZlib.deflate(&stream, flush)
                 guard rc != Z_STREAM_ERROR else { throw GzipFileError(description: "deflate failed") }
                 var pending = size - Int(stream.avail_out)
                 var offset = 0

@@ -1,4 +1,4 @@
-internal import CSystemLibraries
+internal import CProtobufC
 internal import OTLPProtoC
 import TracefoldModel
 

@@ -1,4 +1,4 @@
-import CSystemLibraries
+import CProtobufC
 import Foundation
 import Logging
 import NIOConcurrencyHelpers

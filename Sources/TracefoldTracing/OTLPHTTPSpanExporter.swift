@@ -3,7 +3,7 @@ import Compression
 import Foundation
 import Logging
 import NIOCore
-import OTLP
+import OTLPEncoding
 import NIOConcurrencyHelpers
 import TracefoldModel
 import Tracing

@@ -1,6 +1,6 @@
 /// A minimal protobuf wire-format writer. tracefold encodes only small
-/// messages (responses, Status bodies) and, for the load generator and tests,
-/// export requests; protobuf-c stays the decoder.
+/// messages (responses, Status bodies) and export requests (TracefoldTracing's
+/// exporter, the load generator, the tests); protobuf-c stays the decoder.
 public struct ProtobufWriter: Sendable {
     public private(set) var bytes: [UInt8] = []
 

@@ -1,8 +1,9 @@
 import TracefoldModel
 
 /// Encodes a `SpanBatch` as an `ExportTraceServiceRequest`. Proto3 defaults
-/// (zero, empty) are left out, as every protobuf encoder does. Used by the
-/// load generator and the tests to produce real protobuf bodies.
+/// (zero, empty) are left out, as every protobuf encoder does. Pure Swift:
+/// TracefoldTracing's exporter sends what it writes, and the store, the load
+/// generator and the tests use it too, none of them through protobuf-c.
 public enum OTLPProtobufEncoder {
     public static func encode(_ batch: SpanBatch) -> [UInt8] {
         var w = ProtobufWriter()
