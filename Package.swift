@@ -8,7 +8,7 @@ import PackageDescription
 // assembles the pipeline from TracefoldConfig, and `tracefold` is the command
 // line, linked with jemalloc through TracefoldAllocator.
 //
-// An app's side is TracefoldTracing: it encodes with OTLPEncoding (pure
+// An app's side is TracefoldTracing: it encodes with OTLPProtobufEncoding (pure
 // Swift) and gzips with Compression (CZlib); only the collector's decoder
 // needs protobuf-c (CProtobufC, OTLPProtoC). The default trait `Collector`
 // brings the collector's heavy dependencies; an app that depends on this
@@ -66,8 +66,8 @@ let package = Package(
         .target(name: "TracefoldModel"),
         // The OTLP encoder, pure Swift: TracefoldTracing's exporter and the
         // collector share it. OTLP (the decoders) re-exports it.
-        .target(name: "OTLPEncoding", dependencies: ["TracefoldModel"]),
-        .target(name: "OTLP", dependencies: ["OTLPEncoding", "OTLPProtoC", "CProtobufC", "TracefoldModel"]),
+        .target(name: "OTLPProtobufEncoding", dependencies: ["TracefoldModel"]),
+        .target(name: "OTLP", dependencies: ["OTLPProtobufEncoding", "OTLPProtoC", "CProtobufC", "TracefoldModel"]),
         .target(name: "Compression", dependencies: ["CZlib"]),
         .target(name: "TracefoldMapping", dependencies: ["TracefoldModel"]),
         // The collector's own metrics (SPEC §9.3).
@@ -161,7 +161,7 @@ let package = Package(
         .target(
             name: "TracefoldTracing",
             dependencies: [
-                "TracefoldModel", "OTLPEncoding", "Compression", "TracefoldTracingMacros",
+                "TracefoldModel", "OTLPProtobufEncoding", "Compression", "TracefoldTracingMacros",
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

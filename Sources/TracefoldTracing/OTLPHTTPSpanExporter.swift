@@ -3,7 +3,7 @@ import Compression
 import Foundation
 import Logging
 import NIOCore
-import OTLPEncoding
+import OTLPProtobufEncoding
 import NIOConcurrencyHelpers
 import TracefoldModel
 import Tracing
