@@ -35,36 +35,29 @@ public enum ProtobufNestingCheck {
 
     /// True when no AnyValue nests deeper than `limit`.
     public static func withinLimit(_ body: [UInt8], limit: Int = maxAnyValueDepth) -> Bool {
-        var stack: [(message: Message, end: Int)] = [(.request, body.count)]
-        var anyDepth = 0
-        var i = 0
-        return body.withUnsafeBufferPointer { b -> Bool in
-            func varint() -> UInt64? {
-                var v: UInt64 = 0
-                var shift: UInt64 = 0
-                while i < b.count, shift < 64 {
-                    let byte = b[i]
-                    i += 1
-                    v |= UInt64(byte & 0x7F) << shift
-                    if byte & 0x80 == 0 { return v }
-                    shift += 7
-                }
-                return nil
-            }
+        body.withUnsafeBufferPointer { b -> Bool in
+            // Locals of this closure, read through a struct rather than a
+            // nested function: a nested function capturing the position
+            // made every access a dynamic exclusivity check (swift_beginAccess
+            // was a fifth of this walk's time).
+            var r = Reader(b: b)
+            var stack: [(message: Message, end: Int)] = [(.request, b.count)]
+            stack.reserveCapacity(16)
+            var anyDepth = 0
             while true {
-                while let top = stack.last, i >= top.end {
+                while let top = stack.last, r.i >= top.end {
                     if top.message == .anyValue { anyDepth -= 1 }
                     stack.removeLast()
                     if stack.isEmpty { return true }
                 }
-                guard let tag = varint() else { return true }
+                guard let tag = r.varint() else { return true }
                 switch tag & 7 {
-                case 0: guard varint() != nil else { return true }
-                case 1: i += 8
-                case 5: i += 4
+                case 0: guard r.varint() != nil else { return true }
+                case 1: r.i += 8
+                case 5: r.i += 4
                 case 2:
-                    guard let n = varint(), n <= UInt64(b.count - i) else { return true }
-                    let end = i + Int(n)
+                    guard let n = r.varint(), n <= UInt64(b.count - r.i) else { return true }
+                    let end = r.i + Int(n)
                     if let child = stack.last!.message.child(tag >> 3) {
                         if child == .anyValue {
                             anyDepth += 1
@@ -72,11 +65,29 @@ public enum ProtobufNestingCheck {
                         }
                         stack.append((child, end))
                     } else {
-                        i = end
+                        r.i = end
                     }
                 default: return true
                 }
             }
+        }
+    }
+
+    struct Reader {
+        let b: UnsafeBufferPointer<UInt8>
+        var i = 0
+
+        mutating func varint() -> UInt64? {
+            var v: UInt64 = 0
+            var shift: UInt64 = 0
+            while i < b.count, shift < 64 {
+                let byte = b[i]
+                i += 1
+                v |= UInt64(byte & 0x7F) << shift
+                if byte & 0x80 == 0 { return v }
+                shift += 7
+            }
+            return nil
         }
     }
 }
