@@ -84,7 +84,9 @@ public final class CostDecision: Sendable {
     /// Built in one dictionary: this runs for every span with a model and
     /// usage.
     public func costDetails(usage: [String: JSONValue], clientCost: [String: JSONValue]) -> [String: JSONValue] {
-        var out = clientCost
+        // Sized once: grown one type at a time, it was rehashed twice.
+        var out = [String: JSONValue](minimumCapacity: clientCost.count + usage.count + 1)
+        for (type, cost) in clientCost { out[type] = cost }
         var added = false
         for (type, amount) in usage where type != "total" && clientCost[type] == nil {
             guard let price = prices[type], let n = amount.numberValue else { continue }
@@ -117,7 +119,10 @@ public final class ModelPricer: @unchecked Sendable {
     /// In precedence order: user definitions before built-ins, then the
     /// latest start first, then by id.
     private var definitions: [(ModelDefinition, NSRegularExpression, CostDecision)] = []
-    private var matches: [String: [Int]] = [:]
+    /// Per model string, the matching definitions' start dates and
+    /// decisions in precedence order: what a span's lookup reads, without
+    /// copying a definition.
+    private var matches: [String: [(start: UInt64, index: Int, decision: CostDecision)]] = [:]
     /// Distinct model strings remembered; past it the cache starts over.
     static let cacheLimit = 10_000
 
@@ -148,20 +153,23 @@ public final class ModelPricer: @unchecked Sendable {
     /// `start`: the first in precedence order whose pattern matches and
     /// whose start date has come.
     public func definition(for model: String, at start: UInt64) -> ModelDefinition? {
-        lock.withLock { match(model, at: start)?.0 }
+        lock.withLock { match(model, at: start).map { definitions[$0.index].0 } }
     }
 
-    private func match(_ model: String, at start: UInt64) -> (ModelDefinition, NSRegularExpression, CostDecision)? {
-        let candidates: [Int]
+    /// The index in `definitions` and the decision of the definition that
+    /// prices `model` at `start`.
+    private func match(_ model: String, at start: UInt64) -> (index: Int, decision: CostDecision)? {
         if let cached = matches[model] {
-            candidates = cached
-        } else {
-            let range = NSRange(model.startIndex..., in: model)
-            candidates = definitions.indices.filter { definitions[$0].1.firstMatch(in: model, range: range) != nil }
-            if matches.count >= Self.cacheLimit { matches = [:] }
-            matches[model] = candidates
+            for c in cached where c.start <= start { return (c.index, c.decision) }
+            return nil
         }
-        for i in candidates where (definitions[i].0.startUnixNano ?? 0) <= start { return definitions[i] }
+        let range = NSRange(model.startIndex..., in: model)
+        let candidates = definitions.indices.filter { definitions[$0].1.firstMatch(in: model, range: range) != nil }.map {
+            (start: definitions[$0].0.startUnixNano ?? 0, index: $0, decision: definitions[$0].2)
+        }
+        if matches.count >= Self.cacheLimit { matches = [:] }
+        matches[model] = candidates
+        for c in candidates where c.start <= start { return (c.index, c.decision) }
         return nil
     }
 
@@ -169,7 +177,7 @@ public final class ModelPricer: @unchecked Sendable {
     /// price (no model, no usage).
     public func decide(model: String?, hasUsage: Bool, start: UInt64) -> CostDecision? {
         guard let model, hasUsage else { return nil }
-        return lock.withLock { match(model, at: start)?.2 } ?? .unmatched
+        return lock.withLock { match(model, at: start)?.decision } ?? .unmatched
     }
 }
 
