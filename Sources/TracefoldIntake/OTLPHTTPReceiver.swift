@@ -35,13 +35,10 @@ public struct OTLPHTTPReceiver: Sendable {
     public static let paths: Set<String> = ["/v1/traces", "/api/public/otel/v1/traces"]
 
     let config: OTLPReceiverConfig
-    let authenticator: RequestAuthenticator
-    let metadataReader: RequestMetadataReader
-    let committer: any IntakeCommitter
+    /// What gRPC shares: credentials, refusals, decode, commit.
+    let intake: IntakePath
     let logger: Logger
     let metrics: CollectorMetrics?
-    let memoryLimiter: MemoryLimiter?
-    let rateLimiter: SpanRateLimiter
     let bodyBudget: InFlightBodyBudget
 
     public init(
@@ -50,17 +47,16 @@ public struct OTLPHTTPReceiver: Sendable {
     ) {
         self.config = config
         self.metrics = metrics
-        self.memoryLimiter = memoryLimiter
-        self.rateLimiter = SpanRateLimiter(auth: config.auth, defaultLimit: config.rateLimit)
         let bodyBudget = InFlightBodyBudget(limit: config.maxInFlightBytes)
         self.bodyBudget = bodyBudget
         metrics?.sampledGauge(
             name: "tracefold_receiver_in_flight_bytes", help: "Request-body bytes being read or held at once (max_in_flight_bytes bounds it).",
             read: { bodyBudget.inUse }
         )
-        self.authenticator = RequestAuthenticator(config: config.auth)
-        self.metadataReader = RequestMetadataReader(metadata: metadata, auth: config.auth)
-        self.committer = committer
+        intake = IntakePath(
+            auth: config.auth, rateLimit: config.rateLimit, metadata: metadata, committer: committer, logger: logger, metrics: metrics,
+            memoryLimiter: memoryLimiter
+        )
         self.logger = logger
     }
 
@@ -70,7 +66,7 @@ public struct OTLPHTTPReceiver: Sendable {
             response.headers[.allow] = "POST"
             return response
         }
-        guard case .allowed(let apiKey) = authenticator.authenticate(authorization: request.headers[.authorization]) else {
+        guard case .allowed(let apiKey) = intake.authenticate(authorization: request.headers[.authorization]) else {
             let encoding = request.headers[.contentType].flatMap(OTLPEncoding.init(contentType:)) ?? .json
             var response = Self.status(.unauthorized, "missing or invalid credentials", encoding: encoding)
             response.headers[.wwwAuthenticate] = "Basic realm=\"tracefold\""
@@ -83,16 +79,8 @@ public struct OTLPHTTPReceiver: Sendable {
         guard let coding = ContentCoding(header: request.headers[.contentEncoding]) else {
             return Self.status(.badRequest, "unsupported Content-Encoding \"\(request.headers[.contentEncoding] ?? "")\"; use gzip, deflate or identity", encoding: encoding)
         }
-        // Refusals come before the body is read, so a refused request
-        // costs no memory (SPEC §1.9).
-        if memoryLimiter?.isRefusing == true {
-            return refuse(.serviceUnavailable, reason: "memory_limiter", "the collector is above its memory limit; retry later", retryAfter: 1, encoding: encoding)
-        }
-        if committer.isOverloaded {
-            return refuse(.serviceUnavailable, reason: "queue_full", "the collector is overloaded; retry later", retryAfter: 1, encoding: encoding)
-        }
-        if committer.isFailing {
-            return refuse(.serviceUnavailable, reason: "storage", "the collector cannot store data right now; retry later", retryAfter: 5, encoding: encoding)
+        if let refusal = intake.refusalBeforeBody() {
+            return Self.refused(refusal, encoding: encoding)
         }
         let receivedAt = WallClock.nowUnixNano()
         // Held until the answer: the body and the batch decoded from it live
@@ -115,9 +103,10 @@ public struct OTLPHTTPReceiver: Sendable {
         case .failure(.transport(let reason)):
             return Self.status(.badRequest, "cannot read the request body: \(reason)", encoding: encoding)
         case .failure(.overBudget):
-            return refuse(
-                .serviceUnavailable, reason: "in_flight_bytes", "the collector is reading as many request bodies as it may; retry later",
-                retryAfter: 1, encoding: encoding
+            metrics?.refusedRequest(reason: "in_flight_bytes")
+            return Self.refused(
+                IntakePath.Refusal(reason: "in_flight_bytes", message: "the collector is reading as many request bodies as it may; retry later", retryAfterSeconds: 1),
+                encoding: encoding
             )
         case .failure(.timedOut):
             logger.info("request body did not arrive within read_timeout; closing the connection", metadata: ["read_timeout": "\(config.readTimeout)"])
@@ -126,61 +115,20 @@ public struct OTLPHTTPReceiver: Sendable {
             return response
         }
 
-        let decoded: DecodedExport
-        do {
-            decoded = try OTLPDecoder.decode(body, encoding: encoding)
-        } catch {
-            return Self.status(.badRequest, "cannot decode the \(encoding == .protobuf ? "protobuf" : "JSON") body: \(error.message)", encoding: encoding)
+        switch await intake.accept(body: body, wire: wire, encoding: encoding, coding: coding, apiKey: apiKey, headers: request.headers, receivedAtUnixNano: receivedAt) {
+        case .accepted(let rejectedSpans, let message):
+            return Self.response(.ok, OTLPResponse.export(rejectedSpans: rejectedSpans, errorMessage: message, encoding: encoding), encoding: encoding)
+        case .undecodable(let message):
+            return Self.status(.badRequest, message, encoding: encoding)
+        case .refused(let refusal):
+            return Self.refused(refusal, encoding: encoding)
         }
-        if let wait = rateLimiter.admit(key: apiKey, spans: decoded.batch.spanCount) {
-            let seconds = max(1, Int(wait.inSeconds.rounded(.up)))
-            metrics?.refusedSpans.increment(by: Int64(decoded.batch.spanCount))
-            return refuse(.tooManyRequests, reason: "rate_limit", "the rate limit for this key is exceeded; retry in \(seconds) s", retryAfter: seconds, encoding: encoding)
-        }
-        var batch = decoded.batch
-        batch.receivedAtUnixNano = receivedAt
-        let context = metadataReader.read(request.headers, apiKey: apiKey, receivedAtUnixNano: receivedAt)
-        RequestMetadata.stamp(&batch, with: context)
-        var dropped = [String]()
-        if batch.spanCount > 0 {
-            do {
-                dropped = try await committer.commit(
-                    body: wire, encoding: encoding, coding: coding, receivedAtUnixNano: receivedAt, context: context, batch: batch
-                )
-            } catch {
-                metrics?.refusedSpans.increment(by: Int64(batch.spanCount))
-                logger.error("cannot make an accepted request durable; answering 503", metadata: ["error": "\(error)"])
-                return refuse(.serviceUnavailable, reason: "storage", "the collector cannot store data right now; retry later", retryAfter: 5, encoding: encoding)
-            }
-        }
-        if decoded.rejectedSpans > 0 {
-            logger.info(
-                "rejected invalid spans",
-                metadata: ["rejected": "\(decoded.rejectedSpans)", "accepted": "\(batch.spanCount)", "reason": "\(decoded.firstRejection ?? "")"]
-            )
-        }
-        metrics?.acceptedSpans.increment(by: Int64(batch.spanCount))
-        metrics?.rejectedSpans.increment(by: Int64(decoded.rejectedSpans))
-        metrics?.droppedMetadata(reason: "request_header", count: context?.warnings.count ?? 0)
-        // SPEC §4.6: dropped metadata is a warning with rejected_spans 0.
-        var messages = [String]()
-        if let m = decoded.partialSuccessMessage { messages.append(m) }
-        if let warnings = context?.warnings, let first = warnings.sorted(by: { $0.key < $1.key }).first {
-            messages.append("\(warnings.count) request metadata key\(warnings.count == 1 ? "" : "s") dropped: \(first.key): \(first.value)")
-        }
-        if let first = dropped.first {
-            messages.append("\(dropped.count) metadata update\(dropped.count == 1 ? "" : "s") dropped: \(first)")
-        }
-        let responseBody = OTLPResponse.export(
-            rejectedSpans: decoded.rejectedSpans, errorMessage: messages.isEmpty ? nil : messages.joined(separator: "; "), encoding: encoding
-        )
-        return Self.response(.ok, responseBody, encoding: encoding)
     }
 
-    private func refuse(_ status: HTTPResponse.Status, reason: String, _ message: String, retryAfter: Int, encoding: OTLPEncoding) -> Response {
-        metrics?.refusedRequest(reason: reason)
-        var response = Self.status(status, message, encoding: encoding)
-        response.headers[.retryAfter] = String(retryAfter)
+    /// 503 (429 for a rate limit) with Retry-After.
+    static func refused(_ refusal: IntakePath.Refusal, encoding: OTLPEncoding) -> Response {
+        var response = Self.status(refusal.isRateLimit ? .tooManyRequests : .serviceUnavailable, refusal.message, encoding: encoding)
+        response.headers[.retryAfter] = String(refusal.retryAfterSeconds)
         return response
     }
 
