@@ -48,6 +48,23 @@ public enum OTLPResponse {
         }
     }
 
+    /// A `google.rpc.Status` with one detail, a `google.rpc.RetryInfo`
+    /// whose `retry_delay` is `retryAfterSeconds`: what a gRPC server puts
+    /// in `grpc-status-details-bin` so that OTLP exporters wait that long
+    /// before retrying (the OTLP specification's throttling).
+    public static func statusWithRetryInfo(code: Int32, message: String, retryAfterSeconds: Int) -> [UInt8] {
+        var w = ProtobufWriter()
+        if code != 0 { w.int64(1, Int64(code)) }
+        if !message.isEmpty { w.string(2, message) }
+        w.message(3) { any in
+            any.string(1, "type.googleapis.com/google.rpc.RetryInfo")
+            var info = ProtobufWriter()
+            info.message(1) { duration in duration.int64(1, Int64(retryAfterSeconds)) }
+            any.bytes(2, info.bytes)
+        }
+        return w.bytes
+    }
+
     /// The gRPC code that matches an HTTP status, following the OTLP/HTTP
     /// mapping otelcol uses in the other direction.
     public static func grpcCode(forHTTPStatus status: Int) -> Int32 {
