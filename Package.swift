@@ -35,8 +35,8 @@ let package = Package(
             name: "Collector",
             description: """
                 The collector: tracefold, tracefold-loadgen and their modules, with GRDB, postgres-nio, Hummingbird, \
-                swift-prometheus, Yams, swift-argument-parser and swift-service-lifecycle. Without it the package \
-                builds TracefoldTracing only.
+                swift-prometheus, Yams, swift-argument-parser, swift-service-lifecycle and swift-http-types. Without \
+                it the package builds TracefoldTracing (and tracefold-demo) only.
                 """
         ),
         .default(enabledTraits: ["Collector"]),
