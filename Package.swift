@@ -35,8 +35,9 @@ let package = Package(
             name: "Collector",
             description: """
                 The collector: tracefold, tracefold-loadgen and their modules, with GRDB, postgres-nio, Hummingbird, \
-                swift-prometheus, Yams, swift-argument-parser, swift-service-lifecycle and swift-http-types. Without \
-                it the package builds TracefoldTracing (and tracefold-demo) only.
+                swift-prometheus, Yams, swift-argument-parser, swift-service-lifecycle, swift-http-types and gRPC \
+                (grpc-swift-2, grpc-swift-nio-transport). Without it the package builds TracefoldTracing (and \
+                tracefold-demo) only.
                 """
         ),
         .default(enabledTraits: ["Collector"]),
@@ -133,6 +134,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle", condition: collector),
+                .product(name: "GRPCCore", package: "grpc-swift-2", condition: collector),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport", condition: collector),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -6,6 +6,8 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import GRPCCore
+import GRPCNIOTransportHTTP2
 import OTLP
 import TracefoldConfig
 import TracefoldExport
@@ -35,6 +37,8 @@ public final class Collector: Sendable {
     /// The collector's own metrics, served at `/metrics`.
     public let metrics: CollectorMetrics
     let memoryLimiter: MemoryLimiter?
+    /// Shared by the HTTP and gRPC receivers.
+    let rateLimiter: SpanRateLimiter
 
     /// Opens the data directory and the exporters, and replays any intake-log
     /// records that the exporters may not have (after a crash).
@@ -45,6 +49,7 @@ public final class Collector: Sendable {
         self.metrics = metrics
         memoryLimiter = config.activeMemoryLimiter.map { MemoryLimiter(config: $0, logger: logger) }
         memoryLimiter?.start()
+        rateLimiter = SpanRateLimiter(auth: config.receiver.auth, defaultLimit: config.receiver.rateLimit)
         try FileManager.default.createDirectory(atPath: config.store.directory, withIntermediateDirectories: true)
 
         var sinks = [any SpanSink]()
@@ -169,7 +174,9 @@ public final class Collector: Sendable {
                 return (try? await NIOThreadPool.singleton.runIfActive { try store.read { try $0.rows("SELECT 1", []) } }) != nil
             }
         ).register(on: router)
-        let receiver = OTLPHTTPReceiver(config: config.receiver, metadata: config.metadata, committer: committer, logger: logger, metrics: metrics, memoryLimiter: memoryLimiter
+        let receiver = OTLPHTTPReceiver(
+            config: config.receiver, metadata: config.metadata, committer: committer, logger: logger, metrics: metrics, memoryLimiter: memoryLimiter,
+            rateLimiter: rateLimiter
         )
         return FrontDoor(receiver: receiver, authenticator: authenticator, router: router.buildResponder(), metrics: metrics)
     }
@@ -188,6 +195,24 @@ public final class Collector: Sendable {
         )
     }
 
+    /// The OTLP/gRPC server, when `protocols.grpc` is configured; `port`
+    /// overrides the configured one.
+    public func makeGRPCServer(port: Int? = nil) -> GRPCServer<HTTP2ServerTransport.Posix>? {
+        guard let grpc = config.grpc else { return nil }
+        let intake = IntakePath(
+            auth: config.receiver.auth, rateLimit: config.receiver.rateLimit, metadata: config.metadata, committer: committer, logger: logger,
+            metrics: metrics, memoryLimiter: memoryLimiter, rateLimiter: rateLimiter
+        )
+        let transport = HTTP2ServerTransport.Posix(
+            address: .ipv4(host: grpc.host, port: port ?? grpc.port), transportSecurity: .plaintext,
+            config: .defaults { c in
+                c.rpc.maxRequestPayloadSize = OTLPGRPCReceiver.transportLimit(maxMessageSize: grpc.maxRecvMsgSize)
+                c.compression.enabledAlgorithms = [.gzip, .deflate]
+            }
+        )
+        return GRPCServer(transport: transport, services: [OTLPGRPCReceiver(intake: intake, maxMessageSize: grpc.maxRecvMsgSize)])
+    }
+
     /// Runs until SIGTERM/SIGINT, then writes out everything pending, all
     /// within `service.shutdown_timeout` of the signal (SPEC §9). The bound
     /// is kept by a watchdog armed at the signal: whatever still runs when it
@@ -204,11 +229,13 @@ public final class Collector: Sendable {
             (stage: shutdownStage.withLockedValue { $0 }, queuedSpans: pipeline.queuedSpans)
         }
         let signalled = ShutdownSignalClock { watchdog.arm() }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: app),
+            .init(service: signalled, successTerminationBehavior: .ignore),
+        ]
+        if let grpc = makeGRPCServer() { services.append(.init(service: GRPCService(server: grpc))) }
         var group = ServiceGroupConfiguration(
-            services: [
-                .init(service: app),
-                .init(service: signalled, successTerminationBehavior: .ignore),
-            ],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
         )
         // The server stops accepting connections at once and gets the bound
@@ -266,6 +293,7 @@ public final class Collector: Sendable {
             "tracefold starting",
             metadata: [
                 "endpoint": "http://\(r.endpoint)",
+                "grpc_endpoint": "\(config.grpc?.endpoint ?? "off")",
                 "store": "\(store?.location ?? "none")",
                 "export": "\(config.activeJSONL?.directory ?? "off")",
                 "intake_log": "\(config.store.intakeLogDirectory)",
@@ -362,5 +390,20 @@ final class ShutdownWatchdog: Sendable {
 extension Duration {
     var timeAmount: TimeAmount {
         .nanoseconds(components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000)
+    }
+}
+
+/// The gRPC server as a service of the collector's group: it serves until
+/// the group's graceful shutdown, then stops taking calls and finishes the
+/// ones in flight (within `shutdown_timeout`, like the HTTP server).
+struct GRPCService: Service {
+    let server: GRPCServer<HTTP2ServerTransport.Posix>
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await server.serve()
+        } onGracefulShutdown: {
+            server.beginGracefulShutdown()
+        }
     }
 }

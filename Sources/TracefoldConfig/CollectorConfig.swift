@@ -7,6 +7,8 @@ import Yams
 /// and a validate step.
 public struct CollectorConfig: Sendable, Equatable {
     public var receiver: OTLPReceiverConfig
+    /// The OTLP/gRPC listener; nil when `protocols.grpc` is not configured.
+    public var grpc: GRPCReceiverConfig?
     public var store: StoreConfig
     public var spansJSONL: SpansJSONLExporterConfig?
     public var jsonl: JSONLExporterConfig?
@@ -239,7 +241,7 @@ extension CollectorConfig {
             case "receivers":
                 for (name, nameNode, body) in try r.mapping(value, at: "receivers", allowed: ["otlp"]) ?? [] {
                     declaredReceivers[name] = nameNode
-                    (config.receiver, keyNodes) = try parseOTLPReceiver(body, r)
+                    (config.receiver, keyNodes) = try parseOTLPReceiver(body, r, grpc: &config.grpc)
                 }
             case "processors":
                 for (name, nameNode, body) in try r.mapping(value, at: "processors", allowed: processorTypes) ?? [] {
@@ -290,12 +292,16 @@ extension CollectorConfig {
         return try parse(yaml: text, source: path, environment: environment)
     }
 
-    private static func parseOTLPReceiver(_ node: Node, _ r: YAMLReader) throws(ConfigError) -> (OTLPReceiverConfig, keyNodes: [Node]) {
+    private static func parseOTLPReceiver(_ node: Node, _ r: YAMLReader, grpc: inout GRPCReceiverConfig?) throws(ConfigError) -> (OTLPReceiverConfig, keyNodes: [Node]) {
         var c = OTLPReceiverConfig()
         var keyNodes = [Node]()
         var inFlightNode: Node?
         for (_, _, protocols) in try r.mapping(node, at: "receivers.otlp", allowed: ["protocols"]) ?? [] {
-            for (_, _, http) in try r.mapping(protocols, at: "receivers.otlp.protocols", allowed: ["http"]) ?? [] {
+            for (name, _, http) in try r.mapping(protocols, at: "receivers.otlp.protocols", allowed: ["http", "grpc"]) ?? [] {
+                if name == "grpc" {
+                    grpc = try GRPCReceiverConfig.parse(http, r)
+                    continue
+                }
                 let path = "receivers.otlp.protocols.http"
                 for (key, _, value) in try r.mapping(http, at: path, allowed: ["endpoint", "max_request_body_size", "max_in_flight_bytes", "auth", "idle_timeout", "read_timeout", "rate_limit"]) ?? [] {
                     switch key {

@@ -11,6 +11,12 @@ extension CollectorConfig {
 receivers:
   otlp:
     protocols:
+      # OTLP/gRPC (TraceService/Export), on the same intake path as HTTP and
+      # with the same credentials and rate limit (those under http).
+      grpc:
+        endpoint: ${env:TRACEFOLD_GRPC_ENDPOINT:-127.0.0.1:4317}
+        # After grpc-encoding decompression; past it RESOURCE_EXHAUSTED.
+        max_recv_msg_size: 4MiB
       http:
         endpoint: ${env:TRACEFOLD_ENDPOINT:-127.0.0.1:4318}
         # Applies after gzip/deflate decompression (SPEC §1.4).

@@ -25,11 +25,13 @@ public struct IntakePath: Sendable {
 
     public init(
         auth: AuthConfig, rateLimit: RateLimit?, metadata: MetadataConfig, committer: any IntakeCommitter, logger: Logger,
-        metrics: CollectorMetrics?, memoryLimiter: MemoryLimiter?
+        metrics: CollectorMetrics?, memoryLimiter: MemoryLimiter?, rateLimiter: SpanRateLimiter? = nil
     ) {
         authenticator = RequestAuthenticator(config: auth)
         metadataReader = RequestMetadataReader(metadata: metadata, auth: auth)
-        rateLimiter = SpanRateLimiter(auth: auth, defaultLimit: rateLimit)
+        // Receivers that pass one limiter share its buckets: a key's rate is
+        // the same whichever protocol it sends over.
+        self.rateLimiter = rateLimiter ?? SpanRateLimiter(auth: auth, defaultLimit: rateLimit)
         self.committer = committer
         self.logger = logger
         self.metrics = metrics

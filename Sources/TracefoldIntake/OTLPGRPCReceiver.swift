@@ -1,11 +1,7 @@
-import Compression
 import GRPCCore
 import HTTPTypes
-import Logging
 import OTLP
-import TracefoldConfig
 import TracefoldModel
-import TracefoldTelemetry
 
 /// OTLP/gRPC trace intake (SPEC §1.12): the service
 /// `opentelemetry.proto.collector.trace.v1.TraceService/Export`, on the
@@ -23,11 +19,21 @@ public struct OTLPGRPCReceiver: RegistrableRPCService {
     public static let method = MethodDescriptor(fullyQualifiedService: "opentelemetry.proto.collector.trace.v1.TraceService", method: "Export")
 
     let intake: IntakePath
-    let metrics: CollectorMetrics?
+    /// `max_recv_msg_size`, after decompression.
+    let maxMessageSize: Int
 
-    public init(intake: IntakePath, metrics: CollectorMetrics?) {
+    public init(intake: IntakePath, maxMessageSize: Int) {
         self.intake = intake
-        self.metrics = metrics
+        self.maxMessageSize = maxMessageSize
+    }
+
+    /// The transport's own limit. Past its limit grpc-swift resets the
+    /// stream without a status, which clients report as CANCELLED; so the
+    /// transport takes up to twice `max_recv_msg_size` and this receiver
+    /// answers RESOURCE_EXHAUSTED for anything over `max_recv_msg_size`, as
+    /// the Collector does. Only a message over twice the limit is reset.
+    public static func transportLimit(maxMessageSize: Int) -> Int {
+        maxMessageSize > Int.max / 2 ? Int.max : 2 * maxMessageSize
     }
 
     public func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
@@ -45,6 +51,12 @@ public struct OTLPGRPCReceiver: RegistrableRPCService {
         }
         if let refusal = intake.refusalBeforeBody() {
             return ServerResponse(error: Self.error(for: refusal))
+        }
+        guard request.message.count <= maxMessageSize else {
+            return ServerResponse(error: RPCError(
+                code: .resourceExhausted,
+                message: "the message of \(request.message.count) bytes exceeds max_recv_msg_size (\(maxMessageSize) bytes) after decompression"
+            ))
         }
         let receivedAt = WallClock.nowUnixNano()
         switch await intake.accept(

@@ -43,7 +43,7 @@ public struct OTLPHTTPReceiver: Sendable {
 
     public init(
         config: OTLPReceiverConfig, metadata: MetadataConfig = .init(), committer: any IntakeCommitter, logger: Logger,
-        metrics: CollectorMetrics? = nil, memoryLimiter: MemoryLimiter? = nil
+        metrics: CollectorMetrics? = nil, memoryLimiter: MemoryLimiter? = nil, rateLimiter: SpanRateLimiter? = nil
     ) {
         self.config = config
         self.metrics = metrics
@@ -55,7 +55,7 @@ public struct OTLPHTTPReceiver: Sendable {
         )
         intake = IntakePath(
             auth: config.auth, rateLimit: config.rateLimit, metadata: metadata, committer: committer, logger: logger, metrics: metrics,
-            memoryLimiter: memoryLimiter
+            memoryLimiter: memoryLimiter, rateLimiter: rateLimiter
         )
         self.logger = logger
     }

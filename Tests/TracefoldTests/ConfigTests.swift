@@ -11,6 +11,9 @@ final class ConfigTests: XCTestCase {
         let config = try CollectorConfig.parse(yaml: file, environment: [:])
         XCTAssertEqual(config.receiver.endpoint, "127.0.0.1:4318")
         XCTAssertEqual(config.receiver.maxRequestBodySize, 64 << 20)
+        // OTLP/gRPC is on by default, as in the Collector.
+        XCTAssertEqual(config.grpc?.endpoint, "127.0.0.1:4317")
+        XCTAssertEqual(config.grpc?.maxRecvMsgSize, 4 << 20)
         XCTAssertFalse(config.receiver.auth.isEnabled)
         XCTAssertEqual(config.store.directory, "./data")
         XCTAssertEqual(config.store.durability, .fsync)
@@ -81,6 +84,20 @@ final class ConfigTests: XCTestCase {
         let top = try XCTUnwrap(error("receiverz: {}\n"))
         XCTAssertEqual(top.line, 1)
         XCTAssertTrue(top.message.contains(#"unknown key "receiverz""#), top.message)
+    }
+
+    func testGRPCProtocolIsOptionalAndValidatedWithLineNumbers() throws {
+        let pipeline = "service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n"
+        let httpOnly = try CollectorConfig.parse(yaml: "receivers:\n  otlp:\n    protocols:\n      http: {}\n" + pipeline, environment: [:])
+        XCTAssertNil(httpOnly.grpc, "a config without protocols.grpc serves HTTP only")
+        let grpc = "receivers:\n  otlp:\n    protocols:\n      grpc:\n"
+        let config = try CollectorConfig.parse(yaml: grpc + "        endpoint: 0.0.0.0:14317\n        max_recv_msg_size: 1MiB\n" + pipeline, environment: [:])
+        XCTAssertEqual(config.grpc?.port, 14317)
+        XCTAssertEqual(config.grpc?.host, "0.0.0.0")
+        XCTAssertEqual(config.grpc?.maxRecvMsgSize, 1 << 20)
+        XCTAssertEqual(error(grpc + "        endpoint: nope\n" + pipeline)?.line, 5)
+        XCTAssertEqual(error(grpc + "        max_recv_msg_size: 0\n" + pipeline)?.line, 5)
+        XCTAssertEqual(error(grpc + "        keepalive: {}\n" + pipeline)?.line, 5, "unknown keys are errors")
     }
 
     func testInvalidValuesAreReported() throws {

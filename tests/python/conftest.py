@@ -31,6 +31,8 @@ TEST_CONFIG = """
 receivers:
   otlp:
     protocols:
+      grpc:
+        endpoint: ${env:TRACEFOLD_GRPC_ENDPOINT:-127.0.0.1:4317}
       http:
         endpoint: ${env:TRACEFOLD_ENDPOINT}
         read_timeout: ${env:TRACEFOLD_READ_TIMEOUT:-30s}
@@ -67,6 +69,7 @@ class Tracefold:
                 f.write(TEST_CONFIG)
         self.config = config
         self.port = port or free_port()
+        self.grpc_port = free_port()
         self.extra_env = env or {}
         self.proc = None
         self.log_path = os.path.join(self.data_dir, "tracefold.log")
@@ -84,6 +87,7 @@ class Tracefold:
         env = dict(os.environ)
         env.update({
             "TRACEFOLD_ENDPOINT": f"127.0.0.1:{self.port}",
+            "TRACEFOLD_GRPC_ENDPOINT": f"127.0.0.1:{self.grpc_port}",
             "TRACEFOLD_DATA_DIR": self.data_dir,
         })
         env.update(self.extra_env)

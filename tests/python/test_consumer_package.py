@@ -21,11 +21,15 @@ CONSUMER = os.path.join(ROOT, "tests", "consumer")
 SCRATCH = os.environ.get("TRACEFOLD_CONSUMER_SCRATCH", os.path.join(ROOT, ".build-consumer"))
 
 # Packages only the collector needs; the `Collector` trait guards them.
-COLLECTOR_PACKAGES = {"grdb.swift", "postgres-nio", "hummingbird", "swift-prometheus", "yams", "swift-argument-parser"}
+COLLECTOR_PACKAGES = {
+    "grdb.swift", "postgres-nio", "hummingbird", "swift-prometheus", "yams", "swift-argument-parser", "grpc-swift-2",
+    "grpc-swift-nio-transport",
+}
 # Their modules, and the collector's own protobuf-c side.
 COLLECTOR_MODULES = {
     "GRDB", "GRDBSQLite", "PostgresNIO", "Hummingbird", "HummingbirdCore", "HummingbirdTesting", "Prometheus",
-    "Yams", "ArgumentParser", "OTLP", "TracefoldStore", "TracefoldCollector", "TracefoldIntake", "TracefoldQuery",
+    "Yams", "ArgumentParser", "GRPCCore", "GRPCNIOTransportHTTP2", "OTLP", "TracefoldStore", "TracefoldCollector",
+    "TracefoldIntake", "TracefoldQuery",
 }
 # C and Swift targets of the collector whose object files must not appear.
 COLLECTOR_TARGETS = {"CProtobufC", "OTLPProtoC", "OTLP", "TracefoldStore", "TracefoldCollector", "TracefoldIntake"}
