@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -185,6 +186,23 @@ class Tracefold:
             lines = self.span_lines()
             if keys <= {(l["traceId"], l["spanId"]) for l in lines} or time.time() > deadline:
                 return lines
+            time.sleep(0.1)
+
+    def wait_for_trace(self, trace_id, observations, timeout=15):
+        """GET /api/public/traces/{id} until the trace has `observations`
+        observations (404 until its first span is folded); returns it."""
+        deadline = time.time() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/api/public/traces/{trace_id}", timeout=5) as r:
+                    trace = json.loads(r.read())
+                if len(trace["observations"]) >= observations:
+                    return trace
+            except urllib.error.HTTPError as e:
+                if e.code != 404:
+                    raise
+            if time.time() > deadline:
+                raise AssertionError(f"trace {trace_id} has not got {observations} observations")
             time.sleep(0.1)
 
     def wait_for_spans(self, count, timeout=10):

@@ -10,9 +10,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
-import urllib.error
-import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONSUMER = os.path.join(ROOT, "tests", "consumer")
@@ -85,11 +82,6 @@ def targets_with_objects():
     return out
 
 
-def get_json(url):
-    with urllib.request.urlopen(url, timeout=5) as r:
-        return json.loads(r.read())
-
-
 def test_an_app_with_traits_off_builds_without_the_collector_and_its_trace_reads_back(tracefold, tmp_path):
     output, binary = build_consumer(tmp_path)
 
@@ -127,17 +119,7 @@ def test_an_app_with_traits_off_builds_without_the_collector_and_its_trace_reads
     assert out["exported_spans"] == "2 dropped_spans: 0"
     trace_id = out["trace_id"]
 
-    deadline = time.time() + 15
-    while True:
-        try:
-            trace = get_json(f"{tracefold.base_url}/api/public/traces/{trace_id}")
-            if len(trace["observations"]) == 2:
-                break
-        except urllib.error.HTTPError as e:
-            if e.code != 404:
-                raise
-        assert time.time() < deadline, f"trace {trace_id} did not read back with 2 observations"
-        time.sleep(0.1)
+    trace = tracefold.wait_for_trace(trace_id, 2)
     assert trace["name"] == "consumer-trace"
     assert trace["userId"] == "consumer-user"
     assert trace["sessionId"] == "consumer-session"

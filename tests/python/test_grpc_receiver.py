@@ -24,12 +24,6 @@ from conftest import TEST_CONFIG, Tracefold
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
-def get_json(url, headers=None):
-    req = urllib.request.Request(url, headers=headers or {})
-    with urllib.request.urlopen(req, timeout=5) as r:
-        return json.loads(r.read())
-
-
 class Recording:
     def __init__(self, inner):
         self.inner, self.results = inner, []
@@ -83,20 +77,6 @@ def comparable(trace):
     return {k: trace.get(k) for k in keep}, observations
 
 
-def wait_trace(tf, trace_id, observations=2, timeout=15):
-    deadline = time.time() + timeout
-    while True:
-        try:
-            trace = get_json(f"{tf.base_url}/api/public/traces/{trace_id}")
-            if len(trace["observations"]) >= observations:
-                return trace
-        except urllib.error.HTTPError as e:
-            if e.code != 404:
-                raise
-        assert time.time() < deadline, f"trace {trace_id} did not read back"
-        time.sleep(0.1)
-
-
 @pytest.mark.parametrize("compression", [None, "gzip"])
 def test_grpc_exporter_gives_the_same_records_as_http(tracefold, compression):
     kwargs = {"endpoint": f"127.0.0.1:{tracefold.grpc_port}", "insecure": True}
@@ -104,7 +84,7 @@ def test_grpc_exporter_gives_the_same_records_as_http(tracefold, compression):
         kwargs["compression"] = grpc.Compression.Gzip
     via_grpc = langfuse_trace(grpc_exporter.OTLPSpanExporter(**kwargs), user="u-grpc")
     via_http = langfuse_trace(HTTPSpanExporter(endpoint=tracefold.traces_url), user="u-grpc")
-    a, b = wait_trace(tracefold, via_grpc), wait_trace(tracefold, via_http)
+    a, b = tracefold.wait_for_trace(via_grpc, 2), tracefold.wait_for_trace(via_http, 2)
     assert a["name"] == "grpc-trace" and a["userId"] == "u-grpc" and sorted(a["tags"]) == ["grpc", "otlp"]
     assert a["metadata"]["tenant"] == "acme"
     generation = next(o for o in a["observations"] if o["name"] == "llm")

@@ -23,26 +23,6 @@ def run_demo(base_url, **env):
     return proc, time.time() - started
 
 
-def get_json(url):
-    with urllib.request.urlopen(url, timeout=5) as r:
-        return json.loads(r.read())
-
-
-def wait_for_trace(tf, trace_id, observations, timeout=15):
-    deadline = time.time() + timeout
-    while True:
-        try:
-            trace = get_json(f"{tf.base_url}/api/public/traces/{trace_id}")
-            if len(trace["observations"]) >= observations:
-                return trace
-        except urllib.error.HTTPError as e:
-            if e.code != 404:
-                raise
-        if time.time() > deadline:
-            raise AssertionError(f"trace {trace_id} has not got {observations} observations")
-        time.sleep(0.1)
-
-
 def test_demo_trace_reads_back_through_the_query_api(tracefold):
     proc, _ = run_demo(tracefold.base_url)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -51,7 +31,7 @@ def test_demo_trace_reads_back_through_the_query_api(tracefold):
     assert len(trace_id) == 32
     assert out["exported_spans"] == "7 dropped_spans: 0"
 
-    trace = wait_for_trace(tracefold, trace_id, 7)
+    trace = tracefold.wait_for_trace(trace_id, 7)
     # propagateAttributes, on every span; v3 updateCurrentTrace; public.
     assert trace["name"] == "rag-answer"
     assert trace["userId"] == "user-42"
