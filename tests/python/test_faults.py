@@ -13,7 +13,11 @@ import time
 import urllib.error
 import urllib.request
 
+import grpc
 import pytest
+from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
 
 from conftest import ROOT, TEST_CONFIG, Tracefold, free_port
 
@@ -30,6 +34,20 @@ def post_span(tf, trace_hex, span_hex):
             return r.status, dict(r.headers)
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers)
+
+
+def grpc_export(tf):
+    """One span over OTLP/gRPC; returns the status code and the error."""
+    body = trace_service_pb2.ExportTraceServiceRequest(resource_spans=[trace_pb2.ResourceSpans(scope_spans=[trace_pb2.ScopeSpans(spans=[
+        trace_pb2.Span(trace_id=b"\x0f" * 16, span_id=b"\x0f" * 8, name="grpc", start_time_unix_nano=1_700_000_000_000_000_000,
+                       end_time_unix_nano=1_700_000_001_000_000_000)])])]).SerializeToString()
+    with grpc.insecure_channel(f"127.0.0.1:{tf.grpc_port}") as channel:
+        export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+        try:
+            export(body, timeout=30)
+            return grpc.StatusCode.OK, None
+        except grpc.RpcError as e:
+            return e.code(), e
 
 
 def ready(tf):
@@ -107,10 +125,18 @@ def test_postgres_stops_and_restarts(tmp_path):
         assert status == 503 and "not ready" in body, body
         for _ in range(3):
             assert s.send() == 503
+        # The same refusal over gRPC: UNAVAILABLE, with a google.rpc.RetryInfo
+        # detail that OTLP exporters read as the delay before their retry.
+        code, error = grpc_export(tf)
+        assert code == grpc.StatusCode.UNAVAILABLE, code
+        status = status_pb2.Status.FromString(dict(error.trailing_metadata())["grpc-status-details-bin"])
+        info = error_details_pb2.RetryInfo()
+        assert status.code == 14 and status.details[0].Unpack(info) and info.retry_delay.seconds == 5, status
 
         subprocess.run([CLUSTER, "start", pgdir, str(pgport)], check=True, capture_output=True)
         assert wait_for(lambda: ready(tf)[0] == 200, timeout=60), ready(tf)
         assert wait_for(lambda: s.send() == 200)
+        assert grpc_export(tf)[0] == grpc.StatusCode.OK
         for _ in range(5):
             assert s.send() == 200
         s.assert_all_stored()
