@@ -48,6 +48,10 @@ public struct IntakePath: Sendable {
         /// (HTTP 503); gRPC answers both with RESOURCE_EXHAUSTED or
         /// UNAVAILABLE as the OTLP spec says.
         public var isRateLimit: Bool = false
+
+        /// The store or the intake log cannot keep data: before the body is
+        /// read (a failing stage) or at the commit.
+        static let storage = Refusal(reason: "storage", message: "the collector cannot store data right now; retry later", retryAfterSeconds: 5)
     }
 
     /// The request's credential: the matching key's public key, or nil when
@@ -65,7 +69,7 @@ public struct IntakePath: Sendable {
         } else if committer.isOverloaded {
             refusal = Refusal(reason: "queue_full", message: "the collector is overloaded; retry later", retryAfterSeconds: 1)
         } else if committer.isFailing {
-            refusal = Refusal(reason: "storage", message: "the collector cannot store data right now; retry later", retryAfterSeconds: 5)
+            refusal = .storage
         } else {
             return nil
         }
@@ -118,7 +122,7 @@ public struct IntakePath: Sendable {
                 metrics?.refusedSpans.increment(by: Int64(batch.spanCount))
                 metrics?.refusedRequest(reason: "storage")
                 logger.error("cannot make an accepted request durable; answering 503", metadata: ["error": "\(error)"])
-                return .refused(Refusal(reason: "storage", message: "the collector cannot store data right now; retry later", retryAfterSeconds: 5))
+                return .refused(.storage)
             }
         }
         if decoded.rejectedSpans > 0 {

@@ -86,8 +86,7 @@ public struct OTLPGRPCReceiver: RegistrableRPCService {
     }
 
     static func first(_ metadata: Metadata, _ key: String) -> String? {
-        for value in metadata[stringValues: key] { return value }
-        return nil
+        metadata[stringValues: key].first { _ in true }
     }
 
     /// gRPC metadata as HTTP fields, for `x-tracefold-metadata` and
