@@ -35,8 +35,8 @@ let package = Package(
             name: "Collector",
             description: """
                 The collector: tracefold, tracefold-loadgen and their modules, with GRDB, postgres-nio, Hummingbird, \
-                swift-prometheus, Yams, swift-argument-parser, swift-service-lifecycle, swift-http-types and gRPC \
-                (grpc-swift-2, grpc-swift-nio-transport). Without it the package builds TracefoldTracing (and \
+                swift-prometheus, Yams, swift-argument-parser, swift-service-lifecycle, swift-http-types, gRPC \
+                (grpc-swift-2, grpc-swift-nio-transport) and swift-nio-ssl for the receivers' TLS. Without it the package builds TracefoldTracing (and \
                 tracefold-demo) only.
                 """
         ),
@@ -58,6 +58,8 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-syntax", from: "603.0.1"),
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        // TLS on both receivers; already in the graph through postgres-nio.
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // zlib: what Compression needs, and all TracefoldTracing links.
@@ -113,8 +115,11 @@ let package = Package(
                 .product(name: "GRPCCore", package: "grpc-swift-2", condition: collector),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport", condition: collector),
                 .product(name: "HTTPTypes", package: "swift-http-types", condition: collector),
+                .product(name: "HummingbirdCore", package: "hummingbird", condition: collector),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: collector),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
@@ -151,7 +156,7 @@ let package = Package(
         .executableTarget(
             name: "tracefold",
             dependencies: [
-                "TracefoldCollector", "TracefoldConfig", "TracefoldExport", "TracefoldStore", "TracefoldMapping", "TracefoldAllocator",
+                "TracefoldCollector", "TracefoldConfig", "TracefoldExport", "TracefoldIntake", "TracefoldStore", "TracefoldMapping", "TracefoldAllocator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser", condition: collector),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -39,6 +39,9 @@ public final class Collector: Sendable {
     let memoryLimiter: MemoryLimiter?
     /// Shared by the HTTP and gRPC receivers.
     let rateLimiter: SpanRateLimiter
+    /// Each receiver's TLS credentials, when it has `tls`; re-read at SIGHUP.
+    let httpTLS: ServerTLS?
+    let grpcTLS: ServerTLS?
 
     /// Opens the data directory and the exporters, and replays any intake-log
     /// records that the exporters may not have (after a crash).
@@ -50,6 +53,10 @@ public final class Collector: Sendable {
         memoryLimiter = config.activeMemoryLimiter.map { MemoryLimiter(config: $0, logger: logger) }
         memoryLimiter?.start()
         rateLimiter = SpanRateLimiter(auth: config.receiver.auth, defaultLimit: config.receiver.rateLimit)
+        // Read before anything opens, so bad certificate files stop the
+        // start with the config error that names them.
+        httpTLS = try config.receiver.tls.map { tls throws(ConfigError) in try ServerTLS(config: tls, applicationProtocols: ["http/1.1"]) }
+        grpcTLS = try config.grpc?.tls.map { tls throws(ConfigError) in try ServerTLS(config: tls, applicationProtocols: ["h2"]) }
         try FileManager.default.createDirectory(atPath: config.store.directory, withIntermediateDirectories: true)
 
         var sinks = [any SpanSink]()
@@ -185,7 +192,7 @@ public final class Collector: Sendable {
     public func makeApplication(port: Int? = nil, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         Application(
             responder: makeResponder(),
-            server: .http1(configuration: .init(idleTimeout: config.receiver.idleTimeout.timeAmount)),
+            server: .http1(configuration: .init(idleTimeout: config.receiver.idleTimeout.timeAmount), tls: httpTLS),
             configuration: ApplicationConfiguration(
                 address: .hostname(config.receiver.host, port: port ?? config.receiver.port),
                 serverName: "tracefold"
@@ -197,18 +204,17 @@ public final class Collector: Sendable {
 
     /// The OTLP/gRPC server, when `protocols.grpc` is configured; `port`
     /// overrides the configured one.
-    public func makeGRPCServer(port: Int? = nil) -> GRPCServer<HTTP2ServerTransport.Posix>? {
+    public func makeGRPCServer(port: Int? = nil) -> GRPCServer<HTTP2ServerTransport.Custom<GRPCListener>>? {
         guard let grpc = config.grpc else { return nil }
         let intake = IntakePath(
             auth: config.receiver.auth, rateLimit: config.receiver.rateLimit, metadata: config.metadata, committer: committer, logger: logger,
             metrics: metrics, memoryLimiter: memoryLimiter, rateLimiter: rateLimiter
         )
-        let transport = HTTP2ServerTransport.Posix(
-            address: .ipv4(host: grpc.host, port: port ?? grpc.port), transportSecurity: .plaintext,
-            config: .defaults { c in
-                c.rpc.maxRequestPayloadSize = OTLPGRPCReceiver.transportLimit(maxMessageSize: grpc.maxRecvMsgSize)
-                c.compression.enabledAlgorithms = [.gzip, .deflate]
-            }
+        var transportConfig = HTTP2ServerTransport.Custom<GRPCListener>.Config.defaults
+        transportConfig.rpc.maxRequestPayloadSize = OTLPGRPCReceiver.transportLimit(maxMessageSize: grpc.maxRecvMsgSize)
+        transportConfig.compression.enabledAlgorithms = [.gzip, .deflate]
+        let transport = HTTP2ServerTransport.Custom(
+            listenerFactory: GRPCListener(host: grpc.host, port: port ?? grpc.port, tls: grpcTLS), config: transportConfig
         )
         return GRPCServer(transport: transport, services: [OTLPGRPCReceiver(intake: intake, maxMessageSize: grpc.maxRecvMsgSize)])
     }
@@ -222,6 +228,8 @@ public final class Collector: Sendable {
     /// start) and 1 with durability none (queued spans are lost).
     public func run(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         logStartup()
+        let hangup = CertificateReloadSignal(tls: [httpTLS, grpcTLS].compactMap { $0 }, logger: logger)
+        defer { hangup?.cancel() }
         let app = makeApplication(onServerRunning: onServerRunning)
         let watchdog = ShutdownWatchdog(
             bound: config.service.shutdownTimeout, exitCode: config.store.durability == .none ? 1 : 0, logger: logger
@@ -292,8 +300,8 @@ public final class Collector: Sendable {
         logger.notice(
             "tracefold starting",
             metadata: [
-                "endpoint": "http://\(r.endpoint)",
-                "grpc_endpoint": "\(config.grpc?.endpoint ?? "off")",
+                "endpoint": "\(r.tls == nil ? "http" : "https")://\(r.endpoint)",
+                "grpc_endpoint": "\(config.grpc.map { "\($0.endpoint)\($0.tls == nil ? "" : " (TLS)")" } ?? "off")",
                 "store": "\(store?.location ?? "none")",
                 "export": "\(config.activeJSONL?.directory ?? "off")",
                 "intake_log": "\(config.store.intakeLogDirectory)",
@@ -319,6 +327,23 @@ public final class Collector: Sendable {
             logger.warning("auth is off and the receiver listens beyond loopback; configure receivers.otlp.protocols.http.auth")
         }
     }
+}
+
+/// SIGHUP re-reads the receivers' certificate files (Nginx and the
+/// Collector's reload habit); connections already open are left alone.
+final class CertificateReloadSignal {
+    private let source: any DispatchSourceSignal
+
+    /// nil when no receiver has TLS: SIGHUP then keeps its default action.
+    init?(tls: [ServerTLS], logger: Logger) {
+        guard !tls.isEmpty else { return nil }
+        signal(SIGHUP, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        source.setEventHandler { tls.reloadAll(logger: logger) }
+        source.resume()
+    }
+
+    func cancel() { source.cancel() }
 }
 
 /// Tells the watchdog when graceful shutdown began (the signal), so the
@@ -397,7 +422,7 @@ extension Duration {
 /// the group's graceful shutdown, then stops taking calls and finishes the
 /// ones in flight (within `shutdown_timeout`, like the HTTP server).
 struct GRPCService: Service {
-    let server: GRPCServer<HTTP2ServerTransport.Posix>
+    let server: GRPCServer<HTTP2ServerTransport.Custom<GRPCListener>>
 
     func run() async throws {
         try await withGracefulShutdownHandler {

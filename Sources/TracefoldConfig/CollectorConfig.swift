@@ -53,6 +53,8 @@ public struct OTLPReceiverConfig: Sendable, Equatable {
     /// Spans per second each credential may send; nil is unlimited. An API
     /// key's own `rate_limit` replaces it for that key (SPEC §1.9).
     public var rateLimit: RateLimit?
+    /// Serve HTTPS instead of HTTP; nil is plain HTTP.
+    public var tls: TLSServerConfig?
 
     public init() {}
 
@@ -303,7 +305,7 @@ extension CollectorConfig {
                     continue
                 }
                 let path = "receivers.otlp.protocols.http"
-                for (key, _, value) in try r.mapping(http, at: path, allowed: ["endpoint", "max_request_body_size", "max_in_flight_bytes", "auth", "idle_timeout", "read_timeout", "rate_limit"]) ?? [] {
+                for (key, _, value) in try r.mapping(http, at: path, allowed: ["endpoint", "max_request_body_size", "max_in_flight_bytes", "auth", "idle_timeout", "read_timeout", "rate_limit", "tls"]) ?? [] {
                     switch key {
                     case "endpoint":
                         c.endpoint = try r.string(value, at: "\(path).endpoint")
@@ -323,6 +325,8 @@ extension CollectorConfig {
                         guard c.readTimeout > .zero else { throw r.error(value, "\(path).read_timeout must be positive") }
                     case "rate_limit":
                         c.rateLimit = try parseRateLimit(value, r, at: "\(path).rate_limit")
+                    case "tls":
+                        c.tls = try TLSServerConfig.parse(value, r, at: "\(path).tls")
                     default:
                         (c.auth, keyNodes) = try parseAuth(value, r, path: "\(path).auth")
                     }

@@ -17,6 +17,9 @@ receivers:
         endpoint: ${env:TRACEFOLD_GRPC_ENDPOINT:-127.0.0.1:4317}
         # After grpc-encoding decompression; past it RESOURCE_EXHAUSTED.
         max_recv_msg_size: 4MiB
+        # TLS (either receiver; kill -HUP re-reads the files). With
+        # client_ca_file a client certificate from that CA is required.
+        # tls: {cert_file: server.pem, key_file: server.key, client_ca_file: ca.pem, min_version: "1.2"}
       http:
         endpoint: ${env:TRACEFOLD_ENDPOINT:-127.0.0.1:4318}
         # Applies after gzip/deflate decompression (SPEC §1.4).

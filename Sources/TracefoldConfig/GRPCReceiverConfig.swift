@@ -10,6 +10,8 @@ public struct GRPCReceiverConfig: Sendable, Equatable {
     public var endpoint = "127.0.0.1:4317"
     /// Largest request message after decompression; the Collector's default.
     public var maxRecvMsgSize = 4 << 20
+    /// Serve gRPC over TLS; nil is plaintext (h2c).
+    public var tls: TLSServerConfig?
 
     public init() {}
 
@@ -19,13 +21,15 @@ public struct GRPCReceiverConfig: Sendable, Equatable {
     static func parse(_ node: Node, _ r: YAMLReader) throws(ConfigError) -> GRPCReceiverConfig {
         var c = GRPCReceiverConfig()
         let path = "receivers.otlp.protocols.grpc"
-        for (key, _, value) in try r.mapping(node, at: path, allowed: ["endpoint", "max_recv_msg_size"]) ?? [] {
+        for (key, _, value) in try r.mapping(node, at: path, allowed: ["endpoint", "max_recv_msg_size", "tls"]) ?? [] {
             switch key {
             case "endpoint":
                 c.endpoint = try r.string(value, at: "\(path).endpoint")
                 guard OTLPReceiverConfig.split(c.endpoint) != nil else {
                     throw r.error(value, "\(path).endpoint must be host:port, got \"\(c.endpoint)\"")
                 }
+            case "tls":
+                c.tls = try TLSServerConfig.parse(value, r, at: "\(path).tls")
             default:
                 c.maxRecvMsgSize = try r.byteSize(value, at: "\(path).max_recv_msg_size")
                 guard c.maxRecvMsgSize > 0 else { throw r.error(value, "\(path).max_recv_msg_size must be positive") }

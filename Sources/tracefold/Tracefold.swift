@@ -5,6 +5,7 @@ import Logging
 import TracefoldCollector
 import TracefoldConfig
 import TracefoldExport
+import TracefoldIntake
 import TracefoldMapping
 import TracefoldStore
 
@@ -49,7 +50,14 @@ struct Serve: AsyncParsableCommand {
         logger.logLevel = level
         logger.info("config loaded", metadata: ["source": "\(source)"])
         logger.info("allocator", metadata: ["malloc": "\(tracefold_allocator_settings().map { String(cString: $0) } ?? "the system's")"])
-        let collector = try Collector(config: loaded, logger: logger)
+        let collector: Collector
+        do {
+            collector = try Collector(config: loaded, logger: logger)
+        } catch let error as ConfigError {
+            // Unreadable or mismatched certificate files, found at start.
+            FileHandle.standardError.write(Data("tracefold: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
         // Returns once everything is written; past service.shutdown_timeout
         // the collector's watchdog ends the process itself.
         try await collector.run()
@@ -65,7 +73,14 @@ struct Validate: ParsableCommand {
     func run() throws {
         do {
             let loaded = try CollectorConfig.load(path: config, environment: ProcessInfo.processInfo.environment)
+            // The certificate files too: unreadable, not PEM, or a key that
+            // is not the certificate's would stop `serve`.
+            for tls in [loaded.receiver.tls, loaded.grpc?.tls].compactMap({ $0 }) { try ServerTLS.check(tls) }
             print("\(config): valid (receiver \(loaded.receiver.endpoint), exporters: \(loaded.service.exporters.joined(separator: ", ")), durability \(loaded.store.durability.rawValue))")
+            for (name, tls) in [("http", loaded.receiver.tls), ("grpc", loaded.grpc?.tls)] {
+                guard let tls else { continue }
+                print("\(name) TLS: \(tls.certFile), TLS \(tls.minVersion.rawValue)+\(tls.clientCAFile.map { ", client certificates from \($0) required" } ?? "")")
+            }
             if let limiter = loaded.activeMemoryLimiter {
                 print("memory limiter: 503 above \(limiter.softLimitBytes >> 20) MiB resident (limit \(limiter.limitMiB) MiB), checked every \(limiter.checkInterval)")
             }

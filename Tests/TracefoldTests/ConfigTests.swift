@@ -79,7 +79,7 @@ final class ConfigTests: XCTestCase {
             """
         let e = try XCTUnwrap(error(yaml))
         XCTAssertEqual(e.line, 6)
-        XCTAssertEqual(e.description, #"test.yaml:6:9: unknown key "max_body" in receivers.otlp.protocols.http (expected one of: endpoint, max_request_body_size, max_in_flight_bytes, auth, idle_timeout, read_timeout, rate_limit)"#)
+        XCTAssertEqual(e.description, #"test.yaml:6:9: unknown key "max_body" in receivers.otlp.protocols.http (expected one of: endpoint, max_request_body_size, max_in_flight_bytes, auth, idle_timeout, read_timeout, rate_limit, tls)"#)
 
         let top = try XCTUnwrap(error("receiverz: {}\n"))
         XCTAssertEqual(top.line, 1)
@@ -98,6 +98,46 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(error(grpc + "        endpoint: nope\n" + pipeline)?.line, 5)
         XCTAssertEqual(error(grpc + "        max_recv_msg_size: 0\n" + pipeline)?.line, 5)
         XCTAssertEqual(error(grpc + "        keepalive: {}\n" + pipeline)?.line, 5, "unknown keys are errors")
+    }
+
+    func testTLSOnEitherReceiverIsParsedAndItsShapeValidatedWithLineNumbers() throws {
+        let pipeline = "service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n"
+        let yaml = """
+            receivers:
+              otlp:
+                protocols:
+                  grpc:
+                    tls:
+                      cert_file: /etc/tf/server.pem
+                      key_file: /etc/tf/server.key
+                      client_ca_file: /etc/tf/ca.pem
+                      min_version: "1.3"
+                  http:
+                    tls: {cert_file: a.pem, key_file: a.key}
+
+            """
+        let config = try CollectorConfig.parse(yaml: yaml + pipeline, environment: [:])
+        let grpc = try XCTUnwrap(config.grpc?.tls)
+        XCTAssertEqual([grpc.certFile, grpc.keyFile, grpc.clientCAFile], ["/etc/tf/server.pem", "/etc/tf/server.key", "/etc/tf/ca.pem"])
+        XCTAssertEqual(grpc.minVersion, .tls13)
+        XCTAssertEqual(grpc.origin.lines["key_file"], 7, "a file's problems found later point at its line")
+        XCTAssertEqual(grpc.origin.error("key_file", "x").description, "collector.yaml:7: receivers.otlp.protocols.grpc.tls.key_file: x")
+        let http = try XCTUnwrap(config.receiver.tls)
+        XCTAssertEqual([http.certFile, http.keyFile], ["a.pem", "a.key"])
+        XCTAssertNil(http.clientCAFile)
+        XCTAssertEqual(http.minVersion, .tls12, "configtls's default")
+        XCTAssertNil(try CollectorConfig.parse(yaml: "receivers:\n  otlp:\n    protocols:\n      http:\n        tls:\n" + pipeline, environment: [:]).receiver.tls)
+
+        let http5 = "receivers:\n  otlp:\n    protocols:\n      http:\n        tls:\n"
+        let missingKey = error(http5 + "          cert_file: a.pem\n" + pipeline)
+        XCTAssertEqual(missingKey?.line, 6)
+        XCTAssertTrue(missingKey?.message.contains("needs key_file") ?? false, "\(String(describing: missingKey))")
+        XCTAssertTrue(error(http5 + "          key_file: a.key\n" + pipeline)?.message.contains("needs cert_file") ?? false)
+        let old = error(http5 + "          cert_file: a.pem\n          key_file: a.key\n          min_version: \"1.1\"\n" + pipeline)
+        XCTAssertEqual(old?.line, 8)
+        XCTAssertTrue(old?.message.contains("must be \"1.2\" or \"1.3\"") ?? false)
+        XCTAssertEqual(error(http5 + "          cert_file: \"\"\n          key_file: a.key\n" + pipeline)?.line, 6, "an empty path names no file")
+        XCTAssertEqual(error(http5 + "          ca_file: a.pem\n" + pipeline)?.line, 6, "unknown keys are errors (configtls's client-side ca_file is not a server setting)")
     }
 
     func testInvalidValuesAreReported() throws {

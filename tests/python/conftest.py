@@ -61,8 +61,11 @@ service:
 
 
 class Tracefold:
-    def __init__(self, data_dir, config=None, port=None, env=None):
+    def __init__(self, data_dir, config=None, port=None, env=None, tls=None):
+        """tls: an ssl.SSLContext when the HTTP receiver serves HTTPS; the
+        helpers below then speak HTTPS with it."""
         self.data_dir = str(data_dir)
+        self.tls = tls
         if config is None:
             os.makedirs(self.data_dir, exist_ok=True)
             config = os.path.join(self.data_dir, "test-collector.yaml")
@@ -77,7 +80,10 @@ class Tracefold:
 
     @property
     def base_url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def urlopen(self, url, timeout):
+        return urllib.request.urlopen(url, timeout=timeout, context=self.tls)
 
     @property
     def traces_url(self):
@@ -99,7 +105,7 @@ class Tracefold:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"tracefold exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                with urllib.request.urlopen(self.base_url + "/health/live", timeout=1) as r:
+                with self.urlopen(self.base_url + "/health/live", timeout=1) as r:
                     if r.status == 200:
                         return self
             except OSError:
@@ -194,7 +200,7 @@ class Tracefold:
         deadline = time.time() + timeout
         while True:
             try:
-                with urllib.request.urlopen(f"{self.base_url}/api/public/traces/{trace_id}", timeout=5) as r:
+                with self.urlopen(f"{self.base_url}/api/public/traces/{trace_id}", timeout=5) as r:
                     trace = json.loads(r.read())
                 if len(trace["observations"]) >= observations:
                     return trace
