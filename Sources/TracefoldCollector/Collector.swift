@@ -42,6 +42,8 @@ public final class Collector: Sendable {
     /// Each receiver's TLS credentials, when it has `tls`; re-read at SIGHUP.
     let httpTLS: ServerTLS?
     let grpcTLS: ServerTLS?
+    /// Whether the gRPC socket is bound, for `/health/ready`.
+    let grpcStatus: ListenerStatus?
 
     /// Opens the data directory and the exporters, and replays any intake-log
     /// records that the exporters may not have (after a crash).
@@ -56,6 +58,7 @@ public final class Collector: Sendable {
         // Read before anything opens, so bad certificate files stop the
         // start with the config error that names them.
         httpTLS = try config.receiver.tls.map { tls throws(ConfigError) in try ServerTLS(config: tls, applicationProtocols: ["http/1.1"]) }
+        grpcStatus = config.grpc.map { ListenerStatus(name: "OTLP/gRPC (\($0.endpoint))") }
         grpcTLS = try config.grpc?.tls.map { tls throws(ConfigError) in try ServerTLS(config: tls, applicationProtocols: ["h2"]) }
         try FileManager.default.createDirectory(atPath: config.store.directory, withIntermediateDirectories: true)
 
@@ -137,7 +140,7 @@ public final class Collector: Sendable {
         let router = Router()
         router.get("/health/live") { _, _ in "ok" }
         let health = HealthCheck(
-            pipeline: pipeline, store: store, exporter: recordExporter, memoryLimiter: memoryLimiter,
+            pipeline: pipeline, store: store, exporter: recordExporter, memoryLimiter: memoryLimiter, listeners: [grpcStatus].compactMap { $0 },
             directories: [config.store.directory, config.activeJSONL?.directory].compactMap { $0 }, minimumFreeBytes: 1 << 20
         )
         router.get("/health/ready") { _, _ -> Response in
@@ -207,14 +210,14 @@ public final class Collector: Sendable {
     public func makeGRPCServer(port: Int? = nil) -> GRPCServer<HTTP2ServerTransport.Custom<GRPCListener>>? {
         guard let grpc = config.grpc else { return nil }
         let intake = IntakePath(
-            auth: config.receiver.auth, rateLimit: config.receiver.rateLimit, metadata: config.metadata, committer: committer, logger: logger,
+            transport: "grpc", auth: config.receiver.auth, rateLimit: config.receiver.rateLimit, metadata: config.metadata, committer: committer, logger: logger,
             metrics: metrics, memoryLimiter: memoryLimiter, rateLimiter: rateLimiter
         )
         var transportConfig = HTTP2ServerTransport.Custom<GRPCListener>.Config.defaults
         transportConfig.rpc.maxRequestPayloadSize = OTLPGRPCReceiver.transportLimit(maxMessageSize: grpc.maxRecvMsgSize)
         transportConfig.compression.enabledAlgorithms = [.gzip, .deflate]
         let transport = HTTP2ServerTransport.Custom(
-            listenerFactory: GRPCListener(host: grpc.host, port: port ?? grpc.port, tls: grpcTLS), config: transportConfig
+            listenerFactory: GRPCListener(host: grpc.host, port: port ?? grpc.port, tls: grpcTLS, status: grpcStatus), config: transportConfig
         )
         return GRPCServer(transport: transport, services: [OTLPGRPCReceiver(intake: intake, maxMessageSize: grpc.maxRecvMsgSize)])
     }

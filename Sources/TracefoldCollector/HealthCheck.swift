@@ -4,7 +4,8 @@ import TracefoldExport
 import TracefoldIntake
 import TracefoldStore
 
-/// `/health/ready` (SPEC §9.2): not ready while intake sheds load, while a
+/// `/health/ready` (SPEC §9.2): not ready while a receiver is not
+/// listening, while intake sheds load, while a
 /// stage behind it cannot keep data, while the store does not answer, or
 /// while a data directory's disk is nearly full. Each reason is named in the
 /// answer, so an operator sees which one it is.
@@ -13,6 +14,8 @@ struct HealthCheck: Sendable {
     let store: (any RecordStore)?
     let exporter: JSONLRecordExporter?
     let memoryLimiter: MemoryLimiter?
+    /// Receivers that bind apart from the HTTP server (gRPC).
+    let listeners: [ListenerStatus]
     let directories: [String]
     /// Below this much free space a directory counts as full: one more
     /// request may not fit.
@@ -20,6 +23,7 @@ struct HealthCheck: Sendable {
 
     func problems() async -> [String] {
         var out = [String]()
+        for listener in listeners where !listener.isListening { out.append("the \(listener.name) receiver is not listening") }
         if pipeline.isFull { out.append("intake is shedding load: \(pipeline.queuedSpans) spans wait for the store") }
         if let memoryLimiter, memoryLimiter.isRefusing {
             out.append("memory is above the soft limit: \(memoryLimiter.lastResidentBytes >> 20) MiB resident, soft limit \(memoryLimiter.config.softLimitBytes >> 20) MiB")

@@ -11,12 +11,15 @@ public struct GRPCListener: HTTP2ServerTransport.ListenerFactory {
     public let host: String
     public let port: Int
     public let tls: ServerTLS?
+    /// Set once the socket is bound, cleared when it closes.
+    public let status: ListenerStatus?
     public var eventLoopGroup: any EventLoopGroup { MultiThreadedEventLoopGroup.singleton }
 
-    public init(host: String, port: Int, tls: ServerTLS?) {
+    public init(host: String, port: Int, tls: ServerTLS?, status: ListenerStatus? = nil) {
         self.host = host
         self.port = port
         self.tls = tls
+        self.status = status
     }
 
     public func makeListeningChannel(
@@ -24,7 +27,7 @@ public struct GRPCListener: HTTP2ServerTransport.ListenerFactory {
         connectionConfigurator: HTTP2ServerTransport.ConnectionConfigurator
     ) async throws -> NIOAsyncChannel<HTTP2ServerTransport.ConnectionConfigurator.ConnectionChannel, Never> {
         let tls = self.tls
-        return try await ServerBootstrap(group: eventLoopGroup)
+        let listener: NIOAsyncChannel<HTTP2ServerTransport.ConnectionConfigurator.ConnectionChannel, Never> = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelInitializer { listenerConfigurator.configure(channel: $0) }
             .bind(host: host, port: port) { channel in
@@ -36,5 +39,10 @@ public struct GRPCListener: HTTP2ServerTransport.ListenerFactory {
                     connectionConfigurator.configure(channel: channel, tls: tls == nil ? .none : .configured(requireALPN: false))
                 }
             }
+        if let status {
+            status.set(true)
+            listener.channel.closeFuture.whenComplete { _ in status.set(false) }
+        }
+        return listener
     }
 }

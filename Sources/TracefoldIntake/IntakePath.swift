@@ -20,11 +20,14 @@ public struct IntakePath: Sendable {
     let committer: any IntakeCommitter
     let logger: Logger
     let metrics: CollectorMetrics?
+    /// This receiver's span and request counters (`transport` label).
+    public let counters: CollectorMetrics.Receiver?
     let memoryLimiter: MemoryLimiter?
     let rateLimiter: SpanRateLimiter
 
+    /// `transport` names the receiver in `/metrics`: `http` or `grpc`.
     public init(
-        auth: AuthConfig, rateLimit: RateLimit?, metadata: MetadataConfig, committer: any IntakeCommitter, logger: Logger,
+        transport: String, auth: AuthConfig, rateLimit: RateLimit?, metadata: MetadataConfig, committer: any IntakeCommitter, logger: Logger,
         metrics: CollectorMetrics?, memoryLimiter: MemoryLimiter?, rateLimiter: SpanRateLimiter? = nil
     ) {
         authenticator = RequestAuthenticator(config: auth)
@@ -35,6 +38,7 @@ public struct IntakePath: Sendable {
         self.committer = committer
         self.logger = logger
         self.metrics = metrics
+        counters = metrics?.receiver(transport: transport)
         self.memoryLimiter = memoryLimiter
     }
 
@@ -102,7 +106,7 @@ public struct IntakePath: Sendable {
         }
         if let wait = rateLimiter.admit(key: apiKey, spans: decoded.batch.spanCount) {
             let seconds = max(1, Int(wait.inSeconds.rounded(.up)))
-            metrics?.refusedSpans.increment(by: Int64(decoded.batch.spanCount))
+            counters?.refusedSpans.increment(by: Int64(decoded.batch.spanCount))
             metrics?.refusedRequest(reason: "rate_limit")
             return .refused(
                 Refusal(reason: "rate_limit", message: "the rate limit for this key is exceeded; retry in \(seconds) s", retryAfterSeconds: seconds, isRateLimit: true)
@@ -119,7 +123,7 @@ public struct IntakePath: Sendable {
                     body: wire, encoding: encoding, coding: coding, receivedAtUnixNano: receivedAt, context: context, batch: batch
                 )
             } catch {
-                metrics?.refusedSpans.increment(by: Int64(batch.spanCount))
+                counters?.refusedSpans.increment(by: Int64(batch.spanCount))
                 metrics?.refusedRequest(reason: "storage")
                 logger.error("cannot make an accepted request durable; answering 503", metadata: ["error": "\(error)"])
                 return .refused(.storage)
@@ -131,8 +135,8 @@ public struct IntakePath: Sendable {
                 metadata: ["rejected": "\(decoded.rejectedSpans)", "accepted": "\(batch.spanCount)", "reason": "\(decoded.firstRejection ?? "")"]
             )
         }
-        metrics?.acceptedSpans.increment(by: Int64(batch.spanCount))
-        metrics?.rejectedSpans.increment(by: Int64(decoded.rejectedSpans))
+        counters?.acceptedSpans.increment(by: Int64(batch.spanCount))
+        counters?.rejectedSpans.increment(by: Int64(decoded.rejectedSpans))
         metrics?.droppedMetadata(reason: "request_header", count: context?.warnings.count ?? 0)
         // SPEC §4.6: dropped metadata is a warning with rejected_spans 0.
         var messages = [String]()

@@ -39,7 +39,21 @@ public struct OTLPGRPCReceiver: RegistrableRPCService {
     public func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
         router.registerHandler(forMethod: Self.method, deserializer: BytesDeserializer(), serializer: BytesSerializer()) { request, context in
             let single = try await ServerRequest(stream: request)
-            return StreamingServerResponse(single: await export(single))
+            let response = await export(single)
+            intake.counters?.request(code: Self.statusName(response.accepted))
+            return StreamingServerResponse(single: response)
+        }
+    }
+
+    /// The gRPC status as the spec spells it, for `/metrics`.
+    static func statusName(_ result: Result<ServerResponse<[UInt8]>.Contents, RPCError>) -> String {
+        guard case .failure(let error) = result else { return "OK" }
+        switch error.code {
+        case .invalidArgument: return "INVALID_ARGUMENT"
+        case .unauthenticated: return "UNAUTHENTICATED"
+        case .resourceExhausted: return "RESOURCE_EXHAUSTED"
+        case .unavailable: return "UNAVAILABLE"
+        default: return "\(error.code)"
         }
     }
 

@@ -54,13 +54,19 @@ public struct OTLPHTTPReceiver: Sendable {
             read: { bodyBudget.inUse }
         )
         intake = IntakePath(
-            auth: config.auth, rateLimit: config.rateLimit, metadata: metadata, committer: committer, logger: logger, metrics: metrics,
+            transport: "http", auth: config.auth, rateLimit: config.rateLimit, metadata: metadata, committer: committer, logger: logger, metrics: metrics,
             memoryLimiter: memoryLimiter, rateLimiter: rateLimiter
         )
         self.logger = logger
     }
 
     public func handle(_ request: Request) async throws -> Response {
+        let response = try await answer(request)
+        intake.counters?.request(code: String(response.status.code))
+        return response
+    }
+
+    private func answer(_ request: Request) async throws -> Response {
         guard request.method == .post else {
             var response = Self.status(.methodNotAllowed, "method \(request.method.rawValue) is not allowed; use POST", encoding: .json)
             response.headers[.allow] = "POST"

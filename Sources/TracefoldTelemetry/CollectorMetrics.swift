@@ -9,12 +9,6 @@ import Synchronization
 public final class CollectorMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
 
-    /// Spans in requests that were made durable and answered 200.
-    public let acceptedSpans: Counter
-    /// Invalid spans rejected one by one (`partial_success.rejected_spans`).
-    public let rejectedSpans: Counter
-    /// Valid spans in requests the collector could not take (5xx).
-    public let refusedSpans: Counter
     public let exportedRecords: Counter
     public let exportedBytes: Counter
     /// How long one fold transaction (the store commit of a batch) takes.
@@ -24,9 +18,6 @@ public final class CollectorMetrics: Sendable {
     private let sampled = Mutex<[(gauge: Gauge, read: @Sendable () -> Int)]>([])
 
     public init() {
-        acceptedSpans = registry.makeCounter(name: "tracefold_receiver_accepted_spans_total", help: "Spans made durable and acknowledged.")
-        rejectedSpans = registry.makeCounter(name: "tracefold_receiver_rejected_spans_total", help: "Invalid spans rejected in partial_success.")
-        refusedSpans = registry.makeCounter(name: "tracefold_receiver_refused_spans_total", help: "Valid spans refused with a 5xx (overload, storage failure).")
         exportedRecords = registry.makeCounter(name: "tracefold_exporter_records_total", labels: [("exporter", "jsonl")], help: "Record revisions written as JSON lines.")
         exportedBytes = registry.makeCounter(name: "tracefold_exporter_bytes_total", labels: [("exporter", "jsonl")], help: "Bytes of JSON lines written.")
         storeCommit = registry.makeDurationHistogram(
@@ -36,6 +27,41 @@ public final class CollectorMetrics: Sendable {
             help: "Time to fold and commit one batch to the store."
         )
         residentMemory = registry.makeGauge(name: "tracefold_process_resident_memory_bytes", help: "Resident set size of the process.")
+    }
+
+    /// One OTLP receiver's counters, labelled with its transport (`http` or
+    /// `grpc`), as the Collector's `otelcol_receiver_*{transport}` are.
+    public struct Receiver: Sendable {
+        let metrics: CollectorMetrics
+        let transport: String
+        /// Spans in requests that were made durable and acknowledged.
+        public let acceptedSpans: Counter
+        /// Invalid spans rejected one by one (`partial_success.rejected_spans`).
+        public let rejectedSpans: Counter
+        /// Valid spans in requests the collector could not take (503/429,
+        /// UNAVAILABLE/RESOURCE_EXHAUSTED).
+        public let refusedSpans: Counter
+
+        /// Counts one Export answer: an HTTP status (`200`) or a gRPC
+        /// status name (`OK`, `UNAVAILABLE`).
+        public func request(code: String) {
+            metrics.registry.makeCounter(
+                name: "tracefold_receiver_requests_total", labels: [("transport", transport), ("code", code)],
+                help: "OTLP export requests by transport and answer."
+            ).increment()
+        }
+    }
+
+    public func receiver(transport: String) -> Receiver {
+        let labels = [("transport", transport)]
+        return Receiver(
+            metrics: self, transport: transport,
+            acceptedSpans: registry.makeCounter(name: "tracefold_receiver_accepted_spans_total", labels: labels, help: "Spans made durable and acknowledged."),
+            rejectedSpans: registry.makeCounter(name: "tracefold_receiver_rejected_spans_total", labels: labels, help: "Invalid spans rejected in partial_success."),
+            refusedSpans: registry.makeCounter(
+                name: "tracefold_receiver_refused_spans_total", labels: labels, help: "Valid spans refused for overload, a rate limit or a storage failure."
+            )
+        )
     }
 
     /// Counts one HTTP answer by handler and status code.

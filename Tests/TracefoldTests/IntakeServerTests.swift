@@ -342,6 +342,39 @@ final class IntakeServerTests: XCTestCase, @unchecked Sendable {
         }
     }
 
+    /// The HTTP port answering says nothing of the gRPC socket, which binds
+    /// apart: /health/ready is 503 until it listens and again once closed.
+    func testReadinessCoversTheGRPCReceiver() async throws {
+        var config = CollectorConfig()
+        config.grpc = GRPCReceiverConfig()
+        config.store.directory = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: config.store.directory) }
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let collector = try Collector(config: config, logger: logger)
+        defer { collector.shutdown() }
+        @Sendable func ready(_ client: any TestClientProtocol) async throws -> (HTTPResponse.Status, String) {
+            try await client.execute(uri: "/health/ready", method: .get) { ($0.status, String(buffer: $0.body)) }
+        }
+        try await collector.makeApplication(port: 0).test(.router) { client in
+            let (before, body) = try await ready(client)
+            XCTAssertEqual(before, .serviceUnavailable)
+            XCTAssertTrue(body.contains("the OTLP/gRPC (127.0.0.1:4317) receiver is not listening"), body)
+            let server = try XCTUnwrap(collector.makeGRPCServer(port: 0))
+            let serving = Task { try await server.serve() }
+            let deadline = ContinuousClock.now + .seconds(30)
+            while try await ready(client).0 != .ok {
+                XCTAssertLessThan(ContinuousClock.now, deadline, "the gRPC server did not bind")
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            server.beginGracefulShutdown()
+            try await serving.value
+            let (after, closed) = try await ready(client)
+            XCTAssertEqual(after, .serviceUnavailable)
+            XCTAssertTrue(closed.contains("receiver is not listening"), closed)
+        }
+    }
+
     func testHealthEndpoints() async throws {
         try await withServer { client, _ in
             try await client.execute(uri: "/health/live", method: .get) { XCTAssertEqual($0.status, .ok) }

@@ -106,11 +106,24 @@ class Tracefold:
                 raise RuntimeError(f"tracefold exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 with self.urlopen(self.base_url + "/health/live", timeout=1) as r:
-                    if r.status == 200:
+                    if r.status == 200 and self._grpc_listening():
                         return self
             except OSError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         raise RuntimeError("tracefold did not start:\n" + self.log())
+
+    def _grpc_listening(self):
+        """The gRPC socket binds apart from the HTTP one: a test that calls
+        it (or asks /health/ready) right after start must find it bound."""
+        with open(self.config) as f:
+            if "\n      grpc:" not in f.read():
+                return True
+        try:
+            socket.create_connection(("127.0.0.1", self.grpc_port), timeout=1).close()
+            return True
+        except OSError:
+            return False
 
     def log(self):
         with open(self.log_path, "rb") as f:

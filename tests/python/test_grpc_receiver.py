@@ -179,3 +179,18 @@ def test_raw_grpc_status_codes_partial_success_and_message_size(make_tracefold, 
     names = [l["name"] for l in tf.wait_for_spans(3)]
     assert sorted(names) == ["good", "ok", "sized"], names
     assert_ready(tf)
+
+    # /metrics counts each answer and the spans under transport="grpc".
+    metrics = urllib.request.Request(tf.base_url + "/metrics", headers={"Authorization": auth[0][1]})
+    with urllib.request.urlopen(metrics, timeout=5) as r:
+        text = r.read().decode()
+    def sample(name, **labels):
+        want = name + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "} "
+        return sum(float(line[len(want):]) for line in text.splitlines() if line.startswith(want))
+    assert sample("tracefold_receiver_requests_total", transport="grpc", code="OK") == 3
+    assert sample("tracefold_receiver_requests_total", transport="grpc", code="UNAUTHENTICATED") == 2
+    assert sample("tracefold_receiver_requests_total", transport="grpc", code="INVALID_ARGUMENT") == 1
+    assert sample("tracefold_receiver_requests_total", transport="grpc", code="RESOURCE_EXHAUSTED") == 1
+    assert sample("tracefold_receiver_accepted_spans_total", transport="grpc") == 3
+    assert sample("tracefold_receiver_rejected_spans_total", transport="grpc") == 1
+    assert sample("tracefold_receiver_accepted_spans_total", transport="http") == 0

@@ -88,9 +88,13 @@ def test_metrics_count_known_traffic_and_secrets_are_never_logged(tmp_path):
             if metric(text, "tracefold_exporter_records_total", exporter="jsonl") >= 6 or time.time() > deadline:
                 break
             time.sleep(0.05)
-        assert metric(text, "tracefold_receiver_accepted_spans_total") == 4
-        assert metric(text, "tracefold_receiver_rejected_spans_total") == 1
-        assert metric(text, "tracefold_receiver_refused_spans_total") == 0
+        assert metric(text, "tracefold_receiver_accepted_spans_total", transport="http") == 4
+        assert metric(text, "tracefold_receiver_rejected_spans_total", transport="http") == 1
+        assert metric(text, "tracefold_receiver_refused_spans_total", transport="http") == 0
+        assert metric(text, "tracefold_receiver_accepted_spans_total", transport="grpc") == 0
+        assert metric(text, "tracefold_receiver_requests_total", transport="http", code="200") == 2
+        assert metric(text, "tracefold_receiver_requests_total", transport="http", code="415") == 1
+        assert metric(text, "tracefold_receiver_requests_total", transport="http", code="401") == 1
         assert metric(text, "tracefold_http_requests_total", handler="intake", code="200") == 2
         assert metric(text, "tracefold_http_requests_total", handler="intake", code="415") == 1
         assert metric(text, "tracefold_http_requests_total", handler="intake", code="401") == 1
