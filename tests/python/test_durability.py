@@ -122,3 +122,54 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_writes_everything(ma
     missing = {span for _, span in acked} - observations
     assert not missing, f"{len(missing)} of {len(acked)} acknowledged spans are not in the export after SIGTERM"
     assert "tracefold stopped; everything accepted is written" in tf.log()
+
+
+def grpc_load(port, worker, acked, stop):
+    """Export calls on one channel until the server dies; OK means acked."""
+    import grpc
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                                     request_serializer=None, response_deserializer=None)
+        seq = 0
+        while not stop.is_set():
+            seq += 1
+            body, keys = batch(worker, seq)
+            try:
+                export(body, timeout=5)
+            except grpc.RpcError:
+                # UNAVAILABLE once the server is gone: not acknowledged.
+                return
+            acked.extend(keys)
+
+
+def test_spans_acknowledged_over_grpc_survive_kill_9(make_tracefold):
+    """The same promise over OTLP/gRPC: every span whose Export call got OK
+    before a kill -9 is in the records after the restart."""
+    tf = make_tracefold()
+    acked = []
+    for round_ in range(2):
+        tf.start()
+        before = len(acked)
+        stop = threading.Event()
+        # Distinct worker numbers per round keep the span ids unique.
+        workers = [threading.Thread(target=grpc_load, args=(tf.grpc_port, 100 + round_ * 10 + w, acked, stop)) for w in range(4)]
+        for w in workers:
+            w.start()
+        deadline = time.time() + 60
+        while len(acked) == before and time.time() < deadline:
+            time.sleep(0.02)
+        time.sleep(random.uniform(0.2, 1.0))
+        tf.kill9()
+        stop.set()
+        for w in workers:
+            w.join(timeout=30)
+        assert len(acked) > before, f"round {round_}: no acknowledgements before the kill"
+    tf.start()
+    assert len(set(acked)) == len(acked)
+    lines = tf.wait_for_span_keys(acked, timeout=60)
+    missing = set(acked) - {(l["traceId"], l["spanId"]) for l in lines}
+    assert not missing, f"{len(missing)} spans acknowledged over gRPC lost of {len(acked)}"
+    assert tf.stop() == 0
+    observations = {k[1] for k in tf.latest_records() if k[0] == "observation"}
+    assert {span for _, span in acked} <= observations
+    print(f"kill -9 over gRPC: acknowledged spans: {len(acked)}, lost: 0")
