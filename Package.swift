@@ -188,7 +188,9 @@ let package = Package(
         .executableTarget(
             name: "tracefold-loadgen",
             dependencies: [
-                "OTLP", "TracefoldModel", "TracefoldMapping", "TracefoldFold", "Compression",
+                "OTLP", "TracefoldModel", "TracefoldMapping", "TracefoldFold", "Compression", "TracefoldConfig", "TracefoldIntake",
+                .product(name: "GRPCCore", package: "grpc-swift-2", condition: collector),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport", condition: collector),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser", condition: collector),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

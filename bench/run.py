@@ -59,15 +59,17 @@ def peak_rss_mib(pid):
     return status_mib(pid, "VmHWM")
 
 
-def config_yaml(port, data, durability, full, postgres_url=None, max_open_traces=None):
+def config_yaml(port, data, durability, full, postgres_url=None, max_open_traces=None, grpc_port=None):
     """full: the fold into SQLite (or PostgreSQL) and the JSONL record export
-    (the defaults); otherwise intake only (decode, intake log, no sinks)."""
+    (the defaults); otherwise intake only (decode, intake log, no sinks).
+    grpc_port: also the OTLP/gRPC receiver there."""
     fold_cfg = f"\n    max_open_traces: {max_open_traces}\n" if max_open_traces else " {}\n"
     pg = f"  postgres:\n    url: {postgres_url}\n" if postgres_url else ""
     fold = (f"processors:\n  fold:{fold_cfg}"
             f"exporters:\n  jsonl:\n    directory: {data}/export\n    flush_after: 1s\n") if full else ""
+    grpc = f"      grpc:\n        endpoint: 127.0.0.1:{grpc_port}\n" if grpc_port else ""
     return (
-        f"receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:{port}\n"
+        f"receivers:\n  otlp:\n    protocols:\n{grpc}      http:\n        endpoint: 127.0.0.1:{port}\n"
         f"{fold}"
         f"store:\n  directory: {data}\n  durability: {durability}\n{pg}"
         f"service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n"
@@ -110,15 +112,30 @@ def wait_stored(data, count, postgres_url=None, timeout=600):
     return time.monotonic()
 
 
-def loadgen_args(binary, url, requests, rate=0.0, seed=1, connections=4, batch=512, spans_per_trace=8, no_gzip=False):
-    """The SPEC §10.1 load by default: 512-span gzip batches over 4 connections."""
-    return [binary, "--url", url, "--requests", str(requests), "--rate", str(rate), "--connections", str(connections),
+def loadgen_args(binary, url, requests, rate=0.0, seed=1, connections=4, batch=512, spans_per_trace=8, no_gzip=False, grpc=None):
+    """The SPEC §10.1 load by default: 512-span gzip batches over 4
+    connections (grpc="host:port": the same bodies as Export calls, 4 at a
+    time over one HTTP/2 connection, gzip per message)."""
+    target = ["--grpc", grpc] if grpc else ["--url", url]
+    return [binary, *target, "--requests", str(requests), "--rate", str(rate), "--connections", str(connections),
             "--batch", str(batch), "--spans-per-trace", str(spans_per_trace), "--seed", str(seed)] + (["--no-gzip"] if no_gzip else [])
 
 
 def loadgen(binary, url, requests, rate=0.0, seed=1, **shape):
     out = subprocess.run(loadgen_args(binary, url, requests, rate, seed, **shape), check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def wait_listening(port, timeout=20):
+    """The gRPC socket binds apart from the HTTP one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
 
 
 def start_tracefold(bin_dir, make_yaml, prefix):
@@ -187,11 +204,17 @@ class PostgresCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def run_config(bin_dir, name, durability, full, throughput_requests, latency_requests, postgres_url=None, profile=False, postgres_cpu=None):
+def run_config(bin_dir, name, durability, full, throughput_requests, latency_requests, postgres_url=None, profile=False, postgres_cpu=None,
+               grpc=False):
     """One §10.2 row. profile: also sample the throughput phase with perf and
-    attribute the collector's CPU to its stages."""
+    attribute the collector's CPU to its stages. grpc: the load goes to the
+    OTLP/gRPC receiver instead of OTLP/HTTP."""
+    grpc_port = free_port() if grpc else None
     proc, url, data, work = start_tracefold(
-        bin_dir, lambda port, data: config_yaml(port, data, durability, full, postgres_url), "tracefold-bench-")
+        bin_dir, lambda port, data: config_yaml(port, data, durability, full, postgres_url, grpc_port=grpc_port), "tracefold-bench-")
+    if grpc_port:
+        wait_listening(grpc_port)
+    target = {"grpc": f"127.0.0.1:{grpc_port}"} if grpc_port else {}
     try:
         gen = os.path.join(bin_dir, "tracefold-loadgen")
         # The paced phase first, so that the peak RSS after it is the RSS at
@@ -200,19 +223,19 @@ def run_config(bin_dir, name, durability, full, throughput_requests, latency_req
         if full:
             from query import ack_to_visible
             result = {}
-            paced = threading.Thread(target=lambda: result.update(loadgen(gen, url + "/v1/traces", latency_requests, rate=10000, seed=12)))
+            paced = threading.Thread(target=lambda: result.update(loadgen(gen, url + "/v1/traces", latency_requests, rate=10000, seed=12, **target)))
             paced.start()
             visible = ack_to_visible(url, 10)
             paced.join()
             lat = result
         else:
-            lat = loadgen(gen, url + "/v1/traces", latency_requests, rate=10000, seed=12)
+            lat = loadgen(gen, url + "/v1/traces", latency_requests, rate=10000, seed=12, **target)
         rss_at_10k = peak_rss_mib(proc.pid)
         perf = start_perf(proc.pid, work) if profile else None
         cpu0 = cpu_seconds(proc.pid)
         pg0 = postgres_cpu() if postgres_cpu else None
         started = time.monotonic()
-        thr = loadgen(gen, url + "/v1/traces", throughput_requests, seed=11)
+        thr = loadgen(gen, url + "/v1/traces", throughput_requests, seed=11, **target)
         # A 200 comes once the batch is in the intake log, before the fold
         # (SPEC 1.10): the phase ends when every acknowledged span is stored,
         # and spans/s counts until then, not until the last ack.
@@ -247,7 +270,7 @@ def run_config(bin_dir, name, durability, full, throughput_requests, latency_req
         "throughputAckP99Ms": round(thr["ackP99Ms"], 2),
         "errors": thr["errors"] + lat["errors"],
         "retried503": thr["retries"] + lat["retries"],
-        "non200": {k: v for k, v in {**thr["statuses"], **lat["statuses"]}.items() if k != "200"},
+        "non200": {k: v for k, v in {**thr["statuses"], **lat["statuses"]}.items() if k not in ("200", "OK")},
         "storedSpans": stored,
         "ackToVisibleMaxMs": round(max(visible), 2) if visible else None,
         "offeredSpans": acked + lat["ackedSpans"] + len(visible),  # each visibility probe is one span
@@ -620,6 +643,9 @@ def main():
     finally:
         if pg:
             pg.stop()
+    # The same load over OTLP/gRPC, next to the HTTP row above it.
+    print("running fsync+fold+sqlite+jsonl over gRPC ...", file=sys.stderr)
+    rows.append(run_config(args.bin_dir, "fsync+fold+sqlite+jsonl grpc", "fsync", True, args.requests, args.latency_requests, grpc=True))
     for durability in ("fsync", "none"):
         name = f"{durability}+intake-only"
         print(f"running {name} ...", file=sys.stderr)
@@ -639,6 +665,10 @@ def main():
         if f and n and f["spansPerCpuSecond"] and n["spansPerCpuSecond"]:
             print(f"fsync/none throughput ratio ({exp}): {f['acceptedSpansPerSec'] / n['acceptedSpansPerSec']:.2f}; "
                   f"CPU-per-span ratio: {f['cpuSecondsPer100kSpans'] / n['cpuSecondsPer100kSpans']:.2f}")
+    h, g = by.get("fsync+fold+sqlite+jsonl"), by.get("fsync+fold+sqlite+jsonl grpc")
+    if h and g and h["spansPerCpuSecond"] and g["spansPerCpuSecond"]:
+        print(f"gRPC/HTTP (fsync+fold+sqlite+jsonl): spans per CPU-second {g['spansPerCpuSecond'] / h['spansPerCpuSecond']:.2f}, "
+              f"ack p99 at 10k/s {g['ackP99MsAt10k']} ms vs {h['ackP99MsAt10k']} ms")
     for r in rows:
         if r["storedSpans"] is not None and r["storedSpans"] != r["offeredSpans"]:
             print(f"WARNING {r['config']}: stored {r['storedSpans']} of {r['offeredSpans']} acknowledged spans")

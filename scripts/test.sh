@@ -12,7 +12,14 @@ echo "== private PostgreSQL cluster"
 # The store suites and the two-process test run on it as well as on SQLite.
 pgdir=$(mktemp -d /tmp/tracefold-pg.XXXXXX)
 pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-trap 'scripts/postgres-cluster.sh stop "$pgdir" || true; rm -rf "$pgdir"' EXIT
+swift_otel_pid=""
+cleanup() {
+  # The background build, if a step failed before its test waited for it.
+  [ -z "$swift_otel_pid" ] || pkill -f -- "--scratch-path $root/.build-swift-otel" 2>/dev/null || true
+  scripts/postgres-cluster.sh stop "$pgdir" || true
+  rm -rf "$pgdir"
+}
+trap cleanup EXIT
 export TRACEFOLD_TEST_POSTGRES_URL=$(scripts/postgres-cluster.sh start "$pgdir" "$pgport")
 export TRACEFOLD_REQUIRE_POSTGRES=1
 echo "$TRACEFOLD_TEST_POSTGRES_URL"
@@ -21,6 +28,15 @@ echo "== swift build (products and tests in one build)"
 # One build of the whole graph: `swift test` after `swift build --product …`
 # compiled the dependency graph a second time.
 swift build --build-tests
+# swift-otel's exporter app (tests/swift-otel-app) is a package of its own,
+# with a cold build of several minutes: it builds in the background, niced,
+# while the tests below run; its test waits for the exit status in the file.
+swift_otel_status=$(mktemp -u /tmp/tracefold-swift-otel.XXXXXX)
+( status=0
+  nice -n 15 swift build --package-path tests/swift-otel-app --scratch-path "$root/.build-swift-otel" > "$swift_otel_status.log" 2>&1 || status=$?
+  echo "$status" > "$swift_otel_status.tmp" && mv "$swift_otel_status.tmp" "$swift_otel_status" ) &
+swift_otel_pid=$!
+export TRACEFOLD_SWIFT_OTEL_BUILD_STATUS=$swift_otel_status
 echo "== swift test"
 swift test --skip-build
 echo "== type-level tests (metadata builders: misuse must not compile)"

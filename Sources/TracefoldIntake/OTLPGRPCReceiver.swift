@@ -46,7 +46,7 @@ public struct OTLPGRPCReceiver: RegistrableRPCService {
     }
 
     /// The gRPC status as the spec spells it, for `/metrics`.
-    static func statusName(_ result: Result<ServerResponse<[UInt8]>.Contents, RPCError>) -> String {
+    public static func statusName(_ result: Result<ServerResponse<[UInt8]>.Contents, RPCError>) -> String {
         guard case .failure(let error) = result else { return "OK" }
         switch error.code {
         case .invalidArgument: return "INVALID_ARGUMENT"
@@ -116,16 +116,22 @@ public struct OTLPGRPCReceiver: RegistrableRPCService {
 }
 
 /// The message's bytes, as they arrived (after the transport's
-/// decompression).
-struct BytesDeserializer: MessageDeserializer {
-    func deserialize<Bytes: GRPCContiguousBytes>(_ serializedMessageBytes: Bytes) throws -> [UInt8] {
+/// decompression): protobuf-c decodes them, so no Swift message types. The
+/// load generator's client uses both for the other direction.
+public struct BytesDeserializer: MessageDeserializer {
+    public init() {}
+
+    public func deserialize<Bytes: GRPCContiguousBytes>(_ serializedMessageBytes: Bytes) throws -> [UInt8] {
         serializedMessageBytes.withUnsafeBytes { Array($0) }
     }
 }
 
-/// Bytes already encoded (an `ExportTraceServiceResponse`).
-struct BytesSerializer: MessageSerializer {
-    func serialize<Bytes: GRPCContiguousBytes>(_ message: [UInt8]) throws -> Bytes {
+/// Bytes already encoded (an `ExportTraceServiceResponse`, or the load
+/// generator's request).
+public struct BytesSerializer: MessageSerializer {
+    public init() {}
+
+    public func serialize<Bytes: GRPCContiguousBytes>(_ message: [UInt8]) throws -> Bytes {
         Bytes(message)
     }
 }

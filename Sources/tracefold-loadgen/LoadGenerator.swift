@@ -5,6 +5,7 @@ import Foundation
 import NIOCore
 import OTLP
 import Logging
+import TracefoldConfig
 import TracefoldFold
 import TracefoldMapping
 import TracefoldModel
@@ -31,6 +32,8 @@ struct LoadGenerator: AsyncParsableCommand {
     @Option(help: "Spans per trace.") var spansPerTrace = 8
     @Option(help: "Seed for ids, so that runs against one server do not collide.") var seed: UInt64 = UInt64(Date().timeIntervalSince1970 * 1000)
     @Flag(help: "Send uncompressed bodies.") var noGzip = false
+    @Option(help: "Send over OTLP/gRPC to this host:port (Export calls over one HTTP/2 connection, gzip per message) instead of HTTP to --url.")
+    var grpc: String?
     @Option(help: "Append \"<traceId> <spanId>\" for every span acknowledged with a 200 to this file, written as each ack arrives, so a test that kills the collector knows what it must keep.")
     var ackedSpans: String?
     @Option(name: .customLong("header"), help: "An extra request header, \"Name: value\" (repeatable); MLflow's OTLP endpoint needs x-mlflow-experiment-id.")
@@ -50,9 +53,13 @@ struct LoadGenerator: AsyncParsableCommand {
         }
         let ackLog = try ackedSpans.map { try AckLog(path: $0) }
 
-        var config = HTTPClient.Configuration()
-        config.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = connections
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+        let transport: any ExportTransport
+        if let grpc {
+            guard let (host, port) = OTLPReceiverConfig.split(grpc) else { throw ValidationError("--grpc takes host:port, got \(grpc)") }
+            transport = try GRPCExportTransport(host: host, port: port, gzip: !noGzip)
+        } else {
+            transport = HTTPExportTransport(url: url, connections: connections, gzip: !noGzip, headers: extraHeaders)
+        }
 
         let next = Counter()
         let started = ContinuousClock.now
@@ -69,30 +76,22 @@ struct LoadGenerator: AsyncParsableCommand {
                             let due = started + interval * index
                             if ContinuousClock.now < due { try await Task.sleep(until: due, clock: .continuous) }
                         }
-                        var request = HTTPClientRequest(url: url)
-                        request.method = .POST
-                        request.headers.add(name: "Content-Type", value: "application/x-protobuf")
-                        if !noGzip { request.headers.add(name: "Content-Encoding", value: "gzip") }
-                        for header in extraHeaders { request.headers.add(name: header.name, value: header.value) }
-                        request.body = .bytes(ByteBuffer(bytes: bodies[index]))
                         let sent = ContinuousClock.now
-                        // Like a real OTLP exporter: 429/503 are retried after
-                        // Retry-After; the ack latency counts from the first try.
+                        // Like a real OTLP exporter: 429/503 (RESOURCE_EXHAUSTED,
+                        // UNAVAILABLE) are retried after the server's delay;
+                        // the ack latency counts from the first try.
                         retrying: while true {
                             do {
-                                let response = try await client.execute(request, timeout: .seconds(30))
-                                _ = try await response.body.collect(upTo: 1 << 20)
-                                let code = Int(response.status.code)
-                                result.statuses[code, default: 0] += 1
-                                if code == 429 || code == 503 {
+                                let answer = try await transport.export(bodies[index])
+                                result.statuses[answer.status, default: 0] += 1
+                                if let wait = answer.retryAfterSeconds {
                                     result.retries += 1
-                                    let wait = response.headers.first(name: "Retry-After").flatMap(Double.init) ?? 1
                                     try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
                                     continue retrying
                                 }
                                 let latency = ContinuousClock.now - sent
                                 result.latenciesMicros.append(latency.inSeconds * 1e6)
-                                if code == 200 {
+                                if answer.acknowledged {
                                     result.ackedSpans += batch
                                     ackLog?.append(built[index].ids)
                                 }
@@ -110,7 +109,7 @@ struct LoadGenerator: AsyncParsableCommand {
             return all
         }
         let elapsed = ContinuousClock.now - started
-        try await client.shutdown()
+        try await transport.shutdown()
         let seconds = elapsed.inSeconds
         let sorted = results.latenciesMicros.sorted()
         func percentile(_ p: Double) -> Double {
@@ -128,7 +127,7 @@ struct LoadGenerator: AsyncParsableCommand {
             "wireBytes": .int(Int64(wireBytes)),
             "errors": .int(Int64(results.errors)),
             "retries": .int(Int64(results.retries)),
-            "statuses": .object(Dictionary(uniqueKeysWithValues: results.statuses.map { (String($0.key), JSONValue.int(Int64($0.value))) })),
+            "statuses": .object(results.statuses.mapValues { JSONValue.int(Int64($0)) }),
         ])
         print(JSONWriter.serialize(summary))
     }
@@ -256,13 +255,14 @@ struct LoadGenerator: AsyncParsableCommand {
         ])
         let raw = OTLPProtobufEncoder.encode(batchValue)
         let ids = spans.map { "\($0.traceID.hex) \($0.spanID.hex)\n" }.joined()
-        return (noGzip ? raw : Gzip.compress(raw), ids)
+        return (noGzip || grpc != nil ? raw : Gzip.compress(raw), ids)
     }
 }
 
 struct WorkerResult: Sendable {
     var latenciesMicros: [Double] = []
-    var statuses: [Int: Int] = [:]
+    /// HTTP status codes, or gRPC status names.
+    var statuses: [String: Int] = [:]
     var ackedSpans = 0
     var errors = 0
     var retries = 0

@@ -1,6 +1,7 @@
 """SPEC §5 end to end: an app using the real OpenTelemetry Python exporters,
 configured only through OTEL_EXPORTER_OTLP_HEADERS, sends spans with
-x-tracefold-metadata and an injected header to a governed tracefold. The
+x-tracefold-metadata and an injected header to a governed tracefold, over
+OTLP/HTTP (protobuf and JSON) and OTLP/gRPC. The
 records, read through the query API and from the JSONL export, show the
 governed metadata."""
 import base64
@@ -43,6 +44,8 @@ APP = textwrap.dedent("""
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     if sys.argv[1] == "proto":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    elif sys.argv[1] == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     else:
         from opentelemetry.exporter.otlp.json.http.trace_exporter import OTLPSpanExporter
     provider = TracerProvider(resource=Resource.create({"service.name": "checkout"}))
@@ -57,8 +60,10 @@ APP = textwrap.dedent("""
 
 
 def run_app(tf, exporter, headers):
+    grpc = exporter == "grpc"
     env = {**os.environ,
-           "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": tf.traces_url,
+           "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"127.0.0.1:{tf.grpc_port}" if grpc else tf.traces_url,
+           "OTEL_EXPORTER_OTLP_TRACES_INSECURE": "true",
            "OTEL_EXPORTER_OTLP_HEADERS": ",".join(f"{k}={urllib.parse.quote(v, safe='')}" for k, v in headers.items())}
     out = subprocess.run([sys.executable, "-c", APP, exporter], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -73,7 +78,8 @@ def test_otel_exporter_headers_carry_governed_request_metadata(tmp_path):
         basic = "Basic " + base64.b64encode(b"pk-lf-checkout:sk-lf-checkout").decode()
         request_metadata = json.dumps({"team": "rogue", "release_train": "r7", "region": "us", "_user": "vip-1"})
         traces = {}
-        for exporter in ("proto", "json"):
+        # OTLP/HTTP protobuf and JSON, and OTLP/gRPC (headers become metadata).
+        for exporter in ("proto", "json", "grpc"):
             traces[exporter] = run_app(tf, exporter, {
                 "authorization": basic, "x-tracefold-metadata": request_metadata,
                 "x-feature": f"checkout-{exporter}", "x-api-key": "must-not-leak",
@@ -112,7 +118,7 @@ def test_otel_exporter_headers_carry_governed_request_metadata(tmp_path):
             assert sorted(t["id"] for t in json.load(r)["data"]) == sorted(traces.values())
         req = urllib.request.Request(f"{tf.base_url}/api/metrics/summary?groupBy=metadata.x-feature", headers={"Authorization": basic})
         with urllib.request.urlopen(req, timeout=5) as r:
-            assert [(g["group"], g["traces"]) for g in json.load(r)["data"]] == [("checkout-json", 1), ("checkout-proto", 1)]
+            assert [(g["group"], g["traces"]) for g in json.load(r)["data"]] == [("checkout-grpc", 1), ("checkout-json", 1), ("checkout-proto", 1)]
         assert "x-api-key" in tf.log(), "the denylisted header is a startup warning"
     finally:
         assert tf.stop() == 0

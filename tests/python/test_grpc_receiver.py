@@ -5,6 +5,7 @@ the limit, and the collector stays ready throughout."""
 import base64
 import json
 import os
+import urllib.error
 import urllib.request
 
 import grpc
@@ -194,3 +195,49 @@ def test_raw_grpc_status_codes_partial_success_and_message_size(make_tracefold, 
     assert sample("tracefold_receiver_accepted_spans_total", transport="grpc") == 3
     assert sample("tracefold_receiver_rejected_spans_total", transport="grpc") == 1
     assert sample("tracefold_receiver_accepted_spans_total", transport="http") == 0
+
+
+def test_rate_limit_is_one_bucket_per_key_across_grpc_and_http(make_tracefold, tmp_path):
+    """A key's rate limit holds across both protocols: spans sent over gRPC
+    use up the bucket an HTTP request then finds empty, and the other way
+    round. Over the limit, gRPC answers RESOURCE_EXHAUSTED with a RetryInfo
+    detail (as 429 carries Retry-After)."""
+    from google.rpc import error_details_pb2, status_pb2
+    config = tmp_path / "limited.yaml"
+    # 1 span/s with a burst of 10: nothing refills within the test.
+    config.write_text(TEST_CONFIG.replace(
+        "        read_timeout: ${env:TRACEFOLD_READ_TIMEOUT:-30s}\n",
+        "        read_timeout: 30s\n        rate_limit: {spans_per_second: 1, burst: 10}\n"
+        "        auth:\n          api_keys:\n            - {public_key: pk-a, secret_key: sk-a}\n            - {public_key: pk-b, secret_key: sk-b}\n",
+    ))
+    tf = make_tracefold(data_dir=tmp_path / "data", config=str(config)).start()
+    key = {name: "Basic " + base64.b64encode(f"pk-{name}:sk-{name}".encode()).decode() for name in ("a", "b")}
+
+    def spans(first, count):
+        return request(*(span(name=f"s{i}", span_id=i.to_bytes(8, "big")) for i in range(first, first + count)))
+
+    def http(body, authorization):
+        req = urllib.request.Request(tf.traces_url, data=body, method="POST",
+                                     headers={"Content-Type": "application/x-protobuf", "Authorization": authorization})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, None
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers.get("Retry-After")
+
+    # Key a: 8 spans over gRPC, then 8 over HTTP find 2 left: 429.
+    assert call(tf, spans(1, 8), [("authorization", key["a"])])[0] == grpc.StatusCode.OK
+    status, retry_after = http(spans(11, 8), key["a"])
+    assert status == 429 and int(retry_after) >= 1
+    # Key b: 8 spans over HTTP, then 8 over gRPC: RESOURCE_EXHAUSTED + RetryInfo.
+    assert http(spans(21, 8), key["b"])[0] == 200
+    code, _, error = call(tf, spans(31, 8), [("authorization", key["b"])])
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "rate limit" in error.details()
+    details = status_pb2.Status.FromString(dict(error.trailing_metadata())["grpc-status-details-bin"])
+    assert details.details[0].type_url == "type.googleapis.com/google.rpc.RetryInfo"
+    retry = error_details_pb2.RetryInfo.FromString(details.details[0].value)
+    assert retry.retry_delay.seconds >= 1
+    # Only what was accepted arrived: 8 spans of each key.
+    lines = tf.wait_for_spans(16)
+    assert sorted(l["name"] for l in lines) == sorted([f"s{i}" for i in range(1, 9)] + [f"s{i}" for i in range(21, 29)])
+    assert_ready(tf)
