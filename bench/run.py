@@ -114,8 +114,8 @@ def wait_stored(data, count, postgres_url=None, timeout=600):
 
 def loadgen_args(binary, url, requests, rate=0.0, seed=1, connections=4, batch=512, spans_per_trace=8, no_gzip=False, grpc=None):
     """The SPEC §10.1 load by default: 512-span gzip batches over 4
-    connections (grpc="host:port": the same bodies as Export calls, 4 at a
-    time over one HTTP/2 connection, gzip per message)."""
+    connections (grpc="host:port": the same bodies as Export calls over 4
+    HTTP/2 connections, gzip per message)."""
     target = ["--grpc", grpc] if grpc else ["--url", url]
     return [binary, *target, "--requests", str(requests), "--rate", str(rate), "--connections", str(connections),
             "--batch", str(batch), "--spans-per-trace", str(spans_per_trace), "--seed", str(seed)] + (["--no-gzip"] if no_gzip else [])

@@ -16,7 +16,9 @@ struct ExportAnswer: Sendable {
 
 /// One OTLP transport, so the load loop is the same for HTTP and gRPC.
 protocol ExportTransport: Sendable {
-    func export(_ body: [UInt8]) async throws -> ExportAnswer
+    /// `worker` is the sending loop's number: a transport with its own
+    /// connection per worker sends on that one.
+    func export(_ body: [UInt8], worker: Int) async throws -> ExportAnswer
     func shutdown() async throws
 }
 
@@ -37,7 +39,7 @@ struct HTTPExportTransport: ExportTransport {
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
     }
 
-    func export(_ body: [UInt8]) async throws -> ExportAnswer {
+    func export(_ body: [UInt8], worker: Int) async throws -> ExportAnswer {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/x-protobuf")
@@ -54,31 +56,32 @@ struct HTTPExportTransport: ExportTransport {
     func shutdown() async throws { try await client.shutdown() }
 }
 
-/// OTLP/gRPC: unary `TraceService/Export` calls multiplexed over one HTTP/2
-/// connection, as the OTel exporters send them; with `gzip` each message is
+/// OTLP/gRPC: unary `TraceService/Export` calls, one client (one HTTP/2
+/// connection, as an OTel exporter keeps) per worker, like the HTTP load's
+/// one keep-alive connection per worker; with `gzip` each message is
 /// compressed by the transport (`grpc-encoding: gzip`).
 final class GRPCExportTransport: ExportTransport {
-    let client: GRPCClient<HTTP2ClientTransport.Posix>
+    let clients: [GRPCClient<HTTP2ClientTransport.Posix>]
     let options: CallOptions
-    let running: Task<Void, any Error>
+    let running: [Task<Void, any Error>]
     static let export = MethodDescriptor(fullyQualifiedService: "opentelemetry.proto.collector.trace.v1.TraceService", method: "Export")
 
-    init(host: String, port: Int, gzip: Bool) throws {
+    init(host: String, port: Int, connections: Int, gzip: Bool) throws {
         var config = HTTP2ClientTransport.Posix.Config.defaults
         config.compression.enabledAlgorithms = [.gzip]
-        let transport = try HTTP2ClientTransport.Posix(target: .ipv4(host: host, port: port), transportSecurity: .plaintext, config: config)
-        let client = GRPCClient(transport: transport)
-        self.client = client
-        running = Task { try await client.runConnections() }
+        clients = try (0..<max(1, connections)).map { _ in
+            GRPCClient(transport: try HTTP2ClientTransport.Posix(target: .ipv4(host: host, port: port), transportSecurity: .plaintext, config: config))
+        }
+        running = clients.map { client in Task { try await client.runConnections() } }
         var options = CallOptions.defaults
         options.compression = gzip ? .gzip : CompressionAlgorithm.none
         options.timeout = .seconds(30)
         self.options = options
     }
 
-    func export(_ body: [UInt8]) async throws -> ExportAnswer {
+    func export(_ body: [UInt8], worker: Int) async throws -> ExportAnswer {
         do {
-            _ = try await client.unary(
+            _ = try await clients[worker % clients.count].unary(
                 request: ClientRequest(message: body), descriptor: Self.export, serializer: BytesSerializer(), deserializer: BytesDeserializer(),
                 options: options
             ) { try $0.message }
@@ -93,7 +96,7 @@ final class GRPCExportTransport: ExportTransport {
     }
 
     func shutdown() async throws {
-        client.beginGracefulShutdown()
-        try await running.value
+        for client in clients { client.beginGracefulShutdown() }
+        for task in running { try await task.value }
     }
 }

@@ -32,7 +32,7 @@ struct LoadGenerator: AsyncParsableCommand {
     @Option(help: "Spans per trace.") var spansPerTrace = 8
     @Option(help: "Seed for ids, so that runs against one server do not collide.") var seed: UInt64 = UInt64(Date().timeIntervalSince1970 * 1000)
     @Flag(help: "Send uncompressed bodies.") var noGzip = false
-    @Option(help: "Send over OTLP/gRPC to this host:port (Export calls over one HTTP/2 connection, gzip per message) instead of HTTP to --url.")
+    @Option(help: "Send over OTLP/gRPC to this host:port (Export calls, one HTTP/2 connection per --connections, gzip per message) instead of HTTP to --url.")
     var grpc: String?
     @Option(help: "Append \"<traceId> <spanId>\" for every span acknowledged with a 200 to this file, written as each ack arrives, so a test that kills the collector knows what it must keep.")
     var ackedSpans: String?
@@ -56,7 +56,7 @@ struct LoadGenerator: AsyncParsableCommand {
         let transport: any ExportTransport
         if let grpc {
             guard let (host, port) = OTLPReceiverConfig.split(grpc) else { throw ValidationError("--grpc takes host:port, got \(grpc)") }
-            transport = try GRPCExportTransport(host: host, port: port, gzip: !noGzip)
+            transport = try GRPCExportTransport(host: host, port: port, connections: connections, gzip: !noGzip)
         } else {
             transport = HTTPExportTransport(url: url, connections: connections, gzip: !noGzip, headers: extraHeaders)
         }
@@ -65,7 +65,7 @@ struct LoadGenerator: AsyncParsableCommand {
         let started = ContinuousClock.now
         let interval: Duration? = rate > 0 ? .nanoseconds(Int64(Double(batch) / rate * 1e9)) : nil
         let results = try await withThrowingTaskGroup(of: WorkerResult.self) { group in
-            for _ in 0..<connections {
+            for worker in 0..<connections {
                 group.addTask {
                     var result = WorkerResult()
                     while let index = next.take(below: bodies.count) {
@@ -82,7 +82,7 @@ struct LoadGenerator: AsyncParsableCommand {
                         // the ack latency counts from the first try.
                         retrying: while true {
                             do {
-                                let answer = try await transport.export(bodies[index])
+                                let answer = try await transport.export(bodies[index], worker: worker)
                                 result.statuses[answer.status, default: 0] += 1
                                 if let wait = answer.retryAfterSeconds {
                                     result.retries += 1
