@@ -582,7 +582,8 @@ def print_decode_limit(d, pipeline_spans_per_cpu_second):
     if fold:
         # Issue 22: inference must cost the fold less than 3%.
         print(f"fold (map, fold, render; no store): {fold['spansPerCpuSecond']:>10,.0f} spans/CPU-s without cost inference, "
-              f"{fold['spansPerCpuSecondPriced']:,.0f} with: cost ratio {fold['pricedCostRatio']:.3f}")
+              f"{fold['spansPerCpuSecondPriced']:,.0f} with: cost ratio {fold['pricedCostRatio']:.3f} "
+              f"(median of 41 paired rounds; quartiles {fold['pricedCostRatioQuartiles'][0]:.3f}-{fold['pricedCostRatioQuartiles'][1]:.3f})")
     floor = d["stages"]["protobufCUnpack"]["spansPerSecond"]
     if pipeline_spans_per_cpu_second:
         print(f"decode limit: the whole fsync pipeline reaches {pipeline_spans_per_cpu_second / floor:.3f} of protobuf-c unpack alone "
