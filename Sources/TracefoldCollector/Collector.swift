@@ -240,11 +240,14 @@ public final class Collector: Sendable {
             (stage: shutdownStage.withLockedValue { $0 }, queuedSpans: pipeline.queuedSpans)
         }
         let signalled = ShutdownSignalClock { watchdog.arm() }
+        let http = "OTLP/HTTP and the query API on \(config.receiver.endpoint)"
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: app),
+            .init(service: ReceiverService(inner: app, what: http)),
             .init(service: signalled, successTerminationBehavior: .ignore),
         ]
-        if let grpc = makeGRPCServer() { services.append(.init(service: GRPCService(server: grpc))) }
+        if let grpc = makeGRPCServer(), let endpoint = config.grpc?.endpoint {
+            services.append(.init(service: ReceiverService(inner: GRPCService(server: grpc), what: "OTLP/gRPC on \(endpoint)")))
+        }
         var group = ServiceGroupConfiguration(
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
@@ -253,7 +256,15 @@ public final class Collector: Sendable {
         // to finish the requests in flight; the watchdog keeps the total.
         group.maximumGracefulShutdownDuration = config.service.shutdownTimeout
         setStage("finishing the requests in flight")
-        try await ServiceGroup(configuration: group).run()
+        // A receiver that cannot serve (its port is taken) ends the group,
+        // as in the Collector; what the pipeline holds (a replay of the
+        // intake log) is still written out before the error is reported.
+        var failure: (any Error)?
+        do {
+            try await ServiceGroup(configuration: group).run()
+        } catch {
+            failure = error
+        }
         // On a thread of its own: the write-out blocks (fsync, store calls),
         // and PostgreSQL calls wait for tasks that need the cooperative pool,
         // which a blocked pool thread could starve.
@@ -265,6 +276,7 @@ public final class Collector: Sendable {
             }
         }
         watchdog.disarm()
+        if let failure { throw failure }
     }
 
     /// Blocks until everything accepted so far has reached the exporters and
@@ -329,6 +341,36 @@ public final class Collector: Sendable {
         if !r.auth.isEnabled && !r.isLoopback {
             logger.warning("auth is off and the receiver listens beyond loopback; configure receivers.otlp.protocols.http.auth")
         }
+    }
+}
+
+/// A receiver's server as a service of the collector's group, whose
+/// failure says which receiver and address it was: "cannot serve OTLP/gRPC
+/// on 127.0.0.1:4317: Address already in use", not a transport's error.
+struct ReceiverService<Inner: Service>: Service {
+    let inner: Inner
+    let what: String
+
+    func run() async throws {
+        do {
+            try await inner.run()
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw ReceiverFailure(what: what, cause: error)
+        }
+    }
+}
+
+public struct ReceiverFailure: Error, CustomStringConvertible {
+    public let what: String
+    public let cause: any Error
+
+    public var description: String {
+        // grpc-swift wraps the socket's error in its own.
+        var root: any Error = cause
+        while let wrapped = (root as? RuntimeError)?.cause { root = wrapped }
+        return "cannot serve \(what): \(root)"
     }
 }
 

@@ -60,7 +60,12 @@ struct Serve: AsyncParsableCommand {
         }
         // Returns once everything is written; past service.shutdown_timeout
         // the collector's watchdog ends the process itself.
-        try await collector.run()
+        do {
+            try await collector.run()
+        } catch let error as ReceiverFailure {
+            FileHandle.standardError.write(Data("tracefold: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
     }
 }
 

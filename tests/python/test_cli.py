@@ -177,3 +177,24 @@ def test_keys_name_declared_workspaces_and_values_are_short_strings(tmp_path):
     assert "metadata.cost_center is 129 characters long; metadata values are at most 128" in r.stderr
     r = governed(tmp_path, key_metadata="{cost_center: %s}" % long_value[:128])
     assert r.returncode == 0, r.stderr
+
+
+def test_a_port_in_use_names_the_receiver_and_exits_1(tmp_path):
+    """Like the Collector, tracefold does not start with a receiver it
+    cannot bind; the message names the receiver and its address, for the
+    gRPC port and for the HTTP one."""
+    import socket
+    from conftest import TEST_CONFIG
+    config = tmp_path / "collector.yaml"
+    config.write_text(TEST_CONFIG)
+    for taken in ("grpc", "http"):
+        http_port, grpc_port = free_port(), free_port()
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", grpc_port if taken == "grpc" else http_port))
+            holder.listen()
+            env = {**os.environ, "TRACEFOLD_ENDPOINT": f"127.0.0.1:{http_port}", "TRACEFOLD_GRPC_ENDPOINT": f"127.0.0.1:{grpc_port}",
+                   "TRACEFOLD_DATA_DIR": str(tmp_path / f"data-{taken}")}
+            r = subprocess.run([BIN, "serve", "--config", str(config)], capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode == 1, r.stderr
+        what = f"OTLP/gRPC on 127.0.0.1:{grpc_port}" if taken == "grpc" else f"OTLP/HTTP and the query API on 127.0.0.1:{http_port}"
+        assert f"tracefold: cannot serve {what}: " in r.stderr and "Address already in use" in r.stderr, r.stderr
