@@ -24,10 +24,7 @@ public struct GRPCReceiverConfig: Sendable, Equatable {
         for (key, _, value) in try r.mapping(node, at: path, allowed: ["endpoint", "max_recv_msg_size", "tls"]) ?? [] {
             switch key {
             case "endpoint":
-                c.endpoint = try r.string(value, at: "\(path).endpoint")
-                guard OTLPReceiverConfig.split(c.endpoint) != nil else {
-                    throw r.error(value, "\(path).endpoint must be host:port, got \"\(c.endpoint)\"")
-                }
+                c.endpoint = try r.endpoint(value, at: "\(path).endpoint")
             case "tls":
                 c.tls = try TLSServerConfig.parse(value, r, at: "\(path).tls")
             default:

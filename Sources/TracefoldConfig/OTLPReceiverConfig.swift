@@ -64,10 +64,7 @@ extension OTLPReceiverConfig {
                 for (key, _, value) in try r.mapping(http, at: path, allowed: ["endpoint", "max_request_body_size", "max_in_flight_bytes", "auth", "idle_timeout", "read_timeout", "rate_limit", "tls"]) ?? [] {
                     switch key {
                     case "endpoint":
-                        c.endpoint = try r.string(value, at: "\(path).endpoint")
-                        guard OTLPReceiverConfig.split(c.endpoint) != nil else {
-                            throw r.error(value, "\(path).endpoint must be host:port, got \"\(c.endpoint)\"")
-                        }
+                        c.endpoint = try r.endpoint(value, at: "\(path).endpoint")
                     case "max_request_body_size":
                         c.maxRequestBodySize = try r.byteSize(value, at: "\(path).max_request_body_size")
                         guard c.maxRequestBodySize > 0 else { throw r.error(value, "\(path).max_request_body_size must be positive") }

@@ -44,6 +44,13 @@ struct YAMLReader {
         }
     }
 
+    /// `host:port`, `[v6]:port` or `:port`, as both receivers take it.
+    func endpoint(_ node: Node, at path: String) throws(ConfigError) -> String {
+        let s = try string(node, at: path)
+        guard OTLPReceiverConfig.split(s) != nil else { throw error(node, "\(path) must be host:port, got \"\(s)\"") }
+        return s
+    }
+
     func int(_ node: Node, at path: String) throws(ConfigError) -> Int {
         let s = try string(node, at: path)
         guard let v = Int(s.replacingUnderscores()) else { throw error(node, "\(path) must be an integer, got \"\(s)\"") }
