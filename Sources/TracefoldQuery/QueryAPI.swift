@@ -49,6 +49,7 @@ public struct QueryAPI: Sendable {
             return try await read { try self.traceMetadata(id) }
         }
         router.get("/api/metrics/summary") { request, _ in try await read { try self.summary(request) } }
+        router.get("/api/metrics/timeseries") { request, _ in try await read { try self.timeSeries(request) } }
         router.get("/api/public/sessions") { request, _ in try await read { try self.listSessions(request) } }
         router.get("/api/public/sessions/:id") { _, context in
             let id = QueryAPI.pathID(context)
@@ -112,6 +113,7 @@ public struct QueryAPI: Sendable {
         f.tags = q.list("tags")
         f.environments = q.list("environment")
         do {
+            f.level = try q.one("level").map(Self.traceLevel)
             (f.page, f.limit) = try q.page()
             f.fromUnixNano = try q.time("fromTimestamp")
             f.toUnixNano = try q.time("toTimestamp")
@@ -208,7 +210,7 @@ public struct QueryAPI: Sendable {
                 grouping = .metadata(String(by.dropFirst(9)))
             }
             let rows = try store.summary(groupBy: grouping, fromUnixNano: try q.time("from"), toUnixNano: try q.time("to"))
-            func number(_ d: Double) -> JSONValue { d == d.rounded() && abs(d) < 9e15 ? .int(Int64(d)) : .double(d) }
+            let number = Self.number
             let data: [JSONValue] = rows.map { r in
                 .object([
                     "group": r.group, "traces": .int(Int64(r.traces)), "observations": .int(Int64(r.observations)),
@@ -273,6 +275,9 @@ public struct QueryAPI: Sendable {
                 case "version": f.version = v
                 default: f.release = v
                 }
+            case "level":
+                guard op == "=", let v = value?.stringValue else { throw QueryError("filter[\(i)]: level supports = with a string value") }
+                f.level = try Self.traceLevel(v)
             case "environment":
                 f.environments = value?.arrayValue?.compactMap(\.stringValue) ?? value?.stringValue.map { [$0] } ?? []
             case "tags":
@@ -292,17 +297,45 @@ public struct QueryAPI: Sendable {
 
     // MARK: shapes
 
-    /// Trace records in the list shape, each with its score ids.
+    /// A trace's level, spelled as an observation's (`ObservationLevel`).
+    static func traceLevel(_ value: String) throws -> String {
+        guard let level = ObservationLevel(alias: value) else { throw QueryError("level must be DEBUG, DEFAULT, WARNING or ERROR, got \"\(value)\"") }
+        return level.rawValue
+    }
+
+    /// Trace records in the list shape, each with its score ids, the latest
+    /// value per score name (`scoreValues`) and what its observations add
+    /// up to: `observationCount`, `errorCount` and the
+    /// tokens (tracefold's, beside Langfuse's `totalCost`).
     func traceItems(_ records: [String]) throws -> [JSONValue] {
         var items = try records.map { try listItem(JSONParser.parse($0)) }
-        let scores = try store.scores(ofTraces: items.compactMap { $0["id"]?.stringValue })
+        let ids = items.compactMap { $0["id"]?.stringValue }
+        let scores = try store.scores(ofTraces: ids)
+        let totals = try store.traceTotals(of: ids.compactMap { TraceID(hex: $0) })
         for i in items.indices {
-            guard case .object(var o) = items[i], let id = o["id"]?.stringValue, let ids = scores[id] else { continue }
-            o["scores"] = .array(ids.map { .string($0.id) })
+            guard case .object(var o) = items[i], let id = o["id"]?.stringValue else { continue }
+            if let list = scores[id] {
+                o["scores"] = .array(list.map { .string($0.id) })
+                // The latest value of each score name, oldest first in `list`.
+                var values = [String: JSONValue]()
+                for score in list { values[score.record["name"]?.stringValue ?? ""] = score.typedValue }
+                o["scoreValues"] = .object(values)
+            } else {
+                o["scoreValues"] = .object([:])
+            }
+            let t = TraceID(hex: id).flatMap { totals[$0] } ?? TraceTotals()
+            o["observationCount"] = .int(Int64(t.observations))
+            o["errorCount"] = .int(Int64(t.errors))
+            o["inputTokens"] = Self.number(t.inputTokens)
+            o["outputTokens"] = Self.number(t.outputTokens)
+            o["totalTokens"] = Self.number(t.totalTokens)
             items[i] = .object(o)
         }
         return items
     }
+
+    /// A whole number as an integer, anything else as a double.
+    static func number(_ d: Double) -> JSONValue { d == d.rounded() && abs(d) < 9e15 ? .int(Int64(d)) : .double(d) }
 
     func listItem(_ record: JSONValue) -> JSONValue {
         guard var o = record.objectValue, let id = o["id"]?.stringValue else { return record }

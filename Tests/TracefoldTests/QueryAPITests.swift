@@ -408,4 +408,84 @@ final class QueryAPITests: XCTestCase, @unchecked Sendable {
             XCTAssertEqual(status, .badRequest)
         }
     }
+
+    /// Four traces a second apart: a generation with usage in each; the
+    /// second's also has a WARNING span, the fourth's generation fails.
+    static var leveledTraces: [UInt8] {
+        var spans = [Span]()
+        for i in 0..<4 {
+            let trace = TraceID(high: 0x6666, low: UInt64(i + 1))
+            let n = UInt64(i * 10), t = 1000 * UInt64(i)
+            spans.append(C.S("root", id: n + 1, t, t + 50, trace: trace))
+            spans.append(C.S("llm", id: n + 2, parent: n + 1, t + 1, t + 2,
+                             status: i == 3 ? SpanStatus(code: .error, message: "boom") : SpanStatus(), [
+                "langfuse.observation.type": .string("generation"), "langfuse.observation.model.name": .string("gpt-4o"),
+                "langfuse.observation.usage_details": .string(#"{"input":10,"output":5}"#),
+                "langfuse.observation.cost_details": .string(#"{"total":0.5}"#),
+            ], trace: trace))
+            if i == 1 { spans.append(C.S("slow", id: n + 3, parent: n + 1, t + 3, t + 4, ["langfuse.observation.level": .string("WARNING")], trace: trace)) }
+        }
+        return OTLPProtobufEncoder.encode(Fixtures.batch(spans))
+    }
+
+    func testTraceListTotalsLevelFilterAndTimeSeries() async throws {
+        try await Self.withCollector { client in
+            let r = try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: "application/x-protobuf"],
+                                             body: ByteBuffer(bytes: Self.leveledTraces))
+            XCTAssertEqual(r.status, .ok)
+            let hex = (1...4).map { TraceID(high: 0x6666, low: UInt64($0)).hex }
+
+            var (status, body) = try await Self.get(client, "/api/public/traces?orderBy=timestamp.asc")
+            XCTAssertEqual(status, .ok)
+            let items = body["data"]?.arrayValue ?? []
+            XCTAssertEqual(items.map { $0["totalTokens"] }, Array(repeating: .int(15), count: 4), "tokens summed over each trace's observations")
+            XCTAssertEqual(items.map { $0["inputTokens"] }, Array(repeating: .int(10), count: 4))
+            XCTAssertEqual(items.map { $0["observationCount"] }, [.int(2), .int(3), .int(2), .int(2)])
+            XCTAssertEqual(items.map { $0["errorCount"] }, [.int(0), .int(0), .int(0), .int(1)])
+            XCTAssertEqual(items.map { $0["level"] }, [.string("DEFAULT"), .string("WARNING"), .string("DEFAULT"), .string("ERROR")])
+
+            for (level, expected) in [("ERROR", [hex[3]]), ("WARNING", [hex[1]]), ("DEFAULT", [hex[0], hex[2]]), ("DEBUG", []), ("error", [hex[3]])] {
+                (status, body) = try await Self.get(client, "/api/public/traces?orderBy=timestamp.asc&level=\(level)")
+                XCTAssertEqual(status, .ok)
+                XCTAssertEqual(Self.ids(body), expected, "level=\(level)")
+                XCTAssertEqual(body["meta"]?["totalItems"], .int(Int64(expected.count)))
+            }
+            let filter = #"[{"type":"string","column":"level","operator":"=","value":"WARNING"}]"#
+            (_, body) = try await Self.get(client, "/api/public/traces?filter=\(filter.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)")
+            XCTAssertEqual(Self.ids(body), [hex[1]], "level in a filter object")
+            (status, body) = try await Self.get(client, "/api/public/traces?level=LOUD")
+            XCTAssertEqual(status, .badRequest)
+            XCTAssertEqual(body["message"], .string(#"level must be DEBUG, DEFAULT, WARNING or ERROR, got "LOUD""#))
+
+            // One-second intervals over the four seconds, and one more.
+            let from = ISOTime.format(unixNano: C.T * 1_000_000), to = ISOTime.format(unixNano: (C.T + 5000) * 1_000_000)
+            (status, body) = try await Self.get(client, "/api/metrics/timeseries?from=\(from)&to=\(to)&interval=1")
+            XCTAssertEqual(status, .ok)
+            let data = body["data"]?.arrayValue ?? []
+            XCTAssertEqual(data.map { $0["timestamp"]?.stringValue }, (0..<5).map { ISOTime.format(unixNano: (C.T + 1000 * UInt64($0)) * 1_000_000) })
+            XCTAssertEqual(data.map { $0["traces"] }, [.int(1), .int(1), .int(1), .int(1), .int(0)])
+            XCTAssertEqual(data.map { $0["errorTraces"] }, [.int(0), .int(0), .int(0), .int(1), .int(0)], "a trace with an ERROR observation")
+            XCTAssertEqual(data.map { $0["totalCost"].flatMap { if case .double(let d) = $0 { d } else if case .int(let n) = $0 { Double(n) } else { nil } } },
+                           [0.5, 0.5, 0.5, 0.5, 0])
+            XCTAssertEqual(body["interval"], .int(1))
+            // Every interval of a minute that holds them: one.
+            (_, body) = try await Self.get(client, "/api/metrics/timeseries?from=\(from)&to=\(to)")
+            XCTAssertEqual(body["data"]?.arrayValue?.map { $0["traces"] }.reduce(Int64(0)) { sum, v in if case .int(let n)? = v { sum + n } else { sum } }, 4)
+
+            for (query, message) in [
+                ("interval=0", #"interval must be a whole number of seconds from 1 to 86400, got "0""#),
+                ("interval=86401", #"interval must be a whole number of seconds from 1 to 86400, got "86401""#),
+                ("from=\(to)&to=\(from)", "from must be before to"),
+                ("from=2026-01-01T00:00:00Z&to=2026-01-01T02:46:41Z&interval=1", "from..to holds 10001 intervals of 1 s, over the limit of 10000; take a longer interval"),
+                ("from=soon", #"from must be an ISO-8601 timestamp, got "soon""#),
+            ] {
+                (status, body) = try await Self.get(client, "/api/metrics/timeseries?\(query)")
+                XCTAssertEqual(status, .badRequest, query)
+                XCTAssertEqual(body["message"], .string(message), query)
+            }
+            (status, body) = try await Self.get(client, "/api/metrics/timeseries?from=2026-01-01T00:00:00Z&to=2026-01-01T02:46:40Z&interval=1")
+            XCTAssertEqual(status, .ok, "10000 intervals: at the limit")
+            XCTAssertEqual(body["data"]?.arrayValue?.count, 10_000)
+        }
+    }
 }
