@@ -4,7 +4,8 @@ import PackageDescription
 
 // Modules follow the path of a span: receive (TracefoldIntake) → decode (OTLP)
 // → map (TracefoldMapping) → fold (TracefoldFold) → store (TracefoldStore) →
-// export (TracefoldExport), read back by TracefoldQuery; TracefoldCollector
+// export (TracefoldExport), read back by TracefoldQuery and shown by
+// TracefoldExplorer (the /ui/ pages, on the query API); TracefoldCollector
 // assembles the pipeline from TracefoldConfig, and `tracefold` is the command
 // line, linked with jemalloc through TracefoldAllocator.
 //
@@ -107,6 +108,17 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // The trace explorer at /ui/: HTML, CSS and JavaScript modules in
+        // assets/, embedded by scripts/embed-explorer.sh.
+        .target(
+            name: "TracefoldExplorer",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird", condition: collector),
+                .product(name: "HTTPTypes", package: "swift-http-types", condition: collector),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            exclude: ["assets"]
+        ),
         .target(
             name: "TracefoldIntake",
             dependencies: [
@@ -134,7 +146,7 @@ let package = Package(
             name: "TracefoldCollector",
             dependencies: [
                 "TracefoldIntake", "TracefoldExport", "TracefoldConfig", "TracefoldModel", "OTLP", "Compression",
-                "TracefoldFold", "TracefoldStore", "TracefoldMapping", "TracefoldQuery", "TracefoldTelemetry",
+                "TracefoldFold", "TracefoldStore", "TracefoldMapping", "TracefoldQuery", "TracefoldTelemetry", "TracefoldExplorer",
                 .product(name: "Hummingbird", package: "hummingbird", condition: collector),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -208,6 +220,14 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types", condition: collector),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        .testTarget(
+            name: "TracefoldExplorerTests",
+            dependencies: [
+                "TracefoldExplorer",
+                .product(name: "HummingbirdTesting", package: "hummingbird", condition: collector),
+                .product(name: "Hummingbird", package: "hummingbird", condition: collector),
             ]
         ),
         .testTarget(

@@ -10,6 +10,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import OTLP
 import TracefoldConfig
+import TracefoldExplorer
 import TracefoldExport
 import TracefoldFold
 import TracefoldIntake
@@ -165,6 +166,7 @@ public final class Collector: Sendable {
             QueryAPI(store: store, projectID: project, awaitVisibility: awaitVisibility, allEntries: { [folder] in try folder?.allEntries(of: $0) })
                 .register(on: router)
             ScoresAPI(store: store, projectID: project, awaitVisibility: awaitVisibility).register(on: router)
+            if config.query.explorer { Explorer().register(on: router) }
         }
         if let folder {
             MetadataWriteAPI(folder: folder, awaitVisibility: awaitVisibility).register(on: router)

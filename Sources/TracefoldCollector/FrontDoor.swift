@@ -27,7 +27,8 @@ struct FrontDoor<Router: HTTPResponder>: HTTPResponder where Router.Context == B
         let path = request.uri.path
         let handler =
             OTLPHTTPReceiver.paths.contains(path) ? "intake"
-            : path.hasPrefix("/health/") ? "health" : path == "/metrics" ? "metrics" : "query"
+            : path.hasPrefix("/health/") ? "health" : path == "/metrics" ? "metrics"
+            : path == "/ui" || path.hasPrefix("/ui/") ? "explorer" : "query"
         do {
             let response = try await route(request, context: context)
             metrics.request(handler: handler, code: response.status.code)

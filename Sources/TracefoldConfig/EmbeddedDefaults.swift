@@ -118,6 +118,13 @@ metadata:
   # schemas:
   #   api_key: {type: object, additionalProperties: true, properties: {tier: {type: string, enum: [free, pro]}}}
 
+# The query API (Langfuse's reads, on the HTTP receiver's port) and the
+# trace explorer, a web UI at http://127.0.0.1:4318/ui/; both need the
+# receiver's credentials when auth is on.
+query:
+  project: tracefold
+  explorer: true
+
 service:
   pipelines:
     traces:

@@ -3,17 +3,25 @@ import Yams
 /// The query API's own settings (SPEC §7), under the top-level `query` key:
 /// the project that `GET /api/public/projects` names when auth is off (with
 /// auth on, a key's workspace is its project) and that every record's
-/// `projectId` carries.
+/// `projectId` carries; and whether the trace explorer is served at `/ui/`.
 public struct QueryAPIConfig: Sendable, Equatable {
     public var project = "tracefold"
+    /// The web explorer at `/ui/`, on the query API's port and behind its
+    /// credentials.
+    public var explorer = true
 
     public init() {}
 
     static func parse(_ node: Node?, _ r: YAMLReader) throws(ConfigError) -> QueryAPIConfig {
         var c = QueryAPIConfig()
-        for (key, _, value) in try r.mapping(node, at: "query", allowed: ["project"]) ?? [] where key == "project" {
-            c.project = try r.string(value, at: "query.project")
-            try c.validate(r, value)
+        for (key, _, value) in try r.mapping(node, at: "query", allowed: ["project", "explorer"]) ?? [] {
+            switch key {
+            case "project":
+                c.project = try r.string(value, at: "query.project")
+                try c.validate(r, value)
+            default:
+                c.explorer = try r.bool(value, at: "query.explorer")
+            }
         }
         return c
     }
