@@ -1,5 +1,5 @@
 # Shortcuts; the scripts under scripts/ do the work and install what they need.
-.PHONY: bench-query bench-peers bench-huge run test bench build proto soak fuzz
+.PHONY: bench-query bench-peers bench-huge bench-explorer run test bench build proto soak fuzz
 
 run:
 	scripts/run.sh
@@ -19,6 +19,9 @@ bench:
 	swift build -c release --product tracefold-loadgen
 	python3 bench/run.py
 	python3 bench/huge_span.py
+	scripts/install-deps.sh
+	scripts/python-venv.sh
+	.venv/bin/python bench/explorer.py
 
 # One huge request (10^6 attributes, 10^6 events, a 10 MB value) against a
 # client sending small batches: that client's ack p99 alone and meanwhile.
@@ -33,6 +36,14 @@ bench-peers:
 	swift build -c release --product tracefold
 	swift build -c release --product tracefold-loadgen
 	python3 bench/peers.py
+
+# The explorer's time to first render of a 2,000-observation trace in
+# headless Chromium, against a 10-observation trace in the same run.
+bench-explorer:
+	scripts/install-deps.sh
+	scripts/python-venv.sh
+	swift build -c release --product tracefold
+	.venv/bin/python bench/explorer.py
 
 proto:
 	scripts/generate-proto.sh
@@ -53,6 +64,6 @@ soak:
 	TRACEFOLD_SOAK_ROUNDS=20 TRACEFOLD_BIN=$(CURDIR)/.build/debug/tracefold TRACEFOLD_LOADGEN=$(CURDIR)/.build/debug/tracefold-loadgen .venv/bin/python -m pytest -q -s tests/python/test_durability.py -k kill_9
 
 # libFuzzer with address sanitizer: protobuf, OTLP/JSON, gzip and metadata,
-# 10 minutes each (scripts/fuzz.sh; the test command runs 30 s each).
+# 10 minutes each (scripts/fuzz.sh; the test command runs 20 s each).
 fuzz:
 	scripts/fuzz.sh 600

@@ -46,7 +46,7 @@ echo "== real-client tests (pytest)"
 TRACEFOLD_BIN="$root/.build/debug/tracefold" \
 TRACEFOLD_LOADGEN="$root/.build/debug/tracefold-loadgen" \
 TRACEFOLD_DEMO="$root/.build/debug/tracefold-demo" \
-  "$root/.venv/bin/python" -m pytest -q "$root/tests/python"
+  "$root/.venv/bin/python" -m pytest -q --durations=12 "$root/tests/python"
 
-echo "== fuzzing (30 s per target; make fuzz runs 10 minutes each)"
-scripts/fuzz.sh 30
+echo "== fuzzing (20 s per target; make fuzz runs 10 minutes each)"
+scripts/fuzz.sh 20

@@ -488,4 +488,33 @@ final class QueryAPITests: XCTestCase, @unchecked Sendable {
             XCTAssertEqual(body["data"]?.arrayValue?.count, 10_000)
         }
     }
+
+    /// The explorer is on the query API's port, behind its credentials,
+    /// and `query.explorer: false` takes it away.
+    func testTheExplorerIsServedBehindTheCredentialsUnlessTurnedOff() async throws {
+        let auth = AuthConfig(apiKeys: [.init(publicKey: "pk-ui", secretKey: "sk-ui")])
+        try await Self.withCollector(.sqlite, auth: auth) { client in
+            var r = try await client.execute(uri: "/ui/", method: .get)
+            XCTAssertEqual(r.status, .unauthorized)
+            XCTAssertEqual(r.headers[.wwwAuthenticate], #"Basic realm="tracefold""#)
+            r = try await client.execute(uri: "/ui/assets/app.js", method: .get)
+            XCTAssertEqual(r.status, .unauthorized)
+            let basic = "Basic " + Data("pk-ui:sk-ui".utf8).base64EncodedString()
+            r = try await client.execute(uri: "/ui/", method: .get, headers: [.authorization: basic])
+            XCTAssertEqual(r.status, .ok)
+            XCTAssertTrue(String(buffer: r.body).contains("/ui/assets/app.js"))
+        }
+        var off = CollectorConfig()
+        off.query.explorer = false
+        try await Self.withCollector(.sqlite, auth: AuthConfig(), config: off) { client in
+            let r = try await client.execute(uri: "/ui/", method: .get)
+            XCTAssertEqual(r.status, .notFound)
+        }
+        let base = "receivers: {otlp: {protocols: {http: {}}}}\nservice: {pipelines: {traces: {receivers: [otlp]}}}\n"
+        XCTAssertTrue(try CollectorConfig.parse(yaml: base, environment: [:]).query.explorer, "on by default")
+        XCTAssertFalse(try CollectorConfig.parse(yaml: base + "query: {explorer: false}", environment: [:]).query.explorer)
+        XCTAssertThrowsError(try CollectorConfig.parse(yaml: base + "query: {explorer: maybe}", environment: [:])) { e in
+            XCTAssertTrue("\(e)".contains("query.explorer"), "\(e)")
+        }
+    }
 }

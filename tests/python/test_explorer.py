@@ -64,11 +64,16 @@ def live(tmp_path_factory):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     demo = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)["trace_id"]
     langfuse = run_scenario(tf)
-    xss = send_otel(tf, XSS, {"langfuse.trace.metadata.note": json.dumps("<b>bold</b>"), "user.id": "<script>alert(2)</script>"})
+    # A request-metadata value that is not a string is dropped with a
+    # warning (SPEC §5.1): the trace panel shows it.
+    xss = send_otel(tf, XSS, {"langfuse.trace.metadata.note": json.dumps("<b>bold</b>"), "user.id": "<script>alert(2)</script>"},
+                    headers={"x-tracefold-metadata": '{"team": 5}'})
     tf.wait_for_trace(demo, 7)
     tf.wait_for_trace(langfuse, 5)
     tf.wait_for_trace(xss, 2)
     api(tf, "/api/public/scores", {"traceId": demo, "name": "quality", "value": 0.9})
+    # An extended_trace entry for a span that never arrives.
+    api(tf, f"/api/public/traces/{demo}/metadata", {"target": {"span_id": "00000000000000ab"}, "metadata": [{"kind": "eval", "values": {"grade": "A"}}]})
     yield SimpleNamespace(tf=tf, demo=demo, langfuse=langfuse, xss=xss)
     tf.stop()
 
@@ -196,6 +201,9 @@ def test_an_extended_trace_entry_shows_under_its_kind_label_on_its_span(live, br
     # The trace-level list names its target.
     listed = browser.find_element(By.CSS_SELECTOR, "#extended-entries .entry[data-kind='userland.quality']")
     assert "User Metadata (quality)" in listed.text and "on retrieve" in listed.text
+    missing = browser.find_element(By.CSS_SELECTOR, "#extended-entries .entry[data-kind='userland.eval']")
+    assert "User Metadata (eval)" in missing.text
+    assert "on span 00000000000000ab, which has not arrived" in missing.text
     shot(browser, "trace-extended")
     # The trace panel: its facts, its metadata entries by kind.
     panel = browser.find_element(By.ID, "trace-panel")
@@ -248,6 +256,8 @@ def test_markup_in_the_data_renders_as_text(live, browser):
     assert sorted(tree_items(browser)) == sorted([XSS, f"{XSS} child"])
     assert browser.find_element(By.TAG_NAME, "h1").text.startswith(XSS)
     assert "<b>bold</b>" in browser.find_element(By.ID, "trace-panel").text
+    warnings = browser.find_element(By.CSS_SELECTOR, "#trace-panel .warnings")
+    assert "team" in warnings.text
     assert browser.execute_script("return document.querySelectorAll('img, script:not([src]), b').length") == 0
     shot(browser, "markup-as-text")
     with pytest.raises(NoAlertPresentException):
