@@ -13,9 +13,11 @@ echo "== private PostgreSQL cluster"
 pgdir=$(mktemp -d /tmp/tracefold-pg.XXXXXX)
 pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 swift_otel_pid=""
+consumer_pid=""
 cleanup() {
-  # The background build, if a step failed before its test waited for it.
+  # The background builds, if a step failed before their tests waited for them.
   [ -z "$swift_otel_pid" ] || pkill -f -- "--scratch-path $root/.build-swift-otel" 2>/dev/null || true
+  [ -z "$consumer_pid" ] || pkill -f -- "--scratch-path $root/.build-consumer" 2>/dev/null || true
   scripts/postgres-cluster.sh stop "$pgdir" || true
   rm -rf "$pgdir"
 }
@@ -37,6 +39,15 @@ swift_otel_status=$(mktemp -u /tmp/tracefold-swift-otel.XXXXXX)
   echo "$status" > "$swift_otel_status.tmp" && mv "$swift_otel_status.tmp" "$swift_otel_status" ) &
 swift_otel_pid=$!
 export TRACEFOLD_SWIFT_OTEL_BUILD_STATUS=$swift_otel_status
+# The consumer app's cold build (tests/consumer: TracefoldTracing with the
+# collector's trait off) starts now too, with pkg-config seeing nothing, as
+# its test builds it. That test then builds again, incrementally (SwiftPM's
+# lock on the scratch folder makes it wait for this one), and inspects what
+# that build compiled and linked.
+pc_empty=$(mktemp -d /tmp/tracefold-pkgconfig-empty.XXXXXX)
+( PKG_CONFIG_PATH=$pc_empty PKG_CONFIG_LIBDIR=$pc_empty nice -n 15 \
+    swift build --package-path tests/consumer --scratch-path "$root/.build-consumer" > "$pc_empty.log" 2>&1 || true ) &
+consumer_pid=$!
 echo "== swift test"
 swift test --skip-build
 echo "== type-level tests (metadata builders: misuse must not compile)"

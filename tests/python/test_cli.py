@@ -49,7 +49,8 @@ def test_serve_runs_on_embedded_defaults_without_a_config_file(tmp_path):
     """`tracefold serve` in a directory with no collector.yaml uses the
     embedded defaults; data goes under ./data of the working directory."""
     port = free_port()
-    env = {**os.environ, "TRACEFOLD_ENDPOINT": f"127.0.0.1:{port}"}
+    # A free gRPC port too: the default 4317 may be taken on the machine.
+    env = {**os.environ, "TRACEFOLD_ENDPOINT": f"127.0.0.1:{port}", "TRACEFOLD_GRPC_ENDPOINT": f"127.0.0.1:{free_port()}"}
     env.pop("TRACEFOLD_DATA_DIR", None)
     proc = subprocess.Popen([BIN, "serve"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
