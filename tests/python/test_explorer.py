@@ -320,3 +320,43 @@ def test_the_explorer_needs_the_credentials_when_auth_is_on(tmp_path):
             driver.quit()
     finally:
         tf.stop()
+
+
+def test_paging_and_a_long_string_folded(tmp_path, browser):
+    """60 traces: two pages of 50 and 10. A 600-character input is folded
+    until asked for."""
+    tf = Tracefold(tmp_path / "data").start()
+    try:
+        provider = TracerProvider(resource=Resource.create({"service.name": "pager"}))
+        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=tf.traces_url)))
+        tracer = provider.get_tracer("pager")
+        long_input = "x" * 590 + "0123456789"
+        for i in range(60):
+            with tracer.start_as_current_span(f"bulk-{i:02d}", attributes={"langfuse.observation.input": json.dumps(long_input)}):
+                pass
+        provider.shutdown()
+        deadline = time.time() + 30
+        while api(tf, "/api/public/traces?limit=1")["meta"]["totalItems"] < 60 and time.time() < deadline:
+            time.sleep(0.1)
+
+        open_page(browser, tf.base_url + "/ui/", "#traces tbody tr[data-trace-id]")
+        assert browser.find_element(By.ID, "traces-summary").text == "60 traces, page 1 of 2"
+        assert len(row_names(browser)) == 50
+        assert row_names(browser)[0] == "bulk-59", "newest first"
+        browser.find_element(By.LINK_TEXT, "Older →").click()
+        wait(browser, lambda b: len(row_names(b)) == 10)
+        assert "page=2" in browser.current_url
+        assert row_names(browser)[-1] == "bulk-00"
+        assert browser.find_element(By.ID, "traces-summary").text == "60 traces, page 2 of 2"
+
+        browser.find_element(By.LINK_TEXT, "bulk-00").click()
+        wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "[role=treeitem]"))).click()
+        fold = wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "#observation-detail .j-long button")))
+        text = browser.find_element(By.CSS_SELECTOR, "#observation-detail .j-long .j-str")
+        assert fold.text == "show all 600 characters"
+        assert "0123456789" not in text.text
+        fold.click()
+        assert text.text == json.dumps(long_input)
+        assert fold.get_attribute("aria-expanded") == "true"
+    finally:
+        tf.stop()
