@@ -657,6 +657,8 @@ table.kv th, table.kv td { padding: 3px 10px 3px 0; border-bottom: 1px solid var
 
 .json { font: 12px/1.5 ui-monospace, SFMono-Regular, Menlo, monospace; background: var(--bg); border: 1px solid var(--line); border-radius: 6px; padding: 6px 8px; overflow-x: auto; }
 .json summary { cursor: pointer; }
+/* A nested object or array opens on its key's line. */
+.j-list > li > details { display: inline-block; vertical-align: top; }
 .j-list { list-style: none; margin: 0; padding-left: 16px; border-left: 1px dotted var(--line); }
 .j-key { color: var(--code); }
 .j-index { color: var(--muted); }
