@@ -187,6 +187,22 @@ def test_the_trace_page_shows_the_tree_and_a_generation_with_its_model_and_token
     wait(browser, lambda b: "vector-store.search" in tree_items(b))
 
 
+def test_the_langfuse_sdk_trace_shows_its_generation_and_its_error(live, browser):
+    open_page(browser, f"{live.tf.base_url}/ui/traces/{live.langfuse}", "[role=treeitem]")
+    items = tree_items(browser)
+    assert items["root-fn"].get_attribute("aria-level") == "1"
+    assert items["gen"].get_attribute("aria-level") == "2"
+    assert items["tool-x"].find_element(By.CSS_SELECTOR, ".status-msg").text.endswith("boom")
+    items["gen"].click()
+    wait(browser, EC.text_to_be_present_in_element((By.ID, "observation-facts"), "gpt-4o"))
+    usage = browser.find_element(By.CSS_SELECTOR, "#observation-detail [data-kind=usage]").text
+    assert "input 10 tokens" in usage and "output 5 tokens" in usage and "total 15 tokens" in usage
+    cost = browser.find_element(By.CSS_SELECTOR, "#observation-detail [data-kind=cost]").text
+    assert "input $0.001" in cost and "output $0.002" in cost and "total $0.003" in cost
+    assert browser.find_element(By.ID, "trace-facts").text.count("u1") == 1
+    shot(browser, "trace-langfuse")
+
+
 def test_an_extended_trace_entry_shows_under_its_kind_label_on_its_span(live, browser):
     open_page(browser, f"{live.tf.base_url}/ui/traces/{live.demo}", "[role=treeitem]")
     retrieve = tree_items(browser)["retrieve"]
