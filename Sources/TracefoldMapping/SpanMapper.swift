@@ -49,7 +49,10 @@ public struct SpanMapper: Sendable {
     }
 
     public func map(_ span: Span, context: Context) -> MappedSpan {
-        let attrs = AttributeTable(span.attributes.filter { !$0.key.hasPrefix(Self.internalPrefix) })
+        // Filtered only when there is something to drop: a filtered copy
+        // of every span's attributes retained each key and value again.
+        let isInternal: (Attribute) -> Bool = { $0.key.hasPrefix(Self.internalPrefix) }
+        let attrs = AttributeTable(span.attributes.contains(where: isInternal) ? span.attributes.filter { !isInternal($0) } : span.attributes)
         let res = context.resource
         var warnings = [String: JSONValue]()
         let order = OrderKey(time: span.startTimeUnixNano, spanID: span.spanID.value, position: 0)
@@ -218,10 +221,11 @@ public struct SpanMapper: Sendable {
     // MARK: R16 environment
 
     static func environment(_ a: AttributeTable, _ r: AttributeTable) -> String? {
+        // The span's attribute, then the resource's, key by key (without an
+        // array of the two tables built for every key of every span).
         for key in ["langfuse.environment", "deployment.environment.name", "deployment.environment"] {
-            for table in [a, r] {
-                if let v = table[key]?.text, !v.isEmpty { return normaliseEnvironment(v) }
-            }
+            if let v = a[key]?.text, !v.isEmpty { return normaliseEnvironment(v) }
+            if let v = r[key]?.text, !v.isEmpty { return normaliseEnvironment(v) }
         }
         return nil
     }
@@ -423,13 +427,28 @@ public struct SpanMapper: Sendable {
         metadataPrefixes.contains(key) || dottedMetadataPrefixes.contains { key.hasPrefix($0) }
     }
 
+    /// Where a domain's metadata comes from: its blob key, and the prefixes
+    /// of its flattened keys. Built once: per span, the interpolated key,
+    /// the prefix array and the excluded set were allocations of their own.
+    struct MetadataSource: Sendable {
+        let blobKey: String
+        let prefixes: [String]
+    }
+    static let traceMetadata = MetadataSource(blobKey: "langfuse.trace.metadata", prefixes: ["langfuse.trace.metadata."])
+    static let observationMetadata = MetadataSource(
+        blobKey: "langfuse.observation.metadata", prefixes: ["langfuse.observation.metadata.", "langfuse.metadata.", telemetryMetadataPrefix]
+    )
+    static let telemetryMetadataPrefix = "ai.telemetry.metadata."
+    /// Keys of the Vercel AI SDK's metadata that are trace fields, not metadata.
+    static let telemetryFieldKeys: Set<String> = ["userId", "sessionId", "tags", "langfusePrompt"]
+
     /// The user metadata of one domain (`trace` or `observation`): the JSON
     /// blob, then `<prefix>.<k>` keys, which win (a dotted remainder stays one
     /// flat key). Values are decoded at ingest (SPEC §2.3).
     static func metadata(_ a: AttributeTable, domain: String, warnings: inout [String: JSONValue], spanID: SpanID) -> [String: JSONValue] {
-        let prefix = "langfuse.\(domain).metadata"
+        let source = domain == "observation" ? observationMetadata : traceMetadata
         var out = [String: JSONValue]()
-        let blobKey = a[prefix] != nil ? prefix : (domain == "observation" && a["langfuse.metadata"] != nil ? "langfuse.metadata" : nil)
+        let blobKey = a[source.blobKey] != nil ? source.blobKey : (domain == "observation" && a["langfuse.metadata"] != nil ? "langfuse.metadata" : nil)
         if let blobKey, let blob = a[blobKey] {
             switch blob.decodedJSON {
             case .object(let o): out = o
@@ -440,12 +459,13 @@ public struct SpanMapper: Sendable {
                 warnings["\(spanID.hex)/\(blobKey)"] = .string("\(blobKey) is not a JSON object; dropped")
             }
         }
-        let prefixes = domain == "observation" ? [prefix + ".", "langfuse.metadata.", "ai.telemetry.metadata."] : [prefix + "."]
-        let excluded: Set<String> = ["userId", "sessionId", "tags", "langfusePrompt"]
         for attr in a.ordered {
-            for p in prefixes where attr.key.hasPrefix(p) {
-                let key = String(attr.key.dropFirst(p.count))
-                if key.isEmpty || (p == "ai.telemetry.metadata." && excluded.contains(key)) { continue }
+            for p in source.prefixes where attr.key.hasPrefix(p) {
+                // The prefixes are ASCII and end in ".", so a key that has one
+                // (as characters) starts with its bytes, and its UTF-8 length
+                // is a character boundary: no walk over the key's characters.
+                let key = String(Substring(attr.key.utf8.dropFirst(p.utf8.count)))
+                if key.isEmpty || (p == telemetryMetadataPrefix && telemetryFieldKeys.contains(key)) { continue }
                 out[key] = attr.value.decodedJSON
             }
         }

@@ -233,6 +233,16 @@ class Tracefold:
             time.sleep(0.05)
 
 
+# Tests that wait for a package the test command builds in the background
+# (scripts/test.sh): they run last, so that those builds overlap the rest of
+# the suite instead of being waited for early on.
+WAIT_FOR_BACKGROUND_BUILDS = ("test_consumer_package.py", "test_swift_otel_exporter.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    items[:] = sorted(items, key=lambda item: os.path.basename(str(item.fspath)) in WAIT_FOR_BACKGROUND_BUILDS)
+
+
 @pytest.fixture
 def tracefold(tmp_path):
     tf = Tracefold(tmp_path / "data").start()
