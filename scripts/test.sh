@@ -14,10 +14,12 @@ pgdir=$(mktemp -d /tmp/tracefold-pg.XXXXXX)
 pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 swift_otel_pid=""
 consumer_pid=""
+pc_empty=""
 cleanup() {
   # The background builds, if a step failed before their tests waited for them.
   [ -z "$swift_otel_pid" ] || pkill -f -- "--scratch-path $root/.build-swift-otel" 2>/dev/null || true
   [ -z "$consumer_pid" ] || pkill -f -- "--scratch-path $root/.build-consumer" 2>/dev/null || true
+  [ -z "$pc_empty" ] || rm -rf "$pc_empty" "$pc_empty.log"
   scripts/postgres-cluster.sh stop "$pgdir" || true
   rm -rf "$pgdir"
 }

@@ -151,7 +151,7 @@ export function barChart({ title, rows, format }) {
 }
 
 /** Vertical bars over time: [{t (ms), value, errors}], one interval apart. */
-export function timeChart({ title, buckets, intervalMs, unit }) {
+export function timeChart({ title, buckets, unit }) {
   const width = 1200, height = 200, left = 84, bottom = 22, top = 10, right = 8;
   const max = Math.max(1, ...buckets.map((b) => b.value));
   const plotW = width - left - right, plotH = height - top - bottom;
@@ -249,7 +249,7 @@ export async function dashboardPage(main, { query, isCurrent }) {
   const per = interval === 60 ? 'minute' : `${interval / 60} minutes`;
   const buckets = series.data.map((b) => ({ t: Date.parse(b.timestamp), value: b.traces, errors: b.errorTraces }));
   main.append(h('section', { class: 'panel', 'aria-label': 'Traces over time' },
-    timeChart({ title: `Traces per ${per} (those with an error in red), ${fmt.time(span.from)} – ${fmt.time(span.to)}`, buckets, intervalMs: interval * 1000, unit: 'trace' })));
+    timeChart({ title: `Traces per ${per} (those with an error in red), ${fmt.time(span.from)} – ${fmt.time(span.to)}`, buckets, unit: 'trace' })));
 
   const rows = summary.data;
   const name = (g) => (g == null ? '(none)' : String(g));

@@ -7,7 +7,7 @@ public enum ObservationType: String, Sendable, Hashable, Codable, CaseIterable {
 }
 
 /// Observation levels, in increasing severity.
-public enum ObservationLevel: String, Sendable, Hashable, Codable, Comparable {
+public enum ObservationLevel: String, Sendable, Hashable, Codable, Comparable, CaseIterable {
     case debug = "DEBUG", `default` = "DEFAULT", warning = "WARNING", error = "ERROR"
 
     var rank: Int {

@@ -298,9 +298,9 @@ public struct QueryAPI: Sendable {
     // MARK: shapes
 
     /// A trace's level, spelled as an observation's (`ObservationLevel`).
-    static func traceLevel(_ value: String) throws -> String {
+    static func traceLevel(_ value: String) throws -> ObservationLevel {
         guard let level = ObservationLevel(alias: value) else { throw QueryError("level must be DEBUG, DEFAULT, WARNING or ERROR, got \"\(value)\"") }
-        return level.rawValue
+        return level
     }
 
     /// Trace records in the list shape, each with its score ids, the latest
@@ -309,11 +309,12 @@ public struct QueryAPI: Sendable {
     /// tokens (tracefold's, beside Langfuse's `totalCost`).
     func traceItems(_ records: [String]) throws -> [JSONValue] {
         var items = try records.map { try listItem(JSONParser.parse($0)) }
-        let ids = items.compactMap { $0["id"]?.stringValue }
-        let scores = try store.scores(ofTraces: ids)
-        let totals = try store.traceTotals(of: ids.compactMap { TraceID(hex: $0) })
+        let ids = items.map { $0["id"]?.stringValue }
+        let traceIDs = ids.map { $0.flatMap { TraceID(hex: $0) } }
+        let scores = try store.scores(ofTraces: ids.compactMap { $0 })
+        let totals = try store.traceTotals(of: traceIDs.compactMap { $0 })
         for i in items.indices {
-            guard case .object(var o) = items[i], let id = o["id"]?.stringValue else { continue }
+            guard case .object(var o) = items[i], let id = ids[i] else { continue }
             if let list = scores[id] {
                 o["scores"] = .array(list.map { .string($0.id) })
                 // The latest value of each score name, oldest first in `list`.
@@ -323,7 +324,7 @@ public struct QueryAPI: Sendable {
             } else {
                 o["scoreValues"] = .object([:])
             }
-            let t = TraceID(hex: id).flatMap { totals[$0] } ?? TraceTotals()
+            let t = traceIDs[i].flatMap { totals[$0] } ?? TraceTotals()
             o["observationCount"] = .int(Int64(t.observations))
             o["errorCount"] = .int(Int64(t.errors))
             o["inputTokens"] = Self.number(t.inputTokens)

@@ -1,5 +1,6 @@
 import Foundation
 import TracefoldFold
+import TracefoldMapping
 import TracefoldModel
 
 /// Filters of `GET /api/public/traces` (SPEC §7.1), already validated.
@@ -21,9 +22,8 @@ public struct TraceFilter: Sendable {
     public var toUnixNano: UInt64?
     /// Top-level metadata keys compared as text.
     public var metadata: [(key: String, op: MetadataOperator, value: String)] = []
-    /// The trace's level, its observations' worst (SPEC §3.4): one of
-    /// `levels`.
-    public var level: String?
+    /// The trace's level, its observations' worst (SPEC §3.4).
+    public var level: ObservationLevel?
     /// A column of `orderColumns`, and the direction.
     public var orderBy: (column: String, ascending: Bool) = ("timestamp", false)
     public var page = 1
@@ -34,9 +34,6 @@ public struct TraceFilter: Sendable {
     /// API names → SQL columns of `traces` that may be sorted on. Nothing is
     /// bookmarked here, so `bookmarked` is the same for every trace and only
     /// the id orders (its column is empty).
-    /// Observation levels, least severe first.
-    public static let levels = ["DEBUG", "DEFAULT", "WARNING", "ERROR"]
-
     public static let orderColumns = [
         "id": "trace_id", "timestamp": "start_time", "name": "name", "userId": "user_id", "release": "release",
         "version": "version", "public": "public", "bookmarked": "", "sessionId": "session_id",
@@ -174,17 +171,17 @@ extension RecordStore {
         for tag in f.tags { w.add(dialect.arrayHolds("traces.tags"), .text(tag)) }
         w.oneOf("environment", f.environments)
         w.range("traces.start_time", from: f.fromUnixNano, to: f.toUnixNano)
-        if let level = f.level, let rank = TraceFilter.levels.firstIndex(of: level) {
+        if let level = f.level {
             // The worst observation level is `level`: none worse, and one at
             // it, or none at all for DEFAULT (a trace without observations).
-            let worse = TraceFilter.levels[(rank + 1)...]
+            let worse = ObservationLevel.allCases.filter { $0 > level }
             let observation = "SELECT 1 FROM observations o WHERE o.trace_id = traces.trace_id"
             if !worse.isEmpty {
                 w.clauses.append("NOT EXISTS (\(observation) AND o.level IN (\(worse.map { _ in "?" }.joined(separator: ","))))")
-                w.args += worse.map { .text($0) }
+                w.args += worse.map { .text($0.rawValue) }
             }
             let at = "EXISTS (\(observation) AND o.level = ?)"
-            w.add(level == "DEFAULT" ? "(\(at) OR NOT EXISTS (\(observation)))" : at, .text(level))
+            w.add(level == .default ? "(\(at) OR NOT EXISTS (\(observation)))" : at, .text(level.rawValue))
         }
         let column = TraceFilter.orderColumns[f.orderBy.column] ?? "start_time"
         let direction = f.orderBy.ascending ? "ASC" : "DESC"

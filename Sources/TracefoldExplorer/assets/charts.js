@@ -26,7 +26,7 @@ export function barChart({ title, rows, format }) {
 }
 
 /** Vertical bars over time: [{t (ms), value, errors}], one interval apart. */
-export function timeChart({ title, buckets, intervalMs, unit }) {
+export function timeChart({ title, buckets, unit }) {
   const width = 1200, height = 200, left = 84, bottom = 22, top = 10, right = 8;
   const max = Math.max(1, ...buckets.map((b) => b.value));
   const plotW = width - left - right, plotH = height - top - bottom;

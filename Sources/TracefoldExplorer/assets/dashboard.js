@@ -67,7 +67,7 @@ export async function dashboardPage(main, { query, isCurrent }) {
   const per = interval === 60 ? 'minute' : `${interval / 60} minutes`;
   const buckets = series.data.map((b) => ({ t: Date.parse(b.timestamp), value: b.traces, errors: b.errorTraces }));
   main.append(h('section', { class: 'panel', 'aria-label': 'Traces over time' },
-    timeChart({ title: `Traces per ${per} (those with an error in red), ${fmt.time(span.from)} – ${fmt.time(span.to)}`, buckets, intervalMs: interval * 1000, unit: 'trace' })));
+    timeChart({ title: `Traces per ${per} (those with an error in red), ${fmt.time(span.from)} – ${fmt.time(span.to)}`, buckets, unit: 'trace' })));
 
   const rows = summary.data;
   const name = (g) => (g == null ? '(none)' : String(g));
