@@ -241,6 +241,13 @@ public final class Collector: Sendable {
         ) { [self] in
             (stage: shutdownStage.withLockedValue { $0 }, queuedSpans: pipeline.queuedSpans)
         }
+        // The signal arms the watchdog on a dispatch queue of its own: the
+        // service group sees the signal through a task, and under load that
+        // task waits behind the request handlers on the cooperative pool,
+        // which would start the bound late. The group's own notice still
+        // arms it when shutdown begins for another reason.
+        let signalArm = ShutdownSignalArm { watchdog.arm() }
+        defer { signalArm.cancel() }
         let signalled = ShutdownSignalClock { watchdog.arm() }
         let http = "OTLP/HTTP and the query API on \(config.receiver.endpoint)"
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
@@ -391,6 +398,26 @@ final class CertificateReloadSignal {
     }
 
     func cancel() { source.cancel() }
+}
+
+/// Arms the watchdog the moment SIGTERM or SIGINT arrives, on a queue the
+/// cooperative pool cannot starve. The service group keeps its own sources
+/// for the same signals and still runs the graceful shutdown.
+final class ShutdownSignalArm {
+    private let sources: [any DispatchSourceSignal]
+
+    init(onSignal: @escaping @Sendable () -> Void) {
+        let queue = DispatchQueue(label: "tracefold-shutdown-signal")
+        sources = [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler(handler: onSignal)
+            source.resume()
+            return source
+        }
+    }
+
+    func cancel() { sources.forEach { $0.cancel() } }
 }
 
 /// Tells the watchdog when graceful shutdown began (the signal), so the
