@@ -30,7 +30,7 @@ public enum ObservationRecord {
         w.b.fixed(o.startTimeUnixNano)
         // The rest in the order `render` writes the fields.
         w.b.optional(o.completionStartTime) { $0.time($1) }
-        w.json(.object(o.costDetails))
+        w.costs(o.costDetails)
         w.b.time(o.endTimeUnixNano)
         w.b.string(o.environment)
         w.optionalJSON(o.input)
@@ -197,6 +197,13 @@ public enum ObservationRecord {
         mutating func json(_ v: JSONValue) {
             scratch.removeAll()
             scratch.write(v)
+            appendScratch()
+        }
+
+        /// The costs' JSON text, after its length.
+        mutating func costs(_ c: CostDetails) {
+            scratch.removeAll()
+            c.write(into: &scratch)
             appendScratch()
         }
 

@@ -37,7 +37,7 @@ public enum RecordRenderer {
             traceID: o.traceID, spanID: o.id, startUnixNano: o.startTimeUnixNano, record: record, type: o.type.rawValue, name: o.name,
             level: o.level.rawValue, version: o.version, parentID: o.parentID?.hex, environment: o.environment, model: o.model,
             latency: latency, inputTokens: o.usageDetails["input"]?.numberValue, outputTokens: o.usageDetails["output"]?.numberValue,
-            totalTokens: o.usageDetails["total"]?.numberValue, cost: o.costDetails["total"]?.numberValue
+            totalTokens: o.usageDetails["total"]?.numberValue, cost: o.totalCost
         )
     }
 

@@ -225,6 +225,15 @@ struct ByteWriter {
 
     mutating func jsonObject(_ o: [String: JSONValue]) { dictionary(o, { $0.key($1) }, { $0.json($1) }) }
 
+    /// In `jsonObject`'s form, read back by it, without building the dictionary.
+    mutating func costs(_ c: CostDetails) {
+        count(c.count)
+        c.forEach { type, cost in
+            key(type)
+            json(cost)
+        }
+    }
+
     mutating func order(_ o: OrderKey) {
         let origin = OrderOrigin(time: o.time, spanID: o.spanID)
         // Consecutive values mostly come from one span: no hashing then.
@@ -376,7 +385,7 @@ struct ByteWriter {
         optional(o.input) { $0.json($1) }
         optional(o.output) { $0.json($1) }
         jsonObject(o.usageDetails)
-        jsonObject(o.costDetails)
+        costs(o.costDetails)
         count(o.systemMetadata.count)
         for (k, v) in o.systemMetadata {
             key(k)
@@ -660,7 +669,7 @@ struct ByteReader {
         var o = Observation(
             id: SpanID(id), traceID: traceID, parentID: parent.map(SpanID.init), type: ByteWriter.types[Int(typeIndex)],
             name: name, startTimeUnixNano: start, endTimeUnixNano: end, completionStartTime: completion, model: model,
-            modelParameters: parameters, input: input, output: output, usageDetails: usage, costDetails: cost, systemMetadata: system,
+            modelParameters: parameters, input: input, output: output, usageDetails: usage, costDetails: CostDetails(cost), systemMetadata: system,
             level: level, statusMessage: status, version: version, release: release, environment: environment, promptName: promptName,
             promptVersion: promptVersion
         )

@@ -60,9 +60,21 @@ public final class CostDecision: Sendable {
     /// The text stamped on the stored span.
     public let stamp: String
 
+    /// The usual types' prices apart, so that a span's lookup is a field
+    /// read, not a hash of the type's name.
+    private let inputPrice: Double?
+    private let outputPrice: Double?
+    private let otherPrices: [String: Double]
+    /// Priced per total unit only (older embedding models): what it costs.
+    private let totalOnlyPrice: Double?
+
     public init(modelID: String?, prices: [String: Double]) {
         self.modelID = modelID
         self.prices = prices
+        inputPrice = prices["input"]
+        outputPrice = prices["output"]
+        otherPrices = prices.filter { $0.key != "input" && $0.key != "output" && $0.key != "total" }
+        totalOnlyPrice = prices.count == 1 ? prices["total"] : nil
         stamp = JSONWriter.serialize(.object(["modelId": modelID.map(JSONValue.string) ?? .null, "prices": .object(prices.mapValues(JSONValue.double))]))
     }
 
@@ -81,30 +93,39 @@ public final class CostDecision: Sendable {
     /// The generation's `costDetails`: the client's costs, each usage type
     /// it left without one priced, and `total` (the client's, or the sum).
     /// A price per total unit only (older embedding models) prices the total.
-    /// Built in one dictionary: this runs for every span with a model and
-    /// usage.
-    public func costDetails(usage: [String: JSONValue], clientCost: [String: JSONValue]) -> [String: JSONValue] {
-        // Sized once: grown one type at a time, it was rehashed twice.
-        var out = [String: JSONValue](minimumCapacity: clientCost.count + usage.count + 1)
-        for (type, cost) in clientCost { out[type] = cost }
+    /// This runs for every span with a model and usage: the usual types are
+    /// priced into fields, with no dictionary built and no type name hashed.
+    public func costDetails(usage: [String: JSONValue], clientCost: [String: JSONValue]) -> CostDetails {
+        var out = CostDetails(other: clientCost)
         var added = false
-        for (type, amount) in usage where type != "total" && clientCost[type] == nil {
-            guard let price = prices[type], let n = amount.numberValue else { continue }
-            out[type] = .double(Self.rounded(n * price))
+        for (type, amount) in usage where type != "total" && (clientCost.isEmpty || clientCost[type] == nil) {
+            let price: Double?
+            switch type {
+            case "input": price = inputPrice
+            case "output": price = outputPrice
+            default: price = otherPrices.isEmpty ? nil : otherPrices[type]
+            }
+            guard let price, let n = amount.numberValue else { continue }
+            let cost = Self.rounded(n * price)
+            switch type {
+            case "input": out.input = cost
+            case "output": out.output = cost
+            default: out.other[type] = .double(cost)
+            }
             added = true
         }
         guard added else {
-            if clientCost.isEmpty, prices.count == 1, let price = prices["total"], let n = usage["total"]?.numberValue {
-                return ["total": .double(Self.rounded(n * price))]
+            if clientCost.isEmpty, let price = totalOnlyPrice, let n = usage["total"]?.numberValue {
+                return CostDetails(total: Self.rounded(n * price))
             }
-            return SpanMapper.withTotal(clientCost)
+            return CostDetails(SpanMapper.withTotal(clientCost))
         }
-        // The total in place (`withTotal` would copy the dictionary): the
-        // client's, or the sum of every type, as `withTotal` sums them.
-        if clientCost["total"] == nil {
-            var sum = 0.0
-            for v in out.values { sum += v.numberValue ?? 0 }
-            out["total"] = .double(Self.rounded(sum))
+        // The total: the client's, or the sum of every type, as `withTotal`
+        // sums them.
+        if clientCost.isEmpty || clientCost["total"] == nil {
+            var sum = (out.input ?? 0) + (out.output ?? 0)
+            for v in out.other.values { sum += v.numberValue ?? 0 }
+            out.total = Self.rounded(sum)
         }
         return out
     }

@@ -106,7 +106,7 @@ public struct Observation: Sendable, Hashable {
     public var input: JSONValue?
     public var output: JSONValue?
     public var usageDetails: [String: JSONValue]
-    public var costDetails: [String: JSONValue]
+    public var costDetails: CostDetails
     /// The Langfuse-compatible metadata view (SPEC §2.4) without user keys:
     /// `resourceAttributes`, `scope` and, for non-SDK scopes, `attributes`.
     /// User keys come from the observation-scope updates at fold time.
@@ -124,7 +124,7 @@ public struct Observation: Sendable, Hashable {
     public init(
         id: SpanID, traceID: TraceID, parentID: SpanID?, type: ObservationType, name: String, startTimeUnixNano: UInt64, endTimeUnixNano: UInt64,
         completionStartTime: UInt64?, model: String?, modelParameters: [String: JSONValue]?, input: JSONValue?, output: JSONValue?,
-        usageDetails: [String: JSONValue], costDetails: [String: JSONValue], systemMetadata: [String: JSONValue], level: ObservationLevel,
+        usageDetails: [String: JSONValue], costDetails: CostDetails, systemMetadata: [String: JSONValue], level: ObservationLevel,
         statusMessage: String?, version: String?, release: String?, environment: String, promptName: String? = nil, promptVersion: Int64? = nil
     ) {
         self.id = id
@@ -152,13 +152,7 @@ public struct Observation: Sendable, Hashable {
     }
 
     /// `costDetails.total` as a number, for the trace's `totalCost`.
-    public var totalCost: Double? {
-        switch costDetails["total"] {
-        case .int(let i): Double(i)
-        case .double(let d): d
-        default: nil
-        }
-    }
+    public var totalCost: Double? { costDetails.totalValue }
 }
 
 /// What one span says about its trace (SPEC §3.1, R31–R39). Absent means

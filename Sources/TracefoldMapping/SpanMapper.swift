@@ -90,7 +90,7 @@ public struct SpanMapper: Sendable {
             endTimeUnixNano: span.endTimeUnixNano == 0 ? span.startTimeUnixNano : max(span.endTimeUnixNano, span.startTimeUnixNano),
             completionStartTime: Self.completionStart(attrs),
             model: model, modelParameters: Self.modelParameters(attrs), input: input, output: output,
-            usageDetails: usage, costDetails: decision?.costDetails(usage: usage, clientCost: clientCost) ?? Self.withTotal(clientCost), systemMetadata: system,
+            usageDetails: usage, costDetails: decision?.costDetails(usage: usage, clientCost: clientCost) ?? CostDetails(Self.withTotal(clientCost)), systemMetadata: system,
             level: level, statusMessage: statusMessage,
             version: attrs["langfuse.version"]?.text ?? res["service.version"]?.text,
             release: attrs["langfuse.release"]?.text ?? res["langfuse.release"]?.text,
