@@ -52,12 +52,13 @@ public struct ModelDefinition: Sendable, Equatable {
 /// generations folded after it. It holds the prices, not the costs: the
 /// costs follow from them and the span's usage, and one decision (and its
 /// stamp text) serves every span its definition prices.
-public final class CostDecision: Sendable {
+public final class CostDecision: @unchecked Sendable {
     /// The definition that matched; nil when none did.
     public let modelID: String?
     /// Its prices, USD per unit by usage type.
     public let prices: [String: Double]
-    /// The text stamped on the stored span.
+    /// The stamp with every price; a span's stamp (`price`) keeps only the
+    /// prices its costs used, which is all a replay of it needs.
     public let stamp: String
 
     /// The usual types' prices apart, so that a span's lookup is a field
@@ -67,6 +68,15 @@ public final class CostDecision: Sendable {
     private let otherPrices: [String: Double]
     /// Priced per total unit only (older embedding models): what it costs.
     private let totalOnlyPrice: Double?
+    /// The priced types in a fixed order: bit i of a span's mask is the i-th.
+    private let pricedTypes: [String]
+    private let otherBits: [String: UInt64]
+    private let inputBit: UInt64
+    private let outputBit: UInt64
+    private let totalBit: UInt64
+    /// A span's stamp by its mask, each made once (guarded by `lock`).
+    private var stamps: [UInt64: String] = [:]
+    private let lock = NSLock()
 
     public init(modelID: String?, prices: [String: Double]) {
         self.modelID = modelID
@@ -75,7 +85,34 @@ public final class CostDecision: Sendable {
         outputPrice = prices["output"]
         otherPrices = prices.filter { $0.key != "input" && $0.key != "output" && $0.key != "total" }
         totalOnlyPrice = prices.count == 1 ? prices["total"] : nil
-        stamp = JSONWriter.serialize(.object(["modelId": modelID.map(JSONValue.string) ?? .null, "prices": .object(prices.mapValues(JSONValue.double))]))
+        // Past 64 types (no definition has that many) every span gets the
+        // whole stamp.
+        let types = prices.keys.sorted()
+        pricedTypes = types.count <= 64 ? types : []
+        let bits = Dictionary(uniqueKeysWithValues: pricedTypes.enumerated().map { ($1, UInt64(1) << UInt64($0)) })
+        inputBit = bits["input"] ?? 0
+        outputBit = bits["output"] ?? 0
+        totalBit = bits["total"] ?? 0
+        otherBits = bits
+        stamp = Self.stamp(modelID: modelID, prices: prices)
+    }
+
+    private static func stamp(modelID: String?, prices: [String: Double]) -> String {
+        JSONWriter.serialize(.object(["modelId": modelID.map(JSONValue.string) ?? .null, "prices": .object(prices.mapValues(JSONValue.double))]))
+    }
+
+    /// The stamp naming the prices in `mask`; the whole one when the mask
+    /// holds them all or the types do not fit in one.
+    private func stamp(mask: UInt64) -> String {
+        guard !pricedTypes.isEmpty, mask != (pricedTypes.count == 64 ? ~0 : (UInt64(1) << UInt64(pricedTypes.count)) - 1) else { return stamp }
+        return lock.withLock {
+            if let made = stamps[mask] { return made }
+            var used = [String: Double]()
+            for (i, type) in pricedTypes.enumerated() where mask & (UInt64(1) << UInt64(i)) != 0 { used[type] = prices[type] }
+            let made = Self.stamp(modelID: modelID, prices: used)
+            stamps[mask] = made
+            return made
+        }
     }
 
     public static let attributeKey = "_tracefold.cost"
@@ -93,10 +130,14 @@ public final class CostDecision: Sendable {
     /// The generation's `costDetails`: the client's costs, each usage type
     /// it left without one priced, and `total` (the client's, or the sum).
     /// A price per total unit only (older embedding models) prices the total.
+    /// With them, the stamp for its stored span: the definition and the
+    /// prices used, so that a replay prices it the same (a stamp with every
+    /// price cost about 70 bytes more per stored span).
     /// This runs for every span with a model and usage: the usual types are
     /// priced into fields, with no dictionary built and no type name hashed.
-    public func costDetails(usage: [String: JSONValue], clientCost: [String: JSONValue]) -> CostDetails {
+    public func price(usage: [String: JSONValue], clientCost: [String: JSONValue]) -> (details: CostDetails, stamp: String) {
         var out = CostDetails(other: clientCost)
+        var used: UInt64 = 0
         var added = false
         for (type, amount) in usage where type != "total" && (clientCost.isEmpty || clientCost[type] == nil) {
             let price: Double?
@@ -108,17 +149,23 @@ public final class CostDecision: Sendable {
             guard let price, let n = amount.numberValue else { continue }
             let cost = Self.rounded(n * price)
             switch type {
-            case "input": out.input = cost
-            case "output": out.output = cost
-            default: out.other[type] = .double(cost)
+            case "input":
+                out.input = cost
+                used |= inputBit
+            case "output":
+                out.output = cost
+                used |= outputBit
+            default:
+                out.other[type] = .double(cost)
+                used |= otherBits[type] ?? 0
             }
             added = true
         }
         guard added else {
             if clientCost.isEmpty, let price = totalOnlyPrice, let n = usage["total"]?.numberValue {
-                return CostDetails(total: Self.rounded(n * price))
+                return (CostDetails(total: Self.rounded(n * price)), stamp(mask: totalBit))
             }
-            return CostDetails(SpanMapper.withTotal(clientCost))
+            return (CostDetails(SpanMapper.withTotal(clientCost)), stamp(mask: 0))
         }
         // The total: the client's, or the sum of every type, as `withTotal`
         // sums them.
@@ -127,7 +174,7 @@ public final class CostDecision: Sendable {
             for v in out.other.values { sum += v.numberValue ?? 0 }
             out.total = Self.rounded(sum)
         }
-        return out
+        return (out, stamp(mask: used))
     }
 }
 

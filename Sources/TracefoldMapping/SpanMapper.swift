@@ -82,6 +82,7 @@ public struct SpanMapper: Sendable {
         let clientCost = Self.clientCost(attrs)
         // Priced once, when first folded; a stored span keeps that decision.
         let decision = context.costStamp ?? pricer?.decide(model: model, hasUsage: !usage.isEmpty, start: span.startTimeUnixNano)
+        let priced = decision?.price(usage: usage, clientCost: clientCost)
 
         var observation = Observation(
             id: span.spanID, traceID: span.traceID, parentID: span.parentSpanID, type: type, name: Self.name(span, attrs),
@@ -90,7 +91,7 @@ public struct SpanMapper: Sendable {
             endTimeUnixNano: span.endTimeUnixNano == 0 ? span.startTimeUnixNano : max(span.endTimeUnixNano, span.startTimeUnixNano),
             completionStartTime: Self.completionStart(attrs),
             model: model, modelParameters: Self.modelParameters(attrs), input: input, output: output,
-            usageDetails: usage, costDetails: decision?.costDetails(usage: usage, clientCost: clientCost) ?? CostDetails(Self.withTotal(clientCost)), systemMetadata: system,
+            usageDetails: usage, costDetails: priced?.details ?? CostDetails(Self.withTotal(clientCost)), systemMetadata: system,
             level: level, statusMessage: statusMessage,
             version: attrs["langfuse.version"]?.text ?? res["service.version"]?.text,
             release: attrs["langfuse.release"]?.text ?? res["langfuse.release"]?.text,
@@ -154,7 +155,7 @@ public struct SpanMapper: Sendable {
         return MappedSpan(
             observation: observation, trace: trace, updates: updates, warnings: warnings, order: order,
             resourceAttributes: resourceJSON, scope: scopeJSON, request: context.request,
-            newCostStamp: context.costStamp == nil ? decision?.stamp : nil
+            newCostStamp: context.costStamp == nil ? priced?.stamp : nil
         )
     }
 

@@ -97,6 +97,31 @@ final class ModelPricingTests: XCTestCase {
         }
     }
 
+    /// The stored span keeps only the prices its costs used: all a replay
+    /// needs, and about 70 bytes a span less than every price.
+    func testASpansStampHoldsOnlyThePricesItsCostsUsed() throws {
+        let decision = CostDecision(modelID: "m", prices: ["input": 0.001, "output": 0.002, "input_cached_tokens": 0.0005])
+        let cases: [(usage: [String: JSONValue], client: [String: JSONValue], stamp: String)] = [
+            (["input": .int(10), "total": .int(10)], [:], #"{"modelId":"m","prices":{"input":0.001}}"#),
+            (["input": .int(10), "output": .int(5), "input_cached_tokens": .int(4)], [:], decision.stamp),
+            (["input": .int(10), "output": .int(5)], ["input": .int(1)], #"{"modelId":"m","prices":{"output":0.002}}"#),
+            (["input": .int(10)], ["input": .int(1)], #"{"modelId":"m","prices":{}}"#),
+        ]
+        for c in cases {
+            let priced = decision.price(usage: c.usage, clientCost: c.client)
+            XCTAssertEqual(priced.stamp, c.stamp, "\(c.usage) \(c.client)")
+            let replayed = try XCTUnwrap(CostDecision(stamp: priced.stamp)).price(usage: c.usage, clientCost: c.client)
+            XCTAssertEqual(replayed.details, priced.details, "a replay from the stamp prices it the same")
+            XCTAssertEqual(replayed.stamp, priced.stamp)
+        }
+        XCTAssertEqual(decision.stamp, #"{"modelId":"m","prices":{"input":0.001,"input_cached_tokens":0.0005,"output":0.002}}"#)
+        // A definition priced per total unit only keeps that price.
+        let embedding = CostDecision(modelID: "e", prices: ["total": 0.0001])
+        let total = embedding.price(usage: ["total": .int(20)], clientCost: [:])
+        XCTAssertEqual(total.details, ["total": .double(0.002)])
+        XCTAssertEqual(total.stamp, #"{"modelId":"e","prices":{"total":0.0001}}"#)
+    }
+
     func testARecordStoredBeforeModelIDRendersItAsNull() throws {
         let span = Self.generation("gpt-4o", ["gen_ai.usage.input_tokens": .int(1)])
         let o = map(span, ModelPricer(ModelDefinition.builtIns))
