@@ -52,13 +52,13 @@ public struct ModelDefinition: Sendable, Equatable {
 /// generations folded after it. It holds the prices, not the costs: the
 /// costs follow from them and the span's usage, and one decision (and its
 /// stamp text) serves every span its definition prices.
-public final class CostDecision: @unchecked Sendable {
+public final class CostDecision: Sendable {
     /// The definition that matched; nil when none did.
     public let modelID: String?
     /// Its prices, USD per unit by usage type.
     public let prices: [String: Double]
-    /// The stamp with every price; a span's stamp (`price`) keeps only the
-    /// prices its costs used, which is all a replay of it needs.
+    /// The stamp with every price. A span's stamp (`stamp(used:)`) keeps only
+    /// the prices its costs used, which is all a replay of it needs.
     public let stamp: String
 
     /// The usual types' prices apart, so that a span's lookup is a field
@@ -68,17 +68,21 @@ public final class CostDecision: @unchecked Sendable {
     private let otherPrices: [String: Double]
     /// Priced per total unit only (older embedding models): what it costs.
     private let totalOnlyPrice: Double?
-    /// The priced types in a fixed order: bit i of a span's mask is the i-th.
+    /// The priced types in a fixed order: bit i of a span's `used` mask is
+    /// the i-th.
     private let pricedTypes: [String]
     private let otherBits: [String: UInt64]
     private let inputBit: UInt64
     private let outputBit: UInt64
     private let totalBit: UInt64
-    /// A span's stamp by its mask, each made once (guarded by `lock`).
-    private var stamps: [UInt64: String] = [:]
-    private let lock = NSLock()
+    /// Every span stamp, by mask, made up front for a definition of up to
+    /// `tabulatedTypes` types: stamping a span is then an array read.
+    private let stamps: [String]
+    static let tabulatedTypes = 6
 
-    public init(modelID: String?, prices: [String: Double]) {
+    /// `tabulate`: make every span stamp up front (a definition's decision
+    /// stamps many spans; one read back from a stamp stamps none).
+    init(modelID: String?, prices: [String: Double], tabulate: Bool) {
         self.modelID = modelID
         self.prices = prices
         inputPrice = prices["input"]
@@ -95,24 +99,31 @@ public final class CostDecision: @unchecked Sendable {
         totalBit = bits["total"] ?? 0
         otherBits = bits
         stamp = Self.stamp(modelID: modelID, prices: prices)
+        stamps = tabulate && types.count <= Self.tabulatedTypes
+            ? (0..<(1 << types.count)).map { Self.stamp(modelID: modelID, prices: Self.prices(prices, types, mask: UInt64($0))) }
+            : []
+    }
+
+    public convenience init(modelID: String?, prices: [String: Double]) {
+        self.init(modelID: modelID, prices: prices, tabulate: true)
     }
 
     private static func stamp(modelID: String?, prices: [String: Double]) -> String {
         JSONWriter.serialize(.object(["modelId": modelID.map(JSONValue.string) ?? .null, "prices": .object(prices.mapValues(JSONValue.double))]))
     }
 
-    /// The stamp naming the prices in `mask`; the whole one when the mask
-    /// holds them all or the types do not fit in one.
-    private func stamp(mask: UInt64) -> String {
-        guard !pricedTypes.isEmpty, mask != (pricedTypes.count == 64 ? ~0 : (UInt64(1) << UInt64(pricedTypes.count)) - 1) else { return stamp }
-        return lock.withLock {
-            if let made = stamps[mask] { return made }
-            var used = [String: Double]()
-            for (i, type) in pricedTypes.enumerated() where mask & (UInt64(1) << UInt64(i)) != 0 { used[type] = prices[type] }
-            let made = Self.stamp(modelID: modelID, prices: used)
-            stamps[mask] = made
-            return made
-        }
+    private static func prices(_ prices: [String: Double], _ types: [String], mask: UInt64) -> [String: Double] {
+        var used = [String: Double]()
+        for (i, type) in types.enumerated() where mask & (UInt64(1) << UInt64(i)) != 0 { used[type] = prices[type] }
+        return used
+    }
+
+    /// The stamp for a span whose costs used the prices in `used` (what
+    /// `price` returned): the definition and those prices.
+    public func stamp(used: UInt64) -> String {
+        if used < stamps.count { return stamps[Int(used)] }
+        guard !pricedTypes.isEmpty, used != (pricedTypes.count == 64 ? ~0 : (UInt64(1) << UInt64(pricedTypes.count)) - 1) else { return stamp }
+        return Self.stamp(modelID: modelID, prices: Self.prices(prices, pricedTypes, mask: used))
     }
 
     public static let attributeKey = "_tracefold.cost"
@@ -124,18 +135,18 @@ public final class CostDecision: @unchecked Sendable {
 
     public convenience init?(stamp: String) {
         guard let v = try? JSONParser.parse(stamp), case .object(let prices)? = v["prices"] else { return nil }
-        self.init(modelID: v["modelId"]?.stringValue, prices: prices.compactMapValues(\.numberValue))
+        self.init(modelID: v["modelId"]?.stringValue, prices: prices.compactMapValues(\.numberValue), tabulate: false)
     }
 
     /// The generation's `costDetails`: the client's costs, each usage type
     /// it left without one priced, and `total` (the client's, or the sum).
     /// A price per total unit only (older embedding models) prices the total.
-    /// With them, the stamp for its stored span: the definition and the
-    /// prices used, so that a replay prices it the same (a stamp with every
-    /// price cost about 70 bytes more per stored span).
+    /// With them, the prices used (`used`, for `stamp(used:)`): a stored
+    /// span's stamp names only those, enough for a replay to price it the
+    /// same (a stamp with every price cost about 70 bytes more per span).
     /// This runs for every span with a model and usage: the usual types are
     /// priced into fields, with no dictionary built and no type name hashed.
-    public func price(usage: [String: JSONValue], clientCost: [String: JSONValue]) -> (details: CostDetails, stamp: String) {
+    public func price(usage: [String: JSONValue], clientCost: [String: JSONValue]) -> (details: CostDetails, used: UInt64) {
         var out = CostDetails(other: clientCost)
         var used: UInt64 = 0
         var added = false
@@ -163,9 +174,9 @@ public final class CostDecision: @unchecked Sendable {
         }
         guard added else {
             if clientCost.isEmpty, let price = totalOnlyPrice, let n = usage["total"]?.numberValue {
-                return (CostDetails(total: Self.rounded(n * price)), stamp(mask: totalBit))
+                return (CostDetails(total: Self.rounded(n * price)), totalBit)
             }
-            return (CostDetails(SpanMapper.withTotal(clientCost)), stamp(mask: 0))
+            return (CostDetails(SpanMapper.withTotal(clientCost)), 0)
         }
         // The total: the client's, or the sum of every type, as `withTotal`
         // sums them.
@@ -174,7 +185,7 @@ public final class CostDecision: @unchecked Sendable {
             for v in out.other.values { sum += v.numberValue ?? 0 }
             out.total = Self.rounded(sum)
         }
-        return (out, stamp(mask: used))
+        return (out, used)
     }
 }
 

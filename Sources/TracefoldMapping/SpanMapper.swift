@@ -155,7 +155,7 @@ public struct SpanMapper: Sendable {
         return MappedSpan(
             observation: observation, trace: trace, updates: updates, warnings: warnings, order: order,
             resourceAttributes: resourceJSON, scope: scopeJSON, request: context.request,
-            newCostStamp: context.costStamp == nil ? priced?.stamp : nil
+            newCostStamp: context.costStamp == nil ? priced.flatMap { p in decision?.stamp(used: p.used) } : nil
         )
     }
 

@@ -109,17 +109,22 @@ final class ModelPricingTests: XCTestCase {
         ]
         for c in cases {
             let priced = decision.price(usage: c.usage, clientCost: c.client)
-            XCTAssertEqual(priced.stamp, c.stamp, "\(c.usage) \(c.client)")
-            let replayed = try XCTUnwrap(CostDecision(stamp: priced.stamp)).price(usage: c.usage, clientCost: c.client)
+            let stamp = decision.stamp(used: priced.used)
+            XCTAssertEqual(stamp, c.stamp, "\(c.usage) \(c.client)")
+            let read = try XCTUnwrap(CostDecision(stamp: stamp))
+            let replayed = read.price(usage: c.usage, clientCost: c.client)
             XCTAssertEqual(replayed.details, priced.details, "a replay from the stamp prices it the same")
-            XCTAssertEqual(replayed.stamp, priced.stamp)
+            XCTAssertEqual(read.stamp(used: replayed.used), stamp, "untabulated, the same stamp")
         }
         XCTAssertEqual(decision.stamp, #"{"modelId":"m","prices":{"input":0.001,"input_cached_tokens":0.0005,"output":0.002}}"#)
+        // Past `tabulatedTypes` types the stamp is made when asked.
+        let many = CostDecision(modelID: "w", prices: Dictionary(uniqueKeysWithValues: (1...7).map { ("t\($0)", 0.5) } + [("input", 0.25)]))
+        XCTAssertEqual(many.stamp(used: many.price(usage: ["input": .int(4)], clientCost: [:]).used), #"{"modelId":"w","prices":{"input":0.25}}"#)
         // A definition priced per total unit only keeps that price.
         let embedding = CostDecision(modelID: "e", prices: ["total": 0.0001])
         let total = embedding.price(usage: ["total": .int(20)], clientCost: [:])
         XCTAssertEqual(total.details, ["total": .double(0.002)])
-        XCTAssertEqual(total.stamp, #"{"modelId":"e","prices":{"total":0.0001}}"#)
+        XCTAssertEqual(embedding.stamp(used: total.used), #"{"modelId":"e","prices":{"total":0.0001}}"#)
     }
 
     func testARecordStoredBeforeModelIDRendersItAsNull() throws {
