@@ -409,7 +409,13 @@ final class ShutdownSignalArm {
     init(onSignal: @escaping @Sendable () -> Void) {
         let queue = DispatchQueue(label: "tracefold-shutdown-signal")
         sources = [SIGTERM, SIGINT].map { number in
+            // Not `signal(SIG_IGN)` on Linux: libdispatch installs its own
+            // handler with a signal's first source, and one set after that
+            // would discard the signal before the sources see it (as
+            // swift-service-lifecycle does, only on Darwin).
+            #if canImport(Darwin)
             signal(number, SIG_IGN)
+            #endif
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
             source.setEventHandler(handler: onSignal)
             source.resume()
