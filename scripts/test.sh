@@ -61,5 +61,5 @@ TRACEFOLD_LOADGEN="$root/.build/debug/tracefold-loadgen" \
 TRACEFOLD_DEMO="$root/.build/debug/tracefold-demo" \
   "$root/.venv/bin/python" -m pytest -q --durations=12 "$root/tests/python"
 
-echo "== fuzzing (20 s per target; make fuzz runs 10 minutes each)"
-scripts/fuzz.sh 20
+echo "== fuzzing (10 s per target; make fuzz runs 10 minutes each)"
+scripts/fuzz.sh 10
