@@ -71,7 +71,7 @@ public final class CostDecision: Sendable {
     /// The priced types in a fixed order: bit i of a span's `used` mask is
     /// the i-th.
     private let pricedTypes: [String]
-    private let otherBits: [String: UInt64]
+    private let bits: [String: UInt64]
     private let inputBit: UInt64
     private let outputBit: UInt64
     private let totalBit: UInt64
@@ -97,7 +97,7 @@ public final class CostDecision: Sendable {
         inputBit = bits["input"] ?? 0
         outputBit = bits["output"] ?? 0
         totalBit = bits["total"] ?? 0
-        otherBits = bits
+        self.bits = bits
         stamp = Self.stamp(modelID: modelID, prices: prices)
         stamps = tabulate && types.count <= Self.tabulatedTypes
             ? (0..<(1 << types.count)).map { Self.stamp(modelID: modelID, prices: Self.prices(prices, types, mask: UInt64($0))) }
@@ -151,24 +151,20 @@ public final class CostDecision: Sendable {
         var used: UInt64 = 0
         var added = false
         for (type, amount) in usage where type != "total" && (clientCost.isEmpty || clientCost[type] == nil) {
-            let price: Double?
-            switch type {
-            case "input": price = inputPrice
-            case "output": price = outputPrice
-            default: price = otherPrices.isEmpty ? nil : otherPrices[type]
-            }
-            guard let price, let n = amount.numberValue else { continue }
-            let cost = Self.rounded(n * price)
+            guard let n = amount.numberValue else { continue }
             switch type {
             case "input":
-                out.input = cost
+                guard let price = inputPrice else { continue }
+                out.input = Self.rounded(n * price)
                 used |= inputBit
             case "output":
-                out.output = cost
+                guard let price = outputPrice else { continue }
+                out.output = Self.rounded(n * price)
                 used |= outputBit
             default:
-                out.other[type] = .double(cost)
-                used |= otherBits[type] ?? 0
+                guard !otherPrices.isEmpty, let price = otherPrices[type] else { continue }
+                out.other[type] = .double(Self.rounded(n * price))
+                used |= bits[type] ?? 0
             }
             added = true
         }

@@ -117,6 +117,9 @@ final class ModelPricingTests: XCTestCase {
             XCTAssertEqual(read.stamp(used: replayed.used), stamp, "untabulated, the same stamp")
         }
         XCTAssertEqual(decision.stamp, #"{"modelId":"m","prices":{"input":0.001,"input_cached_tokens":0.0005,"output":0.002}}"#)
+        // At `tabulatedTypes` types the stamps are made up front.
+        let six = CostDecision(modelID: "s", prices: Dictionary(uniqueKeysWithValues: (1...5).map { ("t\($0)", 0.5) } + [("input", 0.25)]))
+        XCTAssertEqual(six.stamp(used: six.price(usage: ["input": .int(4)], clientCost: [:]).used), #"{"modelId":"s","prices":{"input":0.25}}"#)
         // Past `tabulatedTypes` types the stamp is made when asked.
         let many = CostDecision(modelID: "w", prices: Dictionary(uniqueKeysWithValues: (1...7).map { ("t\($0)", 0.5) } + [("input", 0.25)]))
         XCTAssertEqual(many.stamp(used: many.price(usage: ["input": .int(4)], clientCost: [:]).used), #"{"modelId":"w","prices":{"input":0.25}}"#)
