@@ -85,7 +85,7 @@ let package = Package(
         .target(
             name: "TracefoldStore",
             dependencies: [
-                "TracefoldModel", "TracefoldMapping", "TracefoldFold", "OTLP",
+                "TracefoldModel", "TracefoldMapping", "TracefoldFold", "OTLP", "Compression",
                 .product(name: "GRDB", package: "GRDB.swift", condition: collector),
                 .product(name: "GRDBSQLite", package: "GRDB.swift", condition: collector),
                 .product(name: "PostgresNIO", package: "postgres-nio", condition: collector),

@@ -20,6 +20,7 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
     public let configuration: PostgresConnection.Configuration
     public var dialect: SQLDialect { .postgres }
     public let location: String
+    public let rowCompression = RowCompression()
     let logger: Logger
     let group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     private let poolLock = NSLock()
@@ -68,7 +69,7 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
         """
         CREATE TABLE IF NOT EXISTS traces (
           trace_id bytea PRIMARY KEY, revision bigint NOT NULL, exported_revision bigint NOT NULL DEFAULT 0,
-          changed_at bigint NOT NULL, start_time bigint NOT NULL, record text NOT NULL,
+          changed_at bigint NOT NULL, start_time bigint NOT NULL, record bytea NOT NULL,
           name text, user_id text, session_id text, version text, release text, environment text,
           tags jsonb NOT NULL DEFAULT '[]', public bigint NOT NULL DEFAULT 0, entries text NOT NULL DEFAULT '[]',
           last_seq bigint NOT NULL DEFAULT 0, latency double precision, total_cost double precision)
@@ -125,9 +126,22 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
           END IF;
         END $$
         """,
+        // Trace records are stored compressed (`RowCompression`); a record
+        // written before stays JSON text, now as its UTF-8 bytes.
+        """
+        DO $$ BEGIN
+          IF EXISTS (SELECT 1 FROM information_schema.columns
+                     WHERE table_schema = current_schema() AND table_name = 'traces' AND column_name = 'record'
+                       AND data_type = 'text') THEN
+            ALTER TABLE traces ALTER COLUMN record TYPE bytea USING convert_to(record, 'UTF8');
+          END IF;
+        END $$
+        """,
         "CREATE INDEX IF NOT EXISTS observations_by_start ON observations(start_time)",
         "CREATE UNIQUE INDEX IF NOT EXISTS observations_by_span ON observations(span_id, trace_id)",
         "CREATE TABLE IF NOT EXISTS export_position (exporter text PRIMARY KEY, file text NOT NULL, length bigint NOT NULL)",
+        // As in SQLiteStore's v12 migration.
+        "CREATE TABLE IF NOT EXISTS row_dictionaries (id bigint PRIMARY KEY, bytes bytea NOT NULL)",
         // Scores and tombstones, as in SQLiteStore's v10 migration.
         """
         CREATE TABLE IF NOT EXISTS scores (
@@ -307,6 +321,7 @@ final class PostgresSession: SQLSession {
     let store: PostgresStore
     var pending: [PostgresQuery] = []
     var dialect: SQLDialect { .postgres }
+    var rowCompression: RowCompression { store.rowCompression }
 
     init(connection: PostgresConnection, store: PostgresStore) {
         self.connection = connection

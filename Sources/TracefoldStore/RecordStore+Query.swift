@@ -150,7 +150,8 @@ extension RecordStore {
     /// A record column as JSON text: a trace's record, or an observation's
     /// record stored before `ObservationRecord`, is JSON text; an
     /// observation's record is rendered from its stored form.
-    static func recordJSON(_ column: SQLValue) throws -> String? {
+    static func recordJSON(_ column: SQLValue, in s: any SQLSession) throws -> String? {
+        let column = try s.rowCompression.expand(column, in: s)
         switch column {
         case .text(let text): return text
         case .blob: return try StoredRecord(column).json
@@ -221,7 +222,7 @@ extension RecordStore {
             let records = try s.rows(
                 "SELECT \(record) AS record FROM \(from) \(w.sql) ORDER BY \(orderBy) LIMIT ? OFFSET ?",
                 w.args + [SQLValue(limit), SQLValue(overflow ? Int.max : offset)]
-            ).compactMap { try Self.recordJSON($0["record"]) }
+            ).compactMap { try Self.recordJSON($0["record"], in: s) }
             return (records, Int(total))
         }
     }
@@ -254,18 +255,18 @@ extension RecordStore {
 
     /// An observation by its id (the span id), whatever its trace.
     public func observation(_ id: SpanID) throws -> String? {
-        try read { s in try s.row("SELECT record FROM observations WHERE span_id = ? LIMIT 1", [.blob(Data(id.bytes))]).flatMap { try Self.recordJSON($0["record"]) } }
+        try read { s in try s.row("SELECT record FROM observations WHERE span_id = ? LIMIT 1", [.blob(Data(id.bytes))]).flatMap { try Self.recordJSON($0["record"], in: s) } }
     }
 
     /// The stored record of a trace, as JSON text.
     public func traceRecord(_ id: TraceID) throws -> String? {
-        try read { try $0.row("SELECT record FROM traces WHERE trace_id = ?", [.blob(Data(id.bytes))])?["record"].string }
+        try read { s in try s.row("SELECT record FROM traces WHERE trace_id = ?", [.blob(Data(id.bytes))]).flatMap { try Self.recordJSON($0["record"], in: s) } }
     }
 
     public func observationRecords(of trace: TraceID) throws -> [String] {
         try read { s in
             try s.rows("SELECT record FROM observations WHERE trace_id = ? ORDER BY start_time, span_id", [.blob(Data(trace.bytes))]).compactMap {
-                try Self.recordJSON($0["record"])
+                try Self.recordJSON($0["record"], in: s)
             }
         }
     }
@@ -315,7 +316,7 @@ extension RecordStore {
                 w.args + [SQLValue(r.limit + 1)]
             ).map { row in
                 ObservationRow(
-                    record: try Self.recordJSON(row["record"]) ?? "{}", startUnixNano: row["start_time"].int ?? 0, traceID: row["trace_id"].data ?? Data(),
+                    record: try Self.recordJSON(row["record"], in: s) ?? "{}", startUnixNano: row["start_time"].int ?? 0, traceID: row["trace_id"].data ?? Data(),
                     spanID: row["span_id"].data ?? Data(), userID: row["user_id"].string, sessionID: row["session_id"].string,
                     isPublic: row["public"].int == 1, tags: row["tags"].string ?? "[]", release: row["release"].string,
                     traceName: row["trace_name"].string
@@ -488,12 +489,12 @@ extension RecordStore {
             let spanID = o["span_id"].data ?? Data()
             return (
                 spanID,
-                PendingRecord(recordType: "observation", id: HexCoding.encode(bytes: spanID), revision: o["revision"].int ?? 0, stored: StoredRecord(o["record"]))
+                PendingRecord(recordType: "observation", id: HexCoding.encode(bytes: spanID), revision: o["revision"].int ?? 0, stored: StoredRecord(try s.rowCompression.expand(o["record"], in: s)))
             )
         }
         return PendingTrace(
             traceID: traceID,
-            trace: PendingRecord(recordType: "trace", id: HexCoding.encode(bytes: traceID), revision: row["revision"].int ?? 0, stored: StoredRecord(row["record"])),
+            trace: PendingRecord(recordType: "trace", id: HexCoding.encode(bytes: traceID), revision: row["revision"].int ?? 0, stored: StoredRecord(try s.rowCompression.expand(row["record"], in: s))),
             observations: observations
         )
     }
@@ -661,7 +662,7 @@ extension RecordStore {
     /// Every trace record of a session, oldest first.
     public func traceRecords(inSession id: String) throws -> [String] {
         try read { s in
-            try s.rows("SELECT record FROM traces WHERE session_id = ? ORDER BY start_time, trace_id", [.text(id)]).compactMap { $0["record"].string }
+            try s.rows("SELECT record FROM traces WHERE session_id = ? ORDER BY start_time, trace_id", [.text(id)]).compactMap { try Self.recordJSON($0["record"], in: s) }
         }
     }
 }

@@ -124,7 +124,9 @@ struct SQLFoldTransaction: FoldTransaction {
 
     /// A `spans` row's one-span OTLP message, decoded.
     private func storedSpan(_ row: SQLRow, of trace: TraceID) throws -> StoredSpan {
-        let decoded = try OTLPProtobufDecoder.decode([UInt8](row["body"].data ?? Data())).batch
+        let body = row["body"].data ?? Data()
+        let bytes = body.first == RowCompression.marker ? try session.rowCompression.expand(body, in: session) : [UInt8](body)
+        let decoded = try OTLPProtobufDecoder.decode(bytes).batch
         guard let rs = decoded.resourceSpans.first, let ss = rs.scopeSpans.first, let span = ss.spans.first else {
             throw StoreError("stored span of trace \(trace.hex) does not decode")
         }
@@ -133,13 +135,22 @@ struct SQLFoldTransaction: FoldTransaction {
 
     func write(_ commit: FoldCommit) throws {
         let now = SQLValue.int(Int64(WallClock.nowUnixNano()))
-        try session.insert(
-            into: "spans", [("trace_id", .blob), ("span_id", .blob), ("seq", .int), ("received_at", .int), ("body", .blob)],
-            rows: commit.newSpans.map { seq, s in
-                let body = OTLPProtobufEncoder.encode(SpanBatch(resourceSpans: [
+        let bodies = session.rowCompression.compress(
+            commit.newSpans.map { _, s in
+                OTLPProtobufEncoder.encode(SpanBatch(resourceSpans: [
                     ResourceSpans(resource: s.resource, scopeSpans: [ScopeSpans(scope: s.scope, spans: [s.span])])
                 ]))
-                return [.blob(Data(s.span.traceID.bytes)), .blob(Data(s.span.spanID.bytes)), .int(seq), .int(Int64(bitPattern: s.receivedAtUnixNano)), .blob(Data(body))]
+            },
+            column: .spanBody
+        )
+        let records = session.rowCompression.compress(commit.observations.map(\.record), column: .observationRecord)
+        let traceRecords = session.rowCompression.compress(commit.traces.map(\.json), column: .traceRecord)
+        try RowCompression.store([bodies.dictionary, records.dictionary, traceRecords.dictionary].compactMap { $0 }, in: session)
+        try session.insert(
+            into: "spans", [("trace_id", .blob), ("span_id", .blob), ("seq", .int), ("received_at", .int), ("body", .blob)],
+            rows: zip(commit.newSpans, bodies.rows).map { new, body in
+                let (seq, s) = new
+                return [.blob(Data(s.span.traceID.bytes)), .blob(Data(s.span.spanID.bytes)), .int(seq), .int(Int64(bitPattern: s.receivedAtUnixNano)), .blob(body)]
             },
             onConflict: "ON CONFLICT DO NOTHING"
         )
@@ -150,12 +161,12 @@ struct SQLFoldTransaction: FoldTransaction {
         )
         try session.insert(
             into: "traces",
-            [("trace_id", .blob), ("revision", .int), ("changed_at", .int), ("start_time", .int), ("record", .text), ("name", .text),
+            [("trace_id", .blob), ("revision", .int), ("changed_at", .int), ("start_time", .int), ("record", .blob), ("name", .text),
              ("user_id", .text), ("session_id", .text), ("version", .text), ("release", .text), ("environment", .text), ("tags", .json),
              ("public", .int), ("last_seq", .int), ("latency", .double), ("total_cost", .double)],
-            rows: commit.traces.map { t in
+            rows: zip(commit.traces, traceRecords.rows).map { t, record in
                 [
-                    .blob(Data(t.traceID.bytes)), .int(1), now, .int(Int64(bitPattern: t.startUnixNano)), .text(String(decoding: t.json, as: UTF8.self)),
+                    .blob(Data(t.traceID.bytes)), .int(1), now, .int(Int64(bitPattern: t.startUnixNano)), .blob(record),
                     SQLValue(t.name), SQLValue(t.userID), SQLValue(t.sessionID), SQLValue(t.version), SQLValue(t.release), SQLValue(t.environment),
                     .text(JSONWriter.serialize(.array(t.tags.map(JSONValue.string)))), SQLValue(t.isPublic),
                     .int(commit.lastSeq[t.traceID] ?? 0), .double(t.latency), .double(t.totalCost),
@@ -192,10 +203,10 @@ struct SQLFoldTransaction: FoldTransaction {
             [("trace_id", .blob), ("span_id", .blob), ("revision", .int), ("trace_revision", .int), ("start_time", .int), ("record", .blob), ("type", .text),
              ("name", .text), ("level", .text), ("version", .text), ("parent_id", .text), ("environment", .text), ("model", .text),
              ("latency", .double), ("input_tokens", .double), ("output_tokens", .double), ("total_tokens", .double), ("cost", .double)],
-            rows: commit.observations.map { o in
+            rows: zip(commit.observations, records.rows).map { o, record in
                 [
                     .blob(Data(o.traceID.bytes)), .blob(Data(o.spanID.bytes)), .int(1), .int(traceRevisions[o.traceID] ?? 0), .int(Int64(bitPattern: o.startUnixNano)),
-                    .blob(Data(o.record)), .text(o.type), .text(o.name), .text(o.level), SQLValue(o.version),
+                    .blob(record), .text(o.type), .text(o.name), .text(o.level), SQLValue(o.version),
                     SQLValue(o.parentID), .text(o.environment), SQLValue(o.model), .double(o.latency), SQLValue(o.inputTokens),
                     SQLValue(o.outputTokens), SQLValue(o.totalTokens), SQLValue(o.cost),
                 ]

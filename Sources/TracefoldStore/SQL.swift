@@ -86,6 +86,9 @@ public enum SQLColumnType: Sendable {
 /// `?` placeholders; each backend rewrites them to its own form.
 public protocol SQLSession {
     var dialect: SQLDialect { get }
+    /// The store's compression of its big columns: writers compress with
+    /// it, readers expand what they read (`RowCompression.expand`).
+    var rowCompression: RowCompression { get }
     func execute(_ sql: String, _ args: [SQLValue]) throws
     func rows(_ sql: String, _ args: [SQLValue]) throws -> [SQLRow]
     /// Inserts rows, with `onConflict` ("ON CONFLICT …", or "") after them.

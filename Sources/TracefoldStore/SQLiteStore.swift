@@ -19,6 +19,7 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
     let pool: DatabasePool
     public var dialect: SQLDialect { .sqlite }
     public var location: String { "sqlite \(path)" }
+    public let rowCompression = RowCompression()
 
     /// The page size of a new database file.
     public static let pageSize = 16_384
@@ -200,6 +201,11 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
             // Model definitions made through POST /api/public/models.
             try db.execute(sql: "CREATE TABLE models (id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, record TEXT NOT NULL)")
         }
+        m.registerMigration("v12-row-dictionaries") { db in
+            // What compressed span bodies and observation records were
+            // deflated against (`RowCompression`).
+            try db.execute(sql: "CREATE TABLE row_dictionaries (id INTEGER PRIMARY KEY, bytes BLOB NOT NULL)")
+        }
         return m
     }
 
@@ -223,11 +229,11 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
         """
 
     public func read<T>(_ body: (any SQLSession) throws -> T) throws -> T {
-        try pool.read { db in try body(GRDBSession(db: db)) }
+        try pool.read { db in try body(GRDBSession(db: db, rowCompression: rowCompression)) }
     }
 
     public func write<T>(_ body: (any SQLSession) throws -> T) throws -> T {
-        try pool.write { db in try body(GRDBSession(db: db)) }
+        try pool.write { db in try body(GRDBSession(db: db, rowCompression: rowCompression)) }
     }
 
     /// The one transaction with `synchronous = FULL`, which in WAL mode
@@ -239,7 +245,7 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
             defer { try? db.execute(sql: "PRAGMA synchronous = NORMAL") }
             var result: T?
             try db.inTransaction {
-                result = try body(GRDBSession(db: db))
+                result = try body(GRDBSession(db: db, rowCompression: rowCompression))
                 return .commit
             }
             return result!
@@ -260,6 +266,7 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
 /// connection and reused.
 struct GRDBSession: SQLSession {
     let db: Database
+    let rowCompression: RowCompression
     var dialect: SQLDialect { .sqlite }
 
     func execute(_ sql: String, _ args: [SQLValue]) throws {

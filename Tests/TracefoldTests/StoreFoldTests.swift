@@ -365,10 +365,17 @@ final class ObservationRecordStoreTests: XCTestCase {
             for n: UInt64 in [1, 2] {
                 let id = Conformance.id(n)
                 let stored = try XCTUnwrap(store.read { try $0.rows("SELECT record FROM observations WHERE span_id = ?", [.blob(Data(id.bytes))]).first }?["record"])
-                guard case .blob(let bytes) = stored else { return XCTFail("\(backend): record is \(stored)") }
+                guard case .blob(let compressed) = stored else { return XCTFail("\(backend): record is \(stored)") }
+                // Deflated against its column's dictionary (`RowCompression`);
+                // inflated, it is the binary form.
+                XCTAssertEqual(compressed.first, 0xDC, "\(backend): the compressed form's first byte")
+                let bytes = try store.read { try $0.rowCompression.expand(compressed, in: $0) }
                 XCTAssertEqual(bytes.first, 2, "\(backend): the stored form's first byte")
                 let json = try XCTUnwrap(store.observation(id))
                 XCTAssertLessThan(bytes.count, json.utf8.count / 2, "\(backend)")
+                // A binary record stored before compression reads as it is.
+                try store.write { try $0.execute("UPDATE observations SET record = ? WHERE span_id = ?", [.blob(Data(bytes)), .blob(Data(id.bytes))]) }
+                XCTAssertEqual(try store.observation(id), json, "\(backend)")
                 XCTAssertEqual(record(Array(json.utf8)), expected.obs(n), "\(backend)")
             }
 

@@ -1,0 +1,142 @@
+import Compression
+import Foundation
+import Logging
+import TracefoldFold
+import TracefoldModel
+import TracefoldStore
+import XCTest
+
+/// The store's big columns are deflated against dictionaries of the rows
+/// stored before them (`RowCompression`).
+final class RowCompressionTests: XCTestCase {
+    /// Rows alike as stored spans are: the same keys and prompt, some
+    /// values varied.
+    func rows(_ n: Int, from start: Int = 0) -> [[UInt8]] {
+        (start..<start + n).map { i in
+            Array(
+                #"{"name":"handle-request","input":{"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Summarise order \#(i) for the customer"}]},"metadata":{"tenant":"acme-\#(i % 7)","step":\#(i)}}"#
+                    .utf8)
+        }
+    }
+
+    func testADictionaryGrowsToTheWindowThenServesRotateEveryRowsAndNoMore() throws {
+        let c = RowCompression(rotateEvery: 100)
+        let first = try XCTUnwrap(c.compress(rows(2), column: .spanBody).dictionary)
+        XCTAssertEqual(first.bytes, rows(2).flatMap { $0 }, "the first commit's rows, oldest first")
+        XCTAssertNil(c.compress([], column: .spanBody).dictionary)
+
+        // While shorter than the window, every commit makes a longer one
+        // that ends with its rows.
+        var current = first, next = 2
+        while current.bytes.count < DictionaryDeflater.windowSize {
+            let d = try XCTUnwrap(c.compress(rows(3, from: next), column: .spanBody).dictionary)
+            XCTAssertNotEqual(d.id, current.id)
+            XCTAssertTrue(d.bytes.count > current.bytes.count || d.bytes.count == DictionaryDeflater.windowSize)
+            XCTAssertEqual(Array(d.bytes.suffix(rows(3, from: next).joined().count)), Array(rows(3, from: next).joined()))
+            current = d
+            next += 3
+        }
+        XCTAssertEqual(current.bytes.count, DictionaryDeflater.windowSize)
+
+        // Full: it serves 100 rows in all (3 made it, then 32 commits of 3:
+        // 99), and the commit that would pass 100 gets a new one.
+        var served = 3
+        while true {
+            let d = try XCTUnwrap(c.compress(rows(3, from: next), column: .spanBody).dictionary)
+            next += 3
+            if d.id != current.id { break }
+            served += 3
+        }
+        XCTAssertEqual(served, 99)
+        // Each column keeps its own.
+        XCTAssertEqual(c.compress(rows(1), column: .traceRecord).dictionary?.bytes, rows(1)[0])
+    }
+
+    /// Folded spans are stored compressed in all three columns; each reads
+    /// back, with the dictionary read from the store by a reader that has
+    /// never seen it, and takes a fraction of its size.
+    func testFoldedRowsReadBackWithDictionariesFromTheStore() throws {
+        try StoreBackend.eachStore { backend, store, _ in
+            let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 10, logger: Logger(label: "test"))
+            let spans: [Span] = (1...40).map { (n: Int) -> Span in
+                let input = #"{"messages":[{"role":"user","content":"Summarise order \#(n) for the customer"}]}"#
+                let attributes: [String: AttributeValue] = [
+                    "langfuse.observation.input": .string(input), "langfuse.trace.metadata.tenant": .string("acme"),
+                    "langfuse.observation.metadata.step": .int(Int64(n)),
+                ]
+                let parent: UInt64? = n == 1 ? nil : 1
+                return Conformance.S("step \(n)", id: UInt64(n), parent: parent, UInt64(n), UInt64(n + 10), attributes)
+            }
+            _ = try folder.consume(Fixtures.batch(spans))
+            let before = (try store.observationRecords(of: Conformance.trace), try store.traceRecord(Conformance.trace))
+            XCTAssertEqual(before.0.count, 40, "\(backend)")
+
+            let fresh = RowCompression()
+            var stored = 0, expanded = 0
+            // Each table, its compressed column, and the first byte of what it holds.
+            let columns: [(String, String, UInt8)] = [("spans", "body", 0x0A), ("observations", "record", 2), ("traces", "record", 0x7B)]
+            for (table, column, first) in columns {
+                let values = try store.read { s in try s.rows("SELECT \(column) AS v FROM \(table)", []).map { $0["v"] } }
+                XCTAssertEqual(values.count, table == "traces" ? 1 : 40, "\(backend) \(table)")
+                for value in values {
+                    guard case .blob(let data) = value else { return XCTFail("\(backend) \(table): \(value)") }
+                    XCTAssertEqual(data.first, 0xDC, "\(backend) \(table)")
+                    let bytes = try store.read { try fresh.expand(data, in: $0) }
+                    XCTAssertEqual(bytes.first, first, "\(backend) \(table)")
+                    XCTAssertEqual(bytes, try store.read { try $0.rowCompression.expand(data, in: $0) }, "\(backend) \(table)")
+                    stored += data.count
+                    expanded += bytes.count
+                }
+            }
+            XCTAssertLessThan(stored * 3, expanded, "\(backend): \(stored) bytes stored for \(expanded)")
+
+            // A trace rebuilt from its stored spans (another process's
+            // cache, here an empty one) folds a late span onto the same
+            // records.
+            let other = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 10, logger: Logger(label: "test"))
+            _ = try other.consume(Fixtures.batch([Conformance.S("late", id: 41, parent: 1, 50, 60)]))
+            let after = try store.observationRecords(of: Conformance.trace)
+            XCTAssertEqual(after.count, 41, "\(backend)")
+            XCTAssertEqual(Set(before.0).subtracting(after), [], "\(backend): the 40 records are unchanged")
+            // The first folder catches up by replaying the stored span.
+            XCTAssertEqual(try other.allEntries(of: Conformance.trace), try folder.allEntries(of: Conformance.trace), "\(backend)")
+        }
+    }
+
+    /// A compressed row whose dictionary is gone, or that is cut short,
+    /// is an error that says so, not a wrong or empty record.
+    func testAMissingDictionaryOrACutRowIsAnError() throws {
+        try StoreBackend.eachStore { backend, store, _ in
+            let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 10, logger: Logger(label: "test"))
+            _ = try folder.consume(Fixtures.batch([Conformance.S("root", id: 1, 0, 10)]))
+            let data = try XCTUnwrap(try store.read { try $0.rows("SELECT record FROM observations", []) }.first?["record"].data)
+            try store.write {
+                try $0.execute("UPDATE observations SET record = ?", [.blob(data.prefix(data.count - 3))])
+            }
+            XCTAssertThrowsError(try store.observation(Conformance.id(1)), "\(backend)") { error in
+                XCTAssertTrue("\(error)".contains("does not inflate"), "\(backend): \(error)")
+            }
+            try store.write { try $0.execute("DELETE FROM row_dictionaries", []) }
+            XCTAssertThrowsError(try store.read { try RowCompression().expand(data, in: $0) }, "\(backend)") { error in
+                XCTAssertTrue("\(error)".contains("is missing from the store"), "\(backend): \(error)")
+            }
+        }
+    }
+
+    /// An SQLite file reopened reads what it stored compressed.
+    func testAReopenedSQLiteFileReadsItsCompressedRows() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var store = try SQLiteStore(path: dir + "/t.sqlite")
+        let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 10, logger: Logger(label: "test"))
+        _ = try folder.consume(Fixtures.batch([Conformance.S("root", id: 1, 0, 10), Conformance.S("child", id: 2, parent: 1, 1, 5)]))
+        let observations = try store.observationRecords(of: Conformance.trace)
+        let trace = try XCTUnwrap(try store.traceRecord(Conformance.trace))
+        store.close()
+        store = try SQLiteStore(path: dir + "/t.sqlite")
+        defer { store.close() }
+        XCTAssertEqual(try store.observationRecords(of: Conformance.trace), observations)
+        XCTAssertEqual(try store.traceRecord(Conformance.trace), trace)
+        XCTAssertTrue(trace.contains(#""name":"root""#), trace)
+    }
+}
