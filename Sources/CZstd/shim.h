@@ -1,0 +1,3 @@
+// zstd, for the store's compressed rows (TracefoldStore's RowCompression):
+// the collector's only.
+#include <zstd.h>
