@@ -59,12 +59,6 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
     /// Every table of `SQLiteStore`'s schema, with PostgreSQL's types; tags
     /// are jsonb for the tag filter.
     static let schema = [
-        """
-        CREATE TABLE IF NOT EXISTS spans (
-          trace_id bytea NOT NULL, span_id bytea NOT NULL, seq bigint NOT NULL, received_at bigint NOT NULL, body bytea NOT NULL,
-          PRIMARY KEY (trace_id, span_id))
-        """,
-        "CREATE UNIQUE INDEX IF NOT EXISTS spans_by_trace_seq ON spans(trace_id, seq)",
         "CREATE TABLE IF NOT EXISTS api_updates (trace_id bytea NOT NULL, seq bigint NOT NULL, body text NOT NULL, PRIMARY KEY (trace_id, seq))",
         """
         CREATE TABLE IF NOT EXISTS traces (
@@ -137,6 +131,23 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
           END IF;
         END $$
         """,
+        // A span's bytes live in its observation's row, and `spans` is a
+        // view of them, as in SQLiteStore's v13 migration; a database made
+        // before moves its spans there once. Processes sharing the store
+        // catch up on each other's spans by seq, through an index.
+        "ALTER TABLE observations ADD COLUMN IF NOT EXISTS seq bigint, ADD COLUMN IF NOT EXISTS received_at bigint, ADD COLUMN IF NOT EXISTS body bytea",
+        """
+        DO $$ BEGIN
+          IF EXISTS (SELECT 1 FROM information_schema.tables
+                     WHERE table_schema = current_schema() AND table_name = 'spans' AND table_type = 'BASE TABLE') THEN
+            UPDATE observations o SET seq = s.seq, received_at = s.received_at, body = s.body
+              FROM spans s WHERE s.trace_id = o.trace_id AND s.span_id = o.span_id;
+            DROP TABLE spans;
+          END IF;
+        END $$
+        """,
+        "CREATE OR REPLACE VIEW spans AS SELECT trace_id, span_id, seq, received_at, body FROM observations WHERE body IS NOT NULL",
+        "CREATE UNIQUE INDEX IF NOT EXISTS observations_by_seq ON observations(trace_id, seq)",
         "CREATE INDEX IF NOT EXISTS observations_by_start ON observations(start_time)",
         "CREATE UNIQUE INDEX IF NOT EXISTS observations_by_span ON observations(span_id, trace_id)",
         "CREATE TABLE IF NOT EXISTS export_position (exporter text PRIMARY KEY, file text NOT NULL, length bigint NOT NULL)",

@@ -48,7 +48,6 @@ extension RecordStore {
         try write { s in
             let args: [SQLValue] = [.int(Int64(bitPattern: cutoff))]
             let doomed = "SELECT trace_id FROM traces WHERE start_time < ?"
-            try s.execute("DELETE FROM spans WHERE trace_id IN (\(doomed))", args)
             try s.execute("DELETE FROM api_updates WHERE trace_id IN (\(doomed))", args)
             try s.execute("DELETE FROM observations WHERE trace_id IN (\(doomed))", args)
             try s.execute("DELETE FROM trace_metadata WHERE trace_id IN (\(doomed))", args)
@@ -146,14 +145,13 @@ struct SQLFoldTransaction: FoldTransaction {
         let records = session.rowCompression.compress(commit.observations.map(\.record), column: .observationRecord)
         let traceRecords = session.rowCompression.compress(commit.traces.map(\.json), column: .traceRecord)
         try RowCompression.store([bodies.dictionary, records.dictionary, traceRecords.dictionary].compactMap { $0 }, in: session)
-        try session.insert(
-            into: "spans", [("trace_id", .blob), ("span_id", .blob), ("seq", .int), ("received_at", .int), ("body", .blob)],
-            rows: zip(commit.newSpans, bodies.rows).map { new, body in
-                let (seq, s) = new
-                return [.blob(Data(s.span.traceID.bytes)), .blob(Data(s.span.spanID.bytes)), .int(seq), .int(Int64(bitPattern: s.receivedAtUnixNano)), .blob(body)]
-            },
-            onConflict: "ON CONFLICT DO NOTHING"
-        )
+        // A new span's bytes go into its observation's row (the `spans`
+        // view shows them), which this commit writes: every new span's
+        // observation is rendered in the commit that adds it.
+        var newSpans = [SpanKey: (seq: Int64, receivedAt: Int64, body: Data)](minimumCapacity: commit.newSpans.count)
+        for ((seq, s), body) in zip(commit.newSpans, bodies.rows) {
+            newSpans[s.span.key] = (seq, Int64(bitPattern: s.receivedAtUnixNano), body)
+        }
         try session.insert(
             into: "api_updates", [("trace_id", .blob), ("seq", .int), ("body", .text)],
             rows: commit.newUpdates.map { [.blob(Data($0.trace.bytes)), .int($0.seq), .text(MetadataUpdateCoding.encode($0.update))] },
@@ -202,13 +200,18 @@ struct SQLFoldTransaction: FoldTransaction {
             into: "observations",
             [("trace_id", .blob), ("span_id", .blob), ("revision", .int), ("trace_revision", .int), ("start_time", .int), ("record", .blob), ("type", .text),
              ("name", .text), ("level", .text), ("version", .text), ("parent_id", .text), ("environment", .text), ("model", .text),
-             ("latency", .double), ("input_tokens", .double), ("output_tokens", .double), ("total_tokens", .double), ("cost", .double)],
+             ("latency", .double), ("input_tokens", .double), ("output_tokens", .double), ("total_tokens", .double), ("cost", .double),
+             ("seq", .int), ("received_at", .int), ("body", .blob)],
             rows: zip(commit.observations, records.rows).map { o, record in
-                [
+                // A row already stored keeps its span (the update below
+                // leaves those columns alone).
+                let span = newSpans.removeValue(forKey: SpanKey(traceID: o.traceID, spanID: o.spanID))
+                return [
                     .blob(Data(o.traceID.bytes)), .blob(Data(o.spanID.bytes)), .int(1), .int(traceRevisions[o.traceID] ?? 0), .int(Int64(bitPattern: o.startUnixNano)),
                     .blob(record), .text(o.type), .text(o.name), .text(o.level), SQLValue(o.version),
                     SQLValue(o.parentID), .text(o.environment), SQLValue(o.model), .double(o.latency), SQLValue(o.inputTokens),
                     SQLValue(o.outputTokens), SQLValue(o.totalTokens), SQLValue(o.cost),
+                    span.map { .int($0.seq) } ?? .null, span.map { .int($0.receivedAt) } ?? .null, span.map { .blob($0.body) } ?? .null,
                 ]
             },
             onConflict: """
@@ -220,6 +223,11 @@ struct SQLFoldTransaction: FoldTransaction {
                   output_tokens = excluded.output_tokens, total_tokens = excluded.total_tokens, cost = excluded.cost
                 """
         )
+        // The store is the source of truth: a span with no row to go in
+        // must fail the commit, not vanish.
+        guard newSpans.isEmpty else {
+            throw StoreError("\(newSpans.count) new span(s) had no observation row in their commit, first \(newSpans.keys.first!.spanID.hex)")
+        }
     }
 
     func delete(_ traces: [TraceID]) throws -> [TraceID] {
@@ -239,7 +247,7 @@ struct SQLFoldTransaction: FoldTransaction {
             let scoreRows = try session.rows("SELECT id, revision FROM scores \(scores.sql)", scores.args).map { ($0["id"].string ?? "", $0["revision"].int ?? 0) }
             try Tombstones.bury("score", scoreRows, in: session)
             try session.execute("DELETE FROM scores \(scores.sql)", scores.args)
-            for table in ["spans", "api_updates", "observations", "trace_metadata", "traces"] {
+            for table in ["api_updates", "observations", "trace_metadata", "traces"] {
                 try session.execute("DELETE FROM \(table) WHERE trace_id IN \(list)", ids)
             }
         }

@@ -6,11 +6,12 @@ import TracefoldModel
 
 /// The embedded store (SPEC §8.1): SQLite in WAL mode through GRDB.
 ///
-/// `spans` holds every distinct span as a one-span OTLP protobuf message, the
-/// source of truth; `traces` holds the rendered trace records and
-/// `observations` the stored form of each observation record
-/// (`ObservationRecord`, a blob in the `record` column, rendered when read;
-/// older rows keep JSON text there), each with a revision counter. A trace
+/// `observations` holds, per distinct span, its one-span OTLP protobuf
+/// message (`body`, the source of truth, which the `spans` view shows) and
+/// the stored form of its observation record (`ObservationRecord`, a blob in
+/// the `record` column, rendered when read; older rows keep JSON text
+/// there); `traces` holds the rendered trace records; each row has a
+/// revision counter, and the big columns are compressed (`RowCompression`). A trace
 /// also keeps the revision the JSONL exporter last wrote, and an observation
 /// the revision its trace had when it was last written (unexported while
 /// that is the greater).
@@ -205,6 +206,26 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
             // What compressed span bodies and observation records were
             // deflated against (`RowCompression`).
             try db.execute(sql: "CREATE TABLE row_dictionaries (id INTEGER PRIMARY KEY, bytes BLOB NOT NULL)")
+        }
+        m.registerMigration("v13-spans-in-observations") { db in
+            // A span and its observation are one to one and written in the
+            // same commit: the span's bytes move into its observation's row
+            // (`seq`, `received_at`, `body`), and `spans` becomes a view of
+            // them. That drops a second row, keyed again by trace and span
+            // id, and its two indexes: with compressed rows those keys and
+            // indexes were a third of the file. Reads by trace go through
+            // `observations_by_trace`; the history of a trace is sorted by
+            // seq when read (one process writes an SQLite file, so a read
+            // always replays a trace from its start).
+            try db.execute(sql: """
+                ALTER TABLE observations ADD COLUMN seq INTEGER;
+                ALTER TABLE observations ADD COLUMN received_at INTEGER;
+                ALTER TABLE observations ADD COLUMN body BLOB;
+                UPDATE observations SET seq = s.seq, received_at = s.received_at, body = s.body
+                  FROM spans s WHERE s.trace_id = observations.trace_id AND s.span_id = observations.span_id;
+                DROP TABLE spans;
+                CREATE VIEW spans AS SELECT trace_id, span_id, seq, received_at, body FROM observations WHERE body IS NOT NULL;
+                """)
         }
         return m
     }

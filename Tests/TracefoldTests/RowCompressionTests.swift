@@ -147,3 +147,59 @@ final class RowCompressionTests: XCTestCase {
         XCTAssertTrue(trace.contains(#""name":"root""#), trace)
     }
 }
+
+/// A span's bytes live in its observation's row, and `spans` is a view of
+/// them; a store made before moves its spans there when it is opened.
+final class SpansInObservationsTests: XCTestCase {
+    func testAStoreWithASpansTableMovesItsSpansIntoTheirObservationsRows() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var opens: [(StoreBackend, () throws -> any RecordStore)] = [(.sqlite, { try SQLiteStore(path: dir + "/t.sqlite") })]
+        if StoreBackend.postgresURL != nil {
+            let url = try StoreBackend.freshPostgresDatabase()
+            opens.append((.postgres, { try PostgresStore(url: url, logger: Logger(label: "test")) }))
+        }
+        for (backend, open) in opens {
+            var store = try open()
+            let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 10, logger: Logger(label: "test"))
+            let spans: [Span] = (1...5).map { (n: UInt64) -> Span in
+                let parent: UInt64? = n == 1 ? nil : 1
+                return Conformance.S("s\(n)", id: n, parent: parent, n, n + 9)
+            }
+            _ = try folder.consume(Fixtures.batch(spans))
+            let records = try store.observationRecords(of: Conformance.trace)
+            XCTAssertEqual(try store.counts().spans, 5, "\(backend)")
+
+            // The layout before: a spans table, observations without the span.
+            let blob = backend == .sqlite ? "BLOB" : "bytea"
+            try store.write { s in
+                try s.execute("CREATE TABLE spans_before (trace_id \(blob) NOT NULL, span_id \(blob) NOT NULL, seq BIGINT NOT NULL, received_at BIGINT NOT NULL, body \(blob) NOT NULL)", [])
+                try s.execute("INSERT INTO spans_before SELECT trace_id, span_id, seq, received_at, body FROM spans", [])
+                try s.execute("DROP VIEW spans", [])
+                try s.execute("ALTER TABLE spans_before RENAME TO spans", [])
+                if backend == .postgres { try s.execute("DROP INDEX observations_by_seq", []) }
+                for column in ["seq", "received_at", "body"] { try s.execute("ALTER TABLE observations DROP COLUMN \(column)", []) }
+                if backend == .sqlite { try s.execute("DELETE FROM grdb_migrations WHERE identifier = 'v13-spans-in-observations'", []) }
+            }
+            store.close()
+
+            store = try open()
+            defer { store.close() }
+            let kind = try store.read { s in
+                backend == .sqlite
+                    ? try s.rows("SELECT type AS t FROM sqlite_master WHERE name = 'spans'", []).first?["t"]
+                    : try s.rows("SELECT table_type AS t FROM information_schema.tables WHERE table_name = 'spans' AND table_schema = current_schema()", []).first?["t"]
+            }
+            XCTAssertEqual(kind, .text(backend == .sqlite ? "view" : "VIEW"), "\(backend)")
+            XCTAssertEqual(try store.counts().spans, 5, "\(backend)")
+            XCTAssertEqual(try store.observationRecords(of: Conformance.trace), records, "\(backend)")
+            // A fold with an empty cache replays the moved spans.
+            let other = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 10, logger: Logger(label: "test"))
+            _ = try other.consume(Fixtures.batch([Conformance.S("late", id: 6, parent: 1, 20, 30)]))
+            let after = try store.observationRecords(of: Conformance.trace)
+            XCTAssertEqual(after.count, 6, "\(backend)")
+            XCTAssertEqual(Set(records).subtracting(after), [], "\(backend): the five records are unchanged")
+            XCTAssertTrue(try XCTUnwrap(try store.traceRecord(Conformance.trace)).contains(Conformance.id(6).hex), "\(backend)")
+        }
+    }
+}

@@ -409,7 +409,8 @@ final class ObservationRecordStoreTests: XCTestCase {
         let json = #"{"id":"0000000000000001","name":"n"}"#
         let first = try PostgresStore(url: url, logger: Logger(label: "test"))
         try first.write { s in
-            try s.execute("DROP TABLE observations", [])
+            // CASCADE: the `spans` view reads observations.
+            try s.execute("DROP TABLE observations CASCADE", [])
             try s.execute(
                 """
                 CREATE TABLE observations (
