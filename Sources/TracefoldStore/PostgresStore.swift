@@ -56,6 +56,19 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
         return c.string ?? url
     }
 
+    /// Turns a text `record` column of `table` into bytea, once.
+    static func textRecordsToBytes(_ table: String) -> String {
+        """
+        DO $$ BEGIN
+          IF EXISTS (SELECT 1 FROM information_schema.columns
+                     WHERE table_schema = current_schema() AND table_name = '\(table)' AND column_name = 'record'
+                       AND data_type = 'text') THEN
+            ALTER TABLE \(table) ALTER COLUMN record TYPE bytea USING convert_to(record, 'UTF8');
+          END IF;
+        END $$
+        """
+    }
+
     /// Every table of `SQLiteStore`'s schema, with PostgreSQL's types; tags
     /// are jsonb for the tag filter.
     static let schema = [
@@ -109,28 +122,11 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
         END $$
         """,
         // Observation records are stored in `ObservationRecord`'s binary
-        // form; a record written before stays JSON text, now as its UTF-8
-        // bytes (they start with "{", which the binary form never does).
-        """
-        DO $$ BEGIN
-          IF EXISTS (SELECT 1 FROM information_schema.columns
-                     WHERE table_schema = current_schema() AND table_name = 'observations' AND column_name = 'record'
-                       AND data_type = 'text') THEN
-            ALTER TABLE observations ALTER COLUMN record TYPE bytea USING convert_to(record, 'UTF8');
-          END IF;
-        END $$
-        """,
-        // Trace records are stored compressed (`RowCompression`); a record
-        // written before stays JSON text, now as its UTF-8 bytes.
-        """
-        DO $$ BEGIN
-          IF EXISTS (SELECT 1 FROM information_schema.columns
-                     WHERE table_schema = current_schema() AND table_name = 'traces' AND column_name = 'record'
-                       AND data_type = 'text') THEN
-            ALTER TABLE traces ALTER COLUMN record TYPE bytea USING convert_to(record, 'UTF8');
-          END IF;
-        END $$
-        """,
+        // form, and trace records compressed (`RowCompression`); a record
+        // written before stays JSON text, now as its UTF-8 bytes (they start
+        // with "{", which neither form does).
+        textRecordsToBytes("observations"),
+        textRecordsToBytes("traces"),
         // A span's bytes live in its observation's row, and `spans` is a
         // view of them, as in SQLiteStore's v13 migration; a database made
         // before moves its spans there once. Processes sharing the store

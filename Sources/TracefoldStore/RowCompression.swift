@@ -6,7 +6,7 @@ import Foundation
 /// `traces.record`), compressed with zstd against a dictionary of the rows
 /// stored just before them.
 ///
-/// A row alone is too short to compress (690 bytes of OTLP deflate to
+/// A row alone is too short to compress well (690 bytes of OTLP deflate to
 /// about 500), but it mostly repeats its neighbours: the resource, the
 /// scope, the attribute keys, the prompts. Against the last 16 KiB of such
 /// rows, a span's row takes about an eighth of its size. zstd, not zlib:

@@ -203,8 +203,8 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
             try db.execute(sql: "CREATE TABLE models (id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, record TEXT NOT NULL)")
         }
         m.registerMigration("v12-row-dictionaries") { db in
-            // What compressed span bodies and observation records were
-            // deflated against (`RowCompression`).
+            // The dictionaries compressed rows were compressed against
+            // (`RowCompression`).
             try db.execute(sql: "CREATE TABLE row_dictionaries (id INTEGER PRIMARY KEY, bytes BLOB NOT NULL)")
         }
         m.registerMigration("v13-spans-in-observations") { db in

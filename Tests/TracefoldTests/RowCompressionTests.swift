@@ -6,7 +6,7 @@ import TracefoldModel
 import TracefoldStore
 import XCTest
 
-/// The store's big columns are deflated against dictionaries of the rows
+/// The store's big columns are compressed against dictionaries of the rows
 /// stored before them (`RowCompression`).
 final class RowCompressionTests: XCTestCase {
     /// Rows alike as stored spans are: the same keys and prompt, some
