@@ -64,6 +64,6 @@ soak:
 	TRACEFOLD_SOAK_ROUNDS=20 TRACEFOLD_BIN=$(CURDIR)/.build/debug/tracefold TRACEFOLD_LOADGEN=$(CURDIR)/.build/debug/tracefold-loadgen .venv/bin/python -m pytest -q -s tests/python/test_durability.py -k kill_9
 
 # libFuzzer with address sanitizer: protobuf, OTLP/JSON, gzip and metadata,
-# 10 minutes each (scripts/fuzz.sh; the test command runs 20 s each).
+# 10 minutes each (scripts/fuzz.sh; the test command runs 10 s each).
 fuzz:
 	scripts/fuzz.sh 600
