@@ -123,9 +123,8 @@ struct SQLFoldTransaction: FoldTransaction {
 
     /// A `spans` row's one-span OTLP message, decoded.
     private func storedSpan(_ row: SQLRow, of trace: TraceID) throws -> StoredSpan {
-        let body = row["body"].data ?? Data()
-        let bytes = body.first == RowCompression.marker ? try session.rowCompression.expand(body, in: session) : [UInt8](body)
-        let decoded = try OTLPProtobufDecoder.decode(bytes).batch
+        let body = try session.rowCompression.expand(row["body"], in: session).data ?? Data()
+        let decoded = try OTLPProtobufDecoder.decode([UInt8](body)).batch
         guard let rs = decoded.resourceSpans.first, let ss = rs.scopeSpans.first, let span = ss.spans.first else {
             throw StoreError("stored span of trace \(trace.hex) does not decode")
         }
