@@ -6,9 +6,12 @@
 # in Fuzz/crash-<target>-*, which belongs in Fuzz/regressions/<target>/ once
 # fixed (FuzzCorpusTests replays it on every test run).
 #   scripts/fuzz.sh [seconds] [target...]
+#   scripts/fuzz.sh --build-only [target...]   (the test command builds early)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+build_only=false
+if [ "${1:-}" = "--build-only" ]; then build_only=true; shift; set -- 0 "$@"; fi
 seconds=${1:-${FUZZ_SECONDS:-600}}
 shift || true
 targets=("$@")
@@ -25,6 +28,7 @@ for t in "${targets[@]}"; do
     build "$t"
   fi
 done
+$build_only && exit 0
 bin=$(TRACEFOLD_FUZZ=1 swift build --scratch-path .build-fuzz -c debug "${sanitizers[@]}" --show-bin-path)
 
 status=0

@@ -14,11 +14,13 @@ pgdir=$(mktemp -d /tmp/tracefold-pg.XXXXXX)
 pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 swift_otel_pid=""
 consumer_pid=""
+fuzz_pid=""
 pc_empty=""
 cleanup() {
   # The background builds, if a step failed before their tests waited for them.
   [ -z "$swift_otel_pid" ] || pkill -f -- "--scratch-path $root/.build-swift-otel" 2>/dev/null || true
   [ -z "$consumer_pid" ] || pkill -f -- "--scratch-path $root/.build-consumer" 2>/dev/null || true
+  [ -z "$fuzz_pid" ] || pkill -f -- "--scratch-path .build-fuzz" 2>/dev/null || true
   [ -z "$pc_empty" ] || rm -rf "$pc_empty" "$pc_empty.log"
   scripts/postgres-cluster.sh stop "$pgdir" || true
   rm -rf "$pgdir"
@@ -50,6 +52,11 @@ pc_empty=$(mktemp -d /tmp/tracefold-pkgconfig-empty.XXXXXX)
 ( PKG_CONFIG_PATH=$pc_empty PKG_CONFIG_LIBDIR=$pc_empty nice -n 15 \
     swift build --package-path tests/consumer --scratch-path "$root/.build-consumer" > "$pc_empty.log" 2>&1 || true ) &
 consumer_pid=$!
+# The fuzz targets' build (a scratch folder of its own, with the
+# sanitizers) overlaps the tests the same way; the fuzzing step at the end
+# then finds them built.
+( nice -n 15 scripts/fuzz.sh --build-only > /tmp/tracefold-fuzz-prebuild.log 2>&1 || true ) &
+fuzz_pid=$!
 echo "== swift test"
 swift test --skip-build
 echo "== type-level tests (metadata builders: misuse must not compile)"
@@ -62,4 +69,6 @@ TRACEFOLD_DEMO="$root/.build/debug/tracefold-demo" \
   "$root/.venv/bin/python" -m pytest -q --durations=12 "$root/tests/python"
 
 echo "== fuzzing (10 s per target; make fuzz runs 10 minutes each)"
+# A failed early build is built again, and its errors shown, here.
+wait "$fuzz_pid" || true
 scripts/fuzz.sh 10

@@ -121,24 +121,22 @@ public final class RowCompression: @unchecked Sendable {
         ZSTD_CCtx_refCDict(cctx, prepared)
         var out = [Data]()
         out.reserveCapacity(rows.count)
-        var buffer = [UInt8]()
+        var header = [Self.marker]
+        withUnsafeBytes(of: UInt64(bitPattern: dictionary.id).littleEndian) { header.append(contentsOf: $0) }
+        var frame = [UInt8]()
         for row in rows {
             let bound = ZSTD_compressBound(row.count)
-            buffer.removeAll(keepingCapacity: true)
-            buffer.reserveCapacity(9 + bound)
-            buffer.append(Self.marker)
-            withUnsafeBytes(of: UInt64(bitPattern: dictionary.id).littleEndian) { buffer.append(contentsOf: $0) }
-            let start = buffer.count
-            buffer.append(contentsOf: repeatElement(0, count: bound))
-            let written = buffer.withUnsafeMutableBytes { out in
-                row.withUnsafeBytes { ZSTD_compress2(cctx, out.baseAddress! + start, bound, $0.baseAddress, $0.count) }
+            if frame.count < bound { frame = [UInt8](unsafeUninitializedCapacity: bound) { _, count in count = bound } }
+            let written = frame.withUnsafeMutableBytes { out in
+                row.withUnsafeBytes { ZSTD_compress2(cctx, out.baseAddress, bound, $0.baseAddress, $0.count) }
             }
             precondition(ZSTD_isError(written) == 0, "zstd: \(String(cString: ZSTD_getErrorName(written)))")
             // The frame starts with the magic number: dropped.
-            precondition(written >= 4 && Array(buffer[start..<start + 4]) == Self.magic, "zstd wrote no frame magic")
-            buffer.removeSubrange(start..<start + 4)
-            buffer.removeLast(bound - written)
-            out.append(Data(buffer))
+            precondition(written >= 4 && frame[0..<4].elementsEqual(Self.magic), "zstd wrote no frame magic")
+            var stored = Data(capacity: header.count + written - 4)
+            stored.append(contentsOf: header)
+            frame.withUnsafeBytes { stored.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[4..<written])) }
+            out.append(stored)
         }
         return (out, dictionary)
     }

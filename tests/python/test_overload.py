@@ -62,10 +62,14 @@ def test_ten_times_the_sustainable_load(tmp_path):
         stop, peak = threading.Event(), [0]
         watcher = threading.Thread(target=rss_watcher, args=(tf.proc.pid, stop, peak))
         watcher.start()
-        # Open loop at 10x for about 8 s, over 32 connections; the load
+        # Open loop at 10x for about 4 s, over 32 connections; the load
         # generator retries 503/429 after Retry-After like an OTLP exporter.
+        # The queue (4,096 spans) fills within the first tenth of a second;
+        # what the run costs is folding every span it got in, in the debug
+        # build, so it is no longer than it must be (`make bench` runs the
+        # overload row on the release build).
         offered = 10 * sustainable
-        requests = max(100, int(offered * 8 / 512))
+        requests = max(100, int(offered * 4 / 512))
         over = loadgen(tf.traces_url, requests, acked_file, seed=32, connections=32, rate=offered)
         stop.set()
         watcher.join()
