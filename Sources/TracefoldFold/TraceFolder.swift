@@ -92,6 +92,10 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
     // The pipeline thread folds spans and the REST API applies updates; the
     // lock keeps them one at a time.
     private let lock = NSLock()
+    /// Maps prepared batches after their ack, in arrival order, on a thread
+    /// of its own: the request's answer does not wait for it, and it runs
+    /// beside the fold on the other core.
+    private let mappingQueue = DispatchQueue(label: "tracefold-mapping")
     private var open: TraceCache
     private var useCounter: UInt64 = 0
 
@@ -111,30 +115,55 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Maps the batch's spans on the request, before the ack, and leaves the
-    /// result for `consume`. Returns the drops that do not depend on the
-    /// trace's state: mapping warnings (a metadata blob that is not an
-    /// object, an invalid metadata event) and updates over the per-update
-    /// limit (SPEC §4.6). A drop under the cumulative limit depends on what
-    /// else the trace holds; it is decided by the fold after the ack and is
-    /// reported only in `tracefold.warnings` and `/metrics`.
+    /// Works out, on the request and before the ack, the drops that do not
+    /// depend on the trace's state: mapping warnings (a metadata blob that
+    /// is not an object, an invalid metadata event) and updates over the
+    /// per-update limit (SPEC §4.6). Those need only the span's metadata
+    /// updates (`SpanMapper.mapUpdates`); the rest of the mapping is done
+    /// after the ack on the mapping queue, which leaves it in the batch's
+    /// `prepared` slot for `consume`. A drop under the cumulative limit
+    /// depends on what else the trace holds; it is decided by the fold
+    /// and is reported only in `tracefold.warnings` and `/metrics`.
     public func prepare(_ batch: inout SpanBatch) -> [String] {
-        var mapped = [MappedSpan]()
-        mapped.reserveCapacity(batch.spanCount)
+        var updates = [SpanMapper.MappedUpdates]()
+        updates.reserveCapacity(batch.spanCount)
         var dropped = [String]()
         // In `forEachSpan` order, with one mapping context per scope, as
         // `consume` builds them.
+        var contexts = [SpanMapper.Context]()
         for rs in batch.resourceSpans {
             for ss in rs.scopeSpans where !ss.spans.isEmpty {
                 let context = SpanMapper.Context(resource: rs.resource, scope: ss.scope)
+                contexts.append(context)
                 for span in ss.spans {
-                    let m = mapper.map(span, context: context)
-                    dropped += TraceState.stateIndependentDrops(m, limits: limits)
-                    mapped.append(m)
+                    let u = mapper.mapUpdates(span, context: context)
+                    dropped += TraceState.stateIndependentDrops(u, limits: limits)
+                    updates.append(u)
                 }
             }
         }
-        batch.prepared = PreparedWork(mapped)
+        // A pending slot (the intake log is writing the batch meanwhile)
+        // is filled in place: the pipeline may already hold a copy of it.
+        let slot = batch.prepared.flatMap { $0.isPending ? $0 : nil } ?? .pending()
+        batch.prepared = slot
+        let work = batch
+        let mapper = mapper
+        mappingQueue.async { [updates, contexts] in
+            var mapped = [MappedSpan]()
+            mapped.reserveCapacity(updates.count)
+            var position = 0
+            var scope = 0
+            for rs in work.resourceSpans {
+                for ss in rs.scopeSpans where !ss.spans.isEmpty {
+                    for span in ss.spans {
+                        mapped.append(mapper.map(span, context: contexts[scope], updates: updates[position]))
+                        position += 1
+                    }
+                    scope += 1
+                }
+            }
+            slot.fill(mapped)
+        }
         return dropped
     }
 
@@ -143,7 +172,10 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         // What `prepare` mapped on the request, in `forEachSpan` order.
-        let premapped = (batch.prepared?.value as? [MappedSpan]).flatMap { $0.count == batch.spanCount ? $0 : nil }
+        // Filled by the mapping queue, which is at most a batch or so
+        // ahead or behind; the bound only guards against a slot no one
+        // fills (then the fold maps the spans itself, to the same result).
+        let premapped = (batch.prepared?.value(waiting: .seconds(30)) as? [MappedSpan]).flatMap { $0.count == batch.spanCount ? $0 : nil }
         var position = 0
         var items = [(StoredSpan, SpanMapper.Context, MappedSpan?)]()
         var traceIDs = [TraceID]()

@@ -171,8 +171,17 @@ public struct TraceState: Hashable, Sendable {
     /// holds, in the same order: mapping warnings and updates over the
     /// per-update limit, by key.
     public static func stateIndependentDrops(_ mapped: MappedSpan, limits: MetadataLimits) -> [String] {
-        var warnings = mapped.warnings
-        for update in mapped.updates {
+        stateIndependentDrops(updates: mapped.updates, warnings: mapped.warnings, limits: limits)
+    }
+
+    /// The same, from `SpanMapper.mapUpdates`, before the span is mapped.
+    public static func stateIndependentDrops(_ mapped: SpanMapper.MappedUpdates, limits: MetadataLimits) -> [String] {
+        stateIndependentDrops(updates: mapped.updates, warnings: mapped.warnings, limits: limits)
+    }
+
+    private static func stateIndependentDrops(updates: [MetadataUpdate], warnings: [String: JSONValue], limits: MetadataLimits) -> [String] {
+        var warnings = warnings
+        for update in updates {
             let size = update.size
             if size > limits.maxUpdateBytes { warnings[update.id] = .string(MetadataDrop.updateTooLarge(size: size, limit: limits.maxUpdateBytes).message) }
         }

@@ -108,9 +108,11 @@ public final class IntakeLog: @unchecked Sendable {
 
     /// Appends a request and returns once it is on disk. Throws if it could
     /// not be written; the caller answers 503 and the client retries.
+    /// `meanwhile` runs on the calling thread once the request is queued
+    /// for the writer, while it is written and synced.
     public func append(
         body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, context: RequestMetadata? = nil, batch: SpanBatch,
-        onConsumed: (@Sendable ([String]) -> Void)? = nil
+        onConsumed: (@Sendable ([String]) -> Void)? = nil, meanwhile: () -> Void = {}
     ) async throws -> UInt64 {
         try await withCheckedThrowingContinuation { continuation in
             condition.lock()
@@ -127,6 +129,7 @@ public final class IntakeLog: @unchecked Sendable {
             )
             condition.signal()
             condition.unlock()
+            meanwhile()
         }
     }
 

@@ -230,9 +230,17 @@ public struct LogCommitter: IntakeCommitter {
     public var isFailing: Bool { pipeline.isFailing || exportFailing() }
 
     public func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, context: RequestMetadata?, batch: SpanBatch) async throws -> [String] {
+        // The request maps its spans while the log thread writes and
+        // fsyncs them: the ack waits for the longer of the two, not their
+        // sum. The batch goes to the log with an empty slot that the
+        // mapping fills (`PreparedWork.pending`).
         var batch = batch
-        let dropped = pipeline.prepare(&batch)
-        _ = try await log.append(body: body, encoding: encoding, coding: coding, receivedAtUnixNano: receivedAtUnixNano, context: context, batch: batch)
+        batch.prepared = .pending()
+        var dropped = [String]()
+        _ = try await log.append(
+            body: body, encoding: encoding, coding: coding, receivedAtUnixNano: receivedAtUnixNano, context: context, batch: batch,
+            meanwhile: { dropped = pipeline.prepare(&batch) }
+        )
         return dropped
     }
 }

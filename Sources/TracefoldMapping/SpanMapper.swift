@@ -48,13 +48,65 @@ public struct SpanMapper: Sendable {
         map(span, context: Context(resource: resource, scope: scope))
     }
 
-    public func map(_ span: Span, context: Context) -> MappedSpan {
+    /// The part of a span's mapping that its request's answer needs: the
+    /// metadata updates it carries and the problems found in them (SPEC
+    /// §4.6, `partial_success`). The intake works it out before the ack;
+    /// `map(_:context:updates:)` does the rest after it.
+    public struct MappedUpdates: Sendable {
+        let attrs: AttributeTable
+        /// In position order.
+        public let updates: [MetadataUpdate]
+        /// As `tracefold.warnings` values.
+        public let warnings: [String: JSONValue]
+    }
+
+    public func mapUpdates(_ span: Span, context: Context) -> MappedUpdates {
         // Filtered only when there is something to drop: a filtered copy
         // of every span's attributes retained each key and value again.
         let isInternal: (Attribute) -> Bool = { $0.key.hasPrefix(Self.internalPrefix) }
         let attrs = AttributeTable(span.attributes.contains(where: isInternal) ? span.attributes.filter { !isInternal($0) } : span.attributes)
-        let res = context.resource
         var warnings = [String: JSONValue]()
+        // Updates, in position order: Langfuse trace metadata, Langfuse
+        // observation metadata, tracefold.metadata events, system extractors.
+        var updates = [MetadataUpdate]()
+        if let u = context.requestUpdate { updates.append(u) }
+        var position = 0
+        func add(_ scope: MetadataScope, _ target: SpanID?, _ kind: String, _ values: [String: JSONValue], time: UInt64) {
+            position += 1
+            // Size limits are the fold's to enforce: the cumulative one needs
+            // the trace's state.
+            updates.append(
+                MetadataUpdate(
+                    id: "\(span.spanID.hex)/\(position)", scope: scope, target: target, kind: kind, values: values,
+                    order: OrderKey(time: time, spanID: span.spanID.value, position: position)
+                )
+            )
+        }
+        let traceMeta = Self.metadata(attrs, domain: "trace", warnings: &warnings, spanID: span.spanID)
+        if !traceMeta.isEmpty { add(.trace, nil, "userland.default", traceMeta, time: span.startTimeUnixNano) }
+        let obsMeta = Self.metadata(attrs, domain: "observation", warnings: &warnings, spanID: span.spanID)
+        if !obsMeta.isEmpty { add(.observation, span.spanID, "userland.default", obsMeta, time: span.startTimeUnixNano) }
+        for (index, event) in span.events.enumerated() where event.name == Self.metadataEventName {
+            switch Self.eventUpdate(event, span: span) {
+            case .success(let (scope, target, kind, values)):
+                add(scope, target, kind, values, time: event.timeUnixNano)
+            case .failure(let reason):
+                warnings["\(span.spanID.hex)/event/\(index)"] = .string(reason.message)
+            }
+        }
+        let ai = Self.extract(attrs, where: Self.isAIKey)
+        if !ai.isEmpty { add(.extendedTrace, span.spanID, "tracefold.ai", ai, time: span.startTimeUnixNano) }
+        let http = Self.extract(attrs, where: { $0.hasPrefix("http.") || $0.hasPrefix("url.") })
+        if !http.isEmpty { add(.extendedTrace, span.spanID, "tracefold.http", http, time: span.startTimeUnixNano) }
+        return MappedUpdates(attrs: attrs, updates: updates, warnings: warnings)
+    }
+
+    /// `updates`: what `mapUpdates` gave for this span and context, if it
+    /// ran already.
+    public func map(_ span: Span, context: Context, updates mappedUpdates: MappedUpdates? = nil) -> MappedSpan {
+        let pre = mappedUpdates ?? mapUpdates(span, context: context)
+        let attrs = pre.attrs
+        let res = context.resource
         let order = OrderKey(time: span.startTimeUnixNano, spanID: span.spanID.value, position: 0)
 
         let type = Self.observationType(attrs)
@@ -119,41 +171,8 @@ public struct SpanMapper: Sendable {
         trace.output = attrs["langfuse.trace.output"]?.decodedJSON
         trace.asRoot = Self.truthy(attrs["langfuse.internal.as_root"])
 
-        // Updates, in position order: Langfuse trace metadata, Langfuse
-        // observation metadata, tracefold.metadata events, system extractors.
-        var updates = [MetadataUpdate]()
-        if let u = context.requestUpdate { updates.append(u) }
-        var position = 0
-        func add(_ scope: MetadataScope, _ target: SpanID?, _ kind: String, _ values: [String: JSONValue], time: UInt64) {
-            position += 1
-            // Size limits are the fold's to enforce: the cumulative one needs
-            // the trace's state.
-            updates.append(
-                MetadataUpdate(
-                    id: "\(span.spanID.hex)/\(position)", scope: scope, target: target, kind: kind, values: values,
-                    order: OrderKey(time: time, spanID: span.spanID.value, position: position)
-                )
-            )
-        }
-        let traceMeta = Self.metadata(attrs, domain: "trace", warnings: &warnings, spanID: span.spanID)
-        if !traceMeta.isEmpty { add(.trace, nil, "userland.default", traceMeta, time: span.startTimeUnixNano) }
-        let obsMeta = Self.metadata(attrs, domain: "observation", warnings: &warnings, spanID: span.spanID)
-        if !obsMeta.isEmpty { add(.observation, span.spanID, "userland.default", obsMeta, time: span.startTimeUnixNano) }
-        for (index, event) in span.events.enumerated() where event.name == Self.metadataEventName {
-            switch Self.eventUpdate(event, span: span) {
-            case .success(let (scope, target, kind, values)):
-                add(scope, target, kind, values, time: event.timeUnixNano)
-            case .failure(let reason):
-                warnings["\(span.spanID.hex)/event/\(index)"] = .string(reason.message)
-            }
-        }
-        let ai = Self.extract(attrs, where: Self.isAIKey)
-        if !ai.isEmpty { add(.extendedTrace, span.spanID, "tracefold.ai", ai, time: span.startTimeUnixNano) }
-        let http = Self.extract(attrs, where: { $0.hasPrefix("http.") || $0.hasPrefix("url.") })
-        if !http.isEmpty { add(.extendedTrace, span.spanID, "tracefold.http", http, time: span.startTimeUnixNano) }
-
         return MappedSpan(
-            observation: observation, trace: trace, updates: updates, warnings: warnings, order: order,
+            observation: observation, trace: trace, updates: pre.updates, warnings: pre.warnings, order: order,
             resourceAttributes: resourceJSON, scope: scopeJSON, request: context.request,
             newCostStamp: context.costStamp == nil ? priced.flatMap { p in decision?.stamp(used: p.used) } : nil
         )

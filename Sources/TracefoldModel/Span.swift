@@ -1,3 +1,4 @@
+import Foundation
 /// An OTLP AnyValue. `.empty` is an AnyValue with no field set, which OTLP
 /// allows.
 public enum AttributeValue: Hashable, Sendable {
@@ -224,11 +225,62 @@ public struct SpanBatch: Hashable, Sendable {
 /// batches with the same spans are equal whatever they carry, and a sink
 /// that finds none (a batch replayed from the intake log) does the work
 /// itself. Only the fold prepares today; the slot holds its result.
+///
+/// The intake log's fsync and the mapping run at the same time (the
+/// request maps while the log thread writes), so the batch may reach the
+/// pipeline before its work is done: a slot made `pending()` is filled
+/// later, and a reader waits for it, up to a bound after which it finds
+/// nothing and does the work itself (the same result: the work is a pure
+/// function of the batch).
 public struct PreparedWork: Hashable, @unchecked Sendable {
-    /// Sendable values only (the initialiser takes nothing else).
-    public let value: Any
+    private final class Slot: @unchecked Sendable {
+        let condition = NSCondition()
+        var value: Any?
+        var filled = false
+    }
 
-    public init(_ value: some Sendable) { self.value = value }
+    private let slot: Slot
+
+    /// Work already done: sendable values only.
+    public init(_ value: some Sendable) {
+        slot = Slot()
+        slot.value = value
+        slot.filled = true
+    }
+
+    private init(slot: Slot) { self.slot = slot }
+
+    /// A slot whose work `fill` gives later.
+    public static func pending() -> PreparedWork { PreparedWork(slot: Slot()) }
+
+    /// Gives a pending slot its work; false if it already had some.
+    @discardableResult
+    public func fill(_ value: some Sendable) -> Bool {
+        slot.condition.lock()
+        defer { slot.condition.unlock() }
+        guard !slot.filled else { return false }
+        slot.value = value
+        slot.filled = true
+        slot.condition.broadcast()
+        return true
+    }
+
+    public var isPending: Bool {
+        slot.condition.lock()
+        defer { slot.condition.unlock() }
+        return !slot.filled
+    }
+
+    /// The work, once given; nil if it has not come within `timeout`.
+    public func value(waiting timeout: Duration = .seconds(1)) -> Any? {
+        let deadline = Date(timeIntervalSinceNow: Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18)
+        slot.condition.lock()
+        defer { slot.condition.unlock() }
+        while !slot.filled {
+            if !slot.condition.wait(until: deadline) { break }
+        }
+        return slot.value
+    }
 
     public static func == (a: PreparedWork, b: PreparedWork) -> Bool { true }
     public func hash(into hasher: inout Hasher) {}
