@@ -73,8 +73,16 @@ public struct ProtobufWriter: Sendable {
             bytes[lengthAt] = UInt8(length)
             return
         }
-        var prefix = ProtobufWriter()
-        prefix.writeVarint(UInt64(length))
-        bytes.replaceSubrange(lengthAt..<lengthAt + 1, with: prefix.bytes)
+        // A longer length takes more than the one byte kept for it: the
+        // body moves up by the difference and the varint is written in
+        // place (a separate buffer for it was an allocation per message).
+        var size = 1
+        while length >> (7 * size) != 0 { size += 1 }
+        bytes.insert(contentsOf: repeatElement(0, count: size - 1), at: lengthAt + 1)
+        var rest = UInt64(length)
+        for i in 0..<size {
+            bytes[lengthAt + i] = UInt8(truncatingIfNeeded: rest & 0x7F) | (i < size - 1 ? 0x80 : 0)
+            rest >>= 7
+        }
     }
 }
