@@ -71,13 +71,15 @@ public struct SpanMapper: Sendable {
         var updates = [MetadataUpdate]()
         if let u = context.requestUpdate { updates.append(u) }
         var position = 0
+        // Each update's id starts with the span's id: in hex once a span.
+        let idPrefix = span.spanID.hex + "/"
         func add(_ scope: MetadataScope, _ target: SpanID?, _ kind: String, _ values: [String: JSONValue], time: UInt64) {
             position += 1
             // Size limits are the fold's to enforce: the cumulative one needs
             // the trace's state.
             updates.append(
                 MetadataUpdate(
-                    id: "\(span.spanID.hex)/\(position)", scope: scope, target: target, kind: kind, values: values,
+                    id: idPrefix + String(position), scope: scope, target: target, kind: kind, values: values,
                     order: OrderKey(time: time, spanID: span.spanID.value, position: position)
                 )
             )
