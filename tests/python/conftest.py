@@ -20,10 +20,21 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.environ.get("TRACEFOLD_BIN", os.path.join(ROOT, ".build", "debug", "tracefold"))
 
 
+# Ports handed out in this run. A port is free once its probe socket is
+# closed, so the kernel may give it out again straight away: a collector's
+# HTTP and gRPC ports once came out the same, and it failed to start with
+# "Address already in use" on its second listener.
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 # The repository's collector.yaml plus the spans_jsonl debug exporter, so the
