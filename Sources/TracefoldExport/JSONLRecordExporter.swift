@@ -27,7 +27,7 @@ public final class JSONLRecordExporter: @unchecked Sendable {
     private let failingLock = NSLock()
     private var failing = false
     private var stopping = false
-    private let runner = ThreadRunner(name: "tracefold-jsonl-export")
+    private let runner = ThreadRunner(name: "tracefold-jsonl-export", background: true)
 
     // Owned by the export thread (and by shutdown after it stopped).
     private var fd: Int32 = -1

@@ -92,10 +92,10 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
     // The pipeline thread folds spans and the REST API applies updates; the
     // lock keeps them one at a time.
     private let lock = NSLock()
-    /// Maps prepared batches after their ack, in arrival order, on a thread
-    /// of its own: the request's answer does not wait for it, and it runs
-    /// beside the fold on the other core.
-    private let mappingQueue = DispatchQueue(label: "tracefold-mapping")
+    /// Maps prepared batches after their ack, in arrival order, on a
+    /// background thread of its own: the request's answer does not wait for
+    /// it, and it runs beside the fold on the other core.
+    private let mappingQueue = SerialWorker(name: "tracefold-mapping")
     private var open: TraceCache
     private var useCounter: UInt64 = 0
 
@@ -148,7 +148,7 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
         batch.prepared = slot
         let work = batch
         let mapper = mapper
-        mappingQueue.async { [updates, contexts] in
+        mappingQueue.submit { [updates, contexts] in
             var mapped = [MappedSpan]()
             mapped.reserveCapacity(updates.count)
             var position = 0

@@ -32,7 +32,7 @@ public final class SpanPipeline: @unchecked Sendable {
     private var enqueuedBatches: UInt64 = 0
     private var deliveredBatches: UInt64 = 0
     private var deliveryWaiters = 0
-    private let runner = ThreadRunner(name: "tracefold-pipeline")
+    private let runner = ThreadRunner(name: "tracefold-pipeline", background: true)
 
     public init(
         sinks: [any SpanSink], checkpoint: CheckpointFile?, syncInterval: Duration, capacity: Int,

@@ -13,14 +13,24 @@ import Darwin
 /// loop; the runner only owns the thread and knows when its body returned.
 public final class ThreadRunner: @unchecked Sendable {
     public let name: String
+    /// Runs below the default priority (`backgroundNice`): work that
+    /// follows the ack (the pipeline, the mapping, the export) yields the
+    /// cores to the requests waiting for theirs, and catches up between
+    /// them.
+    public let isBackground: Bool
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let finishedCondition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     // Guarded by mutex.
     private var started = false
     private var finished = false
 
-    public init(name: String) {
+    /// How much nicer than the process a background thread runs: at 5 a
+    /// busy request thread gets three times its share of a contended core.
+    public static let backgroundNice: Int32 = 10
+
+    public init(name: String, background: Bool = false) {
         self.name = name
+        isBackground = background
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(finishedCondition, nil)
     }
@@ -53,6 +63,7 @@ public final class ThreadRunner: @unchecked Sendable {
                 ThreadRunner.setLinuxName(name)
                 #endif
             }
+            if job.runner.isBackground { ThreadRunner.lowerPriority() }
             job.body()
             job.runner.markFinished()
             return nil
@@ -88,6 +99,20 @@ public final class ThreadRunner: @unchecked Sendable {
         _ = setName?(pthread_self(), short)
     }
     #endif
+
+    /// Linux keeps a nice value per thread, and `setpriority` with id 0
+    /// changes the calling thread's; raising it needs no privilege.
+    private static func lowerPriority() {
+        #if canImport(Glibc)
+        let which = __priority_which_t(PRIO_PROCESS.rawValue)
+        #else
+        let which = PRIO_PROCESS
+        #endif
+        errno = 0
+        let current = getpriority(which, 0)
+        guard errno == 0 else { return }
+        _ = setpriority(which, 0, min(19, current + backgroundNice))
+    }
 
     private func markFinished() {
         pthread_mutex_lock(mutex)

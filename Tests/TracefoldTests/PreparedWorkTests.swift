@@ -47,3 +47,64 @@ final class PreparedWorkTests: XCTestCase {
         XCTAssertEqual(drops, 3, "the blob that is not an object, the 70 KB update and the bad event")
     }
 }
+
+/// The threads that work after the ack: below the default priority, and
+/// the mapping queue's in order, ending when idle and starting again.
+final class BackgroundThreadTests: XCTestCase {
+    /// What a thread saw, written from the thread.
+    final class Seen: @unchecked Sendable {
+        let lock = NSLock()
+        var values: [String] = []
+        func add(_ v: String) { lock.withLock { values.append(v) } }
+        var all: [String] { lock.withLock { values } }
+    }
+
+    static func niceness() -> Int32 {
+        #if canImport(Glibc)
+        getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+        #else
+        getpriority(PRIO_PROCESS, 0)
+        #endif
+    }
+
+    /// The calling thread's name and nice value, as top shows them.
+    static func thread() -> String {
+        let name = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?"
+        return name.trimmingCharacters(in: .whitespacesAndNewlines) + " \(niceness())"
+    }
+
+    func testABackgroundThreadRunsNicerAndAnotherDoesNot() {
+        let base = Self.niceness()
+        let seen = Seen()
+        let b = ThreadRunner(name: "test-background", background: true)
+        b.start { seen.add(Self.thread()) }
+        b.join()
+        let f = ThreadRunner(name: "test-foreground")
+        f.start { seen.add(Self.thread()) }
+        f.join()
+        XCTAssertEqual(seen.all, ["test-background \(min(19, base + ThreadRunner.backgroundNice))", "test-foreground \(base)"])
+        XCTAssertEqual(Self.niceness(), base, "the caller's own priority is left alone")
+    }
+
+    func testASerialWorkerRunsItsWorkInOrderAndStartsAgainAfterIdling() {
+        let worker = SerialWorker(name: "test-serial", idleTimeout: 0.05)
+        let order = Seen()
+        let threads = Seen()
+        func submit(_ n: Int, done: XCTestExpectation? = nil) {
+            worker.submit {
+                order.add(String(n))
+                threads.add(Self.thread())
+                done?.fulfill()
+            }
+        }
+        let first = expectation(description: "first round")
+        for n in 0..<100 { submit(n, done: n == 99 ? first : nil) }
+        wait(for: [first], timeout: 30)
+        Thread.sleep(forTimeInterval: 0.3)  // past the idle timeout: the thread ends
+        let second = expectation(description: "second round")
+        for n in 100..<110 { submit(n, done: n == 109 ? second : nil) }
+        wait(for: [second], timeout: 30)
+        XCTAssertEqual(order.all, (0..<110).map(String.init))
+        XCTAssertEqual(Set(threads.all), ["test-serial \(min(19, Self.niceness() + ThreadRunner.backgroundNice))"])
+    }
+}
