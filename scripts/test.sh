@@ -39,7 +39,7 @@ swift build --build-tests
 # while the tests below run; its test waits for the exit status in the file.
 swift_otel_status=$(mktemp -u /tmp/tracefold-swift-otel.XXXXXX)
 ( status=0
-  nice -n 15 swift build --package-path tests/swift-otel-app --scratch-path "$root/.build-swift-otel" > "$swift_otel_status.log" 2>&1 || status=$?
+  nice -n 19 swift build --package-path tests/swift-otel-app --scratch-path "$root/.build-swift-otel" > "$swift_otel_status.log" 2>&1 || status=$?
   echo "$status" > "$swift_otel_status.tmp" && mv "$swift_otel_status.tmp" "$swift_otel_status" ) &
 swift_otel_pid=$!
 export TRACEFOLD_SWIFT_OTEL_BUILD_STATUS=$swift_otel_status
@@ -49,13 +49,15 @@ export TRACEFOLD_SWIFT_OTEL_BUILD_STATUS=$swift_otel_status
 # lock on the scratch folder makes it wait for this one), and inspects what
 # that build compiled and linked.
 pc_empty=$(mktemp -d /tmp/tracefold-pkgconfig-empty.XXXXXX)
-( PKG_CONFIG_PATH=$pc_empty PKG_CONFIG_LIBDIR=$pc_empty nice -n 15 \
+( PKG_CONFIG_PATH=$pc_empty PKG_CONFIG_LIBDIR=$pc_empty nice -n 19 \
     swift build --package-path tests/consumer --scratch-path "$root/.build-consumer" > "$pc_empty.log" 2>&1 || true ) &
 consumer_pid=$!
+# (nice 19: the collectors under test run their background threads at
+# nice 5, and must still get the cores before these builds do.)
 # The fuzz targets' build (a scratch folder of its own, with the
 # sanitizers) overlaps the tests the same way; the fuzzing step at the end
 # then finds them built.
-( nice -n 15 scripts/fuzz.sh --build-only > /tmp/tracefold-fuzz-prebuild.log 2>&1 || true ) &
+( nice -n 19 scripts/fuzz.sh --build-only > /tmp/tracefold-fuzz-prebuild.log 2>&1 || true ) &
 fuzz_pid=$!
 echo "== swift test"
 swift test --skip-build

@@ -26,7 +26,12 @@ public final class ThreadRunner: @unchecked Sendable {
 
     /// How much nicer than the process a background thread runs: at 5 a
     /// busy request thread gets three times its share of a contended core.
-    public static let backgroundNice: Int32 = 10
+    /// Not more: nice counts against every process in the scheduling group
+    /// too, and at 10 the fold lost most of a core to the niced builds the
+    /// test command runs beside it (the 10^6-attribute test took 575 s
+    /// instead of about 100); the ack p99 at 10k spans/s was about the
+    /// same at 5 and 10 (20.5-21.7 and 19.3-20.5 ms).
+    public static let backgroundNice: Int32 = 5
 
     public init(name: String, background: Bool = false) {
         self.name = name
