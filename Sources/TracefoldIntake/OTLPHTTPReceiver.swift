@@ -230,10 +230,11 @@ public struct LogCommitter: IntakeCommitter {
     public var isFailing: Bool { pipeline.isFailing || exportFailing() }
 
     public func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, context: RequestMetadata?, batch: SpanBatch) async throws -> [String] {
-        // The request maps its spans while the log thread writes and
-        // fsyncs them: the ack waits for the longer of the two, not their
-        // sum. The batch goes to the log with an empty slot that the
-        // mapping fills (`PreparedWork.pending`).
+        // The request works out what its answer needs (the sinks'
+        // `prepare`) while the log thread writes and fsyncs the body: the
+        // ack waits for the longer of the two, not their sum. The batch
+        // goes to the log with an empty slot that the fold's mapping fills
+        // after the ack (`PreparedWork.pending`).
         var batch = batch
         batch.prepared = .pending()
         var dropped = [String]()

@@ -273,7 +273,7 @@ public struct PreparedWork: Hashable, @unchecked Sendable {
 
     /// The work, once given; nil if it has not come within `timeout`.
     public func value(waiting timeout: Duration = .seconds(1)) -> Any? {
-        let deadline = Date(timeIntervalSinceNow: Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18)
+        let deadline = Date(timeIntervalSinceNow: timeout.inSeconds)
         slot.condition.lock()
         defer { slot.condition.unlock() }
         while !slot.filled {
