@@ -11,8 +11,9 @@ import PackageDescription
 // big columns zstd-compressed (CZstd).
 //
 // An app's side is TracefoldTracing: it encodes with OTLPProtobufEncoding (pure
-// Swift) and gzips with Compression (CZlib); only the collector's decoder
-// needs protobuf-c (CProtobufC, OTLPProtoC). The default trait `Collector`
+// Swift) and gzips with Compression (CZlib); only the collector needs
+// protobuf-c (CProtobufC, OTLPProtoC: the reference its own protobuf decoder
+// is tested against, and glibc's malloc_trim). The default trait `Collector`
 // brings the collector's heavy dependencies; an app that depends on this
 // package with `traits: []` builds TracefoldTracing without any of them
 // (tests/consumer is such an app).

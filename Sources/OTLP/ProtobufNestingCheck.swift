@@ -20,7 +20,7 @@ public enum ProtobufNestingCheck {
             case (.request, 1): .resourceSpans
             case (.resourceSpans, 1): .resource
             case (.resourceSpans, 2): .scopeSpans
-            case (.resource, 1), (.scope, 3), (.span, 9), (.event, 3), (.link, 5), (.keyValueList, 1): .keyValue
+            case (.resource, 1), (.scope, 3), (.span, 9), (.event, 3), (.link, 4), (.keyValueList, 1): .keyValue
             case (.scopeSpans, 1): .scope
             case (.scopeSpans, 2): .span
             case (.span, 11): .event

@@ -1,6 +1,7 @@
 /// A minimal protobuf wire-format writer. tracefold encodes only small
 /// messages (responses, Status bodies) and export requests (TracefoldTracing's
-/// exporter, the load generator, the tests); protobuf-c stays the decoder.
+/// exporter, the load generator, the store's one-span messages, the tests);
+/// the collector decodes with `OTLPProtobufDecoder`.
 public struct ProtobufWriter: Sendable {
     public private(set) var bytes: [UInt8] = []
 
@@ -21,6 +22,11 @@ public struct ProtobufWriter: Sendable {
             v >>= 7
         }
         bytes.append(UInt8(v))
+    }
+
+    /// Appends bytes that are already wire format (a field or fields).
+    public mutating func writeRaw(_ raw: some Collection<UInt8>) {
+        bytes.append(contentsOf: raw)
     }
 
     public mutating func varint(_ field: Int, _ value: UInt64) {

@@ -14,10 +14,18 @@ public enum FuzzTargets {
         "protobuf": protobuf, "json": json, "gzip": gzip, "metadata": metadata,
     ]
 
-    /// protobuf-c → span model → mapper. What decodes must re-encode to
-    /// bytes that decode to the same model, with every span valid.
+    /// protobuf → span model → mapper. The collector's decoder and the
+    /// protobuf-c reference must both refuse a body or both take it, with
+    /// the same spans and rejections; what decodes must re-encode to bytes
+    /// that decode to the same model, with every span valid.
     public static func protobuf(_ bytes: [UInt8]) {
-        guard let decoded = try? OTLPDecoder.decode(bytes, encoding: .protobuf) else { return }
+        let decoded = try? OTLPDecoder.decode(bytes, encoding: .protobuf)
+        let reference = try? ProtobufCDecoder.decode(bytes)
+        precondition((decoded == nil) == (reference == nil), "protobuf-c \(reference == nil ? "refuses" : "takes") a body the decoder \(decoded == nil ? "refuses" : "takes")")
+        guard let decoded, let reference else { return }
+        precondition(decoded.rejectedSpans == reference.rejectedSpans && decoded.firstRejection == reference.firstRejection, "rejections differ from protobuf-c's")
+        // Bytes, not values: NaN attributes are equal only bit for bit.
+        precondition(OTLPProtobufEncoder.encode(decoded.batch) == OTLPProtobufEncoder.encode(reference.batch), "spans differ from protobuf-c's")
         checkRoundTrip(decoded)
         mapAll(decoded.batch)
     }
