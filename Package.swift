@@ -39,8 +39,8 @@ let package = Package(
             description: """
                 The collector: tracefold, tracefold-loadgen and their modules, with GRDB, postgres-nio, Hummingbird, \
                 swift-prometheus, Yams, swift-argument-parser, swift-service-lifecycle, swift-http-types, gRPC \
-                (grpc-swift-2, grpc-swift-nio-transport) and swift-nio-ssl for the receivers' TLS. Without it the package builds TracefoldTracing (and \
-                tracefold-demo) only.
+                (grpc-swift-2, grpc-swift-nio-transport) and swift-nio-ssl for the receivers' TLS, and swift-otel for the tests' swift-otel-app. \
+                Without it the package builds TracefoldTracing (and tracefold-demo) only.
                 """
         ),
         .default(enabledTraits: ["Collector"]),
@@ -63,6 +63,9 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
         // TLS on both receivers; already in the graph through postgres-nio.
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        // swift-otel's OTLP/gRPC exporter, for the swift-otel-app the tests
+        // run against the collector; only its gRPC exporter trait.
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPGRPC"]),
     ],
     targets: [
         // zlib: what Compression needs, and all TracefoldTracing links.
@@ -212,6 +215,22 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
+        ),
+        // The app that tests/python/test_swift_otel_exporter.py runs:
+        // swift-otel's OTLP/gRPC exporter against a live collector. It was a
+        // package of its own, and the test command then compiled SwiftNIO,
+        // BoringSSL (twice), gRPC and swift-certificates a second time for
+        // it; here it shares the collector's graph and adds only swift-otel
+        // and swift-protobuf. Collector-only, like the packages it needs.
+        .executableTarget(
+            name: "swift-otel-app",
+            dependencies: [
+                .product(name: "OTel", package: "swift-otel", condition: collector),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle", condition: collector),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "tests/swift-otel-app/Sources/swift-otel-app"
         ),
         .testTarget(
             name: "TracefoldTests",

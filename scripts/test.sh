@@ -12,13 +12,11 @@ echo "== private PostgreSQL cluster"
 # The store suites and the two-process test run on it as well as on SQLite.
 pgdir=$(mktemp -d /tmp/tracefold-pg.XXXXXX)
 pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-swift_otel_pid=""
 consumer_pid=""
 fuzz_pid=""
 pc_empty=""
 cleanup() {
   # The background builds, if a step failed before their tests waited for them.
-  [ -z "$swift_otel_pid" ] || pkill -f -- "--scratch-path $root/.build-swift-otel" 2>/dev/null || true
   [ -z "$consumer_pid" ] || pkill -f -- "--scratch-path $root/.build-consumer" 2>/dev/null || true
   [ -z "$fuzz_pid" ] || pkill -f -- "--scratch-path .build-fuzz" 2>/dev/null || true
   [ -z "$pc_empty" ] || rm -rf "$pc_empty" "$pc_empty.log"
@@ -32,17 +30,10 @@ echo "$TRACEFOLD_TEST_POSTGRES_URL"
 
 echo "== swift build (products and tests in one build)"
 # One build of the whole graph: `swift test` after `swift build --product …`
-# compiled the dependency graph a second time.
+# compiled the dependency graph a second time. It includes swift-otel-app,
+# the swift-otel exporter test's app, which shares the collector's graph.
 swift build --build-tests
-# swift-otel's exporter app (tests/swift-otel-app) is a package of its own,
-# with a cold build of several minutes: it builds in the background, niced,
-# while the tests below run; its test waits for the exit status in the file.
-swift_otel_status=$(mktemp -u /tmp/tracefold-swift-otel.XXXXXX)
-( status=0
-  nice -n 19 swift build --package-path tests/swift-otel-app --scratch-path "$root/.build-swift-otel" > "$swift_otel_status.log" 2>&1 || status=$?
-  echo "$status" > "$swift_otel_status.tmp" && mv "$swift_otel_status.tmp" "$swift_otel_status" ) &
-swift_otel_pid=$!
-export TRACEFOLD_SWIFT_OTEL_BUILD_STATUS=$swift_otel_status
+export TRACEFOLD_SWIFT_OTEL_APP="$root/.build/debug/swift-otel-app"
 # The consumer app's cold build (tests/consumer: TracefoldTracing with the
 # collector's trait off) starts now too, with pkg-config seeing nothing, as
 # its test builds it. That test then builds again, incrementally (SwiftPM's

@@ -20,7 +20,7 @@ SCRATCH = os.environ.get("TRACEFOLD_CONSUMER_SCRATCH", os.path.join(ROOT, ".buil
 # Packages only the collector needs; the `Collector` trait guards them.
 COLLECTOR_PACKAGES = {
     "grdb.swift", "postgres-nio", "hummingbird", "swift-prometheus", "yams", "swift-argument-parser", "grpc-swift-2",
-    "grpc-swift-nio-transport",
+    "grpc-swift-nio-transport", "swift-otel", "swift-protobuf", "grpc-swift-protobuf",
 }
 # Their modules, and the collector's own protobuf-c side.
 COLLECTOR_MODULES = {

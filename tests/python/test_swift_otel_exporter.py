@@ -4,13 +4,11 @@ in plaintext, over TLS and over mTLS (the test CA of test_tls.py), and the
 trace reads back through the query API with the same records as the
 Python HTTP exporter's.
 
-The app is its own package with its own build folder. scripts/test.sh
-starts that build in the background (niced) while the other tests run and
-names a file that receives the build's exit status; run alone, the test
-builds it itself."""
+The app is a target of the main package (swift-otel-app, built with the
+collector's graph by the test command's one build); run alone, the test
+builds it if TRACEFOLD_SWIFT_OTEL_APP names no binary and none is built."""
 import os
 import subprocess
-import time
 
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HTTPSpanExporter
@@ -19,26 +17,14 @@ from conftest import ROOT
 from test_grpc_receiver import langfuse_trace
 from test_tls import exporter_env, pki, tls_config  # noqa: F401 (fixtures)
 
-APP = os.path.join(ROOT, "tests", "swift-otel-app")
-SCRATCH = os.environ.get("TRACEFOLD_SWIFT_OTEL_SCRATCH", os.path.join(ROOT, ".build-swift-otel"))
-
 
 @pytest.fixture(scope="module")
 def swift_otel_app():
-    status_file = os.environ.get("TRACEFOLD_SWIFT_OTEL_BUILD_STATUS")
-    if status_file:
-        # No deadline of ours: the build takes what the machine needs, and
-        # the test command's own limit bounds it.
-        while not os.path.exists(status_file):
-            time.sleep(1)
-        with open(status_file) as f:
-            status = f.read().strip()
-        log = status_file + ".log"
-        assert status == "0", f"the swift-otel app did not build ({status}):\n" + (open(log).read()[-4000:] if os.path.exists(log) else "")
-    else:
-        proc = subprocess.run(["swift", "build", "--package-path", APP, "--scratch-path", SCRATCH], capture_output=True, text=True)
+    binary = os.environ.get("TRACEFOLD_SWIFT_OTEL_APP", os.path.join(ROOT, ".build", "debug", "swift-otel-app"))
+    if not os.path.exists(binary):
+        proc = subprocess.run(["swift", "build", "--package-path", ROOT, "--product", "swift-otel-app"], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return os.path.join(SCRATCH, "debug", "swift-otel-app")
+    return binary
 
 
 def essentials(trace):
