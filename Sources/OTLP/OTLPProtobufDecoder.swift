@@ -37,7 +37,10 @@ public enum OTLPProtobufDecoder {
             }
         }
         switch result {
-        case .success(let decoded): return decoded
+        case .success(var decoded):
+            decoded.batch.wire = SpanWire(body: body, ranges: decoded.spanRanges)
+            decoded.spanRanges = []
+            return decoded
         case .failure(.tooDeep):
             throw OTLPDecodeError("attribute values nest deeper than \(ProtobufNestingCheck.maxAnyValueDepth) levels")
         case .failure(.malformed):
@@ -152,6 +155,8 @@ private struct FieldCursor {
 private struct ExportReader {
     let b: UnsafeBufferPointer<UInt8>
     var validation = SpanValidation()
+    /// Where each accepted span's message lies, in order.
+    var spanRanges = [Range<Int>]()
 
     init(b: UnsafeBufferPointer<UInt8>) { self.b = b }
 
@@ -164,11 +169,13 @@ private struct ExportReader {
                 resourceSpans.append(try self.resourceSpans(f))
             }
         }
-        return DecodedExport(
+        var decoded = DecodedExport(
             batch: SpanBatch(resourceSpans: resourceSpans),
             rejectedSpans: validation.rejected,
             firstRejection: validation.firstRejection
         )
+        decoded.spanRanges = spanRanges
+        return decoded
     }
 
     @inline(__always)
@@ -254,7 +261,9 @@ private struct ExportReader {
             case 2:
                 try expect(f, Wire.lengthDelimited)
                 switch try span(f) {
-                case .success(let span): spans.append(span)
+                case .success(let span):
+                    spans.append(span)
+                    spanRanges.append(f.payload..<f.end)
                 case .failure(let rejection): validation.reject(rejection.reason)
                 }
             case 3:

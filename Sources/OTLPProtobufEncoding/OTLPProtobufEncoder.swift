@@ -14,23 +14,58 @@ public enum OTLPProtobufEncoder {
     }
 
     static func encodeResourceSpans(_ rs: ResourceSpans, into w: inout ProtobufWriter) {
-        w.message(1) { r in
-            encodeAttributes(rs.resource.attributes, field: 1, into: &r)
-            if rs.resource.droppedAttributesCount != 0 { r.varint(2, UInt64(rs.resource.droppedAttributesCount)) }
-        }
+        w.message(1) { encodeResource(rs.resource, into: &$0) }
         for ss in rs.scopeSpans {
             w.message(2) { s in
-                s.message(1) { sc in
-                    if !ss.scope.name.isEmpty { sc.string(1, ss.scope.name) }
-                    if !ss.scope.version.isEmpty { sc.string(2, ss.scope.version) }
-                    encodeAttributes(ss.scope.attributes, field: 3, into: &sc)
-                    if ss.scope.droppedAttributesCount != 0 { sc.varint(4, UInt64(ss.scope.droppedAttributesCount)) }
-                }
+                s.message(1) { encodeScope(ss.scope, into: &$0) }
                 for span in ss.spans { s.message(2) { encodeSpan(span, into: &$0) } }
                 if !ss.schemaURL.isEmpty { s.string(3, ss.schemaURL) }
             }
         }
         if !rs.schemaURL.isEmpty { w.string(3, rs.schemaURL) }
+    }
+
+    static func encodeResource(_ resource: Resource, into r: inout ProtobufWriter) {
+        encodeAttributes(resource.attributes, field: 1, into: &r)
+        if resource.droppedAttributesCount != 0 { r.varint(2, UInt64(resource.droppedAttributesCount)) }
+    }
+
+    static func encodeScope(_ scope: InstrumentationScope, into sc: inout ProtobufWriter) {
+        if !scope.name.isEmpty { sc.string(1, scope.name) }
+        if !scope.version.isEmpty { sc.string(2, scope.version) }
+        encodeAttributes(scope.attributes, field: 3, into: &sc)
+        if scope.droppedAttributesCount != 0 { sc.varint(4, UInt64(scope.droppedAttributesCount)) }
+    }
+
+    /// A resource's message body (its fields, without tag or length).
+    public static func encode(_ resource: Resource) -> [UInt8] {
+        var w = ProtobufWriter()
+        encodeResource(resource, into: &w)
+        return w.bytes
+    }
+
+    /// A scope's message body (its fields, without tag or length).
+    public static func encode(_ scope: InstrumentationScope) -> [UInt8] {
+        var w = ProtobufWriter()
+        encodeScope(scope, into: &w)
+        return w.bytes
+    }
+
+    /// A request of one span from message bodies already encoded: a
+    /// resource's and a scope's (`encode(_:)`), and the span's as it
+    /// arrived. It decodes as `encode` of the same span under the same
+    /// resource and scope does; the store keeps one per span this way
+    /// without encoding the span again.
+    public static func oneSpanRequest(resource: [UInt8], scope: [UInt8], span: ArraySlice<UInt8>) -> [UInt8] {
+        var w = ProtobufWriter()
+        w.message(1) { rs in
+            rs.bytes(1, resource)
+            rs.message(2) { ss in
+                ss.bytes(1, scope)
+                ss.bytes(2, span)
+            }
+        }
+        return w.bytes
     }
 
     public static func encodeSpan(_ span: Span, into w: inout ProtobufWriter) {

@@ -11,12 +11,17 @@ public struct StoredSpan: Sendable {
     public var resource: Resource
     public var scope: InstrumentationScope
     public var receivedAtUnixNano: UInt64
+    /// The span's protobuf message as it arrived, when it did: the store
+    /// keeps these bytes instead of encoding `span` again (they decode to
+    /// it).
+    public var wire: ArraySlice<UInt8>?
 
-    public init(span: Span, resource: Resource, scope: InstrumentationScope, receivedAtUnixNano: UInt64) {
+    public init(span: Span, resource: Resource, scope: InstrumentationScope, receivedAtUnixNano: UInt64, wire: ArraySlice<UInt8>? = nil) {
         self.span = span
         self.resource = resource
         self.scope = scope
         self.receivedAtUnixNano = receivedAtUnixNano
+        self.wire = wire
     }
 }
 
@@ -176,6 +181,8 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
         // ahead or behind; the bound only guards against a slot no one
         // fills (then the fold maps the spans itself, to the same result).
         let premapped = (batch.prepared?.value(waiting: .seconds(30)) as? [MappedSpan]).flatMap { $0.count == batch.spanCount ? $0 : nil }
+        // The spans' own bytes, while they still match the spans one for one.
+        let wire = batch.wire.ranges.count == batch.spanCount ? batch.wire : nil
         var position = 0
         var items = [(StoredSpan, SpanMapper.Context, MappedSpan?)]()
         var traceIDs = [TraceID]()
@@ -184,7 +191,9 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
             for ss in rs.scopeSpans where !ss.spans.isEmpty {
                 let context = SpanMapper.Context(resource: rs.resource, scope: ss.scope)
                 for span in ss.spans {
-                    let stored = StoredSpan(span: span, resource: rs.resource, scope: ss.scope, receivedAtUnixNano: batch.receivedAtUnixNano)
+                    let stored = StoredSpan(
+                        span: span, resource: rs.resource, scope: ss.scope, receivedAtUnixNano: batch.receivedAtUnixNano, wire: wire?.span(position)
+                    )
                     items.append((stored, context, premapped?[position]))
                     position += 1
                     if known.insert(span.traceID).inserted { traceIDs.append(span.traceID) }

@@ -200,6 +200,10 @@ public struct SpanBatch: Hashable, Sendable {
     /// What a sink worked out from these spans on the request, before the
     /// ack (`SpanSink.prepare`), so that it is not worked out again.
     public var prepared: PreparedWork?
+    /// The protobuf bytes the spans arrived as (empty when they did not
+    /// arrive as protobuf): the store keeps a span's own bytes rather than
+    /// encoding the decoded span again.
+    public var wire = SpanWire()
 
     public init(resourceSpans: [ResourceSpans], receivedAtUnixNano: UInt64 = 0) {
         self.resourceSpans = resourceSpans
@@ -218,6 +222,35 @@ public struct SpanBatch: Hashable, Sendable {
             }
         }
     }
+}
+
+/// Each span's protobuf message as it arrived: the decoded request body and,
+/// in `forEachSpan` order, where each accepted span's message lies in it.
+/// It is not part of the batch's value (two batches with the same spans are
+/// equal whether or not they carry it), and it is only used while it still
+/// matches the batch's spans one for one.
+public struct SpanWire: Hashable, Sendable {
+    public let body: [UInt8]
+    public let ranges: [Range<Int>]
+
+    /// None: the spans are encoded from their values when stored.
+    public init() {
+        body = []
+        ranges = []
+    }
+
+    public init(body: [UInt8], ranges: [Range<Int>]) {
+        self.body = body
+        self.ranges = ranges
+    }
+
+    /// The message of the span at `position` in `forEachSpan` order.
+    public func span(_ position: Int) -> ArraySlice<UInt8>? {
+        position < ranges.count ? body[ranges[position]] : nil
+    }
+
+    public static func == (a: SpanWire, b: SpanWire) -> Bool { true }
+    public func hash(into hasher: inout Hasher) {}
 }
 
 /// A sink's work on a batch done ahead, on the request thread: the fold's

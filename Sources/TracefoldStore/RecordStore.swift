@@ -133,11 +133,24 @@ struct SQLFoldTransaction: FoldTransaction {
 
     func write(_ commit: FoldCommit) throws {
         let now = SQLValue.int(Int64(WallClock.nowUnixNano()))
+        // Each new span as a one-span request: its own bytes when it came
+        // as protobuf, under its resource and scope encoded once for the
+        // spans that share them (one resource value, compared by identity
+        // first, serves a whole request).
+        var shared: (resource: Resource, scope: InstrumentationScope, resourceBytes: [UInt8], scopeBytes: [UInt8])?
         let bodies = session.rowCompression.compress(
             commit.newSpans.map { _, s in
-                OTLPProtobufEncoder.encode(SpanBatch(resourceSpans: [
-                    ResourceSpans(resource: s.resource, scopeSpans: [ScopeSpans(scope: s.scope, spans: [s.span])])
-                ]))
+                guard let wire = s.wire else {
+                    return OTLPProtobufEncoder.encode(SpanBatch(resourceSpans: [
+                        ResourceSpans(resource: s.resource, scopeSpans: [ScopeSpans(scope: s.scope, spans: [s.span])])
+                    ]))
+                }
+                if let last = shared, last.resource == s.resource, last.scope == s.scope {
+                    return OTLPProtobufEncoder.oneSpanRequest(resource: last.resourceBytes, scope: last.scopeBytes, span: wire)
+                }
+                let encoded = (s.resource, s.scope, OTLPProtobufEncoder.encode(s.resource), OTLPProtobufEncoder.encode(s.scope))
+                shared = encoded
+                return OTLPProtobufEncoder.oneSpanRequest(resource: encoded.2, scope: encoded.3, span: wire)
             },
             column: .spanBody
         )

@@ -1,4 +1,5 @@
 import Foundation
+import OTLP
 import Logging
 import TracefoldConfig
 import TracefoldExport
@@ -69,6 +70,74 @@ final class StoreFoldTests: XCTestCase {
                 XCTAssertEqual(folder.cachedTraces.encoded, traces.count - 1)
             }
             XCTAssertEqual(try store.counts().spans, Set(all.map(\.0.key)).count)
+        }
+    }
+
+    /// A span that came as protobuf is stored as the bytes it came as (under
+    /// its resource and scope), not encoded again from its decoded value:
+    /// a field the collector does not know survives into the store, the
+    /// stored message decodes to the span that was folded, and the records
+    /// are those of the same spans folded without their bytes.
+    func testASpanThatCameAsProtobufIsStoredAsItsOwnBytes() throws {
+        let trace = TraceID(high: 0x51, low: 0x52)
+        var w = ProtobufWriter()
+        w.message(1) { rs in
+            rs.message(1) { r in r.message(1) { kv in kv.string(1, "service.name"); kv.message(2) { $0.string(1, "svc") } } }
+            rs.message(2) { ss in
+                ss.message(1) { $0.string(1, "scope") }
+                for n in 1...3 {
+                    ss.message(2) { s in
+                        // Fields out of order, one the collector does not
+                        // know, a status sent twice (merged): bytes the
+                        // collector's encoder would never write.
+                        s.string(5, "span-\(n)")
+                        s.varint(99, 7)
+                        s.bytes(1, trace.bytes)
+                        s.bytes(2, SpanID(UInt64(n)).bytes)
+                        if n > 1 { s.bytes(4, SpanID(1).bytes) }
+                        s.fixed64(7, 1_700_000_000_000_000_000 + UInt64(n))
+                        s.fixed64(8, 1_700_000_001_000_000_000)
+                        s.message(9) { kv in kv.string(1, "langfuse.observation.metadata.n"); kv.message(2) { $0.int64(3, Int64(n)) } }
+                        s.message(15) { $0.string(2, "first") }
+                        s.message(15) { $0.varint(3, 2) }
+                    }
+                }
+            }
+        }
+        let decoded = try OTLPProtobufDecoder.decode(w.bytes)
+        let wire = decoded.batch.wire
+        XCTAssertEqual(wire.ranges.count, 3)
+        try StoreBackend.eachStore { backend, store, dir in
+            let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 100, logger: logger)
+            _ = try folder.consume(decoded.batch)
+            let bodies = try store.read { s in
+                try s.rows("SELECT span_id, body FROM spans WHERE trace_id = ? ORDER BY seq", [.blob(Data(trace.bytes))]).map {
+                    try s.rowCompression.expand(try XCTUnwrap($0["body"].data), in: s)
+                }
+            }
+            XCTAssertEqual(bodies.count, 3, "\(backend)")
+            var position = 0
+            decoded.batch.forEachSpan { span, _, _ in
+                let raw = Array(wire.span(position)!)
+                let body = bodies[position]
+                // The span's own bytes are in its stored message, unknown field and all.
+                XCTAssertNotNil(body.indices.first { body[$0...].starts(with: raw) }, "\(backend): span \(position)'s bytes are not in its stored message")
+                let stored = try? OTLPProtobufDecoder.decode(body).batch
+                XCTAssertEqual(stored?.resourceSpans.first?.scopeSpans.first?.spans, [span], "\(backend)")
+                XCTAssertEqual(stored?.resourceSpans.first?.scopeSpans.first?.scope.name, "scope", "\(backend)")
+                position += 1
+            }
+            // The same spans without their bytes fold to the same records.
+            try FileManager.default.createDirectory(atPath: dir + "/plain", withIntermediateDirectories: true)
+            let plain = try backend.makeStore(in: dir + "/plain")
+            defer { plain.close() }
+            var withoutWire = decoded.batch
+            withoutWire.wire = SpanWire()
+            _ = try TraceFolder(store: plain, limits: MetadataLimits(), maxOpenTraces: 100, logger: logger).consume(withoutWire)
+            XCTAssertEqual(try Self.storedRecords(store, traces: [trace]), try Self.storedRecords(plain, traces: [trace]), "\(backend)")
+            // And a trace rebuilt from the stored messages renders the same.
+            let rebuilt = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 100, logger: logger)
+            XCTAssertEqual(try rebuilt.allEntries(of: trace), try folder.allEntries(of: trace), "\(backend)")
         }
     }
 
