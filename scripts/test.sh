@@ -14,11 +14,13 @@ pgdir=$(mktemp -d /tmp/tracefold-pg.XXXXXX)
 pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 consumer_pid=""
 fuzz_pid=""
+typecheck_pid=""
 pc_empty=""
 cleanup() {
   # The background builds, if a step failed before their tests waited for them.
   [ -z "$consumer_pid" ] || pkill -f -- "--scratch-path $root/.build-consumer" 2>/dev/null || true
   [ -z "$fuzz_pid" ] || pkill -f -- "--scratch-path .build-fuzz" 2>/dev/null || true
+  [ -z "$typecheck_pid" ] || kill "$typecheck_pid" 2>/dev/null || true
   [ -z "$pc_empty" ] || rm -rf "$pc_empty" "$pc_empty.log"
   scripts/postgres-cluster.sh stop "$pgdir" || true
   rm -rf "$pgdir"
@@ -46,14 +48,21 @@ consumer_pid=$!
 # (nice 19: the collectors under test run their background threads at
 # nice 5, and must still get the cores before these builds do.)
 # The fuzz targets' build (a scratch folder of its own, with the
-# sanitizers) overlaps the tests the same way; the fuzzing step at the end
-# then finds them built.
-( nice -n 19 scripts/fuzz.sh --build-only > /tmp/tracefold-fuzz-prebuild.log 2>&1 || true ) &
+# sanitizers) overlaps the tests the same way, and so does the fuzzing
+# itself (10 s per target; make fuzz runs 10 minutes each): its output is
+# shown at the end. A failed early build is built again, and its errors
+# shown, by the fuzzing step.
+fuzz_log=$(mktemp /tmp/tracefold-fuzz.XXXXXX)
+( nice -n 19 scripts/fuzz.sh --build-only > /tmp/tracefold-fuzz-prebuild.log 2>&1 || true
+  nice -n 19 scripts/fuzz.sh 10 ) > "$fuzz_log" 2>&1 &
 fuzz_pid=$!
 echo "== swift test"
 swift test --skip-build
-echo "== type-level tests (metadata builders: misuse must not compile)"
-scripts/typecheck-misuse.sh
+# The type-level tests compile snippets on one core; they run beside pytest,
+# which leaves the cores idle between its steps, and their output follows it.
+typecheck_log=$(mktemp /tmp/tracefold-typecheck.XXXXXX)
+( nice -n 19 scripts/typecheck-misuse.sh > "$typecheck_log" 2>&1 ) &
+typecheck_pid=$!
 
 echo "== real-client tests (pytest)"
 TRACEFOLD_BIN="$root/.build/debug/tracefold" \
@@ -61,7 +70,16 @@ TRACEFOLD_LOADGEN="$root/.build/debug/tracefold-loadgen" \
 TRACEFOLD_DEMO="$root/.build/debug/tracefold-demo" \
   "$root/.venv/bin/python" -m pytest -q --durations=12 "$root/tests/python"
 
+echo "== type-level tests (metadata builders: misuse must not compile)"
+typecheck_status=0
+wait "$typecheck_pid" || typecheck_status=$?
+typecheck_pid=""
+cat "$typecheck_log"
 echo "== fuzzing (10 s per target; make fuzz runs 10 minutes each)"
-# A failed early build is built again, and its errors shown, here.
-wait "$fuzz_pid" || true
-scripts/fuzz.sh 10
+fuzz_status=0
+wait "$fuzz_pid" || fuzz_status=$?
+fuzz_pid=""
+cat "$fuzz_log"
+rm -f "$typecheck_log" "$fuzz_log"
+[ "$typecheck_status" -eq 0 ] || { echo "type-level tests failed" >&2; exit 1; }
+[ "$fuzz_status" -eq 0 ] || { echo "fuzzing failed" >&2; exit 1; }
