@@ -32,9 +32,6 @@ public struct DecodedExport: Sendable {
     public var rejectedSpans: Int
     /// The reason the first rejected span was rejected.
     public var firstRejection: String?
-    /// The protobuf decoder's list of span messages, on their way into
-    /// `batch.wire`.
-    var spanRanges: [Range<Int>] = []
 
     public init(batch: SpanBatch, rejectedSpans: Int = 0, firstRejection: String? = nil) {
         self.batch = batch

@@ -28,18 +28,18 @@ import TracefoldModel
 ///   the stack).
 public enum OTLPProtobufDecoder {
     public static func decode(_ body: [UInt8]) throws(OTLPDecodeError) -> DecodedExport {
-        let result: Result<DecodedExport, WireError> = body.withUnsafeBufferPointer { b in
+        let result: Result<(DecodedExport, [Range<Int>]), WireError> = body.withUnsafeBufferPointer { b in
             var reader = ExportReader(b: b)
             do throws(WireError) {
-                return .success(try reader.request())
+                let decoded = try reader.request()
+                return .success((decoded, reader.spanRanges))
             } catch {
                 return .failure(error)
             }
         }
         switch result {
-        case .success(var decoded):
-            decoded.batch.wire = SpanWire(body: body, ranges: decoded.spanRanges)
-            decoded.spanRanges = []
+        case .success(var (decoded, ranges)):
+            decoded.batch.wire = SpanWire(body: body, ranges: ranges)
             return decoded
         case .failure(.tooDeep):
             throw OTLPDecodeError("attribute values nest deeper than \(ProtobufNestingCheck.maxAnyValueDepth) levels")
@@ -169,13 +169,11 @@ private struct ExportReader {
                 resourceSpans.append(try self.resourceSpans(f))
             }
         }
-        var decoded = DecodedExport(
+        return DecodedExport(
             batch: SpanBatch(resourceSpans: resourceSpans),
             rejectedSpans: validation.rejected,
             firstRejection: validation.firstRejection
         )
-        decoded.spanRanges = spanRanges
-        return decoded
     }
 
     @inline(__always)
