@@ -536,17 +536,19 @@ extension RecordStore {
                 return pending.most
             }
         case .sqlite:
-            let pending = try read { s in try Self.unexported(cutoff, limit: limit, lock: "", in: s) }
+            let cache = exportCache
+            let pending = try read { s in try Self.unexported(cutoff, limit: limit, lock: "", cache: cache, in: s) }
             guard !pending.isEmpty else { return 0 }
             let position = try emit(pending)
             try write { s in try Self.markExported(pending, exporter: exporter, position: position, in: s) }
+            for p in pending.traces { cache?.exported(p.traceID, revision: p.trace.rowRevision) }
             return pending.most
         }
     }
 
     /// Traces with unexported revisions, each with the observations written
     /// since its last export; then scores and tombstones.
-    static func unexported(_ cutoff: SQLValue, limit: Int, lock: String, in s: any SQLSession) throws -> PendingExport {
+    static func unexported(_ cutoff: SQLValue, limit: Int, lock: String, cache: ExportCache? = nil, in s: any SQLSession) throws -> PendingExport {
         let rows = try s.rows(
             """
             SELECT trace_id, revision, exported_revision, record FROM traces
@@ -554,7 +556,21 @@ extension RecordStore {
             """,
             [cutoff, SQLValue(limit)]
         )
-        var traces = try rows.map { try pending($0, observations: ("AND trace_revision > ?", [.int($0["exported_revision"].int ?? 0)]), in: s) }
+        var traces = try rows.map { row in
+            let exported = row["exported_revision"].int ?? 0
+            if let cache, let traceID = row["trace_id"].data, let revision = row["revision"].int,
+                let cached = cache.pending(traceID, revision: revision, exported: exported)
+            {
+                return PendingTrace(
+                    traceID: traceID,
+                    trace: PendingRecord(recordType: "trace", id: HexCoding.encode(bytes: traceID), revision: revision, stored: StoredRecord(.blob(Data(cached.trace)))),
+                    observations: cached.observations.map { o in
+                        (o.spanID, PendingRecord(recordType: "observation", id: HexCoding.encode(bytes: o.spanID), revision: o.revision, stored: StoredRecord(.blob(Data(o.record)))))
+                    }
+                )
+            }
+            return try pending(row, observations: ("AND trace_revision > ?", [.int(exported)]), in: s)
+        }
         try Tombstones.raiseRevisions(&traces, in: s)
         var scores = try s.rows(
             """

@@ -25,6 +25,9 @@ public protocol RecordStore: FoldStore {
     func lock(_ traces: [TraceID], in session: any SQLSession) throws
     /// A description for logs: the backend and where it is.
     var location: String { get }
+    /// The records lately committed, for the exporter (`ExportCache`);
+    /// nil where other processes may write the same rows.
+    var exportCache: ExportCache? { get }
     func close()
 }
 
@@ -32,12 +35,19 @@ extension RecordStore {
     /// A commit is durable once it returns (PostgreSQL's default).
     public func durableWrite<T>(_ body: (any SQLSession) throws -> T) throws -> T { try write(body) }
 
+    public var exportCache: ExportCache? { nil }
+
     public func transaction<T>(locking traces: [TraceID], durable: Bool, _ body: (any FoldTransaction) throws -> T) throws -> T {
+        let cache = exportCache
+        let staged = cache.map { _ in ExportCache.Staged() }
         let locked = { (session: any SQLSession) throws -> T in
             try self.lock(traces, in: session)
-            return try body(SQLFoldTransaction(session: session))
+            return try body(SQLFoldTransaction(session: session, staged: staged))
         }
-        return try durable ? durableWrite(locked) : write(locked)
+        let result = try durable ? durableWrite(locked) : write(locked)
+        // Only what committed reaches the cache.
+        if let cache, let staged { cache.apply(staged) }
+        return result
     }
 
     /// Deletes traces whose first span started before `cutoff`, with their
@@ -45,7 +55,9 @@ extension RecordStore {
     /// traces went.
     @discardableResult
     public func deleteTraces(startedBefore cutoff: UInt64) throws -> Int {
-        try write { s in
+        // A trace made again after its delete starts again at revision 1.
+        defer { exportCache?.invalidateAll() }
+        return try write { s in
             let args: [SQLValue] = [.int(Int64(bitPattern: cutoff))]
             let doomed = "SELECT trace_id FROM traces WHERE start_time < ?"
             try s.execute("DELETE FROM api_updates WHERE trace_id IN (\(doomed))", args)
@@ -68,6 +80,8 @@ extension RecordStore {
 /// The fold's transaction, in SQL both backends run.
 struct SQLFoldTransaction: FoldTransaction {
     let session: any SQLSession
+    /// What this commit tells the exporter's cache, if the store keeps one.
+    var staged: ExportCache.Staged? = nil
 
     func lastSeq(of traces: [TraceID]) throws -> [TraceID: Int64] { try integer("last_seq", of: traces) }
 
@@ -207,7 +221,7 @@ struct SQLFoldTransaction: FoldTransaction {
         )
         // Each observation carries the revision its trace now has: what the
         // exporter compares with the trace's exported revision.
-        let traceRevisions = commit.observations.isEmpty ? [:] : try integer("revision", of: commit.traces.map(\.traceID))
+        let traceRevisions = commit.observations.isEmpty && staged == nil ? [:] : try integer("revision", of: commit.traces.map(\.traceID))
         try session.insert(
             into: "observations",
             [("trace_id", .blob), ("span_id", .blob), ("revision", .int), ("trace_revision", .int), ("start_time", .int), ("record", .blob), ("type", .text),
@@ -240,6 +254,32 @@ struct SQLFoldTransaction: FoldTransaction {
         guard newSpans.isEmpty else {
             throw StoreError("\(newSpans.count) new span(s) had no observation row in their commit, first \(newSpans.keys.first!.spanID.hex)")
         }
+        if let staged { stage(commit, traceRevisions, into: staged) }
+    }
+
+    /// The records of this commit as the exporter will want them. A new
+    /// span's observation row is new (row revision 1): the fold skips a
+    /// span its trace already holds.
+    private func stage(_ commit: FoldCommit, _ revisions: [TraceID: Int64], into staged: ExportCache.Staged) {
+        let newSpans = Set(commit.newSpans.map(\.span.span.key))
+        var writes = [TraceID: ExportCache.Staged.Write](minimumCapacity: commit.traces.count)
+        for t in commit.traces {
+            guard let revision = revisions[t.traceID] else {
+                staged.invalidate = true
+                return
+            }
+            writes[t.traceID] = .init(traceID: Data(t.traceID.bytes), revision: revision, trace: t.json, observations: [])
+        }
+        for o in commit.observations {
+            guard writes[o.traceID] != nil else {
+                staged.invalidate = true
+                return
+            }
+            writes[o.traceID]!.observations.append(
+                (Data(o.spanID.bytes), Int64(bitPattern: o.startUnixNano), o.record, newSpans.contains(SpanKey(traceID: o.traceID, spanID: o.spanID)))
+            )
+        }
+        staged.writes += commit.traces.compactMap { writes[$0.traceID] }
     }
 
     func delete(_ traces: [TraceID]) throws -> [TraceID] {
@@ -262,6 +302,8 @@ struct SQLFoldTransaction: FoldTransaction {
             for table in ["api_updates", "observations", "trace_metadata", "traces"] {
                 try session.execute("DELETE FROM \(table) WHERE trace_id IN \(list)", ids)
             }
+            // A trace made again after its delete starts again at revision 1.
+            staged?.invalidate = true
         }
         return deleted
     }

@@ -21,12 +21,18 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
     public var dialect: SQLDialect { .sqlite }
     public var location: String { "sqlite \(path)" }
     public let rowCompression = RowCompression()
+    /// One process writes an SQLite file, so what it committed is what the
+    /// file holds.
+    public let exportCache: ExportCache?
 
     /// The page size of a new database file.
     public static let pageSize = 16_384
 
-    public init(path: String) throws {
+    /// `exportCacheBudget`: the bytes of records kept for the exporter
+    /// (`ExportCache`); nil keeps none, and the exporter reads every row.
+    public init(path: String, exportCacheBudget: Int? = ExportCache.defaultBudget) throws {
         self.path = path
+        exportCache = exportCacheBudget.map { ExportCache(budget: $0) }
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         var config = Configuration()
         config.busyMode = .timeout(10)

@@ -218,6 +218,78 @@ final class StoreFoldTests: XCTestCase {
         XCTAssertEqual(latest.count, 3 + 180)
     }
 
+    /// The exporter takes what the fold just committed from `ExportCache`
+    /// instead of reading the rows back: every pass writes the same lines as
+    /// a store without the cache, whether the cache could serve (new traces,
+    /// spans added before an export, an update of an observation written
+    /// since) or not (an update of an observation exported before, a trace
+    /// deleted and sent again, an entry evicted for room).
+    func testExportFromTheCacheWritesTheLinesTheRowsGive() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cached = try SQLiteStore(path: dir + "/cached.sqlite")
+        let plain = try SQLiteStore(path: dir + "/plain.sqlite", exportCacheBudget: nil)
+        let small = try SQLiteStore(path: dir + "/small.sqlite", exportCacheBudget: 4_000)
+        defer { [cached, plain, small].forEach { $0.close() } }
+        let stores: [SQLiteStore] = [cached, plain, small]
+        let folders = stores.map { TraceFolder(store: $0, limits: MetadataLimits(), maxOpenTraces: 100, logger: logger) }
+        let a = TraceID(high: 7, low: 1), b = TraceID(high: 7, low: 2)
+
+        func span(_ n: UInt64, _ trace: TraceID, parent: UInt64? = nil) -> Span {
+            Conformance.S("s\(n)", id: n, parent: parent, n, n + 5, ["langfuse.observation.input": .string(#"{"q":"\#(n)"}"#),
+                                                                  "langfuse.trace.metadata.n": .int(Int64(n))], trace: trace)
+        }
+        func fold(_ spans: [Span]) throws {
+            for f in folders { _ = try f.consume(Fixtures.batch(spans)) }
+        }
+        func update(_ target: UInt64, of trace: TraceID, _ id: String) throws {
+            let u = MetadataUpdate(id: id, scope: .observation, target: Conformance.id(target), kind: "userland.default",
+                                   values: ["v": .string(id)], order: OrderKey(time: Conformance.T * 1_000_000 + target, spanID: 0, position: 0))
+            for f in folders { XCTAssertNil(try f.applyAPI([u], to: trace)) }
+        }
+        /// One export pass of each store: its lines, which must agree.
+        func export(_ step: String, served: Int) throws {
+            var lines = [String]()
+            for store in stores {
+                let before = store.exportCache?.counts.served ?? 0
+                var text = ""
+                try store.exportPass(exporter: "x", idleSince: nil, limit: 100) { pending in
+                    var w = JSONWriter()
+                    for t in pending.traces {
+                        try JSONLRecordExporter.line(t.trace, into: &w)
+                        for (_, o) in t.observations { try JSONLRecordExporter.line(o, into: &w) }
+                    }
+                    text = String(decoding: w.bytes, as: UTF8.self)
+                    return ("f", 0)
+                }
+                lines.append(text)
+                if store === cached {
+                    XCTAssertEqual((store.exportCache?.counts.served ?? 0) - before, served, "\(step): traces the cache served")
+                }
+            }
+            XCTAssertFalse(lines[0].isEmpty, step)
+            XCTAssertEqual(lines[0], lines[1], step)
+            XCTAssertEqual(lines[2], lines[1], step)
+        }
+
+        try fold([span(1, a), span(2, a, parent: 1), span(3, b)])
+        try fold([span(4, a, parent: 1)])
+        try update(2, of: a, "since")  // written since the entry began: its row revision is known
+        try export("new traces, a later span and an update", served: 2)
+
+        try fold([span(5, a, parent: 1)])
+        try export("a span after the export", served: 1)
+
+        try update(1, of: a, "old")  // exported before: its row revision is not known here
+        try export("an update of an exported observation", served: 0)
+
+        for f in folders { XCTAssertEqual(try f.delete([b]), [b]) }
+        try fold([span(3, b), span(6, b, parent: 3)])
+        try export("a trace sent again after its delete", served: 1)
+        XCTAssertEqual(cached.exportCache?.counts.traces, 0, "exported entries are dropped")
+        XCTAssertGreaterThan(small.exportCache?.counts.missed ?? 0, 0, "the small cache evicted")
+    }
+
     /// Entries are rendered when read (SPEC §7.3): after a restart, with
     /// nothing cached, the trace rebuilt from the store gives the same bytes.
     func testEntriesOfARebuiltTraceEqualTheCachedOnes() throws {
