@@ -70,6 +70,9 @@ public final class Collector: Sendable {
             }
                 ?? SQLiteStore(path: config.store.resolvedSQLitePath)
             self.store = store
+            // The exporter's cache saves reads, nothing more: under memory
+            // pressure it goes, and stays empty until the pressure ends.
+            if let cache = store.exportCache { memoryLimiter?.onPressureChange { cache.pause($0) } }
             let models = try ModelCatalog(
                 store: store,
                 configured: fold.models.map {

@@ -27,6 +27,14 @@ public final class MemoryLimiter: Sendable {
         var refusing = false
         var lastRSS = 0
         var peakRSS = 0
+        var pressureHandlers: [@Sendable (Bool) -> Void] = []
+    }
+
+    /// Calls `handler` with true when the resident set goes above the soft
+    /// limit and with false when it falls below again: memory held only to
+    /// save work (a cache) can be let go while intake is refused.
+    public func onPressureChange(_ handler: @escaping @Sendable (Bool) -> Void) {
+        state.withLockedValue { $0.pressureHandlers.append(handler) }
     }
 
     public init(config: MemoryLimiterConfig, logger: Logger, sample: @escaping @Sendable () -> Int? = CollectorMetrics.residentBytes) {
@@ -51,14 +59,15 @@ public final class MemoryLimiter: Sendable {
             malloc_trim(0)
             effective = sample() ?? rss
         }
-        let (was, now) = state.withLockedValue { s -> (Bool, Bool) in
+        let (was, now, handlers) = state.withLockedValue { s -> (Bool, Bool, [@Sendable (Bool) -> Void]) in
             let was = s.refusing
             s.refusing = effective > config.softLimitBytes
             s.lastRSS = effective
             s.peakRSS = max(s.peakRSS, rss)
-            return (was, s.refusing)
+            return (was, s.refusing, s.pressureHandlers)
         }
         if now != was {
+            for handler in handlers { handler(now) }
             logger.warning(
                 now ? "memory above the soft limit; intake answers 503 until it falls" : "memory below the soft limit again; intake accepts data",
                 metadata: ["rss_mib": "\(effective >> 20)", "soft_limit_mib": "\(config.softLimitBytes >> 20)", "limit_mib": "\(config.limitMiB)"]

@@ -84,10 +84,21 @@ public final class ExportCache: @unchecked Sendable {
     private var served = 0
     private var missed = 0
 
+    /// While paused (memory above the memory limiter's soft limit) the
+    /// cache holds nothing, and the exporter reads every row.
+    public func pause(_ paused: Bool) {
+        lock.withLock {
+            self.paused = paused
+            if paused { clear() }
+        }
+    }
+
+    private var paused = false
+
     func apply(_ staged: Staged) {
         lock.lock()
         defer { lock.unlock() }
-        if staged.invalidate {
+        if staged.invalidate || paused {
             clear()
             return
         }

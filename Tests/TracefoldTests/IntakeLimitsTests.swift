@@ -158,6 +158,12 @@ final class IntakeLimitsTests: XCTestCase, @unchecked Sendable {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let limiter = MemoryLimiter(config: MemoryLimiterConfig(limitMiB: 200, spikeLimitMiB: 50), logger: logger) { rss.get() }
+        final class Seen: @unchecked Sendable {
+            let lock = NSLock()
+            var changes = [Bool]()
+        }
+        let pressure = Seen()
+        limiter.onPressureChange { on in pressure.lock.withLock { pressure.changes.append(on) } }
         limiter.check()
         XCTAssertFalse(limiter.isRefusing)
         rss.set(150 << 20)
@@ -170,6 +176,7 @@ final class IntakeLimitsTests: XCTestCase, @unchecked Sendable {
         limiter.check()
         XCTAssertFalse(limiter.isRefusing, "recovers on its own")
         XCTAssertEqual(limiter.peakResidentBytes, (150 << 20) + 1)
+        XCTAssertEqual(pressure.lock.withLock { pressure.changes }, [true, false], "told once as it went above, once as it fell")
     }
 }
 

@@ -288,6 +288,18 @@ final class StoreFoldTests: XCTestCase {
         try export("a trace sent again after its delete", served: 1)
         XCTAssertEqual(cached.exportCache?.counts.traces, 0, "exported entries are dropped")
         XCTAssertGreaterThan(small.exportCache?.counts.missed ?? 0, 0, "the small cache evicted")
+
+        // Under memory pressure the cache holds nothing, and takes again after.
+        try fold([span(7, a, parent: 1)])
+        XCTAssertEqual(cached.exportCache?.counts.traces, 1)
+        cached.exportCache?.pause(true)
+        XCTAssertEqual(cached.exportCache?.counts.traces, 0)
+        try fold([span(8, a, parent: 1)])
+        XCTAssertEqual(cached.exportCache?.counts.bytes, 0)
+        try export("while paused", served: 0)
+        cached.exportCache?.pause(false)
+        try fold([span(9, b, parent: 3)])
+        try export("after the pause", served: 1)
     }
 
     /// Entries are rendered when read (SPEC §7.3): after a restart, with
