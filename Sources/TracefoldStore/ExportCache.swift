@@ -121,19 +121,14 @@ public final class ExportCache: @unchecked Sendable {
             entry.trace = Self.exact(w.trace)
             var size = w.trace.count
             for o in w.observations {
-                let known: Int64?
-                if o.inserted {
-                    known = 1
-                } else if let previous = entry.observations[o.spanID] {
-                    known = previous.revision + 1
-                } else {
-                    known = nil
-                }
-                if let previous = entry.observations[o.spanID] { size -= previous.record.count }
-                guard let revision = known else {
+                let previous = entry.observations[o.spanID]
+                // A new row is at revision 1; a row written since the entry
+                // began is one past what it held; any other is not known.
+                guard let revision = o.inserted ? 1 : previous.map({ $0.revision + 1 }) else {
                     entry.complete = false
                     continue
                 }
+                size -= previous?.record.count ?? 0
                 entry.observations[o.spanID] = Observation(startTime: o.startTime, revision: revision, traceRevision: w.revision, record: Self.exact(o.record))
                 size += o.record.count
             }

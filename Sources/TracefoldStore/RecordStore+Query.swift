@@ -144,6 +144,16 @@ public struct PendingTrace: Sendable {
     public var traceID: Data
     public var trace: PendingRecord
     public var observations: [(spanID: Data, record: PendingRecord)]
+
+    /// A trace's record and its observations' (span id, row revision,
+    /// record), however they were read.
+    init(_ traceID: Data, revision: Int64, _ trace: StoredRecord, _ observations: [(spanID: Data, revision: Int64, record: StoredRecord)]) {
+        self.traceID = traceID
+        self.trace = PendingRecord(recordType: "trace", id: HexCoding.encode(bytes: traceID), revision: revision, stored: trace)
+        self.observations = observations.map {
+            ($0.spanID, PendingRecord(recordType: "observation", id: HexCoding.encode(bytes: $0.spanID), revision: $0.revision, stored: $0.record))
+        }
+    }
 }
 
 extension RecordStore {
@@ -485,18 +495,8 @@ extension RecordStore {
         let traceID = row["trace_id"].data ?? Data()
         let observations = try s.rows(
             "SELECT span_id, revision, record FROM observations WHERE trace_id = ? \(condition.sql) ORDER BY start_time, span_id", [.blob(traceID)] + condition.args
-        ).map { o -> (spanID: Data, record: PendingRecord) in
-            let spanID = o["span_id"].data ?? Data()
-            return (
-                spanID,
-                PendingRecord(recordType: "observation", id: HexCoding.encode(bytes: spanID), revision: o["revision"].int ?? 0, stored: StoredRecord(try s.rowCompression.expand(o["record"], in: s)))
-            )
-        }
-        return PendingTrace(
-            traceID: traceID,
-            trace: PendingRecord(recordType: "trace", id: HexCoding.encode(bytes: traceID), revision: row["revision"].int ?? 0, stored: StoredRecord(try s.rowCompression.expand(row["record"], in: s))),
-            observations: observations
-        )
+        ).map { o in (o["span_id"].data ?? Data(), o["revision"].int ?? 0, StoredRecord(try s.rowCompression.expand(o["record"], in: s))) }
+        return PendingTrace(traceID, revision: row["revision"].int ?? 0, StoredRecord(try s.rowCompression.expand(row["record"], in: s)), observations)
     }
 }
 
@@ -562,11 +562,8 @@ extension RecordStore {
                 let cached = cache.pending(traceID, revision: revision, exported: exported)
             {
                 return PendingTrace(
-                    traceID: traceID,
-                    trace: PendingRecord(recordType: "trace", id: HexCoding.encode(bytes: traceID), revision: revision, stored: StoredRecord(.blob(Data(cached.trace)))),
-                    observations: cached.observations.map { o in
-                        (o.spanID, PendingRecord(recordType: "observation", id: HexCoding.encode(bytes: o.spanID), revision: o.revision, stored: StoredRecord(.blob(Data(o.record)))))
-                    }
+                    traceID, revision: revision, StoredRecord(.blob(Data(cached.trace))),
+                    cached.observations.map { ($0.spanID, $0.revision, StoredRecord(.blob(Data($0.record)))) }
                 )
             }
             return try pending(row, observations: ("AND trace_revision > ?", [.int(exported)]), in: s)

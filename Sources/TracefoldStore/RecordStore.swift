@@ -222,6 +222,10 @@ struct SQLFoldTransaction: FoldTransaction {
         // Each observation carries the revision its trace now has: what the
         // exporter compares with the trace's exported revision.
         let traceRevisions = commit.observations.isEmpty && staged == nil ? [:] : try integer("revision", of: commit.traces.map(\.traceID))
+        // Which observation rows this commit inserts (their span is new),
+        // for the cache: those rows have revision 1.
+        var inserted = [Bool]()
+        inserted.reserveCapacity(commit.observations.count)
         try session.insert(
             into: "observations",
             [("trace_id", .blob), ("span_id", .blob), ("revision", .int), ("trace_revision", .int), ("start_time", .int), ("record", .blob), ("type", .text),
@@ -232,6 +236,7 @@ struct SQLFoldTransaction: FoldTransaction {
                 // A row already stored keeps its span (the update below
                 // leaves those columns alone).
                 let span = newSpans.removeValue(forKey: SpanKey(traceID: o.traceID, spanID: o.spanID))
+                inserted.append(span != nil)
                 return [
                     .blob(Data(o.traceID.bytes)), .blob(Data(o.spanID.bytes)), .int(1), .int(traceRevisions[o.traceID] ?? 0), .int(Int64(bitPattern: o.startUnixNano)),
                     .blob(record), .text(o.type), .text(o.name), .text(o.level), SQLValue(o.version),
@@ -254,14 +259,13 @@ struct SQLFoldTransaction: FoldTransaction {
         guard newSpans.isEmpty else {
             throw StoreError("\(newSpans.count) new span(s) had no observation row in their commit, first \(newSpans.keys.first!.spanID.hex)")
         }
-        if let staged { stage(commit, traceRevisions, into: staged) }
+        if let staged { stage(commit, traceRevisions, inserted: inserted, into: staged) }
     }
 
-    /// The records of this commit as the exporter will want them. A new
-    /// span's observation row is new (row revision 1): the fold skips a
-    /// span its trace already holds.
-    private func stage(_ commit: FoldCommit, _ revisions: [TraceID: Int64], into staged: ExportCache.Staged) {
-        let newSpans = Set(commit.newSpans.map(\.span.span.key))
+    /// The records of this commit as the exporter will want them.
+    /// `inserted`: per observation, whether its row is new (its span came
+    /// in this commit; the fold skips a span its trace already holds).
+    private func stage(_ commit: FoldCommit, _ revisions: [TraceID: Int64], inserted: [Bool], into staged: ExportCache.Staged) {
         var writes = [TraceID: ExportCache.Staged.Write](minimumCapacity: commit.traces.count)
         for t in commit.traces {
             guard let revision = revisions[t.traceID] else {
@@ -270,14 +274,12 @@ struct SQLFoldTransaction: FoldTransaction {
             }
             writes[t.traceID] = .init(traceID: Data(t.traceID.bytes), revision: revision, trace: t.json, observations: [])
         }
-        for o in commit.observations {
+        for (o, isNew) in zip(commit.observations, inserted) {
             guard writes[o.traceID] != nil else {
                 staged.invalidate = true
                 return
             }
-            writes[o.traceID]!.observations.append(
-                (Data(o.spanID.bytes), Int64(bitPattern: o.startUnixNano), o.record, newSpans.contains(SpanKey(traceID: o.traceID, spanID: o.spanID)))
-            )
+            writes[o.traceID]!.observations.append((Data(o.spanID.bytes), Int64(bitPattern: o.startUnixNano), o.record, isNew))
         }
         staged.writes += commit.traces.compactMap { writes[$0.traceID] }
     }
