@@ -302,6 +302,52 @@ final class StoreFoldTests: XCTestCase {
         try export("after the pause", served: 1)
     }
 
+    /// The cache's budget: a trace whose records take exactly the budget
+    /// stays and is served; one byte less and it goes, and its records
+    /// come from the rows, the same lines.
+    func testExportCacheKeepsATraceAtItsBudgetAndDropsItPastIt() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let trace = TraceID(high: 9, low: 1)
+        let spans: [Span] = (UInt64(1)...3).map { (n: UInt64) -> Span in
+            let parent: UInt64? = n == 1 ? nil : 1
+            let attrs: [String: AttributeValue] = ["langfuse.observation.input": .string("q\(n)")]
+            return Conformance.S("s\(n)", id: n, parent: parent, n, n + 5, attrs, trace: trace)
+        }
+        func exported(budget: Int?) throws -> (lines: String, cache: ExportCache?) {
+            let store = try SQLiteStore(path: dir + "/\(budget ?? 0)-\(UUID().uuidString).sqlite", exportCacheBudget: budget)
+            defer { store.close() }
+            _ = try TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 100, logger: logger).consume(Fixtures.batch(spans))
+            var text = ""
+            try store.exportPass(exporter: "x", idleSince: nil, limit: 100) { pending in
+                var w = JSONWriter()
+                for t in pending.traces {
+                    try JSONLRecordExporter.line(t.trace, into: &w)
+                    for (_, o) in t.observations { try JSONLRecordExporter.line(o, into: &w) }
+                }
+                text = String(decoding: w.bytes, as: UTF8.self)
+                return ("f", 0)
+            }
+            return (text, store.exportCache)
+        }
+        // How many bytes the trace's records take, from a cache with room.
+        let measure = try SQLiteStore(path: dir + "/measure.sqlite")
+        _ = try TraceFolder(store: measure, limits: MetadataLimits(), maxOpenTraces: 100, logger: logger).consume(Fixtures.batch(spans))
+        let size = try XCTUnwrap(measure.exportCache?.counts.bytes)
+        measure.close()
+        XCTAssertGreaterThan(size, 0)
+
+        let plain = try exported(budget: nil)
+        let atLimit = try exported(budget: size)
+        XCTAssertEqual(atLimit.cache?.counts.served, 1, "at the budget the trace stays")
+        XCTAssertEqual(atLimit.lines, plain.lines)
+        let past = try exported(budget: size - 1)
+        XCTAssertEqual(past.cache?.counts.served, 0, "one byte past the budget it goes")
+        XCTAssertEqual(past.cache?.counts.missed, 1)
+        XCTAssertEqual(past.lines, plain.lines)
+        XCTAssertFalse(plain.lines.isEmpty)
+    }
+
     /// Entries are rendered when read (SPEC §7.3): after a restart, with
     /// nothing cached, the trace rebuilt from the store gives the same bytes.
     func testEntriesOfARebuiltTraceEqualTheCachedOnes() throws {
