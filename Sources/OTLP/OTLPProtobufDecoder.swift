@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import TracefoldModel
 
 /// Decodes an `ExportTraceServiceRequest` in protobuf straight from the
@@ -157,6 +162,8 @@ private struct ExportReader {
     var validation = SpanValidation()
     /// Where each accepted span's message lies, in order.
     var spanRanges = [Range<Int>]()
+    /// The request's attribute keys, each made once (see `KeyInterner`).
+    let keys = KeyInterner()
 
     init(b: UnsafeBufferPointer<UInt8>) { self.b = b }
 
@@ -490,7 +497,7 @@ private struct ExportReader {
             switch f.number {
             case 1:
                 try expect(f, Wire.lengthDelimited)
-                key = string(f)
+                key = self.key(f)
             case 2:
                 try expect(f, Wire.lengthDelimited)
                 let later = try anyValue(f, depth: depth + 1)
@@ -628,6 +635,15 @@ private struct ExportReader {
         return String(decoding: UnsafeBufferPointer(rebasing: b[f.payload..<n]), as: UTF8.self)
     }
 
+    /// An attribute key: `string(_:)`, but a key the request sent before
+    /// is the same `String` again, not a copy.
+    @inline(__always)
+    private func key(_ f: Field) -> String {
+        var n = f.payload
+        while n < f.end, b[n] != 0 { n += 1 }
+        return keys.string(UnsafeBufferPointer(rebasing: b[f.payload..<n]))
+    }
+
     /// A varint's value; bits past the 64th are dropped, as protobuf-c
     /// drops them.
     @inline(__always)
@@ -653,5 +669,45 @@ private struct ExportReader {
     @inline(__always)
     private func fixed32(_ f: Field) -> UInt32 {
         UnsafeRawBufferPointer(b).loadUnaligned(fromByteOffset: f.start, as: UInt32.self).littleEndian
+    }
+}
+
+/// The attribute keys of one request, made once each.
+///
+/// Every span of a batch repeats the same keys, and most are longer than
+/// the 15 bytes a `String` holds inline: made per span, each was a heap
+/// copy to allocate on the request and free on the pipeline thread (nine
+/// a span on the bench load), and a span queued behind the fold held its
+/// own copies. A key seen earlier in the request is now the same `String`
+/// (one retain). The table is direct-mapped, 256 slots by a hash of the
+/// key's length and its first and last 8 bytes: a colliding key replaces
+/// the slot's, which only costs that key a copy. A key is returned only
+/// when its UTF-8 equals the bytes exactly, so a key with invalid UTF-8,
+/// which `String(decoding:)` repairs, is never matched and is made anew
+/// each time, as before.
+final class KeyInterner {
+    private var slots = [String?](repeating: nil, count: 256)
+
+    /// Shorter keys are stored inline: nothing to share.
+    static let minLength = 16
+    static let maxLength = 128
+
+    func string(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        let n = bytes.count
+        guard n >= Self.minLength, n <= Self.maxLength, let base = bytes.baseAddress else {
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        let raw = UnsafeRawPointer(base)
+        let first = raw.loadUnaligned(as: UInt64.self)
+        let last = raw.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+        let hash = (first &* 0x9E37_79B9_7F4A_7C15) ^ (last &* 0xC2B2_AE3D_27D4_EB4F) ^ UInt64(n)
+        let slot = Int(truncatingIfNeeded: (hash &* 0x94D0_49BB_1331_11EB) >> 56)
+        if var known = slots[slot] {
+            let same = known.withUTF8 { k in k.count == n && memcmp(k.baseAddress!, base, n) == 0 }
+            if same { return known }
+        }
+        let made = String(decoding: bytes, as: UTF8.self)
+        slots[slot] = made
+        return made
     }
 }

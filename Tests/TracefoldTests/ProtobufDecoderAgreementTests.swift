@@ -169,6 +169,74 @@ final class ProtobufDecoderAgreementTests: XCTestCase {
         XCTAssertEqual(d?.batch.resourceSpans.first?.scopeSpans.first?.spans.first?.name, "a")
     }
 
+    /// The decoder makes each long attribute key once per request and
+    /// hands the same `String` to every span that repeats it
+    /// (`KeyInterner`). The keys must still be exactly protobuf-c's: keys
+    /// at and around the lengths it shares (16 to 128 bytes), more distinct
+    /// keys than it has slots (so they collide and replace each other),
+    /// keys with a NUL and with invalid UTF-8, and keys that differ only in
+    /// their middle byte.
+    func testRepeatedAttributeKeysDecodeAsProtobufCDecodesThem() {
+        var keys: [[UInt8]] = [15, 16, 17, 64, 127, 128, 129, 300].map { n in (0..<n).map { UInt8(97 + $0 % 26) } }
+        keys += (0..<600).map { Array("langfuse.trace.metadata.key-\($0)".utf8) }
+        keys += [Array("gen_ai.usage.input_tokens".utf8), Array("gen_ai.usage.inpXt_tokens".utf8)]
+        keys += [Array("langfuse.observation.\u{0}metadata".utf8), [0xFF, 0xFE] + Array("invalid-utf8-key-bytes".utf8), Array("x".utf8) + [0xE2, 0x82] + Array("-torn-sequence-key".utf8)]
+        var w = ProtobufWriter()
+        w.message(1) { rs in
+            rs.message(2) { ss in
+                for spanIndex in 0..<3 {
+                    ss.message(2) { s in
+                        s.bytes(1, Self.traceID)
+                        s.bytes(2, [1, 2, 3, 4, 5, 6, 7, UInt8(spanIndex + 1)])
+                        // Each span in another order, so a key's slot was
+                        // last filled by a different key.
+                        let ordered = spanIndex == 1 ? keys.reversed() : keys
+                        for (i, key) in ordered.enumerated() {
+                            s.message(9) { kv in
+                                kv.bytes(1, key)
+                                kv.message(2) { $0.string(1, "v\(i)") }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        guard let decoded = agree(w.bytes, "repeated keys") else { return XCTFail("the body decodes") }
+        let spans = decoded.batch.resourceSpans[0].scopeSpans[0].spans
+        XCTAssertEqual(spans.count, 3)
+        XCTAssertEqual(spans[0].attributes.map(\.key), keys.map { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
+        XCTAssertEqual(spans[2].attributes.map(\.key), spans[0].attributes.map(\.key))
+
+        // The same storage, not a copy, is the point of making a key once:
+        // two spans with a 128-byte key and a 129-byte one.
+        var two = ProtobufWriter()
+        two.message(1) { rs in
+            rs.message(2) { ss in
+                for spanIndex in 0..<2 {
+                    ss.message(2) { s in
+                        s.bytes(1, Self.traceID)
+                        s.bytes(2, [1, 2, 3, 4, 5, 6, 7, UInt8(spanIndex + 1)])
+                        for key in [keys[5], keys[6]] {
+                            s.message(9) { kv in
+                                kv.bytes(1, key)
+                                kv.message(2) { $0.string(1, "v") }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        guard let pair = agree(two.bytes, "two spans") else { return XCTFail("the body decodes") }
+        let (first, second) = (pair.batch.resourceSpans[0].scopeSpans[0].spans[0], pair.batch.resourceSpans[0].scopeSpans[0].spans[1])
+        func address(_ key: String) -> UnsafeRawPointer? {
+            var k = key
+            return k.withUTF8 { UnsafeRawPointer($0.baseAddress) }
+        }
+        XCTAssertEqual(first.attributes[0].key.utf8.count, 128)
+        XCTAssertEqual(address(second.attributes[0].key), address(first.attributes[0].key), "a 128-byte key is shared")
+        XCTAssertNotEqual(address(second.attributes[1].key), address(first.attributes[1].key), "a 129-byte key is made per span")
+    }
+
     func testTagVarintAndLengthLimits() {
         // A tag (field 5, a name) in 5 bytes is read; in 6 it is refused.
         let name: [UInt8] = [1, 0x78]
