@@ -34,7 +34,7 @@ public struct SpanMapper: Sendable {
             costStamp = resource.attributes.first { $0.key == CostDecision.attributeKey }?.value.stringValue.flatMap(CostDecision.init(stamp:))
             requestUpdate = request.flatMap(SpanMapper.requestUpdate)
             // SPEC §2.5: clients cannot forge internal attributes.
-            self.resource = AttributeTable(resource.attributes.filter { !$0.key.hasPrefix(SpanMapper.internalPrefix) })
+            self.resource = AttributeTable(resource.attributes.filter { !$0.key.hasASCIIPrefix(SpanMapper.internalPrefix) })
             resourceJSON = self.resource.object
             scopeName = scope.name
             scopeJSON = .object([
@@ -63,7 +63,7 @@ public struct SpanMapper: Sendable {
     public func mapUpdates(_ span: Span, context: Context) -> MappedUpdates {
         // Filtered only when there is something to drop: a filtered copy
         // of every span's attributes retained each key and value again.
-        let isInternal: (Attribute) -> Bool = { $0.key.hasPrefix(Self.internalPrefix) }
+        let isInternal: (Attribute) -> Bool = { $0.key.hasASCIIPrefix(Self.internalPrefix) }
         let attrs = AttributeTable(span.attributes.contains(where: isInternal) ? span.attributes.filter { !isInternal($0) } : span.attributes)
         var warnings = [String: JSONValue]()
         // Updates, in position order: Langfuse trace metadata, Langfuse
@@ -98,7 +98,7 @@ public struct SpanMapper: Sendable {
         }
         let ai = Self.extract(attrs, where: Self.isAIKey)
         if !ai.isEmpty { add(.extendedTrace, span.spanID, "tracefold.ai", ai, time: span.startTimeUnixNano) }
-        let http = Self.extract(attrs, where: { $0.hasPrefix("http.") || $0.hasPrefix("url.") })
+        let http = Self.extract(attrs, where: { $0.hasASCIIPrefix("http.") || $0.hasASCIIPrefix("url.") })
         if !http.isEmpty { add(.extendedTrace, span.spanID, "tracefold.http", http, time: span.startTimeUnixNano) }
         return MappedUpdates(attrs: attrs, updates: updates, warnings: warnings)
     }
@@ -284,7 +284,7 @@ public struct SpanMapper: Sendable {
         }
         var out = [String: JSONValue]()
         for attr in a.ordered {
-            for prefix in ["gen_ai.request.", "llm.invocation_parameters."] where attr.key.hasPrefix(prefix) {
+            for prefix in ["gen_ai.request.", "llm.invocation_parameters."] where attr.key.hasASCIIPrefix(prefix) {
                 let name = String(attr.key.dropFirst(prefix.count))
                 if name != "model" { out[name] = attr.value.json }
             }
@@ -446,7 +446,7 @@ public struct SpanMapper: Sendable {
     static let dottedMetadataPrefixes = metadataPrefixes.map { $0 + "." }
 
     static func isMetadataKey(_ key: String) -> Bool {
-        metadataPrefixes.contains(key) || dottedMetadataPrefixes.contains { key.hasPrefix($0) }
+        metadataPrefixes.contains(key) || dottedMetadataPrefixes.contains { key.hasASCIIPrefix($0) }
     }
 
     /// Where a domain's metadata comes from: its blob key, and the prefixes
@@ -482,7 +482,7 @@ public struct SpanMapper: Sendable {
             }
         }
         for attr in a.ordered {
-            for p in source.prefixes where attr.key.hasPrefix(p) {
+            for p in source.prefixes where attr.key.hasASCIIPrefix(p) {
                 // The prefixes are ASCII and end in ".", so a key that has one
                 // (as characters) starts with its bytes, and its UTF-8 length
                 // is a character boundary: no walk over the key's characters.
@@ -527,7 +527,7 @@ public struct SpanMapper: Sendable {
     // MARK: system extractors
 
     static func isAIKey(_ key: String) -> Bool {
-        key.hasPrefix("gen_ai.request.") || key.hasPrefix("gen_ai.usage.") || key == "gen_ai.response.model"
+        key.hasASCIIPrefix("gen_ai.request.") || key.hasASCIIPrefix("gen_ai.usage.") || key == "gen_ai.response.model"
             || key == "gen_ai.response.finish_reasons" || key == "gen_ai.response.id" || key == "gen_ai.system"
             || key == "gen_ai.provider.name" || key == "gen_ai.operation.name"
     }
@@ -615,17 +615,31 @@ struct AttributeTable: Sendable {
     /// the dictionary itself) where comparing a few lengths finds the miss.
     private let index: [String: AttributeValue]?
 
+    /// Bit `n % 64` is set when some key is `n` bytes long. Most of the
+    /// keys looked up are absent and differ in length from every key the
+    /// span has, so most misses end at this bit instead of a scan.
+    private let lengths: UInt64
+
     static let scanLimit = 32
 
     init(_ attributes: [Attribute]) {
         ordered = attributes
-        index = attributes.count <= Self.scanLimit ? nil : Self.dictionary(attributes)
+        if attributes.count <= Self.scanLimit {
+            index = nil
+            var lengths: UInt64 = 0
+            for a in attributes { lengths |= 1 &<< UInt64(a.key.utf8.count & 63) }
+            self.lengths = lengths
+        } else {
+            index = Self.dictionary(attributes)
+            lengths = ~0
+        }
     }
 
     /// The last value of `key`, as a dictionary keeping the last would give.
     subscript(key: String) -> AttributeValue? {
         if let index { return index[key] }
         let length = key.utf8.count
+        guard lengths & (1 &<< UInt64(length & 63)) != 0 else { return nil }
         for a in ordered.reversed() where a.key.utf8.count == length && a.key == key { return a.value }
         return nil
     }
@@ -641,6 +655,26 @@ struct AttributeTable: Sendable {
 }
 
 extension String {
+    /// `hasPrefix(prefix)` for an ASCII `prefix`, decided on bytes. The
+    /// mapper asks some seventy of these a span, nearly all false, and
+    /// `hasPrefix` compares characters. A key has the prefix as characters
+    /// exactly when it starts with the prefix's bytes and the byte after
+    /// them does not begin a character that could join the prefix's last
+    /// one (a combining mark after "." makes another character): when that
+    /// byte is not ASCII, `hasPrefix` decides.
+    @inline(__always)
+    func hasASCIIPrefix(_ prefix: String) -> Bool {
+        // nil: not decided by bytes (or not contiguous UTF-8).
+        let decided = utf8.withContiguousStorageIfAvailable { k -> Bool? in
+            prefix.utf8.withContiguousStorageIfAvailable { p -> Bool? in
+                guard p.count <= k.count else { return false }
+                for i in 0..<p.count where k[i] != p[i] { return false }
+                return p.count == k.count || k[p.count] < 0x80 ? true : nil
+            } ?? nil
+        }
+        return (decided ?? nil) ?? hasPrefix(prefix)
+    }
+
     var trimmed: String {
         var s = Substring(self)
         while let f = s.first, f.isWhitespace { s = s.dropFirst() }
@@ -664,7 +698,7 @@ enum FlattenedAttributes {
     static func rebuild(_ attributes: [Attribute], prefix: String) -> (JSONValue?, Set<String>) {
         var root = [String: Node]()
         var keys = Set<String>()
-        for attr in attributes where attr.key.hasPrefix(prefix) {
+        for attr in attributes where attr.key.hasASCIIPrefix(prefix) {
             let path = attr.key.dropFirst(prefix.count).split(separator: ".", omittingEmptySubsequences: false).map(String.init)
             guard let head = path.first, Int(head) != nil, !path.contains("__proto__"), !path.contains("") else { continue }
             keys.insert(attr.key)

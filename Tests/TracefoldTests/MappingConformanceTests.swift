@@ -431,4 +431,25 @@ enum SpanMapperProbe {
         let f = Conformance.fold([Conformance.S("s", id: 1, 0, 1, ["langfuse.trace.tags": v])])
         return f.trace["tags"]!.arrayValue!.compactMap(\.stringValue)
     }
+
+    /// The mapper's byte-wise prefix test answers as `hasPrefix` does,
+    /// including where bytes and characters differ: a combining mark right
+    /// after the prefix makes its last character another one.
+    func testASCIIPrefixAgreesWithHasPrefix() {
+        let prefixes = ["langfuse.trace.metadata.", "http.", "_tracefold.", "gen_ai.request."]
+        let keys = [
+            "langfuse.trace.metadata.tenant", "langfuse.trace.metadata.", "langfuse.trace.metadata", "langfuse.trace.metadata.\u{301}x",
+            "langfuse.trace.metadata.\u{301}", "langfuse.trace.metadata.é", "langfuse.trace.metadatA.x", "http.", "http.method", "https.x",
+            "http\u{301}.x", "_tracefold.request", "_tracefold", "gen_ai.request.model", "gen_ai.request.\u{200D}", "", "h", "é.http.",
+            String(decoding: [0x68, 0x74, 0x74, 0x70, 0x2E, 0xCC, 0x81], as: UTF8.self),
+        ]
+        for p in prefixes {
+            for k in keys {
+                XCTAssertEqual(k.hasASCIIPrefix(p), k.hasPrefix(p), "\(k.debugDescription) has prefix \(p)")
+            }
+        }
+        // The cases the bytes decide differently from characters.
+        XCTAssertFalse("langfuse.trace.metadata.\u{301}x".hasASCIIPrefix("langfuse.trace.metadata."))
+        XCTAssertTrue("http.method".hasASCIIPrefix("http."))
+    }
 }
