@@ -61,7 +61,8 @@ public final class SpansJSONLExporter: SpanSink, @unchecked Sendable {
     /// Distinct spans written so far, including those found at start-up.
     public var spanCount: Int { written.count }
 
-    private func flush() throws {
+    /// Writes the buffered lines to the file (readable, not yet fsynced).
+    public func flush() throws {
         guard !buffer.isEmpty else { return }
         var offset = 0
         try buffer.withUnsafeBytes { buf in

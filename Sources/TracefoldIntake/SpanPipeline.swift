@@ -140,6 +140,8 @@ public final class SpanPipeline: @unchecked Sendable {
         var consumedLSN: UInt64 = 0
         var syncedLSN: UInt64 = 0
         var dirty = false
+        // Consumed since the sinks last flushed or synced.
+        var unflushed = false
         var lastSync = ContinuousClock.now
         while true {
             condition.lock()
@@ -166,6 +168,7 @@ public final class SpanPipeline: @unchecked Sendable {
                 item.completion?(dropped)
                 consumedLSN = max(consumedLSN, item.lsn)
                 dirty = true
+                unflushed = true
                 condition.lock()
                 queuedSpanCount -= item.batch.spanCount
                 deliveredBatches += 1
@@ -182,17 +185,23 @@ public final class SpanPipeline: @unchecked Sendable {
                 return
             }
             // Sync once a syncInterval, whether the queue ran dry or not
-            // (the idle wait above wakes for it). Nothing waits for a sync:
-            // the intake log covers the batches until it, and the sinks'
-            // data is readable before it (SQLite reads the WAL; spans_jsonl
-            // is flushed every flush_interval, which syncInterval is at
-            // most). Syncing each time the queue ran dry, as before, made
-            // the store checkpoint every batch at a steady 10k spans/s:
-            // the same hot pages copied from the WAL and fsynced 20 times
-            // a second, beside the intake log's fsyncs the acks wait for.
+            // (the idle wait above wakes for it); when it ran dry, only make
+            // what the sinks hold readable. Nothing waits for a sync: the
+            // intake log covers the batches until it. Syncing each time the
+            // queue ran dry, as before, made the store checkpoint after
+            // nearly every batch at a steady 10k spans/s: the same hot pages
+            // copied from the WAL and fsynced 20 times a second, beside the
+            // intake log's fsyncs that the acks wait for.
+            condition.lock()
+            let idle = queue.isEmpty
+            condition.unlock()
+            if unflushed && idle && !stop {
+                if forEachSink("flush", { try $0.flush() }) { unflushed = false }
+            }
             if dirty && (ContinuousClock.now - lastSync >= syncInterval || stop) {
                 if syncAll() {
                     dirty = false
+                    unflushed = false
                     lastSync = ContinuousClock.now
                     if consumedLSN > syncedLSN {
                         syncedLSN = consumedLSN
@@ -245,19 +254,28 @@ public final class SpanPipeline: @unchecked Sendable {
         return dropped
     }
 
+    /// A failed sync marks the pipeline failing (intake answers 503) until
+    /// a sync succeeds on every sink again.
     private func syncAll() -> Bool {
-        for sink in sinks {
-            do {
-                try sink.sync()
-            } catch {
-                logger.error("\(sink.name) failed to sync", metadata: ["error": "\(error)"])
-                setFailing(true)
-                return false
-            }
-        }
+        guard forEachSink("sync", { try $0.sync() }) else { return false }
         if isFailing {
             setFailing(false)
             logger.notice("the sinks sync again")
+        }
+        return true
+    }
+
+    /// `step` on every sink, until one fails; a failure marks the pipeline
+    /// failing.
+    private func forEachSink(_ what: String, _ step: (any SpanSink) throws -> Void) -> Bool {
+        for sink in sinks {
+            do {
+                try step(sink)
+            } catch {
+                logger.error("\(sink.name) failed to \(what)", metadata: ["error": "\(error)"])
+                setFailing(true)
+                return false
+            }
         }
         return true
     }

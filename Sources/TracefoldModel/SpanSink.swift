@@ -19,6 +19,10 @@ public protocol SpanSink: AnyObject, Sendable {
     /// Makes everything consumed so far durable. Once every sink has synced,
     /// the intake log may forget those batches.
     func sync() throws
+    /// Makes everything consumed so far readable, not durable: the
+    /// pipeline calls it whenever its queue runs dry, and `sync` only once
+    /// a sync interval.
+    func flush() throws
     /// The last call, after a final `sync` at shutdown.
     func close() throws
 }
@@ -26,4 +30,7 @@ public protocol SpanSink: AnyObject, Sendable {
 extension SpanSink {
     /// Most sinks have nothing to work out ahead.
     public func prepare(_ batch: inout SpanBatch) -> [String] { [] }
+    /// Most sinks' data is readable once consumed (the store's commits
+    /// are, before its checkpoint).
+    public func flush() throws {}
 }
