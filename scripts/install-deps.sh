@@ -3,7 +3,7 @@
 # Safe to run again; does nothing when everything is there.
 #   --bench  also linux-perf, for the bench's per-stage profile
 set -euo pipefail
-packages=(libprotobuf-c-dev zlib1g-dev libzstd-dev libsqlite3-dev libjemalloc-dev python3-venv pkg-config postgresql openssl chromium chromium-driver)
+packages=(libprotobuf-c-dev zlib1g-dev libzstd-dev libdeflate-dev libsqlite3-dev libjemalloc-dev python3-venv pkg-config postgresql openssl chromium chromium-driver)
 [ "${1:-}" != "--bench" ] || packages+=(linux-perf)
 missing=()
 for p in "${packages[@]}"; do

@@ -218,7 +218,7 @@ public final class JSONLRecordExporter: @unchecked Sendable {
         if rotate && config.compressRotated {
             let gzPath = activePath + ".gz"
             let tmp = gzPath + ".tmp"
-            try GzipFile.compress(source: activePath, destination: tmp)
+            try RotatedFileGzip.compress(source: activePath, destination: tmp)
             guard rename(tmp, gzPath) == 0 else { throw ExportError("cannot rename \(tmp)") }
             unlink(activePath)
         }

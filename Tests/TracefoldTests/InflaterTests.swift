@@ -1,5 +1,6 @@
 import Compression
 import Foundation
+@testable import TracefoldExport
 import XCTest
 
 final class InflaterTests: XCTestCase {
@@ -37,25 +38,30 @@ final class InflaterTests: XCTestCase {
         XCTAssertThrowsError(try inflate([0x78], .deflate, limit: 100), "one byte of deflate is truncated")
     }
 
-    func testGzipFileStreamsAFileLargerThanItsBuffers() throws {
+    /// The exporter's rotated files: 1 MiB gzip members (libdeflate), read
+    /// back as one stream. A file of exactly one chunk, one byte past it,
+    /// three and a bit chunks, and an empty file (one empty member).
+    func testRotatedFilesGzipInMembersThatReadBackAsTheFile() throws {
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var big = [UInt8]()
         var x: UInt32 = 1
-        for i in 0..<(3 << 20) {
+        for i in 0..<(3 << 20 + 12345) {
             x = x &* 1_103_515_245 &+ 12345
             big.append(i % 3 == 0 ? UInt8(truncatingIfNeeded: x >> 16) : text[i % text.count])
         }
-        try Data(big).write(to: URL(fileURLWithPath: dir + "/in"))
-        try GzipFile.compress(source: dir + "/in", destination: dir + "/out.gz")
-        let compressed = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/out.gz")))
-        XCTAssertLessThan(compressed.count, big.count)
-        XCTAssertEqual(try inflate(compressed, .gzip, limit: big.count), big)
-        try Data().write(to: URL(fileURLWithPath: dir + "/empty"))
-        try GzipFile.compress(source: dir + "/empty", destination: dir + "/empty.gz")
-        XCTAssertEqual(try inflate([UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/empty.gz"))), .gzip, limit: 10), [])
-        XCTAssertThrowsError(try GzipFile.compress(source: dir + "/missing", destination: dir + "/x.gz"))
+        let chunk = RotatedFileGzip.chunkBytes
+        for (name, bytes, members) in [("chunk", Array(big[..<chunk]), 1), ("past", Array(big[..<(chunk + 1)]), 2), ("big", big, 4), ("empty", [], 1)] {
+            try Data(bytes).write(to: URL(fileURLWithPath: "\(dir)/\(name)"))
+            try RotatedFileGzip.compress(source: "\(dir)/\(name)", destination: "\(dir)/\(name).gz")
+            let compressed = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(name).gz")))
+            XCTAssertEqual(try inflate(compressed, .gzip, limit: max(bytes.count, 1)), bytes, name)
+            // Each member starts with gzip's magic, method and flags.
+            XCTAssertEqual(compressed.indices.filter { compressed[$0...].starts(with: [0x1F, 0x8B, 8, 0]) }.count, members, name)
+            if !bytes.isEmpty { XCTAssertLessThan(compressed.count, bytes.count, name) }
+        }
+        XCTAssertThrowsError(try RotatedFileGzip.compress(source: dir + "/missing", destination: dir + "/x.gz"))
     }
 
     func testConcatenatedGzipMembers() throws {
