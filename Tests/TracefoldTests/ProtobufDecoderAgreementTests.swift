@@ -181,17 +181,39 @@ final class ProtobufDecoderAgreementTests: XCTestCase {
         keys += (0..<600).map { Array("langfuse.trace.metadata.key-\($0)".utf8) }
         keys += [Array("gen_ai.usage.input_tokens".utf8), Array("gen_ai.usage.inpXt_tokens".utf8)]
         keys += [Array("langfuse.observation.\u{0}metadata".utf8), [0xFF, 0xFE] + Array("invalid-utf8-key-bytes".utf8), Array("x".utf8) + [0xE2, 0x82] + Array("-torn-sequence-key".utf8)]
+        // Each span in another order, so a key's slot was last filled by a
+        // different key.
+        let body = Self.spans(withKeys: [keys, keys.reversed(), keys])
+        guard let decoded = agree(body, "repeated keys") else { return XCTFail("the body decodes") }
+        let spans = decoded.batch.resourceSpans[0].scopeSpans[0].spans
+        XCTAssertEqual(spans.count, 3)
+        XCTAssertEqual(spans[0].attributes.map(\.key), keys.map { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
+        XCTAssertEqual(spans[2].attributes.map(\.key), spans[0].attributes.map(\.key))
+
+        // The same storage, not a copy, is the point of making a key once:
+        // two spans with a 128-byte key and a 129-byte one.
+        let two = Self.spans(withKeys: [[keys[5], keys[6]], [keys[5], keys[6]]])
+        guard let pair = agree(two, "two spans") else { return XCTFail("the body decodes") }
+        let (first, second) = (pair.batch.resourceSpans[0].scopeSpans[0].spans[0], pair.batch.resourceSpans[0].scopeSpans[0].spans[1])
+        func address(_ key: String) -> UnsafeRawPointer? {
+            var k = key
+            return k.withUTF8 { UnsafeRawPointer($0.baseAddress) }
+        }
+        XCTAssertEqual(first.attributes[0].key.utf8.count, 128)
+        XCTAssertEqual(address(second.attributes[0].key), address(first.attributes[0].key), "a 128-byte key is shared")
+        XCTAssertNotEqual(address(second.attributes[1].key), address(first.attributes[1].key), "a 129-byte key is made per span")
+    }
+
+    /// A request of one span per key list, each key's value a string.
+    static func spans(withKeys keyLists: [[[UInt8]]]) -> [UInt8] {
         var w = ProtobufWriter()
         w.message(1) { rs in
             rs.message(2) { ss in
-                for spanIndex in 0..<3 {
+                for (spanIndex, keys) in keyLists.enumerated() {
                     ss.message(2) { s in
-                        s.bytes(1, Self.traceID)
+                        s.bytes(1, traceID)
                         s.bytes(2, [1, 2, 3, 4, 5, 6, 7, UInt8(spanIndex + 1)])
-                        // Each span in another order, so a key's slot was
-                        // last filled by a different key.
-                        let ordered = spanIndex == 1 ? keys.reversed() : keys
-                        for (i, key) in ordered.enumerated() {
+                        for (i, key) in keys.enumerated() {
                             s.message(9) { kv in
                                 kv.bytes(1, key)
                                 kv.message(2) { $0.string(1, "v\(i)") }
@@ -201,40 +223,7 @@ final class ProtobufDecoderAgreementTests: XCTestCase {
                 }
             }
         }
-        guard let decoded = agree(w.bytes, "repeated keys") else { return XCTFail("the body decodes") }
-        let spans = decoded.batch.resourceSpans[0].scopeSpans[0].spans
-        XCTAssertEqual(spans.count, 3)
-        XCTAssertEqual(spans[0].attributes.map(\.key), keys.map { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
-        XCTAssertEqual(spans[2].attributes.map(\.key), spans[0].attributes.map(\.key))
-
-        // The same storage, not a copy, is the point of making a key once:
-        // two spans with a 128-byte key and a 129-byte one.
-        var two = ProtobufWriter()
-        two.message(1) { rs in
-            rs.message(2) { ss in
-                for spanIndex in 0..<2 {
-                    ss.message(2) { s in
-                        s.bytes(1, Self.traceID)
-                        s.bytes(2, [1, 2, 3, 4, 5, 6, 7, UInt8(spanIndex + 1)])
-                        for key in [keys[5], keys[6]] {
-                            s.message(9) { kv in
-                                kv.bytes(1, key)
-                                kv.message(2) { $0.string(1, "v") }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        guard let pair = agree(two.bytes, "two spans") else { return XCTFail("the body decodes") }
-        let (first, second) = (pair.batch.resourceSpans[0].scopeSpans[0].spans[0], pair.batch.resourceSpans[0].scopeSpans[0].spans[1])
-        func address(_ key: String) -> UnsafeRawPointer? {
-            var k = key
-            return k.withUTF8 { UnsafeRawPointer($0.baseAddress) }
-        }
-        XCTAssertEqual(first.attributes[0].key.utf8.count, 128)
-        XCTAssertEqual(address(second.attributes[0].key), address(first.attributes[0].key), "a 128-byte key is shared")
-        XCTAssertNotEqual(address(second.attributes[1].key), address(first.attributes[1].key), "a 129-byte key is made per span")
+        return w.bytes
     }
 
     func testTagVarintAndLengthLimits() {
