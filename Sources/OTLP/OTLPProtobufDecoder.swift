@@ -630,18 +630,22 @@ private struct ExportReader {
     /// invalid UTF-8 repaired.
     @inline(__always)
     private func string(_ f: Field) -> String {
-        var n = f.payload
-        while n < f.end, b[n] != 0 { n += 1 }
-        return String(decoding: UnsafeBufferPointer(rebasing: b[f.payload..<n]), as: UTF8.self)
+        String(decoding: stringBytes(f), as: UTF8.self)
     }
 
     /// An attribute key: `string(_:)`, but a key the request sent before
     /// is the same `String` again, not a copy.
     @inline(__always)
     private func key(_ f: Field) -> String {
+        keys.string(stringBytes(f))
+    }
+
+    /// A string field's bytes up to its first NUL (protobuf-c's C string).
+    @inline(__always)
+    private func stringBytes(_ f: Field) -> UnsafeBufferPointer<UInt8> {
         var n = f.payload
         while n < f.end, b[n] != 0 { n += 1 }
-        return keys.string(UnsafeBufferPointer(rebasing: b[f.payload..<n]))
+        return UnsafeBufferPointer(rebasing: b[f.payload..<n])
     }
 
     /// A varint's value; bits past the 64th are dropped, as protobuf-c

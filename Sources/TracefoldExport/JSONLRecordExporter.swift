@@ -181,17 +181,7 @@ public final class JSONLRecordExporter: @unchecked Sendable {
 
     private func write(_ bytes: [UInt8]) throws {
         if fd < 0 { try openActive() }
-        try bytes.withUnsafeBytes { buf in
-            var offset = 0
-            while offset < buf.count {
-                let n = Foundation.write(fd, buf.baseAddress! + offset, buf.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw ExportError("write \(activePath): \(String(cString: strerror(errno)))")
-                }
-                offset += n
-            }
-        }
+        try bytes.withUnsafeBytes { try ExportError.writeAll(fd, $0, path: activePath) }
         activeBytes += bytes.count
     }
 

@@ -50,13 +50,7 @@ enum RotatedFileGzip {
             if filled == 0 && members > 0 { break }
             let size = libdeflate_gzip_compress(compressor, inBuf, filled, outBuf, bound)
             guard size > 0 else { throw ExportError("libdeflate: compressing \(source) failed") }
-            var offset = 0
-            while offset < size {
-                let w = write(output, outBuf + offset, size - offset)
-                if w < 0 && errno == EINTR { continue }
-                guard w > 0 else { throw ExportError("cannot write \(destination): \(String(cString: strerror(errno)))") }
-                offset += w
-            }
+            try ExportError.writeAll(output, UnsafeRawBufferPointer(start: outBuf, count: size), path: destination)
             members += 1
             if filled < chunkBytes { break }
         }

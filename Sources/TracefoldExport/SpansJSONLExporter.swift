@@ -64,17 +64,7 @@ public final class SpansJSONLExporter: SpanSink, @unchecked Sendable {
     /// Writes the buffered lines to the file (readable, not yet fsynced).
     public func flush() throws {
         guard !buffer.isEmpty else { return }
-        var offset = 0
-        try buffer.withUnsafeBytes { buf in
-            while offset < buf.count {
-                let n = write(fd, buf.baseAddress! + offset, buf.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw ExportError("write \(filePath): \(String(cString: strerror(errno)))")
-                }
-                offset += n
-            }
-        }
+        try buffer.withUnsafeBytes { try ExportError.writeAll(fd, $0, path: filePath) }
         buffer.removeAll(keepingCapacity: true)
     }
 
@@ -121,6 +111,20 @@ public final class SpansJSONLExporter: SpanSink, @unchecked Sendable {
 public struct ExportError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
+
+    /// Writes all of `bytes` to `fd` (a write may take part of them, or be
+    /// interrupted); a failure names `path` and the errno.
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(ExportError) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ExportError("write \(path): \(String(cString: strerror(errno)))")
+            }
+            offset += n
+        }
+    }
 }
 
 /// `yyyyMMddTHHmmss` in UTC, for export file names (SPEC §6.1).

@@ -195,9 +195,6 @@ public final class SpanPipeline: @unchecked Sendable {
             condition.lock()
             let idle = queue.isEmpty
             condition.unlock()
-            if unflushed && idle && !stop {
-                if forEachSink("flush", { try $0.flush() }) { unflushed = false }
-            }
             if dirty && (ContinuousClock.now - lastSync >= syncInterval || stop) {
                 if syncAll() {
                     dirty = false
@@ -208,6 +205,8 @@ public final class SpanPipeline: @unchecked Sendable {
                         writeCheckpoint(syncedLSN)
                     }
                 }
+            } else if unflushed && idle {
+                if forEachSink("flush", { try $0.flush() }) { unflushed = false }
             }
             condition.lock()
             inFlight = false

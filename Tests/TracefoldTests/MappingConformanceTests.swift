@@ -413,6 +413,20 @@ final class MappingConformanceTests: XCTestCase {
         }
     }
 
+    /// A scanned table skips keys whose length no attribute has (a bit per
+    /// length modulo 64): keys 64 bytes apart share a bit and must still be
+    /// told apart, and a key at every length up to 130 is found.
+    func testAttributeLookupsByLengthAtAndPastTheMasksWidth() {
+        let key = { (n: Int) in String(repeating: "k", count: n) }
+        for n in [1, 63, 64, 65, 127, 128, 130] {
+            let table = AttributeTable([Attribute(key(n), .int(Int64(n)))])
+            XCTAssertEqual(table[key(n)], .int(Int64(n)), "a \(n)-byte key")
+            XCTAssertNil(table[key(n + 64)], "\(n + 64) bytes shares the bit of \(n)")
+            XCTAssertNil(table[key(n + 1)])
+            XCTAssertNil(table[String(repeating: "j", count: n)], "same length, other key")
+        }
+    }
+
     /// The in-place writers the stored observation records render with give
     /// what `format` and `String(_:)` give, at the ends of the range.
     func testTimesWrittenInPlace() {
