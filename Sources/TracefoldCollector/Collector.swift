@@ -101,9 +101,12 @@ public final class Collector: Sendable {
         self.log = log
         let checkpoint = CheckpointFile(path: config.store.intakeLogDirectory + "/checkpoint")
         let syncInterval = [config.activeSpansJSONL?.flushInterval, config.activeJSONL?.flushInterval].compactMap { $0 }.min() ?? .seconds(1)
-        pipeline = SpanPipeline(sinks: sinks, checkpoint: checkpoint, syncInterval: syncInterval, capacity: config.store.maxPendingSpans, logger: logger) { lsn in
+        let pipeline = SpanPipeline(sinks: sinks, checkpoint: checkpoint, syncInterval: syncInterval, capacity: config.store.maxPendingSpans, logger: logger) { lsn in
             log.discard(through: lsn)
         }
+        self.pipeline = pipeline
+        // Like the export cache: under memory pressure the fold takes one batch at a time.
+        memoryLimiter?.onPressureChange { pipeline.memoryPressure($0) }
         pipeline.start()
 
         let from = checkpoint.read()

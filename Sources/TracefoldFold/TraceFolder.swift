@@ -46,6 +46,16 @@ public struct FoldCommit: Sendable {
     public init() {}
 }
 
+/// One span of a group the fold is taking: what it was stored as, its
+/// mapping context, what the mapping queue made of it, and the batch it
+/// came in (whose drops it adds to).
+struct FoldItem {
+    var span: StoredSpan
+    var context: SpanMapper.Context
+    var premapped: MappedSpan?
+    var batch: Int
+}
+
 /// The store the fold keeps its state in (SPEC §8). Spans are the source of
 /// truth; records are derived and rewritten whenever they change.
 public protocol FoldStore: AnyObject, Sendable {
@@ -83,7 +93,7 @@ public protocol FoldTransaction {
 /// values, the rest encoded), bounded by `maxOpenTraces`; an evicted trace is
 /// rebuilt from its stored spans when a late span arrives, so eviction never
 /// changes a record.
-public final class TraceFolder: SpanSink, @unchecked Sendable {
+public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
     public let name = "fold"
     let store: any FoldStore
     let mapper: SpanMapper
@@ -174,33 +184,45 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
 
     /// Folds a batch and returns the metadata updates it had to drop.
     public func consume(_ batch: SpanBatch) throws -> [String] {
+        try consume(group: [batch])[0]
+    }
+
+    /// Folds batches that were queued together in one store transaction,
+    /// all or nothing, and returns what each had to drop. A trace that
+    /// several of them touch is rendered and written once, and the commit's
+    /// fixed cost (its WAL frames: the rightmost page of every index it
+    /// appends to, rewritten whole; the checks of `catchUp`) is paid once
+    /// for the group instead of once for each batch.
+    public func consume(group batches: [SpanBatch]) throws -> [[String]] {
         lock.lock()
         defer { lock.unlock() }
-        // What `prepare` mapped on the request, in `forEachSpan` order.
-        // Filled by the mapping queue, which is at most a batch or so
-        // ahead or behind; the bound only guards against a slot no one
-        // fills (then the fold maps the spans itself, to the same result).
-        let premapped = (batch.prepared?.value(waiting: .seconds(30)) as? [MappedSpan]).flatMap { $0.count == batch.spanCount ? $0 : nil }
-        // The spans' own bytes, while they still match the spans one for one.
-        let wire = batch.wire.ranges.count == batch.spanCount ? batch.wire : nil
-        var position = 0
-        var items = [(StoredSpan, SpanMapper.Context, MappedSpan?)]()
+        var items = [FoldItem]()
         var traceIDs = [TraceID]()
         var known = Set<TraceID>()
-        for rs in batch.resourceSpans {
-            for ss in rs.scopeSpans where !ss.spans.isEmpty {
-                let context = SpanMapper.Context(resource: rs.resource, scope: ss.scope)
-                for span in ss.spans {
-                    let stored = StoredSpan(
-                        span: span, resource: rs.resource, scope: ss.scope, receivedAtUnixNano: batch.receivedAtUnixNano, wire: wire?.span(position)
-                    )
-                    items.append((stored, context, premapped?[position]))
-                    position += 1
-                    if known.insert(span.traceID).inserted { traceIDs.append(span.traceID) }
+        for (index, batch) in batches.enumerated() {
+            // What `prepare` mapped on the request, in `forEachSpan` order.
+            // Filled by the mapping queue, which is at most a batch or so
+            // ahead or behind; the bound only guards against a slot no one
+            // fills (then the fold maps the spans itself, to the same result).
+            let premapped = (batch.prepared?.value(waiting: .seconds(30)) as? [MappedSpan]).flatMap { $0.count == batch.spanCount ? $0 : nil }
+            // The spans' own bytes, while they still match the spans one for one.
+            let wire = batch.wire.ranges.count == batch.spanCount ? batch.wire : nil
+            var position = 0
+            for rs in batch.resourceSpans {
+                for ss in rs.scopeSpans where !ss.spans.isEmpty {
+                    let context = SpanMapper.Context(resource: rs.resource, scope: ss.scope)
+                    for span in ss.spans {
+                        let stored = StoredSpan(
+                            span: span, resource: rs.resource, scope: ss.scope, receivedAtUnixNano: batch.receivedAtUnixNano, wire: wire?.span(position)
+                        )
+                        items.append(FoldItem(span: stored, context: context, premapped: premapped?[position], batch: index))
+                        position += 1
+                        if known.insert(span.traceID).inserted { traceIDs.append(span.traceID) }
+                    }
                 }
             }
         }
-        guard !items.isEmpty else { return [] }
+        guard !items.isEmpty else { return Array(repeating: [], count: batches.count) }
         // Work on copies: the cache only takes them once the transaction commits.
         let started = ContinuousClock.now
         var drops = [String: Int]()
@@ -208,12 +230,17 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
             var work = try catchUp(traceIDs, tx)
             var commit = FoldCommit()
             var touched = [TraceID: Set<SpanID>]()
-            var dropped = [String]()
+            var dropped = Array(repeating: [String](), count: batches.count)
             // The last stamped resource: spans of one resource priced by one
             // definition share it instead of copying it each.
             var lastStamped: (base: Resource, stamp: String, stamped: Resource)?
-            for (arrived, context, premapped) in items {
-                var item = arrived
+            for index in items.indices {
+                // Moved out of `items`, not copied: a copy of a mapped span
+                // and its stored span, made and destroyed per span, cost
+                // more than the rest of this loop's bookkeeping.
+                var item = items[index].span
+                let context = items[index].context
+                let premapped = items[index].premapped.take()
                 let key = item.span.key
                 // A span already stored (a redelivery) changes nothing.
                 guard work[key.traceID]?.state.observationIDs.contains(key.spanID) == false else { continue }
@@ -225,7 +252,7 @@ public final class TraceFolder: SpanSink, @unchecked Sendable {
                 var limitDrops = [MetadataDrop]()
                 let warnings = trace.state.add(mapped, limits: limits, drops: &limitDrops)
                 for (_, v) in warnings.sorted(by: { $0.key < $1.key }) {
-                    if case .string(let s) = v { dropped.append(s) }
+                    if case .string(let s) = v { dropped[items[index].batch].append(s) }
                 }
                 drops["invalid_event", default: 0] += mapped.warnings.count
                 for drop in limitDrops { drops[drop.reason, default: 0] += 1 }

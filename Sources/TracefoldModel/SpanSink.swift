@@ -27,6 +27,17 @@ public protocol SpanSink: AnyObject, Sendable {
     func close() throws
 }
 
+/// A sink that takes the batches queued together in one call, all or
+/// nothing, in log order: the fold writes a group in one store transaction.
+/// The pipeline gives a group of at most `SpanPipeline.maxGroupSpans` spans
+/// (one batch when a single batch is larger); other sinks get the batches
+/// one by one.
+public protocol GroupingSpanSink: SpanSink {
+    /// What each batch had to drop, in the order given. When it throws,
+    /// none of the batches was taken.
+    func consume(group batches: [SpanBatch]) throws -> [[String]]
+}
+
 extension SpanSink {
     /// Most sinks have nothing to work out ahead.
     public func prepare(_ batch: inout SpanBatch) -> [String] { [] }

@@ -216,3 +216,93 @@ final class LockedList: @unchecked Sendable {
     func append(_ v: UInt64) { lock.lock(); items.append(v); lock.unlock() }
     var values: [UInt64] { lock.lock(); defer { lock.unlock() }; return items }
 }
+
+/// The pipeline hands a `GroupingSpanSink` (the fold) what was queued
+/// together, in groups of at most `maxGroupSpans` spans, and other sinks the
+/// same batches one by one; each batch's completion gets its own drops.
+final class PipelineGroupingTests: XCTestCase {
+    final class Recorder: @unchecked Sendable {
+        private let lock = NSLock()
+        private var list: [String] = []
+        func append(_ s: String) { lock.lock(); list.append(s); lock.unlock() }
+        var values: [String] { lock.lock(); defer { lock.unlock() }; return list }
+    }
+
+    /// Names a batch by its receive time; the first call waits at the gate,
+    /// so that the rest queue up behind it.
+    final class GroupSink: GroupingSpanSink, @unchecked Sendable {
+        let name = "grouping"
+        let gate = DispatchSemaphore(value: 0)
+        let entered = DispatchSemaphore(value: 0)
+        let calls = Recorder()
+        private var first = true
+        func consume(group batches: [SpanBatch]) throws -> [[String]] {
+            if first {
+                first = false
+                entered.signal()
+                gate.wait()
+            }
+            calls.append(batches.map { "\($0.receivedAtUnixNano):\($0.spanCount)" }.joined(separator: " "))
+            return batches.map { ["group drop \($0.receivedAtUnixNano)"] }
+        }
+        func consume(_ batch: SpanBatch) throws -> [String] { try consume(group: [batch])[0] }
+        func sync() throws {}
+        func close() throws {}
+    }
+
+    final class PlainSink: SpanSink, @unchecked Sendable {
+        let name = "plain"
+        let calls = Recorder()
+        func consume(_ batch: SpanBatch) throws -> [String] {
+            calls.append("\(batch.receivedAtUnixNano)")
+            return ["plain drop \(batch.receivedAtUnixNano)"]
+        }
+        func sync() throws {}
+        func close() throws {}
+    }
+
+    func testQueuedBatchesGoToTheFoldInGroupsUpToTheLimit() {
+        check(pressure: false, expected: ["1:1", "2:2 3:2", "4:1 5:3", "6:5", "7:1"])
+    }
+
+    /// While the memory limiter reports pressure, the fold gets one batch
+    /// at a time.
+    func testUnderMemoryPressureBatchesGoOneByOne() {
+        check(pressure: true, expected: ["1:1", "2:2", "3:2", "4:1", "5:3", "6:5", "7:1"])
+    }
+
+    func check(pressure: Bool, expected: [String], file: StaticString = #filePath, line: UInt = #line) {
+        let grouping = GroupSink()
+        let plain = PlainSink()
+        let pipeline = SpanPipeline(
+            sinks: [grouping, plain], checkpoint: nil, syncInterval: .seconds(1), capacity: 100, logger: Logger(label: "test"), maxGroupSpans: 4
+        )
+        pipeline.memoryPressure(pressure)
+        pipeline.start()
+        let completions = Recorder()
+        // Batch n has receive time n and the given number of spans.
+        func enqueue(_ n: UInt64, spans: Int) {
+            let batch = SpanBatch(
+                resourceSpans: [ResourceSpans(resource: Resource(), scopeSpans: [ScopeSpans(scope: InstrumentationScope(), spans: (0..<spans).map { Fixtures.span(n * 10 + UInt64($0)) })])],
+                receivedAtUnixNano: n
+            )
+            pipeline.enqueue(batch, lsn: n) { dropped in completions.append("\(n): \(dropped.joined(separator: ", "))") }
+        }
+        enqueue(1, spans: 1)
+        // The first batch is at the gate; the others queue behind it.
+        grouping.entered.wait()
+        enqueue(2, spans: 2)
+        enqueue(3, spans: 2)  // 2 + 2: exactly the limit, one group
+        enqueue(4, spans: 1)  // 4 + 1: one past it, a new group
+        enqueue(5, spans: 3)
+        enqueue(6, spans: 5)  // more than the limit alone: a group of its own
+        enqueue(7, spans: 1)
+        grouping.gate.signal()
+        pipeline.drain()
+        XCTAssertEqual(grouping.calls.values, expected, file: file, line: line)
+        XCTAssertEqual(plain.calls.values, ["1", "2", "3", "4", "5", "6", "7"], file: file, line: line)
+        XCTAssertEqual(completions.values, (1...7).map { "\($0): group drop \($0), plain drop \($0)" }, file: file, line: line)
+        XCTAssertEqual(pipeline.queuedSpans, 0, file: file, line: line)
+        pipeline.shutdown()
+    }
+}

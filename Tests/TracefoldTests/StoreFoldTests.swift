@@ -38,7 +38,44 @@ final class StoreFoldTests: XCTestCase {
         for backend in StoreBackend.available { try checkBatchesDuplicatesAndEviction(backend, maxOpenTraces: 100, hotTraces: 1) }
     }
 
-    func checkBatchesDuplicatesAndEviction(_ backend: StoreBackend, maxOpenTraces: Int, hotTraces: Int) throws {
+    /// The pipeline hands the fold what was queued together as one group
+    /// (`consume(group:)`, one transaction): random groups of the random
+    /// batches, with repeats inside a group and across groups, still give
+    /// the pure fold's records.
+    func testGroupsOfBatchesGiveThePureFoldsRecords() throws {
+        for backend in StoreBackend.available {
+            try checkBatchesDuplicatesAndEviction(backend, maxOpenTraces: 1, hotTraces: 1, grouped: true)
+            try checkBatchesDuplicatesAndEviction(backend, maxOpenTraces: 100, hotTraces: 1, grouped: true)
+        }
+    }
+
+    /// Each batch of a group gets back its own drops: the update that
+    /// passes the trace's cumulative limit is the second batch's, as when
+    /// the batches come one by one.
+    func testAGroupReportsEachBatchsOwnDrops() throws {
+        let limits = MetadataLimits(maxUpdateBytes: 65_536, maxTraceBytes: 80)
+        func batch(_ n: UInt64) -> SpanBatch {
+            let span = Conformance.S("s\(n)", id: n, 0, 1, ["langfuse.trace.metadata.k\(n)": .string(String(repeating: "x", count: 50))])
+            return SpanBatch(resourceSpans: [ResourceSpans(resource: Conformance.r0, scopeSpans: [ScopeSpans(scope: Conformance.sdk, spans: [span])])])
+        }
+        for backend in StoreBackend.available {
+            var results = [[[String]]]()
+            for grouped in [true, false] {
+                let dir = Fixtures.temporaryDirectory()
+                defer { try? FileManager.default.removeItem(atPath: dir) }
+                let store = try backend.makeStore(in: dir)
+                defer { store.close() }
+                let folder = TraceFolder(store: store, limits: limits, maxOpenTraces: 10, logger: logger)
+                let batches = [batch(1), batch(2), batch(3)]
+                results.append(grouped ? try folder.consume(group: batches) : try batches.map { try folder.consume($0) })
+                XCTAssertEqual(try store.counts().spans, 3, "\(backend)")
+            }
+            XCTAssertEqual(results[0].map(\.count), [0, 1, 1], "\(backend)")
+            XCTAssertEqual(results[0], results[1], "\(backend)")
+        }
+    }
+
+    func checkBatchesDuplicatesAndEviction(_ backend: StoreBackend, maxOpenTraces: Int, hotTraces: Int, grouped: Bool = false) throws {
         var rng = OrderIndependenceTests.Rng(state: 7)
         let generator = OrderIndependenceTests.self
         for caseIndex in 0..<40 {
@@ -55,14 +92,23 @@ final class StoreFoldTests: XCTestCase {
             var delivery = all + (0..<rng.int(all.count + 1)).map { _ in rng.pick(all) }
             for i in stride(from: delivery.count - 1, to: 0, by: -1) { delivery.swapAt(i, rng.int(i + 1)) }
             var rest = delivery[...]
+            var group = [SpanBatch]()
             while !rest.isEmpty {
                 let n = 1 + rng.int(rest.count)
                 var batch = SpanBatch(resourceSpans: [])
                 for (span, resource, scope) in rest.prefix(n) {
                     batch.resourceSpans.append(ResourceSpans(resource: resource, scopeSpans: [ScopeSpans(scope: scope, spans: [span])]))
                 }
-                _ = try folder.consume(batch)
                 rest = rest.dropFirst(n)
+                if grouped {
+                    group.append(batch)
+                    if rest.isEmpty || rng.int(3) == 0 {
+                        _ = try folder.consume(group: group)
+                        group = []
+                    }
+                } else {
+                    _ = try folder.consume(batch)
+                }
             }
             XCTAssertEqual(try Self.storedRecords(store, traces: traces), expected, "\(backend) case \(caseIndex)")
             if maxOpenTraces > hotTraces {
