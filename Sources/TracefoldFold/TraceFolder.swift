@@ -235,9 +235,10 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
             // definition share it instead of copying it each.
             var lastStamped: (base: Resource, stamp: String, stamped: Resource)?
             for index in items.indices {
-                // Moved out of `items`, not copied: a copy of a mapped span
-                // and its stored span, made and destroyed per span, cost
-                // more than the rest of this loop's bookkeeping.
+                // The mapped span is moved out of `items`, not copied (a
+                // copy to make and destroy per span). Should the store run
+                // this body again, the spans are mapped here instead, to
+                // the same result.
                 var item = items[index].span
                 let context = items[index].context
                 let premapped = items[index].premapped.take()

@@ -476,7 +476,7 @@ extension RecordStore {
             sql += " ORDER BY start_time, trace_id LIMIT ?"
             args.append(SQLValue(limit))
             let rows = try s.rows(sql, args)
-            var pending = try rows.map { try Self.pending($0, observations: ("", []), in: s) }
+            var pending = try Self.pending(rows.map { ($0, -1) }, in: s)
             try Tombstones.raiseRevisions(&pending, in: s)
             return zip(rows, pending).map { ($0["start_time"].int ?? 0, $1) }
         }
@@ -489,15 +489,44 @@ extension RecordStore {
         }
     }
 
-    /// A trace row (trace_id, revision, record) with its observations,
-    /// narrowed by `observations` (an extra condition, or "").
-    static func pending(_ row: SQLRow, observations condition: (sql: String, args: [SQLValue]), in s: any SQLSession) throws -> PendingTrace {
-        let traceID = row["trace_id"].data ?? Data()
-        let observations = try s.rows(
-            "SELECT span_id, revision, record FROM observations WHERE trace_id = ? \(condition.sql) ORDER BY start_time, span_id", [.blob(traceID)] + condition.args
-        ).map { o in (o["span_id"].data ?? Data(), o["revision"].int ?? 0, StoredRecord(try s.rowCompression.expand(o["record"], in: s))) }
-        return PendingTrace(traceID, revision: row["revision"].int ?? 0, StoredRecord(try s.rowCompression.expand(row["record"], in: s)), observations)
+    /// Trace rows (trace_id, revision, record), each with its observations
+    /// whose `trace_revision` is above the given revision (all of them
+    /// with -1), in start order. One query for every `pendingChunk` traces:
+    /// a query per trace was a round trip per trace on PostgreSQL, half of
+    /// the exporter's CPU there.
+    static func pending(_ rows: [(row: SQLRow, after: Int64)], in s: any SQLSession) throws -> [PendingTrace] {
+        var observations = [Data: [(spanID: Data, revision: Int64, record: StoredRecord)]]()
+        for start in stride(from: 0, to: rows.count, by: pendingChunk) {
+            let part = rows[start..<min(start + pendingChunk, rows.count)]
+            var args = [SQLValue]()
+            args.reserveCapacity(2 * part.count)
+            for (row, after) in part { args += [.blob(row["trace_id"].data ?? Data()), .int(after)] }
+            // VALUES names its columns column1, column2 in SQLite and
+            // PostgreSQL alike.
+            let found = try s.rows(
+                """
+                SELECT o.trace_id, o.span_id, o.revision, o.record FROM observations o
+                JOIN (VALUES \(Array(repeating: "(?, ?)", count: part.count).joined(separator: ", "))) p
+                  ON o.trace_id = p.column1 AND o.trace_revision > p.column2
+                ORDER BY o.start_time, o.span_id
+                """,
+                args
+            )
+            for o in found {
+                observations[o["trace_id"].data ?? Data(), default: []].append(
+                    (o["span_id"].data ?? Data(), o["revision"].int ?? 0, StoredRecord(try s.rowCompression.expand(o["record"], in: s)))
+                )
+            }
+        }
+        return try rows.map { row, _ in
+            let traceID = row["trace_id"].data ?? Data()
+            return PendingTrace(traceID, revision: row["revision"].int ?? 0, StoredRecord(try s.rowCompression.expand(row["record"], in: s)), observations[traceID] ?? [])
+        }
     }
+
+    /// Traces whose observations one query of `pending` reads: two
+    /// parameters each, far below either database's limit on parameters.
+    static var pendingChunk: Int { 400 }
 }
 
 // MARK: export bookkeeping (SPEC §6.2)
@@ -556,19 +585,28 @@ extension RecordStore {
             """,
             [cutoff, SQLValue(limit)]
         )
-        var traces = try rows.map { row in
+        // From the export cache where it holds the trace; the others are
+        // read from the rows, together.
+        var traces = [PendingTrace?](repeating: nil, count: rows.count)
+        var missed = [(row: SQLRow, after: Int64)]()
+        var missedAt = [Int]()
+        for (i, row) in rows.enumerated() {
             let exported = row["exported_revision"].int ?? 0
             if let cache, let traceID = row["trace_id"].data, let revision = row["revision"].int,
                 let cached = cache.pending(traceID, revision: revision, exported: exported)
             {
-                return PendingTrace(
+                traces[i] = PendingTrace(
                     traceID, revision: revision, StoredRecord(.blob(Data(cached.trace))),
                     cached.observations.map { ($0.spanID, $0.revision, StoredRecord(.blob(Data($0.record)))) }
                 )
+            } else {
+                missed.append((row, exported))
+                missedAt.append(i)
             }
-            return try pending(row, observations: ("AND trace_revision > ?", [.int(exported)]), in: s)
         }
-        try Tombstones.raiseRevisions(&traces, in: s)
+        for (i, trace) in zip(missedAt, try pending(missed, in: s)) { traces[i] = trace }
+        var pendingTraces = traces.map { $0! }
+        try Tombstones.raiseRevisions(&pendingTraces, in: s)
         var scores = try s.rows(
             """
             SELECT id, revision, \(scoreColumns) FROM scores
@@ -586,7 +624,7 @@ extension RecordStore {
         ).map {
             PendingRecord(recordType: $0["record_type"].string ?? "", id: $0["id"].string ?? "", revision: $0["revision"].int ?? 0, stored: .json("{}"), deleted: true)
         }
-        return PendingExport(traces: traces, records: scores + tombstones, most: max(traces.count, scores.count, tombstones.count))
+        return PendingExport(traces: pendingTraces, records: scores + tombstones, most: max(pendingTraces.count, scores.count, tombstones.count))
     }
 
     /// Marks on the trace rows only (an observation's export state is its

@@ -42,9 +42,10 @@ enum StoreBackend: String, CaseIterable, Sendable {
     }
 
     /// A new, empty store; SQLite's file goes in `dir`.
-    func makeStore(in dir: String) throws -> any RecordStore {
+    /// `exportCacheBudget`: SQLite's export cache (PostgreSQL has none).
+    func makeStore(in dir: String, exportCacheBudget: Int? = ExportCache.defaultBudget) throws -> any RecordStore {
         switch self {
-        case .sqlite: return try SQLiteStore(path: dir + "/t.sqlite")
+        case .sqlite: return try SQLiteStore(path: dir + "/t.sqlite", exportCacheBudget: exportCacheBudget)
         case .postgres: return try PostgresStore(url: Self.freshPostgresDatabase(), logger: Logger(label: "test"))
         }
     }

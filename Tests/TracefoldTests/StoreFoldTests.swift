@@ -351,6 +351,46 @@ final class StoreFoldTests: XCTestCase {
     /// The cache's budget: a trace whose records take exactly the budget
     /// stays and is served; one byte less and it goes, and its records
     /// come from the rows, the same lines.
+    /// An export pass reads the observations of the traces the cache does
+    /// not hold together, 400 traces a query (`RecordStore.pendingChunk`):
+    /// a pass of exactly 400 traces, then one of 402 (a chunk and two
+    /// more), in which a trace exported before brings only its new span.
+    func testAPassReadsTheObservationsOfManyTracesFromTheRows() throws {
+        for backend in StoreBackend.available {
+            let dir = Fixtures.temporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let store = try backend.makeStore(in: dir, exportCacheBudget: nil)
+            defer { store.close() }
+            let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 1000, logger: logger)
+            func trace(_ n: Int) -> TraceID { TraceID(high: 9, low: UInt64(n)) }
+            func spans(_ n: Int) -> [Span] {
+                [Conformance.S("root", id: UInt64(2 * n), 1, 9, trace: trace(n)), Conformance.S("child", id: UInt64(2 * n + 1), parent: UInt64(2 * n), 2, 8, trace: trace(n))]
+            }
+            /// One pass: each trace's observation ids, in the order written.
+            func pass(limit: Int) throws -> [TraceID: [String]] {
+                var seen = [TraceID: [String]]()
+                try store.exportPass(exporter: "x", idleSince: nil, limit: limit) { pending in
+                    for t in pending.traces { seen[TraceID(bytes: Array(t.traceID))!] = t.observations.map { $0.record.id } }
+                    return ("f", 0)
+                }
+                return seen
+            }
+            _ = try folder.consume(group: (0..<400).map { Fixtures.batch(spans($0)) })
+            let first = try pass(limit: 1000)
+            XCTAssertEqual(first.count, 400, "\(backend)")
+            XCTAssertEqual(first[trace(7)], [Conformance.id(14).hex, Conformance.id(15).hex], "\(backend)")
+            XCTAssertEqual(Set(first.values.map(\.count)), [2], "\(backend)")
+
+            _ = try folder.consume(group: (400..<801).map { Fixtures.batch(spans($0)) })
+            _ = try folder.consume(Fixtures.batch([Conformance.S("late", id: 5000, parent: 14, 3, 4, trace: trace(7))]))
+            let second = try pass(limit: 1000)
+            XCTAssertEqual(second.count, 402, "\(backend)")
+            XCTAssertEqual(second[trace(7)], [Conformance.id(5000).hex], "\(backend): only what was written since the export")
+            XCTAssertEqual(second[trace(800)], [Conformance.id(1600).hex, Conformance.id(1601).hex], "\(backend)")
+            XCTAssertEqual(second.values.reduce(0) { $0 + $1.count }, 401 * 2 + 1, "\(backend)")
+        }
+    }
+
     func testExportCacheKeepsATraceAtItsBudgetAndDropsItPastIt() throws {
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
