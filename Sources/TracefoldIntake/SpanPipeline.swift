@@ -28,8 +28,9 @@ public final class SpanPipeline: @unchecked Sendable {
     /// A group's rows, rendered and compressed, are held until its commit:
     /// on the bench load the throughput phase's peak RSS rose by about
     /// 12 KB for each span a group may hold (176 MiB with groups of one
-    /// 512-span batch, 200 with 2,048 spans, 221 with 4,096), for 10-15%
-    /// less CPU per span either way. While the memory limiter reports
+    /// 512-span batch, 200 with 2,048 spans, 221 with 4,096). The CPU per
+    /// span fell by less than these machines' noise (0-5% in paired runs):
+    /// the gain is the bytes written. While the memory limiter reports
     /// pressure, batches go one by one (`memoryPressure`).
     public static let defaultMaxGroupSpans = 2048
     private let maxGroupSpans: Int
