@@ -352,9 +352,10 @@ final class StoreFoldTests: XCTestCase {
     /// stays and is served; one byte less and it goes, and its records
     /// come from the rows, the same lines.
     /// An export pass reads the observations of the traces the cache does
-    /// not hold together, 400 traces a query (`RecordStore.pendingChunk`):
-    /// a pass of exactly 400 traces, then one of 402 (a chunk and two
-    /// more), in which a trace exported before brings only its new span.
+    /// not hold from the rows (on PostgreSQL 400 traces a query,
+    /// `RecordStore.pendingChunk`; on SQLite a query a trace): a pass of
+    /// exactly 400 traces, then one of 402 (a chunk and two more), in which
+    /// a trace exported before brings only its new span.
     func testAPassReadsTheObservationsOfManyTracesFromTheRows() throws {
         for backend in StoreBackend.available {
             let dir = Fixtures.temporaryDirectory()
