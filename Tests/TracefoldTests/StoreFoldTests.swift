@@ -41,11 +41,12 @@ final class StoreFoldTests: XCTestCase {
     /// The pipeline hands the fold what was queued together as one group
     /// (`consume(group:)`, one transaction): random groups of the random
     /// batches, with repeats inside a group and across groups, still give
-    /// the pure fold's records.
+    /// the pure fold's records. With one open trace at most, so that the
+    /// traces of a group are rebuilt from the store (the encoded tier has
+    /// its own test above; both on PostgreSQL took a minute of the suite).
     func testGroupsOfBatchesGiveThePureFoldsRecords() throws {
         for backend in StoreBackend.available {
             try checkBatchesDuplicatesAndEviction(backend, maxOpenTraces: 1, hotTraces: 1, grouped: true)
-            try checkBatchesDuplicatesAndEviction(backend, maxOpenTraces: 100, hotTraces: 1, grouped: true)
         }
     }
 
