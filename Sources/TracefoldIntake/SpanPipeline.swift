@@ -193,10 +193,9 @@ public final class SpanPipeline: @unchecked Sendable {
             condition.unlock()
 
             var abandoned = false
-            let spanCounts = items.map(\.spanCount)
             var start = 0
             while start < items.count {
-                let group = items[start..<Self.groupEnd(spanCounts, from: start, limit: groupLimit)]
+                let group = items[start..<Self.groupEnd(items, from: start, limit: groupLimit)]
                 start = group.endIndex
                 // A sink still failing at shutdown: this group and the ones
                 // after it stay undelivered, and the checkpoint stays below
@@ -267,11 +266,11 @@ public final class SpanPipeline: @unchecked Sendable {
     /// The end of the group that starts at `start`: the batches after it
     /// while their spans add up to at most `limit`, and always at least the
     /// first.
-    static func groupEnd(_ spanCounts: [Int], from start: Int, limit: Int) -> Int {
+    private static func groupEnd(_ items: [Item], from start: Int, limit: Int) -> Int {
         var end = start + 1
-        var spans = spanCounts[start]
-        while end < spanCounts.count && spans + spanCounts[end] <= limit {
-            spans += spanCounts[end]
+        var spans = items[start].spanCount
+        while end < items.count && spans + items[end].spanCount <= limit {
+            spans += items[end].spanCount
             end += 1
         }
         return end
@@ -289,7 +288,7 @@ public final class SpanPipeline: @unchecked Sendable {
             if let grouping = sink as? any GroupingSpanSink {
                 let batches = group.map(\.batch)
                 guard let d = retrying(sink, lsn: group.last!.lsn, { try grouping.consume(group: batches) }) else { return nil }
-                for i in d.indices where i < dropped.count { dropped[i] += d[i] }
+                for (i, batchDrops) in zip(dropped.indices, d) { dropped[i] += batchDrops }
             } else {
                 for (i, item) in group.enumerated() {
                     guard let d = retrying(sink, lsn: item.lsn, { try sink.consume(item.batch) }) else { return nil }
@@ -300,16 +299,18 @@ public final class SpanPipeline: @unchecked Sendable {
         return dropped
     }
 
+    /// Runs `consume` until it succeeds (the pipeline is marked failing
+    /// meanwhile, with a growing pause); nil when shutdown comes first.
     private func retrying<T>(_ sink: any SpanSink, lsn: UInt64, _ consume: () throws -> T) -> T? {
         var delay = 0.05
         while true {
             do {
-                let dropped = try consume()
+                let result = try consume()
                 if isFailing {
                     setFailing(false)
                     logger.notice("\(sink.name) takes batches again", metadata: ["lsn": "\(lsn)"])
                 }
-                return dropped
+                return result
             } catch {
                 logger.error("\(sink.name) failed to take a batch; retrying", metadata: ["error": "\(error)", "lsn": "\(lsn)"])
                 setFailing(true)

@@ -29,7 +29,7 @@ public protocol SpanSink: AnyObject, Sendable {
 
 /// A sink that takes the batches queued together in one call, all or
 /// nothing, in log order: the fold writes a group in one store transaction.
-/// The pipeline gives a group of at most `SpanPipeline.maxGroupSpans` spans
+/// The pipeline gives a group of at most `SpanPipeline.defaultMaxGroupSpans` spans
 /// (one batch when a single batch is larger); other sinks get the batches
 /// one by one.
 public protocol GroupingSpanSink: SpanSink {

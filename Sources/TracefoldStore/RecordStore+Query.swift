@@ -614,26 +614,23 @@ extension RecordStore {
             [cutoff, SQLValue(limit)]
         )
         // From the export cache where it holds the trace; the others are
-        // read from the rows, together.
-        var traces = [PendingTrace?](repeating: nil, count: rows.count)
+        // read from the rows, together, and filled in in order.
         var missed = [(row: SQLRow, after: Int64)]()
-        var missedAt = [Int]()
-        for (i, row) in rows.enumerated() {
+        let cached: [PendingTrace?] = rows.map { row in
             let exported = row["exported_revision"].int ?? 0
             if let cache, let traceID = row["trace_id"].data, let revision = row["revision"].int,
-                let cached = cache.pending(traceID, revision: revision, exported: exported)
+                let entry = cache.pending(traceID, revision: revision, exported: exported)
             {
-                traces[i] = PendingTrace(
-                    traceID, revision: revision, StoredRecord(.blob(Data(cached.trace))),
-                    cached.observations.map { ($0.spanID, $0.revision, StoredRecord(.blob(Data($0.record)))) }
+                return PendingTrace(
+                    traceID, revision: revision, StoredRecord(.blob(Data(entry.trace))),
+                    entry.observations.map { ($0.spanID, $0.revision, StoredRecord(.blob(Data($0.record)))) }
                 )
-            } else {
-                missed.append((row, exported))
-                missedAt.append(i)
             }
+            missed.append((row, exported))
+            return nil
         }
-        for (i, trace) in zip(missedAt, try pending(missed, in: s)) { traces[i] = trace }
-        var pendingTraces = traces.map { $0! }
+        var fromRows = try pending(missed, in: s).makeIterator()
+        var pendingTraces = cached.map { $0 ?? fromRows.next()! }
         try Tombstones.raiseRevisions(&pendingTraces, in: s)
         var scores = try s.rows(
             """
