@@ -132,6 +132,33 @@ final class TraceCacheTests: XCTestCase {
         XCTAssertEqual(cache.count, 0)
     }
 
+    /// Demotion takes the traces put longest ago: a trace put again is
+    /// newest, whatever its place in the earlier puts, and a trace put
+    /// many times while hot is demoted once it is the oldest.
+    func testDemotionTakesTheTracesPutLongestAgo() {
+        var cache = TraceCache(capacity: 100, hotCapacity: 16)
+        var use: UInt64 = 0
+        func put(_ n: UInt64) {
+            use += 1
+            var t = OpenTrace.empty(TraceID(high: 0, low: n))
+            t.lastUse = use
+            t.seq = Int64(n)
+            cache.put(TraceID(high: 0, low: n), t)
+        }
+        for n: UInt64 in 1...16 { put(n) }
+        for _ in 0..<500 { put(1) }
+        XCTAssertEqual(cache.encodedCount, 0)
+        put(17)  // one past the hot capacity: the oldest eighth (2 traces) goes
+        XCTAssertEqual(cache.encodedCount, 2)
+        XCTAssertTrue(cache.isEncoded(TraceID(high: 0, low: 2)))
+        XCTAssertTrue(cache.isEncoded(TraceID(high: 0, low: 3)))
+        XCTAssertFalse(cache.isEncoded(TraceID(high: 0, low: 1)), "put again last, so hot")
+        for n: UInt64 in 18...31 { put(n) }
+        XCTAssertTrue(cache.isEncoded(TraceID(high: 0, low: 1)), "now the oldest put")
+        XCTAssertEqual(cache.get(TraceID(high: 0, low: 1))?.seq, 1)
+        XCTAssertEqual(cache.count, 31)
+    }
+
     func testACachedTraceKeepsOnlyTheObservationsItsRecordNeeds() {
         let mapper = SpanMapper()
         let trace = TraceID(high: 0xABCD, low: 5)
