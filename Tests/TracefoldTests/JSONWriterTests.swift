@@ -3,6 +3,27 @@ import TracefoldModel
 import XCTest
 
 final class JSONWriterTests: XCTestCase {
+    /// The parser builds each object and array from its own members once
+    /// it closes: nested ones, inside objects and arrays still open, get
+    /// theirs and no others; of duplicate keys the last wins at every
+    /// level; empty ones stay empty; and a document cut short is an error.
+    func testNestedObjectsAndArraysGetTheirOwnMembers() throws {
+        let text = #"{"a":[1,{"b":2,"b":3,"e":{}},[4,[5,6],[]],7],"c":{"d":[],"a":{"x":"y"}},"a":[8,{"b":9}],"f":null}"#
+        let expected: JSONValue = .object([
+            "a": .array([.int(8), .object(["b": .int(9)])]),
+            "c": .object(["d": .array([]), "a": .object(["x": .string("y")])]),
+            "f": .null,
+        ])
+        XCTAssertEqual(try JSONParser.parse(text), expected)
+        let first = #"[{"b":2,"b":3,"e":{}},[4,[5,6],[]],7]"#
+        XCTAssertEqual(
+            try JSONParser.parse(first),
+            .array([.object(["b": .int(3), "e": .object([:])]), .array([.int(4), .array([.int(5), .int(6)]), .array([])]), .int(7)])
+        )
+        XCTAssertThrowsError(try JSONParser.parse(#"{"a":[1,{"b":2}"#))
+        XCTAssertThrowsError(try JSONParser.parse(#"[1,{"b":2,}]"#))
+    }
+
     /// Control characters are escaped with lowercase hex, quotes and
     /// backslashes with a backslash; everything else is written raw.
     func testEscapes() {
