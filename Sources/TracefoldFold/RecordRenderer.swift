@@ -62,6 +62,18 @@ public enum RecordRenderer {
 
     /// The trace's record and indexed columns; `observation` looks up the
     /// stored observation of a span id.
+    /// A trace's input or output: its own, else its root observation's
+    /// text, else null.
+    static func writeInputOutput(_ own: Versioned<JSONValue>?, _ root: JSONText?, into w: inout JSONWriter) {
+        if let own {
+            w.write(own.value)
+        } else if let root {
+            w.writeJSON(root.bytes)
+        } else {
+            w.writeRaw("null")
+        }
+    }
+
     public static func trace(_ s: TraceState, observation: (SpanID) -> Observation?) -> TraceRow {
         let (governed, root) = governed(s, observation: observation)
         let metadata = governed.metadata
@@ -88,7 +100,8 @@ public enum RecordRenderer {
         w.beginObject()
         w.field("environment", string: environment)
         w.field("id", string: s.traceID.hex)
-        w.field("input", s.input?.value ?? root?.input ?? .null)
+        w.key("input")
+        writeInputOutput(s.input, root?.inputText, into: &w)
         w.field("latency", .double(latency))
         w.field("level", string: (s.worstLevel ?? .default).rawValue)
         w.field("metadata", .object(metadata))
@@ -100,7 +113,8 @@ public enum RecordRenderer {
         w.endArray()
         w.field("name", string: s.name?.value ?? root?.name)
         w.field("observations", .array(s.observationIDs.sorted().map { .string($0.hex) }))
-        w.field("output", s.output?.value ?? root?.output ?? .null)
+        w.key("output")
+        writeInputOutput(s.output, root?.outputText, into: &w)
         w.field("public", .bool(s.isPublic))
         w.field("release", string: s.release?.value)
         w.field("sessionId", string: s.sessionID?.value)

@@ -200,6 +200,12 @@ struct ByteWriter {
 
     mutating func stringMap(_ map: [String: String]) { dictionary(map, { $0.string($1) }, { $0.string($1) }) }
 
+    /// JSON text, length-prefixed.
+    mutating func text(_ t: JSONText) {
+        count(t.bytes.count)
+        bytes.append(contentsOf: t.bytes)
+    }
+
     mutating func json(_ v: JSONValue) {
         switch v {
         case .null: bytes.append(0)
@@ -382,8 +388,8 @@ struct ByteWriter {
         optionalString(o.model)
         optionalString(o.modelID)
         optional(o.modelParameters) { $0.jsonObject($1) }
-        optional(o.input) { $0.json($1) }
-        optional(o.output) { $0.json($1) }
+        optional(o.inputText) { $0.text($1) }
+        optional(o.outputText) { $0.text($1) }
         jsonObject(o.usageDetails)
         costs(o.costDetails)
         count(o.systemMetadata.count)
@@ -479,6 +485,8 @@ struct ByteReader {
         defer { at += n }
         return UnsafeRawBufferPointer(rebasing: raw[at..<at + n])
     }
+
+    mutating func text() -> JSONText? { slice().map { JSONText(canonical: Array($0)) } }
 
     mutating func key() -> String? {
         guard let n = varint() else { return nil }
@@ -661,7 +669,7 @@ struct ByteReader {
             Int(typeIndex) < ByteWriter.types.count, let name = string(), let start = time(), let end = time(),
             let completion = optional({ $0.time() }), let model = optionalString(), let modelID = optionalString(),
             let parameters = optional({ $0.jsonObject() }),
-            let input = optional({ $0.json() }), let output = optional({ $0.json() }), let usage = jsonObject(), let cost = jsonObject(),
+            let input = optional({ $0.text() }), let output = optional({ $0.text() }), let usage = jsonObject(), let cost = jsonObject(),
             let system = jsonObject(), let level = level(), let status = optionalString(), let version = optionalString(),
             let release = optionalString(), let environment = string(), let promptName = optionalString(),
             let promptVersion = optional({ $0.int() })
@@ -669,11 +677,12 @@ struct ByteReader {
         var o = Observation(
             id: SpanID(id), traceID: traceID, parentID: parent.map(SpanID.init), type: ByteWriter.types[Int(typeIndex)],
             name: name, startTimeUnixNano: start, endTimeUnixNano: end, completionStartTime: completion, model: model,
-            modelParameters: parameters, input: input, output: output, usageDetails: usage, costDetails: CostDetails(cost), systemMetadata: system,
+            modelParameters: parameters, input: nil, output: nil, usageDetails: usage, costDetails: CostDetails(cost), systemMetadata: system,
             level: level, statusMessage: status, version: version, release: release, environment: environment, promptName: promptName,
             promptVersion: promptVersion
         )
         o.modelID = modelID
+        (o.inputText, o.outputText) = (input, output)
         return o
     }
 }

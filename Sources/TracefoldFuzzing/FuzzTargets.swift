@@ -62,6 +62,8 @@ public enum FuzzTargets {
     /// size. The canonical form parses back to the same value, its length is
     /// the value's canonical size, and the mapper takes the text as a
     /// Langfuse metadata attribute and as a `tracefold.metadata` event.
+    /// The one-pass canonical text of an input or output (`JSONText`) is
+    /// the same bytes as parsing the text and writing the value.
     public static func metadata(_ bytes: [UInt8]) {
         if let value = try? JSONParser.parse(bytes) {
             let canonical = JSONWriter.serialize(value)
@@ -74,6 +76,7 @@ public enum FuzzTargets {
             }
         }
         let text = String(decoding: bytes, as: UTF8.self)
+        precondition(JSONText.decoding(text) == JSONText(JSONDecoding.decodeIfJSON(text)), "the one-pass canonical text differs")
         let span = Span(
             traceID: TraceID(high: 1, low: 1), spanID: SpanID(1), parentSpanID: nil, name: "fuzz", kind: .internal,
             startTimeUnixNano: 1, endTimeUnixNano: 2,

@@ -103,8 +103,10 @@ public struct Observation: Sendable, Hashable {
     public var completionStartTime: UInt64?
     public var model: String?
     public var modelParameters: [String: JSONValue]?
-    public var input: JSONValue?
-    public var output: JSONValue?
+    /// Input and output as their canonical JSON text: the fold and the
+    /// store only copy them (see `JSONText`).
+    public var inputText: JSONText?
+    public var outputText: JSONText?
     public var usageDetails: [String: JSONValue]
     public var costDetails: CostDetails
     /// The Langfuse-compatible metadata view (SPEC §2.4) without user keys:
@@ -137,8 +139,8 @@ public struct Observation: Sendable, Hashable {
         self.completionStartTime = completionStartTime
         self.model = model
         self.modelParameters = modelParameters
-        self.input = input
-        self.output = output
+        self.inputText = input.map(JSONText.init)
+        self.outputText = output.map(JSONText.init)
         self.usageDetails = usageDetails
         self.costDetails = costDetails
         self.systemMetadata = systemMetadata
@@ -153,6 +155,17 @@ public struct Observation: Sendable, Hashable {
 
     /// `costDetails.total` as a number, for the trace's `totalCost`.
     public var totalCost: Double? { costDetails.totalValue }
+
+    /// The input as a value, parsed from its text.
+    public var input: JSONValue? {
+        get { inputText?.value }
+        set { inputText = newValue.map(JSONText.init) }
+    }
+
+    public var output: JSONValue? {
+        get { outputText?.value }
+        set { outputText = newValue.map(JSONText.init) }
+    }
 }
 
 /// What one span says about its trace (SPEC §3.1, R31–R39). Absent means

@@ -144,7 +144,7 @@ public struct SpanMapper: Sendable {
             // R8: a missing end is the start; an end before the start is clamped.
             endTimeUnixNano: span.endTimeUnixNano == 0 ? span.startTimeUnixNano : max(span.endTimeUnixNano, span.startTimeUnixNano),
             completionStartTime: Self.completionStart(attrs),
-            model: model, modelParameters: Self.modelParameters(attrs), input: input, output: output,
+            model: model, modelParameters: Self.modelParameters(attrs), input: nil, output: nil,
             usageDetails: usage, costDetails: priced?.details ?? CostDetails(Self.withTotal(clientCost)), systemMetadata: system,
             level: level, statusMessage: statusMessage,
             version: attrs["langfuse.version"]?.text ?? res["service.version"]?.text,
@@ -152,6 +152,7 @@ public struct SpanMapper: Sendable {
             environment: environment ?? "default"
         )
         observation.modelID = decision?.modelID
+        (observation.inputText, observation.outputText) = (input, output)
         if type == .generation {
             observation.promptName = (attrs["langfuse.observation.prompt.name"] ?? attrs["langfuse.prompt.name"])?.text
             observation.promptVersion = Self.int((attrs["langfuse.observation.prompt.version"] ?? attrs["langfuse.prompt.version"]))
@@ -359,14 +360,36 @@ public struct SpanMapper: Sendable {
     // MARK: R23–R24 input and output
 
     /// (input, output, the attribute keys they were taken from): the first
-    /// source of R23–R24 that has either side.
-    static func inputOutput(_ a: AttributeTable, events: [SpanEvent], scopeName: String) -> (JSONValue?, JSONValue?, Set<String>) {
-        func pair(_ inKey: String, _ outKey: String) -> (JSONValue?, JSONValue?, Set<String>)? {
-            guard a[inKey] != nil || a[outKey] != nil else { return nil }
-            return (a[inKey]?.decodedJSON, a[outKey]?.decodedJSON, [inKey, outKey])
+    /// source of R23–R24 that has either side. An attribute's text becomes
+    /// the JSON text without a `JSONValue` in between (`JSONText.decoding`).
+    static func inputOutput(_ a: AttributeTable, events: [SpanEvent], scopeName: String) -> (JSONText?, JSONText?, Set<String>) {
+        let (i, o, keys) = inputOutputValues(a, events: events, scopeName: scopeName)
+        return (i.map(\.text), o.map(\.text), keys)
+    }
+
+    /// An input or output as its source has it: an attribute's value (a
+    /// string is read as JSON when it is JSON), or a value built from
+    /// several attributes or events.
+    enum IOValue {
+        case attribute(AttributeValue)
+        case built(JSONValue)
+
+        var text: JSONText {
+            switch self {
+            case .attribute(.string(let s)): JSONText.decoding(s)
+            case .attribute(let v): JSONText(v.json)
+            case .built(let v): JSONText(v)
+            }
         }
-        func first(_ keys: [String]) -> (JSONValue?, String?) {
-            for k in keys { if let v = a[k] { return (v.decodedJSON, k) } }
+    }
+
+    static func inputOutputValues(_ a: AttributeTable, events: [SpanEvent], scopeName: String) -> (IOValue?, IOValue?, Set<String>) {
+        func pair(_ inKey: String, _ outKey: String) -> (IOValue?, IOValue?, Set<String>)? {
+            guard a[inKey] != nil || a[outKey] != nil else { return nil }
+            return (a[inKey].map(IOValue.attribute), a[outKey].map(IOValue.attribute), [inKey, outKey])
+        }
+        func first(_ keys: [String]) -> (IOValue?, String?) {
+            for k in keys { if let v = a[k] { return (.attribute(v), k) } }
             return (nil, nil)
         }
         if let io = pair("langfuse.observation.input", "langfuse.observation.output") { return io }
@@ -376,7 +399,7 @@ public struct SpanMapper: Sendable {
             let (o, ok) = first(["ai.response.text", "ai.response.object", "ai.response.toolCalls", "ai.result.text", "ai.result.object"])
             if i != nil || o != nil { return (i, o, Set([ik, ok].compactMap { $0 })) }
         }
-        if let io = genAIEvents(events) { return io }
+        if let (i, o, keys) = genAIEvents(events) { return (i.map(IOValue.built), o.map(IOValue.built), keys) }
         for (inKey, outKey) in [
             ("gcp.vertex.agent.llm_request", "gcp.vertex.agent.llm_response"),
             ("prompt", "all_messages_events"),
@@ -392,7 +415,7 @@ public struct SpanMapper: Sendable {
         for (inPrefix, outPrefix) in [("gen_ai.prompt.", "gen_ai.completion."), ("llm.input_messages.", "llm.output_messages.")] {
             let (i, ik) = FlattenedAttributes.rebuild(a.ordered, prefix: inPrefix)
             let (o, ok) = FlattenedAttributes.rebuild(a.ordered, prefix: outPrefix)
-            if i != nil || o != nil { return (i, o, ik.union(ok)) }
+            if i != nil || o != nil { return (i.map(IOValue.built), o.map(IOValue.built), ik.union(ok)) }
         }
         if a["gen_ai.input.messages"] != nil || a["gen_ai.output.messages"] != nil {
             var input = a["gen_ai.input.messages"]?.decodedJSON
@@ -404,7 +427,7 @@ public struct SpanMapper: Sendable {
                 let system: JSONValue = .object(["role": .string("system"), "parts": .array(instructions)])
                 input = .array([system] + (input?.arrayValue ?? (input.map { [$0] } ?? [])))
             }
-            return (input, a["gen_ai.output.messages"]?.decodedJSON, keys)
+            return (input.map(IOValue.built), a["gen_ai.output.messages"].map(IOValue.attribute), keys)
         }
         if let io = pair("gen_ai.tool.call.arguments", "gen_ai.tool.call.result") { return io }
         return (nil, nil, [])

@@ -239,51 +239,79 @@ public struct JSONParser {
 
     private mutating func parseHex4() throws(JSONParseError) -> UInt32 {
         guard i + 4 <= buf.count else { throw fail("short \\u escape") }
-        var v: UInt32 = 0
-        for _ in 0..<4 {
-            let c = buf[i]
-            let d: UInt32
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt32(c - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt32(c - UInt8(ascii: "a") + 10)
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = UInt32(c - UInt8(ascii: "A") + 10)
-            default: throw fail("invalid \\u escape")
-            }
-            v = v << 4 | d
-            i += 1
+        guard let v = JSONLexer.hex4(buf, at: i) else {
+            while JSONLexer.hexDigit(buf[i]) != nil { i += 1 }
+            throw fail("invalid \\u escape")
         }
+        i += 4
         return v
     }
 
     private mutating func parseNumber() throws(JSONParseError) -> JSONValue {
         let start = i
+        let number = JSONLexer.number(buf, from: start)
+        i = number.end
+        guard number.ok else { throw fail("invalid number") }
+        let text = String(decoding: UnsafeBufferPointer(rebasing: buf[start..<i]), as: UTF8.self)
+        if number.isInteger, let v = Int64(text) { return .int(v) }
+        guard let d = Double(text) else { throw fail("invalid number") }
+        return .double(d)
+    }
+}
+
+/// The grammar's pieces that `JSONParser` and the one-pass canonical
+/// writer (`JSONWriter.writeCanonical`) both read.
+enum JSONLexer {
+    static func hexDigit(_ c: UInt8) -> UInt32? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt32(c - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): UInt32(c - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): UInt32(c - UInt8(ascii: "A") + 10)
+        default: nil
+        }
+    }
+
+    /// The four hex digits at `i` (which has four bytes after it), nil
+    /// when one is not a hex digit.
+    static func hex4(_ buf: UnsafeBufferPointer<UInt8>, at i: Int) -> UInt32? {
+        var v: UInt32 = 0
+        for k in i..<(i + 4) {
+            guard let d = hexDigit(buf[k]) else { return nil }
+            v = v << 4 | d
+        }
+        return v
+    }
+
+    /// The number starting at `start` (a `-` or a digit): where it ends,
+    /// whether it is an integer (no fraction, no exponent), and whether it
+    /// is one at all (if not, `end` is where the grammar fails).
+    static func number(_ buf: UnsafeBufferPointer<UInt8>, from start: Int) -> (end: Int, isInteger: Bool, ok: Bool) {
+        var i = start
         var isInteger = true
+        func isDigit(_ k: Int) -> Bool { k < buf.count && (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(buf[k]) }
         if buf[i] == UInt8(ascii: "-") { i += 1 }
-        guard i < buf.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(buf[i]) else { throw fail("invalid number") }
+        guard isDigit(i) else { return (i, false, false) }
         if buf[i] == UInt8(ascii: "0") {
             i += 1
         } else {
-            while i < buf.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(buf[i]) { i += 1 }
+            while isDigit(i) { i += 1 }
         }
         if i < buf.count, buf[i] == UInt8(ascii: ".") {
             isInteger = false
             i += 1
             let digits = i
-            while i < buf.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(buf[i]) { i += 1 }
-            guard i > digits else { throw fail("invalid number") }
+            while isDigit(i) { i += 1 }
+            guard i > digits else { return (i, false, false) }
         }
         if i < buf.count, buf[i] == UInt8(ascii: "e") || buf[i] == UInt8(ascii: "E") {
             isInteger = false
             i += 1
             if i < buf.count, buf[i] == UInt8(ascii: "+") || buf[i] == UInt8(ascii: "-") { i += 1 }
             let digits = i
-            while i < buf.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(buf[i]) { i += 1 }
-            guard i > digits else { throw fail("invalid number") }
+            while isDigit(i) { i += 1 }
+            guard i > digits else { return (i, false, false) }
         }
-        let text = String(decoding: UnsafeBufferPointer(rebasing: buf[start..<i]), as: UTF8.self)
-        if isInteger, let v = Int64(text) { return .int(v) }
-        guard let d = Double(text) else { throw fail("invalid number") }
-        return .double(d)
+        return (i, isInteger, true)
     }
 }
 
@@ -292,7 +320,7 @@ public struct JSONParser {
 /// written without `.0`. Object keys are sorted so that equal values always
 /// serialise to equal bytes.
 public struct JSONWriter {
-    public private(set) var bytes: [UInt8] = []
+    public internal(set) var bytes: [UInt8] = []
 
     public init(reservingCapacity capacity: Int = 256) { bytes.reserveCapacity(capacity) }
 

@@ -1,0 +1,407 @@
+/// A JSON value kept as its canonical compact text (SPEC §4.5): the bytes
+/// `JSONWriter.write` gives for it. An observation's input and output are
+/// held this way from the mapping to the stored record, because nothing in
+/// between looks inside them: parsing a span's input into a `JSONValue`
+/// tree, writing the tree back out and freeing it was about 4% of the
+/// collector's CPU on the bench load. `JSONText.decoding` makes the text
+/// in one pass over the attribute, without the tree, whenever it can.
+public struct JSONText: Sendable, Hashable {
+    public let bytes: [UInt8]
+
+    /// Bytes that are already canonical JSON (a stored record's, a state's).
+    public init(canonical bytes: [UInt8]) { self.bytes = bytes }
+
+    public init(_ value: JSONValue) {
+        var w = JSONWriter(reservingCapacity: 64)
+        w.write(value)
+        bytes = w.bytes
+    }
+
+    /// The value, parsed from the text (canonical text always parses).
+    public var value: JSONValue { (try? JSONParser.parse(bytes)) ?? .null }
+
+    /// The text of an attribute's string as Langfuse reads it: the JSON it
+    /// holds when it is a JSON document, otherwise the string itself. The
+    /// same bytes as writing `JSONDecoding.decodeIfJSON(s)`.
+    public static func decoding(_ s: String) -> JSONText {
+        var s = s
+        return s.withUTF8 { utf8 in
+            var w = JSONWriter(reservingCapacity: utf8.count + 16)
+            // Only text that can start a JSON value is tried.
+            switch utf8.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) ?? 0 {
+            case UInt8(ascii: "{"), UInt8(ascii: "["), UInt8(ascii: "\""), UInt8(ascii: "-"), UInt8(ascii: "t"), UInt8(ascii: "f"),
+                UInt8(ascii: "n"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                if w.writeCanonical(utf8) { return JSONText(canonical: w.bytes) }
+                // Left to the parser: it decides, and a failed parse is a string.
+                w.removeAll()
+                if let v = try? JSONParser.parse(utf8) {
+                    w.write(v)
+                } else {
+                    w.writeString(utf8: UnsafeRawBufferPointer(utf8))
+                }
+            default:
+                w.writeString(utf8: UnsafeRawBufferPointer(utf8))
+            }
+            return JSONText(canonical: w.bytes)
+        }
+    }
+}
+
+extension JSONWriter {
+    /// Appends the canonical text of the JSON document `input`, the bytes
+    /// `write(JSONParser.parse(input))` appends, in one pass without a
+    /// `JSONValue` tree: whitespace dropped, escapes rewritten the way
+    /// `writeString` writes them, numbers as `write` writes them, and each
+    /// object's members put in key order (of duplicate keys the last wins)
+    /// once it closes. Returns false, with `bytes` partly written, for what
+    /// it leaves to the parser: text that is not JSON, invalid UTF-8 (the
+    /// parser repairs it), object keys with an escape or a non-ASCII byte
+    /// (their order is `String`'s, not the bytes'), nesting deeper than the
+    /// parser's cap, and objects whose reordering would copy more than a
+    /// few times the input.
+    public mutating func writeCanonical(_ input: UnsafeBufferPointer<UInt8>) -> Bool {
+        var c = Canonicalizer(input: input, start: bytes.count)
+        return c.document(into: &self)
+    }
+}
+
+private struct Canonicalizer {
+    let input: UnsafeBufferPointer<UInt8>
+    var i = 0
+    var depth = 0
+    /// The members of the objects being written, innermost last, as
+    /// offsets into the output: the key's bytes (between its quotes) and
+    /// the whole `"key":value`.
+    var members: [Member] = []
+    /// Bytes copied to put members in order, bounded so that hostile
+    /// nesting falls back to the parser instead of copying quadratically.
+    var copied = 0
+    let copyBudget: Int
+    var sorted: [Int] = []
+    var scratch: [UInt8] = []
+
+    init(input: UnsafeBufferPointer<UInt8>, start: Int) {
+        self.input = input
+        copyBudget = 4 * input.count + 4096
+    }
+
+    mutating func document(into w: inout JSONWriter) -> Bool {
+        skipWhitespace()
+        guard value(into: &w) else { return false }
+        skipWhitespace()
+        return i == input.count
+    }
+
+    mutating func skipWhitespace() {
+        while i < input.count {
+            switch input[i] {
+            case 0x20, 0x0A, 0x0D, 0x09: i += 1
+            default: return
+            }
+        }
+    }
+
+    mutating func value(into w: inout JSONWriter) -> Bool {
+        guard i < input.count else { return false }
+        switch input[i] {
+        case UInt8(ascii: "{"): return object(into: &w)
+        case UInt8(ascii: "["): return array(into: &w)
+        case UInt8(ascii: "\""): return string(into: &w, isKey: false)
+        case UInt8(ascii: "t"): return literal("true", into: &w)
+        case UInt8(ascii: "f"): return literal("false", into: &w)
+        case UInt8(ascii: "n"): return literal("null", into: &w)
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return number(into: &w)
+        default: return false
+        }
+    }
+
+    mutating func literal(_ word: StaticString, into w: inout JSONWriter) -> Bool {
+        let n = word.utf8CodeUnitCount
+        guard i + n <= input.count else { return false }
+        let p = word.utf8Start
+        for k in 0..<n where input[i + k] != p[k] { return false }
+        w.bytes.append(contentsOf: UnsafeBufferPointer(start: p, count: n))
+        i += n
+        return true
+    }
+
+    mutating func enter() -> Bool {
+        depth += 1
+        return depth <= JSONParser.defaultMaxDepth
+    }
+
+    mutating func array(into w: inout JSONWriter) -> Bool {
+        guard enter() else { return false }
+        defer { depth -= 1 }
+        i += 1
+        w.bytes.append(UInt8(ascii: "["))
+        skipWhitespace()
+        if i < input.count, input[i] == UInt8(ascii: "]") {
+            i += 1
+            w.bytes.append(UInt8(ascii: "]"))
+            return true
+        }
+        while true {
+            skipWhitespace()
+            guard value(into: &w) else { return false }
+            skipWhitespace()
+            guard i < input.count else { return false }
+            if input[i] == UInt8(ascii: ",") {
+                i += 1
+                w.bytes.append(UInt8(ascii: ","))
+                continue
+            }
+            if input[i] == UInt8(ascii: "]") {
+                i += 1
+                w.bytes.append(UInt8(ascii: "]"))
+                return true
+            }
+            return false
+        }
+    }
+
+    mutating func object(into w: inout JSONWriter) -> Bool {
+        guard enter() else { return false }
+        defer { depth -= 1 }
+        i += 1
+        let objectStart = w.bytes.count
+        w.bytes.append(UInt8(ascii: "{"))
+        skipWhitespace()
+        if i < input.count, input[i] == UInt8(ascii: "}") {
+            i += 1
+            w.bytes.append(UInt8(ascii: "}"))
+            return true
+        }
+        let base = members.count
+        defer { members.removeLast(members.count - base) }
+        while true {
+            skipWhitespace()
+            guard i < input.count, input[i] == UInt8(ascii: "\"") else { return false }
+            if members.count > base { w.bytes.append(UInt8(ascii: ",")) }
+            let start = w.bytes.count
+            guard string(into: &w, isKey: true) else { return false }
+            let keyEnd = w.bytes.count - 1
+            skipWhitespace()
+            guard i < input.count, input[i] == UInt8(ascii: ":") else { return false }
+            i += 1
+            w.bytes.append(UInt8(ascii: ":"))
+            skipWhitespace()
+            guard value(into: &w) else { return false }
+            members.append((start + 1, keyEnd, start, w.bytes.count))
+            skipWhitespace()
+            guard i < input.count else { return false }
+            if input[i] == UInt8(ascii: ",") {
+                i += 1
+                continue
+            }
+            if input[i] == UInt8(ascii: "}") {
+                i += 1
+                break
+            }
+            return false
+        }
+        w.bytes.append(UInt8(ascii: "}"))
+        return order(from: base, objectStart: objectStart, into: &w)
+    }
+
+    /// Puts the members from `base` in key order, keeping the last of equal
+    /// keys, unless they already are in strictly ascending order.
+    mutating func order(from base: Int, objectStart: Int, into w: inout JSONWriter) -> Bool {
+        let ms = members
+        let count = ms.count - base
+        let ascending = w.bytes.withUnsafeBufferPointer { p in
+            (1..<max(1, count)).allSatisfy { Self.keyLess(ms[base + $0 - 1], ms[base + $0], p) }
+        }
+        if ascending { return true }
+        copied += w.bytes.count - objectStart
+        guard copied <= copyBudget else { return false }
+        // The members in key order, written to `scratch` and copied back
+        // over the object; the buffers are kept for the document's other
+        // objects (an SDK's messages are objects with unsorted keys).
+        var sorted = self.sorted
+        var scratch = self.scratch
+        defer { (self.sorted, self.scratch) = (sorted, scratch) }
+        sorted.removeAll(keepingCapacity: true)
+        scratch.removeAll(keepingCapacity: true)
+        w.bytes.withUnsafeBufferPointer { p in
+            func less(_ a: Int, _ b: Int) -> Bool { Self.keyLess(ms[a], ms[b], p) }
+            if count <= 16 {
+                // Insertion sort: stable, and the fastest for a few members.
+                for k in base..<ms.count {
+                    var at = sorted.count
+                    sorted.append(k)
+                    while at > 0, less(k, sorted[at - 1]) {
+                        sorted[at] = sorted[at - 1]
+                        at -= 1
+                    }
+                    sorted[at] = k
+                }
+            } else {
+                sorted.append(contentsOf: base..<ms.count)
+                // Ties by position, so that the order is total (and stable).
+                sorted.sort { a, b in less(a, b) || (!less(b, a) && a < b) }
+            }
+            scratch.append(UInt8(ascii: "{"))
+            for (n, k) in sorted.enumerated() {
+                if n + 1 < sorted.count, !less(k, sorted[n + 1]) { continue }  // a later duplicate wins
+                if scratch.count > 1 { scratch.append(UInt8(ascii: ",")) }
+                scratch.append(contentsOf: UnsafeBufferPointer(rebasing: p[ms[k].start..<ms[k].end]))
+            }
+            scratch.append(UInt8(ascii: "}"))
+        }
+        w.bytes.replaceSubrange(objectStart..., with: scratch)
+        return true
+    }
+
+    typealias Member = (keyStart: Int, keyEnd: Int, start: Int, end: Int)
+
+    /// Whether `x`'s key sorts before `y`'s: by bytes, which for the plain
+    /// ASCII keys this scan takes is `String`'s order.
+    static func keyLess(_ x: Member, _ y: Member, _ p: UnsafeBufferPointer<UInt8>) -> Bool {
+        let n = min(x.keyEnd - x.keyStart, y.keyEnd - y.keyStart)
+        for k in 0..<n {
+            let c = p[x.keyStart + k]
+            let d = p[y.keyStart + k]
+            if c != d { return c < d }
+        }
+        return x.keyEnd - x.keyStart < y.keyEnd - y.keyStart
+    }
+
+    /// A string with the escapes `writeString` writes. A key must be plain
+    /// ASCII without escapes (see `writeCanonical`).
+    mutating func string(into w: inout JSONWriter, isKey: Bool) -> Bool {
+        i += 1
+        w.bytes.append(UInt8(ascii: "\""))
+        var run = i
+        let base = input.baseAddress!
+        while i < input.count {
+            // Eight plain ASCII bytes at a time (no control character,
+            // quote, backslash or byte over 0x7F): most text is such runs.
+            if i + 8 <= input.count {
+                let word = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
+                if word & 0x8080_8080_8080_8080 == 0, !JSONWriter.needsEscape(word) {
+                    i += 8
+                    continue
+                }
+            }
+            let c = input[i]
+            if c >= 0x20, c < 0x80, c != UInt8(ascii: "\""), c != UInt8(ascii: "\\") {
+                i += 1
+                continue
+            }
+            if run < i { w.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: input[run..<i])) }
+            if c == UInt8(ascii: "\"") {
+                i += 1
+                w.bytes.append(c)
+                return true
+            }
+            if c < 0x20 || isKey { return false }
+            if c >= 0x80 {
+                guard let n = validUTF8Sequence(at: i) else { return false }
+                w.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: input[i..<(i + n)]))
+                i += n
+            } else {
+                guard escape(into: &w) else { return false }
+            }
+            run = i
+        }
+        return false
+    }
+
+    /// One escape, rewritten as `writeString` would write what it stands for.
+    mutating func escape(into w: inout JSONWriter) -> Bool {
+        i += 1
+        guard i < input.count else { return false }
+        let e = input[i]
+        i += 1
+        switch e {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"),
+            UInt8(ascii: "t"):
+            w.bytes.append(UInt8(ascii: "\\"))
+            w.bytes.append(e)
+        case UInt8(ascii: "/"):
+            w.bytes.append(e)
+        case UInt8(ascii: "u"):
+            guard var scalar = hex4() else { return false }
+            // A surrogate pair, as the parser reads it; a lone surrogate
+            // becomes U+FFFD.
+            if (0xD800..<0xDC00).contains(scalar), i + 6 <= input.count, input[i] == UInt8(ascii: "\\"),
+                input[i + 1] == UInt8(ascii: "u")
+            {
+                let save = i
+                i += 2
+                guard let low = hex4() else { return false }
+                if (0xDC00..<0xE000).contains(low) {
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                } else {
+                    i = save
+                }
+            }
+            let u = Unicode.Scalar(scalar) ?? "\u{FFFD}"
+            if u.value < 0x80 {
+                // What `writeString` escapes, it escapes; the rest is raw.
+                var one = JSONWriter(reservingCapacity: 8)
+                withUnsafeBytes(of: UInt8(u.value)) { one.writeString(utf8: $0) }
+                w.bytes.append(contentsOf: one.bytes[1..<(one.bytes.count - 1)])
+            } else {
+                w.bytes.append(contentsOf: UTF8.encode(u)!)
+            }
+        default:
+            return false
+        }
+        return true
+    }
+
+    mutating func hex4() -> UInt32? {
+        guard i + 4 <= input.count, let v = JSONLexer.hex4(input, at: i) else { return nil }
+        i += 4
+        return v
+    }
+
+    /// The length of the well-formed UTF-8 sequence at `k` (RFC 3629),
+    /// nil when it is not one.
+    func validUTF8Sequence(at k: Int) -> Int? {
+        let b0 = input[k]
+        func cont(_ n: Int, _ range: ClosedRange<UInt8> = 0x80...0xBF) -> Bool { k + n < input.count && range.contains(input[k + n]) }
+        switch b0 {
+        case 0xC2...0xDF: return cont(1) ? 2 : nil
+        case 0xE0: return cont(1, 0xA0...0xBF) && cont(2) ? 3 : nil
+        case 0xE1...0xEC, 0xEE...0xEF: return cont(1) && cont(2) ? 3 : nil
+        case 0xED: return cont(1, 0x80...0x9F) && cont(2) ? 3 : nil
+        case 0xF0: return cont(1, 0x90...0xBF) && cont(2) && cont(3) ? 4 : nil
+        case 0xF1...0xF3: return cont(1) && cont(2) && cont(3) ? 4 : nil
+        case 0xF4: return cont(1, 0x80...0x8F) && cont(2) && cont(3) ? 4 : nil
+        default: return nil
+        }
+    }
+
+    /// A number as `write` writes what the parser reads: an integer that
+    /// fits in 64 bits as its digits (`-0` as `0`), anything else through
+    /// `Double`.
+    mutating func number(into w: inout JSONWriter) -> Bool {
+        let start = i
+        let number = JSONLexer.number(input, from: start)
+        i = number.end
+        guard number.ok else { return false }
+        let isInteger = number.isInteger
+        let text = UnsafeBufferPointer(rebasing: input[start..<i])
+        let negative = text[0] == UInt8(ascii: "-")
+        if isInteger, text.count - (negative ? 1 : 0) <= 18 {
+            // Always within Int64: the digits are the canonical form.
+            if text.count == 2, negative, text[1] == UInt8(ascii: "0") {
+                w.bytes.append(UInt8(ascii: "0"))
+            } else {
+                w.bytes.append(contentsOf: text)
+            }
+            return true
+        }
+        let string = String(decoding: text, as: UTF8.self)
+        if isInteger, let v = Int64(string) {
+            w.writeInt(v)
+            return true
+        }
+        guard let d = Double(string) else { return false }
+        w.writeDouble(d)
+        return true
+    }
+}
