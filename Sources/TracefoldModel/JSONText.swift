@@ -130,17 +130,22 @@ private struct Canonicalizer {
         return depth <= JSONParser.defaultMaxDepth
     }
 
+    /// Writes the opening bracket of the array or object at `i`; true when
+    /// it closes at once (then it is written whole).
+    mutating func isEmpty(opening: UInt8, closing: UInt8, into w: inout JSONWriter) -> Bool {
+        i += 1
+        w.bytes.append(opening)
+        skipWhitespace()
+        guard i < input.count, input[i] == closing else { return false }
+        i += 1
+        w.bytes.append(closing)
+        return true
+    }
+
     mutating func array(into w: inout JSONWriter) -> Bool {
         guard enter() else { return false }
         defer { depth -= 1 }
-        i += 1
-        w.bytes.append(UInt8(ascii: "["))
-        skipWhitespace()
-        if i < input.count, input[i] == UInt8(ascii: "]") {
-            i += 1
-            w.bytes.append(UInt8(ascii: "]"))
-            return true
-        }
+        if isEmpty(opening: UInt8(ascii: "["), closing: UInt8(ascii: "]"), into: &w) { return true }
         while true {
             skipWhitespace()
             guard value(into: &w) else { return false }
@@ -163,15 +168,8 @@ private struct Canonicalizer {
     mutating func object(into w: inout JSONWriter) -> Bool {
         guard enter() else { return false }
         defer { depth -= 1 }
-        i += 1
         let objectStart = w.bytes.count
-        w.bytes.append(UInt8(ascii: "{"))
-        skipWhitespace()
-        if i < input.count, input[i] == UInt8(ascii: "}") {
-            i += 1
-            w.bytes.append(UInt8(ascii: "}"))
-            return true
-        }
+        if isEmpty(opening: UInt8(ascii: "{"), closing: UInt8(ascii: "}"), into: &w) { return true }
         let base = members.count
         defer { members.removeLast(members.count - base) }
         while true {
