@@ -33,7 +33,7 @@ public enum ObservationRecord {
         w.costs(o.costDetails)
         w.b.time(o.endTimeUnixNano)
         w.b.string(o.environment)
-        w.optionalText(o.inputText)
+        w.b.optional(o.inputText) { $0.text($1) }
         w.b.level(o.level)
         w.json(.object(metadata))
         w.b.count(entries.count)
@@ -48,7 +48,7 @@ public enum ObservationRecord {
         if version > 1 { w.b.optionalString(o.modelID) }
         w.optionalJSON(o.modelParameters.map(JSONValue.object))
         w.b.string(o.name)
-        w.optionalText(o.outputText)
+        w.b.optional(o.outputText) { $0.text($1) }
         w.b.optional(o.parentID) { $0.fixed($1.value) }
         w.b.optionalString(o.promptName)
         w.b.optional(o.promptVersion) { $0.int($1) }
@@ -217,14 +217,6 @@ public enum ObservationRecord {
         private mutating func appendScratch() {
             b.count(scratch.bytes.count)
             b.bytes.append(contentsOf: scratch.bytes)
-        }
-
-        /// Text that is already JSON, after its length.
-        mutating func optionalText(_ t: JSONText?) {
-            guard let t else { return b.bytes.append(0) }
-            b.bytes.append(1)
-            b.count(t.bytes.count)
-            b.bytes.append(contentsOf: t.bytes)
         }
 
         mutating func optionalJSON(_ v: JSONValue?) {

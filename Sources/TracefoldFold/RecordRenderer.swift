@@ -60,8 +60,6 @@ public enum RecordRenderer {
         return (Governed(s, metadata: metadata), root)
     }
 
-    /// The trace's record and indexed columns; `observation` looks up the
-    /// stored observation of a span id.
     /// A trace's input or output: its own, else its root observation's
     /// text, else null.
     static func writeInputOutput(_ own: Versioned<JSONValue>?, _ root: JSONText?, into w: inout JSONWriter) {
@@ -74,6 +72,8 @@ public enum RecordRenderer {
         }
     }
 
+    /// The trace's record and indexed columns; `observation` looks up the
+    /// stored observation of a span id.
     public static func trace(_ s: TraceState, observation: (SpanID) -> Observation?) -> TraceRow {
         let (governed, root) = governed(s, observation: observation)
         let metadata = governed.metadata

@@ -363,33 +363,12 @@ public struct SpanMapper: Sendable {
     /// source of R23–R24 that has either side. An attribute's text becomes
     /// the JSON text without a `JSONValue` in between (`JSONText.decoding`).
     static func inputOutput(_ a: AttributeTable, events: [SpanEvent], scopeName: String) -> (JSONText?, JSONText?, Set<String>) {
-        let (i, o, keys) = inputOutputValues(a, events: events, scopeName: scopeName)
-        return (i.map(\.text), o.map(\.text), keys)
-    }
-
-    /// An input or output as its source has it: an attribute's value (a
-    /// string is read as JSON when it is JSON), or a value built from
-    /// several attributes or events.
-    enum IOValue {
-        case attribute(AttributeValue)
-        case built(JSONValue)
-
-        var text: JSONText {
-            switch self {
-            case .attribute(.string(let s)): JSONText.decoding(s)
-            case .attribute(let v): JSONText(v.json)
-            case .built(let v): JSONText(v)
-            }
-        }
-    }
-
-    static func inputOutputValues(_ a: AttributeTable, events: [SpanEvent], scopeName: String) -> (IOValue?, IOValue?, Set<String>) {
-        func pair(_ inKey: String, _ outKey: String) -> (IOValue?, IOValue?, Set<String>)? {
+        func pair(_ inKey: String, _ outKey: String) -> (JSONText?, JSONText?, Set<String>)? {
             guard a[inKey] != nil || a[outKey] != nil else { return nil }
-            return (a[inKey].map(IOValue.attribute), a[outKey].map(IOValue.attribute), [inKey, outKey])
+            return (a[inKey]?.decodedJSONText, a[outKey]?.decodedJSONText, [inKey, outKey])
         }
-        func first(_ keys: [String]) -> (IOValue?, String?) {
-            for k in keys { if let v = a[k] { return (.attribute(v), k) } }
+        func first(_ keys: [String]) -> (JSONText?, String?) {
+            for k in keys { if let v = a[k] { return (v.decodedJSONText, k) } }
             return (nil, nil)
         }
         if let io = pair("langfuse.observation.input", "langfuse.observation.output") { return io }
@@ -399,7 +378,7 @@ public struct SpanMapper: Sendable {
             let (o, ok) = first(["ai.response.text", "ai.response.object", "ai.response.toolCalls", "ai.result.text", "ai.result.object"])
             if i != nil || o != nil { return (i, o, Set([ik, ok].compactMap { $0 })) }
         }
-        if let (i, o, keys) = genAIEvents(events) { return (i.map(IOValue.built), o.map(IOValue.built), keys) }
+        if let (i, o, keys) = genAIEvents(events) { return (i.map(JSONText.init), o.map(JSONText.init), keys) }
         for (inKey, outKey) in [
             ("gcp.vertex.agent.llm_request", "gcp.vertex.agent.llm_response"),
             ("prompt", "all_messages_events"),
@@ -415,7 +394,7 @@ public struct SpanMapper: Sendable {
         for (inPrefix, outPrefix) in [("gen_ai.prompt.", "gen_ai.completion."), ("llm.input_messages.", "llm.output_messages.")] {
             let (i, ik) = FlattenedAttributes.rebuild(a.ordered, prefix: inPrefix)
             let (o, ok) = FlattenedAttributes.rebuild(a.ordered, prefix: outPrefix)
-            if i != nil || o != nil { return (i.map(IOValue.built), o.map(IOValue.built), ik.union(ok)) }
+            if i != nil || o != nil { return (i.map(JSONText.init), o.map(JSONText.init), ik.union(ok)) }
         }
         if a["gen_ai.input.messages"] != nil || a["gen_ai.output.messages"] != nil {
             var input = a["gen_ai.input.messages"]?.decodedJSON
@@ -427,7 +406,7 @@ public struct SpanMapper: Sendable {
                 let system: JSONValue = .object(["role": .string("system"), "parts": .array(instructions)])
                 input = .array([system] + (input?.arrayValue ?? (input.map { [$0] } ?? [])))
             }
-            return (input.map(IOValue.built), a["gen_ai.output.messages"].map(IOValue.attribute), keys)
+            return (input.map(JSONText.init), a["gen_ai.output.messages"]?.decodedJSONText, keys)
         }
         if let io = pair("gen_ai.tool.call.arguments", "gen_ai.tool.call.result") { return io }
         return (nil, nil, [])

@@ -25,6 +25,13 @@ extension AttributeValue {
         return json
     }
 
+    /// `decodedJSON`'s canonical text, made without the value for a string
+    /// (`JSONText.decoding`).
+    public var decodedJSONText: JSONText {
+        if case .string(let s) = self { return JSONText.decoding(s) }
+        return JSONText(json)
+    }
+
     public var stringValue: String? {
         if case .string(let s) = self { return s }
         return nil
@@ -45,15 +52,9 @@ extension AttributeValue {
 
 public enum JSONDecoding {
     public static func decodeIfJSON(_ s: String) -> JSONValue {
-        guard let first = s.utf8.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) else { return .string(s) }
         // Only text that can start a JSON value is tried; most strings fail here at no cost.
-        switch first {
-        case UInt8(ascii: "{"), UInt8(ascii: "["), UInt8(ascii: "\""), UInt8(ascii: "-"), UInt8(ascii: "t"), UInt8(ascii: "f"),
-            UInt8(ascii: "n"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return (try? JSONParser.parse(s)) ?? .string(s)
-        default:
-            return .string(s)
-        }
+        guard JSONParser.mayStartValue(s.utf8) else { return .string(s) }
+        return (try? JSONParser.parse(s)) ?? .string(s)
     }
 
     /// The canonical compact size of one value (SPEC §4.5).

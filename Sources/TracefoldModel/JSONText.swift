@@ -28,20 +28,16 @@ public struct JSONText: Sendable, Hashable {
         return s.withUTF8 { utf8 in
             var w = JSONWriter(reservingCapacity: utf8.count + 16)
             // Only text that can start a JSON value is tried.
-            switch utf8.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) ?? 0 {
-            case UInt8(ascii: "{"), UInt8(ascii: "["), UInt8(ascii: "\""), UInt8(ascii: "-"), UInt8(ascii: "t"), UInt8(ascii: "f"),
-                UInt8(ascii: "n"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            if JSONParser.mayStartValue(utf8) {
                 if w.writeCanonical(utf8) { return JSONText(canonical: w.bytes) }
                 // Left to the parser: it decides, and a failed parse is a string.
                 w.removeAll()
                 if let v = try? JSONParser.parse(utf8) {
                     w.write(v)
-                } else {
-                    w.writeString(utf8: UnsafeRawBufferPointer(utf8))
+                    return JSONText(canonical: w.bytes)
                 }
-            default:
-                w.writeString(utf8: UnsafeRawBufferPointer(utf8))
             }
+            w.writeString(utf8: UnsafeRawBufferPointer(utf8))
             return JSONText(canonical: w.bytes)
         }
     }
@@ -60,7 +56,7 @@ extension JSONWriter {
     /// parser's cap, and objects whose reordering would copy more than a
     /// few times the input.
     public mutating func writeCanonical(_ input: UnsafeBufferPointer<UInt8>) -> Bool {
-        var c = Canonicalizer(input: input, start: bytes.count)
+        var c = Canonicalizer(input: input)
         return c.document(into: &self)
     }
 }
@@ -80,7 +76,7 @@ private struct Canonicalizer {
     var sorted: [Int] = []
     var scratch: [UInt8] = []
 
-    init(input: UnsafeBufferPointer<UInt8>, start: Int) {
+    init(input: UnsafeBufferPointer<UInt8>) {
         self.input = input
         copyBudget = 4 * input.count + 4096
     }
@@ -336,11 +332,8 @@ private struct Canonicalizer {
                 }
             }
             let u = Unicode.Scalar(scalar) ?? "\u{FFFD}"
-            if u.value < 0x80 {
-                // What `writeString` escapes, it escapes; the rest is raw.
-                var one = JSONWriter(reservingCapacity: 8)
-                withUnsafeBytes(of: UInt8(u.value)) { one.writeString(utf8: $0) }
-                w.bytes.append(contentsOf: one.bytes[1..<(one.bytes.count - 1)])
+            if u.value < 0x80, JSONWriter.escapes(UInt8(u.value)) {
+                w.writeEscaped(UInt8(u.value))
             } else {
                 w.bytes.append(contentsOf: UTF8.encode(u)!)
             }

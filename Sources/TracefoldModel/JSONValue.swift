@@ -76,6 +76,21 @@ public struct JSONParser {
         self.maxDepth = maxDepth
     }
 
+    /// Whether UTF-8 text, after its leading whitespace, starts like a JSON
+    /// value: only such text is worth parsing as JSON.
+    /// Inlinable: it runs on every string attribute the mapper decodes,
+    /// which a generic call across modules would slow.
+    @inlinable
+    public static func mayStartValue<C: Collection>(_ utf8: C) -> Bool where C.Element == UInt8 {
+        switch utf8.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) ?? 0 {
+        case UInt8(ascii: "{"), UInt8(ascii: "["), UInt8(ascii: "\""), UInt8(ascii: "-"), UInt8(ascii: "t"), UInt8(ascii: "f"),
+            UInt8(ascii: "n"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            true
+        default:
+            false
+        }
+    }
+
     private mutating func parseDocument() throws(JSONParseError) -> JSONValue {
         skipWhitespace()
         let v = try parseValue()
@@ -513,7 +528,7 @@ public struct JSONWriter {
                 continue
             }
             let c = base.load(fromByteOffset: i, as: UInt8.self)
-            if c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") {
+            if Self.escapes(c) {
                 if runStart < i { bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: utf8[runStart..<i])) }
                 writeEscaped(c)
                 runStart = i + 1
@@ -539,7 +554,10 @@ public struct JSONWriter {
         return (below0x20 | hasQuote | hasBackslash) != 0
     }
 
-    private mutating func writeEscaped(_ c: UInt8) {
+    /// Whether `writeString` escapes the byte.
+    static func escapes(_ c: UInt8) -> Bool { c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") }
+
+    mutating func writeEscaped(_ c: UInt8) {
         bytes.append(0x5C)
         switch c {
         case UInt8(ascii: "\""), UInt8(ascii: "\\"): bytes.append(c)
