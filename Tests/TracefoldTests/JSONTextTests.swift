@@ -113,6 +113,26 @@ final class JSONTextTests: XCTestCase {
         }
     }
 
+    /// Reordering is bounded by a copy budget (four times the input plus
+    /// 4 KiB): nested objects whose keys all need reordering are taken in
+    /// one pass while the copies fit, and past the budget they are left to
+    /// the parser, with the same bytes either way.
+    func testReorderingPastTheCopyBudgetIsLeftToTheParser() {
+        func nested(_ depth: Int) -> String {
+            var s = "1"
+            for _ in 0..<depth { s = #"{"b":"# + s + #","a":0}"# }
+            return s
+        }
+        // Each level copies what it holds: depth 20 copies about 2 KiB of a
+        // 0.2 KiB input (within 4 KiB), depth 200 about 240 KiB of 2 KiB.
+        let within = nested(20)
+        XCTAssertTrue(scanned(within))
+        XCTAssertEqual(decoded(within), expected(within))
+        let past = nested(200)
+        XCTAssertFalse(scanned(past))
+        XCTAssertEqual(decoded(past), expected(past))
+    }
+
     /// Random documents, written with random whitespace, key order,
     /// duplicate keys and escapes: the same bytes as parse-and-write, and
     /// the one pass decides most of them (or the comparison would compare
