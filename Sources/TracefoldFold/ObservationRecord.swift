@@ -21,7 +21,7 @@ public enum ObservationRecord {
     /// `state`; `entries` are its entry keys, sorted.
     /// `version` 1 writes the form stored before `modelId`, which tests
     /// read back.
-    static func encode(_ o: Observation, metadata: [String: JSONValue], entries: [EntryKey], state: TraceState, version: UInt8 = format) -> [UInt8] {
+    static func encode(_ o: Observation, metadata: [String: JSONText], entries: [EntryKey], state: TraceState, version: UInt8 = format) -> [UInt8] {
         var w = Writer(base: o.startTimeUnixNano)
         w.b.bytes.append(version)
         w.b.fixed(o.traceID.high)
@@ -35,7 +35,7 @@ public enum ObservationRecord {
         w.b.string(o.environment)
         w.b.optional(o.inputText) { $0.text($1) }
         w.b.level(o.level)
-        w.json(.object(metadata))
+        w.object(metadata)
         w.b.count(entries.count)
         for key in entries {
             let bucket = state.entries[key] ?? [:]
@@ -208,7 +208,14 @@ public enum ObservationRecord {
         }
 
         /// An entry's values as a JSON object, after its length.
-        mutating func values(_ bucket: [String: Versioned<JSONValue>]) {
+        /// An object of values kept as text, after its length.
+        mutating func object(_ members: [String: JSONText]) {
+            scratch.removeAll()
+            scratch.writeObject(members)
+            appendScratch()
+        }
+
+        mutating func values(_ bucket: [String: Versioned<JSONText>]) {
             scratch.removeAll()
             RecordRenderer.writeValues(bucket, into: &scratch)
             appendScratch()

@@ -6,8 +6,8 @@ import TracefoldModel
 public enum RecordRenderer {
     /// An observation's own metadata: its userland entry, then the system
     /// keys (resource attributes, scope, remaining attributes).
-    static func metadata(of o: Observation, state: TraceState) -> [String: JSONValue] {
-        var metadata = state.values(EntryKey(scope: .observation, target: o.id, kind: "userland.default"))
+    static func metadata(of o: Observation, state: TraceState) -> [String: JSONText] {
+        var metadata = state.texts(EntryKey(scope: .observation, target: o.id, kind: "userland.default"))
         for (k, v) in o.systemMetadata { metadata[k] = v }
         return metadata
     }
@@ -48,7 +48,7 @@ public enum RecordRenderer {
         let stand = root ?? s.earliest.flatMap { observation($0.spanID) }
         // SPEC §3.5: the root observation's own metadata, then trace-scope
         // updates by order key.
-        var metadata: [String: JSONValue] = [:]
+        var metadata: [String: JSONText] = [:]
         if let root {
             // Not the whole rendered root observation: only its metadata.
             metadata = Self.metadata(of: root, state: s)
@@ -56,7 +56,7 @@ public enum RecordRenderer {
             metadata["resourceAttributes"] = stand.systemMetadata["resourceAttributes"]
             metadata["scope"] = stand.systemMetadata["scope"]
         }
-        for (k, v) in s.values(EntryKey(scope: .trace, target: nil, kind: "userland.default")) { metadata[k] = v }
+        for (k, v) in s.entries[EntryKey(scope: .trace, target: nil, kind: "userland.default")] ?? [:] { metadata[k] = v.value }
         return (Governed(s, metadata: metadata), root)
     }
 
@@ -66,7 +66,7 @@ public enum RecordRenderer {
         if let own {
             w.write(own.value)
         } else if let root {
-            w.writeJSON(root.bytes)
+            w.write(root)
         } else {
             w.writeRaw("null")
         }
@@ -89,7 +89,7 @@ public enum RecordRenderer {
         // cost an allocation per entry on every render of the trace.
         var usage = 0
         for (key, bucket) in s.entries where !key.kind.hasPrefix("tracefold.warnings") {
-            for (k, v) in bucket { usage += k.utf8.count + JSONDecoding.canonicalSize(v.value) }
+            for (k, v) in bucket { usage += k.utf8.count + v.value.count }
         }
         let usageEntry = JSONValue.object([
             "scope": .string("trace"), "kind": .string("tracefold.usage"), "label": .string(MetadataKind.label("tracefold.usage")),
@@ -104,7 +104,8 @@ public enum RecordRenderer {
         writeInputOutput(s.input, root?.inputText, into: &w)
         w.field("latency", .double(latency))
         w.field("level", string: (s.worstLevel ?? .default).rawValue)
-        w.field("metadata", .object(metadata))
+        w.key("metadata")
+        w.writeObject(metadata)
         w.key("metadataEntries")
         w.beginArray()
         w.writeJSON(traceScope.bytes)
@@ -198,20 +199,20 @@ public enum RecordRenderer {
             writeValues(bucket, into: &w)
         } else {
             var values = bucket.mapValues(\.value)
-            for (k, v) in extra { values[k] = v }
-            w.write(.object(values))
+            for (k, v) in extra { values[k] = JSONText(v) }
+            w.writeObject(values)
         }
         w.endObject()
     }
 
     /// When an entry last changed: the latest order time of its values.
-    static func updatedAt(_ bucket: [String: Versioned<JSONValue>]) -> UInt64? {
+    static func updatedAt(_ bucket: [String: Versioned<JSONText>]) -> UInt64? {
         bucket.values.map(\.order.time).max()
     }
 
     /// An entry's values as a JSON object, keys sorted, without copying
     /// them out of their bucket into a dictionary.
-    static func writeValues(_ bucket: [String: Versioned<JSONValue>], into w: inout JSONWriter) {
+    static func writeValues(_ bucket: [String: Versioned<JSONText>], into w: inout JSONWriter) {
         w.beginObject()
         for (k, v) in bucket.sorted(by: { $0.key < $1.key }) {
             w.key(k)
@@ -225,7 +226,7 @@ public enum RecordRenderer {
 /// §5.3–5.4). Resolved whenever the record is built, never stored, so a
 /// request value that arrives after a governance value cannot replace it.
 struct Governed {
-    var metadata: [String: JSONValue]
+    var metadata: [String: JSONText]
     var userID: String?
     var warnings: [String: JSONValue] = [:]
     /// `tracefold.api_key` and `tracefold.workspace` entries showing each layer.
@@ -233,7 +234,7 @@ struct Governed {
 
     static let maxUserScalars = 128
 
-    init(_ s: TraceState, metadata request: [String: JSONValue]) {
+    init(_ s: TraceState, metadata request: [String: JSONText]) {
         var metadata = request
         userID = s.userID?.value
         if let g = s.governance {
@@ -258,7 +259,7 @@ struct Governed {
                 warnings["_user"] = .string("userId is \(n) characters long, over the \(Self.maxUserScalars)-character limit of _user; not copied")
             }
         }
-        if userID == nil, case .string(let user)? = metadata["_user"], !user.isEmpty { userID = user }
+        if userID == nil, let user = metadata["_user"]?.stringValue, !user.isEmpty { userID = user }
         self.metadata = metadata
     }
 

@@ -44,5 +44,5 @@ public struct TraceRow: Sendable {
     public var latency: Double
     public var totalCost: Double
     /// The record's top-level metadata, for the `trace_metadata` index.
-    public var metadata: [String: JSONValue]
+    public var metadata: [String: JSONText]
 }

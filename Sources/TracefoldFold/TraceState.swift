@@ -81,8 +81,10 @@ public struct TraceState: Hashable, Sendable {
     /// span-id order. Nil while no observation has a cost.
     public var costPicos: Int64?
     public var worstLevel: ObservationLevel?
-    /// Per entry, per top-level key: the winning value (SPEC §4.4 shallow merge).
-    public var entries: [EntryKey: [String: Versioned<JSONValue>]] = [:]
+    /// Per entry, per top-level key: the winning value (SPEC §4.4 shallow
+    /// merge), as the canonical text its update carried: the records, the
+    /// codec and the usage count copy or count it, none parses it.
+    public var entries: [EntryKey: [String: Versioned<JSONText>]] = [:]
     /// Accepted updates by id with their size: exactly-once and the
     /// cumulative limit (SPEC §4.6, §4.7).
     public private(set) var acceptedUpdates: [String: Int] = [:]
@@ -154,14 +156,14 @@ public struct TraceState: Hashable, Sendable {
         let warningsKey = EntryKey(scope: .trace, target: nil, kind: "tracefold.warnings")
         if !warnings.isEmpty {
             withBucket(warningsKey) { bucket in
-                for (k, v) in warnings { Self.merge(&bucket, k, Versioned(v, order)) }
+                for (k, v) in warnings { Self.merge(&bucket, k, Versioned(JSONText(v), order)) }
             }
         }
         // The receiver already reported these in the request's partial_success.
         if let request = mapped.request, !request.warnings.isEmpty {
             let at = OrderKey(time: request.receivedAtUnixNano, spanID: 0, position: 0)
             withBucket(warningsKey) { bucket in
-                for (k, v) in request.warnings { Self.merge(&bucket, k, Versioned(.string(v), at)) }
+                for (k, v) in request.warnings { Self.merge(&bucket, k, Versioned(JSONText.string(v), at)) }
             }
         }
         return warnings
@@ -211,21 +213,26 @@ public struct TraceState: Hashable, Sendable {
     /// bucket is made with room for `reserving` fields: grown field by
     /// field, it was allocated and rehashed at every doubling (2% of the
     /// collector's CPU on the bench load, where most buckets are new).
-    private mutating func withBucket(_ key: EntryKey, reserving: Int = 0, _ body: (inout [String: Versioned<JSONValue>]) -> Void) {
-        body(&entries[key, default: [String: Versioned<JSONValue>](minimumCapacity: reserving)])
+    private mutating func withBucket(_ key: EntryKey, reserving: Int = 0, _ body: (inout [String: Versioned<JSONText>]) -> Void) {
+        body(&entries[key, default: [String: Versioned<JSONText>](minimumCapacity: reserving)])
     }
 
     /// `Versioned.latest` of the field's value and `value`, in one hash of
     /// the field: a new field takes `value`, which then does not beat itself.
-    private static func merge(_ bucket: inout [String: Versioned<JSONValue>], _ field: String, _ value: Versioned<JSONValue>) {
-        func keepLatest(_ current: inout Versioned<JSONValue>) {
+    private static func merge(_ bucket: inout [String: Versioned<JSONText>], _ field: String, _ value: Versioned<JSONText>) {
+        func keepLatest(_ current: inout Versioned<JSONText>) {
             if value.order > current.order { current = value }
         }
         keepLatest(&bucket[field, default: value])
     }
 
-    /// Merged values of one entry.
+    /// Merged values of one entry, parsed.
     public func values(_ key: EntryKey) -> [String: JSONValue] {
+        (entries[key] ?? [:]).mapValues(\.value.value)
+    }
+
+    /// Merged values of one entry, as their text.
+    public func texts(_ key: EntryKey) -> [String: JSONText] {
         (entries[key] ?? [:]).mapValues(\.value)
     }
 

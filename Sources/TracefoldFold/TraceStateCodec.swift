@@ -66,8 +66,8 @@ enum TraceStateCodec {
 /// Bounded: past `limit` distinct values, new ones are written out in full.
 /// A numbered value is never forgotten, since encoded traces refer to it.
 final class JSONInterner {
-    private(set) var values: [JSONValue] = []
-    private var ids: [JSONValue: Int] = [:]
+    private(set) var values: [JSONText] = []
+    private var ids: [JSONText: Int] = [:]
     private var keys: [String] = []
     private var keyIDs: [String: Int] = [:]
     let limit: Int
@@ -87,12 +87,12 @@ final class JSONInterner {
     func key(_ id: Int) -> String? { id < keys.count ? keys[id] : nil }
 
     /// The last values numbered: the spans of a batch share their
-    /// resource's and scope's JSON (one dictionary storage, which `==`
+    /// resource's and scope's JSON text (one array storage, which `==`
     /// compares by identity first), so most lookups end here without
-    /// hashing a nested object.
-    private var recent: [(value: JSONValue, id: Int)] = []
+    /// hashing the text.
+    private var recent: [(value: JSONText, id: Int)] = []
 
-    func id(for value: JSONValue) -> Int? {
+    func id(for value: JSONText) -> Int? {
         for r in recent where r.value == value { return r.id }
         let id: Int
         if let known = ids[value] {
@@ -108,7 +108,7 @@ final class JSONInterner {
         return id
     }
 
-    func value(_ id: Int) -> JSONValue? { id < values.count ? values[id] : nil }
+    func value(_ id: Int) -> JSONText? { id < values.count ? values[id] : nil }
 }
 
 /// The part of an order key that every value one span sets shares.
@@ -202,8 +202,8 @@ struct ByteWriter {
 
     /// JSON text, length-prefixed.
     mutating func text(_ t: JSONText) {
-        count(t.bytes.count)
-        bytes.append(contentsOf: t.bytes)
+        count(t.count)
+        bytes.append(contentsOf: t.text.utf8)
     }
 
     mutating func json(_ v: JSONValue) {
@@ -315,7 +315,7 @@ struct ByteWriter {
             count(bucket.count)
             for (k, v) in bucket {
                 self.key(k)
-                json(v.value)
+                text(v.value)
                 order(v.order)
             }
         }
@@ -395,12 +395,13 @@ struct ByteWriter {
         count(o.systemMetadata.count)
         for (k, v) in o.systemMetadata {
             key(k)
-            // Tag 8: a value numbered by the interner.
+            // 1: a value numbered by the interner; 0: the text.
             if k == "resourceAttributes" || k == "scope", let id = interner?.id(for: v) {
-                bytes.append(8)
+                bytes.append(1)
                 count(id)
             } else {
-                json(v)
+                bytes.append(0)
+                text(v)
             }
         }
         level(o.level)
@@ -486,7 +487,7 @@ struct ByteReader {
         return UnsafeRawBufferPointer(rebasing: raw[at..<at + n])
     }
 
-    mutating func text() -> JSONText? { slice().map { JSONText(canonical: Array($0)) } }
+    mutating func text() -> JSONText? { slice().map { JSONText(canonical: $0) } }
 
     mutating func key() -> String? {
         guard let n = varint() else { return nil }
@@ -550,12 +551,22 @@ struct ByteReader {
             }
             return .array(a)
         case 7: return jsonObject().map(JSONValue.object)
-        case 8: return count().flatMap { interner?.value($0) }
         default: return nil
         }
     }
 
     mutating func jsonObject() -> [String: JSONValue]? { dictionary({ $0.key() }, { $0.json() }) }
+
+    /// An observation's system metadata, as `observation` wrote it.
+    mutating func systemMetadata() -> [String: JSONText]? {
+        dictionary({ $0.key() }) { r in
+            switch r.byte() {
+            case 0: return r.text()
+            case 1: return r.count().flatMap { r.interner?.value($0) }
+            default: return nil
+            }
+        }
+    }
 
     mutating func order() -> OrderKey? {
         guard let index = count() else { return nil }
@@ -645,9 +656,9 @@ struct ByteReader {
             guard let scopeIndex = byte(), Int(scopeIndex) < ByteWriter.scopes.count, let target = optional({ $0.fixed() }), let kind = key(),
                 let n = count()
             else { return nil }
-            var bucket = [String: Versioned<JSONValue>](minimumCapacity: n)
+            var bucket = [String: Versioned<JSONText>](minimumCapacity: n)
             for _ in 0..<n {
-                guard let k = key(), let v = json(), let o = order() else { return nil }
+                guard let k = key(), let v = text(), let o = order() else { return nil }
                 bucket[k] = Versioned(v, o)
             }
             s.entries[EntryKey(scope: ByteWriter.scopes[Int(scopeIndex)], target: target.map(SpanID.init), kind: kind)] = bucket
@@ -670,7 +681,7 @@ struct ByteReader {
             let completion = optional({ $0.time() }), let model = optionalString(), let modelID = optionalString(),
             let parameters = optional({ $0.jsonObject() }),
             let input = optional({ $0.text() }), let output = optional({ $0.text() }), let usage = jsonObject(), let cost = jsonObject(),
-            let system = jsonObject(), let level = level(), let status = optionalString(), let version = optionalString(),
+            let system = systemMetadata(), let level = level(), let status = optionalString(), let version = optionalString(),
             let release = optionalString(), let environment = string(), let promptName = optionalString(),
             let promptVersion = optional({ $0.int() })
         else { return nil }

@@ -74,20 +74,23 @@ public struct MetadataUpdate: Sendable, Hashable {
     /// The observation or span the update is addressed to; nil for trace scope.
     public var target: SpanID?
     public var kind: String
-    public let values: [String: JSONValue]
+    /// Each top-level value as its canonical JSON text: from the attribute
+    /// to the state, the stored record and the size count, nothing looks
+    /// inside a value, so none is held as a `JSONValue` tree.
+    public let values: [String: JSONText]
     public var order: OrderKey
     /// The size the limits count (SPEC §4.6), measured once: the fold checks
     /// it before the ack and again when it applies the update.
     public let size: Int
 
-    public init(id: String, scope: MetadataScope, target: SpanID?, kind: String, values: [String: JSONValue], order: OrderKey) {
+    public init(id: String, scope: MetadataScope, target: SpanID?, kind: String, values: [String: JSONText], order: OrderKey) {
         self.id = id
         self.scope = scope
         self.target = target
         self.kind = kind
         self.values = values
         self.order = order
-        size = JSONDecoding.updateSize(values)
+        size = JSONDecoding.updateSize(text: values)
     }
 }
 
@@ -112,7 +115,7 @@ public struct Observation: Sendable, Hashable {
     /// The Langfuse-compatible metadata view (SPEC §2.4) without user keys:
     /// `resourceAttributes`, `scope` and, for non-SDK scopes, `attributes`.
     /// User keys come from the observation-scope updates at fold time.
-    public var systemMetadata: [String: JSONValue]
+    public var systemMetadata: [String: JSONText]
     public var level: ObservationLevel
     public var statusMessage: String?
     public var version: String?
@@ -126,7 +129,7 @@ public struct Observation: Sendable, Hashable {
     public init(
         id: SpanID, traceID: TraceID, parentID: SpanID?, type: ObservationType, name: String, startTimeUnixNano: UInt64, endTimeUnixNano: UInt64,
         completionStartTime: UInt64?, model: String?, modelParameters: [String: JSONValue]?, input: JSONValue?, output: JSONValue?,
-        usageDetails: [String: JSONValue], costDetails: CostDetails, systemMetadata: [String: JSONValue], level: ObservationLevel,
+        usageDetails: [String: JSONValue], costDetails: CostDetails, systemMetadata: [String: JSONText], level: ObservationLevel,
         statusMessage: String?, version: String?, release: String?, environment: String, promptName: String? = nil, promptVersion: Int64? = nil
     ) {
         self.id = id
@@ -196,8 +199,6 @@ public struct MappedSpan: Sendable, Hashable {
     public var warnings: [String: JSONValue]
     /// Order key of the span's own attributes (its start time).
     public var order: OrderKey
-    public var resourceAttributes: JSONValue
-    public var scope: JSONValue
     /// The request the span arrived in: its header warnings and governance
     /// layers (SPEC §5). Its metadata is already one of `updates`.
     public var request: RequestMetadata?

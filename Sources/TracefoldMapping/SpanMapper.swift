@@ -15,12 +15,12 @@ public struct SpanMapper: Sendable {
 
     /// What every span under one resource and scope shares. Built once per
     /// scope in a batch, so the spans' records share one copy of the resource
-    /// and scope JSON instead of allocating their own.
+    /// and scope JSON text instead of writing their own.
     public struct Context: Sendable {
         let resource: AttributeTable
-        let resourceJSON: JSONValue
+        let resourceText: JSONText
         let scopeName: String
-        let scopeJSON: JSONValue
+        let scopeText: JSONText
         let request: RequestMetadata?
         let requestUpdate: MetadataUpdate?
         /// A stored span's pricing, stamped when it was first folded.
@@ -35,12 +35,12 @@ public struct SpanMapper: Sendable {
             requestUpdate = request.flatMap(SpanMapper.requestUpdate)
             // SPEC §2.5: clients cannot forge internal attributes.
             self.resource = AttributeTable(resource.attributes.filter { !$0.key.hasASCIIPrefix(SpanMapper.internalPrefix) })
-            resourceJSON = self.resource.object
+            resourceText = JSONText(self.resource.object)
             scopeName = scope.name
-            scopeJSON = .object([
+            scopeText = JSONText(.object([
                 "name": .string(scope.name), "version": .string(scope.version),
                 "attributes": AttributeTable(scope.attributes).object,
-            ])
+            ]))
         }
     }
 
@@ -73,7 +73,7 @@ public struct SpanMapper: Sendable {
         var position = 0
         // Each update's id starts with the span's id: in hex once a span.
         let idPrefix = span.spanID.hex + "/"
-        func add(_ scope: MetadataScope, _ target: SpanID?, _ kind: String, _ values: [String: JSONValue], time: UInt64) {
+        func add(_ scope: MetadataScope, _ target: SpanID?, _ kind: String, _ values: [String: JSONText], time: UInt64) {
             position += 1
             // Size limits are the fold's to enforce: the cumulative one needs
             // the trace's state.
@@ -91,7 +91,7 @@ public struct SpanMapper: Sendable {
         for (index, event) in span.events.enumerated() where event.name == Self.metadataEventName {
             switch Self.eventUpdate(event, span: span) {
             case .success(let (scope, target, kind, values)):
-                add(scope, target, kind, values, time: event.timeUnixNano)
+                add(scope, target, kind, values.mapValues(JSONText.init), time: event.timeUnixNano)
             case .failure(let reason):
                 warnings["\(span.spanID.hex)/event/\(index)"] = .string(reason.message)
             }
@@ -114,9 +114,7 @@ public struct SpanMapper: Sendable {
         let type = Self.observationType(attrs)
         let model = Self.model(attrs)
         let (input, output, ioKeys) = Self.inputOutput(attrs, events: span.events, scopeName: context.scopeName)
-        let resourceJSON = context.resourceJSON
-        let scopeJSON = context.scopeJSON
-        var system: [String: JSONValue] = ["resourceAttributes": resourceJSON, "scope": scopeJSON]
+        var system: [String: JSONText] = ["resourceAttributes": context.resourceText, "scope": context.scopeText]
         if !context.scopeName.hasPrefix("langfuse-sdk") {
             // R26: the remaining span attributes, typed (SPEC §2.4), without
             // metadata-prefix keys and the input/output keys consumed.
@@ -124,7 +122,7 @@ public struct SpanMapper: Sendable {
             for a in attrs.ordered where !Self.isMetadataKey(a.key) && !ioKeys.contains(a.key) {
                 remaining[a.key] = a.value.json
             }
-            system["attributes"] = .object(remaining)
+            system["attributes"] = JSONText(.object(remaining))
         }
 
         let level: ObservationLevel =
@@ -175,8 +173,7 @@ public struct SpanMapper: Sendable {
         trace.asRoot = Self.truthy(attrs["langfuse.internal.as_root"])
 
         return MappedSpan(
-            observation: observation, trace: trace, updates: pre.updates, warnings: pre.warnings, order: order,
-            resourceAttributes: resourceJSON, scope: scopeJSON, request: context.request,
+            observation: observation, trace: trace, updates: pre.updates, warnings: pre.warnings, order: order, request: context.request,
             newCostStamp: context.costStamp == nil ? priced.flatMap { p in decision?.stamp(used: p.used) } : nil
         )
     }
@@ -186,9 +183,11 @@ public struct SpanMapper: Sendable {
     /// update id, so it is applied and counted once per request.
     static func requestUpdate(_ request: RequestMetadata) -> MetadataUpdate? {
         guard !request.metadata.isEmpty else { return nil }
-        let values = request.metadata.mapValues(JSONValue.string)
+        let values = request.metadata.mapValues(JSONText.string)
+        var canonical = JSONWriter()
+        canonical.writeObject(values)
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a of the canonical values
-        for b in JSONWriter.serialize(.object(values)).utf8 {
+        for b in canonical.bytes {
             hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3
         }
         return MetadataUpdate(
@@ -469,16 +468,16 @@ public struct SpanMapper: Sendable {
     /// The user metadata of one domain (`trace` or `observation`): the JSON
     /// blob, then `<prefix>.<k>` keys, which win (a dotted remainder stays one
     /// flat key). Values are decoded at ingest (SPEC §2.3).
-    static func metadata(_ a: AttributeTable, domain: String, warnings: inout [String: JSONValue], spanID: SpanID) -> [String: JSONValue] {
+    static func metadata(_ a: AttributeTable, domain: String, warnings: inout [String: JSONValue], spanID: SpanID) -> [String: JSONText] {
         let source = domain == "observation" ? observationMetadata : traceMetadata
-        var out = [String: JSONValue]()
+        var out = [String: JSONText]()
         let blobKey = a[source.blobKey] != nil ? source.blobKey : (domain == "observation" && a["langfuse.metadata"] != nil ? "langfuse.metadata" : nil)
         if let blobKey, let blob = a[blobKey] {
             switch blob.decodedJSON {
-            case .object(let o): out = o
+            case .object(let o): out = o.mapValues(JSONText.init)
             case .array(let items):
                 // R30: an array blob spreads as {"0": …, "1": …}.
-                for (i, v) in items.enumerated() { out[String(i)] = v }
+                for (i, v) in items.enumerated() { out[String(i)] = JSONText(v) }
             default:
                 warnings["\(spanID.hex)/\(blobKey)"] = .string("\(blobKey) is not a JSON object; dropped")
             }
@@ -490,7 +489,7 @@ public struct SpanMapper: Sendable {
                 // is a character boundary: no walk over the key's characters.
                 let key = String(Substring(attr.key.utf8.dropFirst(p.utf8.count)))
                 if key.isEmpty || (p == telemetryMetadataPrefix && telemetryFieldKeys.contains(key)) { continue }
-                out[key] = attr.value.decodedJSON
+                out[key] = attr.value.decodedJSONText
             }
         }
         return out
@@ -534,9 +533,9 @@ public struct SpanMapper: Sendable {
             || key == "gen_ai.provider.name" || key == "gen_ai.operation.name"
     }
 
-    static func extract(_ a: AttributeTable, where include: (String) -> Bool) -> [String: JSONValue] {
-        var out = [String: JSONValue]()
-        for attr in a.ordered where include(attr.key) { out[attr.key] = attr.value.json }
+    static func extract(_ a: AttributeTable, where include: (String) -> Bool) -> [String: JSONText] {
+        var out = [String: JSONText]()
+        for attr in a.ordered where include(attr.key) { out[attr.key] = attr.value.jsonText }
         return out
     }
 

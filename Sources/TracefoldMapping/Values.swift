@@ -32,6 +32,12 @@ extension AttributeValue {
         return JSONText(json)
     }
 
+    /// `json`'s canonical text; a string is quoted without a value made.
+    public var jsonText: JSONText {
+        if case .string(let s) = self { return JSONText.string(s) }
+        return JSONText(json)
+    }
+
     public var stringValue: String? {
         if case .string(let s) = self { return s }
         return nil
@@ -67,5 +73,10 @@ public enum JSONDecoding {
     /// Σ over top-level keys of key bytes + canonical value bytes (SPEC §4.5).
     public static func updateSize(_ values: [String: JSONValue]) -> Int {
         values.reduce(0) { $0 + $1.key.utf8.count + canonicalSize($1.value) }
+    }
+
+    /// `updateSize` of values kept as their canonical text: a byte count.
+    public static func updateSize(text values: [String: JSONText]) -> Int {
+        values.reduce(0) { $0 + $1.key.utf8.count + $1.value.count }
     }
 }

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A JSON value kept as its canonical compact text (SPEC §4.5): the bytes
 /// `JSONWriter.write` gives for it. An observation's input and output are
 /// held this way from the mapping to the stored record, because nothing in
@@ -6,44 +12,154 @@
 /// collector's CPU on the bench load. `JSONText.decoding` makes the text
 /// in one pass over the attribute, without the tree, whenever it can.
 public struct JSONText: Sendable, Hashable {
-    public let bytes: [UInt8]
+    /// The text, held as a `String` because a string of up to 15 UTF-8
+    /// bytes lives inline: most metadata values (`"eu-west-1"`, `false`,
+    /// `3`) then cost no allocation, where a byte array always took one.
+    /// Canonical JSON is valid UTF-8 (what the writer writes comes from
+    /// Swift strings, and the parser repairs invalid input), so the bytes
+    /// round-trip exactly. Compared and hashed by its bytes, not by
+    /// `String`'s Unicode equivalence: two texts are the same value only
+    /// when they are the same bytes.
+    public let text: String
 
     /// Bytes that are already canonical JSON (a stored record's, a state's).
-    public init(canonical bytes: [UInt8]) { self.bytes = bytes }
+    public init(canonical bytes: some Collection<UInt8>) { text = String(decoding: bytes, as: UTF8.self) }
+
+    private init(text: String) { self.text = text }
 
     public init(_ value: JSONValue) {
         var w = JSONWriter(reservingCapacity: 64)
         w.write(value)
-        bytes = w.bytes
+        self.init(canonical: w.bytes)
     }
 
+    public var bytes: [UInt8] { Array(text.utf8) }
+
+    /// The length in bytes.
+    public var count: Int { text.utf8.count }
+
     /// The value, parsed from the text (canonical text always parses).
-    public var value: JSONValue { (try? JSONParser.parse(bytes)) ?? .null }
+    public var value: JSONValue { (try? JSONParser.parse(text)) ?? .null }
+
+    public static func == (a: JSONText, b: JSONText) -> Bool {
+        var (x, y) = (a.text, b.text)
+        return x.withUTF8 { p in y.withUTF8 { q in p.count == q.count && (p.count == 0 || memcmp(p.baseAddress!, q.baseAddress!, p.count) == 0) } }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        var t = text
+        t.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// `s` as a JSON string. A string with nothing to escape is quoted
+    /// as a `String`, inline when short, without a writer's buffer.
+    public static func string(_ s: String) -> JSONText {
+        var s = s
+        let made = s.withUTF8 { quoting($0) }
+        return made.text(of: s)
+    }
+
+    /// The JSON string of `utf8`: quoted as it is when it has nothing to
+    /// escape (up to 64 bytes, where the check is a short loop), else
+    /// written by the writer.
+    private static func quoting(_ utf8: UnsafeBufferPointer<UInt8>) -> Made {
+        if utf8.count <= 64 && !utf8.contains(where: JSONWriter.escapes) { return .quoted }
+        var w = JSONWriter(reservingCapacity: utf8.count + 2)
+        w.writeString(utf8: UnsafeRawBufferPointer(utf8))
+        return .text(JSONText(canonical: w.bytes))
+    }
+
+    public static func int(_ i: Int64) -> JSONText { JSONText(text: String(i)) }
+
+    public static func bool(_ b: Bool) -> JSONText { JSONText(text: b ? "true" : "false") }
+
+    public static let null = JSONText(text: "null")
+
+    public var isNull: Bool { text == "null" }
+
+    /// The string, when the text is a JSON string; nil for any other value.
+    public var stringValue: String? {
+        guard text.utf8.first == UInt8(ascii: "\"") else { return nil }
+        // By bytes: a combining mark after the quote joins its character.
+        if !text.utf8.contains(UInt8(ascii: "\\")) { return String(decoding: text.utf8.dropFirst().dropLast(), as: UTF8.self) }
+        return value.stringValue
+    }
 
     /// The text of an attribute's string as Langfuse reads it: the JSON it
     /// holds when it is a JSON document, otherwise the string itself. The
     /// same bytes as writing `JSONDecoding.decodeIfJSON(s)`.
     public static func decoding(_ s: String) -> JSONText {
         var s = s
-        return s.withUTF8 { utf8 in
-            var w = JSONWriter(reservingCapacity: utf8.count + 16)
+        let made: Made = s.withUTF8 { utf8 in
             // Only text that can start a JSON value is tried.
             if JSONParser.mayStartValue(utf8) {
-                if w.writeCanonical(utf8) { return JSONText(canonical: w.bytes) }
+                if isCanonicalLiteral(utf8) { return .itself }
+                var w = JSONWriter(reservingCapacity: utf8.count + 16)
+                if w.writeCanonical(utf8) { return .text(JSONText(canonical: w.bytes)) }
                 // Left to the parser: it decides, and a failed parse is a string.
-                w.removeAll()
-                if let v = try? JSONParser.parse(utf8) {
-                    w.write(v)
-                    return JSONText(canonical: w.bytes)
-                }
+                if let v = try? JSONParser.parse(utf8) { return .text(JSONText(v)) }
             }
-            w.writeString(utf8: UnsafeRawBufferPointer(utf8))
-            return JSONText(canonical: w.bytes)
+            return quoting(utf8)
+        }
+        return made.text(of: s)
+    }
+
+    /// How a string's text is made: written out, or the string itself
+    /// (already canonical) or quoted as it is, with no writer.
+    private enum Made {
+        case text(JSONText)
+        case itself
+        case quoted
+
+        func text(of s: String) -> JSONText {
+            switch self {
+            case .text(let t): t
+            case .itself: JSONText(text: s)
+            case .quoted: JSONText(text: "\"" + s + "\"")
+            }
+        }
+    }
+
+    /// Whether `utf8` is a JSON value that the canonical writer writes back
+    /// byte for byte: `true`, `false`, `null`, an integer of at most 18
+    /// digits with no leading zero (and not `-0`), or a string with nothing
+    /// escaped in it. Langfuse's SDK sends most metadata values this way
+    /// (`"\"pro\""`, `"3"`, `"false"`); they then take no writer and no copy.
+    static func isCanonicalLiteral(_ utf8: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let first = utf8.first, let last = utf8.last else { return false }
+        switch first {
+        case UInt8(ascii: "\""):
+            guard utf8.count >= 2, last == UInt8(ascii: "\"") else { return false }
+            for c in utf8[1..<(utf8.count - 1)] where JSONWriter.escapes(c) { return false }
+            return true
+        case UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):
+            return utf8.elementsEqual("true".utf8) || utf8.elementsEqual("false".utf8) || utf8.elementsEqual("null".utf8)
+        default:
+            let digits = first == UInt8(ascii: "-") ? utf8.dropFirst() : utf8[...]
+            guard let lead = digits.first, (1...18).contains(digits.count) else { return false }
+            if lead == UInt8(ascii: "0") { return digits.count == 1 && first != UInt8(ascii: "-") }
+            return digits.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
         }
     }
 }
 
 extension JSONWriter {
+    public mutating func write(_ text: JSONText) { bytes.append(contentsOf: text.text.utf8) }
+
+    /// An object of values already written as text: the bytes
+    /// `write(.object(…))` gives for the same values, keys sorted the same
+    /// way, without a `JSONValue` tree to build and walk.
+    public mutating func writeObject(_ members: [String: JSONText]) {
+        bytes.append(UInt8(ascii: "{"))
+        for (k, pair) in members.sorted(by: { $0.key < $1.key }).enumerated() {
+            if k > 0 { bytes.append(UInt8(ascii: ",")) }
+            writeString(pair.key)
+            bytes.append(UInt8(ascii: ":"))
+            bytes.append(contentsOf: pair.value.text.utf8)
+        }
+        bytes.append(UInt8(ascii: "}"))
+    }
+
     /// Appends the canonical text of the JSON document `input`, the bytes
     /// `write(JSONParser.parse(input))` appends, in one pass without a
     /// `JSONValue` tree: whitespace dropped, escapes rewritten the way

@@ -312,12 +312,11 @@ struct SQLFoldTransaction: FoldTransaction {
 
     /// What a metadata filter compares: a string as itself, anything else
     /// as its JSON text; null as SQL NULL.
-    static func metadataText(_ v: JSONValue) -> SQLValue {
-        switch v {
-        case .null: return .null
-        case .string(let s): return .text(s)
-        default: return .text(JSONWriter.serialize(v))
-        }
+    /// A value as the index keeps it: a string unquoted, null as NULL,
+    /// anything else as its JSON text.
+    static func metadataText(_ v: JSONText) -> SQLValue {
+        if v.isNull { return .null }
+        return .text(v.stringValue ?? v.text)
     }
 }
 
@@ -329,11 +328,19 @@ public struct StoreError: Error, CustomStringConvertible {
 /// A metadata update as stored JSON.
 enum MetadataUpdateCoding {
     static func encode(_ u: MetadataUpdate) -> String {
-        JSONWriter.serialize(.object([
-            "id": .string(u.id), "scope": .string(u.scope.rawValue), "target": u.target.map { .string($0.hex) } ?? .null,
-            "kind": .string(u.kind), "values": .object(u.values),
-            "time": .string(String(u.order.time)), "spanId": .string(String(u.order.spanID)), "position": .int(Int64(u.order.position)),
-        ]))
+        var w = JSONWriter()
+        w.beginObject()
+        w.field("id", string: u.id)
+        w.field("kind", string: u.kind)
+        w.field("position", .int(Int64(u.order.position)))
+        w.field("scope", string: u.scope.rawValue)
+        w.field("spanId", string: String(u.order.spanID))
+        w.field("target", string: u.target?.hex)
+        w.field("time", string: String(u.order.time))
+        w.key("values")
+        w.writeObject(u.values)
+        w.endObject()
+        return String(decoding: w.bytes, as: UTF8.self)
     }
 
     static func decode(_ text: String) -> MetadataUpdate? {
@@ -343,7 +350,7 @@ enum MetadataUpdateCoding {
             let span = v["spanId"]?.stringValue.flatMap({ UInt64($0) }), case .int(let position)? = v["position"]
         else { return nil }
         return MetadataUpdate(
-            id: id, scope: scope, target: v["target"]?.stringValue.flatMap(SpanID.init(hex:)), kind: kind, values: values,
+            id: id, scope: scope, target: v["target"]?.stringValue.flatMap(SpanID.init(hex:)), kind: kind, values: values.mapValues(JSONText.init),
             order: OrderKey(time: time, spanID: span, position: Int(position))
         )
     }

@@ -188,6 +188,48 @@ final class JSONTextTests: XCTestCase {
         }
         XCTAssertGreaterThan(onePass, 2_500)
     }
+
+    /// A metadata value's text: a string is quoted as the writer quotes
+    /// it, whether it takes the no-writer path (nothing to escape, up to 64
+    /// bytes) or not; two texts are equal only when their bytes are, and
+    /// a JSON string reads back as the string.
+    func testStringsQuoteAsTheWriterDoesAndTextsCompareByBytes() {
+        func written(_ s: String) -> String {
+            var w = JSONWriter()
+            w.writeString(s)
+            return String(decoding: w.bytes, as: UTF8.self)
+        }
+        var cases = ["", "eu-west-1", "acme-3", "é", "tab\there", "quote\"", "back\\slash", "\u{1}", "👩‍👩‍👧‍👦"]
+        for n in [12, 13, 14, 15, 63, 64, 65, 200] {
+            cases.append(String(repeating: "a", count: n))
+            cases.append(String(repeating: "a", count: n - 1) + "\"")
+        }
+        for s in cases {
+            let text = JSONText.string(s)
+            XCTAssertEqual(text.text, written(s), s)
+            XCTAssertEqual(text, JSONText(.string(s)), s)
+            XCTAssertEqual(text.hashValue, JSONText(.string(s)).hashValue, s)
+            XCTAssertEqual(text.count, written(s).utf8.count, s)
+            XCTAssertEqual(text.stringValue, s)
+            XCTAssertEqual(JSONText.decoding(s).text, expected(s), s)
+        }
+        // Values the SDK sends already canonical are kept as they are; the
+        // rest, and what only looks like them, are written out.
+        let literals = [#""pro""#, "3", "-3", "-0", "0", "007", "1e5", "1.50", "true", "false", "null", "nul", "truex", #""a\"b""#,
+                        "\"tab\tin\"", "\"\u{301}x\"", "123456789012345678", "1234567890123456789", "-", #"""#, #""""#, " 3", "3 "]
+        for s in literals { XCTAssertEqual(JSONText.decoding(s).text, expected(s), s) }
+        XCTAssertEqual(JSONText(canonical: Array("\"\u{301}x\"".utf8)).stringValue, "\u{301}x")
+        // "é" precomposed and decomposed are equal as Swift strings, not as JSON bytes.
+        XCTAssertEqual("\u{e9}", "e\u{301}")
+        XCTAssertNotEqual(JSONText.string("\u{e9}"), JSONText.string("e\u{301}"))
+        XCTAssertEqual(Set([JSONText.string("\u{e9}"), JSONText.string("e\u{301}")]).count, 2)
+        XCTAssertNil(JSONText.int(3).stringValue)
+        XCTAssertEqual(JSONText.int(-3).text, "-3")
+        XCTAssertEqual(JSONText.bool(false), JSONText(.bool(false)))
+        XCTAssertTrue(JSONText.null.isNull)
+        XCTAssertFalse(JSONText.string("null").isNull)
+        XCTAssertEqual(JSONText(canonical: Array(#"{"a":[1,"x"]}"#.utf8)).value, .object(["a": .array([.int(1), .string("x")])]))
+    }
 }
 
 extension SplitMix64: RandomNumberGenerator {}

@@ -56,7 +56,7 @@ final class TraceCacheTests: XCTestCase {
         var state = TraceState(traceID: TraceID(high: 1, low: 2))
         state.input = Versioned(.array(values), OrderKey(time: .max, spanID: 3, position: -1))
         state.entries[EntryKey(scope: .extendedTrace, target: SpanID(9), kind: "k")] = Dictionary(
-            uniqueKeysWithValues: values.enumerated().map { ("v\($0.offset)", Versioned($0.element, OrderKey(time: 1, spanID: 2, position: $0.offset))) })
+            uniqueKeysWithValues: values.enumerated().map { ("v\($0.offset)", Versioned(JSONText($0.element), OrderKey(time: 1, spanID: 2, position: $0.offset))) })
         let decoded = try XCTUnwrap(TraceStateCodec.decode(TraceStateCodec.encode(OpenTrace(state: state, observations: [:], seq: 0, lastUse: 0)), lastUse: 0))
         XCTAssertEqual(decoded.state, state)
         guard case .array(let back)? = decoded.state.input?.value else { return XCTFail("input lost") }
