@@ -60,10 +60,9 @@ public struct JSONText: Sendable, Hashable {
     }
 
     /// The JSON string of `utf8`: quoted as it is when it has nothing to
-    /// escape (up to 64 bytes, where the check is a short loop), else
-    /// written by the writer.
+    /// escape, else written by the writer.
     private static func quoting(_ utf8: UnsafeBufferPointer<UInt8>) -> Made {
-        if utf8.count <= 64 && !utf8.contains(where: JSONWriter.escapes) { return .quoted }
+        if !JSONWriter.hasByteToEscape(UnsafeRawBufferPointer(utf8)) { return .quoted }
         var w = JSONWriter(reservingCapacity: utf8.count + 2)
         w.writeString(utf8: UnsafeRawBufferPointer(utf8))
         return .text(JSONText(canonical: w.bytes))
@@ -130,8 +129,7 @@ public struct JSONText: Sendable, Hashable {
         switch first {
         case UInt8(ascii: "\""):
             guard utf8.count >= 2, last == UInt8(ascii: "\"") else { return false }
-            for c in utf8[1..<(utf8.count - 1)] where JSONWriter.escapes(c) { return false }
-            return true
+            return !JSONWriter.hasByteToEscape(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: utf8[1..<(utf8.count - 1)])))
         case UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):
             return utf8.elementsEqual("true".utf8) || utf8.elementsEqual("false".utf8) || utf8.elementsEqual("null".utf8)
         default:

@@ -539,6 +539,23 @@ public struct JSONWriter {
         bytes.append(UInt8(ascii: "\""))
     }
 
+    /// Whether `writeString` would escape any byte of `utf8`, looked at
+    /// eight bytes at a time, as it does.
+    static func hasByteToEscape(_ utf8: UnsafeRawBufferPointer) -> Bool {
+        guard let base = utf8.baseAddress else { return false }
+        let n = utf8.count
+        var i = 0
+        while i + 8 <= n {
+            if needsEscape(base.loadUnaligned(fromByteOffset: i, as: UInt64.self)) { return true }
+            i += 8
+        }
+        while i < n {
+            if escapes(base.load(fromByteOffset: i, as: UInt8.self)) { return true }
+            i += 1
+        }
+        return false
+    }
+
     /// Whether any of a word's eight bytes is a control character, `"` or
     /// `\` (the bytes JSON escapes), by the bit tricks for "has a byte less
     /// than n" and "has a zero byte"; exact, with no false negatives.

@@ -190,9 +190,9 @@ final class JSONTextTests: XCTestCase {
     }
 
     /// A metadata value's text: a string is quoted as the writer quotes
-    /// it, whether it takes the no-writer path (nothing to escape, up to 64
-    /// bytes) or not; two texts are equal only when their bytes are, and
-    /// a JSON string reads back as the string.
+    /// it, whether it takes the no-writer path (nothing to escape, looked
+    /// for eight bytes at a time) or not; two texts are equal only when
+    /// their bytes are, and a JSON string reads back as the string.
     func testStringsQuoteAsTheWriterDoesAndTextsCompareByBytes() {
         func written(_ s: String) -> String {
             var w = JSONWriter()
@@ -203,7 +203,10 @@ final class JSONTextTests: XCTestCase {
         for n in [12, 13, 14, 15, 63, 64, 65, 200] {
             cases.append(String(repeating: "a", count: n))
             cases.append(String(repeating: "a", count: n - 1) + "\"")
+            cases.append("\n" + String(repeating: "a", count: n - 1))
         }
+        // A byte to escape in each place of a word, and just past it.
+        for i in 0..<17 { cases.append(String(repeating: "a", count: i) + "\u{1f}" + String(repeating: "b", count: 16 - i)) }
         for s in cases {
             let text = JSONText.string(s)
             XCTAssertEqual(text.text, written(s), s)
@@ -216,7 +219,7 @@ final class JSONTextTests: XCTestCase {
         // Values the SDK sends already canonical are kept as they are; the
         // rest, and what only looks like them, are written out.
         let literals = [#""pro""#, "3", "-3", "-0", "0", "007", "1e5", "1.50", "true", "false", "null", "nul", "truex", #""a\"b""#,
-                        "\"tab\tin\"", "\"\u{301}x\"", "123456789012345678", "1234567890123456789", "-", #"""#, #""""#, " 3", "3 "]
+                        "\"tab\tin\"", "\"aaaaaaaa\tbbbbbbbb\"", "\"aaaaaaaa\\\"bbb\"", "\"\u{301}x\"", "123456789012345678", "1234567890123456789", "-", #"""#, #""""#, " 3", "3 "]
         for s in literals { XCTAssertEqual(JSONText.decoding(s).text, expected(s), s) }
         XCTAssertEqual(JSONText(canonical: Array("\"\u{301}x\"".utf8)).stringValue, "\u{301}x")
         // "é" precomposed and decomposed are equal as Swift strings, not as JSON bytes.
