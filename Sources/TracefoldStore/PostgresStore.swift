@@ -95,6 +95,12 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
         """,
         "DROP INDEX IF EXISTS trace_metadata_by_value",
         "CREATE INDEX IF NOT EXISTS trace_metadata_by_value_start ON trace_metadata(key, value, start_time, trace_id)",
+        // A value belongs to its key: without statistics on the pair the
+        // planner multiplies the two selectivities, and on the bench load
+        // it expected 355 rows of `tenant = acme-3` where 2,880 matched
+        // (2,955 with these), which sent a metadata filter combined with
+        // another one to a plan that reads every trace row.
+        "CREATE STATISTICS IF NOT EXISTS trace_metadata_key_value (mcv) ON key, value FROM trace_metadata",
         "CREATE INDEX IF NOT EXISTS traces_by_start ON traces(start_time)",
         "CREATE INDEX IF NOT EXISTS traces_unexported ON traces(changed_at) WHERE revision > exported_revision",
         "CREATE INDEX IF NOT EXISTS traces_by_user ON traces(user_id, start_time)",
