@@ -13,6 +13,9 @@ struct OpenTrace {
     /// The last of the trace's stored sequence numbers folded in.
     var seq: Int64
     var lastUse: UInt64
+    /// The generation of the trace row this state was folded from
+    /// (`StoredTrace.generation`); 0 before the row is known.
+    var generation: Int64 = 0
 
     static func empty(_ id: TraceID) -> OpenTrace {
         OpenTrace(state: TraceState(traceID: id), observations: [:], seq: 0, lastUse: 0)

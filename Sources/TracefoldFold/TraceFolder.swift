@@ -71,16 +71,33 @@ public protocol FoldStore: AnyObject, Sendable {
     func deleteTraces(startedBefore cutoff: UInt64) throws -> Int
 }
 
+/// A trace as stored: the last sequence number of its spans and updates,
+/// and the generation of its row, a random number drawn when the row is
+/// made and kept by every later write. A trace deleted and made again (by
+/// another process sharing the store) has a new generation, so a cached
+/// state of the trace before the delete is not taken for it, even once the
+/// new trace's sequence numbers have caught up with the old one's.
+public struct StoredTrace: Sendable, Equatable {
+    public var lastSeq: Int64
+    public var generation: Int64
+
+    public init(lastSeq: Int64, generation: Int64) {
+        self.lastSeq = lastSeq
+        self.generation = generation
+    }
+}
+
 /// The fold's view of one write transaction.
 public protocol FoldTransaction {
-    /// The last stored sequence number of each of these traces that has any.
-    func lastSeq(of traces: [TraceID]) throws -> [TraceID: Int64]
+    /// Each of these traces that is stored.
+    func stored(_ traces: [TraceID]) throws -> [TraceID: StoredTrace]
     /// The spans and API updates of a trace stored after `seq`, in order.
     func history(of trace: TraceID, after seq: Int64) throws -> [(seq: Int64, event: TraceEvent)]
     /// The stored spans of a trace with these ids, in stored order.
     func spans(of trace: TraceID, ids: [SpanID]) throws -> [StoredSpan]
-    /// Stores new spans and changed records, bumping revisions.
-    func write(_ commit: FoldCommit) throws
+    /// Stores new spans and changed records, bumping revisions. Returns
+    /// the generation of each trace row written.
+    func write(_ commit: FoldCommit) throws -> [TraceID: Int64]
     /// Deletes these traces with their spans, updates, observations and
     /// scores, leaving tombstones for the export. Returns those that existed.
     func delete(_ traces: [TraceID]) throws -> [TraceID]
@@ -280,7 +297,7 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
             if !commit.newSpans.isEmpty {
                 try loadTargets(touched, &work, tx)
                 render(traceIDs.filter { touched[$0] != nil }, touched, work, into: &commit)
-                try tx.write(commit)
+                for (id, generation) in try tx.write(commit) { work[id]?.generation = generation }
             }
             return (dropped, work)
         }
@@ -293,16 +310,20 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
     /// The given traces as stored now: cached states plus whatever other
     /// writers stored since, or rebuilt from the store when not cached.
     private func catchUp(_ ids: [TraceID], _ tx: any FoldTransaction) throws -> [TraceID: OpenTrace] {
-        let stored = try tx.lastSeq(of: ids)
+        let stored = try tx.stored(ids)
         var work = [TraceID: OpenTrace]()
         for id in ids {
             useCounter += 1
-            let last = stored[id] ?? 0
+            let row = stored[id]
+            let last = row?.lastSeq ?? 0
             var trace = open.get(id) ?? .empty(id)
-            if last < trace.seq {
-                // Deleted by retention meanwhile: start over.
+            let madeAgain = trace.seq > 0 && row != nil && row?.generation != trace.generation
+            if last < trace.seq || madeAgain {
+                // Deleted meanwhile (by retention, or by another process,
+                // which may have made it again): start over.
                 trace = .empty(id)
             }
+            if let row { trace.generation = row.generation }
             trace.lastUse = useCounter
             if last > trace.seq {
                 // Replaying in stored order gives the same first-come limit decisions.
@@ -408,7 +429,7 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
             var work = [traceID: trace]
             try loadTargets([traceID: changed], &work, tx)
             render([traceID], [traceID: changed], work, into: &commit)
-            try tx.write(commit)
+            if let generation = try tx.write(commit)[traceID] { trace.generation = generation }
             return (nil, trace)
         }
         if let trace = outcome.1 { open.put(traceID, trace) }

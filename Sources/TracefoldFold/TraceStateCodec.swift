@@ -2,8 +2,8 @@ import TracefoldMapping
 import TracefoldModel
 
 /// A compact binary form of a cached trace: its `TraceState`, the
-/// observations the trace record needs (root, as-root, earliest) and its
-/// sequence number. The fold keeps traces it has not touched for a while in
+/// observations the trace record needs (root, as-root, earliest), its
+/// sequence number and its row's generation. The fold keeps traces it has not touched for a while in
 /// this form (`TraceCache`): a `TraceState` as Swift values costs several
 /// kilobytes of small allocations, the same state as bytes a few hundred.
 ///
@@ -25,6 +25,7 @@ enum TraceStateCodec {
         var w = ByteWriter(base: trace.state.minStart, interner: interner)
         w.fixed(trace.state.minStart)
         w.int(trace.seq)
+        w.fixed(UInt64(bitPattern: trace.generation))
         w.state(trace.state)
         w.count(trace.observations.count)
         for o in trace.observations.values { w.observation(o) }
@@ -49,14 +50,14 @@ enum TraceStateCodec {
             var r = ByteReader(raw, interner: interner)
             guard let base = r.fixed() else { return nil }
             r.base = base
-            guard let seq = r.int(), let state = r.state(), let n = r.count() else { return nil }
+            guard let seq = r.int(), let generation = r.fixed(), let state = r.state(), let n = r.count() else { return nil }
             var observations = [SpanID: Observation](minimumCapacity: n)
             for _ in 0..<n {
                 guard let o = r.observation(of: state.traceID) else { return nil }
                 observations[o.id] = o
             }
             guard r.atEnd else { return nil }
-            return OpenTrace(state: state, observations: observations, seq: seq, lastUse: lastUse)
+            return OpenTrace(state: state, observations: observations, seq: seq, lastUse: lastUse, generation: Int64(bitPattern: generation))
         }
     }
 }

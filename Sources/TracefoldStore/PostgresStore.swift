@@ -81,6 +81,8 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
           tags jsonb NOT NULL DEFAULT '[]', public bigint NOT NULL DEFAULT 0, entries text NOT NULL DEFAULT '[]',
           last_seq bigint NOT NULL DEFAULT 0, latency double precision, total_cost double precision)
         """,
+        // A row's generation (`StoredTrace`), as in SQLiteStore's v14 migration.
+        "ALTER TABLE traces ADD COLUMN IF NOT EXISTS generation bigint NOT NULL DEFAULT 0",
         "CREATE TABLE IF NOT EXISTS trace_metadata (trace_id bytea NOT NULL, key text NOT NULL, value text, PRIMARY KEY (trace_id, key))",
         // The trace's start time, as in SQLiteStore's v8 migration; a
         // database made before it gets the column and its values once.

@@ -83,15 +83,17 @@ struct SQLFoldTransaction: FoldTransaction {
     /// What this commit tells the exporter's cache, if the store keeps one.
     var staged: ExportCache.Staged? = nil
 
-    func lastSeq(of traces: [TraceID]) throws -> [TraceID: Int64] { try integer("last_seq", of: traces) }
+    func stored(_ traces: [TraceID]) throws -> [TraceID: StoredTrace] {
+        try integers("last_seq", "generation", of: traces).mapValues { StoredTrace(lastSeq: $0.0, generation: $0.1) }
+    }
 
-    /// One integer column of the given traces' rows, by trace.
-    func integer(_ column: String, of traces: [TraceID]) throws -> [TraceID: Int64] {
-        var result = [TraceID: Int64]()
+    /// Two integer columns of the given traces' rows, by trace.
+    func integers(_ a: String, _ b: String, of traces: [TraceID]) throws -> [TraceID: (Int64, Int64)] {
+        var result = [TraceID: (Int64, Int64)]()
         try Self.inLists(traces) { list, ids in
-            for row in try session.rows("SELECT trace_id, \(column) AS value FROM traces WHERE trace_id IN \(list)", ids) {
-                guard let id = row["trace_id"].data.flatMap({ TraceID(bytes: [UInt8]($0)) }), let value = row["value"].int else { continue }
-                result[id] = value
+            for row in try session.rows("SELECT trace_id, \(a) AS a, \(b) AS b FROM traces WHERE trace_id IN \(list)", ids) {
+                guard let id = row["trace_id"].data.flatMap({ TraceID(bytes: [UInt8]($0)) }), let a = row["a"].int, let b = row["b"].int else { continue }
+                result[id] = (a, b)
             }
         }
         return result
@@ -145,7 +147,7 @@ struct SQLFoldTransaction: FoldTransaction {
         return StoredSpan(span: span, resource: rs.resource, scope: ss.scope, receivedAtUnixNano: UInt64(bitPattern: row["received_at"].int ?? 0))
     }
 
-    func write(_ commit: FoldCommit) throws {
+    func write(_ commit: FoldCommit) throws -> [TraceID: Int64] {
         let now = SQLValue.int(Int64(WallClock.nowUnixNano()))
         // Each new span as a one-span request: its own bytes when it came
         // as protobuf, under its resource and scope encoded once for the
@@ -187,13 +189,17 @@ struct SQLFoldTransaction: FoldTransaction {
             into: "traces",
             [("trace_id", .blob), ("revision", .int), ("changed_at", .int), ("start_time", .int), ("record", .blob), ("name", .text),
              ("user_id", .text), ("session_id", .text), ("version", .text), ("release", .text), ("environment", .text), ("tags", .json),
-             ("public", .int), ("last_seq", .int), ("latency", .double), ("total_cost", .double)],
+             ("public", .int), ("last_seq", .int), ("latency", .double), ("total_cost", .double), ("generation", .int)],
             rows: zip(commit.traces, traceRecords.rows).map { t, record in
                 [
                     .blob(Data(t.traceID.bytes)), .int(1), now, .int(Int64(bitPattern: t.startUnixNano)), .blob(record),
                     SQLValue(t.name), SQLValue(t.userID), SQLValue(t.sessionID), SQLValue(t.version), SQLValue(t.release), SQLValue(t.environment),
                     .text(JSONWriter.serialize(.array(t.tags.map(JSONValue.string)))), SQLValue(t.isPublic),
                     .int(commit.lastSeq[t.traceID] ?? 0), .double(t.latency), .double(t.totalCost),
+                    // A new row's generation (`StoredTrace`); an update keeps
+                    // the row's. Drawn afresh on every write, so that a row
+                    // deleted after the fold read it is made with a new one.
+                    .int(Int64.random(in: 1...Int64.max)),
                 ]
             },
             onConflict: """
@@ -221,7 +227,8 @@ struct SQLFoldTransaction: FoldTransaction {
         )
         // Each observation carries the revision its trace now has: what the
         // exporter compares with the trace's exported revision.
-        let traceRevisions = commit.observations.isEmpty && staged == nil ? [:] : try integer("revision", of: commit.traces.map(\.traceID))
+        let written = try integers("revision", "generation", of: commit.traces.map(\.traceID))
+        let traceRevisions = written.mapValues(\.0)
         // Which observation rows this commit inserts (their span is new),
         // for the cache: those rows have revision 1.
         var inserted = [Bool]()
@@ -260,6 +267,7 @@ struct SQLFoldTransaction: FoldTransaction {
             throw StoreError("\(newSpans.count) new span(s) had no observation row in their commit, first \(newSpans.keys.first!.spanID.hex)")
         }
         if let staged { stage(commit, traceRevisions, inserted: inserted, into: staged) }
+        return written.mapValues(\.1)
     }
 
     /// The records of this commit as the exporter will want them.

@@ -233,6 +233,10 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
                 CREATE VIEW spans AS SELECT trace_id, span_id, seq, received_at, body FROM observations WHERE body IS NOT NULL;
                 """)
         }
+        m.registerMigration("v14-trace-generation") { db in
+            // A row's generation (`StoredTrace`): 0 for the rows made before.
+            try db.execute(sql: "ALTER TABLE traces ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
+        }
         return m
     }
 

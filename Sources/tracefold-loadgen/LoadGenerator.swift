@@ -339,13 +339,16 @@ final class DiscardingFoldStore: FoldStore, FoldTransaction, @unchecked Sendable
     func sync() throws {}
     func deleteTraces(startedBefore cutoff: UInt64) throws -> Int { 0 }
 
-    func lastSeq(of traces: [TraceID]) throws -> [TraceID: Int64] {
-        var out = [TraceID: Int64]()
-        for id in traces { out[id] = last[id] }
+    func stored(_ traces: [TraceID]) throws -> [TraceID: StoredTrace] {
+        var out = [TraceID: StoredTrace]()
+        for id in traces { out[id] = last[id].map { StoredTrace(lastSeq: $0, generation: 0) } }
         return out
     }
     func history(of trace: TraceID, after seq: Int64) throws -> [(seq: Int64, event: TraceEvent)] { [] }
     func spans(of trace: TraceID, ids: [SpanID]) throws -> [StoredSpan] { [] }
-    func write(_ commit: FoldCommit) throws { for (id, seq) in commit.lastSeq { last[id] = seq } }
+    func write(_ commit: FoldCommit) throws -> [TraceID: Int64] {
+        for (id, seq) in commit.lastSeq { last[id] = seq }
+        return [:]
+    }
     func delete(_ traces: [TraceID]) throws -> [TraceID] { [] }
 }

@@ -265,6 +265,39 @@ final class StoreFoldTests: XCTestCase {
         XCTAssertEqual(latest.count, 3 + 180)
     }
 
+    /// Two processes share a PostgreSQL store. One deletes a trace that the
+    /// other holds in its cache, and makes it again with as many spans as
+    /// the deleted one had: the other's next span of the trace folds into
+    /// the trace as stored (its row's new generation tells them apart), not
+    /// into its cached state of the deleted one.
+    func testATraceDeletedAndMadeAgainByAnotherProcessIsNotTakenForTheOldOne() throws {
+        guard StoreBackend.available.contains(.postgres) else { return }
+        let url = try StoreBackend.freshPostgresDatabase()
+        let one = try PostgresStore(url: url, logger: logger), two = try PostgresStore(url: url, logger: logger)
+        defer { [one, two].forEach { $0.close() } }
+        let first = TraceFolder(store: one, limits: MetadataLimits(), maxOpenTraces: 100, logger: logger)
+        let second = TraceFolder(store: two, limits: MetadataLimits(), maxOpenTraces: 100, logger: logger)
+        let trace = TraceID(high: 11, low: 1)
+        func span(_ n: UInt64, _ key: String) -> [SpanBatch] {
+            [Fixtures.batch([Conformance.S("s\(n)", id: n, n, n + 5, ["langfuse.trace.metadata.\(key)": .int(Int64(n))], trace: trace)])]
+        }
+        _ = try first.consume(group: span(1, "deleted"))
+        XCTAssertEqual(try second.delete([trace]), [trace])
+        _ = try second.consume(group: span(2, "again"))
+        _ = try first.consume(group: span(3, "late"))
+        let record = try JSONParser.parse(XCTUnwrap(one.traceRecord(trace)))
+        XCTAssertEqual(record["metadata"]?["again"], .int(2))
+        XCTAssertEqual(record["metadata"]?["late"], .int(3))
+        XCTAssertNil(record["metadata"]?["deleted"], "the deleted trace's span is not folded in again")
+        let observations = try one.observationRecords(of: trace).map { try JSONParser.parse($0)["id"]?.stringValue }
+        XCTAssertEqual(Set(observations), [Conformance.id(2).hex, Conformance.id(3).hex])
+        // The process that made the trace again reads the same.
+        _ = try second.consume(group: span(4, "fourth"))
+        let again = try JSONParser.parse(XCTUnwrap(two.traceRecord(trace)))
+        XCTAssertEqual(again["metadata"]?["late"], .int(3), "the other process's span is caught up on")
+        XCTAssertNil(again["metadata"]?["deleted"])
+    }
+
     /// The exporter takes what the fold just committed from `ExportCache`
     /// instead of reading the rows back: every pass writes the same lines as
     /// a store without the cache, whether the cache could serve (new traces,

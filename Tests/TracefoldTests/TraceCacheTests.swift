@@ -28,7 +28,9 @@ final class TraceCacheTests: XCTestCase {
                 state!.add(mapped, limits: MetadataLimits(maxUpdateBytes: 65_536, maxTraceBytes: 200))
                 observations[span.spanID] = mapped.observation
             }
-            let trace = OpenTrace(state: try XCTUnwrap(state), observations: observations, seq: Int64(caseIndex), lastUse: 7)
+            let trace = OpenTrace(
+                state: try XCTUnwrap(state), observations: observations, seq: Int64(caseIndex), lastUse: 7,
+                generation: caseIndex % 3 == 0 ? 0 : Int64.random(in: Int64.min...Int64.max))
             let plain = TraceStateCodec.encode(trace)
             let interned = TraceStateCodec.encode(trace, interner: interner)
             XCTAssertLessThan(interned.count, plain.count, "resource and scope JSON are written once in the interner")
@@ -38,6 +40,7 @@ final class TraceCacheTests: XCTestCase {
                 XCTAssertEqual(decoded.state, trace.state, "case \(caseIndex)")
                 XCTAssertEqual(decoded.observations, trace.observations, "case \(caseIndex)")
                 XCTAssertEqual(decoded.seq, trace.seq)
+                XCTAssertEqual(decoded.generation, trace.generation)
                 if caseIndex % 2 == 0 { XCTAssertNotNil(decoded.state.governance) }
                 // A cut-off encoding never decodes to something else.
                 for cut in stride(from: 0, to: bytes.count, by: max(1, bytes.count / 50)) {
