@@ -9,12 +9,18 @@ import TracefoldModel
 ///
 /// The store stays the truth. The exporter still selects the pending trace
 /// rows, in a read snapshot, and uses an entry only when it holds exactly
-/// what that snapshot holds: the same trace revision, and every observation
-/// written since the trace's exported revision with its row revision known.
-/// Anything else (an entry evicted for room, a commit that re-rendered an
-/// observation written before the entry began, a delete) makes it read the
-/// rows, as it did before. Only a store with one writing process (SQLite)
-/// keeps one: PostgreSQL's rows may be written by other processes.
+/// what that snapshot holds: the same trace revision of the same row
+/// generation (`StoredTrace`), and every observation written since the
+/// trace's exported revision with its row revision known. Anything else (an
+/// entry evicted for room, a commit that re-rendered an observation written
+/// before the entry began, a delete) makes it read the rows, as it did
+/// before.
+///
+/// On PostgreSQL other processes write the same rows. Every write of an
+/// observation also writes its trace's row, so a commit of another process
+/// between two of ours shows as a gap in the trace's revisions, and a trace
+/// deleted and made again as a new generation, even at the same revision:
+/// the entry is then begun again, or not served.
 public final class ExportCache: @unchecked Sendable {
     struct Observation {
         var startTime: Int64
@@ -27,6 +33,8 @@ public final class ExportCache: @unchecked Sendable {
     struct Entry {
         /// The trace row's revision after the last commit seen.
         var revision: Int64
+        /// The trace row's generation.
+        var generation: Int64
         /// Every observation written at a trace revision from `since` to
         /// `revision` is in `observations`.
         var since: Int64
@@ -46,6 +54,7 @@ public final class ExportCache: @unchecked Sendable {
         struct Write {
             var traceID: Data
             var revision: Int64
+            var generation: Int64
             var trace: [UInt8]
             /// (span id, start time, record, is the span new in this commit)
             var observations: [(spanID: Data, startTime: Int64, record: [UInt8], inserted: Bool)]
@@ -109,7 +118,7 @@ public final class ExportCache: @unchecked Sendable {
         }
         for w in staged.writes {
             var entry: Entry
-            if let old = entries[w.traceID], old.revision == w.revision - 1 {
+            if let old = entries[w.traceID], old.revision == w.revision - 1, old.generation == w.generation {
                 entry = old
                 entry.bytes -= old.trace.count
                 bytes -= old.trace.count
@@ -117,7 +126,8 @@ public final class ExportCache: @unchecked Sendable {
                 if let old = entries.removeValue(forKey: w.traceID) { bytes -= old.bytes }
                 nextTicket += 1
                 order.append((w.traceID, nextTicket))
-                entry = Entry(revision: w.revision, since: w.revision, trace: [], observations: [:], bytes: 0, ticket: nextTicket)
+                entry = Entry(
+                    revision: w.revision, generation: w.generation, since: w.revision, trace: [], observations: [:], bytes: 0, ticket: nextTicket)
             }
             entry.revision = w.revision
             // Copies the size of their bytes: the fold's buffers grew by
@@ -183,13 +193,15 @@ public final class ExportCache: @unchecked Sendable {
     }
 
     /// A trace's pending records as the exporter's snapshot has them: the
-    /// trace record at `revision` and its observations written after
-    /// `exported`, ordered as the rows are read (start time, then span id);
-    /// nil when this entry cannot say.
-    func pending(_ traceID: Data, revision: Int64, exported: Int64) -> (trace: [UInt8], observations: [(spanID: Data, revision: Int64, record: [UInt8])])? {
+    /// trace record at `revision` of `generation` and its observations
+    /// written after `exported`, ordered as the rows are read (start time,
+    /// then span id); nil when this entry cannot say.
+    func pending(
+        _ traceID: Data, revision: Int64, generation: Int64, exported: Int64
+    ) -> (trace: [UInt8], observations: [(spanID: Data, revision: Int64, record: [UInt8])])? {
         lock.lock()
         defer { lock.unlock() }
-        guard let e = entries[traceID], e.complete, e.revision == revision, e.since <= exported + 1 else {
+        guard let e = entries[traceID], e.complete, e.revision == revision, e.generation == generation, e.since <= exported + 1 else {
             missed += 1
             return nil
         }

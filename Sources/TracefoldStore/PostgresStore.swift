@@ -31,9 +31,19 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
     /// connect) before the connection is given up.
     public let requestTimeout: Duration
 
+    /// The records lately committed, for the exporter (`ExportCache`): it
+    /// reads from the rows only what the cache does not hold exactly, such
+    /// as what other processes wrote.
+    public let exportCache: ExportCache?
+
     /// `url` is `postgres://user[:password]@host[:port]/database`.
-    public init(url: String, requestTimeout: Duration = .seconds(30), logger: Logger) throws {
+    /// `exportCacheBudget`: the bytes of records kept for the exporter; nil
+    /// keeps none, and the exporter reads every row.
+    public init(
+        url: String, requestTimeout: Duration = .seconds(30), exportCacheBudget: Int? = ExportCache.defaultBudget, logger: Logger
+    ) throws {
         self.requestTimeout = requestTimeout
+        exportCache = exportCacheBudget.map { ExportCache(budget: $0) }
         guard let c = URLComponents(string: url), c.scheme == "postgres" || c.scheme == "postgresql", let host = c.host, !host.isEmpty else {
             throw StoreError("store.postgres.url must look like postgres://user:password@host:port/database, got \"\(Self.redacted(url))\"")
         }

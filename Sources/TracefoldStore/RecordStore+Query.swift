@@ -602,12 +602,17 @@ extension RecordStore {
         let cutoff = SQLValue.int(idleSince.map { Int64(bitPattern: $0) } ?? Int64.max)
         switch dialect {
         case .postgres:
-            return try write { s in
-                let pending = try Self.unexported(cutoff, limit: limit, lock: "FOR UPDATE SKIP LOCKED", in: s)
+            let cache = exportCache
+            var marked: PendingExport?
+            let most = try write { s in
+                let pending = try Self.unexported(cutoff, limit: limit, lock: "FOR UPDATE SKIP LOCKED", cache: cache, in: s)
                 guard !pending.isEmpty else { return 0 }
                 try Self.markExported(pending, exporter: exporter, position: emit(pending), in: s)
+                marked = pending
                 return pending.most
             }
+            for p in marked?.traces ?? [] { cache?.exported(p.traceID, revision: p.trace.rowRevision) }
+            return most
         case .sqlite:
             let cache = exportCache
             let pending = try read { s in try Self.unexported(cutoff, limit: limit, lock: "", cache: cache, in: s) }
@@ -624,7 +629,7 @@ extension RecordStore {
     static func unexported(_ cutoff: SQLValue, limit: Int, lock: String, cache: ExportCache? = nil, in s: any SQLSession) throws -> PendingExport {
         let rows = try s.rows(
             """
-            SELECT trace_id, revision, exported_revision, record FROM traces
+            SELECT trace_id, revision, generation, exported_revision, record FROM traces
             WHERE revision > exported_revision AND changed_at <= ? ORDER BY changed_at LIMIT ? \(lock)
             """,
             [cutoff, SQLValue(limit)]
@@ -634,8 +639,8 @@ extension RecordStore {
         var missed = [(row: SQLRow, after: Int64)]()
         let cached: [PendingTrace?] = rows.map { row in
             let exported = row["exported_revision"].int ?? 0
-            if let cache, let traceID = row["trace_id"].data, let revision = row["revision"].int,
-                let entry = cache.pending(traceID, revision: revision, exported: exported)
+            if let cache, let traceID = row["trace_id"].data, let revision = row["revision"].int, let generation = row["generation"].int,
+                let entry = cache.pending(traceID, revision: revision, generation: generation, exported: exported)
             {
                 return PendingTrace(
                     traceID, revision: revision, StoredRecord(.blob(Data(entry.trace))),

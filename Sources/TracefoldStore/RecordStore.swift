@@ -25,8 +25,8 @@ public protocol RecordStore: FoldStore {
     func lock(_ traces: [TraceID], in session: any SQLSession) throws
     /// A description for logs: the backend and where it is.
     var location: String { get }
-    /// The records lately committed, for the exporter (`ExportCache`);
-    /// nil where other processes may write the same rows.
+    /// The records lately committed, for the exporter (`ExportCache`); nil
+    /// to have the exporter read every row.
     var exportCache: ExportCache? { get }
     func close()
 }
@@ -266,21 +266,22 @@ struct SQLFoldTransaction: FoldTransaction {
         guard newSpans.isEmpty else {
             throw StoreError("\(newSpans.count) new span(s) had no observation row in their commit, first \(newSpans.keys.first!.spanID.hex)")
         }
-        if let staged { stage(commit, traceRevisions, inserted: inserted, into: staged) }
+        if let staged { stage(commit, written, inserted: inserted, into: staged) }
         return written.mapValues(\.1)
     }
 
     /// The records of this commit as the exporter will want them.
     /// `inserted`: per observation, whether its row is new (its span came
     /// in this commit; the fold skips a span its trace already holds).
-    private func stage(_ commit: FoldCommit, _ revisions: [TraceID: Int64], inserted: [Bool], into staged: ExportCache.Staged) {
+    /// `written`: each trace row's revision and generation after the commit.
+    private func stage(_ commit: FoldCommit, _ written: [TraceID: (Int64, Int64)], inserted: [Bool], into staged: ExportCache.Staged) {
         var writes = [TraceID: ExportCache.Staged.Write](minimumCapacity: commit.traces.count)
         for t in commit.traces {
-            guard let revision = revisions[t.traceID] else {
+            guard let (revision, generation) = written[t.traceID] else {
                 staged.invalidate = true
                 return
             }
-            writes[t.traceID] = .init(traceID: Data(t.traceID.bytes), revision: revision, trace: t.json, observations: [])
+            writes[t.traceID] = .init(traceID: Data(t.traceID.bytes), revision: revision, generation: generation, trace: t.json, observations: [])
         }
         for (o, isNew) in zip(commit.observations, inserted) {
             guard writes[o.traceID] != nil else {

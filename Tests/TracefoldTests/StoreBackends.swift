@@ -42,11 +42,11 @@ enum StoreBackend: String, CaseIterable, Sendable {
     }
 
     /// A new, empty store; SQLite's file goes in `dir`.
-    /// `exportCacheBudget`: SQLite's export cache (PostgreSQL has none).
+    /// `exportCacheBudget`: the store's export cache.
     func makeStore(in dir: String, exportCacheBudget: Int? = ExportCache.defaultBudget) throws -> any RecordStore {
         switch self {
         case .sqlite: return try SQLiteStore(path: dir + "/t.sqlite", exportCacheBudget: exportCacheBudget)
-        case .postgres: return try PostgresStore(url: Self.freshPostgresDatabase(), logger: Logger(label: "test"))
+        case .postgres: return try PostgresStore(url: Self.freshPostgresDatabase(), exportCacheBudget: exportCacheBudget, logger: Logger(label: "test"))
         }
     }
 }

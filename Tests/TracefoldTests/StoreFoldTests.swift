@@ -298,6 +298,72 @@ final class StoreFoldTests: XCTestCase {
         XCTAssertNil(again["metadata"]?["deleted"])
     }
 
+    /// On PostgreSQL the export cache of one process must not serve what
+    /// another process changed: every pass writes the lines a store without
+    /// the cache writes for the same history. `one` and `two` share a
+    /// database, `plain` (no cache) gets the same spans and deletes in a
+    /// database of its own. The cache serves a trace only `one` wrote since
+    /// its export, and not one that `two` wrote meanwhile, or deleted and
+    /// made again up to the same revision.
+    func testOnPostgreSQLTheExportCacheServesOnlyWhatItsOwnProcessWrote() throws {
+        guard StoreBackend.available.contains(.postgres) else { return }
+        let shared = try StoreBackend.freshPostgresDatabase()
+        let one = try PostgresStore(url: shared, logger: logger), two = try PostgresStore(url: shared, logger: logger)
+        let plain = try PostgresStore(url: StoreBackend.freshPostgresDatabase(), exportCacheBudget: nil, logger: logger)
+        defer { [one, two, plain].forEach { $0.close() } }
+        func folder(_ store: PostgresStore) -> TraceFolder { TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 100, logger: logger) }
+        let (first, second, mirror) = (folder(one), folder(two), folder(plain))
+        let a = TraceID(high: 12, low: 1), b = TraceID(high: 12, low: 2)
+        func span(_ n: UInt64, _ trace: TraceID, parent: UInt64? = nil) -> SpanBatch {
+            Fixtures.batch([Conformance.S("s\(n)", id: n, parent: parent, n, n + 5, ["langfuse.trace.metadata.n\(n)": .int(Int64(n))], trace: trace)])
+        }
+        /// Folds on `folder` and on the mirror.
+        func fold(_ folder: TraceFolder, _ batch: SpanBatch) throws {
+            _ = try folder.consume(batch)
+            _ = try mirror.consume(batch)
+        }
+        func lines(_ store: PostgresStore) throws -> String {
+            var text = ""
+            try store.exportPass(exporter: "x", idleSince: nil, limit: 100) { pending in
+                var w = JSONWriter()
+                for t in pending.traces {
+                    try JSONLRecordExporter.line(t.trace, into: &w)
+                    for (_, o) in t.observations { try JSONLRecordExporter.line(o, into: &w) }
+                }
+                text = String(decoding: w.bytes, as: UTF8.self)
+                return ("f", 0)
+            }
+            return text
+        }
+        func export(_ step: String, served: Int) throws {
+            let before = one.exportCache?.counts.served ?? 0
+            let got = try lines(one), want = try lines(plain)
+            XCTAssertFalse(want.isEmpty, step)
+            XCTAssertEqual(got, want, step)
+            XCTAssertEqual((one.exportCache?.counts.served ?? 0) - before, served, "\(step): traces the cache served")
+        }
+
+        try fold(first, span(1, a))
+        try fold(first, span(2, a, parent: 1))
+        try export("a new trace", served: 1)
+
+        try fold(first, span(4, a, parent: 1))
+        try fold(second, span(5, a, parent: 1))
+        try export("a trace the other process wrote after us", served: 0)
+
+        try fold(first, span(6, a, parent: 1))
+        try export("our write after theirs was exported", served: 1)
+
+        // b: revisions 1 and 2 by `one`, all in its cache since b began.
+        try fold(first, span(3, b))
+        try fold(first, span(7, b))
+        XCTAssertEqual(try second.delete([b]), [b])
+        XCTAssertEqual(try mirror.delete([b]), [b])
+        try fold(second, span(8, b))
+        try fold(second, span(9, b))  // made again by `two`, revision 2 again
+        try export("a trace the other process deleted and made again", served: 0)
+    }
+
     /// The exporter takes what the fold just committed from `ExportCache`
     /// instead of reading the rows back: every pass writes the same lines as
     /// a store without the cache, whether the cache could serve (new traces,
