@@ -298,6 +298,21 @@ final class StoreFoldTests: XCTestCase {
         XCTAssertNil(again["metadata"]?["deleted"])
     }
 
+    /// One export pass of `store`: the trace and observation lines it writes.
+    static func exportPassLines(_ store: any RecordStore) throws -> String {
+        var text = ""
+        try store.exportPass(exporter: "x", idleSince: nil, limit: 100) { pending in
+            var w = JSONWriter()
+            for t in pending.traces {
+                try JSONLRecordExporter.line(t.trace, into: &w)
+                for (_, o) in t.observations { try JSONLRecordExporter.line(o, into: &w) }
+            }
+            text = String(decoding: w.bytes, as: UTF8.self)
+            return ("f", 0)
+        }
+        return text
+    }
+
     /// On PostgreSQL the export cache of one process must not serve what
     /// another process changed: every pass writes the lines a store without
     /// the cache writes for the same history. `one` and `two` share a
@@ -322,22 +337,9 @@ final class StoreFoldTests: XCTestCase {
             _ = try folder.consume(batch)
             _ = try mirror.consume(batch)
         }
-        func lines(_ store: PostgresStore) throws -> String {
-            var text = ""
-            try store.exportPass(exporter: "x", idleSince: nil, limit: 100) { pending in
-                var w = JSONWriter()
-                for t in pending.traces {
-                    try JSONLRecordExporter.line(t.trace, into: &w)
-                    for (_, o) in t.observations { try JSONLRecordExporter.line(o, into: &w) }
-                }
-                text = String(decoding: w.bytes, as: UTF8.self)
-                return ("f", 0)
-            }
-            return text
-        }
         func export(_ step: String, served: Int) throws {
             let before = one.exportCache?.counts.served ?? 0
-            let got = try lines(one), want = try lines(plain)
+            let got = try Self.exportPassLines(one), want = try Self.exportPassLines(plain)
             XCTAssertFalse(want.isEmpty, step)
             XCTAssertEqual(got, want, step)
             XCTAssertEqual((one.exportCache?.counts.served ?? 0) - before, served, "\(step): traces the cache served")
@@ -398,17 +400,7 @@ final class StoreFoldTests: XCTestCase {
             var lines = [String]()
             for store in stores {
                 let before = store.exportCache?.counts.served ?? 0
-                var text = ""
-                try store.exportPass(exporter: "x", idleSince: nil, limit: 100) { pending in
-                    var w = JSONWriter()
-                    for t in pending.traces {
-                        try JSONLRecordExporter.line(t.trace, into: &w)
-                        for (_, o) in t.observations { try JSONLRecordExporter.line(o, into: &w) }
-                    }
-                    text = String(decoding: w.bytes, as: UTF8.self)
-                    return ("f", 0)
-                }
-                lines.append(text)
+                lines.append(try Self.exportPassLines(store))
                 if store === cached {
                     XCTAssertEqual((store.exportCache?.counts.served ?? 0) - before, served, "\(step): traces the cache served")
                 }
