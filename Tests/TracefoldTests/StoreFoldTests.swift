@@ -497,16 +497,7 @@ final class StoreFoldTests: XCTestCase {
             let store = try SQLiteStore(path: dir + "/\(budget ?? 0)-\(UUID().uuidString).sqlite", exportCacheBudget: budget)
             defer { store.close() }
             _ = try TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 100, logger: logger).consume(Fixtures.batch(spans))
-            var text = ""
-            try store.exportPass(exporter: "x", idleSince: nil, limit: 100) { pending in
-                var w = JSONWriter()
-                for t in pending.traces {
-                    try JSONLRecordExporter.line(t.trace, into: &w)
-                    for (_, o) in t.observations { try JSONLRecordExporter.line(o, into: &w) }
-                }
-                text = String(decoding: w.bytes, as: UTF8.self)
-                return ("f", 0)
-            }
+            let text = try Self.exportPassLines(store)
             return (text, store.exportCache)
         }
         // How many bytes the trace's records take, from a cache with room.
