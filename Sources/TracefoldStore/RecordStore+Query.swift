@@ -219,7 +219,7 @@ extension RecordStore {
                 w.add("m.key = ? AND m.value = ?", .text(m.key), .text(m.value))
                 return try page(
                     record: "traces.record", from: "trace_metadata m", where: w, orderBy: orderBy, page: f.page, limit: f.limit,
-                    joinAfterPaging: (keys: "m.trace_id, m.start_time", join: "JOIN traces ON traces.trace_id = m.trace_id"))
+                    joinAfterPaging: (keys: "m.trace_id, m.start_time", alias: "m", join: "JOIN traces ON traces.trace_id = m.trace_id"))
             }
             w.add("m.key = ? AND m.value = ?", .text(m.key), .text(m.value))
         }
@@ -233,18 +233,18 @@ extension RecordStore {
 
     /// One page of records and the total count, for the offset-paged lists.
     /// `joinAfterPaging`: the page is picked, and the total counted, from
-    /// `from` alone, as `keys` under `from`'s alias; then `join` brings the
+    /// `from` alone, as `keys` under `from`'s `alias`; then `join` brings the
     /// page's records. That join must keep every row.
     func page(
         record: String, from: String, where w: SQLWhere, orderBy: String, page: Int, limit: Int,
-        joinAfterPaging: (keys: String, join: String)? = nil
+        joinAfterPaging: (keys: String, alias: String, join: String)? = nil
     ) throws -> (records: [String], total: Int) {
         try read { s in
             let total = try s.row("SELECT COUNT(*) AS n FROM \(from) \(w.sql)", w.args)?["n"].int ?? 0
             // A page far past the end (even Int.max) is an empty page, not an overflow trap.
             let (offset, overflow) = (page - 1).multipliedReportingOverflow(by: limit)
             var sql = "SELECT \(record) AS record FROM \(from) \(w.sql) ORDER BY \(orderBy) LIMIT ? OFFSET ?"
-            if let (keys, join) = joinAfterPaging, let alias = from.split(separator: " ").last {
+            if let (keys, alias, join) = joinAfterPaging {
                 sql = "SELECT \(record) AS record FROM (SELECT \(keys) FROM \(from) \(w.sql) ORDER BY \(orderBy) LIMIT ? OFFSET ?) \(alias) \(join) ORDER BY \(orderBy)"
             }
             let records = try s.rows(sql, w.args + [SQLValue(limit), SQLValue(overflow ? Int.max : offset)])

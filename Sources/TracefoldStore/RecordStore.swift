@@ -84,16 +84,25 @@ struct SQLFoldTransaction: FoldTransaction {
     var staged: ExportCache.Staged? = nil
 
     func stored(_ traces: [TraceID]) throws -> [TraceID: StoredTrace] {
-        try integers("last_seq", "generation", of: traces).mapValues { StoredTrace(lastSeq: $0.0, generation: $0.1) }
+        try rowNumbers(of: traces).mapValues { StoredTrace(lastSeq: $0.lastSeq, generation: $0.generation) }
     }
 
-    /// Two integer columns of the given traces' rows, by trace.
-    func integers(_ a: String, _ b: String, of traces: [TraceID]) throws -> [TraceID: (Int64, Int64)] {
-        var result = [TraceID: (Int64, Int64)]()
+    /// The counters of one trace row.
+    struct TraceRowNumbers {
+        var lastSeq: Int64
+        var revision: Int64
+        var generation: Int64
+    }
+
+    /// The counters of the given traces' rows, by trace.
+    func rowNumbers(of traces: [TraceID]) throws -> [TraceID: TraceRowNumbers] {
+        var result = [TraceID: TraceRowNumbers](minimumCapacity: traces.count)
         try Self.inLists(traces) { list, ids in
-            for row in try session.rows("SELECT trace_id, \(a) AS a, \(b) AS b FROM traces WHERE trace_id IN \(list)", ids) {
-                guard let id = row["trace_id"].data.flatMap({ TraceID(bytes: [UInt8]($0)) }), let a = row["a"].int, let b = row["b"].int else { continue }
-                result[id] = (a, b)
+            for row in try session.rows("SELECT trace_id, last_seq, revision, generation FROM traces WHERE trace_id IN \(list)", ids) {
+                guard let id = row["trace_id"].data.flatMap({ TraceID(bytes: [UInt8]($0)) }),
+                      let lastSeq = row["last_seq"].int, let revision = row["revision"].int, let generation = row["generation"].int
+                else { continue }
+                result[id] = TraceRowNumbers(lastSeq: lastSeq, revision: revision, generation: generation)
             }
         }
         return result
@@ -149,6 +158,12 @@ struct SQLFoldTransaction: FoldTransaction {
 
     func write(_ commit: FoldCommit) throws -> [TraceID: Int64] {
         let now = SQLValue.int(Int64(WallClock.nowUnixNano()))
+        // A new row's generation (`StoredTrace`); an update keeps the row's.
+        // Drawn afresh on every write, so that a row deleted after the fold
+        // read it is made with a new one: one random base a commit, and the
+        // rows of the commit count up from it (one draw, not a system call
+        // per row; it only has to differ from the deleted row's).
+        let generationBase = Int64.random(in: 1...(Int64.max / 2))
         // Each new span as a one-span request: its own bytes when it came
         // as protobuf, under its resource and scope encoded once for the
         // spans that share them (one resource value, compared by identity
@@ -190,16 +205,13 @@ struct SQLFoldTransaction: FoldTransaction {
             [("trace_id", .blob), ("revision", .int), ("changed_at", .int), ("start_time", .int), ("record", .blob), ("name", .text),
              ("user_id", .text), ("session_id", .text), ("version", .text), ("release", .text), ("environment", .text), ("tags", .json),
              ("public", .int), ("last_seq", .int), ("latency", .double), ("total_cost", .double), ("generation", .int)],
-            rows: zip(commit.traces, traceRecords.rows).map { t, record in
-                [
+            rows: zip(commit.traces, traceRecords.rows).enumerated().map { index, row in
+                let (t, record) = row
+                return [
                     .blob(Data(t.traceID.bytes)), .int(1), now, .int(Int64(bitPattern: t.startUnixNano)), .blob(record),
                     SQLValue(t.name), SQLValue(t.userID), SQLValue(t.sessionID), SQLValue(t.version), SQLValue(t.release), SQLValue(t.environment),
                     .text(JSONWriter.serialize(.array(t.tags.map(JSONValue.string)))), SQLValue(t.isPublic),
-                    .int(commit.lastSeq[t.traceID] ?? 0), .double(t.latency), .double(t.totalCost),
-                    // A new row's generation (`StoredTrace`); an update keeps
-                    // the row's. Drawn afresh on every write, so that a row
-                    // deleted after the fold read it is made with a new one.
-                    .int(Int64.random(in: 1...Int64.max)),
+                    .int(commit.lastSeq[t.traceID] ?? 0), .double(t.latency), .double(t.totalCost), .int(generationBase + Int64(index)),
                 ]
             },
             onConflict: """
@@ -227,8 +239,7 @@ struct SQLFoldTransaction: FoldTransaction {
         )
         // Each observation carries the revision its trace now has: what the
         // exporter compares with the trace's exported revision.
-        let written = try integers("revision", "generation", of: commit.traces.map(\.traceID))
-        let traceRevisions = written.mapValues(\.0)
+        let written = try rowNumbers(of: commit.traces.map(\.traceID))
         // Which observation rows this commit inserts (their span is new),
         // for the cache: those rows have revision 1.
         var inserted = [Bool]()
@@ -245,7 +256,7 @@ struct SQLFoldTransaction: FoldTransaction {
                 let span = newSpans.removeValue(forKey: SpanKey(traceID: o.traceID, spanID: o.spanID))
                 inserted.append(span != nil)
                 return [
-                    .blob(Data(o.traceID.bytes)), .blob(Data(o.spanID.bytes)), .int(1), .int(traceRevisions[o.traceID] ?? 0), .int(Int64(bitPattern: o.startUnixNano)),
+                    .blob(Data(o.traceID.bytes)), .blob(Data(o.spanID.bytes)), .int(1), .int(written[o.traceID]?.revision ?? 0), .int(Int64(bitPattern: o.startUnixNano)),
                     .blob(record), .text(o.type), .text(o.name), .text(o.level), SQLValue(o.version),
                     SQLValue(o.parentID), .text(o.environment), SQLValue(o.model), .double(o.latency), SQLValue(o.inputTokens),
                     SQLValue(o.outputTokens), SQLValue(o.totalTokens), SQLValue(o.cost),
@@ -267,21 +278,21 @@ struct SQLFoldTransaction: FoldTransaction {
             throw StoreError("\(newSpans.count) new span(s) had no observation row in their commit, first \(newSpans.keys.first!.spanID.hex)")
         }
         if let staged { stage(commit, written, inserted: inserted, into: staged) }
-        return written.mapValues(\.1)
+        return written.mapValues(\.generation)
     }
 
     /// The records of this commit as the exporter will want them.
     /// `inserted`: per observation, whether its row is new (its span came
     /// in this commit; the fold skips a span its trace already holds).
     /// `written`: each trace row's revision and generation after the commit.
-    private func stage(_ commit: FoldCommit, _ written: [TraceID: (Int64, Int64)], inserted: [Bool], into staged: ExportCache.Staged) {
+    private func stage(_ commit: FoldCommit, _ written: [TraceID: TraceRowNumbers], inserted: [Bool], into staged: ExportCache.Staged) {
         var writes = [TraceID: ExportCache.Staged.Write](minimumCapacity: commit.traces.count)
         for t in commit.traces {
-            guard let (revision, generation) = written[t.traceID] else {
+            guard let row = written[t.traceID] else {
                 staged.invalidate = true
                 return
             }
-            writes[t.traceID] = .init(traceID: Data(t.traceID.bytes), revision: revision, generation: generation, trace: t.json, observations: [])
+            writes[t.traceID] = .init(traceID: Data(t.traceID.bytes), revision: row.revision, generation: row.generation, trace: t.json, observations: [])
         }
         for (o, isNew) in zip(commit.observations, inserted) {
             guard writes[o.traceID] != nil else {
