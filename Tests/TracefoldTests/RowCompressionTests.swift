@@ -59,6 +59,29 @@ final class RowCompressionTests: XCTestCase {
         XCTAssertEqual(c.compress([[0x37, 0xA4, 0x30, 0xEC, 1, 2]], column: .observationRecord).dictionary?.bytes, [0xA4, 0x30, 0xEC, 1, 2])
     }
 
+    /// A dictionary made after a commit holds the last window of the rows
+    /// written, oldest first, whether the commit's rows fill less than a
+    /// window, many windows, or one row passes the window on its own (a row
+    /// counts with at most its last window of bytes).
+    func testADictionaryIsTheLastWindowOfTheRowsWhateverTheCommitsSizes() throws {
+        let c = RowCompression(rotateEvery: 0)
+        let window = RowCompression.windowSize
+        var written = [UInt8]()
+        func check(_ commit: [[UInt8]], _ what: String) throws {
+            let d = try XCTUnwrap(c.compress(commit, column: .spanBody).dictionary, what)
+            for row in commit { written += row.suffix(window) }
+            let expected = Array(written.suffix(window))
+            // Not XCTAssertEqual: it would print two 16 KiB arrays.
+            XCTAssertTrue(d.bytes == expected, "\(what): \(d.bytes.count) bytes, not the \(expected.count) expected")
+        }
+        try check(rows(3), "less than a window")
+        try check(rows(200, from: 3), "many windows in one commit")
+        try check(rows(2, from: 203), "two rows after a full window")
+        try check([[UInt8](repeating: 7, count: window + 10)] + rows(1, from: 205), "a row longer than the window, then one more")
+        try check([[UInt8](repeating: 9, count: 2 * window)], "one row of two windows")
+        try check(rows(1, from: 206), "one row after it")
+    }
+
     /// Folded spans are stored compressed in all three columns; each reads
     /// back, with the dictionary read from the store by a reader that has
     /// never seen it, and takes a fraction of its size.
