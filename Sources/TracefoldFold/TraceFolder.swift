@@ -409,7 +409,7 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
         let outcome: (APIRefusal?, OpenTrace?) = try store.transaction(locking: [traceID], durable: true) { tx in
             guard var trace = try catchUp([traceID], tx)[traceID] else { return (nil, nil) }
             let fresh = updates.filter { trace.state.acceptedUpdates[$0.id] == nil }
-            var seenIDs = Set<String>()
+            var seenIDs = Set<UpdateID>()
             var added = 0
             for u in fresh where seenIDs.insert(u.id).inserted {
                 let size = u.size

@@ -87,7 +87,7 @@ public struct TraceState: Hashable, Sendable {
     public var entries: [EntryKey: [String: Versioned<JSONText>]] = [:]
     /// Accepted updates by id with their size: exactly-once and the
     /// cumulative limit (SPEC §4.6, §4.7).
-    public private(set) var acceptedUpdates: [String: Int] = [:]
+    public private(set) var acceptedUpdates: [UpdateID: Int] = [:]
     /// Every API key (with its workspace) that spans of this trace arrived
     /// under; more than one is reported as a warning.
     public var arrivedUnder: Set<String> = []
@@ -149,7 +149,7 @@ public struct TraceState: Hashable, Sendable {
         var warnings = mapped.warnings
         for update in mapped.updates {
             if let drop = apply(update, limits: limits) {
-                warnings[update.id] = .string(drop.message)
+                warnings[update.id.text] = .string(drop.message)
                 drops.append(drop)
             }
         }
@@ -185,7 +185,7 @@ public struct TraceState: Hashable, Sendable {
         var warnings = warnings
         for update in updates {
             let size = update.size
-            if size > limits.maxUpdateBytes { warnings[update.id] = .string(MetadataDrop.updateTooLarge(size: size, limit: limits.maxUpdateBytes).message) }
+            if size > limits.maxUpdateBytes { warnings[update.id.text] = .string(MetadataDrop.updateTooLarge(size: size, limit: limits.maxUpdateBytes).message) }
         }
         return warnings.sorted { $0.key < $1.key }.compactMap { $0.value.stringValue }
     }
@@ -237,7 +237,7 @@ public struct TraceState: Hashable, Sendable {
     }
 
     /// Sets the accepted updates and their sum, as `TraceStateCodec` read them.
-    mutating func restoreAcceptedUpdates(_ accepted: [String: Int]) {
+    mutating func restoreAcceptedUpdates(_ accepted: [UpdateID: Int]) {
         acceptedUpdates = accepted
         cumulativeMetadataBytes = accepted.values.reduce(0, +)
     }

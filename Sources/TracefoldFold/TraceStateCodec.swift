@@ -328,46 +328,16 @@ struct ByteWriter {
         strings(s.arrivedUnder)
     }
 
-    /// 1 and the span id and position for the `<spanId>/<position>` ids of
-    /// updates spans carry; 0 and the text for any other.
-    mutating func updateID(_ id: String) {
-        if let (span, position) = Self.spanUpdateID(id) {
+    /// 1 and the span id and position for a span's update; 0 and the
+    /// text for any other.
+    mutating func updateID(_ id: UpdateID) {
+        if let (span, position) = id.spanAndPosition {
             bytes.append(1)
             fixed(span)
             varint(position)
         } else {
             bytes.append(0)
-            string(id)
-        }
-    }
-
-    /// The span id and position of an id that is exactly what
-    /// `SpanID.hex + "/" + String(position)` gives (16 lowercase hex digits,
-    /// a slash, a decimal without leading zeros), read from its bytes.
-    static func spanUpdateID(_ id: String) -> (UInt64, UInt64)? {
-        var id = id
-        return id.withUTF8 { u -> (UInt64, UInt64)? in
-            guard u.count >= 18, u.count <= 37, u[16] == UInt8(ascii: "/") else { return nil }
-            var span: UInt64 = 0
-            for i in 0..<16 {
-                let c = u[i]
-                switch c {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"): span = span << 4 | UInt64(c - UInt8(ascii: "0"))
-                case UInt8(ascii: "a")...UInt8(ascii: "f"): span = span << 4 | UInt64(c - UInt8(ascii: "a") + 10)
-                default: return nil
-                }
-            }
-            if u.count > 18 && u[17] == UInt8(ascii: "0") { return nil }
-            var position: UInt64 = 0
-            for i in 17..<u.count {
-                let c = u[i]
-                guard c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") else { return nil }
-                let (times10, o1) = position.multipliedReportingOverflow(by: 10)
-                let (next, o2) = times10.addingReportingOverflow(UInt64(c - UInt8(ascii: "0")))
-                if o1 || o2 { return nil }
-                position = next
-            }
-            return (span, position)
+            string(id.text)
         }
     }
 
@@ -612,12 +582,12 @@ struct ByteReader {
         }
     }
 
-    mutating func updateID() -> String? {
+    mutating func updateID() -> UpdateID? {
         switch byte() {
-        case 0: return string()
+        case 0: return string().map { UpdateID($0) }
         case 1:
             guard let span = fixed(), let position = varint() else { return nil }
-            return SpanID(span).hex + "/" + String(position)
+            return UpdateID(span: SpanID(span), position: position)
         default: return nil
         }
     }
@@ -665,7 +635,7 @@ struct ByteReader {
             s.entries[EntryKey(scope: ByteWriter.scopes[Int(scopeIndex)], target: target.map(SpanID.init), kind: kind)] = bucket
         }
         guard let nAccepted = count() else { return nil }
-        var accepted = [String: Int](minimumCapacity: nAccepted)
+        var accepted = [UpdateID: Int](minimumCapacity: nAccepted)
         for _ in 0..<nAccepted {
             guard let id = updateID(), let size = count() else { return nil }
             accepted[id] = size

@@ -66,10 +66,84 @@ public enum MetadataScope: String, Sendable, Hashable, Codable, Comparable {
 }
 
 /// One metadata change `(target, kind, values)` (SPEC §4).
+/// Identifies a metadata update for exactly-once (SPEC §4.7). Most
+/// updates are a span's, named `<spanId>/<position>`: those are kept as
+/// the two numbers, so no string is made, hashed and parsed back for each
+/// one (two a span on the bench load). Any other name (a request's header
+/// update, a REST write) is kept as its text. Every spelling of a span's
+/// name, and only that, becomes the numbers, so equal names give equal ids
+/// whichever way they were made.
+public struct UpdateID: Hashable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
+    private enum Storage: Hashable, Sendable {
+        case span(UInt64, position: UInt64)
+        case text(String)
+    }
+
+    private let storage: Storage
+
+    /// The update at `position` in span `span`.
+    public init(span: SpanID, position: UInt64) {
+        storage = .span(span.value, position: position)
+    }
+
+    /// The id spelled `text`.
+    public init(_ text: String) {
+        storage = Self.spanAndPosition(text).map { .span($0.span, position: $0.position) } ?? .text(text)
+    }
+
+    public init(stringLiteral text: String) { self.init(text) }
+
+    /// The span and position of a span's update; nil for any other.
+    public var spanAndPosition: (span: UInt64, position: UInt64)? {
+        if case .span(let span, let position) = storage { return (span, position) }
+        return nil
+    }
+
+    /// How the id is spelled where it is stored or shown.
+    public var text: String {
+        switch storage {
+        case .span(let span, let position): SpanID(span).hex + "/" + String(position)
+        case .text(let text): text
+        }
+    }
+
+    public var description: String { text }
+
+    /// The span id and position of a name that is exactly what
+    /// `SpanID.hex + "/" + String(position)` gives (16 lowercase hex
+    /// digits, a slash, a decimal without leading zeros that fits 64 bits),
+    /// read from its bytes.
+    static func spanAndPosition(_ id: String) -> (span: UInt64, position: UInt64)? {
+        var id = id
+        return id.withUTF8 { u -> (span: UInt64, position: UInt64)? in
+            guard u.count >= 18, u.count <= 37, u[16] == UInt8(ascii: "/") else { return nil }
+            var span: UInt64 = 0
+            for i in 0..<16 {
+                let c = u[i]
+                switch c {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): span = span << 4 | UInt64(c - UInt8(ascii: "0"))
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): span = span << 4 | UInt64(c - UInt8(ascii: "a") + 10)
+                default: return nil
+                }
+            }
+            if u.count > 18 && u[17] == UInt8(ascii: "0") { return nil }
+            var position: UInt64 = 0
+            for i in 17..<u.count {
+                let c = u[i]
+                guard c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") else { return nil }
+                let (times10, o1) = position.multipliedReportingOverflow(by: 10)
+                let (next, o2) = times10.addingReportingOverflow(UInt64(c - UInt8(ascii: "0")))
+                if o1 || o2 { return nil }
+                position = next
+            }
+            return (span, position)
+        }
+    }
+}
+
 public struct MetadataUpdate: Sendable, Hashable {
-    /// Identifies the update for exactly-once (SPEC §4.7): `<spanId>/<position>`
-    /// for updates a span carries.
-    public var id: String
+    /// Identifies the update for exactly-once (SPEC §4.7).
+    public var id: UpdateID
     public var scope: MetadataScope
     /// The observation or span the update is addressed to; nil for trace scope.
     public var target: SpanID?
@@ -83,7 +157,7 @@ public struct MetadataUpdate: Sendable, Hashable {
     /// it before the ack and again when it applies the update.
     public let size: Int
 
-    public init(id: String, scope: MetadataScope, target: SpanID?, kind: String, values: [String: JSONText], order: OrderKey) {
+    public init(id: UpdateID, scope: MetadataScope, target: SpanID?, kind: String, values: [String: JSONText], order: OrderKey) {
         self.id = id
         self.scope = scope
         self.target = target

@@ -71,15 +71,13 @@ public struct SpanMapper: Sendable {
         var updates = [MetadataUpdate]()
         if let u = context.requestUpdate { updates.append(u) }
         var position = 0
-        // Each update's id starts with the span's id: in hex once a span.
-        let idPrefix = span.spanID.hex + "/"
         func add(_ scope: MetadataScope, _ target: SpanID?, _ kind: String, _ values: [String: JSONText], time: UInt64) {
             position += 1
             // Size limits are the fold's to enforce: the cumulative one needs
             // the trace's state.
             updates.append(
                 MetadataUpdate(
-                    id: idPrefix + String(position), scope: scope, target: target, kind: kind, values: values,
+                    id: UpdateID(span: span.spanID, position: UInt64(position)), scope: scope, target: target, kind: kind, values: values,
                     order: OrderKey(time: time, spanID: span.spanID.value, position: position)
                 )
             )
@@ -191,7 +189,7 @@ public struct SpanMapper: Sendable {
             hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3
         }
         return MetadataUpdate(
-            id: "request/\(request.receivedAtUnixNano)/\(String(hash, radix: 16))", scope: .trace, target: nil, kind: "userland.default",
+            id: UpdateID("request/\(request.receivedAtUnixNano)/\(String(hash, radix: 16))"), scope: .trace, target: nil, kind: "userland.default",
             values: values, order: OrderKey(time: request.receivedAtUnixNano, spanID: 0, position: 0)
         )
     }

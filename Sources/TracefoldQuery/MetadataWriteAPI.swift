@@ -81,7 +81,7 @@ public struct MetadataWriteAPI: Sendable {
                     guard let m = memo.stringValue, !m.isEmpty else { throw Refusal.metadata("metadata[\(i)].id must be a non-empty string") }
                     id = "memo/" + m
                 }
-                updates.append(MetadataUpdate(id: id, scope: scope, target: target, kind: kind, values: values.mapValues(JSONText.init),
+                updates.append(MetadataUpdate(id: UpdateID(id), scope: scope, target: target, kind: kind, values: values.mapValues(JSONText.init),
                                               order: OrderKey(time: receivedAt, spanID: 0, position: i)))
             }
             let (folder, batch) = (self.folder, updates)

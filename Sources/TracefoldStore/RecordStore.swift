@@ -350,7 +350,7 @@ enum MetadataUpdateCoding {
     static func encode(_ u: MetadataUpdate) -> String {
         var w = JSONWriter()
         w.beginObject()
-        w.field("id", string: u.id)
+        w.field("id", string: u.id.text)
         w.field("kind", string: u.kind)
         w.field("position", .int(Int64(u.order.position)))
         w.field("scope", string: u.scope.rawValue)
@@ -370,7 +370,7 @@ enum MetadataUpdateCoding {
             let span = v["spanId"]?.stringValue.flatMap({ UInt64($0) }), case .int(let position)? = v["position"]
         else { return nil }
         return MetadataUpdate(
-            id: id, scope: scope, target: v["target"]?.stringValue.flatMap(SpanID.init(hex:)), kind: kind, values: values.mapValues(JSONText.init),
+            id: UpdateID(id), scope: scope, target: v["target"]?.stringValue.flatMap(SpanID.init(hex:)), kind: kind, values: values.mapValues(JSONText.init),
             order: OrderKey(time: time, spanID: span, position: Int(position))
         )
     }

@@ -391,7 +391,7 @@ final class StoreFoldTests: XCTestCase {
             for f in folders { _ = try f.consume(Fixtures.batch(spans)) }
         }
         func update(_ target: UInt64, of trace: TraceID, _ id: String) throws {
-            let u = MetadataUpdate(id: id, scope: .observation, target: Conformance.id(target), kind: "userland.default",
+            let u = MetadataUpdate(id: UpdateID(id), scope: .observation, target: Conformance.id(target), kind: "userland.default",
                                    values: ["v": .string(id)], order: OrderKey(time: Conformance.T * 1_000_000 + target, spanID: 0, position: 0))
             for f in folders { XCTAssertNil(try f.applyAPI([u], to: trace)) }
         }

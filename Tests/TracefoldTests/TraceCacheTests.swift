@@ -72,19 +72,27 @@ final class TraceCacheTests: XCTestCase {
         }
     }
 
-    /// Update ids of the `<spanId>/<position>` form take 9 bytes and a
-    /// varint; any other spelling is kept as text, so it decodes unchanged.
+    /// Update ids of the `<spanId>/<position>` form are kept as the two
+    /// numbers (and take 9 bytes and a varint encoded); any other spelling
+    /// is kept as text. Either way an id spells and decodes unchanged.
     func testUpdateIDsOfEverySpellingDecodeUnchanged() throws {
         let canonical = [SpanID(3).hex + "/0", SpanID(.max).hex + "/18446744073709551615", SpanID(0xabc).hex + "/42"]
-        for id in canonical { XCTAssertNotNil(ByteWriter.spanUpdateID(id), id) }
+        for id in canonical {
+            XCTAssertNotNil(UpdateID(id).spanAndPosition, id)
+            XCTAssertEqual(UpdateID(id).text, id)
+        }
+        XCTAssertEqual(UpdateID(span: SpanID(0xabc), position: 42), UpdateID(SpanID(0xabc).hex + "/42"), "made from numbers or from text, the same id")
         let other = [
             "0000000000000ABC/1", SpanID(3).hex + "/01", SpanID(3).hex + "/", SpanID(3).hex + "/18446744073709551616", "x/1", "request/17/ab",
             SpanID(3).hex + "-1", "", "0000000000000003/1/2",
         ]
-        for id in other { XCTAssertNil(ByteWriter.spanUpdateID(id), id) }
+        for id in other {
+            XCTAssertNil(UpdateID(id).spanAndPosition, id)
+            XCTAssertEqual(UpdateID(id).text, id)
+        }
         var state = TraceState(traceID: TraceID(high: 1, low: 1))
         for id in canonical + other {
-            _ = state.apply(MetadataUpdate(id: id, scope: .trace, target: nil, kind: "k", values: ["v": .int(1)], order: OrderKey(time: 1, spanID: 1, position: 0)), limits: MetadataLimits())
+            _ = state.apply(MetadataUpdate(id: UpdateID(id), scope: .trace, target: nil, kind: "k", values: ["v": .int(1)], order: OrderKey(time: 1, spanID: 1, position: 0)), limits: MetadataLimits())
         }
         XCTAssertEqual(state.acceptedUpdates.count, canonical.count + other.count)
         let decoded = try XCTUnwrap(TraceStateCodec.decode(TraceStateCodec.encode(OpenTrace(state: state, observations: [:], seq: 1, lastUse: 0)), lastUse: 0))
