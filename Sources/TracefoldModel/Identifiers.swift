@@ -1,3 +1,5 @@
+import Foundation
+
 /// A 16-byte W3C trace id. Stored as two big-endian halves so that it hashes
 /// and compares without allocating.
 public struct TraceID: Hashable, Sendable, Comparable, CustomStringConvertible {
@@ -36,9 +38,12 @@ public struct TraceID: Hashable, Sendable, Comparable, CustomStringConvertible {
     }
 
     public var isZero: Bool { high == 0 && low == 0 }
-    public var hex: String { HexCoding.encode(high) + HexCoding.encode(low) }
+    public var hex: String { HexCoding.encode(high, low) }
     public var description: String { hex }
-    public var bytes: [UInt8] { HexCoding.bytes(high) + HexCoding.bytes(low) }
+    public var bytes: [UInt8] { withUnsafeBytes(of: (high.bigEndian, low.bigEndian)) { Array($0) } }
+
+    /// `bytes` as `Data`, as the stores bind it: one allocation.
+    public var data: Data { withUnsafeBytes(of: (high.bigEndian, low.bigEndian)) { Data($0) } }
 
     public static func < (a: TraceID, b: TraceID) -> Bool { (a.high, a.low) < (b.high, b.low) }
 }
@@ -69,6 +74,9 @@ public struct SpanID: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var hex: String { HexCoding.encode(value) }
     public var description: String { hex }
     public var bytes: [UInt8] { HexCoding.bytes(value) }
+
+    /// `bytes` as `Data`, as the stores bind it (eight bytes: kept inline).
+    public var data: Data { withUnsafeBytes(of: value.bigEndian) { Data($0) } }
 
     public static func < (a: SpanID, b: SpanID) -> Bool { a.value < b.value }
 }
@@ -101,9 +109,32 @@ public enum HexCoding {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func encode(_ v: UInt64) -> String { encode(bytes: bytes(v)) }
+    /// The 16 digits of `v`, written straight into the string: the ids'
+    /// hex is made for every record rendered, and going through two byte
+    /// arrays first cost three allocations a span id and seven a trace id.
+    static func encode(_ v: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 16) { out in
+            write(v, into: out, at: 0)
+            return 16
+        }
+    }
 
-    static func bytes(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (56 - 8 * $0)) } }
+    /// The 32 digits of `high` then `low`.
+    static func encode(_ high: UInt64, _ low: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 32) { out in
+            write(high, into: out, at: 0)
+            write(low, into: out, at: 16)
+            return 32
+        }
+    }
+
+    private static func write(_ v: UInt64, into out: UnsafeMutableBufferPointer<UInt8>, at start: Int) {
+        digits.withUnsafeBufferPointer { d in
+            for i in 0..<16 { out[start + i] = d[Int(truncatingIfNeeded: (v >> UInt64(60 - 4 * i)) & 0xF)] }
+        }
+    }
+
+    static func bytes(_ v: UInt64) -> [UInt8] { withUnsafeBytes(of: v.bigEndian) { Array($0) } }
 
     /// Decodes hex in either case; nil on an odd length or a non-hex digit.
     public static func decode(_ s: some StringProtocol) -> [UInt8]? {

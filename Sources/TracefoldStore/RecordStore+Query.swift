@@ -266,7 +266,7 @@ extension RecordStore {
             // An empty value matches observations without a parent.
             if parent.isEmpty { w.add("o.parent_id IS NULL") } else { w.add("o.parent_id = ?", .text(parent)) }
         }
-        if let trace = f.traceID { w.add("o.trace_id = ?", .blob(Data(trace.bytes))) }
+        if let trace = f.traceID { w.add("o.trace_id = ?", .blob(trace.data)) }
         w.oneOf("o.environment", f.environments)
         w.range("o.start_time", from: f.fromUnixNano, to: f.toUnixNano)
         return w
@@ -281,17 +281,17 @@ extension RecordStore {
 
     /// An observation by its id (the span id), whatever its trace.
     public func observation(_ id: SpanID) throws -> String? {
-        try read { s in try s.row("SELECT record FROM observations WHERE span_id = ? LIMIT 1", [.blob(Data(id.bytes))]).flatMap { try Self.recordJSON($0["record"], in: s) } }
+        try read { s in try s.row("SELECT record FROM observations WHERE span_id = ? LIMIT 1", [.blob(id.data)]).flatMap { try Self.recordJSON($0["record"], in: s) } }
     }
 
     /// The stored record of a trace, as JSON text.
     public func traceRecord(_ id: TraceID) throws -> String? {
-        try read { s in try s.row("SELECT record FROM traces WHERE trace_id = ?", [.blob(Data(id.bytes))]).flatMap { try Self.recordJSON($0["record"], in: s) } }
+        try read { s in try s.row("SELECT record FROM traces WHERE trace_id = ?", [.blob(id.data)]).flatMap { try Self.recordJSON($0["record"], in: s) } }
     }
 
     public func observationRecords(of trace: TraceID) throws -> [String] {
         try read { s in
-            try s.rows("SELECT record FROM observations WHERE trace_id = ? ORDER BY start_time, span_id", [.blob(Data(trace.bytes))]).compactMap {
+            try s.rows("SELECT record FROM observations WHERE trace_id = ? ORDER BY start_time, span_id", [.blob(trace.data)]).compactMap {
                 try Self.recordJSON($0["record"], in: s)
             }
         }

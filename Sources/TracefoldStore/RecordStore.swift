@@ -113,12 +113,12 @@ struct SQLFoldTransaction: FoldTransaction {
     static func inLists(_ traces: [TraceID], _ body: (String, [SQLValue]) throws -> Void) throws {
         for start in stride(from: 0, to: traces.count, by: 100) {
             let chunk = traces[start..<min(start + 100, traces.count)]
-            try body("(" + Array(repeating: "?", count: chunk.count).joined(separator: ",") + ")", chunk.map { .blob(Data($0.bytes)) })
+            try body("(" + Array(repeating: "?", count: chunk.count).joined(separator: ",") + ")", chunk.map { .blob($0.data) })
         }
     }
 
     func history(of trace: TraceID, after seq: Int64) throws -> [(seq: Int64, event: TraceEvent)] {
-        let id = SQLValue.blob(Data(trace.bytes))
+        let id = SQLValue.blob(trace.data)
         let rows = try session.rows(
             """
             SELECT seq, received_at, body, NULL AS api FROM spans WHERE trace_id = ? AND seq > ?
@@ -141,7 +141,7 @@ struct SQLFoldTransaction: FoldTransaction {
         let marks = Array(repeating: "?", count: ids.count).joined(separator: ", ")
         let rows = try session.rows(
             "SELECT received_at, body FROM spans WHERE trace_id = ? AND span_id IN (\(marks)) ORDER BY seq",
-            [.blob(Data(trace.bytes))] + ids.map { .blob(Data($0.bytes)) }
+            [.blob(trace.data)] + ids.map { .blob($0.data) }
         )
         return try rows.map { try storedSpan($0, of: trace) }
     }
@@ -197,7 +197,7 @@ struct SQLFoldTransaction: FoldTransaction {
         }
         try session.insert(
             into: "api_updates", [("trace_id", .blob), ("seq", .int), ("body", .text)],
-            rows: commit.newUpdates.map { [.blob(Data($0.trace.bytes)), .int($0.seq), .text(MetadataUpdateCoding.encode($0.update))] },
+            rows: commit.newUpdates.map { [.blob($0.trace.data), .int($0.seq), .text(MetadataUpdateCoding.encode($0.update))] },
             onConflict: ""
         )
         try session.insert(
@@ -208,7 +208,7 @@ struct SQLFoldTransaction: FoldTransaction {
             rows: zip(commit.traces, traceRecords.rows).enumerated().map { index, row in
                 let (t, record) = row
                 return [
-                    .blob(Data(t.traceID.bytes)), .int(1), now, .int(Int64(bitPattern: t.startUnixNano)), .blob(record),
+                    .blob(t.traceID.data), .int(1), now, .int(Int64(bitPattern: t.startUnixNano)), .blob(record),
                     SQLValue(t.name), SQLValue(t.userID), SQLValue(t.sessionID), SQLValue(t.version), SQLValue(t.release), SQLValue(t.environment),
                     .text(JSONWriter.serialize(.array(t.tags.map(JSONValue.string)))), SQLValue(t.isPublic),
                     .int(commit.lastSeq[t.traceID] ?? 0), .double(t.latency), .double(t.totalCost), .int(generationBase + Int64(index)),
@@ -232,7 +232,7 @@ struct SQLFoldTransaction: FoldTransaction {
         try session.insert(
             into: "trace_metadata", [("trace_id", .blob), ("key", .text), ("value", .text), ("start_time", .int)],
             rows: commit.traces.flatMap { t in
-                let id = SQLValue.blob(Data(t.traceID.bytes)), start = SQLValue.int(Int64(bitPattern: t.startUnixNano))
+                let id = SQLValue.blob(t.traceID.data), start = SQLValue.int(Int64(bitPattern: t.startUnixNano))
                 return t.metadata.map { [id, .text($0.key), Self.metadataText($0.value), start] }
             },
             onConflict: ""
@@ -256,7 +256,7 @@ struct SQLFoldTransaction: FoldTransaction {
                 let span = newSpans.removeValue(forKey: SpanKey(traceID: o.traceID, spanID: o.spanID))
                 inserted.append(span != nil)
                 return [
-                    .blob(Data(o.traceID.bytes)), .blob(Data(o.spanID.bytes)), .int(1), .int(written[o.traceID]?.revision ?? 0), .int(Int64(bitPattern: o.startUnixNano)),
+                    .blob(o.traceID.data), .blob(o.spanID.data), .int(1), .int(written[o.traceID]?.revision ?? 0), .int(Int64(bitPattern: o.startUnixNano)),
                     .blob(record), .text(o.type), .text(o.name), .text(o.level), SQLValue(o.version),
                     SQLValue(o.parentID), .text(o.environment), SQLValue(o.model), .double(o.latency), SQLValue(o.inputTokens),
                     SQLValue(o.outputTokens), SQLValue(o.totalTokens), SQLValue(o.cost),
@@ -292,14 +292,14 @@ struct SQLFoldTransaction: FoldTransaction {
                 staged.invalidate = true
                 return
             }
-            writes[t.traceID] = .init(traceID: Data(t.traceID.bytes), revision: row.revision, generation: row.generation, trace: t.json, observations: [])
+            writes[t.traceID] = .init(traceID: t.traceID.data, revision: row.revision, generation: row.generation, trace: t.json, observations: [])
         }
         for (o, isNew) in zip(commit.observations, inserted) {
             guard writes[o.traceID] != nil else {
                 staged.invalidate = true
                 return
             }
-            writes[o.traceID]!.observations.append((Data(o.spanID.bytes), Int64(bitPattern: o.startUnixNano), o.record, isNew))
+            writes[o.traceID]!.observations.append((o.spanID.data, Int64(bitPattern: o.startUnixNano), o.record, isNew))
         }
         staged.writes += commit.traces.compactMap { writes[$0.traceID] }
     }

@@ -1,3 +1,4 @@
+import Foundation
 import OTLP
 import TracefoldModel
 import XCTest
@@ -23,6 +24,12 @@ final class OTLPJSONDecoderTests: XCTestCase {
         XCTAssertEqual(span.traceID.hex, "5b8efff798038103d269b633813fc60c")
         XCTAssertEqual(span.spanID.hex, "eee19b7ec3c1b174")
         XCTAssertEqual(span.parentSpanID?.hex, "0a0b0c0d0e0f1011")
+        // The bytes the stores bind, in the same order as the hex.
+        XCTAssertEqual(span.traceID.bytes, HexCoding.decode("5b8efff798038103d269b633813fc60c"))
+        XCTAssertEqual(span.traceID.data, Data(HexCoding.decode("5b8efff798038103d269b633813fc60c")!))
+        XCTAssertEqual(span.spanID.bytes, HexCoding.decode("eee19b7ec3c1b174"))
+        XCTAssertEqual(span.spanID.data, Data(HexCoding.decode("eee19b7ec3c1b174")!))
+        XCTAssertEqual(TraceID(high: .max, low: 0).hex, "ffffffffffffffff0000000000000000")
     }
 
     func testInt64AsStringOrNumber() throws {
