@@ -94,6 +94,9 @@ public struct TraceState: Hashable, Sendable {
 
     public init(traceID: TraceID) { self.traceID = traceID }
 
+    /// The spans a new trace makes room for (`add`).
+    static let expectedSpans = 8
+
     /// The sum of `acceptedUpdates`, kept as they are accepted: summing
     /// them on every update made a trace's fold quadratic in its updates.
     public private(set) var cumulativeMetadataBytes = 0
@@ -118,6 +121,14 @@ public struct TraceState: Hashable, Sendable {
     public mutating func add(_ mapped: MappedSpan, limits: MetadataLimits, drops: inout [MetadataDrop]) -> [String: JSONValue] {
         let o = mapped.observation
         let order = mapped.order
+        if observationIDs.isEmpty {
+            // A trace's first span makes room for the next few: most traces
+            // have several spans, each with an update or two and an entry,
+            // and grown one by one these were rehashed at every doubling.
+            observationIDs.reserveCapacity(Self.expectedSpans)
+            acceptedUpdates.reserveCapacity(2 * Self.expectedSpans)
+            entries.reserveCapacity(Self.expectedSpans)
+        }
         let isNew = observationIDs.insert(o.id).inserted
         minStart = min(minStart, o.startTimeUnixNano)
         maxEnd = max(maxEnd, o.endTimeUnixNano)
