@@ -361,7 +361,39 @@ def stop_perf(perf, cpu_seconds_used, spans):
         "unwoundShare": round(unwound / total, 3),
         "perStage": {k: {"share": round(v / total, 3), "cpuMicrosPerSpan": round(v / total * cpu_seconds_used / spans * 1e6, 2)}
                      for k, v in sorted(shares.items(), key=lambda kv: -kv[1])},
+        "perLibrary": libraries(out, cpu_seconds_used, spans),
     }
+
+
+# Where the samples' own code lies, whatever stage called it: what the C
+# libraries and the kernel take is a floor that no change to our Swift code
+# lowers, only a change in what is stored, compressed and written.
+LIBRARIES = [
+    ("sqlite", ("libsqlite3",)),
+    ("zstd (stored rows)", ("libzstd",)),
+    ("deflate (rotated JSONL, request bodies)", ("libdeflate", "libz.")),
+    ("kernel", ("[kernel",)),
+    ("allocator", ("libjemalloc", "libc.so")),
+    ("swift runtime and stdlib", ("libswiftCore", "libswift_", "libFoundation", "libdispatch")),
+    ("tracefold", ("tracefold",)),
+]
+
+
+def libraries(out, cpu_seconds_used, spans):
+    """Self samples by shared object, grouped as LIBRARIES (libc is mostly
+    memcpy, malloc and free, so it counts with the allocator)."""
+    report = subprocess.run(["perf", "report", "-i", out, "--no-children", "--sort", "dso", "--stdio", "-g", "none"],
+                            capture_output=True, text=True).stdout
+    shares = {}
+    for line in report.splitlines():
+        parts = line.split()
+        if len(parts) < 2 or not parts[0].endswith("%") or line.lstrip().startswith("#"):
+            continue
+        dso = " ".join(parts[1:])
+        name = next((n for n, keys in LIBRARIES if any(dso.startswith(k) for k in keys)), "other")
+        shares[name] = shares.get(name, 0) + float(parts[0].rstrip("%")) / 100
+    return {k: {"share": round(v, 3), "cpuMicrosPerSpan": round(v * cpu_seconds_used / spans * 1e6, 2)}
+            for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}
 
 
 def print_stages(name, stages):
@@ -369,6 +401,9 @@ def print_stages(name, stages):
         return
     parts = [f"{k} {v['cpuMicrosPerSpan']} us ({v['share'] * 100:.0f}%)" for k, v in stages["perStage"].items()]
     print(f"stages {name}: " + ", ".join(parts) + f"  [{stages['samples']} samples, {stages['unwoundShare'] * 100:.0f}% spread by thread]")
+    if stages.get("perLibrary"):
+        parts = [f"{k} {v['cpuMicrosPerSpan']} us ({v['share'] * 100:.0f}%)" for k, v in stages["perLibrary"].items()]
+        print(f"libraries {name}: " + ", ".join(parts))
 
 
 def run_scaling(bin_dir, open_traces):
