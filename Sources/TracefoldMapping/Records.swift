@@ -88,7 +88,7 @@ public struct UpdateID: Hashable, Sendable, CustomStringConvertible, Expressible
 
     /// The id spelled `text`.
     public init(_ text: String) {
-        storage = Self.spanAndPosition(text).map { .span($0.span, position: $0.position) } ?? .text(text)
+        storage = Self.parseSpanName(text).map { .span($0.span, position: $0.position) } ?? .text(text)
     }
 
     public init(stringLiteral text: String) { self.init(text) }
@@ -113,7 +113,7 @@ public struct UpdateID: Hashable, Sendable, CustomStringConvertible, Expressible
     /// `SpanID.hex + "/" + String(position)` gives (16 lowercase hex
     /// digits, a slash, a decimal without leading zeros that fits 64 bits),
     /// read from its bytes.
-    static func spanAndPosition(_ id: String) -> (span: UInt64, position: UInt64)? {
+    private static func parseSpanName(_ id: String) -> (span: UInt64, position: UInt64)? {
         var id = id
         return id.withUTF8 { u -> (span: UInt64, position: UInt64)? in
             guard u.count >= 18, u.count <= 37, u[16] == UInt8(ascii: "/") else { return nil }

@@ -38,7 +38,7 @@ extension RecordStore {
                     FROM observations WHERE trace_id IN (\(Array(repeating: "?", count: chunk.count).joined(separator: ",")))
                     GROUP BY trace_id
                     """
-                for row in try s.rows(sql, chunk.map { .blob(Data($0.bytes)) }) {
+                for row in try s.rows(sql, chunk.map { .blob($0.data) }) {
                     guard let id = row["trace_id"].data.flatMap({ TraceID(bytes: $0) }) else { continue }
                     var t = TraceTotals()
                     t.observations = Int(row["n"].int ?? 0)
