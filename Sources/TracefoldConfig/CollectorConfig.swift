@@ -105,20 +105,6 @@ public struct StoreConfig: Sendable, Equatable {
     public var postgresRequestTimeout: Duration = .seconds(30)
 }
 
-/// The record exporter (SPEC §6): trace and observation revisions as JSON lines.
-public struct JSONLExporterConfig: Sendable, Equatable {
-    public var directory: String
-    /// A trace is written once it has been idle this long.
-    public var flushAfter: Duration = .seconds(5)
-    /// How often pending records are written and the active file flushed.
-    public var flushInterval: Duration = .seconds(1)
-    public var maxMegabytes: Int = 100
-    public var maxAge: Duration = .seconds(3600)
-    public var compressRotated = true
-
-    public init(directory: String) { self.directory = directory }
-}
-
 /// A token bucket in spans: `spansPerSecond` refill, `burst` capacity.
 public struct RateLimit: Sendable, Equatable {
     public var spansPerSecond: Double
@@ -211,7 +197,7 @@ extension CollectorConfig {
                 for (name, nameNode, body) in try r.mapping(value, at: "exporters", allowed: exporterTypes) ?? [] {
                     declaredExporters[name] = nameNode
                     if name == "spans_jsonl" { config.spansJSONL = try parseSpansJSONL(body, r) }
-                    if name == "jsonl" { config.jsonl = try parseJSONL(body, r) }
+                    if name == "jsonl" { config.jsonl = try JSONLExporterConfig.parse(body, r) }
                 }
             case "extensions", "connectors":
                 if let entries = try r.mapping(value, at: key, allowed: []), let first = entries.first {
@@ -337,36 +323,6 @@ extension CollectorConfig {
         let c = MemoryLimiterConfig(limitMiB: limit, spikeLimitMiB: spike, checkInterval: interval)
         guard c.spikeLimitMiB < c.limitMiB else {
             throw r.error(spikeNode ?? nameNode, "\(path).spike_limit_mib (\(c.spikeLimitMiB)) must be below limit_mib (\(limit))")
-        }
-        return c
-    }
-
-    private static func parseJSONL(_ node: Node, _ r: YAMLReader) throws(ConfigError) -> JSONLExporterConfig {
-        var c = JSONLExporterConfig(directory: "./data/export")
-        let path = "exporters.jsonl"
-        for (key, _, value) in try r.mapping(node, at: path, allowed: ["directory", "flush_after", "flush_interval", "rotation"]) ?? [] {
-            switch key {
-            case "directory":
-                c.directory = try r.string(value, at: "\(path).directory")
-                guard !c.directory.isEmpty else { throw r.error(value, "\(path).directory is empty") }
-            case "flush_after": c.flushAfter = try r.duration(value, at: "\(path).flush_after")
-            case "flush_interval":
-                c.flushInterval = try r.duration(value, at: "\(path).flush_interval")
-                guard c.flushInterval > .zero else { throw r.error(value, "\(path).flush_interval must be positive") }
-            default:
-                for (k, _, v) in try r.mapping(value, at: "\(path).rotation", allowed: ["max_megabytes", "max_age", "compress"]) ?? [] {
-                    switch k {
-                    case "max_megabytes":
-                        c.maxMegabytes = try r.int(v, at: "\(path).rotation.max_megabytes")
-                        guard c.maxMegabytes > 0 else { throw r.error(v, "\(path).rotation.max_megabytes must be positive") }
-                    case "max_age": c.maxAge = try r.duration(v, at: "\(path).rotation.max_age")
-                    default:
-                        let s = try r.string(v, at: "\(path).rotation.compress")
-                        guard s == "gzip" || s == "none" else { throw r.error(v, "\(path).rotation.compress must be gzip or none, got \"\(s)\"") }
-                        c.compressRotated = s == "gzip"
-                    }
-                }
-            }
         }
         return c
     }

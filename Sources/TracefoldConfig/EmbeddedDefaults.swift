@@ -82,6 +82,8 @@ exporters:
       max_megabytes: 100
       max_age: 1h
       compress: gzip
+      # libdeflate's level for rotated files: 1, the fastest, to 12, the smallest.
+      gzip_level: 1
   # A debug exporter, one span per line in OTLP/JSON field names, like
   # otelcol's file exporter. Add it to the pipeline to use it:
   # spans_jsonl:

@@ -208,7 +208,7 @@ public final class JSONLRecordExporter: @unchecked Sendable {
         if rotate && config.compressRotated {
             let gzPath = activePath + ".gz"
             let tmp = gzPath + ".tmp"
-            try RotatedFileGzip.compress(source: activePath, destination: tmp)
+            try RotatedFileGzip.compress(source: activePath, destination: tmp, level: Int32(config.gzipLevel))
             guard rename(tmp, gzPath) == 0 else { throw ExportError("cannot rename \(tmp)") }
             unlink(activePath)
         }

@@ -21,6 +21,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(config.activeJSONL?.directory, "./data/export")
         XCTAssertEqual(config.activeJSONL?.flushAfter, .seconds(5))
         XCTAssertEqual(config.activeJSONL?.maxMegabytes, 100)
+        XCTAssertEqual(config.activeJSONL?.gzipLevel, 1)
         XCTAssertEqual(config.activeFold?.maxUpdateBytes, 65_536)
         XCTAssertEqual(config.activeFold?.maxTraceMetadataBytes, 1_048_576)
         XCTAssertEqual(config.store.resolvedSQLitePath, "./data/tracefold.sqlite")
@@ -156,6 +157,25 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(error(base + "exporters:\n  jsonl:\n    rotation:\n      compress: zstd\n" + pipeline)?.line, 8)
         XCTAssertNotNil(error("receivers: [\n"), "invalid YAML")
         XCTAssertNotNil(error(""), "empty file")
+    }
+
+    /// `rotation.gzip_level` takes libdeflate's levels, 1 to 12, and
+    /// nothing past either end.
+    func testJSONLGzipLevelIsOneToTwelve() throws {
+        func yaml(_ level: String) -> String {
+            "receivers:\n  otlp:\n    protocols:\n      http:\n"
+                + "processors:\n  fold: {}\n"
+                + "exporters:\n  jsonl:\n    rotation:\n      gzip_level: \(level)\n"
+                + "service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [fold]\n      exporters: [jsonl]\n"
+        }
+        for level in [1, 12] {
+            XCTAssertEqual(try CollectorConfig.parse(yaml: yaml("\(level)"), environment: [:]).activeJSONL?.gzipLevel, level)
+        }
+        for level in ["0", "13", "fast"] {
+            let e = error(yaml(level))
+            XCTAssertEqual(e?.line, 10, level)
+        }
+        XCTAssertTrue(error(yaml("13"))?.description.contains("gzip_level must be from 1 to 12, got 13") ?? false, error(yaml("13"))?.description ?? "parsed")
     }
 
     func testAuthAndSizes() throws {

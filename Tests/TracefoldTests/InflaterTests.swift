@@ -52,16 +52,23 @@ final class InflaterTests: XCTestCase {
             big.append(i % 3 == 0 ? UInt8(truncatingIfNeeded: x >> 16) : text[i % text.count])
         }
         let chunk = RotatedFileGzip.chunkBytes
-        for (name, bytes, members) in [("chunk", Array(big[..<chunk]), 1), ("past", Array(big[..<(chunk + 1)]), 2), ("big", big, 4), ("empty", [], 1)] {
-            try Data(bytes).write(to: URL(fileURLWithPath: "\(dir)/\(name)"))
-            try RotatedFileGzip.compress(source: "\(dir)/\(name)", destination: "\(dir)/\(name).gz")
-            let compressed = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(name).gz")))
-            XCTAssertEqual(try inflate(compressed, .gzip, limit: max(bytes.count, 1)), bytes, name)
-            // Each member starts with gzip's magic, method and flags.
-            XCTAssertEqual(compressed.indices.filter { compressed[$0...].starts(with: [0x1F, 0x8B, 8, 0]) }.count, members, name)
-            if !bytes.isEmpty { XCTAssertLessThan(compressed.count, bytes.count, name) }
+        // The exporter's levels: its default, 1, and the highest, 12.
+        var sizes: [Int32: Int] = [:]
+        for level: Int32 in [1, 12] {
+            for (name, bytes, members) in [("chunk", Array(big[..<chunk]), 1), ("past", Array(big[..<(chunk + 1)]), 2), ("big", big, 4), ("empty", [], 1)] {
+                try Data(bytes).write(to: URL(fileURLWithPath: "\(dir)/\(name)"))
+                try RotatedFileGzip.compress(source: "\(dir)/\(name)", destination: "\(dir)/\(name).gz", level: level)
+                let compressed = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(name).gz")))
+                XCTAssertEqual(try inflate(compressed, .gzip, limit: max(bytes.count, 1)), bytes, "\(name) at \(level)")
+                // Each member starts with gzip's magic, method and flags.
+                XCTAssertEqual(compressed.indices.filter { compressed[$0...].starts(with: [0x1F, 0x8B, 8, 0]) }.count, members, name)
+                if !bytes.isEmpty { XCTAssertLessThan(compressed.count, bytes.count, name) }
+                if name == "big" { sizes[level] = compressed.count }
+            }
         }
-        XCTAssertThrowsError(try RotatedFileGzip.compress(source: dir + "/missing", destination: dir + "/x.gz"))
+        // The level is the one asked for: 12 searches harder than 1.
+        XCTAssertLessThan(sizes[12]!, sizes[1]!)
+        XCTAssertThrowsError(try RotatedFileGzip.compress(source: dir + "/missing", destination: dir + "/x.gz", level: 1))
     }
 
     func testConcatenatedGzipMembers() throws {
