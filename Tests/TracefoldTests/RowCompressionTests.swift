@@ -23,24 +23,24 @@ final class RowCompressionTests: XCTestCase {
         let c = RowCompression(rotateEvery: 100)
         XCTAssertNil(c.compress([], column: .spanBody).dictionary)
         let first = try XCTUnwrap(c.compress(rows(2), column: .spanBody).dictionary)
-        XCTAssertEqual(first.bytes, Array(rows(2).joined()), "the first commit's rows, oldest first")
+        XCTAssertEqual(Array(first.content), Array(rows(2).joined()), "the first commit's rows, oldest first")
         // Rows of the same length: a third keeps it, a fourth doubles it.
         XCTAssertEqual(c.compress(rows(1, from: 2), column: .spanBody).dictionary, first)
         let second = try XCTUnwrap(c.compress(rows(1, from: 3), column: .spanBody).dictionary)
-        XCTAssertEqual(second.bytes, Array(rows(4).joined()))
+        XCTAssertEqual(Array(second.content), Array(rows(4).joined()))
 
         // It keeps doubling until it holds the window, each time the last
         // rows written.
         var current = second, next = 4
-        while current.bytes.count < RowCompression.windowSize {
+        while current.content.count < RowCompression.windowSize {
             let d = try XCTUnwrap(c.compress(rows(3, from: next), column: .spanBody).dictionary)
             next += 3
             guard d != current else { continue }
-            XCTAssertTrue(d.bytes.count >= 2 * current.bytes.count || d.bytes.count == RowCompression.windowSize, "\(d.bytes.count) after \(current.bytes.count)")
-            XCTAssertEqual(Array(d.bytes.suffix(rows(3, from: next - 3).joined().count)), Array(rows(3, from: next - 3).joined()))
+            XCTAssertTrue(d.content.count >= 2 * current.content.count || d.content.count == RowCompression.windowSize, "\(d.content.count) after \(current.content.count)")
+            XCTAssertEqual(Array(d.content.suffix(rows(3, from: next - 3).joined().count)), Array(rows(3, from: next - 3).joined()))
             current = d
         }
-        XCTAssertEqual(current.bytes.count, RowCompression.windowSize)
+        XCTAssertEqual(current.content.count, RowCompression.windowSize)
 
         // Full: it serves 100 rows in all (3 made it, then 32 commits of 3:
         // 99), and the commit that would pass 100 gets a new one.
@@ -53,10 +53,10 @@ final class RowCompressionTests: XCTestCase {
         }
         XCTAssertEqual(served, 99)
         // Each column keeps its own.
-        XCTAssertEqual(c.compress(rows(1), column: .traceRecord).dictionary?.bytes, rows(1)[0])
+        XCTAssertEqual(c.compress(rows(1), column: .traceRecord).dictionary.map { Array($0.content) }, rows(1)[0])
         // Bytes that zstd would take for a dictionary of its own format
         // lose their first byte.
-        XCTAssertEqual(c.compress([[0x37, 0xA4, 0x30, 0xEC, 1, 2]], column: .observationRecord).dictionary?.bytes, [0xA4, 0x30, 0xEC, 1, 2])
+        XCTAssertEqual(c.compress([[0x37, 0xA4, 0x30, 0xEC, 1, 2]], column: .observationRecord).dictionary.map { Array($0.content) }, [0xA4, 0x30, 0xEC, 1, 2])
     }
 
     /// A dictionary made after a commit holds the last window of the rows
@@ -72,7 +72,9 @@ final class RowCompressionTests: XCTestCase {
             for row in commit { written += row.suffix(window) }
             let expected = Array(written.suffix(window))
             // Not XCTAssertEqual: it would print two 16 KiB arrays.
-            XCTAssertTrue(d.bytes == expected, "\(what): \(d.bytes.count) bytes, not the \(expected.count) expected")
+            XCTAssertTrue(Array(d.content) == expected, "\(what): \(d.content.count) bytes, not the \(expected.count) expected")
+            // Entropy tables before the content: zstd's dictionary format.
+            XCTAssertTrue(d.isFinalized && d.bytes.starts(with: [0x37, 0xA4, 0x30, 0xEC]), what)
         }
         try check(rows(3), "less than a window")
         try check(rows(200, from: 3), "many windows in one commit")
