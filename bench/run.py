@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -451,7 +452,7 @@ def rss_mib(pid):
     return status_mib(pid, "VmRSS")
 
 
-def run_footprint(bin_dir, open_traces=100_000, stored=1_000_000, measured_requests=100):
+def run_footprint(bin_dir, open_traces=100_000, stored=1_000_000, measured_requests=100, repeats=3):
     """Issue 18's footprint figures on fsync+fold+SQLite+JSONL:
 
     disk      SQLite file plus WAL after a TRUNCATE checkpoint, per stored
@@ -459,9 +460,13 @@ def run_footprint(bin_dir, open_traces=100_000, stored=1_000_000, measured_reque
               (the wire size; the load is sent without gzip for this row)
     state     resident bytes per cached open trace: RSS at rest after
               `open_traces` one-span traces with the cache sized to hold
-              them all, minus the same run with a cache of one trace
+              them all, minus the same run with a cache of one trace; the
+              median of `repeats` runs of each (one run's idle RSS alone
+              varied from 34 to 83 MiB)
     growth    CPU per span for `measured_requests` batches on an empty
-              store and again once `stored` spans are in it"""
+              store and again once `stored` spans are in it; each the
+              median of `repeats` measurements (fresh stores for the
+              empty one, one after another on the full one)"""
     import sqlite3
     gen = os.path.join(bin_dir, "tracefold-loadgen")
     rows = []
@@ -495,23 +500,29 @@ def run_footprint(bin_dir, open_traces=100_000, stored=1_000_000, measured_reque
 
     # Cached state per open trace.
     at_rest = {}
-    for cache in (open_traces + open_traces // 10, 1):
-        proc, url, data, work = start_tracefold(
-            bin_dir, lambda port, data, cache=cache: config_yaml(port, data, "fsync", True, max_open_traces=cache), "tracefold-open-")
-        try:
-            time.sleep(1)
-            idle = rss_mib(proc.pid)
-            r = loadgen(gen, url + "/v1/traces", -(-open_traces // 512), seed=41, spans_per_trace=1)
-            wait_stored(data, r["ackedSpans"])
-            time.sleep(3)
-            at_rest[cache] = (rss_mib(proc.pid) - idle, r["ackedSpans"])
-        finally:
-            proc.terminate()
-            proc.wait(timeout=120)
-            shutil.rmtree(work, ignore_errors=True)
-    (held, traces), (uncached, _) = at_rest[open_traces + open_traces // 10], at_rest[1]
+    traces = 0
+    for _ in range(repeats):
+        # Alternated, so that a slow spell of the machine touches both.
+        for cache in (open_traces + open_traces // 10, 1):
+            proc, url, data, work = start_tracefold(
+                bin_dir, lambda port, data, cache=cache: config_yaml(port, data, "fsync", True, max_open_traces=cache), "tracefold-open-")
+            try:
+                time.sleep(1)
+                idle = rss_mib(proc.pid)
+                r = loadgen(gen, url + "/v1/traces", -(-open_traces // 512), seed=41, spans_per_trace=1)
+                wait_stored(data, r["ackedSpans"])
+                time.sleep(3)
+                at_rest.setdefault(cache, []).append(rss_mib(proc.pid) - idle)
+                traces = r["ackedSpans"]
+            finally:
+                proc.terminate()
+                proc.wait(timeout=120)
+                shutil.rmtree(work, ignore_errors=True)
+    held, uncached = statistics.median(at_rest[open_traces + open_traces // 10]), statistics.median(at_rest[1])
     rows.append({"config": "footprint open traces", "openTraces": traces, "rssMiBCached": round(held, 1), "rssMiBUncached": round(uncached, 1),
-                 "bytesPerOpenTrace": round((held - uncached) * 1048576 / traces)})
+                 "bytesPerOpenTrace": round((held - uncached) * 1048576 / traces),
+                 "runsMiBCached": [round(x, 1) for x in at_rest[open_traces + open_traces // 10]],
+                 "runsMiBUncached": [round(x, 1) for x in at_rest[1]]})
 
     # CPU per span on an empty store and on one holding `stored` spans.
     proc, url, data, work = start_tracefold(bin_dir, lambda port, data: config_yaml(port, data, "fsync", True), "tracefold-growth-")
@@ -522,18 +533,35 @@ def run_footprint(bin_dir, open_traces=100_000, stored=1_000_000, measured_reque
             wait_stored(data, before + r["ackedSpans"])
             time.sleep(2.5)
             return r["ackedSpans"] / (cpu_seconds(proc.pid) - cpu0), before + r["ackedSpans"]
-        empty, total = measured(51, 0)
+        empties = []
+        # The empty store's figure, first on this store, then on fresh ones.
+        first, total = measured(51, 0)
+        empties.append(first)
         r = loadgen(gen, url + "/v1/traces", -(-(stored - total) // 512), seed=52)
         wait_stored(data, total + r["ackedSpans"], timeout=3600)
         total = stored_spans(data)
         time.sleep(2.5)
-        full, _ = measured(53, total)
-        rows.append({"config": "footprint growth", "storedSpans": total, "spansPerCpuSecondEmpty": round(empty),
-                     "spansPerCpuSecondStored": round(full), "costRatio": round(empty / full, 2)})
+        fulls = []
+        for i in range(repeats):
+            full, total = measured(53 + i, total)
+            fulls.append(full)
     finally:
         proc.terminate()
         proc.wait(timeout=120)
         shutil.rmtree(work, ignore_errors=True)
+    for i in range(repeats - 1):
+        proc, url, data, work = start_tracefold(bin_dir, lambda port, data: config_yaml(port, data, "fsync", True), "tracefold-growth-")
+        try:
+            empty, _ = measured(61 + i, 0)
+            empties.append(empty)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=120)
+            shutil.rmtree(work, ignore_errors=True)
+    empty, full = statistics.median(empties), statistics.median(fulls)
+    rows.append({"config": "footprint growth", "storedSpans": total, "spansPerCpuSecondEmpty": round(empty),
+                 "spansPerCpuSecondStored": round(full), "costRatio": round(empty / full, 2),
+                 "runsEmpty": [round(x) for x in empties], "runsStored": [round(x) for x in fulls]})
     return rows
 
 
@@ -544,10 +572,11 @@ def print_footprint(rows):
                   f"against {r['wireBytesPerSpan']} B per span on the wire; by table: {r['bytesPerSpanByTable']}")
         elif r["config"] == "footprint open traces":
             print(f"state: {r['bytesPerOpenTrace']} B per cached open trace ({r['openTraces']} one-span traces: "
-                  f"{r['rssMiBCached']} MiB at rest with all cached, {r['rssMiBUncached']} MiB with a cache of one)")
+                  f"median {r['rssMiBCached']} MiB at rest with all cached {r['runsMiBCached']}, "
+                  f"{r['rssMiBUncached']} MiB with a cache of one {r['runsMiBUncached']})")
         elif r["config"] == "footprint growth":
-            print(f"growth: {r['spansPerCpuSecondEmpty']} spans/cpu-s on an empty store, {r['spansPerCpuSecondStored']} with "
-                  f"{r['storedSpans']} stored: cost ratio {r['costRatio']}")
+            print(f"growth: median {r['spansPerCpuSecondEmpty']} spans/cpu-s on an empty store {r['runsEmpty']}, "
+                  f"{r['spansPerCpuSecondStored']} with {r['storedSpans']} stored {r['runsStored']}: cost ratio {r['costRatio']}")
 
 
 def print_scaling(rows):
