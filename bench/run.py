@@ -122,6 +122,16 @@ def wait_stored(data, count, postgres_url=None, timeout=600):
     return time.monotonic()
 
 
+def wait_exported(data, timeout=60):
+    """Waits until the jsonl exporter has written every trace revision
+    (SQLite): till then the export cache holds their records, up to 32 MiB
+    the trace cache is not to be charged with."""
+    path = os.path.join(data, "tracefold.sqlite")
+    deadline = time.monotonic() + timeout
+    while sqlite_count(path, "SELECT COUNT(*) FROM traces WHERE revision > exported_revision") > 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def loadgen_args(binary, url, requests, rate=0.0, seed=1, connections=4, batch=512, spans_per_trace=8, no_gzip=False, grpc=None):
     """The SPEC §10.1 load by default: 512-span gzip batches over 4
     connections (grpc="host:port": the same bodies as Export calls over 4
@@ -511,6 +521,8 @@ def run_footprint(bin_dir, open_traces=100_000, stored=1_000_000, measured_reque
                 idle = rss_mib(proc.pid)
                 r = loadgen(gen, url + "/v1/traces", -(-open_traces // 512), seed=41, spans_per_trace=1)
                 wait_stored(data, r["ackedSpans"])
+                wait_exported(data)
+                # Then jemalloc's dirty_decay_ms (1 s) and a margin.
                 time.sleep(3)
                 at_rest.setdefault(cache, []).append(rss_mib(proc.pid) - idle)
                 traces = r["ackedSpans"]
