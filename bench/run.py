@@ -13,6 +13,7 @@ The durability modes run back to back so their ratio is comparable on a
 noisy machine. Prints a table and writes JSON to bench/results/.
 """
 import argparse
+import contextlib
 import glob
 import json
 import os
@@ -178,6 +179,21 @@ def start_tracefold(bin_dir, make_yaml, prefix):
         except OSError:
             time.sleep(0.05)
     return proc, url, data, work
+
+
+@contextlib.contextmanager
+def running(bin_dir, make_yaml, prefix, keep=False):
+    """`start_tracefold` for a `with` block: yields (process, base URL, data
+    directory), then stops the process and, unless `keep`, removes its
+    work directory (the data directory's parent)."""
+    proc, url, data, work = start_tracefold(bin_dir, make_yaml, prefix)
+    try:
+        yield proc, url, data
+    finally:
+        proc.terminate()
+        proc.wait(timeout=120)
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def psql():
@@ -482,14 +498,10 @@ def run_footprint(bin_dir, open_traces=100_000, stored=1_000_000, measured_reque
     rows = []
 
     # Disk.
-    proc, url, data, work = start_tracefold(bin_dir, lambda port, data: config_yaml(port, data, "fsync", True), "tracefold-disk-")
-    try:
+    with running(bin_dir, lambda port, data: config_yaml(port, data, "fsync", True), "tracefold-disk-", keep=True) as (proc, url, data):
         r = loadgen(gen, url + "/v1/traces", measured_requests, seed=31, no_gzip=True)
         wait_stored(data, r["ackedSpans"])
         time.sleep(2.5)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=120)
     try:
         path = os.path.join(data, "tracefold.sqlite")
         db = sqlite3.connect(path)
@@ -506,7 +518,7 @@ def run_footprint(bin_dir, open_traces=100_000, stored=1_000_000, measured_reque
         rows.append({"config": "footprint disk", "storedSpans": n, "diskBytesPerSpan": round(size / n, 1),
                      "wireBytesPerSpan": round(r["wireBytes"] / r["ackedSpans"], 1), "bytesPerSpanByTable": tables})
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(os.path.dirname(data), ignore_errors=True)
 
     # Cached state per open trace.
     at_rest = {}
@@ -514,9 +526,8 @@ def run_footprint(bin_dir, open_traces=100_000, stored=1_000_000, measured_reque
     for _ in range(repeats):
         # Alternated, so that a slow spell of the machine touches both.
         for cache in (open_traces + open_traces // 10, 1):
-            proc, url, data, work = start_tracefold(
-                bin_dir, lambda port, data, cache=cache: config_yaml(port, data, "fsync", True, max_open_traces=cache), "tracefold-open-")
-            try:
+            yaml = lambda port, data, cache=cache: config_yaml(port, data, "fsync", True, max_open_traces=cache)
+            with running(bin_dir, yaml, "tracefold-open-") as (proc, url, data):
                 time.sleep(1)
                 idle = rss_mib(proc.pid)
                 r = loadgen(gen, url + "/v1/traces", -(-open_traces // 512), seed=41, spans_per_trace=1)
@@ -526,10 +537,6 @@ def run_footprint(bin_dir, open_traces=100_000, stored=1_000_000, measured_reque
                 time.sleep(3)
                 at_rest.setdefault(cache, []).append(rss_mib(proc.pid) - idle)
                 traces = r["ackedSpans"]
-            finally:
-                proc.terminate()
-                proc.wait(timeout=120)
-                shutil.rmtree(work, ignore_errors=True)
     held, uncached = statistics.median(at_rest[open_traces + open_traces // 10]), statistics.median(at_rest[1])
     rows.append({"config": "footprint open traces", "openTraces": traces, "rssMiBCached": round(held, 1), "rssMiBUncached": round(uncached, 1),
                  "bytesPerOpenTrace": round((held - uncached) * 1048576 / traces),
@@ -537,39 +544,28 @@ def run_footprint(bin_dir, open_traces=100_000, stored=1_000_000, measured_reque
                  "runsMiBUncached": [round(x, 1) for x in at_rest[1]]})
 
     # CPU per span on an empty store and on one holding `stored` spans.
-    proc, url, data, work = start_tracefold(bin_dir, lambda port, data: config_yaml(port, data, "fsync", True), "tracefold-growth-")
-    try:
-        def measured(seed, before):
-            cpu0 = cpu_seconds(proc.pid)
-            r = loadgen(gen, url + "/v1/traces", measured_requests, seed=seed)
-            wait_stored(data, before + r["ackedSpans"])
-            time.sleep(2.5)
-            return r["ackedSpans"] / (cpu_seconds(proc.pid) - cpu0), before + r["ackedSpans"]
-        empties = []
-        # The empty store's figure, first on this store, then on fresh ones.
-        first, total = measured(51, 0)
+    def measured(proc, url, data, seed, before):
+        cpu0 = cpu_seconds(proc.pid)
+        r = loadgen(gen, url + "/v1/traces", measured_requests, seed=seed)
+        wait_stored(data, before + r["ackedSpans"])
+        time.sleep(2.5)
+        return r["ackedSpans"] / (cpu_seconds(proc.pid) - cpu0), before + r["ackedSpans"]
+    yaml = lambda port, data: config_yaml(port, data, "fsync", True)
+    empties, fulls = [], []
+    # The empty store's figure, first on the store that then fills, then on fresh ones.
+    with running(bin_dir, yaml, "tracefold-growth-") as (proc, url, data):
+        first, total = measured(proc, url, data, 51, 0)
         empties.append(first)
         r = loadgen(gen, url + "/v1/traces", -(-(stored - total) // 512), seed=52)
         wait_stored(data, total + r["ackedSpans"], timeout=3600)
         total = stored_spans(data)
         time.sleep(2.5)
-        fulls = []
         for i in range(repeats):
-            full, total = measured(53 + i, total)
+            full, total = measured(proc, url, data, 53 + i, total)
             fulls.append(full)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=120)
-        shutil.rmtree(work, ignore_errors=True)
     for i in range(repeats - 1):
-        proc, url, data, work = start_tracefold(bin_dir, lambda port, data: config_yaml(port, data, "fsync", True), "tracefold-growth-")
-        try:
-            empty, _ = measured(61 + i, 0)
-            empties.append(empty)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=120)
-            shutil.rmtree(work, ignore_errors=True)
+        with running(bin_dir, yaml, "tracefold-growth-") as (proc, url, data):
+            empties.append(measured(proc, url, data, 61 + i, 0)[0])
     empty, full = statistics.median(empties), statistics.median(fulls)
     rows.append({"config": "footprint growth", "storedSpans": total, "spansPerCpuSecondEmpty": round(empty),
                  "spansPerCpuSecondStored": round(full), "costRatio": round(empty / full, 2),
