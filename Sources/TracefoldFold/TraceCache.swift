@@ -6,7 +6,7 @@ import TracefoldModel
 struct OpenTrace {
     var state: TraceState
     /// Between folds, only the observations the trace record needs (the
-    /// root, the as-root and the earliest span's; see `keepingStandIns`).
+    /// root, the as-root and the earliest span's; see `keepStandInsOnly`).
     /// While a batch folds, also the batch's new ones, and any observation
     /// an update targets, loaded from the store.
     var observations: [SpanID: Observation]
@@ -21,15 +21,20 @@ struct OpenTrace {
         OpenTrace(state: TraceState(traceID: id), observations: [:], seq: 0, lastUse: 0)
     }
 
-    /// Without the observations that only their own records needed: those
+    /// Drops the observations that only their own records needed: those
     /// records are stored, and a later update that targets one of them
     /// loads its span again (`TraceFolder.loadTargets`). Keeping every
-    /// observation made a cached trace cost kilobytes per span.
-    func keepingStandIns() -> OpenTrace {
+    /// observation made a cached trace cost kilobytes per span. In place:
+    /// a filtered copy copied the kept ones.
+    mutating func keepStandInsOnly() {
         let needed = [state.root?.spanID, state.asRoot?.spanID, state.earliest?.spanID]
-        guard observations.keys.contains(where: { !needed.contains($0) }) else { return self }
+        for id in observations.keys.filter({ !needed.contains($0) }) { observations.removeValue(forKey: id) }
+    }
+
+    /// A copy with the stand-ins only (`keepStandInsOnly`).
+    func keepingStandIns() -> OpenTrace {
         var kept = self
-        kept.observations = observations.filter { needed.contains($0.key) }
+        kept.keepStandInsOnly()
         return kept
     }
 }
@@ -78,10 +83,12 @@ struct TraceCache {
     }
 
     /// Caches `trace` as the newest value of `id`, in the hot tier.
-    mutating func put(_ id: TraceID, _ trace: OpenTrace) {
+    mutating func put(_ id: TraceID, _ trace: consuming OpenTrace) {
         if !cold.isEmpty { cold[id] = nil }
-        hot[id] = trace.keepingStandIns()
+        var trace = trace
+        trace.keepStandInsOnly()
         hotOrder.append((id, trace.lastUse))
+        hot[id] = trace
         if hot.count > hotCapacity { demote() }
         compactHotOrder()
         if count > capacity { evict() }

@@ -50,7 +50,8 @@ public struct FoldCommit: Sendable {
 /// mapping context, what the mapping queue made of it, and the batch it
 /// came in (whose drops it adds to).
 struct FoldItem {
-    var span: StoredSpan
+    /// Taken by the fold (nil after).
+    var span: StoredSpan?
     var context: SpanMapper.Context
     var premapped: MappedSpan?
     var batch: Int
@@ -181,17 +182,20 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
         let work = batch
         let mapper = mapper
         mappingQueue.submit { [updates, contexts] in
+            // In reverse order: the fold pops them off the end (`items`).
+            // Mapped in that order rather than reversed after, which
+            // copied each.
             var mapped = [MappedSpan]()
             mapped.reserveCapacity(updates.count)
-            var position = 0
-            var scope = 0
-            for rs in work.resourceSpans {
-                for ss in rs.scopeSpans where !ss.spans.isEmpty {
-                    for span in ss.spans {
+            var position = updates.count
+            var scope = contexts.count
+            for rs in work.resourceSpans.reversed() {
+                for ss in rs.scopeSpans.reversed() where !ss.spans.isEmpty {
+                    scope -= 1
+                    for span in ss.spans.reversed() {
+                        position -= 1
                         mapped.append(mapper.map(span, context: contexts[scope], updates: updates[position]))
-                        position += 1
                     }
-                    scope += 1
                 }
             }
             slot.fill(mapped)
@@ -213,60 +217,47 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
     public func consume(group batches: [SpanBatch]) throws -> [[String]] {
         lock.lock()
         defer { lock.unlock() }
-        var items = [FoldItem]()
         var traceIDs = [TraceID]()
         var known = Set<TraceID>()
-        for (index, batch) in batches.enumerated() {
-            // What `prepare` mapped on the request, in `forEachSpan` order.
-            // Filled by the mapping queue, which is at most a batch or so
-            // ahead or behind; the bound only guards against a slot no one
-            // fills (then the fold maps the spans itself, to the same result).
-            let premapped = (batch.prepared?.value(waiting: .seconds(30)) as? [MappedSpan]).flatMap { $0.count == batch.spanCount ? $0 : nil }
-            // The spans' own bytes, while they still match the spans one for one.
-            let wire = batch.wire.ranges.count == batch.spanCount ? batch.wire : nil
-            var position = 0
-            for rs in batch.resourceSpans {
-                for ss in rs.scopeSpans where !ss.spans.isEmpty {
-                    let context = SpanMapper.Context(resource: rs.resource, scope: ss.scope)
-                    for span in ss.spans {
-                        let stored = StoredSpan(
-                            span: span, resource: rs.resource, scope: ss.scope, receivedAtUnixNano: batch.receivedAtUnixNano, wire: wire?.span(position)
-                        )
-                        items.append(FoldItem(span: stored, context: context, premapped: premapped?[position], batch: index))
-                        position += 1
-                        if known.insert(span.traceID).inserted { traceIDs.append(span.traceID) }
-                    }
-                }
+        for batch in batches {
+            batch.forEachSpan { span, _, _ in
+                if known.insert(span.traceID).inserted { traceIDs.append(span.traceID) }
             }
         }
-        guard !items.isEmpty else { return Array(repeating: [], count: batches.count) }
+        guard !traceIDs.isEmpty else { return Array(repeating: [], count: batches.count) }
         // Work on copies: the cache only takes them once the transaction commits.
         let started = ContinuousClock.now
         var drops = [String: Int]()
-        let (dropped, work) = try store.transaction(locking: traceIDs, durable: false) { tx in
+        let dropped: [[String]]
+        var work: [TraceID: OpenTrace]
+        (dropped, work) = try store.transaction(locking: traceIDs, durable: false) { tx in
+            // Made here, so that each span and its mapping can be moved out
+            // of `items` rather than copied (a copy to make and destroy per
+            // span): should the store run this body again, it starts from
+            // the batches again.
+            var items = Self.items(batches)
             var work = try catchUp(traceIDs, tx)
             var commit = FoldCommit()
+            commit.newSpans.reserveCapacity(items.count)
             var touched = [TraceID: Set<SpanID>]()
             var dropped = Array(repeating: [String](), count: batches.count)
             // The last stamped resource: spans of one resource priced by one
             // definition share it instead of copying it each.
             var lastStamped: (base: Resource, stamp: String, stamped: Resource)?
             for index in items.indices {
-                // The mapped span is moved out of `items`, not copied (a
-                // copy to make and destroy per span). Should the store run
-                // this body again, the spans are mapped here instead, to
-                // the same result.
-                var item = items[index].span
+                guard var item = items[index].span.take() else { continue }
                 let context = items[index].context
+                // A mapping the queue did not make (or a second run of this
+                // body) is made here, to the same result.
                 let premapped = items[index].premapped.take()
                 let key = item.span.key
                 // A span already stored (a redelivery) changes nothing.
-                guard work[key.traceID]?.state.observationIDs.contains(key.spanID) == false else { continue }
+                guard work.withValue(forKey: key.traceID, { $0.state.observationIDs.contains(key.spanID) }) == false else { continue }
                 // Taken out of `work` while it changes, so it is uniquely
                 // referenced: a copy left in the dictionary made every span
                 // copy its trace's whole state (copy-on-write).
                 guard var trace = work.removeValue(forKey: key.traceID) else { continue }
-                let mapped = premapped ?? mapper.map(item.span, context: context)
+                var mapped = premapped ?? mapper.map(item.span, context: context)
                 var limitDrops = [MetadataDrop]()
                 let warnings = trace.state.add(mapped, limits: limits, drops: &limitDrops)
                 for (_, v) in warnings.sorted(by: { $0.key < $1.key }) {
@@ -274,7 +265,7 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
                 }
                 drops["invalid_event", default: 0] += mapped.warnings.count
                 for drop in limitDrops { drops[drop.reason, default: 0] += 1 }
-                trace.observations[key.spanID] = mapped.observation
+                trace.observations[key.spanID] = mapped.takeObservation()
                 trace.seq += 1
                 if let stamp = mapped.newCostStamp {
                     // The stored span keeps its pricing (`CostDecision`).
@@ -301,10 +292,42 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
             }
             return (dropped, work)
         }
-        for (id, trace) in work { open.put(id, trace) }
+        // Moved into the cache, not copied (iterating would copy each).
+        while let (id, trace) = work.popFirst() { open.put(id, trace) }
         metrics?.storeCommit.record(ContinuousClock.now - started)
         for (reason, n) in drops { metrics?.droppedMetadata(reason: reason, count: n) }
         return dropped
+    }
+
+    /// The spans of a group, in order, each with its mapping context and
+    /// what `prepare` mapped on the request. Filled by the mapping queue,
+    /// which is at most a batch or so ahead or behind; the bound only
+    /// guards against a slot no one fills (then the fold maps the spans
+    /// itself, to the same result). The slot is emptied: its mappings are
+    /// moved into the items, not copied.
+    static func items(_ batches: [SpanBatch]) -> [FoldItem] {
+        var items = [FoldItem]()
+        items.reserveCapacity(batches.reduce(0) { $0 + $1.spanCount })
+        for (index, batch) in batches.enumerated() {
+            // In reverse order (`prepare`), so that each is popped off the end.
+            var premapped = (batch.prepared?.take(waiting: .seconds(30)) as? [MappedSpan]).flatMap { $0.count == batch.spanCount ? $0 : nil }
+            // The spans' own bytes, while they still match the spans one for one.
+            let wire = batch.wire.ranges.count == batch.spanCount ? batch.wire : nil
+            var position = 0
+            for rs in batch.resourceSpans {
+                for ss in rs.scopeSpans where !ss.spans.isEmpty {
+                    let context = SpanMapper.Context(resource: rs.resource, scope: ss.scope)
+                    for span in ss.spans {
+                        let stored = StoredSpan(
+                            span: span, resource: rs.resource, scope: ss.scope, receivedAtUnixNano: batch.receivedAtUnixNano, wire: wire?.span(position)
+                        )
+                        items.append(FoldItem(span: stored, context: context, premapped: premapped?.popLast(), batch: index))
+                        position += 1
+                    }
+                }
+            }
+        }
+        return items
     }
 
     /// The given traces as stored now: cached states plus whatever other
@@ -345,35 +368,41 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
     }
 
     /// Loads the observations that updates target but the cache no longer
-    /// holds (`OpenTrace.keepingStandIns`), by mapping their stored spans
+    /// holds (`OpenTrace.keepStandInsOnly`), by mapping their stored spans
     /// again: the mapping is a pure function of the span, so the
     /// observation is the one first folded.
     private func loadTargets(_ touched: [TraceID: Set<SpanID>], _ work: inout [TraceID: OpenTrace], _ tx: any FoldTransaction) throws {
         for (traceID, spanIDs) in touched {
-            guard let trace = work[traceID] else { continue }
-            // A target that has not arrived yet has nothing to render.
-            let missing = spanIDs.filter { trace.observations[$0] == nil && trace.state.observationIDs.contains($0) }
-            guard !missing.isEmpty else { continue }
+            // A target that has not arrived yet has nothing to render. Read
+            // in place, and by index: `observations[id] == nil` copied the
+            // observation to compare it with nil.
+            let missing = work.withValue(forKey: traceID) { trace in
+                spanIDs.filter { trace.observations.index(forKey: $0) == nil && trace.state.observationIDs.contains($0) }
+            }
+            guard let missing, !missing.isEmpty else { continue }
             for s in try tx.spans(of: traceID, ids: missing.sorted()) {
-                work[traceID]?.observations[s.span.spanID] = mapper.map(s.span, resource: s.resource, scope: s.scope).observation
+                var mapped = mapper.map(s.span, resource: s.resource, scope: s.scope)
+                work[traceID]?.observations[s.span.spanID] = mapped.takeObservation()
             }
         }
     }
 
-    /// Renders the touched traces and their changed observations.
+    /// Renders the touched traces and their changed observations, reading
+    /// each trace and observation where `work` holds it.
     private func render(_ order: [TraceID], _ touched: [TraceID: Set<SpanID>], _ work: [TraceID: OpenTrace], into commit: inout FoldCommit) {
         for traceID in order {
-            guard let trace = work[traceID] else { continue }
-            let observations = trace.observations
-            commit.lastSeq[traceID] = trace.seq
-            commit.traces.append(RecordRenderer.trace(trace.state) { observations[$0] })
-            // Each observation's entries, found in one pass over the trace's
-            // entries rather than one pass per observation.
-            let entries = RecordRenderer.entriesByObservation(trace.state)
-            for spanID in touched[traceID] ?? [] {
-                // An extended-trace target may not have arrived yet.
-                guard let o = observations[spanID] else { continue }
-                commit.observations.append(RecordRenderer.observation(o, state: trace.state, entries: entries[spanID] ?? []))
+            work.withValue(forKey: traceID) { trace in
+                commit.lastSeq[traceID] = trace.seq
+                commit.traces.append(RecordRenderer.trace(trace.state) { trace.observations[$0] })
+                // Each observation's entries, found in one pass over the trace's
+                // entries rather than one pass per observation.
+                let entries = RecordRenderer.entriesByObservation(trace.state)
+                for spanID in touched[traceID] ?? [] {
+                    // An extended-trace target may not have arrived yet.
+                    trace.observations.withValue(forKey: spanID) { o in
+                        commit.observations.append(RecordRenderer.observation(o, state: trace.state, entries: entries[spanID] ?? []))
+                    }
+                }
             }
         }
     }

@@ -280,3 +280,25 @@ public struct MappedSpan: Sendable, Hashable {
     /// it on the stored span (`CostDecision.stamp`).
     public var newCostStamp: String? = nil
 }
+
+extension MappedSpan {
+    /// Moves the observation out, leaving an empty one in its place. The
+    /// fold keeps a span's observation and drops the rest of its mapping;
+    /// reading the observation out copied every field of it (a retain each),
+    /// and dropping the mapping then released them again.
+    public mutating func takeObservation() -> Observation {
+        var taken = Observation.empty
+        swap(&taken, &observation)
+        return taken
+    }
+}
+
+extension Observation {
+    /// A placeholder (`MappedSpan.takeObservation`): its empty strings and
+    /// collections allocate nothing.
+    static let empty = Observation(
+        id: SpanID(0), traceID: TraceID(high: 0, low: 0), parentID: nil, type: .span, name: "", startTimeUnixNano: 0, endTimeUnixNano: 0,
+        completionStartTime: nil, model: nil, modelParameters: nil, input: nil, output: nil, usageDetails: [:], costDetails: CostDetails([:]),
+        systemMetadata: [:], level: .default, statusMessage: nil, version: nil, release: nil, environment: ""
+    )
+}

@@ -306,13 +306,26 @@ public struct PreparedWork: Hashable, @unchecked Sendable {
 
     /// The work, once given; nil if it has not come within `timeout`.
     public func value(waiting timeout: Duration = .seconds(1)) -> Any? {
+        whenFilled(within: timeout) { $0.value }
+    }
+
+    /// The work, once given, moved out of the slot (a later reader finds
+    /// nothing and does the work itself); nil if it has not come within
+    /// `timeout`. The one reader that takes it then holds the only
+    /// reference to it, and can change it without copying it.
+    public func take(waiting timeout: Duration = .seconds(1)) -> Any? {
+        whenFilled(within: timeout) { $0.value.take() }
+    }
+
+    /// `body` on the slot, under its lock, once filled or after `timeout`.
+    private func whenFilled<R>(within timeout: Duration, _ body: (Slot) -> R) -> R {
         let deadline = Date(timeIntervalSinceNow: timeout.inSeconds)
         slot.condition.lock()
         defer { slot.condition.unlock() }
         while !slot.filled {
             if !slot.condition.wait(until: deadline) { break }
         }
-        return slot.value
+        return body(slot)
     }
 
     public static func == (a: PreparedWork, b: PreparedWork) -> Bool { true }

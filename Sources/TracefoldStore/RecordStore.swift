@@ -191,9 +191,11 @@ struct SQLFoldTransaction: FoldTransaction {
         // A new span's bytes go into its observation's row (the `spans`
         // view shows them), which this commit writes: every new span's
         // observation is rendered in the commit that adds it.
+        // By index, here and below: iterating the commit's arrays (zip,
+        // map, for-in) copied each span and row, a retain of every field.
         var newSpans = [SpanKey: (seq: Int64, receivedAt: Int64, body: Data)](minimumCapacity: commit.newSpans.count)
-        for ((seq, s), body) in zip(commit.newSpans, bodies.rows) {
-            newSpans[s.span.key] = (seq, Int64(bitPattern: s.receivedAtUnixNano), body)
+        for i in commit.newSpans.indices {
+            newSpans[commit.newSpans[i].span.span.key] = (commit.newSpans[i].seq, Int64(bitPattern: commit.newSpans[i].span.receivedAtUnixNano), bodies.rows[i])
         }
         try session.insert(
             into: "api_updates", [("trace_id", .blob), ("seq", .int), ("body", .text)],
@@ -205,14 +207,8 @@ struct SQLFoldTransaction: FoldTransaction {
             [("trace_id", .blob), ("revision", .int), ("changed_at", .int), ("start_time", .int), ("record", .blob), ("name", .text),
              ("user_id", .text), ("session_id", .text), ("version", .text), ("release", .text), ("environment", .text), ("tags", .json),
              ("public", .int), ("last_seq", .int), ("latency", .double), ("total_cost", .double), ("generation", .int)],
-            rows: zip(commit.traces, traceRecords.rows).enumerated().map { index, row in
-                let (t, record) = row
-                return [
-                    .blob(t.traceID.data), .int(1), now, .int(Int64(bitPattern: t.startUnixNano)), .blob(record),
-                    SQLValue(t.name), SQLValue(t.userID), SQLValue(t.sessionID), SQLValue(t.version), SQLValue(t.release), SQLValue(t.environment),
-                    .text(JSONWriter.serialize(.array(t.tags.map(JSONValue.string)))), SQLValue(t.isPublic),
-                    .int(commit.lastSeq[t.traceID] ?? 0), .double(t.latency), .double(t.totalCost), .int(generationBase + Int64(index)),
-                ]
+            rows: commit.traces.indices.map { index in
+                Self.traceColumns(commit.traces[index], record: traceRecords.rows[index], lastSeq: commit.lastSeq, now: now, generation: generationBase + Int64(index))
             },
             onConflict: """
                 ON CONFLICT(trace_id) DO UPDATE SET revision = traces.revision + 1, changed_at = excluded.changed_at,
@@ -250,18 +246,13 @@ struct SQLFoldTransaction: FoldTransaction {
              ("name", .text), ("level", .text), ("version", .text), ("parent_id", .text), ("environment", .text), ("model", .text),
              ("latency", .double), ("input_tokens", .double), ("output_tokens", .double), ("total_tokens", .double), ("cost", .double),
              ("seq", .int), ("received_at", .int), ("body", .blob)],
-            rows: zip(commit.observations, records.rows).map { o, record in
+            rows: commit.observations.indices.map { index in
                 // A row already stored keeps its span (the update below
                 // leaves those columns alone).
-                let span = newSpans.removeValue(forKey: SpanKey(traceID: o.traceID, spanID: o.spanID))
+                let key = SpanKey(traceID: commit.observations[index].traceID, spanID: commit.observations[index].spanID)
+                let span = newSpans.removeValue(forKey: key)
                 inserted.append(span != nil)
-                return [
-                    .blob(o.traceID.data), .blob(o.spanID.data), .int(1), .int(written[o.traceID]?.revision ?? 0), .int(Int64(bitPattern: o.startUnixNano)),
-                    .blob(record), .text(o.type), .text(o.name), .text(o.level), SQLValue(o.version),
-                    SQLValue(o.parentID), .text(o.environment), SQLValue(o.model), .double(o.latency), SQLValue(o.inputTokens),
-                    SQLValue(o.outputTokens), SQLValue(o.totalTokens), SQLValue(o.cost),
-                    span.map { .int($0.seq) } ?? .null, span.map { .int($0.receivedAt) } ?? .null, span.map { .blob($0.body) } ?? .null,
-                ]
+                return Self.observationColumns(commit.observations[index], record: records.rows[index], traceRevision: written[key.traceID]?.revision ?? 0, span: span)
             },
             onConflict: """
                 ON CONFLICT(trace_id, span_id) DO UPDATE SET revision = observations.revision + 1, trace_revision = excluded.trace_revision,
@@ -281,27 +272,58 @@ struct SQLFoldTransaction: FoldTransaction {
         return written.mapValues(\.generation)
     }
 
+    /// A trace row's values, in the order `write` names its columns.
+    private static func traceColumns(_ t: TraceRow, record: Data, lastSeq: [TraceID: Int64], now: SQLValue, generation: Int64) -> [SQLValue] {
+        [
+            .blob(t.traceID.data), .int(1), now, .int(Int64(bitPattern: t.startUnixNano)), .blob(record),
+            SQLValue(t.name), SQLValue(t.userID), SQLValue(t.sessionID), SQLValue(t.version), SQLValue(t.release), SQLValue(t.environment),
+            .text(JSONWriter.serialize(.array(t.tags.map(JSONValue.string)))), SQLValue(t.isPublic),
+            .int(lastSeq[t.traceID] ?? 0), .double(t.latency), .double(t.totalCost), .int(generation),
+        ]
+    }
+
+    /// An observation row's values, in the order `write` names its columns;
+    /// `span`: its new span's, if this commit inserts the row.
+    private static func observationColumns(
+        _ o: TracefoldFold.ObservationRow, record: Data, traceRevision: Int64, span: (seq: Int64, receivedAt: Int64, body: Data)?
+    ) -> [SQLValue] {
+        [
+            .blob(o.traceID.data), .blob(o.spanID.data), .int(1), .int(traceRevision), .int(Int64(bitPattern: o.startUnixNano)),
+            .blob(record), .text(o.type), .text(o.name), .text(o.level), SQLValue(o.version),
+            SQLValue(o.parentID), .text(o.environment), SQLValue(o.model), .double(o.latency), SQLValue(o.inputTokens),
+            SQLValue(o.outputTokens), SQLValue(o.totalTokens), SQLValue(o.cost),
+            span.map { .int($0.seq) } ?? .null, span.map { .int($0.receivedAt) } ?? .null, span.map { .blob($0.body) } ?? .null,
+        ]
+    }
+
     /// The records of this commit as the exporter will want them.
     /// `inserted`: per observation, whether its row is new (its span came
     /// in this commit; the fold skips a span its trace already holds).
     /// `written`: each trace row's revision and generation after the commit.
     private func stage(_ commit: FoldCommit, _ written: [TraceID: TraceRowNumbers], inserted: [Bool], into staged: ExportCache.Staged) {
         var writes = [TraceID: ExportCache.Staged.Write](minimumCapacity: commit.traces.count)
-        for t in commit.traces {
-            guard let row = written[t.traceID] else {
+        for i in commit.traces.indices {
+            let traceID = commit.traces[i].traceID
+            guard let row = written[traceID] else {
                 staged.invalidate = true
                 return
             }
-            writes[t.traceID] = .init(traceID: t.traceID.data, revision: row.revision, generation: row.generation, trace: t.json, observations: [])
+            writes[traceID] = .init(traceID: traceID.data, revision: row.revision, generation: row.generation, trace: commit.traces[i].json, observations: [])
         }
-        for (o, isNew) in zip(commit.observations, inserted) {
-            guard writes[o.traceID] != nil else {
+        for i in commit.observations.indices {
+            let traceID = commit.observations[i].traceID
+            guard writes[traceID] != nil else {
                 staged.invalidate = true
                 return
             }
-            writes[o.traceID]!.observations.append((o.spanID.data, Int64(bitPattern: o.startUnixNano), o.record, isNew))
+            writes[traceID]!.observations.append(
+                (commit.observations[i].spanID.data, Int64(bitPattern: commit.observations[i].startUnixNano), commit.observations[i].record, inserted[i])
+            )
         }
-        staged.writes += commit.traces.compactMap { writes[$0.traceID] }
+        staged.writes.reserveCapacity(staged.writes.count + commit.traces.count)
+        for i in commit.traces.indices {
+            if let w = writes.removeValue(forKey: commit.traces[i].traceID) { staged.writes.append(w) }
+        }
     }
 
     func delete(_ traces: [TraceID]) throws -> [TraceID] {

@@ -20,6 +20,20 @@ final class PreparedWorkTests: XCTestCase {
         XCTAssertFalse(PreparedWork([1]).isPending)
     }
 
+    /// The fold takes the work out of the slot, so that it holds the only
+    /// copy: a second reader finds nothing (and maps the spans itself),
+    /// and the slot stays filled.
+    func testTakenWorkIsGoneFromTheSlot() {
+        let slot = PreparedWork.pending()
+        XCTAssertNil(slot.take(waiting: .milliseconds(20)), "nothing until it is filled")
+        XCTAssertTrue(slot.fill([7]))
+        XCTAssertEqual(slot.take() as? [Int], [7])
+        XCTAssertNil(slot.take())
+        XCTAssertNil(slot.value())
+        XCTAssertFalse(slot.isPending)
+        XCTAssertFalse(slot.fill([8]), "filled once, even once taken")
+    }
+
     /// Mapping in two steps gives what one mapping gives, warnings and
     /// updates included, and the drops the request reports are the ones
     /// worked out from the whole mapping.
