@@ -90,24 +90,36 @@ public struct PendingRecord: Sendable {
 /// record in `ObservationRecord`'s form.
 public enum StoredRecord: Sendable {
     case json(String)
-    case observation(Data)
+    /// JSON text as bytes, as the export cache holds a trace's record.
+    case jsonBytes([UInt8])
+    case observation([UInt8])
 
     init(_ column: SQLValue) {
         switch column {
-        case .blob(let bytes) where bytes.first != UInt8(ascii: "{"): self = .observation(bytes)
-        case .blob(let bytes): self = .json(String(decoding: bytes, as: UTF8.self))
+        case .blob(let bytes): self.init(bytes: [UInt8](bytes))
         case .text(let text): self = .json(text)
         default: self = .json("{}")
         }
     }
 
+    /// A record column's bytes: JSON text, or an observation's record in
+    /// `ObservationRecord`'s form (which never starts with a brace). Taken
+    /// as they are: the export cache's records are not copied again.
+    init(bytes: [UInt8]) {
+        self = bytes.first == UInt8(ascii: "{") ? .jsonBytes(bytes) : .observation(bytes)
+    }
+
     /// The record as JSON text.
     var json: String {
         get throws {
-            if case .json(let text) = self { return text }
-            var w = JSONWriter(reservingCapacity: 2048)
-            try write(into: &w)
-            return String(decoding: w.bytes, as: UTF8.self)
+            switch self {
+            case .json(let text): return text
+            case .jsonBytes(let bytes): return String(decoding: bytes, as: UTF8.self)
+            case .observation:
+                var w = JSONWriter(reservingCapacity: 2048)
+                try write(into: &w)
+                return String(decoding: w.bytes, as: UTF8.self)
+            }
         }
     }
 
@@ -115,14 +127,17 @@ public enum StoredRecord: Sendable {
     /// its opening brace, its first field after a comma (the caller has
     /// opened the object and written fields of its own).
     public func write(into w: inout JSONWriter, continuing: Bool = false) throws {
+        func writeObject(_ utf8: UnsafeRawBufferPointer) {
+            guard continuing else { return w.writeRaw(utf8) }
+            let body = UnsafeRawBufferPointer(rebasing: utf8.dropFirst())
+            if body.first != UInt8(ascii: "}") { w.writeRaw(",") }
+            w.writeRaw(body)
+        }
         switch self {
         case .json(var text):
-            text.withUTF8 { utf8 in
-                guard continuing else { return w.writeRaw(UnsafeRawBufferPointer(utf8)) }
-                let body = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(utf8).dropFirst())
-                if body.first != UInt8(ascii: "}") { w.writeRaw(",") }
-                w.writeRaw(body)
-            }
+            text.withUTF8 { writeObject(UnsafeRawBufferPointer($0)) }
+        case .jsonBytes(let bytes):
+            bytes.withUnsafeBytes { writeObject($0) }
         case .observation(let bytes):
             let ok = bytes.withUnsafeBytes { ObservationRecord.render($0, into: &w, continuing: continuing) }
             guard ok else { throw StoreError("a stored observation record does not decode") }
@@ -551,7 +566,7 @@ extension RecordStore {
                         // the planner from flattening it back into the join.
                         """
                         SELECT o.trace_id, o.span_id, o.revision, o.record
-                        FROM (VALUES \(Array(repeating: "(?, ?)", count: part.count).joined(separator: ", "))) p
+                        FROM (VALUES \(pairs(part.count))) p
                         CROSS JOIN LATERAL (
                           SELECT trace_id, span_id, revision, record, start_time FROM observations
                           WHERE trace_id = p.column1 AND trace_revision > p.column2 OFFSET 0) o
@@ -567,6 +582,9 @@ extension RecordStore {
             return PendingTrace(traceID, revision: row["revision"].int ?? 0, StoredRecord(try s.rowCompression.expand(row["record"], in: s)), observations[traceID] ?? [])
         }
     }
+
+    /// `n` rows of two parameters, for a VALUES list.
+    static func pairs(_ n: Int) -> String { Array(repeating: "(?, ?)", count: n).joined(separator: ", ") }
 
     /// Traces whose observations one PostgreSQL query of `pending` reads:
     /// two parameters each, far below its limit on parameters.
@@ -643,8 +661,8 @@ extension RecordStore {
                 let entry = cache.pending(traceID, revision: revision, generation: generation, exported: exported)
             {
                 return PendingTrace(
-                    traceID, revision: revision, StoredRecord(.blob(Data(entry.trace))),
-                    entry.observations.map { ($0.spanID, $0.revision, StoredRecord(.blob(Data($0.record)))) }
+                    traceID, revision: revision, StoredRecord(bytes: entry.trace),
+                    entry.observations.map { ($0.spanID, $0.revision, StoredRecord(bytes: $0.record)) }
                 )
             }
             missed.append((row, exported))
@@ -679,8 +697,21 @@ extension RecordStore {
     static func markExported(_ pending: PendingExport, exporter: String, position: (file: String, length: Int), in s: any SQLSession) throws {
         try record(position, exporter: exporter, in: s)
         let raise = "exported_revision = CASE WHEN exported_revision > ? THEN exported_revision ELSE ? END"
-        for p in pending.traces {
-            try s.execute("UPDATE traces SET \(raise) WHERE trace_id = ?", [.int(p.trace.rowRevision), .int(p.trace.rowRevision), .blob(p.traceID)])
+        // One statement per `pendingChunk` traces: a statement per trace
+        // was most of the cost of marking them.
+        for start in stride(from: 0, to: pending.traces.count, by: pendingChunk) {
+            let part = pending.traces[start..<min(start + pendingChunk, pending.traces.count)]
+            var args = [SQLValue]()
+            args.reserveCapacity(2 * part.count)
+            for p in part { args += [.blob(p.traceID), .int(p.trace.rowRevision)] }
+            try s.execute(
+                """
+                WITH marks(trace_id, revision) AS (VALUES \(pairs(part.count)))
+                UPDATE traces SET exported_revision = CASE WHEN traces.exported_revision > marks.revision THEN traces.exported_revision ELSE marks.revision END
+                FROM marks WHERE traces.trace_id = marks.trace_id
+                """,
+                args
+            )
         }
         for r in pending.records {
             let revision = SQLValue.int(r.rowRevision)

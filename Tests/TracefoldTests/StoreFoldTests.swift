@@ -447,7 +447,8 @@ final class StoreFoldTests: XCTestCase {
     /// not hold from the rows (on PostgreSQL 400 traces a query,
     /// `RecordStore.pendingChunk`; on SQLite a query a trace): a pass of
     /// exactly 400 traces, then one of 402 (a chunk and two more), in which
-    /// a trace exported before brings only its new span.
+    /// a trace exported before brings only its new span. The export marks
+    /// are written a chunk a statement too.
     func testAPassReadsTheObservationsOfManyTracesFromTheRows() throws {
         for backend in StoreBackend.available {
             let dir = Fixtures.temporaryDirectory()
@@ -481,6 +482,9 @@ final class StoreFoldTests: XCTestCase {
             XCTAssertEqual(second[trace(7)], [Conformance.id(5000).hex], "\(backend): only what was written since the export")
             XCTAssertEqual(second[trace(800)], [Conformance.id(1600).hex, Conformance.id(1601).hex], "\(backend)")
             XCTAssertEqual(second.values.reduce(0) { $0 + $1.count }, 401 * 2 + 1, "\(backend)")
+            // The marks go 400 traces a statement: both of the last pass's
+            // chunks were marked, so nothing is left to export.
+            XCTAssertEqual(try pass(limit: 1000).count, 0, "\(backend)")
         }
     }
 
