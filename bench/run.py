@@ -246,12 +246,12 @@ def run_config(bin_dir, name, durability, full, throughput_requests, latency_req
     attribute the collector's CPU to its stages. grpc: the load goes to the
     OTLP/gRPC receiver instead of OTLP/HTTP."""
     grpc_port = free_port() if grpc else None
-    proc, url, data, work = start_tracefold(
-        bin_dir, lambda port, data: config_yaml(port, data, durability, full, postgres_url, grpc_port=grpc_port), "tracefold-bench-")
-    if grpc_port:
-        wait_listening(grpc_port)
     target = {"grpc": f"127.0.0.1:{grpc_port}"} if grpc_port else {}
-    try:
+    with running(bin_dir, lambda port, data: config_yaml(port, data, durability, full, postgres_url, grpc_port=grpc_port),
+                 "tracefold-bench-") as (proc, url, data):
+        if grpc_port:
+            wait_listening(grpc_port)
+        work = os.path.dirname(data)
         gen = os.path.join(bin_dir, "tracefold-loadgen")
         # The paced phase first, so that the peak RSS after it is the RSS at
         # 10k spans/s; with the fold on, ack-to-visible probes run beside it.
@@ -283,10 +283,6 @@ def run_config(bin_dir, name, durability, full, throughput_requests, latency_req
         stages = stop_perf(perf, cpu1 - cpu0, thr["ackedSpans"]) if perf else None
         rss = peak_rss_mib(proc.pid)
         stored = stored_spans(data, postgres_url) if full else None
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-        shutil.rmtree(work, ignore_errors=True)
     acked = thr["ackedSpans"]
     return {
         "config": name,
@@ -442,8 +438,7 @@ def run_scaling(bin_dir, open_traces):
     gen = os.path.join(bin_dir, "tracefold-loadgen")
 
     def one(kind, value, requests, yaml, **shape):
-        proc, url, data, work = start_tracefold(bin_dir, yaml, "tracefold-scale-")
-        try:
+        with running(bin_dir, yaml, "tracefold-scale-") as (proc, url, data):
             rss0 = peak_rss_mib(proc.pid)
             cpu0 = cpu_seconds(proc.pid)
             started = time.monotonic()
@@ -457,10 +452,6 @@ def run_scaling(bin_dir, open_traces):
                          "errors": r["errors"]})
             print(f"scaling {kind}={value}: {rows[-1]['acceptedSpansPerSec']} spans/s, {rows[-1]['spansPerCpuSecond']} spans/cpu-s, "
                   f"peak RSS {rows[-1]['peakRssMiB']} MiB", file=sys.stderr)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=120)
-            shutil.rmtree(work, ignore_errors=True)
 
     default = lambda port, data: config_yaml(port, data, "fsync", True)
     for c in (1, 2, 4):
@@ -605,8 +596,7 @@ def run_overload(bin_dir, sustainable, limit_mib=256, spike_mib=64, seconds=10):
             "processors:\n  fold: {}\n",
             f"processors:\n  memory_limiter:\n    check_interval: 100ms\n    limit_mib: {limit_mib}\n    spike_limit_mib: {spike_mib}\n  fold: {{}}\n",
         ).replace("      processors: [fold]\n", "      processors: [memory_limiter, fold]\n")
-    proc, url, data, work = start_tracefold(bin_dir, yaml, "tracefold-overload-")
-    try:
+    with running(bin_dir, yaml, "tracefold-overload-") as (proc, url, data):
         gen = os.path.join(bin_dir, "tracefold-loadgen")
         offered = 10 * sustainable
         requests = max(100, int(offered * seconds / 512))
@@ -619,10 +609,6 @@ def run_overload(bin_dir, sustainable, limit_mib=256, spike_mib=64, seconds=10):
             refusals = {line.split(" ")[0].split('reason="')[1].rstrip('"}'): int(float(line.split(" ")[1]))
                         for line in r.read().decode().splitlines() if line.startswith("tracefold_receiver_refused_requests_total{")}
         stored = stored_spans(data)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-        shutil.rmtree(work, ignore_errors=True)
     return {
         "config": "overload 10x, fsync+fold+sqlite+jsonl",
         "offeredSpansPerSec": round(offered),
