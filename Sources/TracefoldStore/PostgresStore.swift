@@ -387,38 +387,37 @@ final class PostgresSession: SQLSession {
     /// the hex of every span body, on both sides.
     func insert(into table: String, _ columns: [(String, SQLColumnType)], rows: [[SQLValue]], onConflict: String) throws {
         guard !rows.isEmpty else { return }
-        enum Column {
-            case ints([Int64]), doubles([Double]), texts([String]), blobs([ByteBuffer])
-        }
-        var arrays = [Column]()
+        var arrays = [PostgresBinaryArray]()
         var sources = [String]()
         var arrayNames = [String]()
         var inJSON = [Int]()
         for (j, (name, type)) in columns.enumerated() {
             let values = rows.map { $0[j] }
             let placeholder = "$\(arrays.count + 2)"  // $1 is the JSON document
+            let array: PostgresBinaryArray
             switch type {
             case .int:
                 let ints = values.compactMap { if case .int(let v) = $0 { v } else { nil } }
                 guard ints.count == rows.count else { inJSON.append(j); continue }
-                arrays.append(.ints(ints))
+                array = PostgresBinaryArray(.int8(ints))
                 sources.append("unnest(\(placeholder)::int8[])")
             case .double:
                 let doubles = values.compactMap { if case .double(let v) = $0, v.isFinite { v } else { nil } }
                 guard doubles.count == rows.count else { inJSON.append(j); continue }
-                arrays.append(.doubles(doubles))
+                array = PostgresBinaryArray(.float8(doubles))
                 sources.append("unnest(\(placeholder)::float8[])")
             case .text, .json:
                 let texts = values.compactMap { if case .text(let v) = $0 { Self.storable(v) } else { nil } }
                 guard texts.count == rows.count else { inJSON.append(j); continue }
-                arrays.append(.texts(texts))
+                array = PostgresBinaryArray(.text(texts))
                 sources.append("unnest(\(placeholder)::text[])")
             case .blob:
-                let blobs = values.compactMap { if case .blob(let v) = $0 { ByteBuffer(bytes: v) } else { nil } }
+                let blobs = values.compactMap { if case .blob(let v) = $0 { v } else { nil } }
                 guard blobs.count == rows.count else { inJSON.append(j); continue }
-                arrays.append(.blobs(blobs))
+                array = PostgresBinaryArray(.bytea(blobs))
                 sources.append("unnest(\(placeholder)::bytea[])")
             }
+            arrays.append(array)
             arrayNames.append(name)
         }
         var w = JSONWriter(reservingCapacity: inJSON.isEmpty ? 2 : 32 * rows.count * inJSON.count)
@@ -442,14 +441,7 @@ final class PostgresSession: SQLSession {
         w.writeRaw("]")
         var binds = PostgresBindings(capacity: arrays.count + 1)
         binds.append(String(decoding: w.bytes, as: UTF8.self))
-        for array in arrays {
-            switch array {
-            case .ints(let a): binds.append(a)
-            case .doubles(let a): binds.append(a)
-            case .texts(let a): binds.append(a)
-            case .blobs(let a): binds.append(a)
-            }
-        }
+        for array in arrays { binds.append(array) }
         let jsonShape = inJSON.map { j -> String in
             let (name, type) = columns[j]
             switch type {
