@@ -67,6 +67,13 @@ def test_metrics_count_known_traffic_and_secrets_are_never_logged(tmp_path):
         # 3 valid spans and 1 with a short id: 200, rejected 1.
         status, body = call(tf, "/v1/traces", export([span("a" * 32, f"{i:016x}") for i in range(1, 4)] + [span("b" * 32, "12")]), auth)
         assert status == 200 and '"rejectedSpans":"1"' in body.replace(" ", ""), body
+        # Folded and committed before the next request is sent: batches
+        # that queue up together are folded in one commit, so without this
+        # wait the commit count below depended on the machine's speed.
+        deadline = time.time() + 60
+        while metric(call(tf, "/metrics", headers=auth)[1], "tracefold_store_commit_duration_seconds_count") < 1:
+            assert time.time() < deadline, "the first request was never committed"
+            time.sleep(0.05)
         # 1 span with two bad request-metadata keys and an update over 64 KB.
         big = json.dumps({"blob": "x" * 70000})
         status, body = call(tf, "/v1/traces", export([span("c" * 32, "00000000000000c1", [("langfuse.observation.metadata", big)])]),
@@ -106,7 +113,7 @@ def test_metrics_count_known_traffic_and_secrets_are_never_logged(tmp_path):
         assert metric(text, "tracefold_exporter_records_total", exporter="jsonl") == len(lines)
         size = sum(os.path.getsize(os.path.join(tf.data_dir, "export", f)) for f in os.listdir(os.path.join(tf.data_dir, "export")))
         assert metric(text, "tracefold_exporter_bytes_total", exporter="jsonl") == size
-        assert metric(text, "tracefold_store_commit_duration_seconds_count") == 2
+        assert metric(text, "tracefold_store_commit_duration_seconds_count") == 2, "a commit for each request"
         assert metric(text, "tracefold_process_resident_memory_bytes") > 10 << 20
     finally:
         assert tf.stop() == 0
