@@ -30,13 +30,6 @@ struct OpenTrace {
         let needed = [state.root?.spanID, state.asRoot?.spanID, state.earliest?.spanID]
         for id in observations.keys.filter({ !needed.contains($0) }) { observations.removeValue(forKey: id) }
     }
-
-    /// A copy with the stand-ins only (`keepStandInsOnly`).
-    func keepingStandIns() -> OpenTrace {
-        var kept = self
-        kept.keepStandInsOnly()
-        return kept
-    }
 }
 
 /// The fold's open traces, bounded by `capacity`, in two tiers. The
@@ -123,7 +116,7 @@ struct TraceCache {
 
     /// Read in place: `hot[id]?.lastUse` copied the whole trace value.
     private func hotLastUse(_ id: TraceID) -> UInt64? {
-        hot.index(forKey: id).map { hot.values[$0].lastUse }
+        hot.withValue(forKey: id) { $0.lastUse }
     }
 
     /// Drops the spent front and the stale entries of `hotOrder` once they

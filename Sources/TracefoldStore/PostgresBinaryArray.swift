@@ -21,16 +21,22 @@ struct PostgresBinaryArray: PostgresDynamicTypeEncodable {
 
     init(_ values: Values) { self.values = values }
 
-    var psqlType: PostgresDataType {
+    /// The element's type, the array's, and the array's name in SQL.
+    private var types: (element: PostgresDataType, array: PostgresDataType, sql: String) {
         switch values {
-        case .int8: .int8Array
-        case .float8: .float8Array
-        case .text: .textArray
-        case .bytea: .byteaArray
+        case .int8: (.int8, .int8Array, "int8[]")
+        case .float8: (.float8, .float8Array, "float8[]")
+        case .text: (.text, .textArray, "text[]")
+        case .bytea: (.bytea, .byteaArray, "bytea[]")
         }
     }
 
+    var psqlType: PostgresDataType { types.array }
+
     var psqlFormat: PostgresFormat { .binary }
+
+    /// The array's type in SQL, for a cast of its parameter.
+    var sqlType: String { types.sql }
 
     var count: Int {
         switch values {
@@ -41,22 +47,13 @@ struct PostgresBinaryArray: PostgresDynamicTypeEncodable {
         }
     }
 
-    private var elementType: PostgresDataType {
-        switch values {
-        case .int8: .int8
-        case .float8: .float8
-        case .text: .text
-        case .bytea: .bytea
-        }
-    }
-
     func encode<JSONEncoder: PostgresJSONEncoder>(into buffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
         // The header: dimensions (none for an empty array), no NULLs, and
         // the element type; then the one dimension's length and lower bound.
         let n = count
         buffer.writeInteger(n == 0 ? 0 : 1, as: Int32.self)
         buffer.writeInteger(0, as: Int32.self)
-        buffer.writeInteger(elementType.rawValue)
+        buffer.writeInteger(types.element.rawValue)
         guard n > 0 else { return }
         buffer.writeInteger(Int32(n))
         buffer.writeInteger(1, as: Int32.self)

@@ -400,23 +400,20 @@ final class PostgresSession: SQLSession {
                 let ints = values.compactMap { if case .int(let v) = $0 { v } else { nil } }
                 guard ints.count == rows.count else { inJSON.append(j); continue }
                 array = PostgresBinaryArray(.int8(ints))
-                sources.append("unnest(\(placeholder)::int8[])")
             case .double:
                 let doubles = values.compactMap { if case .double(let v) = $0, v.isFinite { v } else { nil } }
                 guard doubles.count == rows.count else { inJSON.append(j); continue }
                 array = PostgresBinaryArray(.float8(doubles))
-                sources.append("unnest(\(placeholder)::float8[])")
             case .text, .json:
                 let texts = values.compactMap { if case .text(let v) = $0 { Self.storable(v) } else { nil } }
                 guard texts.count == rows.count else { inJSON.append(j); continue }
                 array = PostgresBinaryArray(.text(texts))
-                sources.append("unnest(\(placeholder)::text[])")
             case .blob:
                 let blobs = values.compactMap { if case .blob(let v) = $0 { v } else { nil } }
                 guard blobs.count == rows.count else { inJSON.append(j); continue }
                 array = PostgresBinaryArray(.bytea(blobs))
-                sources.append("unnest(\(placeholder)::bytea[])")
             }
+            sources.append("unnest(\(placeholder)::\(array.sqlType))")
             arrays.append(array)
             arrayNames.append(name)
         }

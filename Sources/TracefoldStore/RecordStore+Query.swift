@@ -696,7 +696,7 @@ extension RecordStore {
     /// lowered, and the file position they cover.
     static func markExported(_ pending: PendingExport, exporter: String, position: (file: String, length: Int), in s: any SQLSession) throws {
         try record(position, exporter: exporter, in: s)
-        let raise = "exported_revision = CASE WHEN exported_revision > ? THEN exported_revision ELSE ? END"
+        let raise = "exported_revision = \(neverLowered("exported_revision", to: "?"))"
         // One statement per `pendingChunk` traces: a statement per trace
         // was most of the cost of marking them.
         for start in stride(from: 0, to: pending.traces.count, by: pendingChunk) {
@@ -707,7 +707,7 @@ extension RecordStore {
             try s.execute(
                 """
                 WITH marks(trace_id, revision) AS (VALUES \(pairs(part.count)))
-                UPDATE traces SET exported_revision = CASE WHEN traces.exported_revision > marks.revision THEN traces.exported_revision ELSE marks.revision END
+                UPDATE traces SET exported_revision = \(neverLowered("traces.exported_revision", to: "marks.revision"))
                 FROM marks WHERE traces.trace_id = marks.trace_id
                 """,
                 args
@@ -721,6 +721,12 @@ extension RecordStore {
                 try s.execute("UPDATE scores SET \(raise) WHERE id = ?", [revision, revision, .text(r.id)])
             }
         }
+    }
+
+    /// `current` raised to `new`, never lowered (a mark an older pass sets
+    /// late leaves a newer one alone); both backends run this `CASE`.
+    static func neverLowered(_ current: String, to new: String) -> String {
+        "CASE WHEN \(current) > \(new) THEN \(current) ELSE \(new) END"
     }
 
     static func record(_ position: (file: String, length: Int), exporter: String, in s: any SQLSession) throws {
