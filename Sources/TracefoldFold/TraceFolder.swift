@@ -162,16 +162,20 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
         updates.reserveCapacity(batch.spanCount)
         var dropped = [String]()
         // In `forEachSpan` order, with one mapping context per scope, as
-        // `consume` builds them.
+        // `consume` builds them. By index into a buffer, here and on the
+        // mapping queue: a for-in loop copied each span it yielded (a
+        // retain and a release of every field).
         var contexts = [SpanMapper.Context]()
         for rs in batch.resourceSpans {
             for ss in rs.scopeSpans where !ss.spans.isEmpty {
                 let context = SpanMapper.Context(resource: rs.resource, scope: ss.scope)
                 contexts.append(context)
-                for span in ss.spans {
-                    let u = mapper.mapUpdates(span, context: context)
-                    dropped += TraceState.stateIndependentDrops(u, limits: limits)
-                    updates.append(u)
+                ss.spans.withUnsafeBufferPointer { spans in
+                    for i in spans.indices {
+                        let u = self.mapper.mapUpdates(spans[i], context: context)
+                        dropped += TraceState.stateIndependentDrops(u, limits: limits)
+                        updates.append(u)
+                    }
                 }
             }
         }
@@ -192,9 +196,11 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
             for rs in work.resourceSpans.reversed() {
                 for ss in rs.scopeSpans.reversed() where !ss.spans.isEmpty {
                     scope -= 1
-                    for span in ss.spans.reversed() {
-                        position -= 1
-                        mapped.append(mapper.map(span, context: contexts[scope], updates: updates[position]))
+                    ss.spans.withUnsafeBufferPointer { spans in
+                        for i in spans.indices.reversed() {
+                            position -= 1
+                            mapped.append(mapper.map(spans[i], context: contexts[scope], updates: updates[position]))
+                        }
                     }
                 }
             }
@@ -219,9 +225,13 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
         defer { lock.unlock() }
         var traceIDs = [TraceID]()
         var known = Set<TraceID>()
+        // Only the ids are read: `forEachSpan` lent its closure a copy of
+        // every span.
         for batch in batches {
-            batch.forEachSpan { span, _, _ in
-                if known.insert(span.traceID).inserted { traceIDs.append(span.traceID) }
+            for rs in batch.resourceSpans {
+                for ss in rs.scopeSpans {
+                    for i in ss.spans.indices where known.insert(ss.spans[i].traceID).inserted { traceIDs.append(ss.spans[i].traceID) }
+                }
             }
         }
         guard !traceIDs.isEmpty else { return Array(repeating: [], count: batches.count) }
