@@ -524,8 +524,8 @@ def run_footprint(bin_dir, open_traces=100_000, stored=1_000_000, measured_reque
                 r = loadgen(gen, url + "/v1/traces", -(-open_traces // 512), seed=41, spans_per_trace=1)
                 wait_stored(data, r["ackedSpans"])
                 wait_exported(data)
-                # Then jemalloc's dirty_decay_ms (1 s) and a margin.
-                time.sleep(3)
+                # Then jemalloc's dirty_decay_ms (5 s) and a margin.
+                time.sleep(7)
                 at_rest.setdefault(cache, []).append(rss_mib(proc.pid) - idle)
                 traces = r["ackedSpans"]
     held, uncached = statistics.median(at_rest[open_traces + open_traces // 10]), statistics.median(at_rest[1])

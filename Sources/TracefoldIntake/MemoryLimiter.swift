@@ -10,9 +10,9 @@ import TracefoldTelemetry
 /// samples the resident set every `check_interval`; while it is above the
 /// soft limit, intake answers 503 with Retry-After before reading a body,
 /// so memory stops growing from new requests while queries go on being
-/// served. Above the soft limit it also asks glibc to return freed pages
-/// (`malloc_trim`), the nearest thing to otelcol's forced GC, and judges by
-/// the resident set after that.
+/// served. Above the soft limit it also asks the allocator to return freed
+/// pages (`releaseFreedMemory`), the nearest thing to otelcol's forced GC,
+/// and judges by the resident set after that.
 public final class MemoryLimiter: Sendable {
     public let config: MemoryLimiterConfig
     private let logger: Logger
@@ -53,10 +53,11 @@ public final class MemoryLimiter: Sendable {
         guard let rss = sample() else { return }
         var effective = rss
         if rss > config.softLimitBytes {
-            // glibc keeps freed memory in its arenas; without handing it back,
-            // a process that is idle again can stay above the soft limit and
-            // refuse intake forever.
-            malloc_trim(0)
+            // The allocator keeps freed memory for reuse; without handing it
+            // back, a process that is idle again can stay above the soft
+            // limit and refuse intake until the allocator's own decay
+            // returns it, or forever.
+            Self.releaseFreedMemory()
             effective = sample() ?? rss
         }
         let (was, now, handlers) = state.withLockedValue { s -> (Bool, Bool, [@Sendable (Bool) -> Void]) in
@@ -74,6 +75,22 @@ public final class MemoryLimiter: Sendable {
             )
         }
     }
+
+    /// Returns the freed pages the allocator holds to the kernel. The
+    /// collector runs on jemalloc (`TracefoldAllocator`), which keeps freed
+    /// pages for `dirty_decay_ms` and purges every arena on request
+    /// (`arena.<MALLCTL_ARENAS_ALL>.purge`); `malloc_trim` only reaches
+    /// glibc's arenas, which another build (the tests) may use instead.
+    /// Found at run time, so this module does not link jemalloc.
+    static func releaseFreedMemory() {
+        _ = mallctl?("arena.4096.purge", nil, nil, nil, 0)
+        malloc_trim(0)
+    }
+
+    private typealias MallCtl = @convention(c) (UnsafePointer<CChar>?, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?, UnsafeMutableRawPointer?, Int) -> Int32
+
+    /// jemalloc's `mallctl`, when the process's malloc is jemalloc's.
+    private static let mallctl: MallCtl? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallctl").map { unsafeBitCast($0, to: MallCtl.self) }
 
     public func start() {
         check()

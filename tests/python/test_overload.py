@@ -164,3 +164,60 @@ def test_bodies_being_read_at_once_are_bounded(make_tracefold, tmp_path):
     wait_in_flight_bytes(tf, lambda v: v == 0)
     assert post(tf, request(span(1)) + b"\x0a\x00" * 40_000, PB)[0] == 200
     assert tf.stop() == 0
+
+
+SOFT_LIMIT_MIB = 256
+
+
+def test_memory_a_refused_body_held_is_returned_to_the_kernel_above_the_soft_limit(tmp_path):
+    """jemalloc keeps freed pages for its dirty_decay_ms before it returns
+    them; above the soft limit the memory limiter has it return them at
+    once. Here the decay never returns them (MALLOC_CONF), so only the
+    limiter can: a 320 MiB body, read whole and refused, takes the resident
+    set past the 256 MiB soft limit, and once it is freed intake accepts
+    requests again. Without the limiter's purge the freed body stays
+    resident and intake answers 503 for good."""
+    config = tmp_path / "limited.yaml"
+    config.write_text(TEST_CONFIG.replace("processors:\n  fold: {}\n", f"""processors:
+  memory_limiter:
+    check_interval: 100ms
+    limit_mib: {SOFT_LIMIT_MIB + 128}
+    spike_limit_mib: 128
+  fold: {{}}
+""").replace("      processors: [fold]\n", "      processors: [memory_limiter, fold]\n")
+        .replace("        read_timeout:", "        max_request_body_size: 400MiB\n        max_in_flight_bytes: 1GiB\n        read_timeout:"))
+    tf = Tracefold(tmp_path / "data", config=str(config), env={"MALLOC_CONF": "dirty_decay_ms:-1,muzzy_decay_ms:-1"}).start()
+    try:
+        def rss(field):
+            with open(f"/proc/{tf.proc.pid}/status") as f:
+                return int(re.search(rf"{field}:\s+(\d+) kB", f.read()).group(1)) * 1024
+
+        assert rss("VmRSS") < SOFT_LIMIT_MIB * 2**20, "the idle collector starts below the soft limit"
+        junk = urllib.request.Request(tf.traces_url, data=bytes(320 << 20), headers={"Content-Type": "application/x-protobuf"})
+        try:
+            urllib.request.urlopen(junk, timeout=300)
+            raise AssertionError("a body of zero bytes is not an ExportTraceServiceRequest")
+        except urllib.error.HTTPError as e:
+            assert e.code == 400, e.read()
+        assert rss("VmHWM") > SOFT_LIMIT_MIB * 2**20, "reading the body took the resident set past the soft limit"
+
+        span = {"resourceSpans": [{"scopeSpans": [{"spans": [{
+            "traceId": "5b8aa5a2d2c872e8321cf37308d69df2", "spanId": "051581bf3cb55c13", "name": "after-the-burst",
+            "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000001000000000"}]}]}]}
+        statuses = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            req = urllib.request.Request(tf.traces_url, data=json.dumps(span).encode(), headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    statuses.append(r.status)
+                    break
+            except urllib.error.HTTPError as e:
+                statuses.append(e.code)
+                assert e.code == 503 and e.headers.get("Retry-After"), (e.code, e.read())
+            time.sleep(0.2)
+        assert statuses[-1] == 200, f"intake still refuses a minute after the body was freed: {len(statuses)} answers, RSS {rss('VmRSS') >> 20} MiB"
+        assert rss("VmRSS") < SOFT_LIMIT_MIB * 2**20
+        tf.wait_for_trace("5b8aa5a2d2c872e8321cf37308d69df2", 1)
+    finally:
+        assert tf.stop() == 0
