@@ -162,9 +162,9 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
         updates.reserveCapacity(batch.spanCount)
         var dropped = [String]()
         // In `forEachSpan` order, with one mapping context per scope, as
-        // `consume` builds them. By index into a buffer, here and on the
-        // mapping queue: a for-in loop copied each span it yielded (a
-        // retain and a release of every field).
+        // `consume` builds them. By index into a buffer: a for-in loop
+        // copied each span it yielded (a retain and a release of every
+        // field).
         var contexts = [SpanMapper.Context]()
         for rs in batch.resourceSpans {
             for ss in rs.scopeSpans where !ss.spans.isEmpty {
@@ -196,11 +196,9 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
             for rs in work.resourceSpans.reversed() {
                 for ss in rs.scopeSpans.reversed() where !ss.spans.isEmpty {
                     scope -= 1
-                    ss.spans.withUnsafeBufferPointer { spans in
-                        for i in spans.indices.reversed() {
-                            position -= 1
-                            mapped.append(mapper.map(spans[i], context: contexts[scope], updates: updates[position]))
-                        }
+                    for span in ss.spans.reversed() {
+                        position -= 1
+                        mapped.append(mapper.map(span, context: contexts[scope], updates: updates[position]))
                     }
                 }
             }
