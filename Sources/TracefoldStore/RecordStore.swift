@@ -164,16 +164,29 @@ struct SQLFoldTransaction: FoldTransaction {
         // rows of the commit count up from it (one draw, not a system call
         // per row; it only has to differ from the deleted row's).
         let generationBase = Int64.random(in: 1...(Int64.max / 2))
-        // Each new span as a one-span request (`oneSpanRequest`). By index:
-        // `map` over the spans copied each (a retain of every field); an
-        // element passed straight to a call is lent.
+        // Each new span as a one-span request: its own bytes when it came
+        // as protobuf, under its resource and scope encoded once for the
+        // spans that share them (one resource value, compared by identity
+        // first, serves a whole request).
         var shared: (resource: Resource, scope: InstrumentationScope, resourceBytes: [UInt8], scopeBytes: [UInt8])?
         let bodies = session.rowCompression.compress(
-            commit.newSpans.indices.map { i in Self.oneSpanRequest(commit.newSpans[i].span, sharing: &shared) },
+            commit.newSpans.map { _, s in
+                guard let wire = s.wire else {
+                    return OTLPProtobufEncoder.encode(SpanBatch(resourceSpans: [
+                        ResourceSpans(resource: s.resource, scopeSpans: [ScopeSpans(scope: s.scope, spans: [s.span])])
+                    ]))
+                }
+                if let last = shared, last.resource == s.resource, last.scope == s.scope {
+                    return OTLPProtobufEncoder.oneSpanRequest(resource: last.resourceBytes, scope: last.scopeBytes, span: wire)
+                }
+                let encoded = (s.resource, s.scope, OTLPProtobufEncoder.encode(s.resource), OTLPProtobufEncoder.encode(s.scope))
+                shared = encoded
+                return OTLPProtobufEncoder.oneSpanRequest(resource: encoded.2, scope: encoded.3, span: wire)
+            },
             column: .spanBody
         )
-        let records = session.rowCompression.compress(commit.observations.indices.map { commit.observations[$0].record }, column: .observationRecord)
-        let traceRecords = session.rowCompression.compress(commit.traces.indices.map { commit.traces[$0].json }, column: .traceRecord)
+        let records = session.rowCompression.compress(commit.observations.map(\.record), column: .observationRecord)
+        let traceRecords = session.rowCompression.compress(commit.traces.map(\.json), column: .traceRecord)
         try RowCompression.store([bodies.dictionary, records.dictionary, traceRecords.dictionary].compactMap { $0 }, in: session)
         // A new span's bytes go into its observation's row (the `spans`
         // view shows them), which this commit writes: every new span's
@@ -209,7 +222,7 @@ struct SQLFoldTransaction: FoldTransaction {
         // and the summary's grouping use, through an index. The trace's
         // start time rides along so that a filtered list is read in page
         // order from that index (`traces(_:)`).
-        try Self.inLists(commit.traces.indices.map { commit.traces[$0].traceID }) { list, ids in
+        try Self.inLists(commit.traces.map(\.traceID)) { list, ids in
             try session.execute("DELETE FROM trace_metadata WHERE trace_id IN \(list)", ids)
         }
         try session.insert(
@@ -222,7 +235,7 @@ struct SQLFoldTransaction: FoldTransaction {
         )
         // Each observation carries the revision its trace now has: what the
         // exporter compares with the trace's exported revision.
-        let written = try rowNumbers(of: commit.traces.indices.map { commit.traces[$0].traceID })
+        let written = try rowNumbers(of: commit.traces.map(\.traceID))
         // Which observation rows this commit inserts (their span is new),
         // for the cache: those rows have revision 1.
         var inserted = [Bool]()
@@ -257,25 +270,6 @@ struct SQLFoldTransaction: FoldTransaction {
         }
         if let staged { stage(commit, written, inserted: inserted, into: staged) }
         return written.mapValues(\.generation)
-    }
-
-    /// A span as a one-span request: its own bytes when it came as
-    /// protobuf, under its resource and scope encoded once for the spans
-    /// that share them (`shared`: the last encoded, compared by value).
-    private static func oneSpanRequest(
-        _ s: StoredSpan, sharing shared: inout (resource: Resource, scope: InstrumentationScope, resourceBytes: [UInt8], scopeBytes: [UInt8])?
-    ) -> [UInt8] {
-        guard let wire = s.wire else {
-            return OTLPProtobufEncoder.encode(SpanBatch(resourceSpans: [
-                ResourceSpans(resource: s.resource, scopeSpans: [ScopeSpans(scope: s.scope, spans: [s.span])])
-            ]))
-        }
-        if let last = shared, last.resource == s.resource, last.scope == s.scope {
-            return OTLPProtobufEncoder.oneSpanRequest(resource: last.resourceBytes, scope: last.scopeBytes, span: wire)
-        }
-        let encoded = (s.resource, s.scope, OTLPProtobufEncoder.encode(s.resource), OTLPProtobufEncoder.encode(s.scope))
-        shared = encoded
-        return OTLPProtobufEncoder.oneSpanRequest(resource: encoded.2, scope: encoded.3, span: wire)
     }
 
     /// A trace row's values, in the order `write` names its columns.
