@@ -15,14 +15,20 @@ import urllib.request
 from conftest import TEST_CONFIG, Tracefold
 from test_durability import LOADGEN, read_acked
 
-LIMIT_MIB = 512
-LIMITED = TEST_CONFIG.replace("processors:\n  fold: {}\n", f"""processors:
+def with_memory_limiter(limit_mib, spike_limit_mib=128):
+    """The test config with memory_limiter in front of the fold, sampling
+    every 100 ms; its soft limit is limit_mib - spike_limit_mib."""
+    return TEST_CONFIG.replace("processors:\n  fold: {}\n", f"""processors:
   memory_limiter:
     check_interval: 100ms
-    limit_mib: {LIMIT_MIB}
-    spike_limit_mib: 128
+    limit_mib: {limit_mib}
+    spike_limit_mib: {spike_limit_mib}
   fold: {{}}
 """).replace("      processors: [fold]\n", "      processors: [memory_limiter, fold]\n")
+
+
+LIMIT_MIB = 512
+LIMITED = with_memory_limiter(LIMIT_MIB)
 
 
 def loadgen(url, requests, acked_file, seed, connections=1, rate=0.0, batch=512):
@@ -178,14 +184,8 @@ def test_memory_a_refused_body_held_is_returned_to_the_kernel_above_the_soft_lim
     requests again. Without the limiter's purge the freed body stays
     resident and intake answers 503 for good."""
     config = tmp_path / "limited.yaml"
-    config.write_text(TEST_CONFIG.replace("processors:\n  fold: {}\n", f"""processors:
-  memory_limiter:
-    check_interval: 100ms
-    limit_mib: {SOFT_LIMIT_MIB + 128}
-    spike_limit_mib: 128
-  fold: {{}}
-""").replace("      processors: [fold]\n", "      processors: [memory_limiter, fold]\n")
-        .replace("        read_timeout:", "        max_request_body_size: 400MiB\n        max_in_flight_bytes: 1GiB\n        read_timeout:"))
+    config.write_text(with_memory_limiter(SOFT_LIMIT_MIB + 128, 128).replace(
+        "        read_timeout:", "        max_request_body_size: 400MiB\n        max_in_flight_bytes: 1GiB\n        read_timeout:"))
     tf = Tracefold(tmp_path / "data", config=str(config), env={"MALLOC_CONF": "dirty_decay_ms:-1,muzzy_decay_ms:-1"}).start()
     try:
         def rss(field):
