@@ -12,8 +12,9 @@
 //   RSS at 10k spans/s 4 MiB lower). memory_limiter purges every arena
 //   when the resident set is above its soft limit
 //   (`MemoryLimiter.releaseFreedMemory`), so a burst's freed memory does
-//   not keep it refusing requests until the decay; before it did, the
-//   default ten seconds did.
+//   not keep it refusing requests while the pages wait out the decay (as
+//   it did with jemalloc's default of ten seconds, when the limiter's
+//   `malloc_trim` reached only glibc's arenas).
 // - background_thread:true — that purging runs on jemalloc's own thread,
 //   not inside the malloc and free calls of the pipeline.
 #include "TracefoldAllocator.h"
