@@ -39,7 +39,7 @@ public final class ExportCache: @unchecked Sendable {
         /// `revision` is in `observations`.
         var since: Int64
         var trace: [UInt8]
-        var observations: [Data: Observation]
+        var observations: [SpanID: Observation]
         /// An observation of this trace was rewritten whose row revision
         /// is not known here: read the rows until the entry is dropped.
         var complete = true
@@ -52,12 +52,12 @@ public final class ExportCache: @unchecked Sendable {
     /// back commit must leave nothing behind.
     final class Staged {
         struct Write {
-            var traceID: Data
+            var traceID: TraceID
             var revision: Int64
             var generation: Int64
             var trace: [UInt8]
             /// (span id, start time, record, is the span new in this commit)
-            var observations: [(spanID: Data, startTime: Int64, record: [UInt8], inserted: Bool)]
+            var observations: [(spanID: SpanID, startTime: Int64, record: [UInt8], inserted: Bool)]
         }
 
         var writes: [Write] = []
@@ -65,10 +65,12 @@ public final class ExportCache: @unchecked Sendable {
     }
 
     private let lock = NSLock()
-    private var entries: [Data: Entry] = [:]
+    /// By trace and span id, not their bytes as `Data`: a 16-byte `Data`
+    /// is an allocation, and hashing it went through its bytes.
+    private var entries: [TraceID: Entry] = [:]
     /// Traces in the order their entries were made, for eviction; a stale
     /// ticket (the entry was dropped or remade since) is skipped.
-    private var order: [(traceID: Data, ticket: UInt64)] = []
+    private var order: [(traceID: TraceID, ticket: UInt64)] = []
     private var orderStart = 0
     private var nextTicket: UInt64 = 0
     private var bytes = 0
@@ -201,15 +203,16 @@ public final class ExportCache: @unchecked Sendable {
     ) -> (trace: [UInt8], observations: [(spanID: Data, revision: Int64, record: [UInt8])])? {
         lock.lock()
         defer { lock.unlock() }
-        guard let e = entries[traceID], e.complete, e.revision == revision, e.generation == generation, e.since <= exported + 1 else {
+        guard let id = TraceID(bytes: traceID), let e = entries[id], e.complete, e.revision == revision, e.generation == generation, e.since <= exported + 1 else {
             missed += 1
             return nil
         }
         served += 1
         let observations = e.observations.filter { $0.value.traceRevision > exported }.sorted {
-            $0.value.startTime != $1.value.startTime ? $0.value.startTime < $1.value.startTime : $0.key.lexicographicallyPrecedes($1.key)
+            // A span id's order is its bytes' order (big-endian).
+            $0.value.startTime != $1.value.startTime ? $0.value.startTime < $1.value.startTime : $0.key < $1.key
         }
-        return (e.trace, observations.map { ($0.key, $0.value.revision, $0.value.record) })
+        return (e.trace, observations.map { ($0.key.data, $0.value.revision, $0.value.record) })
     }
 
     /// The exporter marked `revision` of a trace exported: what it covers is
@@ -217,7 +220,7 @@ public final class ExportCache: @unchecked Sendable {
     func exported(_ traceID: Data, revision: Int64) {
         lock.lock()
         defer { lock.unlock() }
-        guard var e = entries[traceID] else { return }
+        guard let traceID = TraceID(bytes: traceID), var e = entries[traceID] else { return }
         if e.revision <= revision {
             entries.removeValue(forKey: traceID)
             bytes -= e.bytes

@@ -308,7 +308,7 @@ struct SQLFoldTransaction: FoldTransaction {
                 staged.invalidate = true
                 return
             }
-            writes[traceID] = .init(traceID: traceID.data, revision: row.revision, generation: row.generation, trace: commit.traces[i].json, observations: [])
+            writes[traceID] = .init(traceID: traceID, revision: row.revision, generation: row.generation, trace: commit.traces[i].json, observations: [])
         }
         for i in commit.observations.indices {
             let traceID = commit.observations[i].traceID
@@ -317,7 +317,7 @@ struct SQLFoldTransaction: FoldTransaction {
                 return
             }
             writes[traceID]!.observations.append(
-                (commit.observations[i].spanID.data, Int64(bitPattern: commit.observations[i].startUnixNano), commit.observations[i].record, inserted[i])
+                (commit.observations[i].spanID, Int64(bitPattern: commit.observations[i].startUnixNano), commit.observations[i].record, inserted[i])
             )
         }
         staged.writes.reserveCapacity(staged.writes.count + commit.traces.count)
