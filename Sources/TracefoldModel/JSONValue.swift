@@ -399,12 +399,24 @@ public struct JSONWriter {
     public mutating func endObject() { bytes.append(UInt8(ascii: "}")) }
 
     /// `"key":`, after a comma unless it opens the object.
+    /// Written in one append: byte by byte, the punctuation around the
+    /// name was most of the cost of the records' keys (1.7% of the CPU).
     public mutating func key(_ key: StaticString) {
-        if bytes.last != UInt8(ascii: "{") { bytes.append(UInt8(ascii: ",")) }
-        bytes.append(UInt8(ascii: "\""))
-        key.withUTF8Buffer { bytes.append(contentsOf: $0) }
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(UInt8(ascii: ":"))
+        let comma = bytes.last != UInt8(ascii: "{")
+        key.withUTF8Buffer { name in
+            let n = name.count
+            append(count: n + (comma ? 4 : 3)) { out in
+                var i = 0
+                if comma {
+                    out[0] = UInt8(ascii: ",")
+                    i = 1
+                }
+                out[i] = UInt8(ascii: "\"")
+                for k in 0..<n { out[i + 1 + k] = name[k] }
+                out[i + n + 1] = UInt8(ascii: "\"")
+                out[i + n + 2] = UInt8(ascii: ":")
+            }
+        }
     }
 
     /// `"key":` for a key known only at run time.
