@@ -22,6 +22,18 @@ public enum ObservationRecord {
     /// `version` 1 writes the form stored before `modelId`, which tests
     /// read back.
     static func encode(_ o: Observation, metadata: [String: JSONText], entries: [EntryKey], state: TraceState, version: UInt8 = format) -> [UInt8] {
+        encode(o, entries: entries, state: state, version: version) { $0.writeObject(metadata) }
+    }
+
+    /// The stored form of `o` with its own metadata
+    /// (`RecordRenderer.writeMetadata`).
+    static func encode(_ o: Observation, entries: [EntryKey], state: TraceState) -> [UInt8] {
+        encode(o, entries: entries, state: state, version: format) { RecordRenderer.writeMetadata(of: o, state: state, into: &$0) }
+    }
+
+    private static func encode(
+        _ o: Observation, entries: [EntryKey], state: TraceState, version: UInt8, metadata: (inout JSONWriter) -> Void
+    ) -> [UInt8] {
         var w = Writer(base: o.startTimeUnixNano)
         w.b.bytes.append(version)
         w.b.fixed(o.traceID.high)
@@ -35,7 +47,7 @@ public enum ObservationRecord {
         w.b.string(o.environment)
         w.b.optional(o.inputText) { $0.text($1) }
         w.b.level(o.level)
-        w.object(metadata)
+        w.json(metadata)
         w.b.count(entries.count)
         for key in entries {
             let bucket = state.entries[key] ?? [:]
@@ -195,8 +207,13 @@ public enum ObservationRecord {
 
         /// The value's JSON text, after its length.
         mutating func json(_ v: JSONValue) {
+            json { $0.write(v) }
+        }
+
+        /// What `write` writes, after its length.
+        mutating func json(_ write: (inout JSONWriter) -> Void) {
             scratch.removeAll()
-            scratch.write(v)
+            write(&scratch)
             appendScratch()
         }
 
@@ -208,13 +225,6 @@ public enum ObservationRecord {
         }
 
         /// An entry's values as a JSON object, after its length.
-        /// An object of values kept as text, after its length.
-        mutating func object(_ members: [String: JSONText]) {
-            scratch.removeAll()
-            scratch.writeObject(members)
-            appendScratch()
-        }
-
         mutating func values(_ bucket: [String: Versioned<JSONText>]) {
             scratch.removeAll()
             RecordRenderer.writeValues(bucket, into: &scratch)

@@ -12,6 +12,32 @@ public enum RecordRenderer {
         return metadata
     }
 
+    /// `metadata(of:state:)` as a JSON object, keys sorted, written
+    /// without the dictionary: the userland entry's values and the system
+    /// keys, sorted together, a system key winning over a userland key of
+    /// the same name. The dictionary, made for every observation each time
+    /// it was rendered, took 1.1% of the CPU.
+    static func writeMetadata(of o: Observation, state: TraceState, into w: inout JSONWriter) {
+        var members = [(key: String, system: Bool, value: JSONText)]()
+        let bucket = state.entries[EntryKey(scope: .observation, target: o.id, kind: "userland.default")]
+        members.reserveCapacity((bucket?.count ?? 0) + o.systemMetadata.count)
+        for (k, v) in bucket ?? [:] { members.append((k, false, v.value)) }
+        for (k, v) in o.systemMetadata { members.append((k, true, v)) }
+        // String's `<`, as `writeObject` sorts; of equal keys the system
+        // one comes last and is the one written.
+        members.sort { $0.key != $1.key ? $0.key < $1.key : !$0.system && $1.system }
+        w.beginObject()
+        var first = true
+        for i in members.indices where i + 1 == members.count || members[i + 1].key != members[i].key {
+            if !first { w.writeRaw(",") }
+            first = false
+            w.writeString(members[i].key)
+            w.writeRaw(":")
+            w.write(members[i].value)
+        }
+        w.endObject()
+    }
+
     /// The observation's record in its stored form (`ObservationRecord`,
     /// rendered as JSON when read), and its indexed columns.
     public static func observation(_ o: Observation, state: TraceState) -> ObservationRow {
@@ -32,7 +58,7 @@ public enum RecordRenderer {
     /// `entries`: the observation's entry keys, from `entriesByObservation`.
     static func observation(_ o: Observation, state: TraceState, entries: [EntryKey]) -> ObservationRow {
         let latency = Double(o.endTimeUnixNano - o.startTimeUnixNano) / 1e9
-        let record = ObservationRecord.encode(o, metadata: metadata(of: o, state: state), entries: entries, state: state)
+        let record = ObservationRecord.encode(o, entries: entries, state: state)
         return ObservationRow(
             traceID: o.traceID, spanID: o.id, startUnixNano: o.startTimeUnixNano, record: record, type: o.type.rawValue, name: o.name,
             level: o.level.rawValue, version: o.version, parentID: o.parentID?.hex, environment: o.environment, model: o.model,

@@ -151,6 +151,23 @@ final class MappingConformanceTests: XCTestCase {
         XCTAssertNil(f.trace["metadata"]?["a"])
     }
 
+    /// A userland key that names a system key: the system value is the one
+    /// in the record (as when the record's metadata was a dictionary with
+    /// the system keys set last), the other keys keep their order, and an
+    /// observation that is the root gives the trace the same.
+    func testASystemMetadataKeyWinsOverAUserlandKeyOfTheSameName() {
+        let f = C.fold([C.S("s", id: 1, 0, 1, [
+            "langfuse.observation.metadata.scope": .string("\"mine\""), "langfuse.observation.metadata.zz": .string("1"),
+            "langfuse.observation.metadata.aa": .string("2"), "langfuse.observation.metadata.resourceAttributesX": .string("3"),
+        ])])
+        let m = f.obs(1)["metadata"]!.objectValue!
+        XCTAssertEqual(m["scope"], json(#"{"attributes":{"public_key":"pk"},"name":"langfuse-sdk","version":"5.0.4"}"#))
+        XCTAssertEqual(m["resourceAttributes"], json(#"{"service.name":"svc","telemetry.sdk.language":"python"}"#))
+        XCTAssertEqual(Set(m.keys), ["aa", "resourceAttributes", "resourceAttributesX", "scope", "zz"])
+        XCTAssertEqual(f.trace["metadata"]?["scope"], m["scope"])
+        XCTAssertEqual(f.trace["metadata"]?["zz"], .int(1))
+    }
+
     // 13
     func testUpdateSpanMergeOnOneSpan() {
         // After span.update({a:1,n:{x:1}}) and span.update({b:2,n:{y:2}}) the wire carries the last value per key.
