@@ -282,13 +282,17 @@ public struct SpanMapper: Sendable {
         }
         var out = [String: JSONValue]()
         for attr in a.ordered {
-            for prefix in ["gen_ai.request.", "llm.invocation_parameters."] where attr.key.hasASCIIPrefix(prefix) {
-                let name = String(attr.key.dropFirst(prefix.count))
+            for prefix in modelParameterPrefixes where attr.key.hasASCIIPrefix(prefix) {
+                // After an ASCII prefix, by bytes, as in `metadata`:
+                // `dropFirst` walked the key's characters.
+                let name = String(Substring(attr.key.utf8.dropFirst(prefix.utf8.count)))
                 if name != "model" { out[name] = attr.value.json }
             }
         }
         return out.isEmpty ? nil : scalarsOnly(out)
     }
+
+    static let modelParameterPrefixes = ["gen_ai.request.", "llm.invocation_parameters."]
 
     static func usage(_ a: AttributeTable) -> [String: JSONValue] {
         if let s = a["langfuse.observation.usage_details"]?.stringValue, let parsed = try? JSONParser.parse(s) {
@@ -510,6 +514,9 @@ public struct SpanMapper: Sendable {
                 // is a character boundary: no walk over the key's characters.
                 let key = String(Substring(attr.key.utf8.dropFirst(p.utf8.count)))
                 if key.isEmpty || (p == telemetryMetadataPrefix && telemetryFieldKeys.contains(key)) { continue }
+                // Room for a few keys at the first: grown one by one, it was
+                // reallocated and rehashed at the second and third key.
+                if out.capacity == 0 { out.reserveCapacity(6) }
                 out[key] = attr.value.decodedJSONText
             }
         }
