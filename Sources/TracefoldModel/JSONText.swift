@@ -326,8 +326,12 @@ private struct Canonicalizer {
         // The members in key order, written to `scratch` and copied back
         // over the object; the buffers are kept for the document's other
         // objects (an SDK's messages are objects with unsorted keys).
-        var sorted = self.sorted
-        var scratch = self.scratch
+        // Taken out, not copied: a copy left in `self` made the first
+        // write to each a copy of its buffer, a new one for every object.
+        var sorted = [Int]()
+        var scratch = [UInt8]()
+        swap(&sorted, &self.sorted)
+        swap(&scratch, &self.scratch)
         defer { (self.sorted, self.scratch) = (sorted, scratch) }
         sorted.removeAll(keepingCapacity: true)
         scratch.removeAll(keepingCapacity: true)
