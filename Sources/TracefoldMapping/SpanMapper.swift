@@ -514,9 +514,6 @@ public struct SpanMapper: Sendable {
                 // is a character boundary: no walk over the key's characters.
                 let key = String(Substring(attr.key.utf8.dropFirst(p.utf8.count)))
                 if key.isEmpty || (p == telemetryMetadataPrefix && telemetryFieldKeys.contains(key)) { continue }
-                // Room for a few keys at the first: grown one by one, it was
-                // reallocated and rehashed at the second and third key.
-                if out.capacity == 0 { out.reserveCapacity(6) }
                 out[key] = attr.value.decodedJSONText
             }
         }
