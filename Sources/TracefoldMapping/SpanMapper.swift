@@ -253,6 +253,10 @@ public struct SpanMapper: Sendable {
     /// Lower-cased, leading `langfuse-`/`langfuse_` stripped, at most 40
     /// characters of `[a-z0-9_-]`; anything else is "default".
     public static func normaliseEnvironment(_ raw: String) -> String {
+        // Most environments are already normal ("production", "bench"):
+        // those come back as they are, decided on bytes, without the
+        // lower-cased copy and the walk over its characters.
+        if raw.utf8.count <= 40, !raw.utf8.starts(with: "langfuse".utf8), raw.utf8.allSatisfy(isEnvironmentByte) { return raw.isEmpty ? "default" : raw }
         var v = Substring(raw.lowercased())
         while v.hasPrefix("langfuse-") || v.hasPrefix("langfuse_") { v = v.dropFirst(9) }
         let s = String(v.prefix(40))
@@ -260,6 +264,12 @@ public struct SpanMapper: Sendable {
             return "default"
         }
         return s
+    }
+
+    /// `[a-z0-9_-]`: a byte that normalising leaves as it is.
+    private static func isEnvironmentByte(_ b: UInt8) -> Bool {
+        (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9")) || b == UInt8(ascii: "_")
+            || b == UInt8(ascii: "-")
     }
 
     // MARK: R17–R22 generation fields

@@ -287,6 +287,22 @@ final class MappingConformanceTests: XCTestCase {
         XCTAssertEqual(f.trace["environment"], .string("prod"))
     }
 
+    /// The bytes an environment may keep and its 40-character bound, at
+    /// and past each edge, whichever way it is normalised.
+    func testEnvironmentNormalisationAtItsBounds() {
+        let forty = String(repeating: "a", count: 39) + "z"
+        XCTAssertEqual(SpanMapper.normaliseEnvironment(forty), forty)
+        XCTAssertEqual(SpanMapper.normaliseEnvironment(forty + "9"), forty, "cut to 40")
+        XCTAssertEqual(SpanMapper.normaliseEnvironment("a-b_c-0-9"), "a-b_c-0-9")
+        XCTAssertEqual(SpanMapper.normaliseEnvironment("a.b"), "default")
+        XCTAssertEqual(SpanMapper.normaliseEnvironment("é"), "default")
+        XCTAssertEqual(SpanMapper.normaliseEnvironment("Ab"), "ab")
+        XCTAssertEqual(SpanMapper.normaliseEnvironment("langfusex"), "langfusex")
+        XCTAssertEqual(SpanMapper.normaliseEnvironment("langfuse_langfuse-x"), "x")
+        XCTAssertEqual(SpanMapper.normaliseEnvironment("langfuse-"), "default")
+        XCTAssertEqual(SpanMapper.normaliseEnvironment(""), "default")
+    }
+
     // 22
     func testUserAndSessionFallbacks() {
         var t = C.fold([C.S("s", id: 1, 0, 1, ["langfuse.session.id": .string("a"), "session.id": .string("b"), "gen_ai.conversation.id": .string("c")])]).trace
