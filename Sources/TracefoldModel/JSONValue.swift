@@ -468,10 +468,14 @@ public struct JSONWriter {
     }
 
     /// `count` bytes written in place by `fill`, which must write them all.
+    /// Filled in a temporary buffer (on the stack when small) and appended
+    /// with one copy: appending `repeatElement(0, count:)` first went
+    /// element by element through the generic sequence copy.
     public mutating func append(count: Int, _ fill: (UnsafeMutableBufferPointer<UInt8>) -> Void) {
-        let start = bytes.count
-        bytes.append(contentsOf: repeatElement(0, count: count))
-        bytes.withUnsafeMutableBufferPointer { fill(UnsafeMutableBufferPointer(rebasing: $0[start...])) }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { buffer in
+            fill(buffer)
+            bytes.append(contentsOf: UnsafeBufferPointer(buffer))
+        }
     }
 
     /// An unsigned integer as a JSON string of its decimal digits (how the
