@@ -78,31 +78,12 @@ final class JSONInterner {
     /// The same for object keys and entry kinds, which come from a small
     /// vocabulary (`gen_ai.usage.input_tokens`, `userland.default`, …).
     func id(forKey key: String) -> Int? {
-        // The last keys numbered first: a trace's buckets repeat the same
-        // few keys and kinds, which compare without hashing (a short key
-        // is two words; a long one is mostly the decoder's interned copy,
-        // the same storage). Hashing every key was 0.5% of the CPU.
-        for r in recentKeys where r.key == key { return r.id }
-        let id: Int
-        if let known = keyIDs[key] {
-            id = known
-        } else {
-            guard keys.count < limit, key.utf8.count > 2 else { return nil }
-            keys.append(key)
-            id = keys.count - 1
-            keyIDs[key] = id
-        }
-        if recentKeys.count < 8 {
-            recentKeys.append((key, id))
-        } else {
-            recentKeys[nextRecentKey] = (key, id)
-            nextRecentKey = (nextRecentKey + 1) & 7
-        }
-        return id
+        if let id = keyIDs[key] { return id }
+        guard keys.count < limit, key.utf8.count > 2 else { return nil }
+        keys.append(key)
+        keyIDs[key] = keys.count - 1
+        return keys.count - 1
     }
-
-    private var recentKeys: [(key: String, id: Int)] = []
-    private var nextRecentKey = 0
 
     func key(_ id: Int) -> String? { id < keys.count ? keys[id] : nil }
 
