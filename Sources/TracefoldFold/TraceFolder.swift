@@ -252,6 +252,21 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
             // The last stamped resource: spans of one resource priced by one
             // definition share it instead of copying it each.
             var lastStamped: (base: Resource, stamp: String, stamped: Resource)?
+            // The trace being folded into stays out of `work` while the
+            // spans that follow are its own (a batch's spans usually come
+            // trace by trace): taken out and put back once per run of spans,
+            // not hashed four times per span.
+            var current: OpenTrace?
+            var currentTouched = Set<SpanID>()
+            func putBack() {
+                guard let trace = current.take() else { return }
+                let id = trace.state.traceID
+                if !currentTouched.isEmpty {
+                    touched[id, default: []].formUnion(currentTouched)
+                    currentTouched.removeAll(keepingCapacity: true)
+                }
+                work[id] = trace
+            }
             for index in items.indices {
                 guard var item = items[index].span.take() else { continue }
                 let context = items[index].context
@@ -259,22 +274,26 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
                 // body) is made here, to the same result.
                 let premapped = items[index].premapped.take()
                 let key = item.span.key
+                if current?.state.traceID != key.traceID {
+                    putBack()
+                    // Taken out of `work` while it changes, so it is uniquely
+                    // referenced: a copy left in the dictionary made every
+                    // span copy its trace's whole state (copy-on-write).
+                    guard let trace = work.removeValue(forKey: key.traceID) else { continue }
+                    current = trace
+                }
                 // A span already stored (a redelivery) changes nothing.
-                guard work.withValue(forKey: key.traceID, { $0.state.observationIDs.contains(key.spanID) }) == false else { continue }
-                // Taken out of `work` while it changes, so it is uniquely
-                // referenced: a copy left in the dictionary made every span
-                // copy its trace's whole state (copy-on-write).
-                guard var trace = work.removeValue(forKey: key.traceID) else { continue }
+                guard !current!.state.observationIDs.contains(key.spanID) else { continue }
                 var mapped = premapped ?? mapper.map(item.span, context: context)
                 var limitDrops = [MetadataDrop]()
-                let warnings = trace.state.add(mapped, limits: limits, drops: &limitDrops)
+                let warnings = current!.state.add(mapped, limits: limits, drops: &limitDrops)
                 for (_, v) in warnings.sorted(by: { $0.key < $1.key }) {
                     if case .string(let s) = v { dropped[items[index].batch].append(s) }
                 }
                 drops["invalid_event", default: 0] += mapped.warnings.count
                 for drop in limitDrops { drops[drop.reason, default: 0] += 1 }
-                trace.observations[key.spanID] = mapped.takeObservation()
-                trace.seq += 1
+                current!.observations[key.spanID] = mapped.takeObservation()
+                current!.seq += 1
                 if let stamp = mapped.newCostStamp {
                     // The stored span keeps its pricing (`CostDecision`).
                     if let last = lastStamped, last.stamp == stamp, last.base == item.resource {
@@ -285,14 +304,13 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
                         lastStamped = (base, stamp, item.resource)
                     }
                 }
-                commit.newSpans.append((trace.seq, item))
-                work[key.traceID] = trace
-                // In place, for the same reason as `trace` above.
-                touched[key.traceID, default: []].insert(key.spanID)
+                commit.newSpans.append((current!.seq, item))
+                currentTouched.insert(key.spanID)
                 for update in mapped.updates where update.scope != .trace {
-                    if let target = update.target { touched[key.traceID, default: []].insert(target) }
+                    if let target = update.target { currentTouched.insert(target) }
                 }
             }
+            putBack()
             if !commit.newSpans.isEmpty {
                 try loadTargets(touched, &work, tx)
                 render(traceIDs.filter { touched[$0] != nil }, touched, work, into: &commit)
