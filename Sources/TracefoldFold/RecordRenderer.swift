@@ -117,15 +117,11 @@ public enum RecordRenderer {
         for (key, bucket) in s.entries where !key.kind.hasPrefix("tracefold.warnings") {
             for (k, v) in bucket { usage += k.utf8.count + v.value.count }
         }
-        let usageEntry = JSONValue.object([
-            "scope": .string("trace"), "kind": .string("tracefold.usage"), "label": .string(MetadataKind.label("tracefold.usage")),
-            "values": .object(["metadataBytes": .int(Int64(usage)), "acceptedUpdateBytes": .int(Int64(s.cumulativeMetadataBytes))]),
-            "updatedAt": .null,
-        ])
         var w = JSONWriter(reservingCapacity: 4096)
         w.beginObject()
         w.field("environment", string: environment)
-        w.field("id", string: s.traceID.hex)
+        w.key("id")
+        withUnsafeBytes(of: (s.traceID.high.bigEndian, s.traceID.low.bigEndian)) { w.writeHexString($0) }
         w.key("input")
         writeInputOutput(s.input, root?.inputText, into: &w)
         w.field("latency", .double(latency))
@@ -135,17 +131,46 @@ public enum RecordRenderer {
         w.key("metadataEntries")
         w.beginArray()
         w.writeJSON(traceScope.bytes)
+        // The usage entry, its keys in ascending order as `write(.object)`
+        // put them, without the two dictionaries it took to build and sort.
         w.nextElement()
-        w.write(usageEntry)
+        w.beginObject()
+        w.field("kind", string: "tracefold.usage")
+        w.field("label", string: MetadataKind.label("tracefold.usage"))
+        w.field("scope", string: "trace")
+        w.key("updatedAt")
+        w.writeRaw("null")
+        w.key("values")
+        w.beginObject()
+        w.key("acceptedUpdateBytes")
+        w.writeInt(Int64(s.cumulativeMetadataBytes))
+        w.key("metadataBytes")
+        w.writeInt(Int64(usage))
+        w.endObject()
+        w.endObject()
         w.endArray()
         w.field("name", string: s.name?.value ?? root?.name)
-        w.field("observations", .array(s.observationIDs.sorted().map { .string($0.hex) }))
+        // Written as they are sorted: a `JSONValue` array of hex strings
+        // was an allocation per span at every render of the trace.
+        w.key("observations")
+        w.beginArray()
+        for id in s.observationIDs.sorted() {
+            w.nextElement()
+            withUnsafeBytes(of: id.value.bigEndian) { w.writeHexString($0) }
+        }
+        w.endArray()
         w.key("output")
         writeInputOutput(s.output, root?.outputText, into: &w)
         w.field("public", .bool(s.isPublic))
         w.field("release", string: s.release?.value)
         w.field("sessionId", string: s.sessionID?.value)
-        w.field("tags", .array(tags.map(JSONValue.string)))
+        w.key("tags")
+        w.beginArray()
+        for tag in tags {
+            w.nextElement()
+            w.writeString(tag)
+        }
+        w.endArray()
         w.field("timestamp", string: ISOTime.format(unixNano: minStart))
         w.field("totalCost", totalCost.map(JSONValue.double) ?? .int(0))
         w.field("userId", string: governed.userID)
