@@ -98,7 +98,7 @@ public enum ObservationRecord {
         writeTime("endTime", "endTimeUnixNano", end, into: &w)
         guard copyString("environment", &r, &w) else { return false }
         w.key("id")
-        writeHex(id, into: &w)
+        w.writeHex(SpanID(id))
         guard copyOptionalJSON("input", &r, &w) else { return false }
         // The same arithmetic as the record always had: a negative
         // duration is refused when the span is mapped.
@@ -120,7 +120,7 @@ public enum ObservationRecord {
             w.field("label", string: MetadataKind.label(kind))
             w.field("scope", string: ByteWriter.scopes[Int(scope)].rawValue)
             w.key("spanId")
-            writeHex(id, into: &w)
+            w.writeHex(SpanID(id))
             w.key("updatedAt")
             writeTime(updated, into: &w)
             guard copyJSON("values", &r, &w) else { return false }
@@ -138,14 +138,14 @@ public enum ObservationRecord {
             copyOptionalJSON("output", &r, &w), let parent = r.optional({ $0.fixed() })
         else { return false }
         w.key("parentObservationId")
-        if let parent { writeHex(parent, into: &w) } else { w.writeRaw("null") }
+        if let parent { w.writeHex(SpanID(parent)) } else { w.writeRaw("null") }
         guard copyOptionalString("promptName", &r, &w), let promptVersion = r.optional({ $0.int() }) else { return false }
         w.field("promptVersion", promptVersion.map(JSONValue.int) ?? .null)
         guard copyOptionalString("release", &r, &w) else { return false }
         writeTime("startTime", "startTimeUnixNano", start, into: &w)
         guard copyOptionalString("statusMessage", &r, &w) else { return false }
         w.key("traceId")
-        withUnsafeBytes(of: (high.bigEndian, low.bigEndian)) { w.writeHexString($0) }
+        w.writeHex(TraceID(high: high, low: low))
         guard let type = r.byte(), Int(type) < ByteWriter.types.count else { return false }
         w.key("type")
         w.writeString(ByteWriter.types[Int(type)].rawValue)
@@ -164,10 +164,6 @@ public enum ObservationRecord {
         w.writeISOTime(unixNano: t)
         w.key(nanos)
         w.writeDecimalString(t)
-    }
-
-    private static func writeHex(_ v: UInt64, into w: inout JSONWriter) {
-        withUnsafeBytes(of: v.bigEndian) { w.writeHexString($0) }
     }
 
     private static func copyJSON(_ name: StaticString, _ r: inout ByteReader, _ w: inout JSONWriter) -> Bool {

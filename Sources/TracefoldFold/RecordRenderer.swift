@@ -121,7 +121,7 @@ public enum RecordRenderer {
         w.beginObject()
         w.field("environment", string: environment)
         w.key("id")
-        withUnsafeBytes(of: (s.traceID.high.bigEndian, s.traceID.low.bigEndian)) { w.writeHexString($0) }
+        w.writeHex(s.traceID)
         w.key("input")
         writeInputOutput(s.input, root?.inputText, into: &w)
         w.field("latency", .double(latency))
@@ -156,7 +156,7 @@ public enum RecordRenderer {
         w.beginArray()
         for id in s.observationIDs.sorted() {
             w.nextElement()
-            withUnsafeBytes(of: id.value.bigEndian) { w.writeHexString($0) }
+            w.writeHex(id)
         }
         w.endArray()
         w.key("output")

@@ -91,6 +91,19 @@ public struct SpanID: Hashable, Sendable, Comparable, CustomStringConvertible {
     public func _rawHashValue(seed: Int) -> Int { value._rawHashValue(seed: seed) }
 }
 
+extension JSONWriter {
+    /// The id as the JSON string of its `hex`, written without making that
+    /// string: records write several ids each.
+    public mutating func writeHex(_ id: TraceID) {
+        withUnsafeBytes(of: (id.high.bigEndian, id.low.bigEndian)) { writeHexString($0) }
+    }
+
+    /// The id as the JSON string of its `hex`.
+    public mutating func writeHex(_ id: SpanID) {
+        withUnsafeBytes(of: id.value.bigEndian) { writeHexString($0) }
+    }
+}
+
 /// The key every span is stored and deduplicated under (SPEC §1.11).
 public struct SpanKey: Hashable, Sendable, Comparable {
     public var traceID: TraceID

@@ -24,6 +24,21 @@ final class JSONWriterTests: XCTestCase {
         XCTAssertThrowsError(try JSONParser.parse(#"[1,{"b":2,}]"#))
     }
 
+    /// An id is written as the JSON string of its `hex`: lowercase, every
+    /// leading zero kept, the trace id's high half first.
+    func testIdsAreWrittenAsTheirHex() throws {
+        let ids = [TraceID(high: 0, low: 1), TraceID(high: 0x0123_4567_89ab_cdef, low: 0xfedc_ba98_7654_3210), TraceID(high: .max, low: 0)]
+        for id in ids {
+            var w = JSONWriter()
+            w.writeHex(id)
+            XCTAssertEqual(String(decoding: w.bytes, as: UTF8.self), "\"\(id.hex)\"")
+            XCTAssertEqual(try JSONParser.parse(w.bytes), .string(id.hex))
+        }
+        var w = JSONWriter()
+        w.writeHex(SpanID(0x00ab_0000_0000_00ff))
+        XCTAssertEqual(String(decoding: w.bytes, as: UTF8.self), "\"00ab0000000000ff\"")
+    }
+
     /// Control characters are escaped with lowercase hex, quotes and
     /// backslashes with a backslash; everything else is written raw.
     func testEscapes() {
