@@ -311,12 +311,15 @@ enum Tombstones {
     /// cheap probe) while nothing was ever deleted.
     static func raiseRevisions(_ traces: inout [PendingTrace], in s: any SQLSession) throws {
         guard !traces.isEmpty, try s.row("SELECT 1 AS one FROM tombstones LIMIT 1", []) != nil else { return }
-        let traceFloors = try revisionFloors("trace", ids: traces.map(\.trace.id), in: s)
-        let observationFloors = try revisionFloors("observation", ids: traces.flatMap { $0.observations.map(\.record.id) }, in: s)
+        // The ids once: a trace's and an observation's are hex-encoded when read.
+        let traceIDs = traces.map(\.trace.id)
+        let observationIDs = traces.map { $0.observations.map(\.record.id) }
+        let traceFloors = try revisionFloors("trace", ids: traceIDs, in: s)
+        let observationFloors = try revisionFloors("observation", ids: observationIDs.flatMap { $0 }, in: s)
         for i in traces.indices {
-            traces[i].trace.revision += traceFloors[traces[i].trace.id] ?? 0
+            traces[i].trace.revision += traceFloors[traceIDs[i]] ?? 0
             for j in traces[i].observations.indices {
-                traces[i].observations[j].record.revision += observationFloors[traces[i].observations[j].record.id] ?? 0
+                traces[i].observations[j].record.revision += observationFloors[observationIDs[i][j]] ?? 0
             }
         }
     }
