@@ -133,13 +133,20 @@ def wait_exported(data, timeout=60):
         time.sleep(0.1)
 
 
+# --random-ids: the load generator draws trace and span ids at random, as
+# tracers do, instead of counting them up (which only appends to the
+# store's indexes by id).
+RANDOM_IDS = False
+
+
 def loadgen_args(binary, url, requests, rate=0.0, seed=1, connections=4, batch=512, spans_per_trace=8, no_gzip=False, grpc=None):
     """The SPEC §10.1 load by default: 512-span gzip batches over 4
     connections (grpc="host:port": the same bodies as Export calls over 4
     HTTP/2 connections, gzip per message)."""
     target = ["--grpc", grpc] if grpc else ["--url", url]
     return [binary, *target, "--requests", str(requests), "--rate", str(rate), "--connections", str(connections),
-            "--batch", str(batch), "--spans-per-trace", str(spans_per_trace), "--seed", str(seed)] + (["--no-gzip"] if no_gzip else [])
+            "--batch", str(batch), "--spans-per-trace", str(spans_per_trace), "--seed", str(seed)] + (["--no-gzip"] if no_gzip else []) \
+        + (["--random-ids"] if RANDOM_IDS else [])
 
 
 def loadgen(binary, url, requests, rate=0.0, seed=1, **shape):
@@ -677,7 +684,10 @@ def main():
     p.add_argument("--query-traces", type=int, default=100_000, help="traces loaded for the metadata-filter query p99 (0 skips it)")
     p.add_argument("--peers", action="store_true", help="also run MLflow and Phoenix side by side (bench/peers.py)")
     p.add_argument("--peer-requests", type=int, default=20)
+    p.add_argument("--random-ids", action="store_true", help="random trace and span ids, as tracers make them, instead of ids that count up")
     args = p.parse_args()
+    global RANDOM_IDS
+    RANDOM_IDS = args.random_ids
     if args.decode_only:
         decode = decode_limit(args.bin_dir)
         print_decode_limit(decode, None)

@@ -32,6 +32,8 @@ struct LoadGenerator: AsyncParsableCommand {
     @Option(help: "Spans per trace.") var spansPerTrace = 8
     @Option(help: "Seed for ids, so that runs against one server do not collide.") var seed: UInt64 = UInt64(Date().timeIntervalSince1970 * 1000)
     @Flag(help: "Send uncompressed bodies.") var noGzip = false
+    @Flag(help: "Random trace and span ids, as tracers make them (drawn from --seed, so a run repeats), instead of ids that count up.")
+    var randomIds = false
     @Option(help: "Send over OTLP/gRPC to this host:port (Export calls, one HTTP/2 connection per --connections, gzip per message) instead of HTTP to --url.")
     var grpc: String?
     @Option(help: "Append \"<traceId> <spanId>\" for every span acknowledged with a 200 to this file, written as each ack arrives, so a test that kills the collector knows what it must keep.")
@@ -231,6 +233,15 @@ struct LoadGenerator: AsyncParsableCommand {
         ])))
     }
 
+    /// splitmix64's finalizer over `a` and `b`: well-spread 64-bit values
+    /// from a seed and a counter.
+    static func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        var z = a &+ b &* 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
     func makeBody(request: Int) -> (body: [UInt8], ids: String) {
         var spans = [Span]()
         spans.reserveCapacity(batch)
@@ -238,8 +249,17 @@ struct LoadGenerator: AsyncParsableCommand {
         var parent: SpanID?
         for i in 0..<batch {
             let traceIndex = UInt64(i / spansPerTrace)
-            let traceID = TraceID(high: seed, low: UInt64(request) << 24 | traceIndex)
-            let spanID = SpanID(UInt64(truncatingIfNeeded: seed) << 40 ^ UInt64(request) << 16 | UInt64(i + 1))
+            let traceID: TraceID, spanID: SpanID
+            if randomIds {
+                // Tracers draw ids at random, so a store's indexes by id take
+                // them at random places, where counting ids only append.
+                let t = Self.mix(seed, UInt64(request) << 24 | traceIndex)
+                traceID = TraceID(high: Self.mix(t, 1), low: Self.mix(t, 2))
+                spanID = SpanID(Self.mix(Self.mix(seed, UInt64(request) << 24 | UInt64(i)), 3) | 1)
+            } else {
+                traceID = TraceID(high: seed, low: UInt64(request) << 24 | traceIndex)
+                spanID = SpanID(UInt64(truncatingIfNeeded: seed) << 40 ^ UInt64(request) << 16 | UInt64(i + 1))
+            }
             if i % spansPerTrace == 0 { parent = nil }
             let input = #"{"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Summarise order \#(request)-\#(i) for the customer, please."}]}"#
             spans.append(
