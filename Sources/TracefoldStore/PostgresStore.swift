@@ -21,6 +21,7 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
     public var dialect: SQLDialect { .postgres }
     public let location: String
     public let rowCompression = RowCompression()
+    public let observationEpochs = ObservationEpochs()
     let logger: Logger
     let group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     private let poolLock = NSLock()
@@ -163,7 +164,11 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
         "CREATE OR REPLACE VIEW spans AS SELECT trace_id, span_id, seq, received_at, body FROM observations WHERE body IS NOT NULL",
         "CREATE UNIQUE INDEX IF NOT EXISTS observations_by_seq ON observations(trace_id, seq)",
         "CREATE INDEX IF NOT EXISTS observations_by_start ON observations(start_time)",
-        "CREATE UNIQUE INDEX IF NOT EXISTS observations_by_span ON observations(span_id, trace_id)",
+        // An observation is found by its id within its epoch
+        // (`ObservationEpochs`), as in SQLiteStore's v15 migration.
+        "ALTER TABLE observations ADD COLUMN IF NOT EXISTS epoch bigint NOT NULL DEFAULT 0",
+        "DROP INDEX IF EXISTS observations_by_span",
+        "CREATE INDEX IF NOT EXISTS observations_by_epoch_span ON observations(epoch, span_id)",
         "CREATE TABLE IF NOT EXISTS export_position (exporter text PRIMARY KEY, file text NOT NULL, length bigint NOT NULL)",
         // As in SQLiteStore's v12 migration.
         "CREATE TABLE IF NOT EXISTS row_dictionaries (id bigint PRIMARY KEY, bytes bytea NOT NULL)",

@@ -318,9 +318,21 @@ extension RecordStore {
         )
     }
 
-    /// An observation by its id (the span id), whatever its trace.
+    /// An observation by its id (the span id), whatever its trace: one
+    /// probe of `observations_by_epoch_span` per intake epoch there is,
+    /// each epoch found from the one before through the same index.
     public func observation(_ id: SpanID) throws -> String? {
-        try read { s in try s.row("SELECT record FROM observations WHERE span_id = ? LIMIT 1", [.blob(id.data)]).flatMap { try Self.recordJSON($0["record"], in: s) } }
+        try read { s in try s.row(observationByID, [.blob(id.data)]).flatMap { try Self.recordJSON($0["record"], in: s) } }
+    }
+
+    /// `observation(_:)`'s query, with the span id as its one argument.
+    public var observationByID: String {
+        """
+        WITH RECURSIVE epochs(e) AS (
+          SELECT MIN(epoch) FROM observations
+          UNION ALL SELECT (SELECT MIN(epoch) FROM observations WHERE epoch > epochs.e) FROM epochs WHERE epochs.e IS NOT NULL)
+        SELECT o.record FROM epochs JOIN observations o ON o.epoch = epochs.e AND o.span_id = ? LIMIT 1
+        """
     }
 
     /// The stored record of a trace, as JSON text.

@@ -21,6 +21,7 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
     public var dialect: SQLDialect { .sqlite }
     public var location: String { "sqlite \(path)" }
     public let rowCompression = RowCompression()
+    public let observationEpochs = ObservationEpochs()
     /// One process writes an SQLite file, so what it committed is what the
     /// file holds.
     public let exportCache: ExportCache?
@@ -236,6 +237,17 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
         m.registerMigration("v14-trace-generation") { db in
             // A row's generation (`StoredTrace`): 0 for the rows made before.
             try db.execute(sql: "ALTER TABLE traces ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
+        }
+        m.registerMigration("v15-observations-by-epoch") { db in
+            // Find an observation by its id within its epoch
+            // (`ObservationEpochs`): span ids are random, and an index keyed
+            // by them first took a commit's rows at as many random places.
+            // Rows made before are in epoch 0.
+            try db.execute(sql: """
+                ALTER TABLE observations ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+                DROP INDEX observations_by_span;
+                CREATE INDEX observations_by_epoch_span ON observations(epoch, span_id);
+                """)
         }
         return m
     }

@@ -592,6 +592,7 @@ final class MarksFailStore: RecordStore, @unchecked Sendable {
 
     var dialect: SQLDialect { base.dialect }
     var location: String { base.location }
+    var observationEpochs: ObservationEpochs { base.observationEpochs }
     func read<T>(_ body: (any SQLSession) throws -> T) throws -> T { try base.read(body) }
     func write<T>(_ body: (any SQLSession) throws -> T) throws -> T {
         try base.write { s in
@@ -803,5 +804,72 @@ final class ObservationRecordStoreTests: XCTestCase {
         }
         XCTAssertEqual(type?["data_type"], SQLValue.text("bytea"))
         XCTAssertEqual(try store.observation(SpanID(1)), json)
+    }
+}
+
+/// An observation is found by its id alone through
+/// `observations_by_epoch_span`, whichever epoch its row went in
+/// (`ObservationEpochs`).
+final class ObservationEpochTests: XCTestCase {
+    func testAnEpochTakesItsSizeThenTheNextBegins() {
+        let epochs = ObservationEpochs()
+        var reads = 0
+        let stored = { () -> Int64 in
+            reads += 1
+            return 6
+        }
+        XCTAssertEqual(epochs.epoch(ofRows: ObservationEpochs.size - 1, greatestStored: stored), 7, "a process starts after the greatest stored")
+        XCTAssertEqual(epochs.epoch(ofRows: 1, greatestStored: stored), 7, "one row short of the size: same epoch")
+        XCTAssertEqual(epochs.epoch(ofRows: 4096, greatestStored: stored), 8, "at the size: the next")
+        XCTAssertEqual(epochs.epoch(ofRows: ObservationEpochs.size - 4096, greatestStored: stored), 8)
+        XCTAssertEqual(epochs.epoch(ofRows: 1, greatestStored: stored), 9)
+        XCTAssertEqual(reads, 1, "the store is read once")
+    }
+
+    func testObservationsAreFoundByIdInEveryEpoch() throws {
+        try StoreBackend.eachStore { backend, store, dir in
+            func fold(_ trace: TraceID, _ ids: ClosedRange<UInt64>, into store: any RecordStore) throws {
+                let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 10, logger: Logger(label: "test"))
+                _ = try folder.consume(Fixtures.batch(ids.map { Conformance.S("s\($0)", id: $0, parent: $0 == ids.lowerBound ? nil : ids.lowerBound, 0, 10, trace: trace) }))
+            }
+            func epochs(_ store: any RecordStore) throws -> [SpanID: Int64] {
+                Dictionary(uniqueKeysWithValues: try store.read { try $0.rows("SELECT span_id, epoch FROM observations", []) }.map {
+                    (SpanID(bytes: [UInt8]($0["span_id"].data ?? Data()))!, $0["epoch"].int ?? -1)
+                })
+            }
+            let a = TraceID(hex: "aa000000000000000000000000000001")!, b = TraceID(hex: "bb000000000000000000000000000002")!
+            try fold(a, 1...3, into: store)
+            XCTAssertEqual(Set(try epochs(store).values), [1], "\(backend): an empty store's first epoch")
+            // A second process on the same store starts the next epoch.
+            let again: any RecordStore = backend == .sqlite ? try SQLiteStore(path: dir + "/t.sqlite") : store
+            if backend == .sqlite {
+                try fold(b, 4...5, into: again)
+                XCTAssertEqual(try epochs(again).filter { $0.key.value >= Conformance.id(4).value }.values.sorted(), [2, 2], "\(backend)")
+                again.close()
+            } else {
+                try fold(b, 4...5, into: store)
+            }
+            // A row made before the column is in epoch 0; the rest are spread
+            // over epochs with gaps between them.
+            try store.write {
+                try $0.execute("UPDATE observations SET epoch = 0 WHERE span_id = ?", [.blob(Conformance.id(1).data)])
+                try $0.execute("UPDATE observations SET epoch = 40 WHERE span_id = ?", [.blob(Conformance.id(3).data)])
+                try $0.execute("UPDATE observations SET epoch = 41 WHERE span_id = ?", [.blob(Conformance.id(5).data)])
+            }
+            XCTAssertEqual(Set(try epochs(store).values), backend == .sqlite ? [0, 1, 2, 40, 41] : [0, 1, 40, 41], "\(backend)")
+            for n: UInt64 in 1...5 {
+                let json = try XCTUnwrap(store.observation(Conformance.id(n)), "\(backend): span \(n)")
+                XCTAssertEqual(try JSONParser.parse(json)["name"], .string("s\(n)"), "\(backend)")
+            }
+            XCTAssertNil(try store.observation(Conformance.id(6)), "\(backend): an id no row has")
+            if backend == .sqlite {
+                // Each step, and each probe, is a seek in the epoch index; no
+                // step scans the table.
+                let plan = try store.read { try $0.rows("EXPLAIN QUERY PLAN " + store.observationByID, [.blob(Data(count: 8))]) }.compactMap { $0["detail"].string }
+                XCTAssertTrue(plan.contains { $0.contains("USING COVERING INDEX observations_by_epoch_span (epoch>?)") }, "\(plan)")
+                XCTAssertTrue(plan.contains { $0.contains("USING INDEX observations_by_epoch_span (epoch=? AND span_id=?)") }, "\(plan)")
+                XCTAssertFalse(plan.contains { $0.hasPrefix("SCAN o") || $0.hasPrefix("SCAN observations") }, "\(plan)")
+            }
+        }
     }
 }
