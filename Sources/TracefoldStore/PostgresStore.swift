@@ -21,7 +21,7 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
     public var dialect: SQLDialect { .postgres }
     public let location: String
     public let rowCompression = RowCompression()
-    public let observationEpochs = ObservationEpochs()
+    public let traceEpochs = TraceEpochs()
     let logger: Logger
     let group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     private let poolLock = NSLock()
@@ -106,6 +106,9 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
           END IF;
         END $$
         """,
+        // A trace's epoch (`TraceEpochs`), as in SQLiteStore's v15 migration.
+        "ALTER TABLE traces ADD COLUMN IF NOT EXISTS epoch bigint NOT NULL DEFAULT 0",
+        "ALTER TABLE trace_metadata ADD COLUMN IF NOT EXISTS epoch bigint NOT NULL DEFAULT 0",
         "DROP INDEX IF EXISTS trace_metadata_by_value",
         "CREATE INDEX IF NOT EXISTS trace_metadata_by_value_start ON trace_metadata(key, value, start_time, trace_id)",
         // A value belongs to its key: without statistics on the pair the
@@ -164,8 +167,8 @@ public final class PostgresStore: RecordStore, @unchecked Sendable {
         "CREATE OR REPLACE VIEW spans AS SELECT trace_id, span_id, seq, received_at, body FROM observations WHERE body IS NOT NULL",
         "CREATE UNIQUE INDEX IF NOT EXISTS observations_by_seq ON observations(trace_id, seq)",
         "CREATE INDEX IF NOT EXISTS observations_by_start ON observations(start_time)",
-        // An observation is found by its id within its epoch
-        // (`ObservationEpochs`), as in SQLiteStore's v15 migration.
+        // An observation is found by its id within its trace's epoch
+        // (`TraceEpochs`), as in SQLiteStore's v15 migration.
         "ALTER TABLE observations ADD COLUMN IF NOT EXISTS epoch bigint NOT NULL DEFAULT 0",
         "DROP INDEX IF EXISTS observations_by_span",
         "CREATE INDEX IF NOT EXISTS observations_by_epoch_span ON observations(epoch, span_id)",

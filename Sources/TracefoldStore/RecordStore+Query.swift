@@ -225,7 +225,7 @@ extension RecordStore {
             // The worst observation level is `level`: none worse, and one at
             // it, or none at all for DEFAULT (a trace without observations).
             let worse = ObservationLevel.allCases.filter { $0 > level }
-            let observation = "SELECT 1 FROM observations o WHERE o.trace_id = traces.trace_id"
+            let observation = "SELECT 1 FROM observations o WHERE \(TraceRows.joined("o", to: "traces"))"
             if !worse.isEmpty {
                 w.clauses.append("NOT EXISTS (\(observation) AND o.level IN (\(worse.map { _ in "?" }.joined(separator: ","))))")
                 w.args += worse.map { .text($0.rawValue) }
@@ -305,7 +305,7 @@ extension RecordStore {
             // An empty value matches observations without a parent.
             if parent.isEmpty { w.add("o.parent_id IS NULL") } else { w.add("o.parent_id = ?", .text(parent)) }
         }
-        if let trace = f.traceID { w.add("o.trace_id = ?", .blob(trace.data)) }
+        if let trace = f.traceID { w.add(TraceRows.one("o."), .blob(trace.data), .blob(trace.data)) }
         w.oneOf("o.environment", f.environments)
         w.range("o.start_time", from: f.fromUnixNano, to: f.toUnixNano)
         return w
@@ -342,7 +342,7 @@ extension RecordStore {
 
     public func observationRecords(of trace: TraceID) throws -> [String] {
         try read { s in
-            try s.rows("SELECT record FROM observations WHERE trace_id = ? ORDER BY start_time, span_id", [.blob(trace.data)]).compactMap {
+            try s.rows("SELECT record FROM observations WHERE \(TraceRows.one) ORDER BY start_time, span_id", TraceRows.args(trace)).compactMap {
                 try Self.recordJSON($0["record"], in: s)
             }
         }
@@ -456,7 +456,7 @@ extension RecordStore {
             let key: String
             switch groupBy {
             case .metadata(let k):
-                key = "(SELECT value FROM trace_metadata m WHERE m.trace_id = traces.trace_id AND m.key = ?)"
+                key = "(SELECT value FROM trace_metadata m WHERE \(TraceRows.joined("m", to: "traces")) AND m.key = ?)"
                 args.insert(.text(k), at: 0)
             case .userID: key = "user_id"
             case .environment: key = "environment"
@@ -465,11 +465,11 @@ extension RecordStore {
             }
             traceGroup = key
             sql = """
-                WITH t AS (SELECT trace_id, \(key) AS g, latency, total_cost AS cost FROM traces \(w.sql)),
+                WITH t AS (SELECT epoch, trace_id, \(key) AS g, latency, total_cost AS cost FROM traces \(w.sql)),
                 o AS (
-                  SELECT trace_id, COUNT(*) AS n, SUM(\(errors)) AS errors, SUM(COALESCE(input_tokens, 0)) AS i,
+                  SELECT ob.trace_id, COUNT(*) AS n, SUM(\(errors)) AS errors, SUM(COALESCE(input_tokens, 0)) AS i,
                     SUM(COALESCE(output_tokens, 0)) AS o, SUM(COALESCE(total_tokens, 0)) AS tt
-                  FROM observations WHERE trace_id IN (SELECT trace_id FROM t) GROUP BY trace_id),
+                  FROM t JOIN observations ob ON \(TraceRows.joined("ob", to: "t")) GROUP BY ob.trace_id),
                 p AS (SELECT g, latency, ROW_NUMBER() OVER (PARTITION BY g ORDER BY latency) AS rn, COUNT(*) OVER (PARTITION BY g) AS cnt FROM t)
                 SELECT t.g AS g, COUNT(*) AS traces, SUM(COALESCE(o.n, 0)) AS observations, SUM(COALESCE(o.errors, 0)) AS errors,
                   SUM(COALESCE(o.i, 0)) AS input, SUM(COALESCE(o.o, 0)) AS output, SUM(COALESCE(o.tt, 0)) AS total,
@@ -534,7 +534,7 @@ extension RecordStore {
     /// streams a page at a time (SPEC §6.4).
     public func exportPage(fromUnixNano: UInt64, toUnixNano: UInt64, after: (Int64, Data)?, limit: Int) throws -> [(start: Int64, trace: PendingTrace)] {
         try read { s in
-            var sql = "SELECT trace_id, start_time, revision, record FROM traces WHERE start_time >= ? AND start_time < ?"
+            var sql = "SELECT trace_id, epoch, start_time, revision, record FROM traces WHERE start_time >= ? AND start_time < ?"
             var args: [SQLValue] = [.int(Int64(bitPattern: fromUnixNano)), .int(Int64(bitPattern: toUnixNano))]
             if let after {
                 sql += " AND (start_time, trace_id) > (?, ?)"
@@ -556,7 +556,7 @@ extension RecordStore {
         }
     }
 
-    /// Trace rows (trace_id, revision, record), each with its observations
+    /// Trace rows (trace_id, epoch, revision, record), each with its observations
     /// whose `trace_revision` is above the given revision (all of them
     /// with -1), in start order.
     ///
@@ -581,8 +581,8 @@ extension RecordStore {
             for (row, after) in rows {
                 try add(
                     s.rows(
-                        "SELECT trace_id, span_id, revision, record FROM observations WHERE trace_id = ? AND trace_revision > ? ORDER BY start_time, span_id",
-                        [.blob(row["trace_id"].data ?? Data()), .int(after)]
+                        "SELECT trace_id, span_id, revision, record FROM observations WHERE epoch = ? AND trace_id = ? AND trace_revision > ? ORDER BY start_time, span_id",
+                        [.int(row["epoch"].int ?? 0), .blob(row["trace_id"].data ?? Data()), .int(after)]
                     )
                 )
             }
@@ -683,7 +683,7 @@ extension RecordStore {
     static func unexported(_ cutoff: SQLValue, limit: Int, lock: String, cache: ExportCache? = nil, in s: any SQLSession) throws -> PendingExport {
         let rows = try s.rows(
             """
-            SELECT trace_id, revision, generation, exported_revision, record FROM traces
+            SELECT trace_id, epoch, revision, generation, exported_revision, record FROM traces
             WHERE revision > exported_revision AND changed_at <= ? ORDER BY changed_at LIMIT ? \(lock)
             """,
             [cutoff, SQLValue(limit)]

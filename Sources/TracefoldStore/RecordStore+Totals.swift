@@ -33,10 +33,11 @@ extension RecordStore {
             for start in stride(from: 0, to: traces.count, by: 100) {
                 let chunk = traces[start..<min(start + 100, traces.count)]
                 let sql = """
-                    SELECT trace_id, COUNT(*) AS n, SUM(CASE WHEN level = 'ERROR' THEN 1 ELSE 0 END) AS errors,
-                      SUM(COALESCE(input_tokens, 0)) AS i, SUM(COALESCE(output_tokens, 0)) AS o, SUM(COALESCE(total_tokens, 0)) AS tt
-                    FROM observations WHERE trace_id IN (\(Array(repeating: "?", count: chunk.count).joined(separator: ",")))
-                    GROUP BY trace_id
+                    SELECT o.trace_id, COUNT(*) AS n, SUM(CASE WHEN o.level = 'ERROR' THEN 1 ELSE 0 END) AS errors,
+                      SUM(COALESCE(o.input_tokens, 0)) AS i, SUM(COALESCE(o.output_tokens, 0)) AS o, SUM(COALESCE(o.total_tokens, 0)) AS tt
+                    FROM traces t JOIN observations o ON \(TraceRows.joined("o", to: "t"))
+                    WHERE t.trace_id IN (\(Array(repeating: "?", count: chunk.count).joined(separator: ",")))
+                    GROUP BY o.trace_id
                     """
                 for row in try s.rows(sql, chunk.map { .blob($0.data) }) {
                     guard let id = row["trace_id"].data.flatMap({ TraceID(bytes: $0) }) else { continue }
@@ -63,7 +64,7 @@ extension RecordStore {
             try s.rows(
                 """
                 SELECT start_time / ? AS b, COUNT(*) AS traces, SUM(COALESCE(total_cost, 0)) AS cost,
-                  SUM(CASE WHEN EXISTS (SELECT 1 FROM observations o WHERE o.trace_id = traces.trace_id AND o.level = 'ERROR')
+                  SUM(CASE WHEN EXISTS (SELECT 1 FROM observations o WHERE \(TraceRows.joined("o", to: "traces")) AND o.level = 'ERROR')
                     THEN 1 ELSE 0 END) AS errors
                 FROM traces WHERE start_time >= ? AND start_time < ? GROUP BY b
                 """,

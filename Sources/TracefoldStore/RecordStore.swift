@@ -25,8 +25,8 @@ public protocol RecordStore: FoldStore {
     func lock(_ traces: [TraceID], in session: any SQLSession) throws
     /// A description for logs: the backend and where it is.
     var location: String { get }
-    /// The epoch that the fold's new observation rows go in.
-    var observationEpochs: ObservationEpochs { get }
+    /// The epoch that the fold's new trace rows go in.
+    var traceEpochs: TraceEpochs { get }
     /// The records lately committed, for the exporter (`ExportCache`); nil
     /// to have the exporter read every row.
     var exportCache: ExportCache? { get }
@@ -44,7 +44,7 @@ extension RecordStore {
         let staged = cache.map { _ in ExportCache.Staged() }
         let locked = { (session: any SQLSession) throws -> T in
             try self.lock(traces, in: session)
-            return try body(SQLFoldTransaction(session: session, epochs: self.observationEpochs, staged: staged))
+            return try body(SQLFoldTransaction(session: session, epochs: self.traceEpochs, staged: staged))
         }
         let result = try durable ? durableWrite(locked) : write(locked)
         // Only what committed reaches the cache.
@@ -63,8 +63,16 @@ extension RecordStore {
             let args: [SQLValue] = [.int(Int64(bitPattern: cutoff))]
             let doomed = "SELECT trace_id FROM traces WHERE start_time < ?"
             try s.execute("DELETE FROM api_updates WHERE trace_id IN (\(doomed))", args)
-            try s.execute("DELETE FROM observations WHERE trace_id IN (\(doomed))", args)
-            try s.execute("DELETE FROM trace_metadata WHERE trace_id IN (\(doomed))", args)
+            // Keyed by the trace's epoch first (`TraceEpochs`), 100 traces a
+            // statement, in epoch order so that a statement's traces share
+            // few epochs. (SQLite's plan for `(epoch, trace_id) IN (SELECT
+            // …)` seeks by the epoch alone and reads the whole epoch.)
+            let keys = try s.rows("SELECT trace_id, epoch FROM traces WHERE start_time < ? ORDER BY epoch", args).compactMap { row in
+                row["trace_id"].data.flatMap { TraceID(bytes: [UInt8]($0)) }.map { ($0, epoch: row["epoch"].int ?? 0) }
+            }
+            try TraceRows.keyLists(keys) { trace in
+                for table in ["observations", "trace_metadata"] { try s.execute("DELETE FROM \(table) WHERE \(trace.sql)", trace.args) }
+            }
             let n = try s.row("SELECT COUNT(*) AS n FROM traces WHERE start_time < ?", args)?["n"].int ?? 0
             try s.execute("DELETE FROM traces WHERE start_time < ?", args)
             return Int(n)
@@ -79,25 +87,29 @@ extension RecordStore {
     }
 }
 
-/// Which block of insertions an observation row belongs to: a number
-/// that goes up by one for every `size` rows the store inserts, and leads
-/// the key of the index that finds an observation by its id alone
-/// (`observations_by_epoch_span`).
+/// A trace's epoch: which block of the store's insertions its row was made
+/// in, a number that goes up by one for every `size` observation rows the
+/// store inserts. The trace's observation and metadata rows carry it, and
+/// it leads their keys: `observations_by_epoch_span(epoch, span_id)`,
+/// `observations_by_trace(epoch, trace_id, span_id)` and
+/// `trace_metadata(epoch, trace_id, key)`.
 ///
-/// Tracers draw span ids at random. Keyed by id first, that index took
-/// each commit's 4,096 new rows at as many random places, and once it
+/// Tracers draw trace and span ids at random. Keyed by id first, those
+/// b-trees took each commit's rows at as many random places, and once they
 /// outgrew a commit's share every insert dirtied a page of its own: with
-/// random ids and 1.15M spans stored, the pipeline did 12,518 spans per
-/// CPU-second against 22,555 on an empty store. Keyed by epoch first, a
-/// commit's rows land in the newest epoch's few pages, and a lookup by id
-/// probes each epoch there is (`RecordStore.observation`): about 70 at 1M
-/// spans, each one index seek.
+/// random ids and 1.1M spans stored, the pipeline did 12,294 spans per
+/// CPU-second against 18,824 on an empty store. Keyed by epoch first, a
+/// commit's new traces land in the newest epoch's few pages; a late span
+/// goes to its trace's. Whoever reads by trace reads the trace's row, and
+/// its epoch, first. A lookup of an observation by id alone probes each
+/// epoch there is (`RecordStore.observation`): about 70 at 1M spans, each
+/// one index seek.
 ///
 /// The count is kept in memory. A process starts a new epoch after the
 /// greatest one stored; processes sharing a PostgreSQL store each count
 /// their own, which only makes epochs smaller. Rows made before the
 /// column are in epoch 0.
-public final class ObservationEpochs: @unchecked Sendable {
+public final class TraceEpochs: @unchecked Sendable {
     /// Rows an epoch takes before the next begins: with a commit's rows
     /// added to the last one, at most 20,480, a few dozen index pages.
     public static let size = 16_384
@@ -108,8 +120,8 @@ public final class ObservationEpochs: @unchecked Sendable {
 
     public init() {}
 
-    /// The epoch of `count` rows a commit inserts; `greatestStored` reads
-    /// the greatest epoch in the store, once.
+    /// The epoch of a commit that inserts `count` observation rows;
+    /// `greatestStored` reads the greatest epoch in the store, once.
     public func epoch(ofRows count: Int, greatestStored: () throws -> Int64) rethrows -> Int64 {
         lock.lock()
         defer { lock.unlock() }
@@ -124,10 +136,55 @@ public final class ObservationEpochs: @unchecked Sendable {
     }
 }
 
+/// Conditions that find a trace's observation and metadata rows through
+/// their keys, which lead with the trace's epoch (`TraceEpochs`). A
+/// condition on `trace_id` alone would scan the table.
+enum TraceRows {
+    /// One trace's rows, by its id: `args(trace)` binds it. The trace's
+    /// row gives its epoch.
+    static func one(_ alias: String) -> String {
+        "\(alias)epoch = (SELECT epoch FROM traces WHERE trace_id = ?) AND \(alias)trace_id = ?"
+    }
+
+    static var one: String { one("") }
+
+    static func args(_ trace: TraceID) -> [SQLValue] { [.blob(trace.data), .blob(trace.data)] }
+
+    /// The rows of the trace row `traces` names in the same statement.
+    static func joined(_ alias: String, to traces: String) -> String {
+        "\(alias).epoch = \(traces).epoch AND \(alias).trace_id = \(traces).trace_id"
+    }
+
+    /// The rows of given traces, as a condition on `epoch` and `trace_id`
+    /// (`TraceEpochs`) with its bound values, at most 100 traces at a time.
+    /// Each trace's rows have its epoch, so the pairs' epochs and ids,
+    /// taken apart, match no other trace's rows, and the index seeks once
+    /// per distinct epoch and id.
+    struct TraceKeys {
+        var sql: String
+        var args: [SQLValue]
+    }
+
+    /// `prefix`: the table's alias and a dot, if any.
+    static func keyLists(_ traces: [(TraceID, epoch: Int64)], prefix: String = "", _ body: (TraceKeys) throws -> Void) throws {
+        for start in stride(from: 0, to: traces.count, by: 100) {
+            let chunk = traces[start..<min(start + 100, traces.count)]
+            // One placeholder per trace in both lists, so that the statement
+            // has one text per chunk size, whatever the epochs.
+            let marks = "(" + Array(repeating: "?", count: chunk.count).joined(separator: ",") + ")"
+            try body(TraceKeys(
+                sql: "\(prefix)epoch IN \(marks) AND \(prefix)trace_id IN \(marks)",
+                args: chunk.map { .int($0.epoch) } + chunk.map { .blob($0.0.data) }
+            ))
+        }
+    }
+
+}
+
 /// The fold's transaction, in SQL both backends run.
 struct SQLFoldTransaction: FoldTransaction {
     let session: any SQLSession
-    let epochs: ObservationEpochs
+    let epochs: TraceEpochs
     /// What this commit tells the exporter's cache, if the store keeps one.
     var staged: ExportCache.Staged? = nil
     /// The traces `stored` found without a row, for `write` in the same
@@ -155,17 +212,19 @@ struct SQLFoldTransaction: FoldTransaction {
         var lastSeq: Int64
         var revision: Int64
         var generation: Int64
+        var epoch: Int64
     }
 
     /// The counters of the given traces' rows, by trace.
     func rowNumbers(of traces: [TraceID]) throws -> [TraceID: TraceRowNumbers] {
         var result = [TraceID: TraceRowNumbers](minimumCapacity: traces.count)
         try Self.inLists(traces) { list, ids in
-            for row in try session.rows("SELECT trace_id, last_seq, revision, generation FROM traces WHERE trace_id IN \(list)", ids) {
+            for row in try session.rows("SELECT trace_id, last_seq, revision, generation, epoch FROM traces WHERE trace_id IN \(list)", ids) {
                 guard let id = row["trace_id"].data.flatMap({ TraceID(bytes: [UInt8]($0)) }),
-                      let lastSeq = row["last_seq"].int, let revision = row["revision"].int, let generation = row["generation"].int
+                      let lastSeq = row["last_seq"].int, let revision = row["revision"].int, let generation = row["generation"].int,
+                      let epoch = row["epoch"].int
                 else { continue }
-                result[id] = TraceRowNumbers(lastSeq: lastSeq, revision: revision, generation: generation)
+                result[id] = TraceRowNumbers(lastSeq: lastSeq, revision: revision, generation: generation, epoch: epoch)
             }
         }
         return result
@@ -184,10 +243,10 @@ struct SQLFoldTransaction: FoldTransaction {
         let id = SQLValue.blob(trace.data)
         let rows = try session.rows(
             """
-            SELECT seq, received_at, body, NULL AS api FROM spans WHERE trace_id = ? AND seq > ?
+            SELECT seq, received_at, body, NULL AS api FROM observations WHERE \(TraceRows.one) AND seq > ? AND body IS NOT NULL
             UNION ALL SELECT seq, 0, NULL, body FROM api_updates WHERE trace_id = ? AND seq > ? ORDER BY seq
             """,
-            [id, .int(seq), id, .int(seq)]
+            TraceRows.args(trace) + [.int(seq), id, .int(seq)]
         )
         return try rows.map { row in
             let seq = row["seq"].int ?? 0
@@ -203,8 +262,8 @@ struct SQLFoldTransaction: FoldTransaction {
         guard !ids.isEmpty else { return [] }
         let marks = Array(repeating: "?", count: ids.count).joined(separator: ", ")
         let rows = try session.rows(
-            "SELECT received_at, body FROM spans WHERE trace_id = ? AND span_id IN (\(marks)) ORDER BY seq",
-            [.blob(trace.data)] + ids.map { .blob($0.data) }
+            "SELECT received_at, body FROM observations WHERE \(TraceRows.one) AND span_id IN (\(marks)) AND body IS NOT NULL ORDER BY seq",
+            TraceRows.args(trace) + ids.map { .blob($0.data) }
         )
         return try rows.map { try storedSpan($0, of: trace) }
     }
@@ -260,6 +319,10 @@ struct SQLFoldTransaction: FoldTransaction {
         for i in commit.newSpans.indices {
             newSpans[commit.newSpans[i].span.span.key] = (commit.newSpans[i].seq, Int64(bitPattern: commit.newSpans[i].span.receivedAtUnixNano), bodies.rows[i])
         }
+        // The epoch of the traces this commit makes (`TraceEpochs`).
+        let epoch = try epochs.epoch(ofRows: commit.observations.count) {
+            try session.row("SELECT MAX(epoch) AS e FROM observations", [])?["e"].int ?? 0
+        }
         try session.insert(
             into: "api_updates", [("trace_id", .blob), ("seq", .int), ("body", .text)],
             rows: commit.newUpdates.map { [.blob($0.trace.data), .int($0.seq), .text(MetadataUpdateCoding.encode($0.update))] },
@@ -269,9 +332,10 @@ struct SQLFoldTransaction: FoldTransaction {
             into: "traces",
             [("trace_id", .blob), ("revision", .int), ("changed_at", .int), ("start_time", .int), ("record", .blob), ("name", .text),
              ("user_id", .text), ("session_id", .text), ("version", .text), ("release", .text), ("environment", .text), ("tags", .json),
-             ("public", .int), ("last_seq", .int), ("latency", .double), ("total_cost", .double), ("generation", .int)],
+             ("public", .int), ("last_seq", .int), ("latency", .double), ("total_cost", .double), ("generation", .int), ("epoch", .int)],
             rows: commit.traces.indices.map { index in
-                Self.traceColumns(commit.traces[index], record: traceRecords.rows[index], lastSeq: commit.lastSeq, now: now, generation: generationBase + Int64(index))
+                Self.traceColumns(
+                    commit.traces[index], record: traceRecords.rows[index], lastSeq: commit.lastSeq, now: now, generation: generationBase + Int64(index), epoch: epoch)
             },
             onConflict: """
                 ON CONFLICT(trace_id) DO UPDATE SET revision = traces.revision + 1, changed_at = excluded.changed_at,
@@ -281,40 +345,39 @@ struct SQLFoldTransaction: FoldTransaction {
                   last_seq = excluded.last_seq, latency = excluded.latency, total_cost = excluded.total_cost
                 """
         )
+        // Each observation carries the revision its trace now has: what the
+        // exporter compares with the trace's exported revision; and each
+        // row of a trace, its epoch.
+        let new = commit.traces.map { rowless.traces.contains($0.traceID) }
+        let old = commit.traces.indices.compactMap { new[$0] ? nil : commit.traces[$0].traceID }
+        var written = try rowNumbers(of: old)
+        for index in commit.traces.indices where new[index] {
+            let id = commit.traces[index].traceID
+            // As `traceColumns` inserted it.
+            written[id] = TraceRowNumbers(lastSeq: commit.lastSeq[id] ?? 0, revision: 1, generation: generationBase + Int64(index), epoch: epoch)
+            rowless.traces.remove(id)
+        }
         // Top-level metadata as (key, text) rows: what the metadata filters
         // and the summary's grouping use, through an index. The trace's
         // start time rides along so that a filtered list is read in page
         // order from that index (`traces(_:)`).
         // Only rows that were there before this commit have metadata rows.
-        let new = commit.traces.map { rowless.traces.contains($0.traceID) }
-        let old = commit.traces.indices.compactMap { new[$0] ? nil : commit.traces[$0].traceID }
-        try Self.inLists(old) { list, ids in
-            try session.execute("DELETE FROM trace_metadata WHERE trace_id IN \(list)", ids)
+        try TraceRows.keyLists(old.map { ($0, written[$0]?.epoch ?? 0) }) { keys in
+            try session.execute("DELETE FROM trace_metadata WHERE \(keys.sql)", keys.args)
         }
         try session.insert(
-            into: "trace_metadata", [("trace_id", .blob), ("key", .text), ("value", .text), ("start_time", .int)],
+            into: "trace_metadata", [("trace_id", .blob), ("key", .text), ("value", .text), ("start_time", .int), ("epoch", .int)],
             rows: commit.traces.flatMap { t in
                 let id = SQLValue.blob(t.traceID.data), start = SQLValue.int(Int64(bitPattern: t.startUnixNano))
-                return t.metadata.map { [id, .text($0.key), Self.metadataText($0.value), start] }
+                let epoch = SQLValue.int(written[t.traceID]?.epoch ?? epoch)
+                return t.metadata.map { [id, .text($0.key), Self.metadataText($0.value), start, epoch] }
             },
             onConflict: ""
         )
-        // Each observation carries the revision its trace now has: what the
-        // exporter compares with the trace's exported revision.
-        var written = try rowNumbers(of: old)
-        for index in commit.traces.indices where new[index] {
-            let id = commit.traces[index].traceID
-            // As `traceColumns` inserted it.
-            written[id] = TraceRowNumbers(lastSeq: commit.lastSeq[id] ?? 0, revision: 1, generation: generationBase + Int64(index))
-            rowless.traces.remove(id)
-        }
         // Which observation rows this commit inserts (their span is new),
         // for the cache: those rows have revision 1.
         var inserted = [Bool]()
         inserted.reserveCapacity(commit.observations.count)
-        let epoch = try epochs.epoch(ofRows: newSpans.count) {
-            try session.row("SELECT MAX(epoch) AS e FROM observations", [])?["e"].int ?? 0
-        }
         try session.insert(
             into: "observations",
             [("trace_id", .blob), ("span_id", .blob), ("revision", .int), ("trace_revision", .int), ("start_time", .int), ("record", .blob), ("type", .text),
@@ -327,11 +390,14 @@ struct SQLFoldTransaction: FoldTransaction {
                 let key = SpanKey(traceID: commit.observations[index].traceID, spanID: commit.observations[index].spanID)
                 let span = newSpans.removeValue(forKey: key)
                 inserted.append(span != nil)
+                let trace = written[key.traceID]
                 return Self.observationColumns(
-                    commit.observations[index], record: records.rows[index], traceRevision: written[key.traceID]?.revision ?? 0, span: span, epoch: epoch)
+                    commit.observations[index], record: records.rows[index], traceRevision: trace?.revision ?? 0, span: span, epoch: trace?.epoch ?? epoch)
             },
+            // SQLite's unique key leads with the trace's epoch; PostgreSQL
+            // keeps its primary key, whose pages its buffer pool holds.
             onConflict: """
-                ON CONFLICT(trace_id, span_id) DO UPDATE SET revision = observations.revision + 1, trace_revision = excluded.trace_revision,
+                ON CONFLICT(\(session.dialect == .sqlite ? "epoch, trace_id, span_id" : "trace_id, span_id")) DO UPDATE SET revision = observations.revision + 1, trace_revision = excluded.trace_revision,
                   start_time = excluded.start_time,
                   record = excluded.record, type = excluded.type, name = excluded.name, level = excluded.level,
                   version = excluded.version, parent_id = excluded.parent_id, environment = excluded.environment,
@@ -349,18 +415,18 @@ struct SQLFoldTransaction: FoldTransaction {
     }
 
     /// A trace row's values, in the order `write` names its columns.
-    private static func traceColumns(_ t: TraceRow, record: Data, lastSeq: [TraceID: Int64], now: SQLValue, generation: Int64) -> [SQLValue] {
+    private static func traceColumns(_ t: TraceRow, record: Data, lastSeq: [TraceID: Int64], now: SQLValue, generation: Int64, epoch: Int64) -> [SQLValue] {
         [
             .blob(t.traceID.data), .int(1), now, .int(Int64(bitPattern: t.startUnixNano)), .blob(record),
             SQLValue(t.name), SQLValue(t.userID), SQLValue(t.sessionID), SQLValue(t.version), SQLValue(t.release), SQLValue(t.environment),
             .text(JSONWriter.serialize(.array(t.tags.map(JSONValue.string)))), SQLValue(t.isPublic),
-            .int(lastSeq[t.traceID] ?? 0), .double(t.latency), .double(t.totalCost), .int(generation),
+            .int(lastSeq[t.traceID] ?? 0), .double(t.latency), .double(t.totalCost), .int(generation), .int(epoch),
         ]
     }
 
     /// An observation row's values, in the order `write` names its columns;
-    /// `span`: its new span's, if this commit inserts the row; `epoch`: the
-    /// commit's (an update leaves a row's epoch as it was).
+    /// `span`: its new span's, if this commit inserts the row; `epoch`: its
+    /// trace's.
     private static func observationColumns(
         _ o: TracefoldFold.ObservationRow, record: Data, traceRevision: Int64, span: (seq: Int64, receivedAt: Int64, body: Data)?, epoch: Int64
     ) -> [SQLValue] {
@@ -407,23 +473,31 @@ struct SQLFoldTransaction: FoldTransaction {
     func delete(_ traces: [TraceID]) throws -> [TraceID] {
         var deleted = [TraceID]()
         try Self.inLists(traces) { list, ids in
-            let rows = try session.rows("SELECT trace_id, revision FROM traces WHERE trace_id IN \(list)", ids)
-            let found = rows.compactMap { row in row["trace_id"].data.flatMap { TraceID(bytes: [UInt8]($0)) }.map { ($0, row["revision"].int ?? 0) } }
+            let rows = try session.rows("SELECT trace_id, revision, epoch FROM traces WHERE trace_id IN \(list)", ids)
+            let found = rows.compactMap { row in
+                row["trace_id"].data.flatMap { TraceID(bytes: [UInt8]($0)) }.map { ($0, row["revision"].int ?? 0, row["epoch"].int ?? 0) }
+            }
             guard !found.isEmpty else { return }
             deleted += found.map(\.0)
             try Tombstones.bury("trace", found.map { ($0.0.hex, $0.1) }, in: session)
-            let observations = try session.rows("SELECT span_id, revision FROM observations WHERE trace_id IN \(list)", ids).map {
-                (HexCoding.encode(bytes: $0["span_id"].data ?? Data()), $0["revision"].int ?? 0)
+            // The trace's rows keyed by its epoch (`TraceEpochs`).
+            var keyed = [TraceRows.TraceKeys]()
+            try TraceRows.keyLists(found.map { ($0.0, epoch: $0.2) }) { keyed.append($0) }
+            for keys in keyed {
+                let observations = try session.rows("SELECT span_id, revision FROM observations WHERE \(keys.sql)", keys.args).map {
+                    (HexCoding.encode(bytes: $0["span_id"].data ?? Data()), $0["revision"].int ?? 0)
+                }
+                try Tombstones.bury("observation", observations, in: session)
             }
-            try Tombstones.bury("observation", observations, in: session)
             var scores = SQLWhere(session.dialect)
             scores.oneOf("trace_id", found.map(\.0.hex))
             let scoreRows = try session.rows("SELECT id, revision FROM scores \(scores.sql)", scores.args).map { ($0["id"].string ?? "", $0["revision"].int ?? 0) }
             try Tombstones.bury("score", scoreRows, in: session)
             try session.execute("DELETE FROM scores \(scores.sql)", scores.args)
-            for table in ["api_updates", "observations", "trace_metadata", "traces"] {
-                try session.execute("DELETE FROM \(table) WHERE trace_id IN \(list)", ids)
+            for keys in keyed {
+                for table in ["observations", "trace_metadata"] { try session.execute("DELETE FROM \(table) WHERE \(keys.sql)", keys.args) }
             }
+            for table in ["api_updates", "traces"] { try session.execute("DELETE FROM \(table) WHERE trace_id IN \(list)", ids) }
             // A trace made again after its delete starts again at revision 1.
             staged?.invalidate = true
         }

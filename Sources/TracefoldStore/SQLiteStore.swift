@@ -21,7 +21,7 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
     public var dialect: SQLDialect { .sqlite }
     public var location: String { "sqlite \(path)" }
     public let rowCompression = RowCompression()
-    public let observationEpochs = ObservationEpochs()
+    public let traceEpochs = TraceEpochs()
     /// One process writes an SQLite file, so what it committed is what the
     /// file holds.
     public let exportCache: ExportCache?
@@ -238,15 +238,24 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
             // A row's generation (`StoredTrace`): 0 for the rows made before.
             try db.execute(sql: "ALTER TABLE traces ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
         }
-        m.registerMigration("v15-observations-by-epoch") { db in
-            // Find an observation by its id within its epoch
-            // (`ObservationEpochs`): span ids are random, and an index keyed
-            // by them first took a commit's rows at as many random places.
-            // Rows made before are in epoch 0.
+        m.registerMigration("v15-trace-epochs") { db in
+            // A trace's rows keyed by its epoch first (`TraceEpochs`): ids
+            // are random, and b-trees keyed by them first took a commit's
+            // rows at as many random places. Rows made before are in epoch 0.
             try db.execute(sql: """
+                ALTER TABLE traces ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
                 ALTER TABLE observations ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
                 DROP INDEX observations_by_span;
                 CREATE INDEX observations_by_epoch_span ON observations(epoch, span_id);
+                DROP INDEX observations_by_trace;
+                CREATE UNIQUE INDEX observations_by_trace ON observations(epoch, trace_id, span_id);
+                CREATE TABLE trace_metadata_v15 (
+                  epoch INTEGER NOT NULL DEFAULT 0, trace_id BLOB NOT NULL, key TEXT NOT NULL, value TEXT, start_time INTEGER NOT NULL DEFAULT 0,
+                  PRIMARY KEY (epoch, trace_id, key)) WITHOUT ROWID;
+                INSERT INTO trace_metadata_v15 (epoch, trace_id, key, value, start_time) SELECT 0, trace_id, key, value, start_time FROM trace_metadata;
+                DROP TABLE trace_metadata;
+                ALTER TABLE trace_metadata_v15 RENAME TO trace_metadata;
+                CREATE INDEX trace_metadata_by_value_start ON trace_metadata(key, value, start_time, trace_id);
                 """)
         }
         return m

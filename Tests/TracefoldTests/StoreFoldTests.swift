@@ -592,7 +592,7 @@ final class MarksFailStore: RecordStore, @unchecked Sendable {
 
     var dialect: SQLDialect { base.dialect }
     var location: String { base.location }
-    var observationEpochs: ObservationEpochs { base.observationEpochs }
+    var traceEpochs: TraceEpochs { base.traceEpochs }
     func read<T>(_ body: (any SQLSession) throws -> T) throws -> T { try base.read(body) }
     func write<T>(_ body: (any SQLSession) throws -> T) throws -> T {
         try base.write { s in
@@ -759,8 +759,12 @@ final class ObservationRecordStoreTests: XCTestCase {
             let column: SQLValue = backend == .sqlite ? .text(old) : .blob(Data(old.utf8))
             try store.write {
                 try $0.execute(
-                    "INSERT INTO observations (trace_id, span_id, revision, trace_revision, start_time, record) VALUES (?, ?, 1, 1, 0, ?)",
-                    [.blob(Data(Conformance.trace.bytes)), .blob(Data(SpanID(0xFF).bytes)), column]
+                    // Under its trace's epoch, as every row of a trace is.
+                    """
+                    INSERT INTO observations (trace_id, span_id, revision, trace_revision, start_time, record, epoch)
+                    VALUES (?, ?, 1, 1, 0, ?, (SELECT epoch FROM traces WHERE trace_id = ?))
+                    """,
+                    [.blob(Data(Conformance.trace.bytes)), .blob(Data(SpanID(0xFF).bytes)), column, .blob(Data(Conformance.trace.bytes))]
                 )
             }
             XCTAssertEqual(try store.observation(SpanID(0xFF)), old, "\(backend)")
@@ -809,19 +813,19 @@ final class ObservationRecordStoreTests: XCTestCase {
 
 /// An observation is found by its id alone through
 /// `observations_by_epoch_span`, whichever epoch its row went in
-/// (`ObservationEpochs`).
+/// (`TraceEpochs`).
 final class ObservationEpochTests: XCTestCase {
     func testAnEpochTakesItsSizeThenTheNextBegins() {
-        let epochs = ObservationEpochs()
+        let epochs = TraceEpochs()
         var reads = 0
         let stored = { () -> Int64 in
             reads += 1
             return 6
         }
-        XCTAssertEqual(epochs.epoch(ofRows: ObservationEpochs.size - 1, greatestStored: stored), 7, "a process starts after the greatest stored")
+        XCTAssertEqual(epochs.epoch(ofRows: TraceEpochs.size - 1, greatestStored: stored), 7, "a process starts after the greatest stored")
         XCTAssertEqual(epochs.epoch(ofRows: 1, greatestStored: stored), 7, "one row short of the size: same epoch")
         XCTAssertEqual(epochs.epoch(ofRows: 4096, greatestStored: stored), 8, "at the size: the next")
-        XCTAssertEqual(epochs.epoch(ofRows: ObservationEpochs.size - 4096, greatestStored: stored), 8)
+        XCTAssertEqual(epochs.epoch(ofRows: TraceEpochs.size - 4096, greatestStored: stored), 8)
         XCTAssertEqual(epochs.epoch(ofRows: 1, greatestStored: stored), 9)
         XCTAssertEqual(reads, 1, "the store is read once")
     }
@@ -845,6 +849,11 @@ final class ObservationEpochTests: XCTestCase {
             if backend == .sqlite {
                 try fold(b, 4...5, into: again)
                 XCTAssertEqual(try epochs(again).filter { $0.key.value >= Conformance.id(4).value }.values.sorted(), [2, 2], "\(backend)")
+                // A late span goes in its trace's epoch, not the newest.
+                try fold(a, 7...7, into: again)
+                XCTAssertEqual(try epochs(again)[Conformance.id(7)], 1, "\(backend)")
+                XCTAssertEqual(try again.observationRecords(of: a).count, 4, "\(backend): the trace's rows, read through its epoch")
+                XCTAssertNotNil(try again.observation(Conformance.id(7)))
                 again.close()
             } else {
                 try fold(b, 4...5, into: store)

@@ -1,0 +1,51 @@
+import Foundation
+import Logging
+import TracefoldFold
+import TracefoldModel
+@testable import TracefoldStore
+import XCTest
+
+/// A trace's observation and metadata rows are keyed by its epoch first
+/// (`TraceEpochs`): every statement that reads or deletes them by trace must
+/// seek through those keys. A statement that named only `trace_id` would
+/// still answer right, over a scan of the whole table, so the plans are
+/// what is checked.
+final class TraceEpochPlanTests: XCTestCase {
+    func testStatementsByTraceSeekThroughTheEpochKeys() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try SQLiteStore(path: dir + "/t.sqlite")
+        defer { store.close() }
+        let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 10, logger: Logger(label: "test"))
+        _ = try folder.consume(Fixtures.batch([Conformance.S("root", id: 1, 0, 10, ["langfuse.trace.metadata.tenant": .string("a")])]))
+        let trace = SQLValue.blob(Conformance.trace.data)
+        var keys = [TraceRows.TraceKeys]()
+        try TraceRows.keyLists([(Conformance.trace, epoch: 1), (TraceID(hex: "00000000000000000000000000000002")!, epoch: 3)]) { keys.append($0) }
+        XCTAssertEqual(keys.count, 1)
+        let statements: [(String, [SQLValue])] = [
+            ("SELECT record FROM observations WHERE \(TraceRows.one) ORDER BY start_time, span_id", TraceRows.args(Conformance.trace)),
+            // The observation lists' trace filter, newest first.
+            ("SELECT o.record FROM observations o LEFT JOIN traces t ON t.trace_id = o.trace_id WHERE \(TraceRows.one("o.")) ORDER BY o.start_time DESC, o.span_id DESC LIMIT 50",
+             TraceRows.args(Conformance.trace)),
+            ("SELECT COUNT(*) FROM traces WHERE EXISTS (SELECT 1 FROM observations o WHERE \(TraceRows.joined("o", to: "traces")) AND o.level = 'ERROR')", []),
+            ("SELECT t.trace_id, COUNT(*) FROM traces t JOIN observations o ON \(TraceRows.joined("o", to: "t")) WHERE t.trace_id IN (?) GROUP BY t.trace_id", [trace]),
+            // The summary's observations per trace.
+            ("WITH t AS (SELECT epoch, trace_id FROM traces WHERE start_time >= ?) SELECT ob.trace_id, COUNT(*) FROM t JOIN observations ob ON \(TraceRows.joined("ob", to: "t")) GROUP BY ob.trace_id",
+             [.int(0)]),
+            ("SELECT (SELECT value FROM trace_metadata m WHERE \(TraceRows.joined("m", to: "traces")) AND m.key = ?) FROM traces", [.text("tenant")]),
+            ("DELETE FROM trace_metadata WHERE \(keys[0].sql)", keys[0].args),
+            ("DELETE FROM observations WHERE \(keys[0].sql)", keys[0].args),
+            ("SELECT seq, received_at, body FROM observations WHERE \(TraceRows.one) AND seq > ? AND body IS NOT NULL", TraceRows.args(Conformance.trace) + [.int(0)]),
+            ("SELECT trace_id, span_id, revision, record FROM observations WHERE epoch = ? AND trace_id = ? AND trace_revision > ? ORDER BY start_time, span_id",
+             [.int(1), trace, .int(0)]),
+        ]
+        for (sql, args) in statements {
+            let plan = try store.read { try $0.rows("EXPLAIN QUERY PLAN " + sql, args) }.compactMap { $0["detail"].string }
+            XCTAssertFalse(plan.isEmpty, sql)
+            for step in plan {
+                XCTAssertFalse(["SCAN observations", "SCAN o", "SCAN trace_metadata", "SCAN m"].contains { step.hasPrefix($0) }, "\(sql): \(plan)")
+            }
+            XCTAssertTrue(plan.contains { $0.contains("observations_by_trace (epoch=? AND trace_id=?") || $0.contains("PRIMARY KEY (epoch=? AND trace_id=?") }, "\(sql): \(plan)")
+        }
+    }
+}
