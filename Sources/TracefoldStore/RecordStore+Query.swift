@@ -319,8 +319,9 @@ extension RecordStore {
     }
 
     /// An observation by its id (the span id), whatever its trace: one
-    /// probe of `observations_by_epoch_span` per intake epoch there is,
-    /// each epoch found from the one before through the same index.
+    /// probe of `observations_by_epoch_span` per epoch there is
+    /// (`TraceEpochs`), each epoch found from the one before through the
+    /// same index.
     public func observation(_ id: SpanID) throws -> String? {
         try read { s in try s.row(observationByID, [.blob(id.data)]).flatMap { try Self.recordJSON($0["record"], in: s) } }
     }

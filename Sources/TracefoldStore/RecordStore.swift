@@ -155,30 +155,25 @@ enum TraceRows {
         "\(alias).epoch = \(traces).epoch AND \(alias).trace_id = \(traces).trace_id"
     }
 
-    /// The rows of given traces, as a condition on `epoch` and `trace_id`
-    /// (`TraceEpochs`) with its bound values, at most 100 traces at a time.
-    /// Each trace's rows have its epoch, so the pairs' epochs and ids,
-    /// taken apart, match no other trace's rows, and the index seeks once
-    /// per distinct epoch and id.
+    /// A condition and the values it binds.
     struct TraceKeys {
         var sql: String
         var args: [SQLValue]
     }
 
-    /// `prefix`: the table's alias and a dot, if any.
-    static func keyLists(_ traces: [(TraceID, epoch: Int64)], prefix: String = "", _ body: (TraceKeys) throws -> Void) throws {
+    /// The rows of the given traces as conditions on `epoch` and
+    /// `trace_id`, at most 100 traces each. Every row of a trace has its
+    /// epoch, so the epochs and the ids, taken apart, match no other
+    /// trace's rows, and the index seeks once per distinct epoch and id.
+    static func keyLists(_ traces: [(TraceID, epoch: Int64)], _ body: (TraceKeys) throws -> Void) throws {
         for start in stride(from: 0, to: traces.count, by: 100) {
             let chunk = traces[start..<min(start + 100, traces.count)]
             // One placeholder per trace in both lists, so that the statement
             // has one text per chunk size, whatever the epochs.
             let marks = "(" + Array(repeating: "?", count: chunk.count).joined(separator: ",") + ")"
-            try body(TraceKeys(
-                sql: "\(prefix)epoch IN \(marks) AND \(prefix)trace_id IN \(marks)",
-                args: chunk.map { .int($0.epoch) } + chunk.map { .blob($0.0.data) }
-            ))
+            try body(TraceKeys(sql: "epoch IN \(marks) AND trace_id IN \(marks)", args: chunk.map { .int($0.epoch) } + chunk.map { .blob($0.0.data) }))
         }
     }
-
 }
 
 /// The fold's transaction, in SQL both backends run.
