@@ -323,11 +323,11 @@ extension RecordStore {
     /// (`TraceEpochs`), each epoch found from the one before through the
     /// same index.
     public func observation(_ id: SpanID) throws -> String? {
-        try read { s in try s.row(observationByID, [.blob(id.data)]).flatMap { try Self.recordJSON($0["record"], in: s) } }
+        try read { s in try s.row(Self.observationByID, [.blob(id.data)]).flatMap { try Self.recordJSON($0["record"], in: s) } }
     }
 
     /// `observation(_:)`'s query, with the span id as its one argument.
-    public var observationByID: String {
+    static var observationByID: String {
         """
         WITH RECURSIVE epochs(e) AS (
           SELECT MIN(epoch) FROM observations

@@ -166,12 +166,20 @@ enum TraceRows {
     /// epoch, so the epochs and the ids, taken apart, match no other
     /// trace's rows, and the index seeks once per distinct epoch and id.
     static func keyLists(_ traces: [(TraceID, epoch: Int64)], _ body: (TraceKeys) throws -> Void) throws {
-        for start in stride(from: 0, to: traces.count, by: 100) {
-            let chunk = traces[start..<min(start + 100, traces.count)]
-            // One placeholder per trace in both lists, so that the statement
-            // has one text per chunk size, whatever the epochs.
-            let marks = "(" + Array(repeating: "?", count: chunk.count).joined(separator: ",") + ")"
+        // One placeholder per trace in both lists, so that the statement has
+        // one text per chunk size, whatever the epochs.
+        try chunks(traces) { marks, chunk in
             try body(TraceKeys(sql: "epoch IN \(marks) AND trace_id IN \(marks)", args: chunk.map { .int($0.epoch) } + chunk.map { .blob($0.0.data) }))
+        }
+    }
+
+    /// Calls `body` with `(?,?,…)` and the items it stands for, at most 100
+    /// at a time: bounded IN lists keep the statement text (and its cache)
+    /// small.
+    static func chunks<T>(_ items: [T], _ body: (String, ArraySlice<T>) throws -> Void) throws {
+        for start in stride(from: 0, to: items.count, by: 100) {
+            let chunk = items[start..<min(start + 100, items.count)]
+            try body("(" + Array(repeating: "?", count: chunk.count).joined(separator: ",") + ")", chunk)
         }
     }
 }
@@ -225,13 +233,9 @@ struct SQLFoldTransaction: FoldTransaction {
         return result
     }
 
-    /// Calls `body` with `(?,?,…)` and the bound ids, at most 100 at a time:
-    /// bounded IN lists keep the statement text (and its cache) small.
+    /// Calls `body` with `(?,?,…)` and the bound ids, at most 100 at a time.
     static func inLists(_ traces: [TraceID], _ body: (String, [SQLValue]) throws -> Void) throws {
-        for start in stride(from: 0, to: traces.count, by: 100) {
-            let chunk = traces[start..<min(start + 100, traces.count)]
-            try body("(" + Array(repeating: "?", count: chunk.count).joined(separator: ",") + ")", chunk.map { .blob($0.data) })
-        }
+        try TraceRows.chunks(traces) { marks, chunk in try body(marks, chunk.map { .blob($0.data) }) }
     }
 
     func history(of trace: TraceID, after seq: Int64) throws -> [(seq: Int64, event: TraceEvent)] {
@@ -475,23 +479,20 @@ struct SQLFoldTransaction: FoldTransaction {
             guard !found.isEmpty else { return }
             deleted += found.map(\.0)
             try Tombstones.bury("trace", found.map { ($0.0.hex, $0.1) }, in: session)
-            // The trace's rows keyed by its epoch (`TraceEpochs`).
-            var keyed = [TraceRows.TraceKeys]()
-            try TraceRows.keyLists(found.map { ($0.0, epoch: $0.2) }) { keyed.append($0) }
-            for keys in keyed {
+            // The traces' rows, keyed by their epochs (`TraceEpochs`); at most
+            // 100 traces, so one list.
+            try TraceRows.keyLists(found.map { ($0.0, epoch: $0.2) }) { keys in
                 let observations = try session.rows("SELECT span_id, revision FROM observations WHERE \(keys.sql)", keys.args).map {
                     (HexCoding.encode(bytes: $0["span_id"].data ?? Data()), $0["revision"].int ?? 0)
                 }
                 try Tombstones.bury("observation", observations, in: session)
+                for table in ["observations", "trace_metadata"] { try session.execute("DELETE FROM \(table) WHERE \(keys.sql)", keys.args) }
             }
             var scores = SQLWhere(session.dialect)
             scores.oneOf("trace_id", found.map(\.0.hex))
             let scoreRows = try session.rows("SELECT id, revision FROM scores \(scores.sql)", scores.args).map { ($0["id"].string ?? "", $0["revision"].int ?? 0) }
             try Tombstones.bury("score", scoreRows, in: session)
             try session.execute("DELETE FROM scores \(scores.sql)", scores.args)
-            for keys in keyed {
-                for table in ["observations", "trace_metadata"] { try session.execute("DELETE FROM \(table) WHERE \(keys.sql)", keys.args) }
-            }
             for table in ["api_updates", "traces"] { try session.execute("DELETE FROM \(table) WHERE trace_id IN \(list)", ids) }
             // A trace made again after its delete starts again at revision 1.
             staged?.invalidate = true

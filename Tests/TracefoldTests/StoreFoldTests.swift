@@ -871,14 +871,6 @@ final class ObservationEpochTests: XCTestCase {
                 XCTAssertEqual(try JSONParser.parse(json)["name"], .string("s\(n)"), "\(backend)")
             }
             XCTAssertNil(try store.observation(Conformance.id(6)), "\(backend): an id no row has")
-            if backend == .sqlite {
-                // Each step, and each probe, is a seek in the epoch index; no
-                // step scans the table.
-                let plan = try store.read { try $0.rows("EXPLAIN QUERY PLAN " + store.observationByID, [.blob(Data(count: 8))]) }.compactMap { $0["detail"].string }
-                XCTAssertTrue(plan.contains { $0.contains("USING COVERING INDEX observations_by_epoch_span (epoch>?)") }, "\(plan)")
-                XCTAssertTrue(plan.contains { $0.contains("USING INDEX observations_by_epoch_span (epoch=? AND span_id=?)") }, "\(plan)")
-                XCTAssertFalse(plan.contains { $0.hasPrefix("SCAN o") || $0.hasPrefix("SCAN observations") }, "\(plan)")
-            }
         }
     }
 }

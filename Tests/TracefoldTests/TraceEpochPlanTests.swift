@@ -48,4 +48,17 @@ final class TraceEpochPlanTests: XCTestCase {
             XCTAssertTrue(plan.contains { $0.contains("observations_by_trace (epoch=? AND trace_id=?") || $0.contains("PRIMARY KEY (epoch=? AND trace_id=?") }, "\(sql): \(plan)")
         }
     }
+
+    /// An observation by its id alone: each step to the next epoch, and
+    /// each probe, is a seek in the epoch index; no step scans the table.
+    func testObservationByIDSeeksEachEpoch() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try SQLiteStore(path: dir + "/t.sqlite")
+        defer { store.close() }
+        let plan = try store.read { try $0.rows("EXPLAIN QUERY PLAN " + SQLiteStore.observationByID, [.blob(Data(count: 8))]) }.compactMap { $0["detail"].string }
+        XCTAssertTrue(plan.contains { $0.contains("USING COVERING INDEX observations_by_epoch_span (epoch>?)") }, "\(plan)")
+        XCTAssertTrue(plan.contains { $0.contains("USING INDEX observations_by_epoch_span (epoch=? AND span_id=?)") }, "\(plan)")
+        XCTAssertFalse(plan.contains { $0.hasPrefix("SCAN o") || $0.hasPrefix("SCAN observations") }, "\(plan)")
+    }
 }
