@@ -49,6 +49,20 @@ final class TraceEpochPlanTests: XCTestCase {
         }
     }
 
+    /// Key lists hold at most 100 traces: 100 make one list, 101 two.
+    func testKeyListsHoldAHundredTraces() throws {
+        let traces = (1...101).map { (TraceID(hex: String(format: "%032x", $0))!, epoch: Int64($0 % 3)) }
+        for (count, lists) in [(100, [100]), (101, [100, 1])] {
+            var sizes = [Int]()
+            try TraceRows.keyLists(Array(traces.prefix(count))) { keys in
+                XCTAssertEqual(keys.args.count % 2, 0)
+                sizes.append(keys.args.count / 2)
+                XCTAssertEqual(keys.args.prefix(keys.args.count / 2).compactMap(\.int).count, keys.args.count / 2, "the epochs first")
+            }
+            XCTAssertEqual(sizes, lists, "\(count) traces")
+        }
+    }
+
     /// An observation by its id alone: each step to the next epoch, and
     /// each probe, is a seek in the epoch index; no step scans the table.
     func testObservationByIDSeeksEachEpoch() throws {
