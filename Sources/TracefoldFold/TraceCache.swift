@@ -24,11 +24,21 @@ struct OpenTrace {
     /// Drops the observations that only their own records needed: those
     /// records are stored, and a later update that targets one of them
     /// loads its span again (`TraceFolder.loadTargets`). Keeping every
-    /// observation made a cached trace cost kilobytes per span. In place:
-    /// a filtered copy copied the kept ones.
+    /// observation made a cached trace cost kilobytes per span. The (at
+    /// most three) kept ones are moved into a new dictionary, not copied:
+    /// three lookups, where filtering the keys and removing the others cost
+    /// an array and a lookup per dropped observation.
     mutating func keepStandInsOnly() {
-        let needed = [state.root?.spanID, state.asRoot?.spanID, state.earliest?.spanID]
-        for id in observations.keys.filter({ !needed.contains($0) }) { observations.removeValue(forKey: id) }
+        let (root, asRoot, earliest) = (state.root?.spanID, state.asRoot?.spanID, state.earliest?.spanID)
+        if observations.count <= 3, observations.keys.allSatisfy({ $0 == root || $0 == asRoot || $0 == earliest }) { return }
+        var kept = [SpanID: Observation](minimumCapacity: 3)
+        func keep(_ id: SpanID?) {
+            if let id, let o = observations.removeValue(forKey: id) { kept[id] = o }
+        }
+        keep(root)
+        keep(asRoot)
+        keep(earliest)
+        observations = kept
     }
 }
 

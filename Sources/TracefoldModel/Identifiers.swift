@@ -46,6 +46,19 @@ public struct TraceID: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var data: Data { withUnsafeBytes(of: (high.bigEndian, low.bigEndian)) { Data($0) } }
 
     public static func < (a: TraceID, b: TraceID) -> Bool { (a.high, a.low) < (b.high, b.low) }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(high)
+        hasher.combine(low)
+    }
+
+    /// One SipHash of `high` under the process's seed mixed with `low`, as
+    /// `SpanID` hashes its one word: no `Hasher` made, fed twice and
+    /// finalised for every lookup of a trace (the fold, the caches and the
+    /// store's staging look a trace up several times a span). Ids that
+    /// differ in `low` hash under different keys, and the keys stay
+    /// secret, so client-chosen ids cannot be made to collide.
+    public func _rawHashValue(seed: Int) -> Int { high._rawHashValue(seed: seed ^ Int(truncatingIfNeeded: low)) }
 }
 
 /// An 8-byte span id.
