@@ -278,7 +278,7 @@ struct SQLFoldTransaction: FoldTransaction {
     }
 
     func write(_ commit: FoldCommit) throws -> [TraceID: Int64] {
-        let now = SQLValue.int(Int64(WallClock.nowUnixNano()))
+        let now = Int64(WallClock.nowUnixNano())
         // A new row's generation (`StoredTrace`); an update keeps the row's.
         // Drawn afresh on every write, so that a row deleted after the fold
         // read it is made with a new one: one random base a commit, and the
@@ -289,18 +289,22 @@ struct SQLFoldTransaction: FoldTransaction {
         // as protobuf, under its resource and scope encoded once for the
         // spans that share them (one resource value, compared by identity
         // first, serves a whole request).
+        // By index, here and below: iterating the commit's arrays (zip,
+        // map, for-in) copied each span and row, a retain of every field.
         var shared: (resource: Resource, scope: InstrumentationScope, resourceBytes: [UInt8], scopeBytes: [UInt8])?
         let bodies = session.rowCompression.compress(
-            commit.newSpans.map { _, s in
-                guard let wire = s.wire else {
+            commit.newSpans.indices.map { i in
+                guard let wire = commit.newSpans[i].span.wire else {
+                    let s = commit.newSpans[i].span
                     return OTLPProtobufEncoder.encode(SpanBatch(resourceSpans: [
                         ResourceSpans(resource: s.resource, scopeSpans: [ScopeSpans(scope: s.scope, spans: [s.span])])
                     ]))
                 }
-                if let last = shared, last.resource == s.resource, last.scope == s.scope {
+                if let last = shared, last.resource == commit.newSpans[i].span.resource, last.scope == commit.newSpans[i].span.scope {
                     return OTLPProtobufEncoder.oneSpanRequest(resource: last.resourceBytes, scope: last.scopeBytes, span: wire)
                 }
-                let encoded = (s.resource, s.scope, OTLPProtobufEncoder.encode(s.resource), OTLPProtobufEncoder.encode(s.scope))
+                let (resource, scope) = (commit.newSpans[i].span.resource, commit.newSpans[i].span.scope)
+                let encoded = (resource, scope, OTLPProtobufEncoder.encode(resource), OTLPProtobufEncoder.encode(scope))
                 shared = encoded
                 return OTLPProtobufEncoder.oneSpanRequest(resource: encoded.2, scope: encoded.3, span: wire)
             },
@@ -312,12 +316,8 @@ struct SQLFoldTransaction: FoldTransaction {
         // A new span's bytes go into its observation's row (the `spans`
         // view shows them), which this commit writes: every new span's
         // observation is rendered in the commit that adds it.
-        // By index, here and below: iterating the commit's arrays (zip,
-        // map, for-in) copied each span and row, a retain of every field.
-        var newSpans = [SpanKey: (seq: Int64, receivedAt: Int64, body: Data)](minimumCapacity: commit.newSpans.count)
-        for i in commit.newSpans.indices {
-            newSpans[commit.newSpans[i].span.span.key] = (commit.newSpans[i].seq, Int64(bitPattern: commit.newSpans[i].span.receivedAtUnixNano), bodies.rows[i])
-        }
+        var newSpans = [SpanKey: Int](minimumCapacity: commit.newSpans.count)
+        for i in commit.newSpans.indices { newSpans[commit.newSpans[i].span.span.key] = i }
         // The epoch of the traces this commit makes (`TraceEpochs`).
         let epoch = try epochs.epoch(ofRows: commit.observations.count) {
             try session.row("SELECT MAX(epoch) AS e FROM observations", [])?["e"].int ?? 0
@@ -332,10 +332,7 @@ struct SQLFoldTransaction: FoldTransaction {
             [("trace_id", .blob), ("revision", .int), ("changed_at", .int), ("start_time", .int), ("record", .blob), ("name", .text),
              ("user_id", .text), ("session_id", .text), ("version", .text), ("release", .text), ("environment", .text), ("tags", .json),
              ("public", .int), ("last_seq", .int), ("latency", .double), ("total_cost", .double), ("generation", .int), ("epoch", .int)],
-            rows: commit.traces.indices.map { index in
-                Self.traceColumns(
-                    commit.traces[index], record: traceRecords.rows[index], lastSeq: commit.lastSeq, now: now, generation: generationBase + Int64(index), epoch: epoch)
-            },
+            count: commit.traces.count,
             onConflict: """
                 ON CONFLICT(trace_id) DO UPDATE SET revision = traces.revision + 1, changed_at = excluded.changed_at,
                   start_time = excluded.start_time, record = excluded.record, name = excluded.name, user_id = excluded.user_id,
@@ -343,7 +340,11 @@ struct SQLFoldTransaction: FoldTransaction {
                   environment = excluded.environment, tags = excluded.tags, public = excluded.public,
                   last_seq = excluded.last_seq, latency = excluded.latency, total_cost = excluded.total_cost
                 """
-        )
+        ) { index, w in
+            Self.traceColumns(
+                commit.traces[index], record: traceRecords, index, lastSeq: commit.lastSeq, now: now, generation: generationBase + Int64(index), epoch: epoch,
+                into: &w)
+        }
         // Each observation carries the revision its trace now has: what the
         // exporter compares with the trace's exported revision; and each
         // row of a trace, its epoch.
@@ -364,15 +365,22 @@ struct SQLFoldTransaction: FoldTransaction {
         try TraceRows.keyLists(old.map { ($0, written[$0]?.epoch ?? 0) }) { keys in
             try session.execute("DELETE FROM trace_metadata WHERE \(keys.sql)", keys.args)
         }
+        var metadataRows = [(trace: Int, key: String, value: JSONText)]()
+        metadataRows.reserveCapacity(commit.traces.reduce(0) { $0 + $1.metadata.count })
+        for t in commit.traces.indices {
+            for (key, value) in commit.traces[t].metadata { metadataRows.append((t, key, value)) }
+        }
         try session.insert(
             into: "trace_metadata", [("trace_id", .blob), ("key", .text), ("value", .text), ("start_time", .int), ("epoch", .int)],
-            rows: commit.traces.flatMap { t in
-                let id = SQLValue.blob(t.traceID.data), start = SQLValue.int(Int64(bitPattern: t.startUnixNano))
-                let epoch = SQLValue.int(written[t.traceID]?.epoch ?? epoch)
-                return t.metadata.map { [id, .text($0.key), Self.metadataText($0.value), start, epoch] }
-            },
-            onConflict: ""
-        )
+            count: metadataRows.count, onConflict: ""
+        ) { i, w in
+            let t = metadataRows[i].trace
+            w.blob(commit.traces[t].traceID)
+            w.text(metadataRows[i].key)
+            Self.metadataText(metadataRows[i].value, into: &w)
+            w.int(Int64(bitPattern: commit.traces[t].startUnixNano))
+            w.int(written[commit.traces[t].traceID]?.epoch ?? epoch)
+        }
         // Which observation rows this commit inserts (their span is new),
         // for the cache: those rows have revision 1.
         var inserted = [Bool]()
@@ -383,16 +391,7 @@ struct SQLFoldTransaction: FoldTransaction {
              ("name", .text), ("level", .text), ("version", .text), ("parent_id", .text), ("environment", .text), ("model", .text),
              ("latency", .double), ("input_tokens", .double), ("output_tokens", .double), ("total_tokens", .double), ("cost", .double),
              ("seq", .int), ("received_at", .int), ("body", .blob), ("epoch", .int)],
-            rows: commit.observations.indices.map { index in
-                // A row already stored keeps its span (the update below
-                // leaves those columns alone).
-                let key = SpanKey(traceID: commit.observations[index].traceID, spanID: commit.observations[index].spanID)
-                let span = newSpans.removeValue(forKey: key)
-                inserted.append(span != nil)
-                let trace = written[key.traceID]
-                return Self.observationColumns(
-                    commit.observations[index], record: records.rows[index], traceRevision: trace?.revision ?? 0, span: span, epoch: trace?.epoch ?? epoch)
-            },
+            count: commit.observations.count,
             // SQLite's unique key leads with the trace's epoch; PostgreSQL
             // keeps its primary key, whose pages its buffer pool holds.
             onConflict: """
@@ -403,7 +402,18 @@ struct SQLFoldTransaction: FoldTransaction {
                   model = excluded.model, latency = excluded.latency, input_tokens = excluded.input_tokens,
                   output_tokens = excluded.output_tokens, total_tokens = excluded.total_tokens, cost = excluded.cost
                 """
-        )
+        ) { index, w in
+            // A row already stored keeps its span (the update leaves those
+            // columns alone).
+            let key = SpanKey(traceID: commit.observations[index].traceID, spanID: commit.observations[index].spanID)
+            let span = newSpans.removeValue(forKey: key)
+            inserted.append(span != nil)
+            let trace = written[key.traceID]
+            Self.observationColumns(
+                commit.observations[index], record: records, index, traceRevision: trace?.revision ?? 0,
+                span: span.map { (commit.newSpans[$0].seq, Int64(bitPattern: commit.newSpans[$0].span.receivedAtUnixNano), $0) }, bodies: bodies,
+                epoch: trace?.epoch ?? epoch, into: &w)
+        }
         // The store is the source of truth: a span with no row to go in
         // must fail the commit, not vanish.
         guard newSpans.isEmpty else {
@@ -413,30 +423,68 @@ struct SQLFoldTransaction: FoldTransaction {
         return written.mapValues(\.generation)
     }
 
-    /// A trace row's values, in the order `write` names its columns.
-    private static func traceColumns(_ t: TraceRow, record: Data, lastSeq: [TraceID: Int64], now: SQLValue, generation: Int64, epoch: Int64) -> [SQLValue] {
-        [
-            .blob(t.traceID.data), .int(1), now, .int(Int64(bitPattern: t.startUnixNano)), .blob(record),
-            SQLValue(t.name), SQLValue(t.userID), SQLValue(t.sessionID), SQLValue(t.version), SQLValue(t.release), SQLValue(t.environment),
-            .text(JSONWriter.serialize(.array(t.tags.map(JSONValue.string)))), SQLValue(t.isPublic),
-            .int(lastSeq[t.traceID] ?? 0), .double(t.latency), .double(t.totalCost), .int(generation), .int(epoch),
-        ]
+    /// A trace row's values, in the order `write` names its columns; its
+    /// record is row `index` of `records`.
+    private static func traceColumns(
+        _ t: TraceRow, record records: RowCompression.Rows, _ index: Int, lastSeq: [TraceID: Int64], now: Int64, generation: Int64, epoch: Int64,
+        into w: inout SQLRowWriter
+    ) {
+        w.blob(t.traceID)
+        w.int(1)
+        w.int(now)
+        w.int(Int64(bitPattern: t.startUnixNano))
+        records.withRow(index) { w.blob($0) }
+        w.text(t.name)
+        w.text(t.userID)
+        w.text(t.sessionID)
+        w.text(t.version)
+        w.text(t.release)
+        w.text(t.environment)
+        w.text(JSONWriter.serialize(.array(t.tags.map(JSONValue.string))))
+        w.int(t.isPublic ? 1 : 0)
+        w.int(lastSeq[t.traceID] ?? 0)
+        w.double(t.latency)
+        w.double(t.totalCost)
+        w.int(generation)
+        w.int(epoch)
     }
 
     /// An observation row's values, in the order `write` names its columns;
-    /// `span`: its new span's, if this commit inserts the row; `epoch`: its
-    /// trace's.
+    /// its record is row `index` of `records`; `span`: its new span's
+    /// sequence number, receive time and row of `bodies`, if this commit
+    /// inserts the row; `epoch`: its trace's.
     private static func observationColumns(
-        _ o: TracefoldFold.ObservationRow, record: Data, traceRevision: Int64, span: (seq: Int64, receivedAt: Int64, body: Data)?, epoch: Int64
-    ) -> [SQLValue] {
-        [
-            .blob(o.traceID.data), .blob(o.spanID.data), .int(1), .int(traceRevision), .int(Int64(bitPattern: o.startUnixNano)),
-            .blob(record), .text(o.type), .text(o.name), .text(o.level), SQLValue(o.version),
-            SQLValue(o.parentID), .text(o.environment), SQLValue(o.model), .double(o.latency), SQLValue(o.inputTokens),
-            SQLValue(o.outputTokens), SQLValue(o.totalTokens), SQLValue(o.cost),
-            span.map { .int($0.seq) } ?? .null, span.map { .int($0.receivedAt) } ?? .null, span.map { .blob($0.body) } ?? .null,
-            .int(epoch),
-        ]
+        _ o: TracefoldFold.ObservationRow, record records: RowCompression.Rows, _ index: Int, traceRevision: Int64,
+        span: (seq: Int64, receivedAt: Int64, body: Int)?, bodies: RowCompression.Rows, epoch: Int64, into w: inout SQLRowWriter
+    ) {
+        w.blob(o.traceID)
+        w.blob(o.spanID)
+        w.int(1)
+        w.int(traceRevision)
+        w.int(Int64(bitPattern: o.startUnixNano))
+        records.withRow(index) { w.blob($0) }
+        w.text(o.type)
+        w.text(o.name)
+        w.text(o.level)
+        w.text(o.version)
+        w.text(o.parentID)
+        w.text(o.environment)
+        w.text(o.model)
+        w.double(o.latency)
+        w.double(o.inputTokens)
+        w.double(o.outputTokens)
+        w.double(o.totalTokens)
+        w.double(o.cost)
+        if let span {
+            w.int(span.seq)
+            w.int(span.receivedAt)
+            bodies.withRow(span.body) { w.blob($0) }
+        } else {
+            w.null()
+            w.null()
+            w.null()
+        }
+        w.int(epoch)
     }
 
     /// The records of this commit as the exporter will want them.
@@ -500,13 +548,12 @@ struct SQLFoldTransaction: FoldTransaction {
         return deleted
     }
 
-    /// What a metadata filter compares: a string as itself, anything else
-    /// as its JSON text; null as SQL NULL.
-    /// A value as the index keeps it: a string unquoted, null as NULL,
+    /// A metadata value as the index keeps it, which is what a metadata
+    /// filter compares: a string as itself (unquoted), null as SQL NULL,
     /// anything else as its JSON text.
-    static func metadataText(_ v: JSONText) -> SQLValue {
-        if v.isNull { return .null }
-        return .text(v.stringValue ?? v.text)
+    static func metadataText(_ v: JSONText, into w: inout SQLRowWriter) {
+        if v.isNull { return w.null() }
+        w.text(v.stringValue ?? v.text)
     }
 }
 

@@ -125,16 +125,39 @@ public final class RowCompression: @unchecked Sendable {
         ZSTD_freeCCtx(cctx)
     }
 
-    /// Compresses one commit's rows of `column`; returns them with the
-    /// dictionary they need, which the same transaction must store.
-    public func compress(_ rows: [[UInt8]], column: Column) -> (rows: [Data], dictionary: StoredDictionary?) {
-        guard !rows.isEmpty else { return ([], nil) }
+    /// One commit's compressed rows of a column, one after another in one
+    /// buffer (a `Data` a row was an allocation and a copy a row), with
+    /// the dictionary they need, which the same transaction must store.
+    public struct Rows {
+        /// Every row's stored bytes, one after another.
+        var bytes: [UInt8] = []
+        /// Where each row ends in `bytes`.
+        var ends: [Int] = []
+        public var dictionary: StoredDictionary?
+
+        public var count: Int { ends.count }
+
+        private func range(_ i: Int) -> Range<Int> { (i == 0 ? 0 : ends[i - 1])..<ends[i] }
+
+        /// Row `i`'s stored bytes, valid during `body`.
+        public func withRow<R>(_ i: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+            try bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[range(i)])) }
+        }
+
+        public subscript(_ i: Int) -> Data { Data(bytes[range(i)]) }
+    }
+
+    /// Compresses one commit's rows of `column`.
+    public func compress(_ rows: [[UInt8]], column: Column) -> Rows {
+        guard !rows.isEmpty else { return Rows() }
         lock.lock()
         defer { lock.unlock() }
         let (dictionary, prepared) = prepare(rows, column: column)
         ZSTD_CCtx_refCDict(cctx, prepared)
-        var out = [Data]()
-        out.reserveCapacity(rows.count)
+        var out = Rows(dictionary: dictionary)
+        out.ends.reserveCapacity(rows.count)
+        // Rows take about an eighth of their size against the dictionary.
+        out.bytes.reserveCapacity(rows.reduce(0) { $0 + $1.count } / 4 + 16 * rows.count)
         var header = [Self.marker]
         withUnsafeBytes(of: UInt64(bitPattern: dictionary.id).littleEndian) { header.append(contentsOf: $0) }
         var frame = [UInt8]()
@@ -147,12 +170,11 @@ public final class RowCompression: @unchecked Sendable {
             precondition(ZSTD_isError(written) == 0, "zstd: \(String(cString: ZSTD_getErrorName(written)))")
             // The frame starts with the magic number: dropped.
             precondition(written >= 4 && frame[0..<4].elementsEqual(Self.magic), "zstd wrote no frame magic")
-            var stored = Data(capacity: header.count + written - 4)
-            stored.append(contentsOf: header)
-            frame.withUnsafeBytes { stored.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[4..<written])) }
-            out.append(stored)
+            out.bytes.append(contentsOf: header)
+            frame.withUnsafeBytes { out.bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[4..<written])) }
+            out.ends.append(out.bytes.count)
         }
-        return (out, dictionary)
+        return out
     }
 
     /// The column's dictionary for these rows, replaced first when due

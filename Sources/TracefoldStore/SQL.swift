@@ -93,11 +93,33 @@ public protocol SQLSession {
     func rows(_ sql: String, _ args: [SQLValue]) throws -> [SQLRow]
     /// Inserts rows, with `onConflict` ("ON CONFLICT …", or "") after them.
     func insert(into table: String, _ columns: [(String, SQLColumnType)], rows: [[SQLValue]], onConflict: String) throws
+    /// Inserts `count` rows, `row(i, &writer)` giving row `i`'s values in
+    /// the columns' order: SQLite binds them as they come, with no array of
+    /// values a row (the fold writes a few rows a span).
+    func insert(
+        into table: String, _ columns: [(String, SQLColumnType)], count: Int, onConflict: String, row: (Int, inout SQLRowWriter) throws -> Void
+    ) throws
 }
 
 extension SQLSession {
     func row(_ sql: String, _ args: [SQLValue]) throws -> SQLRow? { try rows(sql, args).first }
+
+    /// For sessions that take whole rows: the values collected, then
+    /// `insert(into:_:rows:onConflict:)`.
+    func insert(
+        into table: String, _ columns: [(String, SQLColumnType)], count: Int, onConflict: String, row: (Int, inout SQLRowWriter) throws -> Void
+    ) throws {
+        var rows = [[SQLValue]]()
+        rows.reserveCapacity(count)
+        for i in 0..<count {
+            var writer = SQLRowWriter(collecting: columns.count)
+            try row(i, &writer)
+            rows.append(writer.values)
+        }
+        try insert(into: table, columns, rows: rows, onConflict: onConflict)
+    }
 }
+
 
 /// A WHERE clause built from optional filters, with its bound arguments.
 /// Every list query of the API goes through it, so each filter kind is

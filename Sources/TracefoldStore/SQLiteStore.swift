@@ -377,6 +377,23 @@ struct GRDBSession: SQLSession {
         }
     }
 
+    func insert(
+        into table: String, _ columns: [(String, SQLColumnType)], count: Int, onConflict: String, row: (Int, inout SQLRowWriter) throws -> Void
+    ) throws {
+        guard count > 0 else { return }
+        let sql = "INSERT INTO \(table)(\(columns.map(\.0).joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: columns.count).joined(separator: ", "))) \(onConflict)"
+        let handle = try db.cachedStatement(sql: sql).sqliteStatement
+        defer { sqlite3_reset(handle) }
+        for i in 0..<count {
+            sqlite3_reset(handle)
+            var writer = SQLRowWriter(binding: handle)
+            try row(i, &writer)
+            if let code = writer.failure { throw error(code, sql) }
+            let code = sqlite3_step(handle)
+            guard code == SQLITE_DONE else { throw error(code, sql) }
+        }
+    }
+
     /// SQLite copies the bound bytes before the bind call returns.
     static let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
 
@@ -395,4 +412,61 @@ struct GRDBSession: SQLSession {
             }
         })
     }
+}
+
+/// One row's values, in its columns' order (`SQLSession.insert(into:_:count:onConflict:row:)`):
+/// bound straight to an SQLite statement, or collected as `SQLValue`s for
+/// a session that takes whole rows.
+public struct SQLRowWriter {
+    /// The statement bound to; nil when collecting.
+    private let statement: OpaquePointer?
+    /// The collected values (collecting only).
+    private(set) var values: [SQLValue] = []
+    /// The next column, from 1 as SQLite counts.
+    private var column: Int32 = 1
+    /// The result code of the first bind that failed.
+    private(set) var failure: Int32?
+
+    init(collecting columns: Int) {
+        statement = nil
+        values.reserveCapacity(columns)
+    }
+
+    init(binding statement: OpaquePointer) { self.statement = statement }
+
+    private mutating func next(_ value: @autoclosure () -> SQLValue, _ bind: (OpaquePointer, Int32) -> Int32) {
+        if let statement {
+            let code = bind(statement, column)
+            if code != SQLITE_OK, failure == nil { failure = code }
+        } else {
+            values.append(value())
+        }
+        column += 1
+    }
+
+    public mutating func null() { next(.null) { sqlite3_bind_null($0, $1) } }
+    public mutating func int(_ v: Int64) { next(.int(v)) { sqlite3_bind_int64($0, $1, v) } }
+    public mutating func int(_ v: Int64?) { if let v { int(v) } else { null() } }
+    public mutating func double(_ v: Double) { next(.double(v)) { sqlite3_bind_double($0, $1, v) } }
+    public mutating func double(_ v: Double?) { if let v { double(v) } else { null() } }
+
+    public mutating func text(_ v: String?) {
+        guard var v else { return null() }
+        next(.text(v)) { s, i in
+            v.withUTF8 { u in
+                // A nil base address would bind NULL: empty text binds as empty.
+                u.baseAddress.map { sqlite3_bind_text(s, i, $0, Int32(u.count), GRDBSession.transient) } ?? sqlite3_bind_text(s, i, "", 0, GRDBSession.transient)
+            }
+        }
+    }
+
+    /// SQLite copies `bytes` before this returns.
+    public mutating func blob(_ bytes: UnsafeRawBufferPointer) {
+        next(.blob(Data(bytes))) { s, i in
+            bytes.baseAddress.map { sqlite3_bind_blob(s, i, $0, Int32(bytes.count), GRDBSession.transient) } ?? sqlite3_bind_zeroblob(s, i, 0)
+        }
+    }
+
+    public mutating func blob(_ id: TraceID) { withUnsafeBytes(of: (id.high.bigEndian, id.low.bigEndian)) { blob($0) } }
+    public mutating func blob(_ id: SpanID) { withUnsafeBytes(of: id.value.bigEndian) { blob($0) } }
 }
