@@ -135,16 +135,12 @@ public final class RowCompression: @unchecked Sendable {
         var ends: [Int] = []
         public var dictionary: StoredDictionary?
 
-        public var count: Int { ends.count }
-
         private func range(_ i: Int) -> Range<Int> { (i == 0 ? 0 : ends[i - 1])..<ends[i] }
 
         /// Row `i`'s stored bytes, valid during `body`.
         public func withRow<R>(_ i: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
             try bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[range(i)])) }
         }
-
-        public subscript(_ i: Int) -> Data { Data(bytes[range(i)]) }
     }
 
     /// Compresses one commit's rows of `column`.

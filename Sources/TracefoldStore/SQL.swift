@@ -120,7 +120,6 @@ extension SQLSession {
     }
 }
 
-
 /// A WHERE clause built from optional filters, with its bound arguments.
 /// Every list query of the API goes through it, so each filter kind is
 /// written once. Placeholders are `?`; sessions number them for PostgreSQL.

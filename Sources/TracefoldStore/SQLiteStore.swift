@@ -421,7 +421,6 @@ public struct SQLRowWriter {
 
     public mutating func null() { next(.null) { sqlite3_bind_null($0, $1) } }
     public mutating func int(_ v: Int64) { next(.int(v)) { sqlite3_bind_int64($0, $1, v) } }
-    public mutating func int(_ v: Int64?) { if let v { int(v) } else { null() } }
     public mutating func double(_ v: Double) { next(.double(v)) { sqlite3_bind_double($0, $1, v) } }
     public mutating func double(_ v: Double?) { if let v { double(v) } else { null() } }
 
