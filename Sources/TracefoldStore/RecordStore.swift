@@ -71,7 +71,7 @@ extension RecordStore {
                 row["trace_id"].data.flatMap { TraceID(bytes: [UInt8]($0)) }.map { ($0, epoch: row["epoch"].int ?? 0) }
             }
             try TraceRows.keyLists(keys) { trace in
-                for table in ["observations", "trace_metadata"] { try s.execute("DELETE FROM \(table) WHERE \(trace.sql)", trace.args) }
+                try trace.deleteRows(in: s)
             }
             let n = try s.row("SELECT COUNT(*) AS n FROM traces WHERE start_time < ?", args)?["n"].int ?? 0
             try s.execute("DELETE FROM traces WHERE start_time < ?", args)
@@ -159,6 +159,12 @@ enum TraceRows {
     struct TraceKeys {
         var sql: String
         var args: [SQLValue]
+
+        /// Deletes these traces' observation and metadata rows (retention
+        /// and deletes; the trace rows are the caller's).
+        func deleteRows(in session: any SQLSession) throws {
+            for table in ["observations", "trace_metadata"] { try session.execute("DELETE FROM \(table) WHERE \(sql)", args) }
+        }
     }
 
     /// The rows of the given traces as conditions on `epoch` and
@@ -534,7 +540,7 @@ struct SQLFoldTransaction: FoldTransaction {
                     (HexCoding.encode(bytes: $0["span_id"].data ?? Data()), $0["revision"].int ?? 0)
                 }
                 try Tombstones.bury("observation", observations, in: session)
-                for table in ["observations", "trace_metadata"] { try session.execute("DELETE FROM \(table) WHERE \(keys.sql)", keys.args) }
+                try keys.deleteRows(in: session)
             }
             var scores = SQLWhere(session.dialect)
             scores.oneOf("trace_id", found.map(\.0.hex))
