@@ -196,9 +196,12 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
             for rs in work.resourceSpans.reversed() {
                 for ss in rs.scopeSpans.reversed() where !ss.spans.isEmpty {
                     scope -= 1
-                    for span in ss.spans.reversed() {
-                        position -= 1
-                        mapped.append(mapper.map(span, context: contexts[scope], updates: updates[position]))
+                    // By index into the buffer, as above: iterating copied each span.
+                    ss.spans.withUnsafeBufferPointer { spans in
+                        for i in spans.indices.reversed() {
+                            position -= 1
+                            mapped.append(mapper.map(spans[i], context: contexts[scope], updates: updates[position]))
+                        }
                     }
                 }
             }
@@ -268,23 +271,28 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
                 work[id] = trace
             }
             for index in items.indices {
-                guard var item = items[index].span.take() else { continue }
+                // The span stays in `items` until it is appended to the
+                // commit, from where it is moved: taken into a local, it was
+                // copied into the commit and the local destroyed.
+                guard let key = items[index].span?.span.key else { continue }
                 let context = items[index].context
                 // A mapping the queue did not make (or a second run of this
                 // body) is made here, to the same result.
                 let premapped = items[index].premapped.take()
-                let key = item.span.key
                 if current?.state.traceID != key.traceID {
                     putBack()
                     // Taken out of `work` while it changes, so it is uniquely
                     // referenced: a copy left in the dictionary made every
                     // span copy its trace's whole state (copy-on-write).
-                    guard let trace = work.removeValue(forKey: key.traceID) else { continue }
-                    current = trace
+                    // Moved straight into `current`: bound to a local first,
+                    // the trace was copied (a retain of every field) and the
+                    // local destroyed.
+                    current = work.removeValue(forKey: key.traceID)
+                    guard current != nil else { continue }
                 }
                 // A span already stored (a redelivery) changes nothing.
                 guard !current!.state.observationIDs.contains(key.spanID) else { continue }
-                var mapped = premapped ?? mapper.map(item.span, context: context)
+                var mapped = premapped ?? mapper.map(items[index].span!.span, context: context)
                 var limitDrops = [MetadataDrop]()
                 let warnings = current!.state.add(mapped, limits: limits, drops: &limitDrops)
                 for (_, v) in warnings.sorted(by: { $0.key < $1.key }) {
@@ -296,15 +304,15 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
                 current!.seq += 1
                 if let stamp = mapped.newCostStamp {
                     // The stored span keeps its pricing (`CostDecision`).
-                    if let last = lastStamped, last.stamp == stamp, last.base == item.resource {
-                        item.resource = last.stamped
+                    if let last = lastStamped, last.stamp == stamp, last.base == items[index].span!.resource {
+                        items[index].span!.resource = last.stamped
                     } else {
-                        let base = item.resource
-                        item.resource.attributes.append(Attribute(CostDecision.attributeKey, .string(stamp)))
-                        lastStamped = (base, stamp, item.resource)
+                        let base = items[index].span!.resource
+                        items[index].span!.resource.attributes.append(Attribute(CostDecision.attributeKey, .string(stamp)))
+                        lastStamped = (base, stamp, items[index].span!.resource)
                     }
                 }
-                commit.newSpans.append((current!.seq, item))
+                commit.newSpans.append((current!.seq, items[index].span.take()!))
                 currentTouched.insert(key.spanID)
                 for update in mapped.updates where update.scope != .trace {
                     if let target = update.target { currentTouched.insert(target) }
