@@ -25,6 +25,11 @@ public struct SpanMapper: Sendable {
         let requestUpdate: MetadataUpdate?
         /// A stored span's pricing, stamped when it was first folded.
         let costStamp: CostDecision?
+        /// An observation's system metadata from its resource and scope,
+        /// made once for the scope's spans: each span's copy of it is a
+        /// retain, where a dictionary made per span was an allocation, two
+        /// hashed inserts and a free.
+        let systemMetadata: [String: JSONText]
 
         public init(resource: Resource, scope: InstrumentationScope) {
             // Stamped by the receiver, which removed any a client sent.
@@ -41,6 +46,7 @@ public struct SpanMapper: Sendable {
                 "name": .string(scope.name), "version": .string(scope.version),
                 "attributes": AttributeTable(scope.attributes).object,
             ]))
+            systemMetadata = ["resourceAttributes": resourceText, "scope": scopeText]
         }
     }
 
@@ -64,7 +70,8 @@ public struct SpanMapper: Sendable {
         // Filtered only when there is something to drop: a filtered copy
         // of every span's attributes retained each key and value again.
         let isInternal: (Attribute) -> Bool = { $0.key.hasASCIIPrefix(Self.internalPrefix) }
-        let attrs = AttributeTable(span.attributes.contains(where: isInternal) ? span.attributes.filter { !isInternal($0) } : span.attributes)
+        let hasInternal = span.attributes.withUnsafeBufferPointer { a in a.indices.contains { a[$0].key.hasASCIIPrefix(Self.internalPrefix) } }
+        let attrs = AttributeTable(hasInternal ? span.attributes.filter { !isInternal($0) } : span.attributes)
         var warnings = [String: JSONValue]()
         // Updates, in position order: Langfuse trace metadata, Langfuse
         // observation metadata, tracefold.metadata events, system extractors.
@@ -112,7 +119,7 @@ public struct SpanMapper: Sendable {
         let type = Self.observationType(attrs)
         let model = Self.model(attrs)
         let (input, output, ioKeys) = Self.inputOutput(attrs, events: span.events, scopeName: context.scopeName)
-        var system: [String: JSONText] = ["resourceAttributes": context.resourceText, "scope": context.scopeText]
+        var system = context.systemMetadata
         if !context.scopeName.hasPrefix("langfuse-sdk") {
             // R26: the remaining span attributes, typed (SPEC §2.4), without
             // metadata-prefix keys and the input/output keys consumed.
@@ -291,12 +298,14 @@ public struct SpanMapper: Sendable {
             if let s = a[key]?.stringValue, case .object(let o)? = try? JSONParser.parse(s) { return scalarsOnly(o) }
         }
         var out = [String: JSONValue]()
-        for attr in a.ordered {
-            for prefix in modelParameterPrefixes where attr.key.hasASCIIPrefix(prefix) {
-                // After an ASCII prefix, by bytes, as in `metadata`:
-                // `dropFirst` walked the key's characters.
-                let name = String(Substring(attr.key.utf8.dropFirst(prefix.utf8.count)))
-                if name != "model" { out[name] = attr.value.json }
+        a.withAttributes { attributes in
+            for i in attributes.indices {
+                for prefix in modelParameterPrefixes where attributes[i].key.hasASCIIPrefix(prefix) {
+                    // After an ASCII prefix, by bytes, as in `metadata`:
+                    // `dropFirst` walked the key's characters.
+                    let name = String(Substring(attributes[i].key.utf8.dropFirst(prefix.utf8.count)))
+                    if name != "model" { out[name] = attributes[i].value.json }
+                }
             }
         }
         return out.isEmpty ? nil : scalarsOnly(out)
@@ -320,7 +329,9 @@ public struct SpanMapper: Sendable {
         let cacheCreation = n(["gen_ai.usage.cache_creation_input_tokens", "llm.token_count.prompt_details.cache_write"])
         let reasoning = n(["gen_ai.usage.reasoning_tokens", "gen_ai.usage.output_tokens_details.reasoning_tokens", "llm.token_count.completion_details.reasoning"])
         let audio = n(["gen_ai.usage.output_tokens_details.audio_tokens", "llm.token_count.completion_details.audio"])
-        var out = [String: JSONValue]()
+        guard input ?? output ?? total ?? cacheRead ?? cacheCreation ?? reasoning ?? audio != nil else { return [:] }
+        // Room for every type and the total.
+        var out = [String: JSONValue](minimumCapacity: 8)
         if let input { out["input"] = numberJSON(input - (cacheRead ?? 0) - (cacheCreation ?? 0)) }
         if let output { out["output"] = numberJSON(output - (reasoning ?? 0) - (audio ?? 0)) }
         if let cacheRead { out["input_cached_tokens"] = numberJSON(cacheRead) }
@@ -328,7 +339,8 @@ public struct SpanMapper: Sendable {
         if let reasoning { out["output_reasoning_tokens"] = numberJSON(reasoning) }
         if let audio { out["output_audio_tokens"] = numberJSON(audio) }
         if let total { out["total"] = numberJSON(total) }
-        return out.isEmpty ? [:] : withTotal(out)
+        addTotal(&out)
+        return out
     }
 
     /// The costs the client sent, as it sent them (no total filled in).
@@ -343,7 +355,16 @@ public struct SpanMapper: Sendable {
 
     /// SPEC §2.2: fill in `total` as the sum of the numeric values when absent.
     public static func withTotal(_ o: [String: JSONValue]) -> [String: JSONValue] {
-        guard !o.isEmpty, o["total"] == nil else { return o }
+        var out = o
+        addTotal(&out)
+        return out
+    }
+
+    /// `withTotal` in place: returning a copy with the total added copied
+    /// the dictionary and grew it past its capacity, on every span with
+    /// token counts.
+    static func addTotal(_ o: inout [String: JSONValue]) {
+        guard !o.isEmpty, o["total"] == nil else { return }
         var sum = 0.0
         var allInts = true
         for v in o.values {
@@ -353,12 +374,10 @@ public struct SpanMapper: Sendable {
             default: break
             }
         }
-        var out = o
         // Decimal sums like 0.001 + 0.002 are rounded to 12 places so that the
         // total reads 0.003, not 0.0030000000000000001.
         // Int64 totals only while the sum fits: two huge counts must not trap.
-        out["total"] = allInts && abs(sum) < 9.2e18 ? .int(Int64(sum)) : .double((sum * 1e12).rounded() / 1e12)
-        return out
+        o["total"] = allInts && abs(sum) < 9.2e18 ? .int(Int64(sum)) : .double((sum * 1e12).rounded() / 1e12)
     }
 
     static func completionStart(_ a: AttributeTable) -> UInt64? {
@@ -517,14 +536,16 @@ public struct SpanMapper: Sendable {
                 warnings["\(spanID.hex)/\(blobKey)"] = .string("\(blobKey) is not a JSON object; dropped")
             }
         }
-        for attr in a.ordered {
-            for p in source.prefixes where attr.key.hasASCIIPrefix(p) {
-                // The prefixes are ASCII and end in ".", so a key that has one
-                // (as characters) starts with its bytes, and its UTF-8 length
-                // is a character boundary: no walk over the key's characters.
-                let key = String(Substring(attr.key.utf8.dropFirst(p.utf8.count)))
-                if key.isEmpty || (p == telemetryMetadataPrefix && telemetryFieldKeys.contains(key)) { continue }
-                out[key] = attr.value.decodedJSONText
+        a.withAttributes { attributes in
+            for i in attributes.indices {
+                for p in source.prefixes where attributes[i].key.hasASCIIPrefix(p) {
+                    // The prefixes are ASCII and end in ".", so a key that has one
+                    // (as characters) starts with its bytes, and its UTF-8 length
+                    // is a character boundary: no walk over the key's characters.
+                    let key = String(Substring(attributes[i].key.utf8.dropFirst(p.utf8.count)))
+                    if key.isEmpty || (p == telemetryMetadataPrefix && telemetryFieldKeys.contains(key)) { continue }
+                    out[key] = attributes[i].value.decodedJSONText
+                }
             }
         }
         return out
@@ -570,7 +591,9 @@ public struct SpanMapper: Sendable {
 
     static func extract(_ a: AttributeTable, where include: (String) -> Bool) -> [String: JSONText] {
         var out = [String: JSONText]()
-        for attr in a.ordered where include(attr.key) { out[attr.key] = attr.value.jsonText }
+        a.withAttributes { attributes in
+            for i in attributes.indices where include(attributes[i].key) { out[attributes[i].key] = attributes[i].value.jsonText }
+        }
         return out
     }
 
@@ -663,7 +686,9 @@ struct AttributeTable: Sendable {
         if attributes.count <= Self.scanLimit {
             index = nil
             var lengths: UInt64 = 0
-            for a in attributes { lengths |= 1 &<< UInt64(a.key.utf8.count & 63) }
+            attributes.withUnsafeBufferPointer { a in
+                for i in a.indices { lengths |= 1 &<< UInt64(a[i].key.utf8.count & 63) }
+            }
             self.lengths = lengths
         } else {
             index = Self.dictionary(attributes)
@@ -676,8 +701,23 @@ struct AttributeTable: Sendable {
         if let index { return index[key] }
         let length = key.utf8.count
         guard lengths & (1 &<< UInt64(length & 63)) != 0 else { return nil }
-        for a in ordered.reversed() where a.key.utf8.count == length && a.key == key { return a.value }
-        return nil
+        return withAttributes { attributes in
+            var i = attributes.endIndex
+            while i > attributes.startIndex {
+                i -= 1
+                if attributes[i].key.utf8.count == length && attributes[i].key == key { return attributes[i].value }
+            }
+            return nil
+        }
+    }
+
+    /// The attributes in wire order, read in place. A for-in loop over
+    /// `ordered` copied each attribute it visited (a retain and a release
+    /// of its key and its value), and the mapper walks a span's attributes
+    /// some ten times.
+    @inline(__always)
+    func withAttributes<R>(_ body: (UnsafeBufferPointer<Attribute>) throws -> R) rethrows -> R {
+        try ordered.withUnsafeBufferPointer(body)
     }
 
     private static func dictionary(_ attributes: [Attribute]) -> [String: AttributeValue] {
