@@ -304,13 +304,7 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
                 current!.seq += 1
                 if let stamp = mapped.newCostStamp {
                     // The stored span keeps its pricing (`CostDecision`).
-                    if let last = lastStamped, last.stamp == stamp, last.base == items[index].span!.resource {
-                        items[index].span!.resource = last.stamped
-                    } else {
-                        let base = items[index].span!.resource
-                        items[index].span!.resource.attributes.append(Attribute(CostDecision.attributeKey, .string(stamp)))
-                        lastStamped = (base, stamp, items[index].span!.resource)
-                    }
+                    Self.stamp(&items[index].span!.resource, with: stamp, last: &lastStamped)
                 }
                 commit.newSpans.append((current!.seq, items[index].span.take()!))
                 currentTouched.insert(key.spanID)
@@ -331,6 +325,19 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
         metrics?.storeCommit.record(ContinuousClock.now - started)
         for (reason, n) in drops { metrics?.droppedMetadata(reason: reason, count: n) }
         return dropped
+    }
+
+    /// Adds a span's pricing stamp to its resource. `last` is the last
+    /// resource stamped: spans of one resource priced by one definition
+    /// share it instead of copying it each.
+    private static func stamp(_ resource: inout Resource, with stamp: String, last: inout (base: Resource, stamp: String, stamped: Resource)?) {
+        if let last, last.stamp == stamp, last.base == resource {
+            resource = last.stamped
+            return
+        }
+        let base = resource
+        resource.attributes.append(Attribute(CostDecision.attributeKey, .string(stamp)))
+        last = (base, stamp, resource)
     }
 
     /// The spans of a group, in order, each with its mapping context and

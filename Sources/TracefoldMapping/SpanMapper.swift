@@ -70,7 +70,7 @@ public struct SpanMapper: Sendable {
         // Filtered only when there is something to drop: a filtered copy
         // of every span's attributes retained each key and value again.
         let isInternal: (Attribute) -> Bool = { $0.key.hasASCIIPrefix(Self.internalPrefix) }
-        let hasInternal = span.attributes.withUnsafeBufferPointer { a in a.indices.contains { a[$0].key.hasASCIIPrefix(Self.internalPrefix) } }
+        let hasInternal = span.attributes.withUnsafeBufferPointer { a in a.indices.contains { isInternal(a[$0]) } }
         let attrs = AttributeTable(hasInternal ? span.attributes.filter { !isInternal($0) } : span.attributes)
         var warnings = [String: JSONValue]()
         // Updates, in position order: Langfuse trace metadata, Langfuse
