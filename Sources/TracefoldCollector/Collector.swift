@@ -101,7 +101,9 @@ public final class Collector: Sendable {
         self.log = log
         let checkpoint = CheckpointFile(path: config.store.intakeLogDirectory + "/checkpoint")
         let syncInterval = [config.activeSpansJSONL?.flushInterval, config.activeJSONL?.flushInterval].compactMap { $0 }.min() ?? .seconds(1)
-        let pipeline = SpanPipeline(sinks: sinks, checkpoint: checkpoint, syncInterval: syncInterval, capacity: config.store.maxPendingSpans, logger: logger) { lsn in
+        let pipeline = SpanPipeline(sinks: sinks, checkpoint: checkpoint, syncInterval: syncInterval, capacity: config.store.maxPendingSpans, logger: logger,
+            roomWait: config.store.maxPendingWait
+        ) { lsn in
             log.discard(through: lsn)
         }
         self.pipeline = pipeline
@@ -252,9 +254,18 @@ public final class Collector: Sendable {
         // task waits behind the request handlers on the cooperative pool,
         // which would start the bound late. The group's own notice still
         // arms it when shutdown begins for another reason.
-        let signalArm = ShutdownSignalArm { watchdog.arm() }
+        // It also ends the waits for room in the pipeline's queue
+        // (`store.max_pending_wait`): the requests in flight should finish
+        // within the bound, not wait out their turn.
+        let signalArm = ShutdownSignalArm { [pipeline] in
+            watchdog.arm()
+            pipeline.endRoomWaits()
+        }
         defer { signalArm.cancel() }
-        let signalled = ShutdownSignalClock { watchdog.arm() }
+        let signalled = ShutdownSignalClock { [pipeline] in
+            watchdog.arm()
+            pipeline.endRoomWaits()
+        }
         let http = "OTLP/HTTP and the query API on \(config.receiver.endpoint)"
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: ReceiverService(inner: app, what: http)),

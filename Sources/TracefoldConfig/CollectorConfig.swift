@@ -66,45 +66,6 @@ public struct AuthConfig: Sendable, Equatable {
     public var isEnabled: Bool { !apiKeys.isEmpty || !bearerTokens.isEmpty }
 }
 
-public enum Durability: String, Sendable, Equatable, CaseIterable {
-    /// Spans are appended to the intake log and fsynced before the 200.
-    case fsync
-    /// No intake log: for benchmarks only (SPEC §1.10).
-    case none
-}
-
-public struct StoreConfig: Sendable, Equatable {
-    /// Holds the intake log and the store; SPEC §9.6 `TRACEFOLD_DATA_DIR`.
-    public var directory: String = "./data"
-    public var durability: Durability = .fsync
-    /// Intake log segments roll over at this size.
-    public var segmentSize: Int = 64 << 20
-    /// Accepted spans that may wait for the fold and the exporters before
-    /// intake answers 503 with Retry-After; bounds the memory between intake
-    /// and export and, since acks come before the fold, how far visibility
-    /// lags (about 0.7 s of fold work at 8192; a queued span holds about
-    /// 8 KB decoded and mapped).
-    public var maxPendingSpans: Int = 8192
-
-    public init() {}
-
-    public var intakeLogDirectory: String { directory + "/intake" }
-    /// SPEC §8.3: traces older than this (by their first span) are deleted
-    /// with their observations and spans; nil keeps everything.
-    public var retention: Duration?
-    /// SPEC §8.1: `<data>/tracefold.sqlite` unless `sqlite.path` says otherwise.
-    public var sqlitePath: String?
-    public var resolvedSQLitePath: String { sqlitePath ?? directory + "/tracefold.sqlite" }
-    /// SPEC §8.2: `store.postgres.url`; when set, records go to PostgreSQL
-    /// instead of SQLite, and several processes may share the database.
-    public var postgresURL: String?
-    /// `store.postgres.request_timeout`: the longest wait for PostgreSQL to
-    /// answer one round trip before the connection is given up and the call
-    /// fails (a frozen server or a partition otherwise stalls the fold and
-    /// the exporter for ever).
-    public var postgresRequestTimeout: Duration = .seconds(30)
-}
-
 /// A token bucket in spans: `spansPerSecond` refill, `burst` capacity.
 public struct RateLimit: Sendable, Equatable {
     public var spansPerSecond: Double
@@ -204,7 +165,7 @@ extension CollectorConfig {
                     throw r.error(first.keyNode, "unknown \(key.dropLast()) \"\(first.key)\"")
                 }
             case "store":
-                config.store = try parseStore(value, r)
+                config.store = try StoreConfig.parse(value, r)
             case "metadata":
                 (config.metadata, workspaceNodes) = try MetadataConfig.parse(value, r, environment: environment)
             case "query":
@@ -323,54 +284,6 @@ extension CollectorConfig {
         let c = MemoryLimiterConfig(limitMiB: limit, spikeLimitMiB: spike, checkInterval: interval)
         guard c.spikeLimitMiB < c.limitMiB else {
             throw r.error(spikeNode ?? nameNode, "\(path).spike_limit_mib (\(c.spikeLimitMiB)) must be below limit_mib (\(limit))")
-        }
-        return c
-    }
-
-    private static func parseStore(_ node: Node, _ r: YAMLReader) throws(ConfigError) -> StoreConfig {
-        var c = StoreConfig()
-        for (key, _, value) in try r.mapping(node, at: "store", allowed: ["directory", "durability", "segment_size", "max_pending_spans", "sqlite", "postgres", "retention"]) ?? [] {
-            switch key {
-            case "directory":
-                c.directory = try r.string(value, at: "store.directory")
-                guard !c.directory.isEmpty else { throw r.error(value, "store.directory is empty") }
-            case "durability":
-                let s = try r.string(value, at: "store.durability")
-                guard let d = Durability(rawValue: s) else {
-                    throw r.error(value, "store.durability must be one of \(Durability.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(s)\"")
-                }
-                c.durability = d
-            case "sqlite":
-                for (_, _, v) in try r.mapping(value, at: "store.sqlite", allowed: ["path"]) ?? [] {
-                    let p = try r.string(v, at: "store.sqlite.path")
-                    guard !p.isEmpty else { throw r.error(v, "store.sqlite.path is empty") }
-                    c.sqlitePath = p
-                }
-            case "postgres":
-                for (k, _, v) in try r.mapping(value, at: "store.postgres", allowed: ["url", "request_timeout"]) ?? [] {
-                    if k == "request_timeout" {
-                        let d = try r.duration(v, at: "store.postgres.request_timeout")
-                        guard d > .zero else { throw r.error(v, "store.postgres.request_timeout must be positive") }
-                        c.postgresRequestTimeout = d
-                        continue
-                    }
-                    let url = try r.string(v, at: "store.postgres.url")
-                    guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
-                        throw r.error(v, "store.postgres.url must start with postgres://")
-                    }
-                    c.postgresURL = url
-                }
-            case "retention":
-                let d = try r.duration(value, at: "store.retention")
-                guard d > .zero else { throw r.error(value, "store.retention must be positive") }
-                c.retention = d
-            case "max_pending_spans":
-                c.maxPendingSpans = try r.int(value, at: "store.max_pending_spans")
-                guard c.maxPendingSpans > 0 else { throw r.error(value, "store.max_pending_spans must be positive") }
-            default:
-                c.segmentSize = try r.byteSize(value, at: "store.segment_size")
-                guard c.segmentSize >= 4096 else { throw r.error(value, "store.segment_size must be at least 4096 bytes") }
-            }
         }
         return c
     }

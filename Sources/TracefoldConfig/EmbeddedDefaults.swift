@@ -100,6 +100,10 @@ store:
   # acknowledged before the fold, so this is also how far visibility may lag:
   # about 0.7 s of fold work at 8192 (SPEC 7.6 asks for 1 s).
   max_pending_spans: 8192
+  # A request that finds the queue full waits this long for the fold to make
+  # room, before its body is read, and only then gets the 503; 0s answers at
+  # once. At most 10s.
+  max_pending_wait: 1s
   # Delete traces older than this with their observations and spans, e.g. 30d.
   # retention: 30d
   # PostgreSQL instead of SQLite (SPEC §8.2). Several tracefold processes,

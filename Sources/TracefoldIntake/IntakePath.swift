@@ -56,6 +56,8 @@ public struct IntakePath: Sendable {
         /// The store or the intake log cannot keep data: before the body is
         /// read (a failing stage) or at the commit.
         static let storage = Refusal(reason: "storage", message: "the collector cannot store data right now; retry later", retryAfterSeconds: 5)
+        static let queueFull = Refusal(reason: "queue_full", message: "the collector is overloaded; retry later", retryAfterSeconds: 1)
+        static let memoryLimit = Refusal(reason: "memory_limiter", message: "the collector is above its memory limit; retry later", retryAfterSeconds: 1)
     }
 
     /// The request's credential: the matching key's public key, or nil when
@@ -65,13 +67,18 @@ public struct IntakePath: Sendable {
     }
 
     /// Refusals decided before the body is read, so that a refused request
-    /// costs no memory (SPEC §1.9).
-    public func refusalBeforeBody() -> Refusal? {
+    /// costs no memory (SPEC §1.9). A full queue is waited on first, up to
+    /// `store.max_pending_wait`, unless a stage behind it is failing (then
+    /// no room comes); the memory limit is checked again after the wait,
+    /// since it may have set in meanwhile.
+    public func refusalBeforeBody() async -> Refusal? {
         let refusal: Refusal
         if memoryLimiter?.isRefusing == true {
-            refusal = Refusal(reason: "memory_limiter", message: "the collector is above its memory limit; retry later", retryAfterSeconds: 1)
-        } else if committer.isOverloaded {
-            refusal = Refusal(reason: "queue_full", message: "the collector is overloaded; retry later", retryAfterSeconds: 1)
+            refusal = .memoryLimit
+        } else if committer.isOverloaded, committer.isFailing ? true : await !committer.waitForRoom() {
+            refusal = .queueFull
+        } else if memoryLimiter?.isRefusing == true {
+            refusal = .memoryLimit
         } else if committer.isFailing {
             refusal = .storage
         } else {

@@ -63,7 +63,7 @@ public struct OTLPGRPCReceiver: RegistrableRPCService {
         guard case .allowed(let apiKey) = intake.authenticate(authorization: Self.first(metadata, "authorization")) else {
             return ServerResponse(error: RPCError(code: .unauthenticated, message: "missing or invalid credentials"))
         }
-        if let refusal = intake.refusalBeforeBody() {
+        if let refusal = await intake.refusalBeforeBody() {
             return ServerResponse(error: Self.error(for: refusal))
         }
         guard request.message.count <= maxMessageSize else {

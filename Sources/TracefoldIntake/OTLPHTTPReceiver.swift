@@ -14,6 +14,10 @@ public protocol IntakeCommitter: Sendable {
     /// receiver then answers 503 with Retry-After instead of growing memory
     /// (SPEC §1.9).
     var isOverloaded: Bool { get }
+    /// True once the stages behind intake can take another request: at
+    /// once, or after waiting for them to make room (`store.max_pending_wait`);
+    /// false when they stay full.
+    func waitForRoom() async -> Bool
     /// True while a stage behind intake cannot keep data (store down, disk
     /// full); intake answers 503 rather than pile up what it cannot store.
     var isFailing: Bool { get }
@@ -24,6 +28,10 @@ public protocol IntakeCommitter: Sendable {
     /// §5); the batch is already stamped with it, and the log keeps it so a
     /// replay stamps the same.
     func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, context: RequestMetadata?, batch: SpanBatch) async throws -> [String]
+}
+
+extension IntakeCommitter {
+    public func waitForRoom() async -> Bool { !isOverloaded }
 }
 
 /// OTLP/HTTP trace intake, SPEC §1.1–1.8: content negotiation, streaming
@@ -85,7 +93,7 @@ public struct OTLPHTTPReceiver: Sendable {
         guard let coding = ContentCoding(header: request.headers[.contentEncoding]) else {
             return Self.status(.badRequest, "unsupported Content-Encoding \"\(request.headers[.contentEncoding] ?? "")\"; use gzip, deflate or identity", encoding: encoding)
         }
-        if let refusal = intake.refusalBeforeBody() {
+        if let refusal = await intake.refusalBeforeBody() {
             return Self.refused(refusal, encoding: encoding)
         }
         let receivedAt = WallClock.nowUnixNano()
@@ -227,6 +235,7 @@ public struct LogCommitter: IntakeCommitter {
     }
 
     public var isOverloaded: Bool { pipeline.isFull }
+    public func waitForRoom() async -> Bool { await pipeline.waitForRoom() }
     public var isFailing: Bool { pipeline.isFailing || exportFailing() }
 
     public func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, context: RequestMetadata?, batch: SpanBatch) async throws -> [String] {
@@ -253,6 +262,7 @@ public struct DirectCommitter: IntakeCommitter {
     public init(pipeline: SpanPipeline) { self.pipeline = pipeline }
 
     public var isOverloaded: Bool { pipeline.isFull }
+    public func waitForRoom() async -> Bool { await pipeline.waitForRoom() }
     public var isFailing: Bool { pipeline.isFailing }
 
     public func commit(body: [UInt8], encoding: OTLPEncoding, coding: ContentCoding, receivedAtUnixNano: UInt64, context: RequestMetadata?, batch: SpanBatch) async throws -> [String] {

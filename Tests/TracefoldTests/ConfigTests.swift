@@ -178,6 +178,27 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(error(yaml("13"))?.description.contains("gzip_level must be from 1 to 12, got 13") ?? false, error(yaml("13"))?.description ?? "parsed")
     }
 
+    /// `store.max_pending_wait` is a duration from 0 (no wait) to 10 s,
+    /// 1 s when not given, and nothing past 10 s.
+    func testMaxPendingWaitIsZeroToTenSeconds() throws {
+        func yaml(_ wait: String?) -> String {
+            (wait.map { "store:\n  max_pending_wait: \($0)\n" } ?? "")
+                + "receivers:\n  otlp:\n    protocols:\n      http:\n"
+                + "service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n"
+        }
+        XCTAssertEqual(try CollectorConfig.parse(yaml: yaml(nil), environment: [:]).store.maxPendingWait, .seconds(1))
+        for (text, wait) in [("0s", Duration.zero), ("250ms", .milliseconds(250)), ("10s", .seconds(10))] {
+            XCTAssertEqual(try CollectorConfig.parse(yaml: yaml(text), environment: [:]).store.maxPendingWait, wait, text)
+        }
+        for text in ["10001ms", "1m", "soon"] {
+            XCTAssertEqual(error(yaml(text))?.line, 2, text)
+        }
+        XCTAssertTrue(
+            error(yaml("11s"))?.description.contains("store.max_pending_wait must be at most 10s (an OTLP exporter's default timeout), got 11s") ?? false,
+            error(yaml("11s"))?.description ?? "parsed"
+        )
+    }
+
     func testAuthAndSizes() throws {
         let yaml = """
             receivers:

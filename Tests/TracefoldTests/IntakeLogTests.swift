@@ -210,6 +210,151 @@ final class BackPressureTests: XCTestCase {
     }
 }
 
+/// `store.max_pending_wait`: a request that finds the queue full waits for
+/// room, up to the wait, before its body is read; one at a time takes room
+/// that opens; past the wait, past the line of waiters, or once shutdown
+/// begins, it gets the same 503 as without a wait.
+final class RoomWaitTests: XCTestCase {
+    struct Setup {
+        let sink = BackPressureTests.StalledSink()
+        let pipeline: SpanPipeline
+        let receiver: OTLPHTTPReceiver
+
+        init(roomWait: Duration, maxRoomWaiters: Int = 64) {
+            pipeline = SpanPipeline(
+                sinks: [sink], checkpoint: nil, syncInterval: .seconds(1), capacity: 3, logger: Logger(label: "test"),
+                // One 2-span batch a group: each gate signal delivers one.
+                maxGroupSpans: 2, roomWait: roomWait, maxRoomWaiters: maxRoomWaiters
+            )
+            pipeline.start()
+            receiver = OTLPHTTPReceiver(config: OTLPReceiverConfig(), committer: DirectCommitter(pipeline: pipeline), logger: Logger(label: "test"))
+        }
+
+        func test(_ body: @escaping @Sendable (_ post: @escaping @Sendable (UInt64) async throws -> TestResponse) async throws -> Void) async throws {
+            let receiver = receiver
+            let app = Application(responder: CallbackResponder { (request: Request, _: BasicRequestContext) in try await receiver.handle(request) })
+            try await app.test(.router) { client in
+                try await body { n in
+                    let body = ByteBuffer(bytes: OTLPProtobufEncoder.encode(Fixtures.batch([Fixtures.span(n), Fixtures.span(n + 100)])))
+                    return try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: "application/x-protobuf"], body: body)
+                }
+            }
+            for _ in 0..<20 { sink.gate.signal() }
+            pipeline.shutdown()
+        }
+
+        /// The first two requests fill the queue (capacity 3) behind the
+        /// stalled sink.
+        func fill(_ post: @escaping @Sendable (UInt64) async throws -> TestResponse) async throws -> (Task<TestResponse, any Error>, Task<TestResponse, any Error>) {
+            let first = Task { try await post(1) }
+            let second = Task { try await post(2) }
+            while !pipeline.isFull { try await Task.sleep(for: .milliseconds(5)) }
+            return (first, second)
+        }
+
+        func waitForWaiters(_ n: Int) async throws {
+            while pipeline.roomWaiters < n { try await Task.sleep(for: .milliseconds(5)) }
+        }
+    }
+
+    static func assertQueueFull(_ response: TestResponse, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(response.status, .serviceUnavailable, file: file, line: line)
+        XCTAssertEqual(response.headers[.retryAfter], "1", file: file, line: line)
+        var reader = WireReader(Array(buffer: response.body))
+        XCTAssertEqual(String(decoding: reader.fields()[2]![0] as! [UInt8], as: UTF8.self), "the collector is overloaded; retry later", file: file, line: line)
+    }
+
+    func testARequestThatFindsTheQueueFullWaitsAndGets200WhenTheFoldMakesRoom() async throws {
+        // A wait no test machine runs out: the request must get its 200
+        // because room opened, not because time passed.
+        let setup = Setup(roomWait: .seconds(60))
+        try await setup.test { post in
+            let (first, second) = try await setup.fill(post)
+            let third = Task { try await post(3) }
+            try await setup.waitForWaiters(1)
+            XCTAssertEqual(setup.pipeline.queuedSpans, 4, "the waiting request's batch is not taken while it waits")
+            for _ in 0..<10 { setup.sink.gate.signal() }
+            let (a, b, c) = try await (first.value, second.value, third.value)
+            XCTAssertEqual([a.status, b.status, c.status], [.ok, .ok, .ok])
+            XCTAssertEqual(setup.pipeline.roomWaiters, 0)
+            setup.pipeline.drain()
+            XCTAssertEqual(setup.pipeline.queuedSpans, 0)
+        }
+    }
+
+    func testRoomForOneBatchLetsInOneWaitingRequestNotTheWholeLine() async throws {
+        let setup = Setup(roomWait: .seconds(60))
+        try await setup.test { post in
+            _ = try await setup.fill(post)
+            let third = Task { try await post(3) }
+            try await setup.waitForWaiters(1)
+            let fourth = Task { try await post(4) }
+            try await setup.waitForWaiters(2)
+            // The first batch goes: 2 spans queued, room for one more batch.
+            setup.sink.gate.signal()
+            let thirdStatus = try await third.value.status
+            XCTAssertEqual(thirdStatus, .ok)
+            XCTAssertEqual(setup.pipeline.roomWaiters, 1, "the fourth request waits for the next batch to go")
+            XCTAssertEqual(setup.pipeline.queuedSpans, 4)
+            setup.sink.gate.signal()
+            let fourthStatus = try await fourth.value.status
+            XCTAssertEqual(fourthStatus, .ok)
+            XCTAssertEqual(setup.pipeline.roomWaiters, 0)
+        }
+    }
+
+    func testTheWaitRunsOutWith503AndNotBefore() async throws {
+        let wait = Duration.milliseconds(300)
+        let setup = Setup(roomWait: wait)
+        try await setup.test { post in
+            _ = try await setup.fill(post)
+            let start = ContinuousClock.now
+            let refused = try await post(3)
+            XCTAssertGreaterThanOrEqual(ContinuousClock.now - start, wait)
+            Self.assertQueueFull(refused)
+            XCTAssertEqual(setup.pipeline.roomWaiters, 0)
+        }
+    }
+
+    func testOneRequestPastTheLineOfWaitersIsTurnedAwayAtOnce() async throws {
+        let setup = Setup(roomWait: .seconds(60), maxRoomWaiters: 1)
+        try await setup.test { post in
+            let (first, second) = try await setup.fill(post)
+            // At the limit: one request waits.
+            let third = Task { try await post(3) }
+            try await setup.waitForWaiters(1)
+            // Past it: the next is answered while the first still waits.
+            Self.assertQueueFull(try await post(4))
+            XCTAssertEqual(setup.pipeline.roomWaiters, 1)
+            for _ in 0..<10 { setup.sink.gate.signal() }
+            let (a, b, c) = try await (first.value, second.value, third.value)
+            XCTAssertEqual([a.status, b.status, c.status], [.ok, .ok, .ok])
+        }
+    }
+
+    func testShutdownEndsTheWaits() async throws {
+        let setup = Setup(roomWait: .seconds(60))
+        try await setup.test { post in
+            _ = try await setup.fill(post)
+            let third = Task { try await post(3) }
+            try await setup.waitForWaiters(1)
+            setup.pipeline.endRoomWaits()
+            Self.assertQueueFull(try await third.value)
+            // And no request waits from then on.
+            Self.assertQueueFull(try await post(4))
+        }
+    }
+
+    func testWithoutAWaitAFullQueueIs503AtOnce() async throws {
+        let setup = Setup(roomWait: .zero)
+        try await setup.test { post in
+            _ = try await setup.fill(post)
+            Self.assertQueueFull(try await post(3))
+            XCTAssertEqual(setup.pipeline.roomWaiters, 0)
+        }
+    }
+}
+
 final class LockedList: @unchecked Sendable {
     private let lock = NSLock()
     private var items: [UInt64] = []
