@@ -55,6 +55,16 @@ struct FoldItem {
     var context: SpanMapper.Context
     var premapped: MappedSpan?
     var batch: Int
+
+    /// The span's key, with its mapping moved out, read in place: reading
+    /// them as `items[index].span?.span.key` and so on copied the whole
+    /// item (1,184 bytes, with a retain and a release of each of its
+    /// references) to read each field, for each span. Nil once the span
+    /// is taken.
+    mutating func start() -> (key: SpanKey, premapped: MappedSpan?)? {
+        guard let key = span?.span.key else { return nil }
+        return (key, premapped.take())
+    }
 }
 
 /// The store the fold keeps its state in (SPEC §8). Spans are the source of
@@ -270,46 +280,46 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
                 }
                 work[id] = trace
             }
-            for index in items.indices {
-                // The span stays in `items` until it is appended to the
-                // commit, from where it is moved: taken into a local, it was
-                // copied into the commit and the local destroyed.
-                guard let key = items[index].span?.span.key else { continue }
-                let context = items[index].context
-                // A mapping the queue did not make (or a second run of this
-                // body) is made here, to the same result.
-                let premapped = items[index].premapped.take()
-                if current?.state.traceID != key.traceID {
-                    putBack()
-                    // Taken out of `work` while it changes, so it is uniquely
-                    // referenced: a copy left in the dictionary made every
-                    // span copy its trace's whole state (copy-on-write).
-                    // Moved straight into `current`: bound to a local first,
-                    // the trace was copied (a retain of every field) and the
-                    // local destroyed.
-                    current = work.removeValue(forKey: key.traceID)
-                    guard current != nil else { continue }
-                }
-                // A span already stored (a redelivery) changes nothing.
-                guard !current!.state.observationIDs.contains(key.spanID) else { continue }
-                var mapped = premapped ?? mapper.map(items[index].span!.span, context: context)
-                var limitDrops = [MetadataDrop]()
-                let warnings = current!.state.add(mapped, limits: limits, drops: &limitDrops)
-                for (_, v) in warnings.sorted(by: { $0.key < $1.key }) {
-                    if case .string(let s) = v { dropped[items[index].batch].append(s) }
-                }
-                drops["invalid_event", default: 0] += mapped.warnings.count
-                for drop in limitDrops { drops[drop.reason, default: 0] += 1 }
-                current!.observations[key.spanID] = mapped.takeObservation()
-                current!.seq += 1
-                if let stamp = mapped.newCostStamp {
-                    // The stored span keeps its pricing (`CostDecision`).
-                    Self.stamp(&items[index].span!.resource, with: stamp, last: &lastStamped)
-                }
-                commit.newSpans.append((current!.seq, items[index].span.take()!))
-                currentTouched.insert(key.spanID)
-                for update in mapped.updates where update.scope != .trace {
-                    if let target = update.target { currentTouched.insert(target) }
+            items.withUnsafeMutableBufferPointer { items in
+                for index in items.indices {
+                    // The span stays in `items` until it is appended to the
+                    // commit, from where it is moved: taken into a local, it was
+                    // copied into the commit and the local destroyed.
+                    guard let (key, premapped) = items[index].start() else { continue }
+                    if current?.state.traceID != key.traceID {
+                        putBack()
+                        // Taken out of `work` while it changes, so it is uniquely
+                        // referenced: a copy left in the dictionary made every
+                        // span copy its trace's whole state (copy-on-write).
+                        // Moved straight into `current`: bound to a local first,
+                        // the trace was copied (a retain of every field) and the
+                        // local destroyed.
+                        current = work.removeValue(forKey: key.traceID)
+                        guard current != nil else { continue }
+                    }
+                    // A span already stored (a redelivery) changes nothing.
+                    guard !current!.state.observationIDs.contains(key.spanID) else { continue }
+                    // A mapping the queue did not make (or a second run of
+                    // this body) is made here, to the same result.
+                    var mapped = premapped ?? mapper.map(items[index].span!.span, context: items[index].context)
+                    var limitDrops = [MetadataDrop]()
+                    let warnings = current!.state.add(mapped, limits: limits, drops: &limitDrops)
+                    for (_, v) in warnings.sorted(by: { $0.key < $1.key }) {
+                        if case .string(let s) = v { dropped[items[index].batch].append(s) }
+                    }
+                    drops["invalid_event", default: 0] += mapped.warnings.count
+                    for drop in limitDrops { drops[drop.reason, default: 0] += 1 }
+                    current!.observations[key.spanID] = mapped.takeObservation()
+                    current!.seq += 1
+                    if let stamp = mapped.newCostStamp {
+                        // The stored span keeps its pricing (`CostDecision`).
+                        Self.stamp(&items[index].span!.resource, with: stamp, last: &lastStamped)
+                    }
+                    commit.newSpans.append((current!.seq, items[index].span.take()!))
+                    currentTouched.insert(key.spanID)
+                    for update in mapped.updates where update.scope != .trace {
+                        if let target = update.target { currentTouched.insert(target) }
+                    }
                 }
             }
             putBack()
