@@ -298,7 +298,14 @@ struct ByteWriter {
         count(s.observationIDs.count)
         for id in s.observationIDs { fixed(id.value) }
         time(s.maxEnd)
-        for field in [s.name, s.userID, s.sessionID, s.version, s.release, s.environment] { versioned(field) }
+        // One call each: a loop over an array of them allocated the array
+        // and copied the six fields into it, for every trace encoded.
+        versioned(s.name)
+        versioned(s.userID)
+        versioned(s.sessionID)
+        versioned(s.version)
+        versioned(s.release)
+        versioned(s.environment)
         strings(s.tags)
         bool(s.isPublic)
         versioned(s.input)

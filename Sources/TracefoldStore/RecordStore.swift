@@ -411,12 +411,13 @@ struct SQLFoldTransaction: FoldTransaction {
         ) { index, w in
             // A row already stored keeps its span (the update leaves those
             // columns alone).
-            let key = SpanKey(traceID: commit.observations[index].traceID, spanID: commit.observations[index].spanID)
+            let (traceID, spanID) = Self.ids(of: commit.observations, index)
+            let key = SpanKey(traceID: traceID, spanID: spanID)
             let span = newSpans.removeValue(forKey: key)
             inserted.append(span != nil)
             let trace = written[key.traceID]
             Self.observationColumns(
-                commit.observations[index], record: records, index, traceRevision: trace?.revision ?? 0,
+                commit.observations, record: records, index, traceRevision: trace?.revision ?? 0,
                 span: span.map { (commit.newSpans[$0].seq, Int64(bitPattern: commit.newSpans[$0].span.receivedAtUnixNano), $0) }, bodies: bodies,
                 epoch: trace?.epoch ?? epoch, into: &w)
         }
@@ -455,32 +456,42 @@ struct SQLFoldTransaction: FoldTransaction {
         w.int(epoch)
     }
 
-    /// An observation row's values, in the order `write` names its columns;
-    /// its record is row `index` of `records`; `span`: its new span's
-    /// sequence number, receive time and row of `bodies`, if this commit
-    /// inserts the row; `epoch`: its trace's.
+    /// Row `index`'s ids, read in place, as `observationColumns` reads.
+    private static func ids(of rows: [TracefoldFold.ObservationRow], _ index: Int) -> (TraceID, SpanID) {
+        rows.withUnsafeBufferPointer { ($0[index].traceID, $0[index].spanID) }
+    }
+
+    /// Observation row `index`'s values, in the order `write` names its
+    /// columns; its record is row `index` of `records`; `span`: its new
+    /// span's sequence number, receive time and row of `bodies`, if this
+    /// commit inserts the row; `epoch`: its trace's. Each field is read in
+    /// place, through the rows' buffer: passed as a value (even to an
+    /// inlined function), the whole row was copied, a retain and a release
+    /// of each of its strings.
     private static func observationColumns(
-        _ o: TracefoldFold.ObservationRow, record records: RowCompression.Rows, _ index: Int, traceRevision: Int64,
+        _ rows: [TracefoldFold.ObservationRow], record records: RowCompression.Rows, _ index: Int, traceRevision: Int64,
         span: (seq: Int64, receivedAt: Int64, body: Int)?, bodies: RowCompression.Rows, epoch: Int64, into w: inout SQLRowWriter
     ) {
-        w.blob(o.traceID)
-        w.blob(o.spanID)
-        w.int(1)
-        w.int(traceRevision)
-        w.int(Int64(bitPattern: o.startUnixNano))
-        records.withRow(index) { w.blob($0) }
-        w.text(o.type)
-        w.text(o.name)
-        w.text(o.level)
-        w.text(o.version)
-        w.text(o.parentID)
-        w.text(o.environment)
-        w.text(o.model)
-        w.double(o.latency)
-        w.double(o.inputTokens)
-        w.double(o.outputTokens)
-        w.double(o.totalTokens)
-        w.double(o.cost)
+        rows.withUnsafeBufferPointer { o in
+            w.blob(o[index].traceID)
+            w.blob(o[index].spanID)
+            w.int(1)
+            w.int(traceRevision)
+            w.int(Int64(bitPattern: o[index].startUnixNano))
+            records.withRow(index) { w.blob($0) }
+            w.text(o[index].type)
+            w.text(o[index].name)
+            w.text(o[index].level)
+            w.text(o[index].version)
+            w.text(o[index].parentID)
+            w.text(o[index].environment)
+            w.text(o[index].model)
+            w.double(o[index].latency)
+            w.double(o[index].inputTokens)
+            w.double(o[index].outputTokens)
+            w.double(o[index].totalTokens)
+            w.double(o[index].cost)
+        }
         if let span {
             w.int(span.seq)
             w.int(span.receivedAt)
