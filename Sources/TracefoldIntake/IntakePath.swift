@@ -75,7 +75,7 @@ public struct IntakePath: Sendable {
         let refusal: Refusal
         if memoryLimiter?.isRefusing == true {
             refusal = .memoryLimit
-        } else if committer.isOverloaded, committer.isFailing ? true : await !committer.waitForRoom() {
+        } else if committer.isOverloaded, committer.isFailing ? true : await !roomAfterWaiting() {
             refusal = .queueFull
         } else if memoryLimiter?.isRefusing == true {
             refusal = .memoryLimit
@@ -86,6 +86,14 @@ public struct IntakePath: Sendable {
         }
         metrics?.refusedRequest(reason: refusal.reason)
         return refusal
+    }
+
+    /// The committer's wait for room in its full queue, counted in
+    /// `/metrics` whichever way it ends.
+    private func roomAfterWaiting() async -> Bool {
+        let room = await committer.waitForRoom()
+        metrics?.queueFullRequest(admitted: room)
+        return room
     }
 
     /// The answer to a request whose body was read.

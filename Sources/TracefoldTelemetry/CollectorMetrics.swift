@@ -80,6 +80,16 @@ public final class CollectorMetrics: Sendable {
         ).increment()
     }
 
+    /// A request that found the pipeline queue full: `admitted` once the
+    /// fold made room within `store.max_pending_wait`, `refused` when it got
+    /// the 503 (also counted in `tracefold_receiver_refused_requests_total`).
+    public func queueFullRequest(admitted: Bool) {
+        registry.makeCounter(
+            name: "tracefold_receiver_queue_full_requests_total", labels: [("outcome", admitted ? "admitted" : "refused")],
+            help: "Requests that found the pipeline queue full, by outcome: admitted after waiting for room, or refused."
+        ).increment()
+    }
+
     /// Why a metadata update was dropped: `update_too_large`,
     /// `trace_limit`, `invalid_event` or `request_header`.
     public func droppedMetadata(reason: String, count: Int = 1) {

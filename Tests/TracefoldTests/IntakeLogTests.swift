@@ -9,6 +9,7 @@ import TracefoldConfig
 import TracefoldExport
 import TracefoldIntake
 import TracefoldModel
+import TracefoldTelemetry
 import XCTest
 
 final class IntakeLogTests: XCTestCase {
@@ -219,6 +220,7 @@ final class RoomWaitTests: XCTestCase {
         let sink = BackPressureTests.StalledSink()
         let pipeline: SpanPipeline
         let receiver: OTLPHTTPReceiver
+        let metrics = CollectorMetrics()
 
         init(roomWait: Duration, maxRoomWaiters: Int = 64) {
             pipeline = SpanPipeline(
@@ -227,7 +229,16 @@ final class RoomWaitTests: XCTestCase {
                 maxGroupSpans: 2, roomWait: roomWait, maxRoomWaiters: maxRoomWaiters
             )
             pipeline.start()
-            receiver = OTLPHTTPReceiver(config: OTLPReceiverConfig(), committer: DirectCommitter(pipeline: pipeline), logger: Logger(label: "test"))
+            receiver = OTLPHTTPReceiver(
+                config: OTLPReceiverConfig(), committer: DirectCommitter(pipeline: pipeline), logger: Logger(label: "test"), metrics: metrics
+            )
+        }
+
+        /// The `/metrics` lines of the queue-full counter.
+        var queueFullLines: [String] {
+            String(decoding: metrics.exposition(), as: UTF8.self).split(separator: "\n").map(String.init)
+                .filter { $0.hasPrefix("tracefold_receiver_queue_full_requests_total{") || $0.hasPrefix("tracefold_receiver_refused_requests_total{") }
+                .sorted()
         }
 
         func test(_ body: @escaping @Sendable (_ post: @escaping @Sendable (UInt64) async throws -> TestResponse) async throws -> Void) async throws {
@@ -279,6 +290,7 @@ final class RoomWaitTests: XCTestCase {
             XCTAssertEqual(setup.pipeline.roomWaiters, 0)
             setup.pipeline.drain()
             XCTAssertEqual(setup.pipeline.queuedSpans, 0)
+            XCTAssertEqual(setup.queueFullLines, [#"tracefold_receiver_queue_full_requests_total{outcome="admitted"} 1"#])
         }
     }
 
@@ -313,6 +325,10 @@ final class RoomWaitTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(ContinuousClock.now - start, wait)
             Self.assertQueueFull(refused)
             XCTAssertEqual(setup.pipeline.roomWaiters, 0)
+            XCTAssertEqual(setup.queueFullLines, [
+                #"tracefold_receiver_queue_full_requests_total{outcome="refused"} 1"#,
+                #"tracefold_receiver_refused_requests_total{reason="queue_full"} 1"#,
+            ])
         }
     }
 
