@@ -257,15 +257,13 @@ public final class Collector: Sendable {
         // It also ends the waits for room in the pipeline's queue
         // (`store.max_pending_wait`): the requests in flight should finish
         // within the bound, not wait out their turn.
-        let signalArm = ShutdownSignalArm { [pipeline] in
+        let shutdownBegins: @Sendable () -> Void = { [pipeline] in
             watchdog.arm()
             pipeline.endRoomWaits()
         }
+        let signalArm = ShutdownSignalArm(onSignal: shutdownBegins)
         defer { signalArm.cancel() }
-        let signalled = ShutdownSignalClock { [pipeline] in
-            watchdog.arm()
-            pipeline.endRoomWaits()
-        }
+        let signalled = ShutdownSignalClock(onSignal: shutdownBegins)
         let http = "OTLP/HTTP and the query API on \(config.receiver.endpoint)"
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: ReceiverService(inner: app, what: http)),

@@ -280,46 +280,44 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
                 }
                 work[id] = trace
             }
-            items.withUnsafeMutableBufferPointer { items in
-                for index in items.indices {
-                    // The span stays in `items` until it is appended to the
-                    // commit, from where it is moved: taken into a local, it was
-                    // copied into the commit and the local destroyed.
-                    guard let (key, premapped) = items[index].start() else { continue }
-                    if current?.state.traceID != key.traceID {
-                        putBack()
-                        // Taken out of `work` while it changes, so it is uniquely
-                        // referenced: a copy left in the dictionary made every
-                        // span copy its trace's whole state (copy-on-write).
-                        // Moved straight into `current`: bound to a local first,
-                        // the trace was copied (a retain of every field) and the
-                        // local destroyed.
-                        current = work.removeValue(forKey: key.traceID)
-                        guard current != nil else { continue }
-                    }
-                    // A span already stored (a redelivery) changes nothing.
-                    guard !current!.state.observationIDs.contains(key.spanID) else { continue }
-                    // A mapping the queue did not make (or a second run of
-                    // this body) is made here, to the same result.
-                    var mapped = premapped ?? mapper.map(items[index].span!.span, context: items[index].context)
-                    var limitDrops = [MetadataDrop]()
-                    let warnings = current!.state.add(mapped, limits: limits, drops: &limitDrops)
-                    for (_, v) in warnings.sorted(by: { $0.key < $1.key }) {
-                        if case .string(let s) = v { dropped[items[index].batch].append(s) }
-                    }
-                    drops["invalid_event", default: 0] += mapped.warnings.count
-                    for drop in limitDrops { drops[drop.reason, default: 0] += 1 }
-                    current!.observations[key.spanID] = mapped.takeObservation()
-                    current!.seq += 1
-                    if let stamp = mapped.newCostStamp {
-                        // The stored span keeps its pricing (`CostDecision`).
-                        Self.stamp(&items[index].span!.resource, with: stamp, last: &lastStamped)
-                    }
-                    commit.newSpans.append((current!.seq, items[index].span.take()!))
-                    currentTouched.insert(key.spanID)
-                    for update in mapped.updates where update.scope != .trace {
-                        if let target = update.target { currentTouched.insert(target) }
-                    }
+            for index in items.indices {
+                // The span stays in `items` until it is appended to the
+                // commit, from where it is moved: taken into a local, it was
+                // copied into the commit and the local destroyed.
+                guard let (key, premapped) = items[index].start() else { continue }
+                if current?.state.traceID != key.traceID {
+                    putBack()
+                    // Taken out of `work` while it changes, so it is uniquely
+                    // referenced: a copy left in the dictionary made every
+                    // span copy its trace's whole state (copy-on-write).
+                    // Moved straight into `current`: bound to a local first,
+                    // the trace was copied (a retain of every field) and the
+                    // local destroyed.
+                    current = work.removeValue(forKey: key.traceID)
+                    guard current != nil else { continue }
+                }
+                // A span already stored (a redelivery) changes nothing.
+                guard !current!.state.observationIDs.contains(key.spanID) else { continue }
+                // A mapping the queue did not make (or a second run of
+                // this body) is made here, to the same result.
+                var mapped = premapped ?? mapper.map(items[index].span!.span, context: items[index].context)
+                var limitDrops = [MetadataDrop]()
+                let warnings = current!.state.add(mapped, limits: limits, drops: &limitDrops)
+                for (_, v) in warnings.sorted(by: { $0.key < $1.key }) {
+                    if case .string(let s) = v { dropped[items[index].batch].append(s) }
+                }
+                drops["invalid_event", default: 0] += mapped.warnings.count
+                for drop in limitDrops { drops[drop.reason, default: 0] += 1 }
+                current!.observations[key.spanID] = mapped.takeObservation()
+                current!.seq += 1
+                if let stamp = mapped.newCostStamp {
+                    // The stored span keeps its pricing (`CostDecision`).
+                    Self.stamp(&items[index].span!.resource, with: stamp, last: &lastStamped)
+                }
+                commit.newSpans.append((current!.seq, items[index].span.take()!))
+                currentTouched.insert(key.spanID)
+                for update in mapped.updates where update.scope != .trace {
+                    if let target = update.target { currentTouched.insert(target) }
                 }
             }
             putBack()

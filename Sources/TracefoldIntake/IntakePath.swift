@@ -75,7 +75,10 @@ public struct IntakePath: Sendable {
         let refusal: Refusal
         if memoryLimiter?.isRefusing == true {
             refusal = .memoryLimit
-        } else if committer.isOverloaded, committer.isFailing ? true : await !roomAfterWaiting() {
+        } else if committer.isOverloaded, committer.isFailing {
+            // A failing stage makes no room: no wait.
+            refusal = .queueFull
+        } else if committer.isOverloaded, await !roomAfterWaiting() {
             refusal = .queueFull
         } else if memoryLimiter?.isRefusing == true {
             refusal = .memoryLimit

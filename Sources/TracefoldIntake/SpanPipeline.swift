@@ -91,6 +91,8 @@ public final class SpanPipeline: @unchecked Sendable {
     // in timer and wake-up system calls on the §10.1 load.
     private var roomLine: [RoomWaiter] = []
     private var nextRoomTicket: UInt64 = 0
+    /// Set by `endRoomWaits`, which `shutdown` calls before it stops the
+    /// pipeline: no request waits once shutdown has begun.
     private var roomWaitsEnded = false
     private var admittedSpans = 0.0
     private var meanBatchSpans = 0.0
@@ -134,7 +136,7 @@ public final class SpanPipeline: @unchecked Sendable {
         guard roomWait > .zero else { return false }
         return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             condition.lock()
-            guard roomLine.count < maxRoomWaiters, !stopping, !roomWaitsEnded else {
+            guard roomLine.count < maxRoomWaiters, !roomWaitsEnded else {
                 condition.unlock()
                 continuation.resume(returning: false)
                 return
@@ -193,7 +195,7 @@ public final class SpanPipeline: @unchecked Sendable {
             return
         }
         let waiter = roomLine.remove(at: index)
-        let room = queuedSpanCount < capacity && !stopping && !roomWaitsEnded
+        let room = queuedSpanCount < capacity && !roomWaitsEnded
         if room { admittedSpans += max(1, meanBatchSpans) }
         condition.unlock()
         waiter.continuation.resume(returning: room)

@@ -391,35 +391,40 @@ struct SQLFoldTransaction: FoldTransaction {
         // for the cache: those rows have revision 1.
         var inserted = [Bool]()
         inserted.reserveCapacity(commit.observations.count)
-        try session.insert(
-            into: "observations",
-            [("trace_id", .blob), ("span_id", .blob), ("revision", .int), ("trace_revision", .int), ("start_time", .int), ("record", .blob), ("type", .text),
-             ("name", .text), ("level", .text), ("version", .text), ("parent_id", .text), ("environment", .text), ("model", .text),
-             ("latency", .double), ("input_tokens", .double), ("output_tokens", .double), ("total_tokens", .double), ("cost", .double),
-             ("seq", .int), ("received_at", .int), ("body", .blob), ("epoch", .int)],
-            count: commit.observations.count,
-            // SQLite's unique key leads with the trace's epoch; PostgreSQL
-            // keeps its primary key, whose pages its buffer pool holds.
-            onConflict: """
-                ON CONFLICT(\(session.dialect == .sqlite ? "epoch, trace_id, span_id" : "trace_id, span_id")) DO UPDATE SET revision = observations.revision + 1, trace_revision = excluded.trace_revision,
-                  start_time = excluded.start_time,
-                  record = excluded.record, type = excluded.type, name = excluded.name, level = excluded.level,
-                  version = excluded.version, parent_id = excluded.parent_id, environment = excluded.environment,
-                  model = excluded.model, latency = excluded.latency, input_tokens = excluded.input_tokens,
-                  output_tokens = excluded.output_tokens, total_tokens = excluded.total_tokens, cost = excluded.cost
-                """
-        ) { index, w in
-            // A row already stored keeps its span (the update leaves those
-            // columns alone).
-            let (traceID, spanID) = Self.ids(of: commit.observations, index)
-            let key = SpanKey(traceID: traceID, spanID: spanID)
-            let span = newSpans.removeValue(forKey: key)
-            inserted.append(span != nil)
-            let trace = written[key.traceID]
-            Self.observationColumns(
-                commit.observations, record: records, index, traceRevision: trace?.revision ?? 0,
-                span: span.map { (commit.newSpans[$0].seq, Int64(bitPattern: commit.newSpans[$0].span.receivedAtUnixNano), $0) }, bodies: bodies,
-                epoch: trace?.epoch ?? epoch, into: &w)
+        // Each row's fields are read in place, through the rows' buffer:
+        // `commit.observations[index]`, read or passed as a value (even to
+        // an inlined function), copied the whole row, a retain and a
+        // release of each of its strings.
+        try commit.observations.withUnsafeBufferPointer { rows in
+            try session.insert(
+                into: "observations",
+                [("trace_id", .blob), ("span_id", .blob), ("revision", .int), ("trace_revision", .int), ("start_time", .int), ("record", .blob), ("type", .text),
+                 ("name", .text), ("level", .text), ("version", .text), ("parent_id", .text), ("environment", .text), ("model", .text),
+                 ("latency", .double), ("input_tokens", .double), ("output_tokens", .double), ("total_tokens", .double), ("cost", .double),
+                 ("seq", .int), ("received_at", .int), ("body", .blob), ("epoch", .int)],
+                count: commit.observations.count,
+                // SQLite's unique key leads with the trace's epoch; PostgreSQL
+                // keeps its primary key, whose pages its buffer pool holds.
+                onConflict: """
+                    ON CONFLICT(\(session.dialect == .sqlite ? "epoch, trace_id, span_id" : "trace_id, span_id")) DO UPDATE SET revision = observations.revision + 1, trace_revision = excluded.trace_revision,
+                      start_time = excluded.start_time,
+                      record = excluded.record, type = excluded.type, name = excluded.name, level = excluded.level,
+                      version = excluded.version, parent_id = excluded.parent_id, environment = excluded.environment,
+                      model = excluded.model, latency = excluded.latency, input_tokens = excluded.input_tokens,
+                      output_tokens = excluded.output_tokens, total_tokens = excluded.total_tokens, cost = excluded.cost
+                    """
+            ) { index, w in
+                // A row already stored keeps its span (the update leaves those
+                // columns alone).
+                let key = SpanKey(traceID: rows[index].traceID, spanID: rows[index].spanID)
+                let span = newSpans.removeValue(forKey: key)
+                inserted.append(span != nil)
+                let trace = written[key.traceID]
+                Self.observationColumns(
+                    rows, record: records, index, traceRevision: trace?.revision ?? 0,
+                    span: span.map { (commit.newSpans[$0].seq, Int64(bitPattern: commit.newSpans[$0].span.receivedAtUnixNano), $0) }, bodies: bodies,
+                    epoch: trace?.epoch ?? epoch, into: &w)
+            }
         }
         // The store is the source of truth: a span with no row to go in
         // must fail the commit, not vanish.
@@ -456,42 +461,33 @@ struct SQLFoldTransaction: FoldTransaction {
         w.int(epoch)
     }
 
-    /// Row `index`'s ids, read in place, as `observationColumns` reads.
-    private static func ids(of rows: [TracefoldFold.ObservationRow], _ index: Int) -> (TraceID, SpanID) {
-        rows.withUnsafeBufferPointer { ($0[index].traceID, $0[index].spanID) }
-    }
-
     /// Observation row `index`'s values, in the order `write` names its
     /// columns; its record is row `index` of `records`; `span`: its new
     /// span's sequence number, receive time and row of `bodies`, if this
-    /// commit inserts the row; `epoch`: its trace's. Each field is read in
-    /// place, through the rows' buffer: passed as a value (even to an
-    /// inlined function), the whole row was copied, a retain and a release
-    /// of each of its strings.
+    /// commit inserts the row; `epoch`: its trace's. Read in place, as
+    /// `write` reads the rows.
     private static func observationColumns(
-        _ rows: [TracefoldFold.ObservationRow], record records: RowCompression.Rows, _ index: Int, traceRevision: Int64,
+        _ o: UnsafeBufferPointer<TracefoldFold.ObservationRow>, record records: RowCompression.Rows, _ index: Int, traceRevision: Int64,
         span: (seq: Int64, receivedAt: Int64, body: Int)?, bodies: RowCompression.Rows, epoch: Int64, into w: inout SQLRowWriter
     ) {
-        rows.withUnsafeBufferPointer { o in
-            w.blob(o[index].traceID)
-            w.blob(o[index].spanID)
-            w.int(1)
-            w.int(traceRevision)
-            w.int(Int64(bitPattern: o[index].startUnixNano))
-            records.withRow(index) { w.blob($0) }
-            w.text(o[index].type)
-            w.text(o[index].name)
-            w.text(o[index].level)
-            w.text(o[index].version)
-            w.text(o[index].parentID)
-            w.text(o[index].environment)
-            w.text(o[index].model)
-            w.double(o[index].latency)
-            w.double(o[index].inputTokens)
-            w.double(o[index].outputTokens)
-            w.double(o[index].totalTokens)
-            w.double(o[index].cost)
-        }
+        w.blob(o[index].traceID)
+        w.blob(o[index].spanID)
+        w.int(1)
+        w.int(traceRevision)
+        w.int(Int64(bitPattern: o[index].startUnixNano))
+        records.withRow(index) { w.blob($0) }
+        w.text(o[index].type)
+        w.text(o[index].name)
+        w.text(o[index].level)
+        w.text(o[index].version)
+        w.text(o[index].parentID)
+        w.text(o[index].environment)
+        w.text(o[index].model)
+        w.double(o[index].latency)
+        w.double(o[index].inputTokens)
+        w.double(o[index].outputTokens)
+        w.double(o[index].totalTokens)
+        w.double(o[index].cost)
         if let span {
             w.int(span.seq)
             w.int(span.receivedAt)
