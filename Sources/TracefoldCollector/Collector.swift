@@ -65,10 +65,13 @@ public final class Collector: Sendable {
 
         var sinks = [any SpanSink]()
         if let fold = config.activeFold {
+            // The records the fold commits are kept for the JSONL exporter
+            // only when there is one.
+            let exportCacheBudget = config.activeJSONL == nil ? nil : ExportCache.defaultBudget
             let store: any RecordStore = try config.store.postgresURL.map {
-                try PostgresStore(url: $0, requestTimeout: config.store.postgresRequestTimeout, logger: logger)
+                try PostgresStore(url: $0, requestTimeout: config.store.postgresRequestTimeout, exportCacheBudget: exportCacheBudget, logger: logger)
             }
-                ?? SQLiteStore(path: config.store.resolvedSQLitePath)
+                ?? SQLiteStore(path: config.store.resolvedSQLitePath, exportCacheBudget: exportCacheBudget)
             self.store = store
             // The exporter's cache saves reads, nothing more: under memory
             // pressure it goes, and stays empty until the pressure ends.

@@ -50,6 +50,18 @@ public final class JSONLRecordExporter: @unchecked Sendable {
         self.logger = logger
         try FileManager.default.createDirectory(atPath: config.directory, withIntermediateDirectories: true)
         try repairTornTail()
+        // A trace waits `flush_after` and up to a pass: what the cache has
+        // held for several times that, the exporter is not coming for soon.
+        if let cache = store.exportCache {
+            cache.staleAfter = max(.seconds(30), (config.flushAfter + config.flushInterval) * 4)
+            // Whether the records came from memory or were read back (and
+            // expanded) from the store: what the cache's budget saves.
+            let help = "Traces the exporter took, from the export cache or read back from the store."
+            let name = "tracefold_exporter_traces_total"
+            metrics?.sampledCounter(name: name, labels: [("exporter", "jsonl"), ("from", "cache")], help: help) { cache.counts.served }
+            metrics?.sampledCounter(name: name, labels: [("exporter", "jsonl"), ("from", "store")], help: help) { cache.counts.missed }
+            metrics?.sampledGauge(name: "tracefold_exporter_cache_bytes", help: "Record bytes the export cache holds for the exporter.") { cache.counts.bytes }
+        }
     }
 
     public func start() {

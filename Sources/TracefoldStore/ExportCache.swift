@@ -46,6 +46,8 @@ public final class ExportCache: @unchecked Sendable {
         var bytes: Int
         /// Which insertion into `order` is this entry's.
         var ticket: UInt64
+        /// When it was made (`DispatchTime` nanoseconds).
+        var made: UInt64
     }
 
     /// One commit's changes, applied only once it has committed: a rolled
@@ -68,15 +70,16 @@ public final class ExportCache: @unchecked Sendable {
     /// By trace and span id, not their bytes as `Data`: a 16-byte `Data`
     /// is an allocation, and hashing it went through its bytes.
     private var entries: [TraceID: Entry] = [:]
-    /// Traces in the order their entries were made, for eviction; a stale
-    /// ticket (the entry was dropped or remade since) is skipped.
+    /// Traces in the order their entries were made, for dropping stale
+    /// ones; a spent ticket (the entry was dropped or remade since) is
+    /// skipped.
     private var order: [(traceID: TraceID, ticket: UInt64)] = []
     private var orderStart = 0
     private var nextTicket: UInt64 = 0
     private var bytes = 0
     public let budget: Int
 
-    /// `budget`: the most record bytes held; the oldest entries go first.
+    /// `budget`: the most record bytes held.
     /// A trace's records wait at least the exporter's idle time (one
     /// second) and then its pass, so the cache must hold a couple of
     /// seconds of the fold's output. 8 MiB, 1.1 s at 10k spans/s (710
@@ -85,8 +88,19 @@ public final class ExportCache: @unchecked Sendable {
     /// about 3 s at 15k spans/s, and the read-back path was gone from the
     /// profile (spans per CPU-second 1.02 to 1.23 times those with 8 MiB,
     /// RSS at 10k spans/s 9 MiB more). What does not fit is read back.
-    public init(budget: Int = ExportCache.defaultBudget) {
+    ///
+    /// When the records come faster than the exporter takes them, the cache
+    /// keeps the oldest, which the exporter takes next (it goes by the time
+    /// of each trace's last change), and a trace that does not fit is left
+    /// to be read back. Dropping the oldest for the newest, as it did, made
+    /// it serve nothing once the backlog outgrew it: the exporter asked for
+    /// each entry just after it was dropped. At about 27k spans/s the
+    /// exporter falls seconds behind; keeping the oldest served half the
+    /// traces (and gave 1.02-1.03 times the spans per CPU-second), where a
+    /// budget of 128 MiB would have held them all for 50 MiB more RSS.
+    public init(budget: Int = ExportCache.defaultBudget, staleAfter: Duration = .seconds(30)) {
         self.budget = budget
+        staleNanoseconds = Self.nanoseconds(staleAfter)
     }
 
     public static let defaultBudget = 32 << 20
@@ -99,6 +113,19 @@ public final class ExportCache: @unchecked Sendable {
 
     private var served = 0
     private var missed = 0
+
+    /// An entry this old is dropped: the exporter is far behind, or will
+    /// never ask for it (on PostgreSQL another process exported the trace),
+    /// and it would hold room for good. The exporter sets it from how long
+    /// it lets a trace wait.
+    public var staleAfter: Duration {
+        get { lock.withLock { .nanoseconds(staleNanoseconds) } }
+        set { lock.withLock { staleNanoseconds = Self.nanoseconds(newValue) } }
+    }
+
+    private var staleNanoseconds: UInt64
+
+    private static func nanoseconds(_ d: Duration) -> UInt64 { UInt64(max(0, d.inSeconds) * 1e9) }
 
     /// While paused (memory above the memory limiter's soft limit) the
     /// cache holds nothing, and the exporter reads every row.
@@ -118,25 +145,38 @@ public final class ExportCache: @unchecked Sendable {
             clear()
             return
         }
+        let now = DispatchTime.now().uptimeNanoseconds
+        dropSpentAndStale(now: now)
         for w in staged.writes {
+            // Out of the dictionary while it changes, so that its
+            // observations are not copied on write.
+            var old = entries.removeValue(forKey: w.traceID)
+            if let dropped = old { bytes -= dropped.bytes }
+            if let held = old, held.revision != w.revision - 1 || held.generation != w.generation { old = nil }
+            // What this write adds at most (it may replace some of it).
+            let incoming = w.observations.reduce(w.trace.count) { $0 + $1.record.count }
+            guard bytes + (old?.bytes ?? 0) + incoming <= budget else {
+                // No room: this trace is read back, and the entries held,
+                // which the exporter takes first, stay.
+                continue
+            }
             var entry: Entry
-            if let old = entries[w.traceID], old.revision == w.revision - 1, old.generation == w.generation {
+            if var old {
+                old.bytes -= old.trace.count
                 entry = old
-                entry.bytes -= old.trace.count
-                bytes -= old.trace.count
             } else {
-                if let old = entries.removeValue(forKey: w.traceID) { bytes -= old.bytes }
                 nextTicket += 1
                 order.append((w.traceID, nextTicket))
                 entry = Entry(
-                    revision: w.revision, generation: w.generation, since: w.revision, trace: [], observations: [:], bytes: 0, ticket: nextTicket)
+                    revision: w.revision, generation: w.generation, since: w.revision, trace: [], observations: [:], bytes: 0, ticket: nextTicket,
+                    made: now)
             }
             entry.revision = w.revision
             // Copies the size of their bytes: the fold's buffers grew by
             // doubling, and kept as they are they held about twice what the
             // budget counts.
             entry.trace = Self.exact(w.trace)
-            var size = w.trace.count
+            entry.bytes += w.trace.count
             for o in w.observations {
                 let previous = entry.observations[o.spanID]
                 // A new row is at revision 1; a row written since the entry
@@ -145,15 +185,12 @@ public final class ExportCache: @unchecked Sendable {
                     entry.complete = false
                     continue
                 }
-                size -= previous?.record.count ?? 0
+                entry.bytes += o.record.count - (previous?.record.count ?? 0)
                 entry.observations[o.spanID] = Observation(startTime: o.startTime, revision: revision, traceRevision: w.revision, record: Self.exact(o.record))
-                size += o.record.count
             }
-            entry.bytes += size
-            bytes += size
+            bytes += entry.bytes
             entries[w.traceID] = entry
         }
-        evict()
     }
 
     /// Forgets everything: rows were deleted.
@@ -174,20 +211,18 @@ public final class ExportCache: @unchecked Sendable {
         }
     }
 
-    private func evict() {
-        while bytes > budget, orderStart < order.count {
+    /// Pops the front of `order` while its entry is gone (exported,
+    /// dropped or remade since) or older than `staleAfter`, which it drops.
+    private func dropSpentAndStale(now: UInt64) {
+        while orderStart < order.count {
             let (traceID, ticket) = order[orderStart]
-            orderStart += 1
             if let e = entries[traceID], e.ticket == ticket {
+                guard now &- e.made > staleNanoseconds else { break }
                 entries.removeValue(forKey: traceID)
                 bytes -= e.bytes
             }
+            orderStart += 1
         }
-        compactOrder()
-    }
-
-    /// Drops the spent front of `order` once it is most of the array.
-    private func compactOrder() {
         if orderStart > 1024, orderStart * 2 > order.count {
             order.removeFirst(orderStart)
             orderStart = 0

@@ -106,11 +106,28 @@ public final class CollectorMetrics: Sendable {
         sampled.withLock { $0.append((gauge, read)) }
     }
 
+    /// A counter read from `read` at each scrape, for a count another stage
+    /// keeps under its own lock (for example the export cache's): it goes
+    /// up by what `read` gained since the last scrape.
+    public func sampledCounter(name: String, labels: [(String, String)], help: String, read: @escaping @Sendable () -> Int) {
+        let counter = registry.makeCounter(name: name, labels: labels, help: help)
+        sampledCounters.withLock { $0.append((counter, read, 0)) }
+    }
+
+    private let sampledCounters = Mutex<[(counter: Counter, read: @Sendable () -> Int, last: Int)]>([])
+
     /// The Prometheus text exposition, with the RSS and sampled gauges read now.
     public func exposition() -> [UInt8] {
         if let rss = Self.residentBytes() { residentMemory.set(Double(rss)) }
         sampled.withLock { gauges in
             for entry in gauges { entry.gauge.set(Double(entry.read())) }
+        }
+        sampledCounters.withLock { counters in
+            for index in counters.indices {
+                let now = counters[index].read()
+                if now > counters[index].last { counters[index].counter.increment(by: Int64(now - counters[index].last)) }
+                counters[index].last = now
+            }
         }
         return registry.emitToBuffer()
     }

@@ -299,9 +299,9 @@ final class StoreFoldTests: XCTestCase {
     }
 
     /// One export pass of `store`: the trace and observation lines it writes.
-    static func exportPassLines(_ store: any RecordStore) throws -> String {
+    static func exportPassLines(_ store: any RecordStore, limit: Int = 100) throws -> String {
         var text = ""
-        try store.exportPass(exporter: "x", idleSince: nil, limit: 100) { pending in
+        try store.exportPass(exporter: "x", idleSince: nil, limit: limit) { pending in
             var w = JSONWriter()
             for t in pending.traces {
                 try JSONLRecordExporter.line(t.trace, into: &w)
@@ -440,9 +440,6 @@ final class StoreFoldTests: XCTestCase {
         try export("after the pause", served: 1)
     }
 
-    /// The cache's budget: a trace whose records take exactly the budget
-    /// stays and is served; one byte less and it goes, and its records
-    /// come from the rows, the same lines.
     /// An export pass reads the observations of the traces the cache does
     /// not hold from the rows (on PostgreSQL 400 traces a query,
     /// `RecordStore.pendingChunk`; on SQLite a query a trace): a pass of
@@ -488,6 +485,9 @@ final class StoreFoldTests: XCTestCase {
         }
     }
 
+    /// The cache's budget: a trace whose records take exactly the budget
+    /// stays and is served; one byte less and it goes, and its records
+    /// come from the rows, the same lines.
     func testExportCacheKeepsATraceAtItsBudgetAndDropsItPastIt() throws {
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -520,6 +520,52 @@ final class StoreFoldTests: XCTestCase {
         XCTAssertEqual(past.cache?.counts.missed, 1)
         XCTAssertEqual(past.lines, plain.lines)
         XCTAssertFalse(plain.lines.isEmpty)
+    }
+
+    /// When the fold commits faster than the exporter takes, the cache keeps
+    /// the traces it holds, the oldest, which the exporter takes first (by
+    /// their last change), and leaves a trace that does not fit to the
+    /// rows. With room for two traces of three, passes of one trace each are
+    /// served the first two and read the third back; every pass writes the
+    /// lines of a store without the cache. An entry older than `staleAfter`
+    /// is dropped at the next commit.
+    func testAFullExportCacheKeepsTheOldestTracesForTheExporter() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func spans(_ t: UInt64) -> [Span] {
+            (UInt64(1)...3).map { n in
+                Conformance.S("s\(n)", id: n, parent: n == 1 ? nil : 1, n, n + 5, ["langfuse.observation.input": .string("q\(n)")],
+                              trace: TraceID(high: 9, low: t))
+            }
+        }
+        let measure = try SQLiteStore(path: dir + "/measure.sqlite")
+        _ = try TraceFolder(store: measure, limits: MetadataLimits(), maxOpenTraces: 100, logger: logger).consume(Fixtures.batch(spans(1)))
+        let size = try XCTUnwrap(measure.exportCache?.counts.bytes)
+        measure.close()
+
+        let cached = try SQLiteStore(path: dir + "/cached.sqlite", exportCacheBudget: 2 * size + size / 2)
+        let plain = try SQLiteStore(path: dir + "/plain.sqlite", exportCacheBudget: nil)
+        defer { [cached, plain].forEach { $0.close() } }
+        let folders = [cached, plain].map { TraceFolder(store: $0, limits: MetadataLimits(), maxOpenTraces: 100, logger: logger) }
+        for t in UInt64(1)...3 {
+            for f in folders { _ = try f.consume(Fixtures.batch(spans(t))) }
+        }
+        XCTAssertEqual(cached.exportCache?.counts.traces, 2, "the third trace did not fit")
+        for (pass, served) in [1, 1, 0].enumerated() {
+            let before = cached.exportCache?.counts.served ?? 0
+            let lines = try Self.exportPassLines(cached, limit: 1)
+            XCTAssertTrue(lines.contains(TraceID(high: 9, low: UInt64(pass + 1)).hex), "pass \(pass): the oldest trace left")
+            XCTAssertEqual(lines, try Self.exportPassLines(plain, limit: 1), "pass \(pass)")
+            XCTAssertEqual((cached.exportCache?.counts.served ?? 0) - before, served, "pass \(pass): traces the cache served")
+        }
+
+        // Stale entries go at the next commit, with or without room.
+        cached.exportCache?.staleAfter = .zero
+        _ = try folders[0].consume(Fixtures.batch(spans(4)))
+        XCTAssertEqual(cached.exportCache?.counts.traces, 1)
+        _ = try folders[0].consume(Fixtures.batch(spans(5)))
+        XCTAssertEqual(cached.exportCache?.counts.traces, 1, "the entry of trace 4 was stale")
+        XCTAssertEqual(cached.exportCache?.counts.bytes, size)
     }
 
     /// Entries are rendered when read (SPEC §7.3): after a restart, with

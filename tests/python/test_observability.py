@@ -113,6 +113,10 @@ def test_metrics_count_known_traffic_and_secrets_are_never_logged(tmp_path):
         assert metric(text, "tracefold_exporter_records_total", exporter="jsonl") == len(lines)
         size = sum(os.path.getsize(os.path.join(tf.data_dir, "export", f)) for f in os.listdir(os.path.join(tf.data_dir, "export")))
         assert metric(text, "tracefold_exporter_bytes_total", exporter="jsonl") == size
+        # Both traces went from the fold to the exporter in memory; none was
+        # read back from the store.
+        assert metric(text, "tracefold_exporter_traces_total", exporter="jsonl", **{"from": "cache"}) == 2
+        assert metric(text, "tracefold_exporter_traces_total", exporter="jsonl", **{"from": "store"}) == 0
         assert metric(text, "tracefold_store_commit_duration_seconds_count") == 2, "a commit for each request"
         assert metric(text, "tracefold_process_resident_memory_bytes") > 10 << 20
     finally:
