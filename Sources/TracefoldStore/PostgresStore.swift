@@ -521,22 +521,23 @@ final class PostgresSession: SQLSession {
     }
 
     static func row(_ row: PostgresRow) throws -> SQLRow {
-        var columns = [String: SQLValue]()
-        for cell in row where columns[cell.columnName] == nil {
+        var names = [String](), values = [SQLValue]()
+        for cell in row {
+            names.append(cell.columnName)
             guard cell.bytes != nil else {
-                columns[cell.columnName] = .null
+                values.append(.null)
                 continue
             }
             switch cell.dataType {
-            case .int2, .int4, .int8: columns[cell.columnName] = .int(try cell.decode(Int64.self))
-            case .float4, .float8: columns[cell.columnName] = .double(try cell.decode(Double.self))
-            case .numeric: columns[cell.columnName] = .double(NSDecimalNumber(decimal: try cell.decode(Decimal.self)).doubleValue)
-            case .bool: columns[cell.columnName] = .int(try cell.decode(Bool.self) ? 1 : 0)
-            case .bytea: columns[cell.columnName] = .blob(try cell.decode(Data.self))
-            case .void: columns[cell.columnName] = .null
-            default: columns[cell.columnName] = .text(try cell.decode(String.self))
+            case .int2, .int4, .int8: values.append(.int(try cell.decode(Int64.self)))
+            case .float4, .float8: values.append(.double(try cell.decode(Double.self)))
+            case .numeric: values.append(.double(NSDecimalNumber(decimal: try cell.decode(Decimal.self)).doubleValue))
+            case .bool: values.append(.int(try cell.decode(Bool.self) ? 1 : 0))
+            case .bytea: values.append(.blob(try cell.decode(Data.self)))
+            case .void: values.append(.null)
+            default: values.append(.text(try cell.decode(String.self)))
             }
         }
-        return SQLRow(columns)
+        return SQLRow(names: names, values: values)
     }
 }

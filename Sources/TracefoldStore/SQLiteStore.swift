@@ -325,19 +325,46 @@ struct GRDBSession: SQLSession {
         try db.cachedStatement(sql: sql).execute(arguments: Self.arguments(args))
     }
 
+    /// Steps the prepared statement with SQLite's C API and reads each
+    /// column by its type, as the insert binds: GRDB's `Row` copied every
+    /// row into an object of its own, and then into a dictionary.
     func rows(_ sql: String, _ args: [SQLValue]) throws -> [SQLRow] {
-        try Row.fetchAll(db.cachedStatement(sql: sql), arguments: Self.arguments(args)).map { row in
-            var columns = [String: SQLValue](minimumCapacity: row.count)
-            for (name, value) in zip(row.columnNames, row.databaseValues) where columns[name] == nil {
-                switch value.storage {
-                case .null: columns[name] = .null
-                case .int64(let i): columns[name] = .int(i)
-                case .double(let d): columns[name] = .double(d)
-                case .string(let s): columns[name] = .text(s)
-                case .blob(let b): columns[name] = .blob(b)
+        let handle = try db.cachedStatement(sql: sql).sqliteStatement
+        sqlite3_reset(handle)
+        defer { sqlite3_reset(handle) }
+        // A cached statement keeps its last bindings: every one is bound
+        // again, or the call is refused, as GRDB refused it.
+        guard sqlite3_bind_parameter_count(handle) == Int32(args.count) else {
+            throw DatabaseError(resultCode: .SQLITE_RANGE, message: "\(args.count) arguments for \(sqlite3_bind_parameter_count(handle)) parameters", sql: sql)
+        }
+        var writer = SQLRowWriter(binding: handle)
+        for value in args { writer.value(value) }
+        if let code = writer.failure { throw error(code, sql) }
+        let count = sqlite3_column_count(handle)
+        let names = (0..<count).map { String(cString: sqlite3_column_name(handle, $0)) }
+        var rows = [SQLRow]()
+        while true {
+            let code = sqlite3_step(handle)
+            if code == SQLITE_DONE { return rows }
+            guard code == SQLITE_ROW else { throw error(code, sql) }
+            var values = [SQLValue]()
+            values.reserveCapacity(Int(count))
+            for column in 0..<count {
+                switch sqlite3_column_type(handle, column) {
+                case SQLITE_INTEGER: values.append(.int(sqlite3_column_int64(handle, column)))
+                case SQLITE_FLOAT: values.append(.double(sqlite3_column_double(handle, column)))
+                case SQLITE_TEXT:
+                    let text = sqlite3_column_text(handle, column)
+                    let length = Int(sqlite3_column_bytes(handle, column))
+                    values.append(.text(text.map { String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self) } ?? ""))
+                case SQLITE_BLOB:
+                    let bytes = sqlite3_column_blob(handle, column)
+                    let length = Int(sqlite3_column_bytes(handle, column))
+                    values.append(.blob(bytes.map { Data(bytes: $0, count: length) } ?? Data()))
+                default: values.append(.null)
                 }
             }
-            return SQLRow(columns)
+            rows.append(SQLRow(names: names, values: values))
         }
     }
 

@@ -82,6 +82,28 @@ final class StoreBackendTests: XCTestCase {
         XCTAssertEqual(try reopened.counts().traces, 0)
     }
 
+    /// A result row reads each column as its type, on both backends: a
+    /// column named twice gives the first, one not named gives null. The
+    /// statement is cached, so the second call must not see the first's
+    /// bindings, and a call with too few arguments is refused, not run with
+    /// what an earlier call bound.
+    func testRowsReadEachColumnAsItsType() throws {
+        try StoreBackend.eachStore { backend, store, _ in
+            let sql = "SELECT ? AS i, 1.5 AS d, 'té' AS t, ? AS b, NULL AS n, 2 AS i"
+            for (n, bytes) in [(Int64(7), Data([1, 2, 0, 3])), (Int64(-1), Data([9]))] {
+                let row = try XCTUnwrap(store.read { try $0.rows(sql, [.int(n), .blob(bytes)]) }.first, "\(backend)")
+                XCTAssertEqual(row["i"], .int(n), "\(backend)")
+                XCTAssertEqual(row["d"], .double(1.5), "\(backend)")
+                XCTAssertEqual(row["t"], .text("té"), "\(backend)")
+                XCTAssertEqual(row["b"], .blob(bytes), "\(backend)")
+                XCTAssertEqual(row["n"], .null, "\(backend)")
+                XCTAssertEqual(row["missing"], .null, "\(backend)")
+            }
+            XCTAssertEqual(try store.read { try $0.rows("SELECT x FROM (SELECT 1 AS x) s WHERE x > 1", []) }.count, 0, "\(backend): no rows")
+            XCTAssertThrowsError(try store.read { try $0.rows(sql, [.int(1)]) }, "\(backend): one argument of two")
+        }
+    }
+
     /// A failed call closes its PostgreSQL connection rather than reuse it.
     /// The close runs on the connection's event loop, after the call has
     /// returned and let go of the connection: the connection must live until
