@@ -116,7 +116,8 @@ public final class CollectorMetrics: Sendable {
 
     private let sampledCounters = Mutex<[(counter: Counter, read: @Sendable () -> Int, last: Int)]>([])
 
-    /// The Prometheus text exposition, with the RSS and sampled gauges read now.
+    /// The Prometheus text exposition, with the RSS and the sampled gauges
+    /// and counters read now.
     public func exposition() -> [UInt8] {
         if let rss = Self.residentBytes() { residentMemory.set(Double(rss)) }
         sampled.withLock { gauges in
