@@ -73,12 +73,13 @@ public struct IntakePath: Sendable {
     /// since it may have set in meanwhile.
     public func refusalBeforeBody() async -> Refusal? {
         let refusal: Refusal
+        let full = committer.isOverloaded
         if memoryLimiter?.isRefusing == true {
             refusal = .memoryLimit
-        } else if committer.isOverloaded, committer.isFailing {
+        } else if full, committer.isFailing {
             // A failing stage makes no room: no wait.
             refusal = .queueFull
-        } else if committer.isOverloaded, await !roomAfterWaiting() {
+        } else if full, await !roomAfterWaiting() {
             refusal = .queueFull
         } else if memoryLimiter?.isRefusing == true {
             refusal = .memoryLimit

@@ -322,24 +322,39 @@ struct GRDBSession: SQLSession {
     var dialect: SQLDialect { .sqlite }
 
     func execute(_ sql: String, _ args: [SQLValue]) throws {
-        try db.cachedStatement(sql: sql).execute(arguments: Self.arguments(args))
+        let handle = try bound(sql, args)
+        defer { sqlite3_reset(handle) }
+        var code = sqlite3_step(handle)
+        while code == SQLITE_ROW { code = sqlite3_step(handle) }
+        guard code == SQLITE_DONE else { throw error(code, sql) }
     }
 
-    /// Steps the prepared statement with SQLite's C API and reads each
-    /// column by its type, as the insert binds: GRDB's `Row` copied every
-    /// row into an object of its own, and then into a dictionary.
-    func rows(_ sql: String, _ args: [SQLValue]) throws -> [SQLRow] {
+    /// The cached statement of `sql`, reset, with `args` bound through
+    /// SQLite's C API as the insert binds (GRDB's `StatementArguments`
+    /// boxed each value). A cached statement keeps its last bindings:
+    /// every one is bound again, or the call is refused, as GRDB refused
+    /// it. The caller resets it after use.
+    private func bound(_ sql: String, _ args: [SQLValue]) throws -> OpaquePointer {
         let handle = try db.cachedStatement(sql: sql).sqliteStatement
         sqlite3_reset(handle)
-        defer { sqlite3_reset(handle) }
-        // A cached statement keeps its last bindings: every one is bound
-        // again, or the call is refused, as GRDB refused it.
         guard sqlite3_bind_parameter_count(handle) == Int32(args.count) else {
             throw DatabaseError(resultCode: .SQLITE_RANGE, message: "\(args.count) arguments for \(sqlite3_bind_parameter_count(handle)) parameters", sql: sql)
         }
         var writer = SQLRowWriter(binding: handle)
         for value in args { writer.value(value) }
-        if let code = writer.failure { throw error(code, sql) }
+        if let code = writer.failure {
+            sqlite3_reset(handle)
+            throw error(code, sql)
+        }
+        return handle
+    }
+
+    /// Steps the statement and reads each column by its type: GRDB's `Row`
+    /// copied every row into an object of its own, and then into a
+    /// dictionary.
+    func rows(_ sql: String, _ args: [SQLValue]) throws -> [SQLRow] {
+        let handle = try bound(sql, args)
+        defer { sqlite3_reset(handle) }
         let count = sqlite3_column_count(handle)
         let names = (0..<count).map { String(cString: sqlite3_column_name(handle, $0)) }
         var rows = [SQLRow]()
@@ -403,17 +418,6 @@ struct GRDBSession: SQLSession {
         DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: sql)
     }
 
-    static func arguments(_ args: [SQLValue]) -> StatementArguments {
-        StatementArguments(args.map { v -> (any DatabaseValueConvertible)? in
-            switch v {
-            case .null: return nil
-            case .int(let i): return i
-            case .double(let d): return d
-            case .text(let s): return s
-            case .blob(let b): return b
-            }
-        })
-    }
 }
 
 /// One row's values, in its columns' order (`SQLSession.insert(into:_:count:onConflict:row:)`):
