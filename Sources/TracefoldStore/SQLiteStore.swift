@@ -29,6 +29,18 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
     /// The page size of a new database file.
     public static let pageSize = 16_384
 
+    /// The writer connection's page cache, in KiB (readers keep SQLite's
+    /// default, 2,000 KiB). New traces go into the `traces` table's key
+    /// index at random places, and each commit also updates the other
+    /// indexes; with the default cache (125 of these 16 KiB pages) a store
+    /// of a million spans no longer held the pages a commit touches, so
+    /// the writer spilled dirty pages and read clean ones back (cache
+    /// spills went from 1.06 µs a span to 0, preads from 1.39 to 0.79 in
+    /// the profile of the full store). In the same-run A/B of CPU per span
+    /// on a store of 1.3M spans, 1.00x, 1.23x and 1.12x. The cache only
+    /// grows as far as the pages the writer touches.
+    public static let writerCacheKiB = 16_384
+
     /// `exportCacheBudget`: the bytes of records kept for the exporter
     /// (`ExportCache`); nil keeps none, and the exporter reads every row.
     public init(path: String, exportCacheBudget: Int? = ExportCache.defaultBudget) throws {
@@ -47,6 +59,9 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
             // rest; 16 KiB pages hold ten. On the bench load: 3,357 -> 2,757
             // bytes on disk per span, and fewer pages through the WAL.
             try db.execute(sql: "PRAGMA page_size = \(Self.pageSize)")
+            if !db.configuration.readonly {
+                try db.execute(sql: "PRAGMA cache_size = -\(Self.writerCacheKiB)")
+            }
         }
         pool = try DatabasePool(path: path, configuration: config)
         try Self.migrator.migrate(pool)

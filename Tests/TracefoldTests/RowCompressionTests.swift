@@ -171,6 +171,17 @@ final class RowCompressionTests: XCTestCase {
         XCTAssertEqual(try store.traceRecord(Conformance.trace), trace)
         XCTAssertTrue(trace.contains(#""name":"root""#), trace)
     }
+
+    /// The writer connection has its larger page cache; the readers keep
+    /// SQLite's default, so that a pool of them does not hold 16 MiB each.
+    func testOnlyTheWriterHasTheLargerPageCache() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try SQLiteStore(path: dir + "/t.sqlite")
+        defer { store.close() }
+        XCTAssertEqual(try store.write { try $0.rows("PRAGMA cache_size", []).first?["cache_size"] }, .int(-Int64(SQLiteStore.writerCacheKiB)))
+        XCTAssertEqual(try store.read { try $0.rows("PRAGMA cache_size", []).first?["cache_size"] }, .int(-2000))
+    }
 }
 
 /// A span's bytes live in its observation's row, and `spans` is a view of
