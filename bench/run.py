@@ -483,7 +483,7 @@ def rss_mib(pid):
     return status_mib(pid, "VmRSS")
 
 
-def run_footprint(bin_dir, open_traces=100_000, stored=1_000_000, measured_requests=100, repeats=3):
+def run_footprint(bin_dir, open_traces=100_000, stored=1_000_000, measured_requests=100, growth_requests=300, repeats=3):
     """Issue 18's footprint figures on fsync+fold+SQLite+JSONL:
 
     disk      SQLite file plus WAL after a TRUNCATE checkpoint, per stored
@@ -494,10 +494,12 @@ def run_footprint(bin_dir, open_traces=100_000, stored=1_000_000, measured_reque
               them all, minus the same run with a cache of one trace; the
               median of `repeats` runs of each (one run's idle RSS alone
               varied from 34 to 83 MiB)
-    growth    CPU per span for `measured_requests` batches on an empty
+    growth    CPU per span for `growth_requests` batches on an empty
               store and again once `stored` spans are in it; each the
               median of `repeats` measurements (fresh stores for the
-              empty one, one after another on the full one)"""
+              empty one, one after another on the full one). 300 batches
+              (about 8 s of load), not 100 (under 3 s, on which the runs
+              of one build, 7dd8ff9, gave ratios from 1.03 to 1.28)."""
     import sqlite3
     gen = os.path.join(bin_dir, "tracefold-loadgen")
     rows = []
@@ -555,7 +557,7 @@ def run_footprint(bin_dir, open_traces=100_000, stored=1_000_000, measured_reque
     # store paid for exporting the end of the fill.
     def measured(proc, url, data, seed, before):
         cpu0 = cpu_seconds(proc.pid)
-        r = loadgen(gen, url + "/v1/traces", measured_requests, seed=seed)
+        r = loadgen(gen, url + "/v1/traces", growth_requests, seed=seed)
         wait_stored(data, before + r["ackedSpans"])
         wait_exported(data, timeout=300)
         return r["ackedSpans"] / (cpu_seconds(proc.pid) - cpu0), before + r["ackedSpans"]
