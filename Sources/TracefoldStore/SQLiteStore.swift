@@ -36,8 +36,8 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
     /// of a million spans no longer held the pages a commit touches, so
     /// the writer spilled dirty pages and read clean ones back (cache
     /// spills went from 1.06 µs a span to 0, preads from 1.39 to 0.79 in
-    /// the profile of the full store). In the same-run A/B of CPU per span
-    /// on a store of 1.3M spans, 1.00x, 1.23x and 1.12x. The cache only
+    /// the profile of the full store). In the same-run A/B of spans per
+    /// CPU-second on a store of 1.3M spans, 1.00x, 1.23x and 1.12x. The cache only
     /// grows as far as the pages the writer touches.
     public static let writerCacheKiB = 16_384
 
