@@ -57,7 +57,9 @@ public enum OTLPProtobufEncoder {
     /// resource and scope does; the store keeps one per span this way
     /// without encoding the span again.
     public static func oneSpanRequest(resource: [UInt8], scope: [UInt8], span: ArraySlice<UInt8>) -> [UInt8] {
-        var w = ProtobufWriter()
+        // The parts, and five tags and lengths of at most 1 + 10 bytes each:
+        // grown as it was written, the buffer was four allocations a span.
+        var w = ProtobufWriter(reservingCapacity: resource.count + scope.count + span.count + 55)
         w.message(1) { rs in
             rs.bytes(1, resource)
             rs.message(2) { ss in

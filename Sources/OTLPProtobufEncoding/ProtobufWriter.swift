@@ -7,6 +7,11 @@ public struct ProtobufWriter: Sendable {
 
     public init() {}
 
+    /// A writer whose buffer starts with room for `capacity` bytes: a
+    /// message whose size is known up front is then one allocation, not
+    /// one for each time the buffer doubles.
+    public init(reservingCapacity capacity: Int) { bytes.reserveCapacity(capacity) }
+
     private enum WireType: UInt64 {
         case varint = 0, fixed64 = 1, lengthDelimited = 2, fixed32 = 5
     }

@@ -21,18 +21,18 @@ public enum ObservationRecord {
     /// `state`; `entries` are its entry keys, sorted.
     /// `version` 1 writes the form stored before `modelId`, which tests
     /// read back.
-    static func encode(_ o: Observation, metadata: [String: JSONText], entries: [EntryKey], state: TraceState, version: UInt8 = format) -> [UInt8] {
+    static func encode(_ o: Observation, metadata: [String: JSONText], entries: some Collection<EntryKey>, state: TraceState, version: UInt8 = format) -> [UInt8] {
         encode(o, entries: entries, state: state, version: version) { $0.writeObject(metadata) }
     }
 
     /// The stored form of `o` with its own metadata
     /// (`RecordRenderer.writeMetadata`).
-    static func encode(_ o: Observation, entries: [EntryKey], state: TraceState) -> [UInt8] {
+    static func encode(_ o: Observation, entries: some Collection<EntryKey>, state: TraceState) -> [UInt8] {
         encode(o, entries: entries, state: state, version: format) { RecordRenderer.writeMetadata(of: o, state: state, into: &$0) }
     }
 
     private static func encode(
-        _ o: Observation, entries: [EntryKey], state: TraceState, version: UInt8, metadata: (inout JSONWriter) -> Void
+        _ o: Observation, entries: some Collection<EntryKey>, state: TraceState, version: UInt8, metadata: (inout JSONWriter) -> Void
     ) -> [UInt8] {
         var w = Writer(base: o.startTimeUnixNano)
         w.b.bytes.append(version)
@@ -194,10 +194,9 @@ public enum ObservationRecord {
         return true
     }
 
-    /// A `ByteWriter` with a JSON buffer that every JSON-valued field reuses.
+    /// A `ByteWriter` that writes each JSON-valued field after its length.
     private struct Writer {
         var b: ByteWriter
-        var scratch = JSONWriter(reservingCapacity: 512)
 
         init(base: UInt64) { b = ByteWriter(base: base) }
 
@@ -206,30 +205,37 @@ public enum ObservationRecord {
             json { $0.write(v) }
         }
 
-        /// What `write` writes, after its length.
+        /// What `write` writes, after its length. Written in place, after a
+        /// one-byte length that a longer text widens (a JSON buffer of its
+        /// own was a second allocation for every observation stored).
         mutating func json(_ write: (inout JSONWriter) -> Void) {
-            scratch.removeAll()
-            write(&scratch)
-            appendScratch()
+            let at = b.bytes.count
+            b.bytes.append(0)
+            JSONWriter.appending(to: &b.bytes, write)
+            let length = b.bytes.count - at - 1
+            if length < 0x80 {
+                b.bytes[at] = UInt8(length)
+                return
+            }
+            // The varint of `length`, as `ByteWriter.count` writes it.
+            var width = 1
+            while UInt64(length) >> (7 * width) != 0 { width += 1 }
+            b.bytes.insert(contentsOf: repeatElement(0, count: width - 1), at: at + 1)
+            var v = UInt64(length)
+            for i in 0..<width {
+                b.bytes[at + i] = i + 1 < width ? UInt8(truncatingIfNeeded: v) | 0x80 : UInt8(v)
+                v >>= 7
+            }
         }
 
         /// The costs' JSON text, after its length.
         mutating func costs(_ c: CostDetails) {
-            scratch.removeAll()
-            c.write(into: &scratch)
-            appendScratch()
+            json { c.write(into: &$0) }
         }
 
         /// An entry's values as a JSON object, after its length.
         mutating func values(_ bucket: [String: Versioned<JSONText>]) {
-            scratch.removeAll()
-            RecordRenderer.writeValues(bucket, into: &scratch)
-            appendScratch()
-        }
-
-        private mutating func appendScratch() {
-            b.count(scratch.bytes.count)
-            b.bytes.append(contentsOf: scratch.bytes)
+            json { RecordRenderer.writeValues(bucket, into: &$0) }
         }
 
         mutating func optionalJSON(_ v: JSONValue?) {

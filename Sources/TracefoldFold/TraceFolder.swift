@@ -445,11 +445,11 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
                 commit.traces.append(RecordRenderer.trace(trace.state) { trace.observations[$0] })
                 // Each observation's entries, found in one pass over the trace's
                 // entries rather than one pass per observation.
-                let entries = RecordRenderer.entriesByObservation(trace.state)
+                let entries = ObservationEntries(trace.state)
                 for spanID in touched[traceID] ?? [] {
                     // An extended-trace target may not have arrived yet.
                     trace.observations.withValue(forKey: spanID) { o in
-                        commit.observations.append(RecordRenderer.observation(o, state: trace.state, entries: entries[spanID] ?? []))
+                        commit.observations.append(RecordRenderer.observation(o, state: trace.state, entries: entries[spanID]))
                     }
                 }
             }

@@ -76,6 +76,9 @@ public struct SpanMapper: Sendable {
         // Updates, in position order: Langfuse trace metadata, Langfuse
         // observation metadata, tracefold.metadata events, system extractors.
         var updates = [MetadataUpdate]()
+        // Room for the request's, both Langfuse ones, the events' and both
+        // extractors': grown one by one, it was three allocations a span.
+        updates.reserveCapacity(5 + span.events.count)
         if let u = context.requestUpdate { updates.append(u) }
         var position = 0
         func add(_ scope: MetadataScope, _ target: SpanID?, _ kind: String, _ values: [String: JSONText], time: UInt64) {
@@ -544,6 +547,9 @@ public struct SpanMapper: Sendable {
                     // is a character boundary: no walk over the key's characters.
                     let key = String(Substring(attributes[i].key.utf8.dropFirst(p.utf8.count)))
                     if key.isEmpty || (p == telemetryMetadataPrefix && telemetryFieldKeys.contains(key)) { continue }
+                    // Room for every attribute left, once, rather than grown
+                    // (and reallocated) key by key.
+                    if out.isEmpty { out.reserveCapacity(attributes.count - i) }
                     out[key] = attributes[i].value.decodedJSONText
                 }
             }
@@ -592,7 +598,12 @@ public struct SpanMapper: Sendable {
     static func extract(_ a: AttributeTable, where include: (String) -> Bool) -> [String: JSONText] {
         var out = [String: JSONText]()
         a.withAttributes { attributes in
-            for i in attributes.indices where include(attributes[i].key) { out[attributes[i].key] = attributes[i].value.jsonText }
+            for i in attributes.indices where include(attributes[i].key) {
+                // Made once, with room for every attribute left, rather than
+                // grown (and reallocated) key by key.
+                if out.isEmpty { out.reserveCapacity(attributes.count - i) }
+                out[attributes[i].key] = attributes[i].value.jsonText
+            }
         }
         return out
     }

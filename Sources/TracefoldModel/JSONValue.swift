@@ -339,6 +339,16 @@ public struct JSONWriter {
 
     public init(reservingCapacity capacity: Int = 256) { bytes.reserveCapacity(capacity) }
 
+    /// `body` writing JSON after the end of `buffer`, in `buffer` itself:
+    /// for a format that keeps JSON among bytes of its own, without a
+    /// second buffer to write it into and copy it from.
+    public static func appending(to buffer: inout [UInt8], _ body: (inout JSONWriter) -> Void) {
+        var w = JSONWriter(reservingCapacity: 0)
+        swap(&w.bytes, &buffer)
+        defer { swap(&w.bytes, &buffer) }
+        body(&w)
+    }
+
     public static func serialize(_ value: JSONValue) -> String {
         var w = JSONWriter()
         w.write(value)
@@ -365,11 +375,13 @@ public struct JSONWriter {
             // comparison was far slower on a span of 10^6 attributes.
             if o.count <= 32 {
                 // Sorting the pairs, not the keys, saves a hash lookup per key.
-                for (k, pair) in o.sorted(by: { $0.key < $1.key }).enumerated() {
-                    if k > 0 { bytes.append(UInt8(ascii: ",")) }
-                    writeString(pair.key)
-                    bytes.append(UInt8(ascii: ":"))
-                    write(pair.value)
+                o.withPairsSortedByKey { pairs in
+                    for (k, pair) in pairs.enumerated() {
+                        if k > 0 { bytes.append(UInt8(ascii: ",")) }
+                        writeString(pair.key)
+                        bytes.append(UInt8(ascii: ":"))
+                        write(pair.value)
+                    }
                 }
             } else {
                 // A big object sorts positions, not its pairs: a sort moves

@@ -824,6 +824,34 @@ final class ObservationRecordStoreTests: XCTestCase {
         }
     }
 
+    /// The stored form writes each JSON-valued field after its length, a
+    /// varint that widens once the field passes 127 bytes (and again past
+    /// 16,383): records whose metadata, entries and costs take one, two and
+    /// three length bytes render as the reference fold renders them.
+    func testLongJSONFieldsRenderAsTheReferenceFold() throws {
+        try StoreBackend.eachStore { backend, store, _ in
+            let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 10, logger: Logger(label: "test"))
+            let spans = [
+                Conformance.S("root", id: 1, 0, 50, ["langfuse.observation.metadata.short": .string("x")]),
+                Conformance.S("two", id: 2, parent: 1, 5, 40, [
+                    "langfuse.observation.metadata.mid": .string(String(repeating: "m", count: 200)),
+                    "http.url": .string("https://example.com/" + String(repeating: "u", count: 150)),
+                ]),
+                Conformance.S("three", id: 3, parent: 1, 6, 30, [
+                    "langfuse.observation.metadata.long": .string(String(repeating: "é", count: 10_000)),
+                    "gen_ai.request.model": .string(String(repeating: "g", count: 20_000)),
+                ]),
+            ]
+            let batch = Fixtures.batch(spans)
+            _ = try folder.consume(batch)
+            let expected = Conformance.fold(spans, resource: batch.resourceSpans[0].resource, scope: batch.resourceSpans[0].scopeSpans[0].scope)
+            for n: UInt64 in [1, 2, 3] {
+                let json = try XCTUnwrap(store.observation(Conformance.id(n)), "\(backend)")
+                XCTAssertEqual(record(Array(json.utf8)), expected.obs(n), "\(backend): observation \(n)")
+            }
+        }
+    }
+
     /// A PostgreSQL database made before the stored form has a text record
     /// column: opening it turns the column into bytea, and its records
     /// still read.
