@@ -205,27 +205,11 @@ public enum ObservationRecord {
             json { $0.write(v) }
         }
 
-        /// What `write` writes, after its length. Written in place, after a
-        /// one-byte length that a longer text widens (a JSON buffer of its
-        /// own was a second allocation for every observation stored).
+        /// What `write` writes, after its length, in place (`ByteWriter.counted`:
+        /// a JSON buffer of its own was a second allocation for every
+        /// observation stored).
         mutating func json(_ write: (inout JSONWriter) -> Void) {
-            let at = b.bytes.count
-            b.bytes.append(0)
-            JSONWriter.appending(to: &b.bytes, write)
-            let length = b.bytes.count - at - 1
-            if length < 0x80 {
-                b.bytes[at] = UInt8(length)
-                return
-            }
-            // The varint of `length`, as `ByteWriter.count` writes it.
-            var width = 1
-            while UInt64(length) >> (7 * width) != 0 { width += 1 }
-            b.bytes.insert(contentsOf: repeatElement(0, count: width - 1), at: at + 1)
-            var v = UInt64(length)
-            for i in 0..<width {
-                b.bytes[at + i] = i + 1 < width ? UInt8(truncatingIfNeeded: v) | 0x80 : UInt8(v)
-                v >>= 7
-            }
+            b.counted { JSONWriter.appending(to: &$0, write) }
         }
 
         /// The costs' JSON text, after its length.

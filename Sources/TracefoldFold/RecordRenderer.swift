@@ -20,26 +20,15 @@ public enum RecordRenderer {
     static func writeMetadata(of o: Observation, state: TraceState, into w: inout JSONWriter) {
         typealias Member = (key: String, system: Bool, value: JSONText)
         let bucket = state.entries[EntryKey(scope: .observation, target: o.id, kind: "userland.default")]
-        // Sorted in a temporary buffer (on the stack while small), not an
-        // array allocated for every observation rendered.
-        withUnsafeTemporaryAllocation(of: Member.self, capacity: (bucket?.count ?? 0) + o.systemMetadata.count) { storage in
-            var members = storage
-            var count = 0
-            for (k, v) in bucket ?? [:] {
-                members.initializeElement(at: count, to: (k, false, v.value))
-                count += 1
-            }
-            for (k, v) in o.systemMetadata {
-                members.initializeElement(at: count, to: (k, true, v))
-                count += 1
-            }
-            defer { members.baseAddress?.deinitialize(count: count) }
-            // String's `<`, as `writeObject` sorts; of equal keys the system
-            // one comes last and is the one written.
-            members.sort { $0.key != $1.key ? $0.key < $1.key : !$0.system && $1.system }
+        // String's `<`, as `writeObject` sorts; of equal keys the system
+        // one comes last and is the one written.
+        withSortedTemporaryBuffer(of: Member.self, count: (bucket?.count ?? 0) + o.systemMetadata.count, fill: { append in
+            for (k, v) in bucket ?? [:] { append((k, false, v.value)) }
+            for (k, v) in o.systemMetadata { append((k, true, v)) }
+        }, by: { $0.key != $1.key ? $0.key < $1.key : !$0.system && $1.system }) { members in
             w.beginObject()
             var first = true
-            for i in 0..<count where i + 1 == count || members[i + 1].key != members[i].key {
+            for i in members.indices where i + 1 == members.count || members[i + 1].key != members[i].key {
                 if !first { w.writeRaw(",") }
                 first = false
                 w.writeString(members[i].key)
@@ -259,10 +248,11 @@ public enum RecordRenderer {
 
     /// When an entry last changed: the latest order time of its values.
     static func updatedAt(_ bucket: [String: Versioned<JSONText>]) -> UInt64? {
-        // A loop, not `values.map(\.order.time).max()`: that was an array
-        // for every entry of every observation rendered.
+        // A loop: `values.map(\.order.time).max()` made an array for every
+        // entry of every observation rendered, and a lazy map through the
+        // key path cost ten times the loop.
         var latest: UInt64?
-        for v in bucket.values where latest.map({ v.order.time > $0 }) ?? true { latest = v.order.time }
+        for v in bucket.values { latest = max(latest ?? v.order.time, v.order.time) }
         return latest
     }
 

@@ -139,12 +139,42 @@ struct ByteWriter {
     mutating func time(_ t: UInt64) { int(Int64(bitPattern: t &- base)) }
 
     mutating func varint(_ v: UInt64) {
+        Self.varintBytes(v) { bytes.append($0) }
+    }
+
+    /// `v`'s varint bytes in order: seven bits each, least significant
+    /// first, the high bit set on all but the last.
+    @inline(__always)
+    static func varintBytes(_ v: UInt64, _ emit: (UInt8) -> Void) {
         var v = v
         while v >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            emit(UInt8(truncatingIfNeeded: v) | 0x80)
             v >>= 7
         }
-        bytes.append(UInt8(v))
+        emit(UInt8(v))
+    }
+
+    /// What `write` appends, after its length as `count` writes it. The
+    /// length is known only once the bytes are written, so they are written
+    /// in place after a one-byte length, widened when they are 128 bytes or
+    /// more, rather than in a buffer of their own to be copied from.
+    mutating func counted(_ write: (inout [UInt8]) -> Void) {
+        let at = bytes.count
+        bytes.append(0)
+        write(&bytes)
+        let length = UInt64(bytes.count - at - 1)
+        if length < 0x80 {
+            bytes[at] = UInt8(length)  // most fields: the byte left is the length
+            return
+        }
+        var width = 0
+        Self.varintBytes(length) { _ in width += 1 }
+        if width > 1 { bytes.insert(contentsOf: repeatElement(0, count: width - 1), at: at + 1) }
+        var i = at
+        Self.varintBytes(length) {
+            bytes[i] = $0
+            i += 1
+        }
     }
 
     mutating func fixed(_ v: UInt64) {

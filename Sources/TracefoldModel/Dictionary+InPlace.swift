@@ -11,22 +11,36 @@ extension Dictionary {
 }
 
 extension Dictionary where Key: Comparable {
-    /// `body` applied to the dictionary's pairs in ascending key order,
-    /// sorted in a temporary buffer (on the stack while it is small) rather
-    /// than a new array: `sorted(by:)` was an allocation for every object
-    /// written in key order, several for each span the fold renders.
+    /// `body` applied to the dictionary's pairs in ascending key order
+    /// (`withSortedTemporaryBuffer`): `sorted(by:)` was an allocation for
+    /// every object written in key order, several for each span the fold
+    /// renders.
     @inlinable
     public func withPairsSortedByKey<R>(_ body: (UnsafeBufferPointer<Element>) throws -> R) rethrows -> R {
-        try withUnsafeTemporaryAllocation(of: Element.self, capacity: count) { storage in
-            var buffer = storage
-            var initialized = buffer.startIndex
-            for pair in self {
-                buffer.initializeElement(at: initialized, to: pair)
-                initialized += 1
-            }
-            defer { buffer.baseAddress?.deinitialize(count: initialized) }
-            buffer.sort { $0.key < $1.key }
-            return try body(UnsafeBufferPointer(buffer))
+        try withSortedTemporaryBuffer(of: Element.self, count: count, fill: { append in
+            for pair in self { append(pair) }
+        }, by: { $0.key < $1.key }, body)
+    }
+}
+
+/// `body` applied to the `count` elements that `fill` appends, sorted by
+/// `less` in a temporary buffer (on the stack while it is small) rather
+/// than in an array made for the occasion. `fill` appends at most `count`.
+@inlinable
+public func withSortedTemporaryBuffer<T, R>(
+    of type: T.Type, count: Int, fill: (_ append: (T) -> Void) -> Void, by less: (T, T) -> Bool,
+    _ body: (UnsafeBufferPointer<T>) throws -> R
+) rethrows -> R {
+    try withUnsafeTemporaryAllocation(of: T.self, capacity: count) { storage in
+        var initialized = 0
+        fill { element in
+            precondition(initialized < count, "more elements than the buffer was made for")
+            storage.initializeElement(at: initialized, to: element)
+            initialized += 1
         }
+        defer { storage.baseAddress?.deinitialize(count: initialized) }
+        var sorted = UnsafeMutableBufferPointer(rebasing: storage[..<initialized])
+        sorted.sort(by: less)
+        return try body(UnsafeBufferPointer(sorted))
     }
 }

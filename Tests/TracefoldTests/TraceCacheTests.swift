@@ -102,6 +102,27 @@ final class TraceCacheTests: XCTestCase {
 
     /// The interner numbers at most `limit` values and keys; past it, new
     /// ones are written out in full and still decode.
+    /// `ByteWriter.counted` writes the bytes first and their length after:
+    /// the one-byte length it leaves is widened in place, and the result is
+    /// what `count` and then the bytes give, at each width's limit and one
+    /// past it.
+    func testCountedBytesWidenTheirLengthAtEachVarintLimit() {
+        for length in [0, 1, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152] {
+            let content = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            var expected = ByteWriter()
+            expected.bytes = [7, 8]
+            expected.count(length)
+            expected.bytes.append(contentsOf: content)
+            expected.bytes.append(9)
+            var counted = ByteWriter()
+            counted.bytes = [7, 8]
+            counted.counted { $0.append(contentsOf: content) }
+            counted.bytes.append(9)
+            XCTAssertEqual(counted.bytes.count, expected.bytes.count, "length \(length)")
+            XCTAssertTrue(counted.bytes == expected.bytes, "length \(length)")
+        }
+    }
+
     func testTheInternerStopsAtItsLimitAndTracesStillDecode() throws {
         let interner = JSONInterner(limit: 2)
         XCTAssertEqual(interner.id(for: .string("a")), 0)
