@@ -153,4 +153,54 @@ final class StoreBackendTests: XCTestCase {
             if backend == .postgres { XCTAssertEqual(nul, [.text("ab"), .text("é")]) }
         }
     }
+
+    /// Many rows in one insert, as a commit writes them: on either side of
+    /// 32 and 64 rows (the batch sizes a bulk or multi-row insert would cut
+    /// at), every value reads back in its own row (empty text and blobs,
+    /// NULLs, large integers), an upsert that hits a row the same insert
+    /// made updates it, and a row that fails takes back the rows before it.
+    func testManyRowsInOneInsertReadBackRowByRow() throws {
+        try StoreBackend.eachStore { backend, store, dir in
+            let columns: [(String, SQLColumnType)] = [("trace_id", .blob), ("key", .text), ("value", .text), ("start_time", .int)]
+            func row(_ batch: Int, _ i: Int) -> [SQLValue] {
+                [.blob(i % 5 == 0 ? Data() : Data([UInt8(batch), UInt8(i), 0, 0xFF])),
+                 .text("k\(i)-" + String(repeating: "é", count: i % 7)),
+                 i % 3 == 0 ? .null : .text(i % 4 == 0 ? "" : String(repeating: "v", count: 100 + i)),
+                 .int(Int64(i) * 1_000_000_007)]
+            }
+            for (batch, count) in [31, 32, 33, 64, 65].enumerated() {
+                let rows = (0..<count).map { row(batch, $0) }
+                try store.write { try $0.insert(into: "trace_metadata", columns, rows: rows, onConflict: "") }
+                let back = try store.read {
+                    try $0.rows("SELECT trace_id, key, value, start_time FROM trace_metadata WHERE key LIKE 'k%' ORDER BY start_time", [])
+                }
+                XCTAssertEqual(back.map { [$0["trace_id"], $0["key"], $0["value"], $0["start_time"]] }, rows, "\(backend), \(count) rows")
+                try store.write { try $0.execute("DELETE FROM trace_metadata", []) }
+            }
+
+            // A NULL seq in row 50 fails the insert; nothing of it stays.
+            let failing = (0..<60).map { i -> [SQLValue] in [.blob(Data([8])), i == 50 ? .null : .int(Int64(i)), .text("x")] }
+            XCTAssertThrowsError(try store.write { try $0.insert(into: "api_updates", [("trace_id", .blob), ("seq", .int), ("body", .text)], rows: failing, onConflict: "") })
+            XCTAssertEqual(try store.read { try $0.rows("SELECT COUNT(*) AS n FROM api_updates WHERE trace_id = ?", [.blob(Data([8]))]) }.first?["n"].int, 0,
+                           "\(backend)")
+
+            // Row 20 updates row 3 and row 70 updates row 65. (PostgreSQL
+            // refuses an upsert that touches a row twice; the fold never
+            // writes a key twice in one insert.)
+            guard backend == .sqlite else { return }
+            let seqs = (0..<72).map { i -> [SQLValue] in
+                let seq: Int64 = i == 20 ? 3 : i == 70 ? 65 : Int64(i)
+                return [.blob(Data([9])), .int(seq), .text("body \(i)")]
+            }
+            try store.write {
+                try $0.insert(into: "api_updates", [("trace_id", .blob), ("seq", .int), ("body", .text)], rows: seqs,
+                              onConflict: "ON CONFLICT (trace_id, seq) DO UPDATE SET body = excluded.body")
+            }
+            let bodies = try store.read { try $0.rows("SELECT seq, body FROM api_updates WHERE trace_id = ? ORDER BY seq", [.blob(Data([9]))]) }
+            XCTAssertEqual(bodies.count, 70, "\(backend)")
+            XCTAssertEqual(bodies.first { $0["seq"].int == 3 }?["body"], .text("body 20"), "\(backend)")
+            XCTAssertEqual(bodies.first { $0["seq"].int == 65 }?["body"], .text("body 70"), "\(backend)")
+            XCTAssertEqual(bodies.first { $0["seq"].int == 71 }?["body"], .text("body 71"), "\(backend)")
+        }
+    }
 }
