@@ -154,14 +154,14 @@ final class StoreBackendTests: XCTestCase {
         }
     }
 
-    /// Many rows in one insert, as a commit writes them: on either side of
-    /// 32 and 64 rows (the batch sizes a bulk or multi-row insert would cut
-    /// at), every value reads back in its own row (empty text and blobs,
-    /// NULLs, large integers), an upsert that hits a row the same insert
-    /// made updates it, and a row that fails takes back the rows before it.
+    /// Many rows in one insert, as a commit writes them (31 to 65 rows):
+    /// every value reads back in its own row (empty text and blobs, NULLs,
+    /// large integers), an upsert that hits a row the same insert made
+    /// updates it, and a row that fails takes back the rows before it.
     func testManyRowsInOneInsertReadBackRowByRow() throws {
         try StoreBackend.eachStore { backend, store, dir in
             let columns: [(String, SQLColumnType)] = [("trace_id", .blob), ("key", .text), ("value", .text), ("start_time", .int)]
+            let updates: [(String, SQLColumnType)] = [("trace_id", .blob), ("seq", .int), ("body", .text)]
             func row(_ batch: Int, _ i: Int) -> [SQLValue] {
                 [.blob(i % 5 == 0 ? Data() : Data([UInt8(batch), UInt8(i), 0, 0xFF])),
                  .text("k\(i)-" + String(repeating: "é", count: i % 7)),
@@ -180,7 +180,7 @@ final class StoreBackendTests: XCTestCase {
 
             // A NULL seq in row 50 fails the insert; nothing of it stays.
             let failing = (0..<60).map { i -> [SQLValue] in [.blob(Data([8])), i == 50 ? .null : .int(Int64(i)), .text("x")] }
-            XCTAssertThrowsError(try store.write { try $0.insert(into: "api_updates", [("trace_id", .blob), ("seq", .int), ("body", .text)], rows: failing, onConflict: "") })
+            XCTAssertThrowsError(try store.write { try $0.insert(into: "api_updates", updates, rows: failing, onConflict: "") })
             XCTAssertEqual(try store.read { try $0.rows("SELECT COUNT(*) AS n FROM api_updates WHERE trace_id = ?", [.blob(Data([8]))]) }.first?["n"].int, 0,
                            "\(backend)")
 
@@ -193,8 +193,7 @@ final class StoreBackendTests: XCTestCase {
                 return [.blob(Data([9])), .int(seq), .text("body \(i)")]
             }
             try store.write {
-                try $0.insert(into: "api_updates", [("trace_id", .blob), ("seq", .int), ("body", .text)], rows: seqs,
-                              onConflict: "ON CONFLICT (trace_id, seq) DO UPDATE SET body = excluded.body")
+                try $0.insert(into: "api_updates", updates, rows: seqs, onConflict: "ON CONFLICT (trace_id, seq) DO UPDATE SET body = excluded.body")
             }
             let bodies = try store.read { try $0.rows("SELECT seq, body FROM api_updates WHERE trace_id = ? ORDER BY seq", [.blob(Data([9]))]) }
             XCTAssertEqual(bodies.count, 70, "\(backend)")
