@@ -139,6 +139,14 @@ def wait_exported(data, timeout=60):
 # the store's cost then).
 RANDOM_IDS = True
 
+# Span times come from the wall clock, as tracers stamp them; --fixed-times
+# gives every run the same times from a base in 2023, as every result before
+# 2026-12-06 did. With fixed times a store's later runs put their spans among
+# the earlier runs' in every index by time (the growth row's 1M stored spans
+# and its measured batches shared their first 300 seconds), where a
+# tracer's new spans go after the stored ones.
+WALL_CLOCK_TIMES = True
+
 
 def loadgen_args(binary, url, requests, rate=0.0, seed=1, connections=4, batch=512, spans_per_trace=8, no_gzip=False, grpc=None):
     """The SPEC §10.1 load by default: 512-span gzip batches over 4
@@ -147,7 +155,7 @@ def loadgen_args(binary, url, requests, rate=0.0, seed=1, connections=4, batch=5
     target = ["--grpc", grpc] if grpc else ["--url", url]
     return [binary, *target, "--requests", str(requests), "--rate", str(rate), "--connections", str(connections),
             "--batch", str(batch), "--spans-per-trace", str(spans_per_trace), "--seed", str(seed)] + (["--no-gzip"] if no_gzip else []) \
-        + (["--random-ids"] if RANDOM_IDS else [])
+        + (["--random-ids"] if RANDOM_IDS else []) + (["--wall-clock-times"] if WALL_CLOCK_TIMES else [])
 
 
 def loadgen(binary, url, requests, rate=0.0, seed=1, **shape):
@@ -699,9 +707,12 @@ def main():
     p.add_argument("--peer-requests", type=int, default=20)
     p.add_argument("--counting-ids", action="store_true",
                    help="trace and span ids that count up, as results before 2026-12-05 had, instead of random ones as tracers make them")
+    p.add_argument("--fixed-times", action="store_true",
+                   help="span times from a fixed base, the same in every run, as results before 2026-12-06 had, instead of the wall clock")
     args = p.parse_args()
-    global RANDOM_IDS
+    global RANDOM_IDS, WALL_CLOCK_TIMES
     RANDOM_IDS = not args.counting_ids
+    WALL_CLOCK_TIMES = not args.fixed_times
     if args.decode_only:
         decode = decode_limit(args.bin_dir)
         print_decode_limit(decode, None)

@@ -34,6 +34,8 @@ struct LoadGenerator: AsyncParsableCommand {
     @Flag(help: "Send uncompressed bodies.") var noGzip = false
     @Flag(help: "Random trace and span ids, as tracers make them (drawn from --seed, so a run repeats), instead of ids that count up.")
     var randomIds = false
+    @Flag(help: "Span times from the wall clock when the run starts, 10 ms a request, as tracers stamp them, instead of a fixed base in 2023 (one second a request) where every run's spans take the same times as the runs before.")
+    var wallClockTimes = false
     @Option(help: "Send over OTLP/gRPC to this host:port (Export calls, one HTTP/2 connection per --connections, gzip per message) instead of HTTP to --url.")
     var grpc: String?
     @Option(help: "Append \"<traceId> <spanId>\" for every span acknowledged with a 200 to this file, written as each ack arrives, so a test that kills the collector knows what it must keep.")
@@ -46,7 +48,8 @@ struct LoadGenerator: AsyncParsableCommand {
 
     func run() async throws {
         if decodeBench { return try runDecodeBench() }
-        let built = (0..<requests).map { makeBody(request: $0) }
+        let start = timeBase()
+        let built = (0..<requests).map { makeBody(request: $0, start: start) }
         let bodies = built.map(\.body)
         let wireBytes = bodies.reduce(0) { $0 + $1.count }
         let extraHeaders = try headers.map { line -> (name: String, value: String) in
@@ -140,7 +143,8 @@ struct LoadGenerator: AsyncParsableCommand {
     /// plus copy into Swift values), each over every body `passes` times.
     /// MB/s counts uncompressed protobuf bytes.
     func runDecodeBench(passes: Int = 5) throws {
-        let gz = (0..<requests).map { makeBody(request: $0).body }
+        let start = timeBase()
+        let gz = (0..<requests).map { makeBody(request: $0, start: start).body }
         let raw = try gz.map { body -> [UInt8] in
             guard !noGzip else { return body }
             let inflater = StreamingInflater(coding: .gzip, limit: Int.max)
@@ -242,10 +246,20 @@ struct LoadGenerator: AsyncParsableCommand {
         return z ^ (z >> 31)
     }
 
-    func makeBody(request: Int) -> (body: [UInt8], ids: String) {
+    /// Where request 0's spans start, and how far each request's start
+    /// moves on. From the wall clock, runs one after another against one
+    /// store take later times than the spans already stored, as a tracer's
+    /// would, and go into the end of each index by time. 10 ms a request
+    /// stays behind the wall clock below 100 requests a second (the
+    /// unpaced load sends about 40).
+    func timeBase() -> (base: UInt64, step: UInt64) {
+        wallClockTimes ? (UInt64(Date().timeIntervalSince1970 * 1e9), 10_000_000) : (1_700_000_000_000_000_000, 1_000_000_000)
+    }
+
+    func makeBody(request: Int, start: (base: UInt64, step: UInt64)) -> (body: [UInt8], ids: String) {
         var spans = [Span]()
         spans.reserveCapacity(batch)
-        let base: UInt64 = 1_700_000_000_000_000_000 + UInt64(request) * 1_000_000_000
+        let base = start.base + UInt64(request) * start.step
         var parent: SpanID?
         for i in 0..<batch {
             let traceIndex = UInt64(i / spansPerTrace)

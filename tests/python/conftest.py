@@ -112,7 +112,11 @@ class Tracefold:
         env.update(self.extra_env)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([BIN, "serve", "--config", self.config], env=env, stdout=log, stderr=log)
-        deadline = time.time() + 30
+        # Generous: a restart first replays the intake log past its
+        # checkpoint, and a debug build under `make soak` took 8 to 18 s for
+        # that (more as the store grew, and past 30 s while the machine was
+        # busy). A crash is seen at once by poll(); only a hang waits this long.
+        deadline = time.time() + 180
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"tracefold exited with {self.proc.returncode}:\n{self.log()}")
