@@ -181,13 +181,16 @@ public struct PendingExport: Sendable {
 
 public struct PendingTrace: Sendable {
     public var traceID: Data
+    /// The trace row's epoch: with the id, its key on SQLite.
+    public var epoch: Int64
     public var trace: PendingRecord
     public var observations: [(spanID: Data, record: PendingRecord)]
 
     /// A trace's record and its observations' (span id, row revision,
     /// record), however they were read.
-    init(_ traceID: Data, revision: Int64, _ trace: StoredRecord, _ observations: [(spanID: Data, revision: Int64, record: StoredRecord)]) {
+    init(_ traceID: Data, epoch: Int64, revision: Int64, _ trace: StoredRecord, _ observations: [(spanID: Data, revision: Int64, record: StoredRecord)]) {
         self.traceID = traceID
+        self.epoch = epoch
         self.trace = PendingRecord(recordType: "trace", idBytes: traceID, revision: revision, stored: trace)
         self.observations = observations.map {
             ($0.spanID, PendingRecord(recordType: "observation", idBytes: $0.spanID, revision: $0.revision, stored: $0.record))
@@ -246,7 +249,7 @@ extension RecordStore {
             // reads no trace rows. 100k traces, a value on 14k of them:
             // about 100 ms to a few ms (bench/query.py).
             let m = metadata.remove(at: i)
-            from = "trace_metadata m JOIN traces ON traces.trace_id = m.trace_id"
+            from = "trace_metadata m JOIN traces ON traces.epoch = m.epoch AND traces.trace_id = m.trace_id"
             orderBy = "m.start_time \(direction), m.trace_id \(direction)"
             if w.clauses.isEmpty && metadata.isEmpty {
                 // The one filter: the page is picked from the index alone,
@@ -258,14 +261,14 @@ extension RecordStore {
                 w.add("m.key = ? AND m.value = ?", .text(m.key), .text(m.value))
                 return try page(
                     record: "traces.record", from: "trace_metadata m", where: w, orderBy: orderBy, page: f.page, limit: f.limit,
-                    joinAfterPaging: (keys: "m.trace_id, m.start_time", alias: "m", join: "JOIN traces ON traces.trace_id = m.trace_id"))
+                    joinAfterPaging: (keys: "m.epoch, m.trace_id, m.start_time", alias: "m", join: "JOIN traces ON traces.epoch = m.epoch AND traces.trace_id = m.trace_id"))
             }
             w.add("m.key = ? AND m.value = ?", .text(m.key), .text(m.value))
         }
         for m in metadata {
             // Top-level keys only, through trace_metadata's (key, value, …) index.
             let test = m.op == .equals ? "value = ?" : dialect.contains("value")
-            w.add("traces.trace_id IN (SELECT trace_id FROM trace_metadata WHERE key = ? AND \(test))", .text(m.key), .text(m.value))
+            w.add("(traces.epoch, traces.trace_id) IN (SELECT epoch, trace_id FROM trace_metadata WHERE key = ? AND \(test))", .text(m.key), .text(m.value))
         }
         return try page(record: "traces.record", from: from, where: w, orderBy: orderBy, page: f.page, limit: f.limit)
     }
@@ -294,7 +297,7 @@ extension RecordStore {
 
     /// WHERE clauses shared by the v1 and v2 observation lists, over
     /// `observations o LEFT JOIN traces t`.
-    func clauses(_ f: ObservationFilter) -> SQLWhere {
+    func clauses(_ f: ObservationFilter) throws -> SQLWhere {
         var w = SQLWhere(dialect)
         w.equals("o.type", f.type)
         w.equals("o.name", f.name)
@@ -305,7 +308,13 @@ extension RecordStore {
             // An empty value matches observations without a parent.
             if parent.isEmpty { w.add("o.parent_id IS NULL") } else { w.add("o.parent_id = ?", .text(parent)) }
         }
-        if let trace = f.traceID { w.add(TraceRows.one("o."), .blob(trace.data), .blob(trace.data)) }
+        if let trace = f.traceID {
+            // The trace's epochs (`TraceKeyIndex`) as of now: the page's own
+            // read comes after.
+            let one = try read { s in try TraceRows.one("o.", trace, in: s) }
+            w.clauses.append(one.sql)
+            w.args += one.args
+        }
         w.oneOf("o.environment", f.environments)
         w.range("o.start_time", from: f.fromUnixNano, to: f.toUnixNano)
         return w
@@ -313,7 +322,7 @@ extension RecordStore {
 
     public func observations(_ f: ObservationFilter) throws -> (records: [String], total: Int) {
         try page(
-            record: "o.record", from: "observations o LEFT JOIN traces t ON t.trace_id = o.trace_id", where: clauses(f),
+            record: "o.record", from: "observations o LEFT JOIN traces t ON t.epoch = o.epoch AND t.trace_id = o.trace_id", where: try clauses(f),
             orderBy: "o.start_time DESC, o.span_id DESC", page: f.page, limit: f.limit
         )
     }
@@ -338,12 +347,16 @@ extension RecordStore {
 
     /// The stored record of a trace, as JSON text.
     public func traceRecord(_ id: TraceID) throws -> String? {
-        try read { s in try s.row("SELECT record FROM traces WHERE trace_id = ?", [.blob(id.data)]).flatMap { try Self.recordJSON($0["record"], in: s) } }
+        try read { s in
+            let one = try TraceRows.one(id, in: s)
+            return try s.row("SELECT record FROM traces WHERE \(one.sql)", one.args).flatMap { try Self.recordJSON($0["record"], in: s) }
+        }
     }
 
     public func observationRecords(of trace: TraceID) throws -> [String] {
         try read { s in
-            try s.rows("SELECT record FROM observations WHERE \(TraceRows.one) ORDER BY start_time, span_id", TraceRows.args(trace)).compactMap {
+            let one = try TraceRows.one(trace, in: s)
+            return try s.rows("SELECT record FROM observations WHERE \(one.sql) ORDER BY start_time, span_id", one.args).compactMap {
                 try Self.recordJSON($0["record"], in: s)
             }
         }
@@ -380,7 +393,7 @@ extension RecordStore {
     /// A page in `start_time DESC, trace_id DESC, span_id DESC` order, with one
     /// row more than asked when more follow.
     public func observationPage(_ r: ObservationPageRequest) throws -> [ObservationRow] {
-        var w = clauses(r.filter)
+        var w = try clauses(r.filter)
         w.equals("t.session_id", r.sessionID)
         if let root = r.isRoot { w.add(root ? "o.parent_id IS NULL" : "o.parent_id IS NOT NULL") }
         if let after = r.after { w.add("(o.start_time, o.trace_id, o.span_id) < (?, ?, ?)", .int(after.startUnixNano), .blob(after.traceID), .blob(after.spanID)) }
@@ -388,7 +401,7 @@ extension RecordStore {
             try s.rows(
                 """
                     SELECT o.record, o.start_time, o.trace_id, o.span_id, t.user_id, t.session_id, t.public, \(dialect == .postgres ? "CAST(t.tags AS text)" : "t.tags") AS tags, t.release, t.name AS trace_name
-                    FROM observations o LEFT JOIN traces t ON t.trace_id = o.trace_id \(w.sql)
+                    FROM observations o LEFT JOIN traces t ON t.epoch = o.epoch AND t.trace_id = o.trace_id \(w.sql)
                     ORDER BY o.start_time DESC, o.trace_id DESC, o.span_id DESC LIMIT ?
                     """,
                 w.args + [SQLValue(r.limit + 1)]
@@ -616,7 +629,7 @@ extension RecordStore {
         }
         return try rows.map { row, _ in
             let traceID = row["trace_id"].data ?? Data()
-            return PendingTrace(traceID, revision: row["revision"].int ?? 0, StoredRecord(try s.rowCompression.expand(row["record"], in: s)), observations[traceID] ?? [])
+            return PendingTrace(traceID, epoch: row["epoch"].int ?? 0, revision: row["revision"].int ?? 0, StoredRecord(try s.rowCompression.expand(row["record"], in: s)), observations[traceID] ?? [])
         }
     }
 
@@ -698,7 +711,7 @@ extension RecordStore {
                 let entry = cache.pending(traceID, revision: revision, generation: generation, exported: exported)
             {
                 return PendingTrace(
-                    traceID, revision: revision, StoredRecord(bytes: entry.trace),
+                    traceID, epoch: row["epoch"].int ?? 0, revision: revision, StoredRecord(bytes: entry.trace),
                     entry.observations.map { ($0.spanID, $0.revision, StoredRecord(bytes: $0.record)) }
                 )
             }
@@ -739,13 +752,13 @@ extension RecordStore {
         for start in stride(from: 0, to: pending.traces.count, by: pendingChunk) {
             let part = pending.traces[start..<min(start + pendingChunk, pending.traces.count)]
             var args = [SQLValue]()
-            args.reserveCapacity(2 * part.count)
-            for p in part { args += [.blob(p.traceID), .int(p.trace.rowRevision)] }
+            args.reserveCapacity(3 * part.count)
+            for p in part { args += [.int(p.epoch), .blob(p.traceID), .int(p.trace.rowRevision)] }
             try s.execute(
                 """
-                WITH marks(trace_id, revision) AS (VALUES \(pairs(part.count)))
+                WITH marks(epoch, trace_id, revision) AS (VALUES \(Array(repeating: "(?, ?, ?)", count: part.count).joined(separator: ", ")))
                 UPDATE traces SET exported_revision = \(neverLowered("traces.exported_revision", to: "marks.revision"))
-                FROM marks WHERE traces.trace_id = marks.trace_id
+                FROM marks WHERE traces.epoch = marks.epoch AND traces.trace_id = marks.trace_id
                 """,
                 args
             )

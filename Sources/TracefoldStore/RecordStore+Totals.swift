@@ -30,16 +30,15 @@ extension RecordStore {
         guard !traces.isEmpty else { return [:] }
         return try read { s in
             var out = [TraceID: TraceTotals]()
-            for start in stride(from: 0, to: traces.count, by: 100) {
-                let chunk = traces[start..<min(start + 100, traces.count)]
+            try TraceRows.byID(traces, alias: "t.", in: s) { keys in
                 let sql = """
                     SELECT o.trace_id, COUNT(*) AS n, SUM(CASE WHEN o.level = 'ERROR' THEN 1 ELSE 0 END) AS errors,
                       SUM(COALESCE(o.input_tokens, 0)) AS i, SUM(COALESCE(o.output_tokens, 0)) AS o, SUM(COALESCE(o.total_tokens, 0)) AS tt
                     FROM traces t JOIN observations o ON \(TraceRows.joined("o", to: "t"))
-                    WHERE t.trace_id IN (\(Array(repeating: "?", count: chunk.count).joined(separator: ",")))
+                    WHERE \(keys.sql)
                     GROUP BY o.trace_id
                     """
-                for row in try s.rows(sql, chunk.map { .blob($0.data) }) {
+                for row in try s.rows(sql, keys.args) {
                     guard let id = row["trace_id"].data.flatMap({ TraceID(bytes: $0) }) else { continue }
                     var t = TraceTotals()
                     t.observations = Int(row["n"].int ?? 0)

@@ -42,13 +42,17 @@ extension RecordStore {
     public func transaction<T>(locking traces: [TraceID], durable: Bool, _ body: (any FoldTransaction) throws -> T) throws -> T {
         let cache = exportCache
         let staged = cache.map { _ in ExportCache.Staged() }
+        var keys: (index: TraceKeyIndex, rowless: SQLFoldTransaction.Rowless)?
         let locked = { (session: any SQLSession) throws -> T in
             try self.lock(traces, in: session)
-            return try body(SQLFoldTransaction(session: session, epochs: self.traceEpochs, staged: staged))
+            let transaction = SQLFoldTransaction(session: session, epochs: self.traceEpochs, staged: staged)
+            keys = session.traceKeys.map { ($0, transaction.rowless) }
+            return try body(transaction)
         }
         let result = try durable ? durableWrite(locked) : write(locked)
-        // Only what committed reaches the cache.
+        // Only what committed reaches the cache, and the trace keys.
         if let cache, let staged { cache.apply(staged) }
+        if let keys { keys.index.forget(keys.rowless.deleted) }
         return result
     }
 
@@ -59,7 +63,8 @@ extension RecordStore {
     public func deleteTraces(startedBefore cutoff: UInt64) throws -> Int {
         // A trace made again after its delete starts again at revision 1.
         defer { exportCache?.invalidateAll() }
-        return try write { s in
+        var deleted: (index: TraceKeyIndex, rows: [(TraceID, epoch: Int64)])?
+        let count = try write { s in
             let args: [SQLValue] = [.int(Int64(bitPattern: cutoff))]
             let doomed = "SELECT trace_id FROM traces WHERE start_time < ?"
             try s.execute("DELETE FROM api_updates WHERE trace_id IN (\(doomed))", args)
@@ -73,10 +78,15 @@ extension RecordStore {
             try TraceRows.keyLists(keys) { trace in
                 try trace.deleteRows(in: s)
             }
+            deleted = s.traceKeys.map { ($0, keys) }
             let n = try s.row("SELECT COUNT(*) AS n FROM traces WHERE start_time < ?", args)?["n"].int ?? 0
             try s.execute("DELETE FROM traces WHERE start_time < ?", args)
             return Int(n)
         }
+        // Once the delete has committed: an index that forgot a row still
+        // there would take its trace for a new one.
+        if let deleted { deleted.index.forget(deleted.rows) }
+        return count
     }
 
     public func counts() throws -> (spans: Int, traces: Int, observations: Int) {
@@ -140,15 +150,38 @@ public final class TraceEpochs: @unchecked Sendable {
 /// their keys, which lead with the trace's epoch (`TraceEpochs`). A
 /// condition on `trace_id` alone would scan the table.
 enum TraceRows {
-    /// One trace's rows, by its id: `args(trace)` binds it. The trace's
-    /// row gives its epoch.
-    static func one(_ alias: String) -> String {
-        "\(alias)epoch = (SELECT epoch FROM traces WHERE trace_id = ?) AND \(alias)trace_id = ?"
+    /// One trace's rows, by its id, as a condition on `alias`'s `epoch`
+    /// and `trace_id` and the values it binds. SQLite's `TraceKeyIndex`
+    /// gives the trace's epochs (none: the condition matches nothing);
+    /// elsewhere the trace's row gives its epoch. `advancing`: as
+    /// `TraceKeyIndex.candidates` takes it.
+    static func one(_ trace: TraceID, in session: any SQLSession, advancing: Bool = true) throws -> TraceKeys {
+        try one("", trace, in: session, advancing: advancing)
     }
 
-    static var one: String { one("") }
+    static func one(_ alias: String, _ trace: TraceID, in session: any SQLSession, advancing: Bool = true) throws -> TraceKeys {
+        guard let index = session.traceKeys else {
+            return TraceKeys(
+                sql: "\(alias)epoch = (SELECT epoch FROM traces WHERE trace_id = ?) AND \(alias)trace_id = ?", args: [.blob(trace.data), .blob(trace.data)])
+        }
+        let epochs = try index.epochs(of: trace, in: session, advancing: advancing)
+        let list = epochs.isEmpty ? "(NULL)" : "(" + Array(repeating: "?", count: epochs.count).joined(separator: ",") + ")"
+        return TraceKeys(sql: "\(alias)epoch IN \(list) AND \(alias)trace_id = ?", args: epochs.map { .int($0) } + [.blob(trace.data)])
+    }
 
-    static func args(_ trace: TraceID) -> [SQLValue] { [.blob(trace.data), .blob(trace.data)] }
+    /// The `traces` rows of the given traces, at most 100 traces a call of
+    /// `body`, as conditions on `alias`'s `epoch` and `trace_id` (SQLite,
+    /// from `TraceKeyIndex`: a trace it knows no row of is left out) or on
+    /// `trace_id` alone (PostgreSQL's key).
+    static func byID(
+        _ traces: [TraceID], alias: String = "", in session: any SQLSession, advancing: Bool = true, _ body: (TraceKeys) throws -> Void
+    ) throws {
+        guard !traces.isEmpty else { return }
+        guard let index = session.traceKeys else {
+            return try chunks(traces) { marks, chunk in try body(TraceKeys(sql: "\(alias)trace_id IN \(marks)", args: chunk.map { .blob($0.data) })) }
+        }
+        try keyLists(index.candidates(of: traces, in: session, advancing: advancing), alias: alias, body)
+    }
 
     /// The rows of the trace row `traces` names in the same statement.
     static func joined(_ alias: String, to traces: String) -> String {
@@ -171,11 +204,12 @@ enum TraceRows {
     /// `trace_id`, at most 100 traces each. Every row of a trace has its
     /// epoch, so the epochs and the ids, taken apart, match no other
     /// trace's rows, and the index seeks once per distinct epoch and id.
-    static func keyLists(_ traces: [(TraceID, epoch: Int64)], _ body: (TraceKeys) throws -> Void) throws {
+    static func keyLists(_ traces: [(TraceID, epoch: Int64)], alias: String = "", _ body: (TraceKeys) throws -> Void) throws {
         // One placeholder per trace in both lists, so that the statement has
         // one text per chunk size, whatever the epochs.
         try chunks(traces) { marks, chunk in
-            try body(TraceKeys(sql: "epoch IN \(marks) AND trace_id IN \(marks)", args: chunk.map { .int($0.epoch) } + chunk.map { .blob($0.0.data) }))
+            try body(
+                TraceKeys(sql: "\(alias)epoch IN \(marks) AND \(alias)trace_id IN \(marks)", args: chunk.map { .int($0.epoch) } + chunk.map { .blob($0.0.data) }))
         }
     }
 
@@ -208,6 +242,12 @@ struct SQLFoldTransaction: FoldTransaction {
 
     final class Rowless: @unchecked Sendable {
         var traces: Set<TraceID> = []
+        /// The transaction has made trace rows: SQLite's `TraceKeyIndex`
+        /// may read them, uncommitted, but not move past them.
+        var wroteTraces = false
+        /// Trace rows this transaction deleted, for `TraceKeyIndex.forget`
+        /// once it commits.
+        var deleted: [(TraceID, epoch: Int64)] = []
     }
 
     func stored(_ traces: [TraceID]) throws -> [TraceID: StoredTrace] {
@@ -227,8 +267,8 @@ struct SQLFoldTransaction: FoldTransaction {
     /// The counters of the given traces' rows, by trace.
     func rowNumbers(of traces: [TraceID]) throws -> [TraceID: TraceRowNumbers] {
         var result = [TraceID: TraceRowNumbers](minimumCapacity: traces.count)
-        try Self.inLists(traces) { list, ids in
-            for row in try session.rows("SELECT trace_id, last_seq, revision, generation, epoch FROM traces WHERE trace_id IN \(list)", ids) {
+        try TraceRows.byID(traces, in: session, advancing: !rowless.wroteTraces) { keys in
+            for row in try session.rows("SELECT trace_id, last_seq, revision, generation, epoch FROM traces WHERE \(keys.sql)", keys.args) {
                 guard let id = row["trace_id"].data.flatMap({ TraceID(bytes: [UInt8]($0)) }),
                       let lastSeq = row["last_seq"].int, let revision = row["revision"].int, let generation = row["generation"].int,
                       let epoch = row["epoch"].int
@@ -239,19 +279,15 @@ struct SQLFoldTransaction: FoldTransaction {
         return result
     }
 
-    /// Calls `body` with `(?,?,…)` and the bound ids, at most 100 at a time.
-    static func inLists(_ traces: [TraceID], _ body: (String, [SQLValue]) throws -> Void) throws {
-        try TraceRows.chunks(traces) { marks, chunk in try body(marks, chunk.map { .blob($0.data) }) }
-    }
-
     func history(of trace: TraceID, after seq: Int64) throws -> [(seq: Int64, event: TraceEvent)] {
         let id = SQLValue.blob(trace.data)
+        let one = try TraceRows.one(trace, in: session, advancing: !rowless.wroteTraces)
         let rows = try session.rows(
             """
-            SELECT seq, received_at, body, NULL AS api FROM observations WHERE \(TraceRows.one) AND seq > ? AND body IS NOT NULL
+            SELECT seq, received_at, body, NULL AS api FROM observations WHERE \(one.sql) AND seq > ? AND body IS NOT NULL
             UNION ALL SELECT seq, 0, NULL, body FROM api_updates WHERE trace_id = ? AND seq > ? ORDER BY seq
             """,
-            TraceRows.args(trace) + [.int(seq), id, .int(seq)]
+            one.args + [.int(seq), id, .int(seq)]
         )
         return try rows.map { row in
             let seq = row["seq"].int ?? 0
@@ -266,9 +302,10 @@ struct SQLFoldTransaction: FoldTransaction {
     func spans(of trace: TraceID, ids: [SpanID]) throws -> [StoredSpan] {
         guard !ids.isEmpty else { return [] }
         let marks = Array(repeating: "?", count: ids.count).joined(separator: ", ")
+        let one = try TraceRows.one(trace, in: session, advancing: !rowless.wroteTraces)
         let rows = try session.rows(
-            "SELECT received_at, body FROM observations WHERE \(TraceRows.one) AND span_id IN (\(marks)) AND body IS NOT NULL ORDER BY seq",
-            TraceRows.args(trace) + ids.map { .blob($0.data) }
+            "SELECT received_at, body FROM observations WHERE \(one.sql) AND span_id IN (\(marks)) AND body IS NOT NULL ORDER BY seq",
+            one.args + ids.map { .blob($0.data) }
         )
         return try rows.map { try storedSpan($0, of: trace) }
     }
@@ -333,6 +370,12 @@ struct SQLFoldTransaction: FoldTransaction {
             rows: commit.newUpdates.map { [.blob($0.trace.data), .int($0.seq), .text(MetadataUpdateCoding.encode($0.update))] },
             onConflict: ""
         )
+        // The rows there before this commit, and their epochs: SQLite keys a
+        // trace row by (epoch, trace_id) (`TraceKeyIndex`), so an update
+        // names the row's own epoch, and a new row the commit's.
+        let new = commit.traces.map { rowless.traces.contains($0.traceID) }
+        let old = commit.traces.indices.compactMap { new[$0] ? nil : commit.traces[$0].traceID }
+        let before = try rowNumbers(of: old)
         try session.insert(
             into: "traces",
             [("trace_id", .blob), ("revision", .int), ("changed_at", .int), ("start_time", .int), ("record", .blob), ("name", .text),
@@ -340,7 +383,7 @@ struct SQLFoldTransaction: FoldTransaction {
              ("public", .int), ("last_seq", .int), ("latency", .double), ("total_cost", .double), ("generation", .int), ("epoch", .int)],
             count: commit.traces.count,
             onConflict: """
-                ON CONFLICT(trace_id) DO UPDATE SET revision = traces.revision + 1, changed_at = excluded.changed_at,
+                ON CONFLICT(\(session.traceKeys == nil ? "trace_id" : "epoch, trace_id")) DO UPDATE SET revision = traces.revision + 1, changed_at = excluded.changed_at,
                   start_time = excluded.start_time, record = excluded.record, name = excluded.name, user_id = excluded.user_id,
                   session_id = excluded.session_id, version = excluded.version, release = excluded.release,
                   environment = excluded.environment, tags = excluded.tags, public = excluded.public,
@@ -348,20 +391,27 @@ struct SQLFoldTransaction: FoldTransaction {
                 """
         ) { index, w in
             Self.traceColumns(
-                commit.traces[index], record: traceRecords, index, lastSeq: commit.lastSeq, now: now, generation: generationBase + Int64(index), epoch: epoch,
-                into: &w)
+                commit.traces[index], record: traceRecords, index, lastSeq: commit.lastSeq, now: now, generation: generationBase + Int64(index),
+                epoch: before[commit.traces[index].traceID]?.epoch ?? epoch, into: &w)
         }
+        rowless.wroteTraces = true
         // Each observation carries the revision its trace now has: what the
         // exporter compares with the trace's exported revision; and each
         // row of a trace, its epoch.
-        let new = commit.traces.map { rowless.traces.contains($0.traceID) }
-        let old = commit.traces.indices.compactMap { new[$0] ? nil : commit.traces[$0].traceID }
-        var written = try rowNumbers(of: old)
-        for index in commit.traces.indices where new[index] {
+        // What the upsert made of each row, from the rows read before it (the
+        // transaction holds the traces' locks): an update raised the
+        // revision and set last_seq; a row that was not there is as
+        // `traceColumns` inserted it.
+        var written = [TraceID: TraceRowNumbers](minimumCapacity: commit.traces.count)
+        for index in commit.traces.indices {
             let id = commit.traces[index].traceID
-            // As `traceColumns` inserted it.
-            written[id] = TraceRowNumbers(lastSeq: commit.lastSeq[id] ?? 0, revision: 1, generation: generationBase + Int64(index), epoch: epoch)
-            rowless.traces.remove(id)
+            let lastSeq = commit.lastSeq[id] ?? 0
+            if let row = before[id] {
+                written[id] = TraceRowNumbers(lastSeq: lastSeq, revision: row.revision + 1, generation: row.generation, epoch: row.epoch)
+            } else {
+                written[id] = TraceRowNumbers(lastSeq: lastSeq, revision: 1, generation: generationBase + Int64(index), epoch: epoch)
+            }
+            if new[index] { rowless.traces.remove(id) }
         }
         // Top-level metadata as (key, text) rows: what the metadata filters
         // and the summary's grouping use, through an index. The trace's
@@ -532,8 +582,8 @@ struct SQLFoldTransaction: FoldTransaction {
 
     func delete(_ traces: [TraceID]) throws -> [TraceID] {
         var deleted = [TraceID]()
-        try Self.inLists(traces) { list, ids in
-            let rows = try session.rows("SELECT trace_id, revision, epoch FROM traces WHERE trace_id IN \(list)", ids)
+        try TraceRows.byID(traces, in: session, advancing: !rowless.wroteTraces) { keys in
+            let rows = try session.rows("SELECT trace_id, revision, epoch FROM traces WHERE \(keys.sql)", keys.args)
             let found = rows.compactMap { row in
                 row["trace_id"].data.flatMap { TraceID(bytes: [UInt8]($0)) }.map { ($0, row["revision"].int ?? 0, row["epoch"].int ?? 0) }
             }
@@ -542,7 +592,8 @@ struct SQLFoldTransaction: FoldTransaction {
             try Tombstones.bury("trace", found.map { ($0.0.hex, $0.1) }, in: session)
             // The traces' rows, keyed by their epochs (`TraceEpochs`); at most
             // 100 traces, so one list.
-            try TraceRows.keyLists(found.map { ($0.0, epoch: $0.2) }) { keys in
+            let rowKeys = found.map { ($0.0, epoch: $0.2) }
+            try TraceRows.keyLists(rowKeys) { keys in
                 let observations = try session.rows("SELECT span_id, revision FROM observations WHERE \(keys.sql)", keys.args).map {
                     (HexCoding.encode(bytes: $0["span_id"].data ?? Data()), $0["revision"].int ?? 0)
                 }
@@ -554,7 +605,11 @@ struct SQLFoldTransaction: FoldTransaction {
             let scoreRows = try session.rows("SELECT id, revision FROM scores \(scores.sql)", scores.args).map { ($0["id"].string ?? "", $0["revision"].int ?? 0) }
             try Tombstones.bury("score", scoreRows, in: session)
             try session.execute("DELETE FROM scores \(scores.sql)", scores.args)
-            for table in ["api_updates", "traces"] { try session.execute("DELETE FROM \(table) WHERE trace_id IN \(list)", ids) }
+            try TraceRows.chunks(found) { marks, chunk in
+                try session.execute("DELETE FROM api_updates WHERE trace_id IN \(marks)", chunk.map { .blob($0.0.data) })
+            }
+            try TraceRows.keyLists(rowKeys) { keys in try session.execute("DELETE FROM traces WHERE \(keys.sql)", keys.args) }
+            rowless.deleted += rowKeys
             // A trace made again after its delete starts again at revision 1.
             staged?.invalidate = true
         }

@@ -101,6 +101,9 @@ public protocol SQLSession {
     /// The store's compression of its big columns: writers compress with
     /// it, readers expand what they read (`RowCompression.expand`).
     var rowCompression: RowCompression { get }
+    /// Where the trace rows are by id (SQLite's `TraceKeyIndex`); nil where
+    /// `traces` is keyed by `trace_id` (PostgreSQL).
+    var traceKeys: TraceKeyIndex? { get }
     func execute(_ sql: String, _ args: [SQLValue]) throws
     func rows(_ sql: String, _ args: [SQLValue]) throws -> [SQLRow]
     /// Inserts rows, with `onConflict` ("ON CONFLICT …", or "") after them.
@@ -114,6 +117,8 @@ public protocol SQLSession {
 }
 
 extension SQLSession {
+    public var traceKeys: TraceKeyIndex? { nil }
+
     func row(_ sql: String, _ args: [SQLValue]) throws -> SQLRow? { try rows(sql, args).first }
 
     /// For sessions that take whole rows: the values collected, then

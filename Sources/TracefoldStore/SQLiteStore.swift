@@ -22,6 +22,8 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
     public var location: String { "sqlite \(path)" }
     public let rowCompression = RowCompression()
     public let traceEpochs = TraceEpochs()
+    /// Each trace row's epoch by trace id: `traces` has no key by id.
+    public let traceKeys = TraceKeyIndex()
     /// One process writes an SQLite file, so what it committed is what the
     /// file holds.
     public let exportCache: ExportCache?
@@ -273,6 +275,34 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
                 CREATE INDEX trace_metadata_by_value_start ON trace_metadata(key, value, start_time, trace_id);
                 """)
         }
+        m.registerMigration("v16-trace-keys") { db in
+            // Trace rows keyed by (epoch, trace_id), without a key by id
+            // (`TraceKeyIndex`), and an `id` that only goes up, for the
+            // index to find the rows made since it last read. The table is
+            // made again: SQLite cannot drop a primary key.
+            let columns = """
+                trace_id, revision, exported_revision, changed_at, start_time, record, name, user_id, session_id, version, release,
+                environment, tags, public, entries, last_seq, latency, total_cost, generation, epoch
+                """
+            try db.execute(sql: """
+                CREATE TABLE traces_v16 (
+                  id INTEGER PRIMARY KEY AUTOINCREMENT,
+                  trace_id BLOB NOT NULL, revision INTEGER NOT NULL, exported_revision INTEGER NOT NULL DEFAULT 0,
+                  changed_at INTEGER NOT NULL, start_time INTEGER NOT NULL, record TEXT NOT NULL, name TEXT, user_id TEXT, session_id TEXT,
+                  version TEXT, release TEXT, environment TEXT, tags TEXT NOT NULL DEFAULT '[]', public INTEGER NOT NULL DEFAULT 0,
+                  entries TEXT NOT NULL DEFAULT '[]', last_seq INTEGER NOT NULL DEFAULT 0, latency REAL, total_cost REAL,
+                  generation INTEGER NOT NULL DEFAULT 0, epoch INTEGER NOT NULL DEFAULT 0);
+                INSERT INTO traces_v16 (\(columns)) SELECT \(columns) FROM traces ORDER BY epoch, trace_id;
+                DROP TABLE traces;
+                ALTER TABLE traces_v16 RENAME TO traces;
+                CREATE UNIQUE INDEX traces_by_key ON traces(epoch, trace_id);
+                CREATE INDEX traces_by_start ON traces(start_time);
+                CREATE INDEX traces_unexported ON traces(changed_at) WHERE revision > exported_revision;
+                CREATE INDEX traces_by_user ON traces(user_id, start_time);
+                CREATE INDEX traces_by_session ON traces(session_id, start_time);
+                CREATE INDEX traces_by_name ON traces(name, start_time);
+                """)
+        }
         return m
     }
 
@@ -296,11 +326,11 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
         """
 
     public func read<T>(_ body: (any SQLSession) throws -> T) throws -> T {
-        try pool.read { db in try body(GRDBSession(db: db, rowCompression: rowCompression)) }
+        try pool.read { db in try body(GRDBSession(db: db, rowCompression: rowCompression, traceKeys: traceKeys)) }
     }
 
     public func write<T>(_ body: (any SQLSession) throws -> T) throws -> T {
-        try pool.write { db in try body(GRDBSession(db: db, rowCompression: rowCompression)) }
+        try pool.write { db in try body(GRDBSession(db: db, rowCompression: rowCompression, traceKeys: traceKeys)) }
     }
 
     /// The one transaction with `synchronous = FULL`, which in WAL mode
@@ -312,7 +342,7 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
             defer { try? db.execute(sql: "PRAGMA synchronous = NORMAL") }
             var result: T?
             try db.inTransaction {
-                result = try body(GRDBSession(db: db, rowCompression: rowCompression))
+                result = try body(GRDBSession(db: db, rowCompression: rowCompression, traceKeys: traceKeys))
                 return .commit
             }
             return result!
@@ -334,6 +364,7 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
 struct GRDBSession: SQLSession {
     let db: Database
     let rowCompression: RowCompression
+    let traceKeys: TraceKeyIndex?
     var dialect: SQLDialect { .sqlite }
 
     func execute(_ sql: String, _ args: [SQLValue]) throws {
