@@ -11,13 +11,18 @@ import XCTest
 /// still answer right, over a scan of the whole table, so the plans are
 /// what is checked.
 final class TraceEpochPlanTests: XCTestCase {
-    func testStatementsByTraceSeekThroughTheEpochKeys() throws {
+    /// A store holding `Conformance.trace`, one span with a metadata entry.
+    private func withOneTrace(_ body: (SQLiteStore) throws -> Void) throws {
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = try SQLiteStore(path: dir + "/t.sqlite")
         defer { store.close() }
         let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 10, logger: Logger(label: "test"))
         _ = try folder.consume(Fixtures.batch([Conformance.S("root", id: 1, 0, 10, ["langfuse.trace.metadata.tenant": .string("a")])]))
+        try body(store)
+    }
+
+    func testStatementsByTraceSeekThroughTheEpochKeys() throws { try withOneTrace { store in
         let trace = SQLValue.blob(Conformance.trace.data)
         var keys = [TraceRows.TraceKeys]()
         try TraceRows.keyLists([(Conformance.trace, epoch: 1), (TraceID(hex: "00000000000000000000000000000002")!, epoch: 3)]) { keys.append($0) }
@@ -50,19 +55,13 @@ final class TraceEpochPlanTests: XCTestCase {
             }
             XCTAssertTrue(plan.contains { $0.contains("observations_by_trace (epoch=? AND trace_id=?") || $0.contains("PRIMARY KEY (epoch=? AND trace_id=?") }, "\(sql): \(plan)")
         }
-    }
+    } }
 
     /// SQLite's trace rows have no key by id (`TraceKeyIndex`): every
     /// statement that reads, updates or deletes trace rows by id seeks
     /// `traces_by_key (epoch, trace_id)`, and a join to them from an
     /// observation or metadata row names the epoch too.
-    func testTraceRowsByIDSeekThroughTheirEpochKey() throws {
-        let dir = Fixtures.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try SQLiteStore(path: dir + "/t.sqlite")
-        defer { store.close() }
-        let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 10, logger: Logger(label: "test"))
-        _ = try folder.consume(Fixtures.batch([Conformance.S("root", id: 1, 0, 10, ["langfuse.trace.metadata.tenant": .string("a")])]))
+    func testTraceRowsByIDSeekThroughTheirEpochKey() throws { try withOneTrace { store in
         let trace = SQLValue.blob(Conformance.trace.data)
         let one = try store.read { try TraceRows.one(Conformance.trace, in: $0) }
         var byID = [TraceRows.TraceKeys]()
@@ -89,7 +88,7 @@ final class TraceEpochPlanTests: XCTestCase {
         }
         let indexes = try store.read { try $0.rows("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'traces'", []) }.compactMap { $0["name"].string }
         XCTAssertFalse(indexes.contains { $0.hasPrefix("sqlite_autoindex_traces") }, "no key by trace id: \(indexes)")
-    }
+    } }
 
     /// Key lists hold at most 100 traces: 100 make one list, 101 two.
     func testKeyListsHoldAHundredTraces() throws {

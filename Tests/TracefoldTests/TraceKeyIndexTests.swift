@@ -22,28 +22,39 @@ final class TraceKeyIndexTests: XCTestCase {
         Set(try store.observationRecords(of: trace).compactMap { try JSONParser.parse($0)["id"]?.stringValue })
     }
 
+    /// Folds `trace`'s root span (trace metadata `first`) into the store
+    /// at `path`, and closes it.
+    func foldRoot(of trace: TraceID, at path: String) throws {
+        let store = try SQLiteStore(path: path)
+        defer { store.close() }
+        let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 10, logger: logger)
+        _ = try folder.consume(Fixtures.batch([Conformance.S("root", id: 1, 0, 10, ["langfuse.trace.metadata.first": .int(1)], trace: trace)]))
+    }
+
+    /// Opens the store at `path` (a new process), folds a late span of
+    /// `trace` (metadata `late`), and checks that it went into the trace's
+    /// one row with the root's.
+    func checkALateSpanUpdatesTheRow(of trace: TraceID, at path: String, file: StaticString = #filePath, line: UInt = #line) throws -> SQLiteStore {
+        let store = try SQLiteStore(path: path)
+        let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 10, logger: logger)
+        _ = try folder.consume(Fixtures.batch([Conformance.S("late", id: 2, parent: 1, 2, 8, ["langfuse.trace.metadata.late": .int(2)], trace: trace)]))
+        XCTAssertEqual(try rowCount(store, trace), 1, file: file, line: line)
+        let record = try JSONParser.parse(XCTUnwrap(store.traceRecord(trace)))
+        XCTAssertEqual(record["metadata"]?["first"], .int(1), file: file, line: line)
+        XCTAssertEqual(record["metadata"]?["late"], .int(2), file: file, line: line)
+        XCTAssertEqual(try observationIDs(store, trace), [Conformance.id(1).hex, Conformance.id(2).hex], file: file, line: line)
+        return store
+    }
+
     /// A late span after a restart: the new process's epoch is past the
     /// trace's, and its index, read from the file, finds the trace's row.
     func testALateSpanAfterARestartUpdatesTheTracesRow() throws {
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let path = dir + "/t.sqlite"
         let trace = TraceID(high: 7, low: 7)
-        do {
-            let store = try SQLiteStore(path: path)
-            defer { store.close() }
-            let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 10, logger: logger)
-            _ = try folder.consume(Fixtures.batch([Conformance.S("root", id: 1, 0, 10, ["langfuse.trace.metadata.first": .int(1)], trace: trace)]))
-        }
-        let store = try SQLiteStore(path: path)
+        try foldRoot(of: trace, at: dir + "/t.sqlite")
+        let store = try checkALateSpanUpdatesTheRow(of: trace, at: dir + "/t.sqlite")
         defer { store.close() }
-        let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 10, logger: logger)
-        _ = try folder.consume(Fixtures.batch([Conformance.S("late", id: 2, parent: 1, 2, 8, ["langfuse.trace.metadata.late": .int(2)], trace: trace)]))
-        XCTAssertEqual(try rowCount(store, trace), 1)
-        let record = try JSONParser.parse(XCTUnwrap(store.traceRecord(trace)))
-        XCTAssertEqual(record["metadata"]?["first"], .int(1))
-        XCTAssertEqual(record["metadata"]?["late"], .int(2))
-        XCTAssertEqual(try observationIDs(store, trace), [Conformance.id(1).hex, Conformance.id(2).hex])
         let epochs = try store.read { try $0.rows("SELECT DISTINCT epoch FROM observations", []) }.compactMap { $0["epoch"].int }
         XCTAssertEqual(epochs.count, 1, "the late span's row went into its trace's epoch, not the new process's")
     }
@@ -126,40 +137,29 @@ final class TraceKeyIndexTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/t.sqlite"
         let trace = TraceID(high: 9, low: 9)
-        do {
-            let store = try SQLiteStore(path: path)
-            let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 10, logger: logger)
-            _ = try folder.consume(Fixtures.batch([Conformance.S("root", id: 1, 0, 10, ["langfuse.trace.metadata.first": .int(1)], trace: trace)]))
-            store.close()
-            // The file as v15 left it: the same rows in a table keyed by id.
-            let pool = try DatabasePool(path: path)
-            try pool.write { db in
-                try db.execute(sql: """
-                    CREATE TABLE traces_v15 AS SELECT trace_id, revision, exported_revision, changed_at, start_time, record, name, user_id,
-                      session_id, version, release, environment, tags, public, entries, last_seq, latency, total_cost, generation, epoch FROM traces;
-                    DROP TABLE traces;
-                    CREATE TABLE traces (
-                      trace_id BLOB PRIMARY KEY, revision INTEGER NOT NULL, exported_revision INTEGER NOT NULL DEFAULT 0,
-                      changed_at INTEGER NOT NULL, start_time INTEGER NOT NULL, record TEXT NOT NULL, name TEXT, user_id TEXT, session_id TEXT,
-                      version TEXT, release TEXT, environment TEXT, tags TEXT NOT NULL DEFAULT '[]', public INTEGER NOT NULL DEFAULT 0,
-                      entries TEXT NOT NULL DEFAULT '[]', last_seq INTEGER NOT NULL DEFAULT 0, latency REAL, total_cost REAL,
-                      generation INTEGER NOT NULL DEFAULT 0, epoch INTEGER NOT NULL DEFAULT 0);
-                    INSERT INTO traces SELECT * FROM traces_v15;
-                    DROP TABLE traces_v15;
-                    DELETE FROM grdb_migrations WHERE identifier = 'v16-trace-keys';
-                    """)
-            }
-            try pool.close()
+        try foldRoot(of: trace, at: path)
+        // The file as v15 left it: the same rows in a table keyed by id.
+        let pool = try DatabasePool(path: path)
+        try pool.write { db in
+            try db.execute(sql: """
+                CREATE TABLE traces_v15 AS SELECT trace_id, revision, exported_revision, changed_at, start_time, record, name, user_id,
+                  session_id, version, release, environment, tags, public, entries, last_seq, latency, total_cost, generation, epoch FROM traces;
+                DROP TABLE traces;
+                CREATE TABLE traces (
+                  trace_id BLOB PRIMARY KEY, revision INTEGER NOT NULL, exported_revision INTEGER NOT NULL DEFAULT 0,
+                  changed_at INTEGER NOT NULL, start_time INTEGER NOT NULL, record TEXT NOT NULL, name TEXT, user_id TEXT, session_id TEXT,
+                  version TEXT, release TEXT, environment TEXT, tags TEXT NOT NULL DEFAULT '[]', public INTEGER NOT NULL DEFAULT 0,
+                  entries TEXT NOT NULL DEFAULT '[]', last_seq INTEGER NOT NULL DEFAULT 0, latency REAL, total_cost REAL,
+                  generation INTEGER NOT NULL DEFAULT 0, epoch INTEGER NOT NULL DEFAULT 0);
+                INSERT INTO traces SELECT * FROM traces_v15;
+                DROP TABLE traces_v15;
+                DELETE FROM grdb_migrations WHERE identifier = 'v16-trace-keys';
+                """)
         }
-        let store = try SQLiteStore(path: path)
+        try pool.close()
+        let store = try checkALateSpanUpdatesTheRow(of: trace, at: path)
         defer { store.close() }
         let indexes = try store.read { try $0.rows("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'traces'", []) }.compactMap { $0["name"].string }
         XCTAssertEqual(Set(indexes), ["traces_by_key", "traces_by_start", "traces_unexported", "traces_by_user", "traces_by_session", "traces_by_name"])
-        let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: 10, logger: logger)
-        _ = try folder.consume(Fixtures.batch([Conformance.S("late", id: 2, parent: 1, 2, 8, ["langfuse.trace.metadata.late": .int(2)], trace: trace)]))
-        XCTAssertEqual(try rowCount(store, trace), 1)
-        let record = try JSONParser.parse(XCTUnwrap(store.traceRecord(trace)))
-        XCTAssertEqual(record["metadata"]?["first"], .int(1))
-        XCTAssertEqual(record["metadata"]?["late"], .int(2))
     }
 }
