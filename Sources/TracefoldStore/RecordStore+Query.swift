@@ -616,7 +616,7 @@ extension RecordStore {
                         // the planner from flattening it back into the join.
                         """
                         SELECT o.trace_id, o.span_id, o.revision, o.record
-                        FROM (VALUES \(pairs(part.count))) p
+                        FROM (VALUES \(valueRows(part.count, width: 2))) p
                         CROSS JOIN LATERAL (
                           SELECT trace_id, span_id, revision, record, start_time FROM observations
                           WHERE trace_id = p.column1 AND trace_revision > p.column2 OFFSET 0) o
@@ -634,7 +634,11 @@ extension RecordStore {
     }
 
     /// `n` rows of two parameters, for a VALUES list.
-    static func pairs(_ n: Int) -> String { Array(repeating: "(?, ?)", count: n).joined(separator: ", ") }
+    /// `n` rows of `width` placeholders for a VALUES list: `(?, ?), (?, ?)`.
+    static func valueRows(_ n: Int, width: Int) -> String {
+        let row = "(" + Array(repeating: "?", count: width).joined(separator: ", ") + ")"
+        return Array(repeating: row, count: n).joined(separator: ", ")
+    }
 
     /// Traces whose observations one PostgreSQL query of `pending` reads:
     /// two parameters each, far below its limit on parameters.
@@ -756,7 +760,7 @@ extension RecordStore {
             for p in part { args += [.int(p.epoch), .blob(p.traceID), .int(p.trace.rowRevision)] }
             try s.execute(
                 """
-                WITH marks(epoch, trace_id, revision) AS (VALUES \(Array(repeating: "(?, ?, ?)", count: part.count).joined(separator: ", ")))
+                WITH marks(epoch, trace_id, revision) AS (VALUES \(valueRows(part.count, width: 3)))
                 UPDATE traces SET exported_revision = \(neverLowered("traces.exported_revision", to: "marks.revision"))
                 FROM marks WHERE traces.epoch = marks.epoch AND traces.trace_id = marks.trace_id
                 """,

@@ -325,12 +325,15 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
         CREATE INDEX tombstones_unexported ON tombstones(changed_at) WHERE revision > exported_revision;
         """
 
+    /// A session on one of the pool's connections.
+    private func session(_ db: Database) -> GRDBSession { GRDBSession(db: db, rowCompression: rowCompression, traceKeys: traceKeys) }
+
     public func read<T>(_ body: (any SQLSession) throws -> T) throws -> T {
-        try pool.read { db in try body(GRDBSession(db: db, rowCompression: rowCompression, traceKeys: traceKeys)) }
+        try pool.read { db in try body(session(db)) }
     }
 
     public func write<T>(_ body: (any SQLSession) throws -> T) throws -> T {
-        try pool.write { db in try body(GRDBSession(db: db, rowCompression: rowCompression, traceKeys: traceKeys)) }
+        try pool.write { db in try body(session(db)) }
     }
 
     /// The one transaction with `synchronous = FULL`, which in WAL mode
@@ -342,7 +345,7 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
             defer { try? db.execute(sql: "PRAGMA synchronous = NORMAL") }
             var result: T?
             try db.inTransaction {
-                result = try body(GRDBSession(db: db, rowCompression: rowCompression, traceKeys: traceKeys))
+                result = try body(session(db))
                 return .commit
             }
             return result!
