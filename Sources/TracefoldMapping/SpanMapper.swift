@@ -92,10 +92,9 @@ public struct SpanMapper: Sendable {
                 )
             )
         }
-        let traceMeta = Self.metadata(attrs, domain: "trace", warnings: &warnings, spanID: span.spanID)
-        if !traceMeta.isEmpty { add(.trace, nil, "userland.default", traceMeta, time: span.startTimeUnixNano) }
-        let obsMeta = Self.metadata(attrs, domain: "observation", warnings: &warnings, spanID: span.spanID)
-        if !obsMeta.isEmpty { add(.observation, span.spanID, "userland.default", obsMeta, time: span.startTimeUnixNano) }
+        let sorted = Self.sortedAttributes(attrs, warnings: &warnings, spanID: span.spanID)
+        if !sorted.trace.isEmpty { add(.trace, nil, "userland.default", sorted.trace, time: span.startTimeUnixNano) }
+        if !sorted.observation.isEmpty { add(.observation, span.spanID, "userland.default", sorted.observation, time: span.startTimeUnixNano) }
         for (index, event) in span.events.enumerated() where event.name == Self.metadataEventName {
             switch Self.eventUpdate(event, span: span) {
             case .success(let (scope, target, kind, values)):
@@ -104,10 +103,8 @@ public struct SpanMapper: Sendable {
                 warnings["\(span.spanID.hex)/event/\(index)"] = .string(reason.message)
             }
         }
-        let ai = Self.extract(attrs, where: Self.isAIKey)
-        if !ai.isEmpty { add(.extendedTrace, span.spanID, "tracefold.ai", ai, time: span.startTimeUnixNano) }
-        let http = Self.extract(attrs, where: { $0.hasASCIIPrefix("http.") || $0.hasASCIIPrefix("url.") })
-        if !http.isEmpty { add(.extendedTrace, span.spanID, "tracefold.http", http, time: span.startTimeUnixNano) }
+        if !sorted.ai.isEmpty { add(.extendedTrace, span.spanID, "tracefold.ai", sorted.ai, time: span.startTimeUnixNano) }
+        if !sorted.http.isEmpty { add(.extendedTrace, span.spanID, "tracefold.http", sorted.http, time: span.startTimeUnixNano) }
         return MappedUpdates(attrs: attrs, updates: updates, warnings: warnings)
     }
 
@@ -169,8 +166,8 @@ public struct SpanMapper: Sendable {
 
         var trace = TraceContribution()
         trace.name = attrs["langfuse.trace.name"]?.text.flatMap(Self.nonEmpty)
-        trace.userID = Self.firstText(attrs, ["langfuse.user.id", "user.id", "langfuse.observation.metadata.langfuse_user_id", "langfuse.trace.metadata.langfuse_user_id", "ai.telemetry.metadata.userId"])
-        trace.sessionID = Self.firstText(attrs, ["langfuse.session.id", "session.id", "gen_ai.conversation.id", "langfuse.observation.metadata.langfuse_session_id", "langfuse.trace.metadata.langfuse_session_id", "ai.telemetry.metadata.sessionId"])
+        trace.userID = Self.firstText(attrs, LookupKeys.userID)
+        trace.sessionID = Self.firstText(attrs, LookupKeys.sessionID)
         trace.version = observation.version
         trace.release = observation.release
         trace.environment = environment
@@ -207,7 +204,7 @@ public struct SpanMapper: Sendable {
     // MARK: R11–R12 name and type
 
     static func name(_ span: Span, _ a: AttributeTable) -> String {
-        for key in ["gen_ai.tool.name", "genkit:name", "logfire.msg", "ai.toolCall.name"] {
+        for key in LookupKeys.name {
             if let v = a[key]?.text, !v.isEmpty { return v }
         }
         if let op = a["ai.operationId"]?.text, !op.isEmpty {
@@ -242,7 +239,7 @@ public struct SpanMapper: Sendable {
             }
         }
         if a["gen_ai.tool.name"] != nil || a["gen_ai.tool.call.id"] != nil { return .tool }
-        for key in ["langfuse.observation.model.name", "gen_ai.request.model", "gen_ai.response.model", "llm.model_name", "model"] where a[key] != nil {
+        for key in LookupKeys.generationModel where a[key] != nil {
             return .generation
         }
         return .span
@@ -253,7 +250,7 @@ public struct SpanMapper: Sendable {
     static func environment(_ a: AttributeTable, _ r: AttributeTable) -> String? {
         // The span's attribute, then the resource's, key by key (without an
         // array of the two tables built for every key of every span).
-        for key in ["langfuse.environment", "deployment.environment.name", "deployment.environment"] {
+        for key in LookupKeys.environment {
             if let v = a[key]?.text, !v.isEmpty { return normaliseEnvironment(v) }
             if let v = r[key]?.text, !v.isEmpty { return normaliseEnvironment(v) }
         }
@@ -285,7 +282,7 @@ public struct SpanMapper: Sendable {
     // MARK: R17–R22 generation fields
 
     static func model(_ a: AttributeTable) -> String? {
-        firstText(a, ["langfuse.observation.model.name", "gen_ai.response.model", "ai.model.id", "gen_ai.request.model", "llm.response.model", "llm.model_name", "model"])
+        firstText(a, LookupKeys.model)
     }
 
     static func modelParameters(_ a: AttributeTable) -> [String: JSONValue]? {
@@ -297,7 +294,7 @@ public struct SpanMapper: Sendable {
                 }
             }
         }
-        for key in ["langfuse.observation.model.parameters", "llm.invocation_parameters", "model_config"] {
+        for key in LookupKeys.modelParameters {
             if let s = a[key]?.stringValue, case .object(let o)? = try? JSONParser.parse(s) { return scalarsOnly(o) }
         }
         var out = [String: JSONValue]()
@@ -316,6 +313,32 @@ public struct SpanMapper: Sendable {
 
     static let modelParameterPrefixes = ["gen_ai.request.", "llm.invocation_parameters."]
 
+    /// The keys each field is looked up under, in order. Built once: as
+    /// literals where they are used, each list was an array made for every
+    /// span.
+    enum LookupKeys {
+        static let userID = ["langfuse.user.id", "user.id", "langfuse.observation.metadata.langfuse_user_id", "langfuse.trace.metadata.langfuse_user_id", "ai.telemetry.metadata.userId"]
+        static let sessionID = ["langfuse.session.id", "session.id", "gen_ai.conversation.id", "langfuse.observation.metadata.langfuse_session_id", "langfuse.trace.metadata.langfuse_session_id", "ai.telemetry.metadata.sessionId"]
+        static let name = ["gen_ai.tool.name", "genkit:name", "logfire.msg", "ai.toolCall.name"]
+        static let generationModel = ["langfuse.observation.model.name", "gen_ai.request.model", "gen_ai.response.model", "llm.model_name", "model"]
+        static let environment = ["langfuse.environment", "deployment.environment.name", "deployment.environment"]
+        static let model = ["langfuse.observation.model.name", "gen_ai.response.model", "ai.model.id", "gen_ai.request.model", "llm.response.model", "llm.model_name", "model"]
+        static let modelParameters = ["langfuse.observation.model.parameters", "llm.invocation_parameters", "model_config"]
+        static let tags = ["langfuse.trace.tags", "langfuse.tags", "langfuse.observation.metadata.langfuse_tags", "langfuse.trace.metadata.langfuse_tags", "ai.telemetry.metadata.tags", "tag.tags"]
+    }
+
+    /// Where each usage type is read from, first found wins. Built once:
+    /// as literals in `usage`, the seven arrays were made for every span.
+    enum UsageKeys {
+        static let input = ["gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"]
+        static let output = ["gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"]
+        static let total = ["gen_ai.usage.total_tokens", "llm.token_count.total"]
+        static let cacheRead = ["gen_ai.usage.cache_read_input_tokens", "gen_ai.usage.input_tokens_details.cached_tokens", "llm.token_count.prompt_details.cache_read"]
+        static let cacheCreation = ["gen_ai.usage.cache_creation_input_tokens", "llm.token_count.prompt_details.cache_write"]
+        static let reasoning = ["gen_ai.usage.reasoning_tokens", "gen_ai.usage.output_tokens_details.reasoning_tokens", "llm.token_count.completion_details.reasoning"]
+        static let audio = ["gen_ai.usage.output_tokens_details.audio_tokens", "llm.token_count.completion_details.audio"]
+    }
+
     static func usage(_ a: AttributeTable) -> [String: JSONValue] {
         if let s = a["langfuse.observation.usage_details"]?.stringValue, let parsed = try? JSONParser.parse(s) {
             guard case .object(let o) = parsed else { return [:] }
@@ -325,13 +348,14 @@ public struct SpanMapper: Sendable {
             for k in keys { if let v = number(a[k]) { return v } }
             return nil
         }
-        let input = n(["gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"])
-        let output = n(["gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"])
-        let total = n(["gen_ai.usage.total_tokens", "llm.token_count.total"])
-        let cacheRead = n(["gen_ai.usage.cache_read_input_tokens", "gen_ai.usage.input_tokens_details.cached_tokens", "llm.token_count.prompt_details.cache_read"])
-        let cacheCreation = n(["gen_ai.usage.cache_creation_input_tokens", "llm.token_count.prompt_details.cache_write"])
-        let reasoning = n(["gen_ai.usage.reasoning_tokens", "gen_ai.usage.output_tokens_details.reasoning_tokens", "llm.token_count.completion_details.reasoning"])
-        let audio = n(["gen_ai.usage.output_tokens_details.audio_tokens", "llm.token_count.completion_details.audio"])
+        let u = UsageKeys.self
+        let input = n(u.input)
+        let output = n(u.output)
+        let total = n(u.total)
+        let cacheRead = n(u.cacheRead)
+        let cacheCreation = n(u.cacheCreation)
+        let reasoning = n(u.reasoning)
+        let audio = n(u.audio)
         guard input ?? output ?? total ?? cacheRead ?? cacheCreation ?? reasoning ?? audio != nil else { return [:] }
         // Room for every type and the total.
         var out = [String: JSONValue](minimumCapacity: 8)
@@ -507,28 +531,92 @@ public struct SpanMapper: Sendable {
         metadataPrefixes.contains(key) || dottedMetadataPrefixes.contains { key.hasASCIIPrefix($0) }
     }
 
-    /// Where a domain's metadata comes from: its blob key, and the prefixes
-    /// of its flattened keys. Built once: per span, the interpolated key,
-    /// the prefix array and the excluded set were allocations of their own.
-    struct MetadataSource: Sendable {
-        let blobKey: String
-        let prefixes: [String]
-    }
-    static let traceMetadata = MetadataSource(blobKey: "langfuse.trace.metadata", prefixes: ["langfuse.trace.metadata."])
-    static let observationMetadata = MetadataSource(
-        blobKey: "langfuse.observation.metadata", prefixes: ["langfuse.observation.metadata.", "langfuse.metadata.", telemetryMetadataPrefix]
-    )
+    /// Where each domain's metadata comes from (R25-R30): its JSON blob,
+    /// and the prefixes of its flattened keys. An observation's blob is
+    /// `langfuse.metadata` when its own is absent.
+    static let traceBlobKey = "langfuse.trace.metadata"
+    static let observationBlobKey = "langfuse.observation.metadata"
+    static let traceMetadataPrefix = "langfuse.trace.metadata."
+    /// The observation's prefixes that start with "l", as the trace's does;
+    /// its third is `telemetryMetadataPrefix`.
+    static let observationLangfusePrefixes = ["langfuse.observation.metadata.", "langfuse.metadata."]
     static let telemetryMetadataPrefix = "ai.telemetry.metadata."
     /// Keys of the Vercel AI SDK's metadata that are trace fields, not metadata.
     static let telemetryFieldKeys: Set<String> = ["userId", "sessionId", "tags", "langfusePrompt"]
 
-    /// The user metadata of one domain (`trace` or `observation`): the JSON
-    /// blob, then `<prefix>.<k>` keys, which win (a dotted remainder stays one
-    /// flat key). Values are decoded at ingest (SPEC §2.3).
-    static func metadata(_ a: AttributeTable, domain: String, warnings: inout [String: JSONValue], spanID: SpanID) -> [String: JSONText] {
-        let source = domain == "observation" ? observationMetadata : traceMetadata
+    /// What `mapUpdates` makes updates of, from one walk over the span's
+    /// attributes: the user metadata of each domain (R25-R30: the JSON
+    /// blob, then `<prefix>.<k>` keys, which win; a dotted remainder stays
+    /// one flat key; values decoded at ingest, SPEC §2.3), the AI keys
+    /// (`isAIKey`) and the `http.`/`url.` keys. A key's first byte decides
+    /// which prefixes it can have, so most keys are compared with one
+    /// prefix or none: four walks, one per update, compared every key with
+    /// a dozen prefixes and names, about a third of `mapUpdates` on the
+    /// bench load.
+    struct SortedAttributes {
+        var trace: [String: JSONText]
+        var observation: [String: JSONText]
+        var ai = [String: JSONText]()
+        var http = [String: JSONText]()
+    }
+
+    static func sortedAttributes(_ a: AttributeTable, warnings: inout [String: JSONValue], spanID: SpanID) -> SortedAttributes {
+        var out = SortedAttributes(
+            trace: blobMetadata(a, domain: "trace", warnings: &warnings, spanID: spanID),
+            observation: blobMetadata(a, domain: "observation", warnings: &warnings, spanID: spanID)
+        )
+        /// Sets `dict[key]`, with room made on the first key for every
+        /// attribute left (once, rather than grown key by key).
+        func put(_ dict: inout [String: JSONText], _ key: String, _ value: JSONText, left: Int) {
+            if dict.isEmpty { dict.reserveCapacity(left) }
+            dict[key] = value
+        }
+        /// The key after a prefix it has: the prefixes are ASCII and end
+        /// in ".", so a key that has one (as characters, `hasASCIIPrefix`)
+        /// starts with its bytes, and its UTF-8 length is a character
+        /// boundary: no walk over the key's characters.
+        func after(_ key: String, _ prefix: String) -> String {
+            String(Substring(key.utf8.dropFirst(prefix.utf8.count)))
+        }
+        a.withAttributes { attributes in
+            for i in attributes.indices {
+                let key = attributes[i].key
+                let left = attributes.count - i
+                switch key.utf8.first {
+                case UInt8(ascii: "l"):
+                    // The trace's prefix and the observation's exclude each other.
+                    if key.hasASCIIPrefix(traceMetadataPrefix) {
+                        let k = after(key, traceMetadataPrefix)
+                        if !k.isEmpty { put(&out.trace, k, attributes[i].value.decodedJSONText, left: left) }
+                    } else {
+                        for p in observationLangfusePrefixes where key.hasASCIIPrefix(p) {
+                            let k = after(key, p)
+                            if !k.isEmpty { put(&out.observation, k, attributes[i].value.decodedJSONText, left: left) }
+                        }
+                    }
+                case UInt8(ascii: "a"):
+                    if key.hasASCIIPrefix(telemetryMetadataPrefix) {
+                        let k = after(key, telemetryMetadataPrefix)
+                        if !k.isEmpty && !telemetryFieldKeys.contains(k) { put(&out.observation, k, attributes[i].value.decodedJSONText, left: left) }
+                    }
+                case UInt8(ascii: "g"):
+                    if isAIKey(key) { put(&out.ai, key, attributes[i].value.jsonText, left: left) }
+                case UInt8(ascii: "h"), UInt8(ascii: "u"):
+                    if key.hasASCIIPrefix("http.") || key.hasASCIIPrefix("url.") { put(&out.http, key, attributes[i].value.jsonText, left: left) }
+                default:
+                    break
+                }
+            }
+        }
+        return out
+    }
+
+    /// A domain's JSON blob spread into keys: its own blob key, or for an
+    /// observation `langfuse.metadata` in its absence.
+    private static func blobMetadata(_ a: AttributeTable, domain: String, warnings: inout [String: JSONValue], spanID: SpanID) -> [String: JSONText] {
+        let own = domain == "observation" ? observationBlobKey : traceBlobKey
         var out = [String: JSONText]()
-        let blobKey = a[source.blobKey] != nil ? source.blobKey : (domain == "observation" && a["langfuse.metadata"] != nil ? "langfuse.metadata" : nil)
+        let blobKey = a[own] != nil ? own : (domain == "observation" && a["langfuse.metadata"] != nil ? "langfuse.metadata" : nil)
         if let blobKey, let blob = a[blobKey] {
             switch blob.decodedJSON {
             case .object(let o): out = o.mapValues(JSONText.init)
@@ -537,21 +625,6 @@ public struct SpanMapper: Sendable {
                 for (i, v) in items.enumerated() { out[String(i)] = JSONText(v) }
             default:
                 warnings["\(spanID.hex)/\(blobKey)"] = .string("\(blobKey) is not a JSON object; dropped")
-            }
-        }
-        a.withAttributes { attributes in
-            for i in attributes.indices {
-                for p in source.prefixes where attributes[i].key.hasASCIIPrefix(p) {
-                    // The prefixes are ASCII and end in ".", so a key that has one
-                    // (as characters) starts with its bytes, and its UTF-8 length
-                    // is a character boundary: no walk over the key's characters.
-                    let key = String(Substring(attributes[i].key.utf8.dropFirst(p.utf8.count)))
-                    if key.isEmpty || (p == telemetryMetadataPrefix && telemetryFieldKeys.contains(key)) { continue }
-                    // Room for every attribute left, once, rather than grown
-                    // (and reallocated) key by key.
-                    if out.isEmpty { out.reserveCapacity(attributes.count - i) }
-                    out[key] = attributes[i].value.decodedJSONText
-                }
             }
         }
         return out
@@ -595,23 +668,10 @@ public struct SpanMapper: Sendable {
             || key == "gen_ai.provider.name" || key == "gen_ai.operation.name"
     }
 
-    static func extract(_ a: AttributeTable, where include: (String) -> Bool) -> [String: JSONText] {
-        var out = [String: JSONText]()
-        a.withAttributes { attributes in
-            for i in attributes.indices where include(attributes[i].key) {
-                // Made once, with room for every attribute left, rather than
-                // grown (and reallocated) key by key.
-                if out.isEmpty { out.reserveCapacity(attributes.count - i) }
-                out[attributes[i].key] = attributes[i].value.jsonText
-            }
-        }
-        return out
-    }
-
     // MARK: R36–R39 helpers
 
     static func tags(_ a: AttributeTable) -> [String] {
-        for key in ["langfuse.trace.tags", "langfuse.tags", "langfuse.observation.metadata.langfuse_tags", "langfuse.trace.metadata.langfuse_tags", "ai.telemetry.metadata.tags", "tag.tags"] {
+        for key in LookupKeys.tags {
             guard let v = a[key] else { continue }
             let parsed = parseTags(v)
             if !parsed.isEmpty { return parsed }

@@ -151,6 +151,51 @@ final class MappingConformanceTests: XCTestCase {
         XCTAssertNil(f.trace["metadata"]?["a"])
     }
 
+    /// Every source of a span's user metadata, side by side with keys that
+    /// look like them (the mapper sorts a span's attributes in one walk).
+    /// R25-R30: `langfuse.metadata` is the observation's blob when its own
+    /// is absent; `langfuse.metadata.<k>` and `ai.telemetry.metadata.<k>`
+    /// are observation metadata, except the telemetry keys that are trace
+    /// fields; an empty key and a prefix whose dot a combining mark follows
+    /// are no metadata; AI and HTTP keys go to their extractors only.
+    func testEveryMetadataSourceInOneSpan() {
+        let f = C.fold([C.S("s", id: 1, 0, 1, [
+            "langfuse.metadata": .string(#"{"blob":1,"over":1}"#),
+            "langfuse.metadata.over": .string("2"),
+            "langfuse.observation.metadata.own": .string("3"),
+            "ai.telemetry.metadata.vercel": .string("4"),
+            "ai.telemetry.metadata.userId": .string("u-1"),
+            "ai.telemetry.metadata.tags": .string("t"),
+            "langfuse.trace.metadata.t": .string("5"),
+            "langfuse.trace.metadata.": .string("6"),
+            "langfuse.observation.metadata.\u{301}x": .string("7"),
+            "gen_ai.request.model": .string("m"),
+            "gen_ai.requested": .string("not ai"),
+            "url.full": .string("https://x"),
+            "urls": .string("not http"),
+            "ai.other": .string("8"),
+        ])])
+        let obs = f.obs(1)["metadata"]?.objectValue ?? [:]
+        XCTAssertEqual(obs["blob"], .int(1))
+        XCTAssertEqual(obs["over"], .int(2), "a prefixed key wins over the blob's")
+        XCTAssertEqual(obs["own"], .int(3))
+        XCTAssertEqual(obs["vercel"], .int(4))
+        XCTAssertNil(obs["userId"])
+        XCTAssertNil(obs["tags"])
+        XCTAssertNil(obs["t"])
+        XCTAssertNil(obs["\u{301}x"])
+        XCTAssertNil(obs[""])
+        XCTAssertEqual(f.trace["metadata"]?["t"], .int(5))
+        XCTAssertNil(f.trace["metadata"]?[""])
+        XCTAssertEqual(f.trace["userId"], .string("u-1"))
+        func entry(_ kind: String) -> JSONValue? {
+            f.obs(1)["metadataEntries"]?.arrayValue?.first { $0["kind"] == .string(kind) }?["values"]
+        }
+        XCTAssertEqual(entry("tracefold.ai"), .object(["gen_ai.request.model": .string("m")]))
+        XCTAssertEqual(entry("tracefold.http"), .object(["url.full": .string("https://x")]))
+        XCTAssertEqual(entry("userland.default")?.objectValue?.keys.sorted(), ["blob", "over", "own", "vercel"])
+    }
+
     /// A userland key that names a system key: the system value is the one
     /// in the record (as when the record's metadata was a dictionary with
     /// the system keys set last), the other keys keep their order, and an
