@@ -212,20 +212,28 @@ public struct TraceState: Hashable, Sendable {
         acceptedUpdates[update.id] = size
         cumulativeMetadataBytes += size
         let key = EntryKey(scope: update.scope, target: update.scope == .trace ? nil : update.target, kind: update.kind)
-        // An entry exists once an update was accepted for it, even with no values.
-        withBucket(key, reserving: update.values.count) { bucket in
-            for (k, v) in update.values { Self.merge(&bucket, k, Versioned(v, update.order)) }
+        // An entry exists once an update was accepted for it, even with no
+        // values. A new one is the update's values as they are: mapped in
+        // place, its keys are not hashed again (most entries are new: an
+        // observation's own and its extractors').
+        guard let index = entries.index(forKey: key) else {
+            let order = update.order
+            entries[key] = update.values.mapValues { Versioned($0, order) }
+            return nil
         }
+        Self.merge(update, into: &entries.values[index])
         return nil
     }
 
     /// `body` on the entry's bucket, in place: one hash of the key for all
-    /// the fields merged, and no copy of the bucket (copy-on-write). A new
-    /// bucket is made with room for `reserving` fields: grown field by
-    /// field, it was allocated and rehashed at every doubling (2% of the
-    /// collector's CPU on the bench load, where most buckets are new).
-    private mutating func withBucket(_ key: EntryKey, reserving: Int = 0, _ body: (inout [String: Versioned<JSONText>]) -> Void) {
-        body(&entries[key, default: [String: Versioned<JSONText>](minimumCapacity: reserving)])
+    /// the fields merged, and no copy of the bucket (copy-on-write).
+    private mutating func withBucket(_ key: EntryKey, _ body: (inout [String: Versioned<JSONText>]) -> Void) {
+        body(&entries[key, default: [:]])
+    }
+
+    /// Each of the update's values merged into an entry's bucket in place.
+    private static func merge(_ update: MetadataUpdate, into bucket: inout [String: Versioned<JSONText>]) {
+        for (k, v) in update.values { merge(&bucket, k, Versioned(v, update.order)) }
     }
 
     /// `Versioned.latest` of the field's value and `value`, in one hash of
