@@ -92,7 +92,7 @@ public struct SpanMapper: Sendable {
                 )
             )
         }
-        let sorted = Self.sortedAttributes(attrs, warnings: &warnings, spanID: span.spanID)
+        let sorted = Self.metadataSources(attrs, warnings: &warnings, spanID: span.spanID)
         if !sorted.trace.isEmpty { add(.trace, nil, "userland.default", sorted.trace, time: span.startTimeUnixNano) }
         if !sorted.observation.isEmpty { add(.observation, span.spanID, "userland.default", sorted.observation, time: span.startTimeUnixNano) }
         for (index, event) in span.events.enumerated() where event.name == Self.metadataEventName {
@@ -532,10 +532,11 @@ public struct SpanMapper: Sendable {
     }
 
     /// Where each domain's metadata comes from (R25-R30): its JSON blob,
-    /// and the prefixes of its flattened keys. An observation's blob is
-    /// `langfuse.metadata` when its own is absent.
-    static let traceBlobKey = "langfuse.trace.metadata"
-    static let observationBlobKey = "langfuse.observation.metadata"
+    /// the first of its blob keys the span has (an observation's falls back
+    /// to `langfuse.metadata`), and the prefixes of its flattened keys.
+    /// Lists built once, not per span.
+    static let traceBlobKeys = ["langfuse.trace.metadata"]
+    static let observationBlobKeys = ["langfuse.observation.metadata", "langfuse.metadata"]
     static let traceMetadataPrefix = "langfuse.trace.metadata."
     /// The observation's prefixes that start with "l", as the trace's does;
     /// its third is `telemetryMetadataPrefix`.
@@ -553,17 +554,17 @@ public struct SpanMapper: Sendable {
     /// prefix or none: four walks, one per update, compared every key with
     /// a dozen prefixes and names, about a third of `mapUpdates` on the
     /// bench load.
-    struct SortedAttributes {
+    struct MetadataSources {
         var trace: [String: JSONText]
         var observation: [String: JSONText]
         var ai = [String: JSONText]()
         var http = [String: JSONText]()
     }
 
-    static func sortedAttributes(_ a: AttributeTable, warnings: inout [String: JSONValue], spanID: SpanID) -> SortedAttributes {
-        var out = SortedAttributes(
-            trace: blobMetadata(a, domain: "trace", warnings: &warnings, spanID: spanID),
-            observation: blobMetadata(a, domain: "observation", warnings: &warnings, spanID: spanID)
+    static func metadataSources(_ a: AttributeTable, warnings: inout [String: JSONValue], spanID: SpanID) -> MetadataSources {
+        var out = MetadataSources(
+            trace: blobMetadata(a, keys: traceBlobKeys, warnings: &warnings, spanID: spanID),
+            observation: blobMetadata(a, keys: observationBlobKeys, warnings: &warnings, spanID: spanID)
         )
         /// Sets `dict[key]`, with room made on the first key for every
         /// attribute left (once, rather than grown key by key).
@@ -611,13 +612,11 @@ public struct SpanMapper: Sendable {
         return out
     }
 
-    /// A domain's JSON blob spread into keys: its own blob key, or for an
-    /// observation `langfuse.metadata` in its absence.
-    private static func blobMetadata(_ a: AttributeTable, domain: String, warnings: inout [String: JSONValue], spanID: SpanID) -> [String: JSONText] {
-        let own = domain == "observation" ? observationBlobKey : traceBlobKey
+    /// A domain's JSON blob spread into keys, from the first of `keys`
+    /// the span has.
+    private static func blobMetadata(_ a: AttributeTable, keys: [String], warnings: inout [String: JSONValue], spanID: SpanID) -> [String: JSONText] {
         var out = [String: JSONText]()
-        let blobKey = a[own] != nil ? own : (domain == "observation" && a["langfuse.metadata"] != nil ? "langfuse.metadata" : nil)
-        if let blobKey, let blob = a[blobKey] {
+        if let blobKey = keys.first(where: { a[$0] != nil }), let blob = a[blobKey] {
             switch blob.decodedJSON {
             case .object(let o): out = o.mapValues(JSONText.init)
             case .array(let items):

@@ -633,7 +633,6 @@ extension RecordStore {
         }
     }
 
-    /// `n` rows of two parameters, for a VALUES list.
     /// `n` rows of `width` placeholders for a VALUES list: `(?, ?), (?, ?)`.
     static func valueRows(_ n: Int, width: Int) -> String {
         let row = "(" + Array(repeating: "?", count: width).joined(separator: ", ") + ")"
