@@ -26,15 +26,33 @@ public enum ObservationRecord {
     }
 
     /// The stored form of `o` with its own metadata
-    /// (`RecordRenderer.writeMetadata`).
-    static func encode(_ o: Observation, entries: some Collection<EntryKey>, state: TraceState) -> [UInt8] {
-        encode(o, entries: entries, state: state, version: format) { RecordRenderer.writeMetadata(of: o, state: state, into: &$0) }
+    /// (`RecordRenderer.writeMetadata`), written in `scratch` (left empty,
+    /// its room kept for the next) and returned in an array of its size.
+    /// Written in an array of its own, a record took one allocation of a
+    /// guessed size and then, for the export cache, a copy of its size.
+    static func encode(_ o: Observation, entries: some Collection<EntryKey>, state: TraceState, scratch: inout [UInt8]) -> [UInt8] {
+        var w = Writer(base: o.startTimeUnixNano)
+        swap(&w.b.bytes, &scratch)
+        w.b.bytes.removeAll(keepingCapacity: true)
+        encode(o, entries: entries, state: state, version: format, into: &w) { RecordRenderer.writeMetadata(of: o, state: state, into: &$0) }
+        defer { swap(&w.b.bytes, &scratch) }
+        return [UInt8](unsafeUninitializedCapacity: w.b.bytes.count) { buffer, n in
+            n = buffer.initialize(fromContentsOf: w.b.bytes)
+        }
     }
 
     private static func encode(
         _ o: Observation, entries: some Collection<EntryKey>, state: TraceState, version: UInt8, metadata: (inout JSONWriter) -> Void
     ) -> [UInt8] {
         var w = Writer(base: o.startTimeUnixNano)
+        encode(o, entries: entries, state: state, version: version, into: &w, metadata: metadata)
+        return w.b.bytes
+    }
+
+    private static func encode(
+        _ o: Observation, entries: some Collection<EntryKey>, state: TraceState, version: UInt8, into w: inout Writer,
+        metadata: (inout JSONWriter) -> Void
+    ) {
         w.b.bytes.append(version)
         w.b.fixed(o.traceID.high)
         w.b.fixed(o.traceID.low)
@@ -69,7 +87,6 @@ public enum ObservationRecord {
         w.b.bytes.append(ByteWriter.types.firstIndex(of: o.type).map(UInt8.init) ?? 0)
         w.json(.object(o.usageDetails))
         w.b.optionalString(o.version)
-        return w.b.bytes
     }
 
     /// The record's JSON; nil for bytes `encode` did not produce. (Records
@@ -112,12 +129,20 @@ public enum ObservationRecord {
         w.beginArray()
         for _ in 0..<entries {
             w.nextElement()
-            guard let kind = r.string(), let scope = r.byte(), Int(scope) < ByteWriter.scopes.count,
+            guard let kind = r.slice(), let scope = r.byte(), Int(scope) < ByteWriter.scopes.count,
                 let updated = r.optional({ $0.time() })
             else { return false }
             w.beginObject()
-            w.field("kind", string: kind)
-            w.field("label", string: MetadataKind.label(kind))
+            w.key("kind")
+            w.writeString(utf8: kind)
+            w.key("label")
+            // Copied from the record, not made a String: the usual kind is
+            // 16 bytes, one more than a String holds without an allocation.
+            if kind.elementsEqual(MetadataKind.userDefault.utf8) {
+                w.writeString(MetadataKind.label(MetadataKind.userDefault))
+            } else {
+                w.writeString(MetadataKind.label(String(decoding: kind, as: UTF8.self)))
+            }
             w.field("scope", string: ByteWriter.scopes[Int(scope)].rawValue)
             w.key("spanId")
             w.writeHex(SpanID(id))

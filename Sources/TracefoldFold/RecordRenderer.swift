@@ -42,16 +42,18 @@ public enum RecordRenderer {
     /// The observation's record in its stored form (`ObservationRecord`,
     /// rendered as JSON when read), and its indexed columns.
     public static func observation(_ o: Observation, state: TraceState) -> ObservationRow {
-        observation(o, state: state, entries: ObservationEntries(state)[o.id])
+        var scratch = [UInt8]()
+        return observation(o, state: state, entries: ObservationEntries(state)[o.id], scratch: &scratch)
     }
 
-    /// `entries`: the observation's entry keys, from `ObservationEntries`.
-    static func observation(_ o: Observation, state: TraceState, entries: ArraySlice<EntryKey>) -> ObservationRow {
+    /// `entries`: the observation's entry keys, from `ObservationEntries`;
+    /// `scratch`: room to write the record in (`ObservationRecord.encode`).
+    static func observation(_ o: Observation, state: TraceState, entries: ArraySlice<EntryKey>, scratch: inout [UInt8]) -> ObservationRow {
         let latency = Double(o.endTimeUnixNano - o.startTimeUnixNano) / 1e9
-        let record = ObservationRecord.encode(o, entries: entries, state: state)
+        let record = ObservationRecord.encode(o, entries: entries, state: state, scratch: &scratch)
         return ObservationRow(
             traceID: o.traceID, spanID: o.id, startUnixNano: o.startTimeUnixNano, record: record, type: o.type.rawValue, name: o.name,
-            level: o.level.rawValue, version: o.version, parentID: o.parentID?.hex, environment: o.environment, model: o.model,
+            level: o.level.rawValue, version: o.version, parentID: o.parentID, environment: o.environment, model: o.model,
             latency: latency, inputTokens: o.usageDetails["input"]?.numberValue, outputTokens: o.usageDetails["output"]?.numberValue,
             totalTokens: o.usageDetails["total"]?.numberValue, cost: o.totalCost
         )

@@ -14,7 +14,9 @@ public struct ObservationRow: Sendable {
     public var name: String
     public var level: String
     public var version: String?
-    public var parentID: String?
+    /// Stored as its hex text; kept as the id so that the text is made
+    /// only where it is bound, not a String for every observation.
+    public var parentID: SpanID?
     public var environment: String
     public var model: String?
     public var latency: Double

@@ -439,6 +439,10 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
     /// Renders the touched traces and their changed observations, reading
     /// each trace and observation where `work` holds it.
     private func render(_ order: [TraceID], _ touched: [TraceID: Set<SpanID>], _ work: [TraceID: OpenTrace], into commit: inout FoldCommit) {
+        // One buffer to write every observation record in, each then
+        // copied out at its size.
+        var scratch = [UInt8]()
+        scratch.reserveCapacity(4096)
         for traceID in order {
             work.withValue(forKey: traceID) { trace in
                 commit.lastSeq[traceID] = trace.seq
@@ -449,7 +453,7 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
                 for spanID in touched[traceID] ?? [] {
                     // An extended-trace target may not have arrived yet.
                     trace.observations.withValue(forKey: spanID) { o in
-                        commit.observations.append(RecordRenderer.observation(o, state: trace.state, entries: entries[spanID]))
+                        commit.observations.append(RecordRenderer.observation(o, state: trace.state, entries: entries[spanID], scratch: &scratch))
                     }
                 }
             }

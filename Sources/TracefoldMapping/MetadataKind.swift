@@ -2,6 +2,9 @@
 public enum MetadataKind {
     public struct Invalid: Error, Sendable, Equatable { public var message: String }
 
+    /// The kind of a key written without one (`""` or `default`).
+    public static let userDefault = "userland.default"
+
     /// Kinds a client may write under the reserved `tracefold.` prefix.
     public static let clientWritable: Set<String> = ["tracefold.score", "tracefold.experiment"]
     /// Kinds only the collector writes.
@@ -26,7 +29,7 @@ public enum MetadataKind {
 
     public static func label(_ kind: String) -> String {
         switch kind {
-        case "userland.default": return "User Metadata"
+        case userDefault: return "User Metadata"
         case "tracefold.ai": return "AI Metadata"
         case "tracefold.http": return "HTTP Metadata"
         case "tracefold.warnings": return "Warnings"

@@ -85,6 +85,19 @@ public struct SpanID: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     public var isZero: Bool { value == 0 }
     public var hex: String { HexCoding.encode(value) }
+
+    /// The id's 16 lowercase hex digits, written on the stack: for a
+    /// caller that copies them (an SQLite bind) without a String.
+    public func withHexUTF8<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { digits in
+            var v = value
+            for k in (0..<16).reversed() {
+                digits[k] = HexCoding.digits[Int(v & 0xF)]
+                v >>= 4
+            }
+            return try body(UnsafeBufferPointer(digits))
+        }
+    }
     public var description: String { hex }
     public var bytes: [UInt8] { HexCoding.bytes(value) }
 

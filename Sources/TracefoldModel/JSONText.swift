@@ -187,8 +187,6 @@ private struct Canonicalizer {
     /// nesting falls back to the parser instead of copying quadratically.
     var copied = 0
     let copyBudget: Int
-    var sorted: [Int] = []
-    var scratch: [UInt8] = []
 
     init(input: UnsafeBufferPointer<UInt8>) {
         self.input = input
@@ -281,6 +279,9 @@ private struct Canonicalizer {
         let objectStart = w.bytes.count
         if isEmpty(opening: UInt8(ascii: "{"), closing: UInt8(ascii: "}"), into: &w) { return true }
         let base = members.count
+        // Room for a few objects' members at once: grown from empty, the
+        // array was two allocations for most documents.
+        if members.capacity == 0 { members.reserveCapacity(16) }
         defer { members.removeLast(members.count - base) }
         while true {
             skipWhitespace()
@@ -323,46 +324,53 @@ private struct Canonicalizer {
         if ascending { return true }
         copied += w.bytes.count - objectStart
         guard copied <= copyBudget else { return false }
-        // The members in key order, written to `scratch` and copied back
-        // over the object; the buffers are kept for the document's other
-        // objects (an SDK's messages are objects with unsorted keys).
-        // Taken out, not copied: a copy left in `self` made the first
-        // write to each a copy of its buffer, a new one for every object.
-        var sorted = [Int]()
-        var scratch = [UInt8]()
-        swap(&sorted, &self.sorted)
-        swap(&scratch, &self.scratch)
-        defer { (self.sorted, self.scratch) = (sorted, scratch) }
-        sorted.removeAll(keepingCapacity: true)
-        scratch.removeAll(keepingCapacity: true)
-        w.bytes.withUnsafeBufferPointer { p in
-            func less(_ a: Int, _ b: Int) -> Bool { Self.keyLess(ms[a], ms[b], p) }
-            if count <= 16 {
-                // Insertion sort: stable, and the fastest for a few members.
-                for k in base..<ms.count {
-                    var at = sorted.count
-                    sorted.append(k)
-                    while at > 0, less(k, sorted[at - 1]) {
-                        sorted[at] = sorted[at - 1]
-                        at -= 1
+        // The members in key order, written to a temporary buffer and
+        // copied back over the object. Both buffers are temporary
+        // allocations, on the stack when small (as an SDK's messages are):
+        // arrays kept for the document's other objects still cost a heap
+        // allocation and a growth or two for every input mapped.
+        let length = w.bytes.count - objectStart
+        return withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { sorted in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: length) { scratch in
+                var filled = 0
+                w.bytes.withUnsafeBufferPointer { p in
+                    func less(_ a: Int, _ b: Int) -> Bool { Self.keyLess(ms[a], ms[b], p) }
+                    if count <= 16 {
+                        // Insertion sort: stable, and the fastest for a few members.
+                        for (n, k) in (base..<ms.count).enumerated() {
+                            var at = n
+                            while at > 0, less(k, sorted[at - 1]) {
+                                sorted[at] = sorted[at - 1]
+                                at -= 1
+                            }
+                            sorted[at] = k
+                        }
+                    } else {
+                        for n in 0..<count { sorted[n] = base + n }
+                        // Ties by position, so that the order is total (and stable).
+                        var sorted = sorted
+                        sorted.sort { a, b in less(a, b) || (!less(b, a) && a < b) }
                     }
-                    sorted[at] = k
+                    func put(_ byte: UInt8) {
+                        scratch[filled] = byte
+                        filled += 1
+                    }
+                    put(UInt8(ascii: "{"))
+                    for n in 0..<count {
+                        let k = sorted[n]
+                        if n + 1 < count, !less(k, sorted[n + 1]) { continue }  // a later duplicate wins
+                        if filled > 1 { put(UInt8(ascii: ",")) }
+                        let member = UnsafeBufferPointer(rebasing: p[ms[k].start..<ms[k].end])
+                        _ = UnsafeMutableBufferPointer(rebasing: scratch[filled...]).initialize(fromContentsOf: member)
+                        filled += member.count
+                    }
+                    put(UInt8(ascii: "}"))
                 }
-            } else {
-                sorted.append(contentsOf: base..<ms.count)
-                // Ties by position, so that the order is total (and stable).
-                sorted.sort { a, b in less(a, b) || (!less(b, a) && a < b) }
+                // Duplicates dropped make the object shorter, never longer.
+                w.bytes.replaceSubrange(objectStart..., with: UnsafeBufferPointer(rebasing: scratch[..<filled]))
+                return true
             }
-            scratch.append(UInt8(ascii: "{"))
-            for (n, k) in sorted.enumerated() {
-                if n + 1 < sorted.count, !less(k, sorted[n + 1]) { continue }  // a later duplicate wins
-                if scratch.count > 1 { scratch.append(UInt8(ascii: ",")) }
-                scratch.append(contentsOf: UnsafeBufferPointer(rebasing: p[ms[k].start..<ms[k].end]))
-            }
-            scratch.append(UInt8(ascii: "}"))
         }
-        w.bytes.replaceSubrange(objectStart..., with: scratch)
-        return true
     }
 
     typealias Member = (keyStart: Int, keyEnd: Int, start: Int, end: Int)

@@ -172,9 +172,9 @@ public final class ExportCache: @unchecked Sendable {
                     made: now)
             }
             entry.revision = w.revision
-            // Copies the size of their bytes: the fold's buffers grew by
-            // doubling, and kept as they are they held about twice what the
-            // budget counts.
+            // At the size of their bytes (`exact`): a buffer grown by
+            // doubling, kept as it was, held about twice what the budget
+            // counts.
             entry.trace = Self.exact(w.trace)
             entry.bytes += w.trace.count
             for o in w.observations {
@@ -205,8 +205,12 @@ public final class ExportCache: @unchecked Sendable {
         bytes = 0
     }
 
+    /// `bytes`, in an array of about its size: itself when it is one
+    /// already (as the fold's observation records are; the allocator's
+    /// own rounding is within a quarter), else a copy.
     private static func exact(_ bytes: [UInt8]) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
+        if bytes.capacity - bytes.count <= bytes.count / 4 { return bytes }
+        return [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
             count = buffer.initialize(fromContentsOf: bytes)
         }
     }

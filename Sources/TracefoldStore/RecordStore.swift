@@ -530,7 +530,7 @@ struct SQLFoldTransaction: FoldTransaction {
         w.text(o[index].name)
         w.text(o[index].level)
         w.text(o[index].version)
-        w.text(o[index].parentID)
+        w.hexText(o[index].parentID)
         w.text(o[index].environment)
         w.text(o[index].model)
         w.double(o[index].latency)

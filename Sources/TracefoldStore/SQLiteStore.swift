@@ -521,6 +521,14 @@ public struct SQLRowWriter {
         }
     }
 
+    /// A span id as its hex text, bound without a String (`SpanID.withHexUTF8`).
+    public mutating func hexText(_ id: SpanID?) {
+        guard let id else { return null() }
+        next(.text(id.hex)) { s, i in
+            id.withHexUTF8 { sqlite3_bind_text(s, i, $0.baseAddress, 16, GRDBSession.transient) }
+        }
+    }
+
     public mutating func value(_ v: SQLValue) {
         switch v {
         case .null: null()
