@@ -31,9 +31,9 @@ public enum ObservationRecord {
     /// Written in an array of its own, a record took one allocation of a
     /// guessed size and then, for the export cache, a copy of its size.
     static func encode(_ o: Observation, entries: some Collection<EntryKey>, state: TraceState, scratch: inout [UInt8]) -> [UInt8] {
-        var w = Writer(base: o.startTimeUnixNano)
-        swap(&w.b.bytes, &scratch)
-        w.b.bytes.removeAll(keepingCapacity: true)
+        scratch.removeAll(keepingCapacity: true)
+        var w = Writer(b: ByteWriter(base: o.startTimeUnixNano, appendingTo: scratch))
+        scratch = []
         encode(o, entries: entries, state: state, version: format, into: &w) { RecordRenderer.writeMetadata(of: o, state: state, into: &$0) }
         defer { swap(&w.b.bytes, &scratch) }
         return [UInt8](unsafeUninitializedCapacity: w.b.bytes.count) { buffer, n in
@@ -224,6 +224,7 @@ public enum ObservationRecord {
         var b: ByteWriter
 
         init(base: UInt64) { b = ByteWriter(base: base) }
+        init(b: ByteWriter) { self.b = b }
 
         /// The value's JSON text, after its length.
         mutating func json(_ v: JSONValue) {

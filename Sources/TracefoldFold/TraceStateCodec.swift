@@ -134,6 +134,12 @@ struct ByteWriter {
         bytes.reserveCapacity(1024)
     }
 
+    /// A writer that appends to `bytes` (taken over, not copied).
+    init(base: UInt64, appendingTo bytes: consuming [UInt8]) {
+        self.base = base
+        self.bytes = bytes
+    }
+
     /// A time as its zig-zag difference from `base`: a few bytes for the
     /// times of one trace instead of eight.
     mutating func time(_ t: UInt64) { int(Int64(bitPattern: t &- base)) }
