@@ -28,6 +28,17 @@ public struct JSONText: Sendable, Hashable {
     private init(text: String) { self.text = text }
 
     public init(_ value: JSONValue) {
+        // Integers and literals as `int` and `bool` write them: a writer's
+        // buffer was an allocation for each usage count an AI span carries.
+        switch value {
+        case .int(let i): self = .int(i)
+        case .bool(let b): self = .bool(b)
+        case .null: self.init(text: "null")
+        default: self.init(written: value)
+        }
+    }
+
+    private init(written value: JSONValue) {
         var w = JSONWriter(reservingCapacity: 64)
         w.write(value)
         self.init(canonical: w.bytes)
