@@ -181,8 +181,14 @@ extension JSONWriter {
     /// parser's cap, and objects whose reordering would copy more than a
     /// few times the input.
     public mutating func writeCanonical(_ input: UnsafeBufferPointer<UInt8>) -> Bool {
-        var c = Canonicalizer(input: input)
-        return c.document(into: &self)
+        // A member takes at least four bytes of input (`"":0`), so this
+        // many always have room; a temporary allocation, on the stack for
+        // the usual few hundred bytes, where a growing array was a heap
+        // allocation for every input with an object in it.
+        withUnsafeTemporaryAllocation(of: Canonicalizer.Member.self, capacity: input.count / 4 + 1) { members in
+            var c = Canonicalizer(input: input, members: members)
+            return c.document(into: &self)
+        }
     }
 }
 
@@ -193,14 +199,17 @@ private struct Canonicalizer {
     /// The members of the objects being written, innermost last, as
     /// offsets into the output: the key's bytes (between its quotes) and
     /// the whole `"key":value`.
-    var members: [Member] = []
+    let members: UnsafeMutableBufferPointer<Member>
+    /// How many of `members` are in use.
+    var memberCount = 0
     /// Bytes copied to put members in order, bounded so that hostile
     /// nesting falls back to the parser instead of copying quadratically.
     var copied = 0
     let copyBudget: Int
 
-    init(input: UnsafeBufferPointer<UInt8>) {
+    init(input: UnsafeBufferPointer<UInt8>, members: UnsafeMutableBufferPointer<Member>) {
         self.input = input
+        self.members = members
         copyBudget = 4 * input.count + 4096
     }
 
@@ -289,15 +298,12 @@ private struct Canonicalizer {
         defer { depth -= 1 }
         let objectStart = w.bytes.count
         if isEmpty(opening: UInt8(ascii: "{"), closing: UInt8(ascii: "}"), into: &w) { return true }
-        let base = members.count
-        // Room for a few objects' members at once: grown from empty, the
-        // array was two allocations for most documents.
-        if members.capacity == 0 { members.reserveCapacity(16) }
-        defer { members.removeLast(members.count - base) }
+        let base = memberCount
+        defer { memberCount = base }
         while true {
             skipWhitespace()
             guard i < input.count, input[i] == UInt8(ascii: "\"") else { return false }
-            if members.count > base { w.bytes.append(UInt8(ascii: ",")) }
+            if memberCount > base { w.bytes.append(UInt8(ascii: ",")) }
             let start = w.bytes.count
             guard string(into: &w, isKey: true) else { return false }
             let keyEnd = w.bytes.count - 1
@@ -307,7 +313,9 @@ private struct Canonicalizer {
             w.bytes.append(UInt8(ascii: ":"))
             skipWhitespace()
             guard value(into: &w) else { return false }
-            members.append((start + 1, keyEnd, start, w.bytes.count))
+            guard memberCount < members.count else { return false }  // cannot happen (see `writeCanonical`)
+            members[memberCount] = (start + 1, keyEnd, start, w.bytes.count)
+            memberCount += 1
             skipWhitespace()
             guard i < input.count else { return false }
             if input[i] == UInt8(ascii: ",") {
@@ -328,7 +336,8 @@ private struct Canonicalizer {
     /// keys, unless they already are in strictly ascending order.
     mutating func order(from base: Int, objectStart: Int, into w: inout JSONWriter) -> Bool {
         let ms = members
-        let count = ms.count - base
+        let end = memberCount
+        let count = end - base
         let ascending = w.bytes.withUnsafeBufferPointer { p in
             (1..<max(1, count)).allSatisfy { Self.keyLess(ms[base + $0 - 1], ms[base + $0], p) }
         }
@@ -348,7 +357,7 @@ private struct Canonicalizer {
                     func less(_ a: Int, _ b: Int) -> Bool { Self.keyLess(ms[a], ms[b], p) }
                     if count <= 16 {
                         // Insertion sort: stable, and the fastest for a few members.
-                        for (n, k) in (base..<ms.count).enumerated() {
+                        for (n, k) in (base..<end).enumerated() {
                             var at = n
                             while at > 0, less(k, sorted[at - 1]) {
                                 sorted[at] = sorted[at - 1]
