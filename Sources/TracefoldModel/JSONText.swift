@@ -367,7 +367,8 @@ private struct Canonicalizer {
                         }
                     } else {
                         for n in 0..<count { sorted[n] = base + n }
-                        // Ties by position, so that the order is total (and stable).
+                        // Ties by position, so that the order is total (and
+                        // stable). A `var` of the same buffer, for `sort`.
                         var sorted = sorted
                         sorted.sort { a, b in less(a, b) || (!less(b, a) && a < b) }
                     }
