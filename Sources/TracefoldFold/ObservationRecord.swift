@@ -136,13 +136,7 @@ public enum ObservationRecord {
             w.key("kind")
             w.writeString(utf8: kind)
             w.key("label")
-            // Copied from the record, not made a String: the usual kind is
-            // 16 bytes, one more than a String holds without an allocation.
-            if kind.elementsEqual(MetadataKind.userDefault.utf8) {
-                w.writeString(MetadataKind.label(MetadataKind.userDefault))
-            } else {
-                w.writeString(MetadataKind.label(String(decoding: kind, as: UTF8.self)))
-            }
+            w.writeString(MetadataKind.label(utf8: kind))
             w.field("scope", string: ByteWriter.scopes[Int(scope)].rawValue)
             w.key("spanId")
             w.writeHex(SpanID(id))

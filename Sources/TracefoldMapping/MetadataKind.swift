@@ -27,18 +27,24 @@ public enum MetadataKind {
         return .success(kind)
     }
 
+    /// The labels of the kinds that have their own.
+    private static let labels: [(kind: String, label: String)] = [
+        (userDefault, "User Metadata"), ("tracefold.ai", "AI Metadata"), ("tracefold.http", "HTTP Metadata"),
+        ("tracefold.warnings", "Warnings"), ("tracefold.usage", "Usage"), ("tracefold.score", "Scores"),
+        ("tracefold.experiment", "Experiment"),
+    ]
+
     public static func label(_ kind: String) -> String {
-        switch kind {
-        case userDefault: return "User Metadata"
-        case "tracefold.ai": return "AI Metadata"
-        case "tracefold.http": return "HTTP Metadata"
-        case "tracefold.warnings": return "Warnings"
-        case "tracefold.usage": return "Usage"
-        case "tracefold.score": return "Scores"
-        case "tracefold.experiment": return "Experiment"
-        default:
-            if kind.hasPrefix("userland.") { return "User Metadata (\(kind.dropFirst(9)))" }
-            return kind
-        }
+        if let known = labels.first(where: { $0.kind == kind }) { return known.label }
+        if kind.hasPrefix("userland.") { return "User Metadata (\(kind.dropFirst(9)))" }
+        return kind
+    }
+
+    /// `label` of a kind given as its UTF-8 bytes (a stored record's): a
+    /// kind with a label of its own is compared in place, not made a
+    /// String (`userland.default` is one byte past a String's inline size).
+    public static func label(utf8 kind: UnsafeRawBufferPointer) -> String {
+        if let known = labels.first(where: { $0.kind.utf8.elementsEqual(kind) }) { return known.label }
+        return label(String(decoding: kind, as: UTF8.self))
     }
 }

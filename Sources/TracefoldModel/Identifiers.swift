@@ -90,11 +90,7 @@ public struct SpanID: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// caller that copies them (an SQLite bind) without a String.
     public func withHexUTF8<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
         try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { digits in
-            var v = value
-            for k in (0..<16).reversed() {
-                digits[k] = HexCoding.digits[Int(v & 0xF)]
-                v >>= 4
-            }
+            HexCoding.write(value, into: digits, at: 0)
             return try body(UnsafeBufferPointer(digits))
         }
     }
@@ -177,7 +173,7 @@ public enum HexCoding {
         }
     }
 
-    private static func write(_ v: UInt64, into out: UnsafeMutableBufferPointer<UInt8>, at start: Int) {
+    static func write(_ v: UInt64, into out: UnsafeMutableBufferPointer<UInt8>, at start: Int) {
         digits.withUnsafeBufferPointer { d in
             for i in 0..<16 { out[start + i] = d[Int(truncatingIfNeeded: (v >> UInt64(60 - 4 * i)) & 0xF)] }
         }
