@@ -43,6 +43,8 @@ struct LoadGenerator: AsyncParsableCommand {
     @Option(name: .customLong("header"), help: "An extra request header, \"Name: value\" (repeatable); MLflow's OTLP endpoint needs x-mlflow-experiment-id.")
     var headers: [String] = []
     @Option(help: "Stop after this many seconds even if requests remain; 0 sends them all.") var duration = 0.0
+    @Option(help: "Give a request up once this many seconds have passed since its first try and the server still asks for a retry (429/503), as the OpenTelemetry Collector's exporters do (retry_on_failure.max_elapsed_time, 300 s by default); it counts as an error. 0 retries for ever.")
+    var maxRetrySeconds = 300.0
     @Flag(help: "Send nothing: time each decode stage on this thread over the same bodies (issue 7's physical limit) and print one JSON line.")
     var decodeBench = false
 
@@ -90,6 +92,14 @@ struct LoadGenerator: AsyncParsableCommand {
                                 let answer = try await transport.export(bodies[index], worker: worker)
                                 result.statuses[answer.status, default: 0] += 1
                                 if let wait = answer.retryAfterSeconds {
+                                    // A server that keeps refusing would otherwise hold the
+                                    // run (and a bench waiting on it) for ever.
+                                    let waited = ContinuousClock.now - sent + .milliseconds(Int64(wait * 1000))
+                                    if maxRetrySeconds > 0, waited > .milliseconds(Int64(maxRetrySeconds * 1000)) {
+                                        result.errors += 1
+                                        result.gaveUp += 1
+                                        break retrying
+                                    }
                                     result.retries += 1
                                     try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
                                     continue retrying
@@ -132,6 +142,7 @@ struct LoadGenerator: AsyncParsableCommand {
             "wireBytes": .int(Int64(wireBytes)),
             "errors": .int(Int64(results.errors)),
             "retries": .int(Int64(results.retries)),
+            "gaveUp": .int(Int64(results.gaveUp)),
             "statuses": .object(results.statuses.mapValues { JSONValue.int(Int64($0)) }),
         ])
         print(JSONWriter.serialize(summary))
@@ -316,9 +327,12 @@ struct WorkerResult: Sendable {
     var ackedSpans = 0
     var errors = 0
     var retries = 0
+    /// Requests given up after `--max-retry-seconds` of retries (also errors).
+    var gaveUp = 0
 
     mutating func merge(_ other: WorkerResult) {
         retries += other.retries
+        gaveUp += other.gaveUp
         latenciesMicros += other.latenciesMicros
         statuses.merge(other.statuses, uniquingKeysWith: +)
         ackedSpans += other.ackedSpans

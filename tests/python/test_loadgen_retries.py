@@ -1,0 +1,82 @@
+"""tracefold-loadgen retries 429/503 after Retry-After like an OTLP
+exporter, and gives a request up once --max-retry-seconds have passed since
+its first try (the Collector's retry_on_failure.max_elapsed_time), so a
+server that keeps refusing cannot hold a run, or a bench waiting on it, for
+ever. Against a stand-in server whose answers the test scripts."""
+import json
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from test_durability import LOADGEN
+
+
+class Refusing:
+    """An OTLP/HTTP endpoint that answers the first `refusals` requests
+    with 503 and Retry-After: 1, then 200."""
+
+    def __init__(self, refusals):
+        self.refusals = refusals
+        self.seen = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.seen += 1
+                if outer.seen <= outer.refusals:
+                    self.send_response(503)
+                    self.send_header("Retry-After", "1")
+                    body = b""
+                else:
+                    self.send_response(200)
+                    body = b"{}"
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def send_one(url, max_retry_seconds):
+    out = subprocess.run([LOADGEN, "--url", url, "--requests", "1", "--batch", "8", "--connections", "1", "--seed", "5",
+                          "--max-retry-seconds", str(max_retry_seconds)],
+                         check=True, capture_output=True, text=True, timeout=60)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_retry_within_the_bound_is_sent_and_acknowledged():
+    # One refusal: the retry goes out after 1 s, inside a bound of 2 s.
+    server = Refusing(refusals=1)
+    try:
+        result = send_one(server.url, 2)
+    finally:
+        server.close()
+    assert server.seen == 2
+    assert result["ackedSpans"] == 8
+    assert (result["retries"], result["gaveUp"], result["errors"]) == (1, 0, 0)
+    assert result["statuses"] == {"503": 1, "200": 1}
+
+
+def test_a_request_still_refused_past_the_bound_is_given_up():
+    # Always refused: tries at 0, 1 and 2 s; a third retry would end at 3 s, past
+    # 2.9 s, so the request is given up as an error, not retried for ever.
+    server = Refusing(refusals=1_000_000)
+    try:
+        result = send_one(server.url, 2.9)
+    finally:
+        server.close()
+    assert server.seen == 3
+    assert result["ackedSpans"] == 0
+    assert (result["retries"], result["gaveUp"], result["errors"]) == (2, 1, 1)
+    assert result["statuses"] == {"503": 3}
