@@ -48,35 +48,34 @@ class Refusing:
         self.server.server_close()
 
 
-def send_one(url, max_retry_seconds):
-    out = subprocess.run([LOADGEN, "--url", url, "--requests", "1", "--batch", "8", "--connections", "1", "--seed", "5",
-                          "--max-retry-seconds", str(max_retry_seconds)],
-                         check=True, capture_output=True, text=True, timeout=60)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def send_one(refusals, max_retry_seconds):
+    """One request of 8 spans to a server that refuses it `refusals`
+    times; the number of tries the server saw, and the load generator's
+    summary."""
+    server = Refusing(refusals)
+    try:
+        out = subprocess.run([LOADGEN, "--url", server.url, "--requests", "1", "--batch", "8", "--connections", "1", "--seed", "5",
+                              "--max-retry-seconds", str(max_retry_seconds)],
+                             check=True, capture_output=True, text=True, timeout=60)
+    finally:
+        server.close()
+    return server.seen, json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_a_retry_within_the_bound_is_sent_and_acknowledged():
     # One refusal: the retry goes out after 1 s, inside a bound of 2 s.
-    server = Refusing(refusals=1)
-    try:
-        result = send_one(server.url, 2)
-    finally:
-        server.close()
-    assert server.seen == 2
+    seen, result = send_one(1, 2)
+    assert seen == 2
     assert result["ackedSpans"] == 8
     assert (result["retries"], result["gaveUp"], result["errors"]) == (1, 0, 0)
     assert result["statuses"] == {"503": 1, "200": 1}
 
 
 def test_a_request_still_refused_past_the_bound_is_given_up():
-    # Always refused: tries at 0, 1 and 2 s; a third retry would end at 3 s, past
-    # 2.9 s, so the request is given up as an error, not retried for ever.
-    server = Refusing(refusals=1_000_000)
-    try:
-        result = send_one(server.url, 2.9)
-    finally:
-        server.close()
-    assert server.seen == 3
+    # Always refused: tries at 0, 1 and 2 s; a third retry would end at 3 s,
+    # past 2.9 s, so the request is given up as an error, not retried for ever.
+    seen, result = send_one(1_000_000, 2.9)
+    assert seen == 3
     assert result["ackedSpans"] == 0
     assert (result["retries"], result["gaveUp"], result["errors"]) == (2, 1, 1)
     assert result["statuses"] == {"503": 3}
