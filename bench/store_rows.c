@@ -104,28 +104,32 @@ static const char *metadata_keys[8] = {"_user", "cached", "plan", "region", "res
 
 struct result { double us_per_span; double bytes_per_span; };
 
-static struct result run(int layout, int spans, const char *dir) {
+// The layouts of the header comment.
+enum layout { TODAY, CHUNKED, NO_OBSERVATIONS, TRACES_ONLY, METADATA_ROWID };
+
+static struct result run(enum layout layout, int spans, const char *dir) {
     char path[512];
     snprintf(path, sizeof path, "%s/x.sqlite", dir);
     sqlite3 *db;
     if (sqlite3_open(path, &db) != SQLITE_OK) exit(1);
     exec(db, "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -16384;");
     exec(db, common);
-    if (layout == 4) exec(db, "DROP TABLE trace_metadata; CREATE TABLE trace_metadata (epoch INTEGER NOT NULL, trace_id BLOB NOT NULL, key TEXT NOT NULL, value TEXT,"
+    if (layout == METADATA_ROWID) exec(db, "DROP TABLE trace_metadata; CREATE TABLE trace_metadata (epoch INTEGER NOT NULL, trace_id BLOB NOT NULL, key TEXT NOT NULL, value TEXT,"
                                " start_time INTEGER NOT NULL); CREATE INDEX trace_metadata_by_value_start ON trace_metadata(key, value, start_time, trace_id);");
-    if (layout < 2 || layout == 4) exec(db, layout == 1 ? chunked : today);
+    if (layout == TODAY || layout == METADATA_ROWID) exec(db, today);
+    if (layout == CHUNKED) exec(db, chunked);
     sqlite3_stmt *trace = prepare(db,
         "INSERT INTO traces (trace_id, revision, changed_at, start_time, record, name, user_id, session_id, version, release, environment, tags, public,"
         " last_seq, latency, total_cost, generation, epoch) VALUES (?,1,?,?,?,?,?,NULL,NULL,NULL,'bench','[]',0,?,0.04,0.0001,?,?)"
         " ON CONFLICT(epoch, trace_id) DO UPDATE SET revision = traces.revision + 1, changed_at = excluded.changed_at, record = excluded.record");
     sqlite3_stmt *meta = prepare(db, "INSERT INTO trace_metadata (trace_id, key, value, start_time, epoch) VALUES (?,?,?,?,?)");
-    sqlite3_stmt *obs = (layout == 0 || layout == 4) ? prepare(db,
+    sqlite3_stmt *obs = (layout == TODAY || layout == METADATA_ROWID) ? prepare(db,
         "INSERT INTO observations (trace_id, span_id, revision, trace_revision, start_time, record, type, name, level, version, parent_id, environment, model,"
         " latency, input_tokens, output_tokens, total_tokens, cost, seq, received_at, body, epoch) VALUES (?,?,1,1,?,?,'SPAN',?,'DEFAULT',NULL,?,'bench',?,0.005,102,NULL,102,0.0000153,?,?,?,?)"
         " ON CONFLICT(epoch, trace_id, span_id) DO UPDATE SET revision = observations.revision + 1, record = excluded.record") : NULL;
-    sqlite3_stmt *chunk = layout == 1 ? prepare(db,
+    sqlite3_stmt *chunk = layout == CHUNKED ? prepare(db,
         "INSERT INTO observation_chunks (epoch, trace_id, chunk, start_time, trace_revision, spans, columns, records, bodies) VALUES (?,?,1,?,1,?,?,?,?)") : NULL;
-    sqlite3_stmt *ids = layout == 1 ? prepare(db, "INSERT INTO observation_ids (epoch, span_id, trace_id) VALUES (?,?,?)") : NULL;
+    sqlite3_stmt *ids = layout == CHUNKED ? prepare(db, "INSERT INTO observation_ids (epoch, span_id, trace_id) VALUES (?,?,?)") : NULL;
     sqlite3_stmt *mark = prepare(db, "UPDATE traces SET exported_revision = revision WHERE epoch = ? AND trace_id = ?");
     sqlite3_stmt *begin = prepare(db, "BEGIN IMMEDIATE"), *commit = prepare(db, "COMMIT");
 
@@ -153,7 +157,7 @@ static struct result run(int layout, int spans, const char *dir) {
             sqlite3_bind_int64(trace, 8, (int64_t)(next() >> 2));
             sqlite3_bind_int64(trace, 9, epoch);
             step(db, trace);
-            for (int m = 0; m < (layout == 3 ? 0 : 8); m++) {
+            for (int m = 0; m < (layout == TRACES_ONLY ? 0 : 8); m++) {
                 char value[32];
                 snprintf(value, sizeof value, m == 0 ? "\"user-%d\"" : m == 7 ? "\"acme-%d\"" : "\"v%d\"", m == 0 ? (int)(next() % 64) : m == 7 ? (int)(next() % 7) : m);
                 sqlite3_bind_blob(meta, 1, traceID[k], 16, SQLITE_STATIC);
@@ -168,7 +172,7 @@ static struct result run(int layout, int spans, const char *dir) {
             for (int i = 0; i < SPANS_PER_TRACE; i++) {
                 fill(span, 8);
                 int64_t st = ts + i * 1000;
-                if (layout == 0 || layout == 4) {
+                if (layout == TODAY || layout == METADATA_ROWID) {
                     char name[16];
                     snprintf(name, sizeof name, "step-%d", i);
                     sqlite3_bind_blob(obs, 1, traceID[k], 16, SQLITE_STATIC);
@@ -183,14 +187,14 @@ static struct result run(int layout, int spans, const char *dir) {
                     sqlite3_bind_blob(obs, 10, body + 96 * i, 96, SQLITE_STATIC);
                     sqlite3_bind_int64(obs, 11, epoch);
                     step(db, obs);
-                } else if (layout == 1) {
+                } else if (layout == CHUNKED) {
                     sqlite3_bind_int64(ids, 1, epoch);
                     sqlite3_bind_blob(ids, 2, span, 8, SQLITE_STATIC);
                     sqlite3_bind_blob(ids, 3, traceID[k], 16, SQLITE_STATIC);
                     step(db, ids);
                 }
             }
-            if (layout == 1) {
+            if (layout == CHUNKED) {
                 fill(columns, sizeof columns);
                 sqlite3_bind_int64(chunk, 1, epoch);
                 sqlite3_bind_blob(chunk, 2, traceID[k], 16, SQLITE_STATIC);
@@ -236,7 +240,8 @@ int main(int argc, char **argv) {
     if (!mkdtemp(dir)) return 1;
     printf("{\"spans\": %d, \"rounds\": [\n", spans);
     for (int r = 0; r < rounds; r++) {
-        struct result a = run(0, spans, dir), b = run(1, spans, dir), c = run(2, spans, dir), d = run(3, spans, dir), e = run(4, spans, dir);
+        struct result a = run(TODAY, spans, dir), b = run(CHUNKED, spans, dir), c = run(NO_OBSERVATIONS, spans, dir), d = run(TRACES_ONLY, spans, dir),
+                      e = run(METADATA_ROWID, spans, dir);
         printf("  {\"today\": {\"usPerSpan\": %.2f, \"bytesPerSpan\": %.0f}, \"chunked\": {\"usPerSpan\": %.2f, \"bytesPerSpan\": %.0f},"
                " \"noObservations\": {\"usPerSpan\": %.2f, \"bytesPerSpan\": %.0f}, \"tracesOnly\": {\"usPerSpan\": %.2f, \"bytesPerSpan\": %.0f},"
                " \"metadataRowid\": {\"usPerSpan\": %.2f, \"bytesPerSpan\": %.0f}}%s\n",

@@ -36,8 +36,12 @@ public enum MetadataKind {
 
     public static func label(_ kind: String) -> String {
         if let known = labels.first(where: { $0.kind == kind }) { return known.label }
-        if kind.hasPrefix("userland.") { return "User Metadata (\(kind.dropFirst(9)))" }
-        return kind
+        return unlisted(kind)
+    }
+
+    /// The label of a kind without one of its own.
+    private static func unlisted(_ kind: String) -> String {
+        kind.hasPrefix("userland.") ? "User Metadata (\(kind.dropFirst(9)))" : kind
     }
 
     /// `label` of a kind given as its UTF-8 bytes (a stored record's): a
@@ -45,6 +49,6 @@ public enum MetadataKind {
     /// String (`userland.default` is one byte past a String's inline size).
     public static func label(utf8 kind: UnsafeRawBufferPointer) -> String {
         if let known = labels.first(where: { $0.kind.utf8.elementsEqual(kind) }) { return known.label }
-        return label(String(decoding: kind, as: UTF8.self))
+        return unlisted(String(decoding: kind, as: UTF8.self))
     }
 }

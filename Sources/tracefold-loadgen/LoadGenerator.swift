@@ -94,14 +94,14 @@ struct LoadGenerator: AsyncParsableCommand {
                                 if let wait = answer.retryAfterSeconds {
                                     // A server that keeps refusing would otherwise hold the
                                     // run (and a bench waiting on it) for ever.
-                                    let waited = ContinuousClock.now - sent + .milliseconds(Int64(wait * 1000))
-                                    if maxRetrySeconds > 0, waited > .milliseconds(Int64(maxRetrySeconds * 1000)) {
+                                    let delay = Duration.seconds(wait)
+                                    if maxRetrySeconds > 0, ContinuousClock.now - sent + delay > .seconds(maxRetrySeconds) {
                                         result.errors += 1
                                         result.gaveUp += 1
                                         break retrying
                                     }
                                     result.retries += 1
-                                    try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
+                                    try await Task.sleep(for: delay)
                                     continue retrying
                                 }
                                 let latency = ContinuousClock.now - sent
