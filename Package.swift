@@ -210,6 +210,9 @@ let package = Package(
             name: "tracefold-loadgen",
             dependencies: [
                 "OTLP", "TracefoldModel", "TracefoldMapping", "TracefoldFold", "Compression", "TracefoldConfig", "TracefoldIntake",
+                // The store, the exporter and the collector's allocator for
+                // --pipeline-bench, which runs the fold and the export in process.
+                "TracefoldStore", "TracefoldExport", "TracefoldAllocator",
                 .product(name: "GRPCCore", package: "grpc-swift-2", condition: collector),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport", condition: collector),
                 .product(name: "Logging", package: "swift-log"),

@@ -47,9 +47,13 @@ struct LoadGenerator: AsyncParsableCommand {
     var maxRetrySeconds = 300.0
     @Flag(help: "Send nothing: time each decode stage on this thread over the same bodies (issue 7's physical limit) and print one JSON line.")
     var decodeBench = false
+    @Flag(help: "Send nothing: decode, fold into a real SQLite store and export the JSON lines in this process, --rounds times from an empty store, and print the least CPU time a span as one JSON line.")
+    var pipelineBench = false
+    @Option(help: "Rounds of --pipeline-bench.") var rounds = 5
 
     func run() async throws {
         if decodeBench { return try runDecodeBench() }
+        if pipelineBench { return try runPipelineBench(rounds: rounds) }
         let start = timeBase()
         let built = (0..<requests).map { makeBody(request: $0, start: start) }
         let bodies = built.map(\.body)

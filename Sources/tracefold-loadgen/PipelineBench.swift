@@ -1,0 +1,90 @@
+import Compression
+import Foundation
+import Logging
+import OTLP
+import TracefoldConfig
+import TracefoldExport
+import TracefoldFold
+import TracefoldMapping
+import TracefoldModel
+import TracefoldStore
+
+extension LoadGenerator {
+    /// The collector's work after the ack, in this process and without
+    /// HTTP: inflate and decode each body, prepare and fold it in groups of
+    /// eight batches (4,096 spans, what the pipeline gives the fold under
+    /// load) into a real SQLite store, and write every record as a JSON
+    /// line with the JSONL exporter, rotating (and gzipping) every 8 MB as
+    /// `max_megabytes` does at its own size. Each round starts from an
+    /// empty store and an empty export directory, so every round does the
+    /// same work; the figure is the round with the least process CPU time,
+    /// in µs a span. The intake log and the receiver are left out.
+    ///
+    /// Why: the whole-pipeline run of `make bench` moves by up to 10%
+    /// between two runs of the same build on these shared machines, so a
+    /// change worth a few percent cannot be told from the noise there. The
+    /// least of several short rounds moves far less, and compares builds
+    /// when each is run in turn (`bench/pipeline_pairs.py`).
+    func runPipelineBench(rounds: Int) throws {
+        let start = timeBase()
+        let raw = try (0..<requests).map { request -> [UInt8] in
+            let body = makeBody(request: request, start: start).body
+            guard !noGzip else { return body }
+            let inflater = StreamingInflater(coding: .gzip, limit: Int.max)
+            try inflater.feed(body)
+            return try inflater.finish()
+        }
+        let logger = Logger(label: "pipeline-bench")
+        let pricer = ModelPricer(ModelDefinition.builtIns)
+        var best = Duration.seconds(1e9)
+        var times = [Double]()
+        var exportedBytes = 0
+        for _ in 0..<rounds {
+            let work = FileManager.default.temporaryDirectory.appendingPathComponent("tracefold-pipeline-bench-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: work) }
+            let store = try SQLiteStore(path: work + "/tracefold.sqlite")
+            let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: FoldProcessorConfig().maxOpenTraces, logger: logger, pricer: pricer)
+            var exportConfig = JSONLExporterConfig(directory: work + "/export")
+            exportConfig.maxMegabytes = 8
+            let exporter = try JSONLRecordExporter(config: exportConfig, store: store, logger: logger)
+            let began = processCPUTime()
+            var group = [SpanBatch]()
+            for (i, body) in raw.enumerated() {
+                var batch = try OTLPDecoder.decode(body, encoding: .protobuf).batch
+                _ = folder.prepare(&batch)
+                group.append(batch)
+                if group.count == 8 || i == raw.count - 1 {
+                    _ = try folder.consume(group: group)
+                    group.removeAll(keepingCapacity: true)
+                }
+            }
+            try exporter.flushAll()
+            let took = processCPUTime() - began
+            exporter.shutdown()
+            try folder.close()
+            best = min(best, took)
+            times.append(took.inSeconds)
+            exportedBytes = try FileManager.default.contentsOfDirectory(atPath: work + "/export").reduce(0) { sum, name in
+                sum + ((try? FileManager.default.attributesOfItem(atPath: work + "/export/" + name)[.size] as? Int) ?? 0)
+            }
+        }
+        let spans = Double(requests * batch)
+        print(JSONWriter.serialize(.object([
+            "requests": .int(Int64(requests)), "spansPerRequest": .int(Int64(batch)), "rounds": .int(Int64(rounds)),
+            "usPerSpanBest": .double((best.inSeconds / spans * 1e8).rounded() / 100),
+            "usPerSpanEachRound": .array(times.map { .double(($0 / spans * 1e8).rounded() / 100) }),
+            "spansPerCpuSecondBest": .double((spans / best.inSeconds).rounded()),
+            "exportBytesLastRound": .int(Int64(exportedBytes)),
+        ])))
+    }
+}
+
+/// The process's CPU time, every thread's (the fold maps on a thread of
+/// its own), not the wall clock: time another tenant of the machine takes
+/// does not count.
+func processCPUTime() -> Duration {
+    var t = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+    return .seconds(t.tv_sec) + .nanoseconds(t.tv_nsec)
+}
