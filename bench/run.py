@@ -669,6 +669,24 @@ def decode_limit(bin_dir, requests=200):
     return result
 
 
+def in_process(bin_dir, requests=48, rounds=5):
+    """The fold, the SQLite store and the JSONL export in one process, no
+    HTTP and no intake log (tracefold-loadgen --pipeline-bench): the least
+    CPU a span of several rounds, each from an empty store. It moves by
+    about 3% between runs of one build where the rows above move by up to
+    10%, so it shows a change of a few percent first."""
+    args = [os.path.join(bin_dir, "tracefold-loadgen"), "--pipeline-bench", "--requests", str(requests), "--rounds", str(rounds), "--seed", "7"]
+    out = subprocess.run(args + (["--random-ids"] if RANDOM_IDS else []), check=True, capture_output=True, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["config"] = "in process: decode, fold, sqlite, jsonl"
+    return result
+
+
+def print_in_process(r):
+    print(f"in process (decode, fold, SQLite, JSONL; no HTTP, no intake log): {r['usPerSpanBest']} us a span, "
+          f"{r['spansPerCpuSecondBest']:,.0f} spans/CPU-s (least of {r['rounds']} rounds of {r['requests'] * r['spansPerRequest']:,} spans)")
+
+
 def print_decode_limit(d, pipeline_spans_per_cpu_second):
     # decodeToSwift is the collector's decoder; the protobufC rows are the
     # reference decoder it replaced (a run of an older build has no
@@ -786,7 +804,9 @@ def main():
     print_overload(overload)
     decode = decode_limit(args.bin_dir)
     print_decode_limit(decode, by["fsync+fold+sqlite+jsonl"]["spansPerCpuSecond"])
-    extra += [overload, decode] + profiles
+    inproc = in_process(args.bin_dir)
+    print_in_process(inproc)
+    extra += [overload, decode, inproc] + profiles
 
     query = None
     if args.query_traces:
