@@ -169,10 +169,11 @@ let package = Package(
         // replaces malloc for the whole process: with glibc's malloc, a sixth
         // of its CPU went to malloc and free (chunk consolidation, frees of
         // chunks allocated on another thread). Its settings are in
-        // allocator.c. Only the collector: the libraries do not impose it.
+        // allocator.c, with SQLite's process-wide one (its allocation
+        // accounting off). Only the collector: the libraries do not impose it.
         .target(
             name: "TracefoldAllocator",
-            linkerSettings: [.linkedLibrary("jemalloc", .when(platforms: [.linux])), .linkedLibrary("dl", .when(platforms: [.linux]))]
+            linkerSettings: [.linkedLibrary("jemalloc", .when(platforms: [.linux])), .linkedLibrary("dl", .when(platforms: [.linux])), .linkedLibrary("sqlite3")]
         ),
         .executableTarget(
             name: "tracefold",

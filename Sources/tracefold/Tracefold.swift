@@ -49,7 +49,10 @@ struct Serve: AsyncParsableCommand {
         var logger = Logger(label: "tracefold")
         logger.logLevel = level
         logger.info("config loaded", metadata: ["source": "\(source)"])
-        logger.info("allocator", metadata: ["malloc": "\(tracefold_allocator_settings().map { String(cString: $0) } ?? "the system's")"])
+        logger.info("allocator", metadata: [
+            "malloc": "\(tracefold_allocator_settings().map { String(cString: $0) } ?? "the system's")",
+            "sqlite": "\(String(cString: tracefold_sqlite_settings()))",
+        ])
         let collector: Collector
         do {
             collector = try Collector(config: loaded, logger: logger)

@@ -75,6 +75,11 @@ def test_serve_runs_on_embedded_defaults_without_a_config_file(tmp_path):
     assert "durability=fsync" in text
     assert "store=sqlite ./data/tracefold.sqlite" in text
     assert "export=./data/export" in text
+    # The process-wide settings made when it loaded (allocator.c): jemalloc's,
+    # and SQLite's allocation accounting off (sqlite3_config before any
+    # connection, or the log says what it returned instead).
+    assert "malloc=jemalloc narenas:2," in text
+    assert "sqlite=memstatus:off" in text
 
 
 # SPEC §5.5: required-metadata schemas, checked by `tracefold validate`.

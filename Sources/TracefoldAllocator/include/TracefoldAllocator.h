@@ -6,4 +6,8 @@
 /// it). Reading it also keeps this file, and so `malloc_conf`, linked in.
 const char *tracefold_allocator_settings(void);
 
+/// SQLite's process-wide settings as this file made them when the process
+/// loaded: "memstatus:off", or why they could not be made.
+const char *tracefold_sqlite_settings(void);
+
 #endif
