@@ -11,6 +11,16 @@ public struct TraceID: Hashable, Sendable, Comparable, CustomStringConvertible {
         self.low = low
     }
 
+    /// Returns nil unless `bytes` is exactly 16 bytes long. Not generic,
+    /// so the decoder (another module) calls it as it is: it called the
+    /// generic one below unspecialized, which looked the collection's type
+    /// up at run time for every id of every span.
+    public init?(bytes: UnsafeRawBufferPointer) {
+        guard bytes.count == 16 else { return nil }
+        self.init(high: UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self)),
+                  low: UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+    }
+
     /// Returns nil unless `bytes` is exactly 16 bytes long.
     public init?<C: Collection>(bytes: C) where C.Element == UInt8 {
         guard bytes.count == 16 else { return nil }
@@ -66,6 +76,13 @@ public struct SpanID: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var value: UInt64
 
     public init(_ value: UInt64) { self.value = value }
+
+    /// Returns nil unless `bytes` is exactly 8 bytes long; not generic, as
+    /// `TraceID.init(bytes:)`.
+    public init?(bytes: UnsafeRawBufferPointer) {
+        guard bytes.count == 8 else { return nil }
+        value = UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self))
+    }
 
     /// Returns nil unless `bytes` is exactly 8 bytes long.
     public init?<C: Collection>(bytes: C) where C.Element == UInt8 {
