@@ -199,23 +199,15 @@ struct LoadGenerator: AsyncParsableCommand {
         // 50 requests a round: 41 short paired rounds measure the ratio
         // better than a few long ones.
         let batches = try raw.prefix(50).map { try OTLPDecoder.decode($0, encoding: .protobuf).batch }
-        // The process's CPU time, not the wall clock: time another tenant
-        // of the machine takes does not count. The process, not this
-        // thread: the fold maps on its mapping queue, a thread of its own.
-        func processCPU() -> Duration {
-            var t = timespec()
-            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
-            return .seconds(t.tv_sec) + .nanoseconds(t.tv_nsec)
-        }
         func fold(_ pricer: ModelPricer?) throws -> Duration {
             let folder = TraceFolder(store: DiscardingFoldStore(), limits: MetadataLimits(), maxOpenTraces: 20_000, logger: Logger(label: "bench"), pricer: pricer)
-            let start = processCPU()
+            let start = processCPUTime()
             for b in batches {
                 var batch = b
                 _ = folder.prepare(&batch)
                 checksum &+= try folder.consume(batch).count
             }
-            return processCPU() - start
+            return processCPUTime() - start
         }
         let pricer = ModelPricer(ModelDefinition.builtIns)
         // The ratio is a median of paired rounds: each round folds the

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Compression
 import Foundation
 import Logging
@@ -68,6 +69,8 @@ extension LoadGenerator {
             exportedBytes = try FileManager.default.contentsOfDirectory(atPath: work + "/export").reduce(0) { sum, name in
                 sum + ((try? FileManager.default.attributesOfItem(atPath: work + "/export/" + name)[.size] as? Int) ?? 0)
             }
+            // A round that exported nothing measured less than it claims.
+            guard exportedBytes > 0 else { throw ValidationError("--pipeline-bench: the round exported nothing") }
         }
         let spans = Double(requests * batch)
         print(JSONWriter.serialize(.object([
