@@ -12,9 +12,10 @@ import TracefoldStore
 
 extension LoadGenerator {
     /// The collector's work after the ack, in this process and without
-    /// HTTP: inflate and decode each body, prepare and fold it in groups of
-    /// eight batches (4,096 spans, what the pipeline gives the fold under
-    /// load) into a real SQLite store, and write every record as a JSON
+    /// HTTP: decode each body (inflated before the clock starts), prepare
+    /// and fold it in groups of eight batches (4,096 spans, what the
+    /// pipeline gives the fold under load) into a real SQLite store, and
+    /// write every record as a JSON
     /// line with the JSONL exporter, rotating (and gzipping) every 8 MB as
     /// `max_megabytes` does at its own size. Each round starts from an
     /// empty store and an empty export directory, so every round does the
