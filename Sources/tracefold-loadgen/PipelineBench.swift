@@ -15,9 +15,8 @@ extension LoadGenerator {
     /// HTTP: decode each body (inflated before the clock starts), prepare
     /// and fold it in groups of eight batches (4,096 spans, what the
     /// pipeline gives the fold under load) into a real SQLite store, and
-    /// write every record as a JSON
-    /// line with the JSONL exporter, rotating (and gzipping) every 8 MB as
-    /// `max_megabytes` does at its own size. Each round starts from an
+    /// write every record as a JSON line with the JSONL exporter, rotating
+    /// (and gzipping) every 8 MB as `max_megabytes` does at its own size. Each round starts from an
     /// empty store and an empty export directory, so every round does the
     /// same work; the figure is the round with the least process CPU time,
     /// in µs a span. The intake log and the receiver are left out.
