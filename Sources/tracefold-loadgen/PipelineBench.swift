@@ -16,10 +16,11 @@ extension LoadGenerator {
     /// and fold it in groups of eight batches (4,096 spans, what the
     /// pipeline gives the fold under load) into a real SQLite store, and
     /// write every record as a JSON line with the JSONL exporter, rotating
-    /// (and gzipping) every 8 MB as `max_megabytes` does at its own size. Each round starts from an
-    /// empty store and an empty export directory, so every round does the
-    /// same work; the figure is the round with the least process CPU time,
-    /// in µs a span. The intake log and the receiver are left out.
+    /// (and gzipping) every 8 MB as `max_megabytes` does at its own size.
+    /// Each round starts from an empty store and an empty export directory,
+    /// so every round does the same work; the figure is the round with the
+    /// least process CPU time, in µs a span. The intake log and the
+    /// receiver are left out.
     ///
     /// Why: the whole-pipeline run of `make bench` moves by up to 10%
     /// between two runs of the same build on these shared machines, so a
