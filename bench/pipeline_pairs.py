@@ -20,13 +20,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
+import sys
 
-
-def once(bin_dir, requests, rounds):
-    out = subprocess.run([os.path.join(bin_dir, "tracefold-loadgen"), "--pipeline-bench", "--random-ids", "--seed", "7",
-                          "--requests", str(requests), "--rounds", str(rounds)], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])["usPerSpanBest"]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run  # noqa: E402
 
 
 def main():
@@ -41,7 +38,7 @@ def main():
     for i in range(args.pairs):
         us = {}
         for side in (("a", "b") if i % 2 == 0 else ("b", "a")):
-            us[side] = once(getattr(args, side), args.requests, args.rounds)
+            us[side] = run.in_process(getattr(args, side), args.requests, args.rounds)["usPerSpanBest"]
         rows.append(us)
         print(f"pair {i}: A {us['a']:.2f} us a span, B {us['b']:.2f}, B/A {us['b'] / us['a']:.3f}", flush=True)
     ratios = sorted(r["b"] / r["a"] for r in rows)

@@ -152,20 +152,27 @@ struct LoadGenerator: AsyncParsableCommand {
         print(JSONWriter.serialize(summary))
     }
 
+    /// The `--requests` bodies the benches work on, as sent (gzip unless
+    /// `--no-gzip`) and as the receiver hands them on (inflated).
+    func benchBodies() throws -> (sent: [[UInt8]], raw: [[UInt8]]) {
+        let start = timeBase()
+        let sent = (0..<requests).map { makeBody(request: $0, start: start).body }
+        return (sent, try noGzip ? sent : sent.map(Self.gunzip))
+    }
+
+    static func gunzip(_ body: [UInt8]) throws -> [UInt8] {
+        let inflater = StreamingInflater(coding: .gzip, limit: Int.max)
+        try inflater.feed(body)
+        return try inflater.finish()
+    }
+
     /// One core, no HTTP: gunzip, the collector's decode (straight from the
     /// wire into Swift values), and for comparison the reference decoder's
     /// steps (the nesting pre-check, protobuf-c unpack alone, and unpack
     /// plus copy into Swift values), each over every body `passes` times.
     /// MB/s counts uncompressed protobuf bytes.
     func runDecodeBench(passes: Int = 5) throws {
-        let start = timeBase()
-        let gz = (0..<requests).map { makeBody(request: $0, start: start).body }
-        let raw = try gz.map { body -> [UInt8] in
-            guard !noGzip else { return body }
-            let inflater = StreamingInflater(coding: .gzip, limit: Int.max)
-            try inflater.feed(body)
-            return try inflater.finish()
-        }
+        let (gz, raw) = try benchBodies()
         let spans = Double(requests * batch * passes)
         let megabytes = Double(raw.reduce(0) { $0 + $1.count } * passes) / 1e6
         func time(_ stage: String, _ work: () throws -> Void) rethrows -> (String, JSONValue) {
@@ -181,11 +188,7 @@ struct LoadGenerator: AsyncParsableCommand {
         var checksum = 0
         let stages: [(String, JSONValue)] = try [
             time("gunzip") {
-                for body in gz where !noGzip {
-                    let inflater = StreamingInflater(coding: .gzip, limit: Int.max)
-                    try inflater.feed(body)
-                    checksum &+= try inflater.finish().count
-                }
+                for body in gz where !noGzip { checksum &+= try Self.gunzip(body).count }
             },
             time("decodeToSwift") { for body in raw { checksum &+= try OTLPDecoder.decode(body, encoding: .protobuf).batch.spanCount } },
             time("nestingCheck") { for body in raw { checksum &+= ProtobufNestingCheck.withinLimit(body) ? 1 : 0 } },

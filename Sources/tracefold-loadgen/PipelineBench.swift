@@ -1,5 +1,4 @@
 import ArgumentParser
-import Compression
 import Foundation
 import Logging
 import OTLP
@@ -28,14 +27,7 @@ extension LoadGenerator {
     /// least of several short rounds moves far less, and compares builds
     /// when each is run in turn (`bench/pipeline_pairs.py`).
     func runPipelineBench(rounds: Int) throws {
-        let start = timeBase()
-        let raw = try (0..<requests).map { request -> [UInt8] in
-            let body = makeBody(request: request, start: start).body
-            guard !noGzip else { return body }
-            let inflater = StreamingInflater(coding: .gzip, limit: Int.max)
-            try inflater.feed(body)
-            return try inflater.finish()
-        }
+        let raw = try benchBodies().raw
         let logger = Logger(label: "pipeline-bench")
         let pricer = ModelPricer(ModelDefinition.builtIns)
         var best = Duration.seconds(1e9)

@@ -87,18 +87,3 @@ def test_a_retry_that_would_end_past_the_bound_is_given_up():
     assert (result["retries"], result["gaveUp"], result["errors"]) == (0, 1, 1)
     assert result["statuses"] == {"503": 1}
 
-
-def test_pipeline_bench_folds_stores_and_exports_in_process():
-    """`--pipeline-bench` (the in-process row of make bench) runs the fold
-    into a real SQLite store and the JSONL export on the bench load, and
-    reports its rounds; a round whose export wrote nothing is an error, not
-    a figure."""
-    r = subprocess.run([LOADGEN, "--pipeline-bench", "--requests", "2", "--rounds", "2", "--random-ids", "--seed", "7"],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out["requests"] == 2 and out["spansPerRequest"] == 512 and out["rounds"] == 2
-    assert len(out["usPerSpanEachRound"]) == 2
-    assert out["usPerSpanBest"] == min(out["usPerSpanEachRound"]) and out["usPerSpanBest"] > 0
-    # 1,024 spans of JSON lines, each observation line well over 500 bytes.
-    assert out["exportBytesLastRound"] > 1024 * 500
