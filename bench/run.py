@@ -148,14 +148,16 @@ RANDOM_IDS = True
 WALL_CLOCK_TIMES = True
 
 
-def loadgen_args(binary, url, requests, rate=0.0, seed=1, connections=4, batch=512, spans_per_trace=8, no_gzip=False, grpc=None):
+def loadgen_args(binary, url, requests, rate=0.0, seed=1, connections=4, batch=512, spans_per_trace=8, no_gzip=False, grpc=None, rootless=False):
     """The SPEC §10.1 load by default: 512-span gzip batches over 4
     connections (grpc="host:port": the same bodies as Export calls over 4
-    HTTP/2 connections, gzip per message)."""
+    HTTP/2 connections, gzip per message). rootless: no trace gets its
+    root, so every trace stays open in the fold's cache (a trace with its
+    root is settled, and released from the cache once it is no longer hot)."""
     target = ["--grpc", grpc] if grpc else ["--url", url]
     return [binary, *target, "--requests", str(requests), "--rate", str(rate), "--connections", str(connections),
             "--batch", str(batch), "--spans-per-trace", str(spans_per_trace), "--seed", str(seed)] + (["--no-gzip"] if no_gzip else []) \
-        + (["--random-ids"] if RANDOM_IDS else []) + (["--wall-clock-times"] if WALL_CLOCK_TIMES else [])
+        + (["--random-ids"] if RANDOM_IDS else []) + (["--wall-clock-times"] if WALL_CLOCK_TIMES else []) + (["--rootless"] if rootless else [])
 
 
 def loadgen(binary, url, requests, rate=0.0, seed=1, **shape):
@@ -454,8 +456,9 @@ def print_stages(name, stages):
 def run_scaling(bin_dir, open_traces):
     """Issue 7's scaling curve on fsync+fold+SQLite+JSONL: throughput and RSS
     by client connections and by batch size (about 100k spans each, fewer for
-    one-span batches), and RSS by open traces (one span a trace, the fold's
-    cache sized to hold them all)."""
+    one-span batches), and RSS by open traces (one span a trace, without
+    its root so that the trace stays open, the fold's cache sized to hold
+    them all)."""
     rows = []
     gen = os.path.join(bin_dir, "tracefold-loadgen")
 
@@ -482,7 +485,7 @@ def run_scaling(bin_dir, open_traces):
         one("batch", b, n, default, batch=b)
     for n in open_traces:
         one("openTraces", n, -(-n // 512),
-            lambda port, data, n=n: config_yaml(port, data, "fsync", True, max_open_traces=n + n // 10), spans_per_trace=1)
+            lambda port, data, n=n: config_yaml(port, data, "fsync", True, max_open_traces=n + n // 10), spans_per_trace=1, rootless=True)
     return rows
 
 
@@ -498,8 +501,8 @@ def run_footprint(bin_dir, open_traces=100_000, stored=1_000_000, measured_reque
               span, beside the load's uncompressed protobuf bytes per span
               (the wire size; the load is sent without gzip for this row)
     state     resident bytes per cached open trace: RSS at rest after
-              `open_traces` one-span traces with the cache sized to hold
-              them all, minus the same run with a cache of one trace; the
+              `open_traces` one-span traces, open (without their roots),
+              with the cache sized to hold them all, minus the same run with a cache of one trace; the
               median of `repeats` runs of each (one run's idle RSS alone
               varied from 34 to 83 MiB)
     growth    CPU per span for `growth_requests` batches on an empty
@@ -545,7 +548,9 @@ def run_footprint(bin_dir, open_traces=100_000, stored=1_000_000, measured_reque
             with running(bin_dir, yaml, "tracefold-open-") as (proc, url, data):
                 time.sleep(1)
                 idle = rss_mib(proc.pid)
-                r = loadgen(gen, url + "/v1/traces", -(-open_traces // 512), seed=41, spans_per_trace=1)
+                # Without their roots: a settled trace is not kept once it
+                # is no longer hot, and these must stay open to be counted.
+                r = loadgen(gen, url + "/v1/traces", -(-open_traces // 512), seed=41, spans_per_trace=1, rootless=True)
                 wait_stored(data, r["ackedSpans"])
                 wait_exported(data)
                 # Then jemalloc's dirty_decay_ms (5 s) and a margin.

@@ -85,7 +85,8 @@ public final class Collector: Sendable {
             self.models = models
             let folder = TraceFolder(
                 store: store, limits: MetadataLimits(maxUpdateBytes: fold.maxUpdateBytes, maxTraceBytes: fold.maxTraceMetadataBytes),
-                maxOpenTraces: fold.maxOpenTraces, retention: config.store.retention, logger: logger, metrics: metrics, pricer: models.pricer
+                maxOpenTraces: fold.maxOpenTraces, settledTraceSpans: TraceFolder.releasedSettledTraceSpans, retention: config.store.retention,
+                logger: logger, metrics: metrics, pricer: models.pricer
             )
             self.folder = folder
             sinks.append(folder)

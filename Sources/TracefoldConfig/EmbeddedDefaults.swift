@@ -57,7 +57,8 @@ processors:
   # update_trace merge, metadata scopes and kinds).
   fold:
     # About 0.7 KB each beyond the 1,024 most recent; older ones are
-    # rebuilt from the store when a late span arrives.
+    # rebuilt from the store when a late span arrives. A trace whose root
+    # has arrived (of at most 64 spans) is not kept past the 1,024.
     max_open_traces: 20000
     metadata:
       max_update_bytes: 65536

@@ -4,7 +4,8 @@ import Yams
 /// The fold processor (SPEC §2–§4): its config, defaults and validation.
 public struct FoldProcessorConfig: Sendable, Equatable {
     /// Trace states kept in memory (the newest 1,024 as values, the rest
-    /// encoded, about 0.7 KB each); older ones are rebuilt from the store.
+    /// encoded, about 0.7 KB each, except settled ones, which are released:
+    /// `TraceCache`); older ones are rebuilt from the store.
     public var maxOpenTraces = 20_000
     public var maxUpdateBytes = 65_536
     public var maxTraceMetadataBytes = 1_048_576

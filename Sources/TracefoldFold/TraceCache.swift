@@ -21,6 +21,15 @@ struct OpenTrace {
         OpenTrace(state: TraceState(traceID: id), observations: [:], seq: 0, lastUse: 0)
     }
 
+    /// Whether its true root (a span with no parent) has arrived and it
+    /// has at most `limit` spans (never, for a limit of 0): what
+    /// `TraceCache` releases rather than encodes. An `as_root` span does
+    /// not settle a trace: its parent is in another service, whose spans
+    /// may still come.
+    func isSettled(upTo limit: Int) -> Bool {
+        limit > 0 && state.root != nil && state.observationIDs.count <= limit
+    }
+
     /// Drops the observations that only their own records needed: those
     /// records are stored, and a later update that targets one of them
     /// loads its span again (`TraceFolder.loadTargets`). Keeping every
@@ -49,6 +58,16 @@ struct OpenTrace {
 /// decoded again when a span or update arrives for them. Past `capacity`
 /// the least recently used are dropped and rebuilt from the store when
 /// needed, so neither tier ever changes a record.
+///
+/// A settled trace (`OpenTrace.isSettled`) leaving the hot tier is not
+/// encoded but released, as if evicted: its root has arrived, and a
+/// parent ends after its children, which exporters send as they end, so
+/// such a trace is nearly always complete. Encoding every trace that left
+/// the hot tier took about 4.5% of the collector's CPU on the bench load,
+/// for states that nothing asked for again. A late span or update for a
+/// released trace rebuilds it from its stored spans (at most
+/// `settledSpans` of them, so the rebuild is bounded), which gives the
+/// same record.
 struct TraceCache {
     struct Cold {
         var bytes: [UInt8]
@@ -57,6 +76,9 @@ struct TraceCache {
 
     let capacity: Int
     let hotCapacity: Int
+    /// The most spans a settled trace may have to be released rather than
+    /// encoded when it leaves the hot tier; 0 encodes every trace.
+    let settledSpans: Int
     private var hot: [TraceID: OpenTrace] = [:]
     /// The hot tier's puts, oldest first, each with the `lastUse` it put:
     /// an entry whose trace has been put again since, or has left the hot
@@ -70,10 +92,14 @@ struct TraceCache {
 
     /// At most 1,024 traces as values: enough for the traces of the last
     /// several batches, which is when most of a trace's spans arrive.
-    init(capacity: Int, hotCapacity: Int = 1024) {
+    init(capacity: Int, hotCapacity: Int = 1024, settledSpans: Int = 0) {
         self.capacity = max(1, capacity)
         self.hotCapacity = max(1, min(self.capacity, hotCapacity))
+        self.settledSpans = max(0, settledSpans)
     }
+
+    /// Settled traces released from the hot tier instead of encoded.
+    private(set) var releasedCount = 0
 
     var count: Int { hot.count + cold.count }
     var encodedCount: Int { cold.count }
@@ -110,7 +136,8 @@ struct TraceCache {
     }
 
     /// Moves the least recently put eighth of the hot tier to the cold one,
-    /// or drops it when the cold tier has no room at all.
+    /// or drops it when the cold tier has no room at all or the trace is
+    /// settled.
     private mutating func demote() {
         var n = max(1, hotCapacity / 8)
         while n > 0, hotOrderStart < hotOrder.count {
@@ -118,7 +145,10 @@ struct TraceCache {
             hotOrderStart += 1
             guard hotLastUse(id) == lastUse, let trace = hot.removeValue(forKey: id) else { continue }
             n -= 1
-            if capacity > hotCapacity {
+            guard capacity > hotCapacity else { continue }
+            if trace.isSettled(upTo: settledSpans) {
+                releasedCount += 1
+            } else {
                 cold[id] = Cold(bytes: TraceStateCodec.encode(trace, interner: interner), lastUse: trace.lastUse)
             }
         }

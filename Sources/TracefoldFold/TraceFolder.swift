@@ -142,14 +142,22 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
     private var open: TraceCache
     private var useCounter: UInt64 = 0
 
+    /// What the collector releases from its cache (`settledTraceSpans`):
+    /// settled traces of up to 64 spans, whose rebuild from the store,
+    /// should a late span come, maps at most 64 spans again.
+    public static let releasedSettledTraceSpans = 64
+
     /// `hotTraces`: how many of the cached traces are kept as values rather
-    /// than encoded (`TraceCache`).
+    /// than encoded (`TraceCache`). `settledTraceSpans`: a settled trace of
+    /// at most this many spans leaving the hot tier is released rather than
+    /// encoded (0, the default, encodes every trace; the collector passes
+    /// `releasedSettledTraceSpans`).
     public init(
-        store: any FoldStore, limits: MetadataLimits, maxOpenTraces: Int, hotTraces: Int = 1024, retention: Duration? = nil, logger: Logger,
-        metrics: CollectorMetrics? = nil, pricer: ModelPricer? = nil
+        store: any FoldStore, limits: MetadataLimits, maxOpenTraces: Int, hotTraces: Int = 1024, settledTraceSpans: Int = 0,
+        retention: Duration? = nil, logger: Logger, metrics: CollectorMetrics? = nil, pricer: ModelPricer? = nil
     ) {
         mapper = SpanMapper(pricer: pricer)
-        open = TraceCache(capacity: maxOpenTraces, hotCapacity: hotTraces)
+        open = TraceCache(capacity: maxOpenTraces, hotCapacity: hotTraces, settledSpans: settledTraceSpans)
         self.metrics = metrics
         self.store = store
         self.limits = limits
@@ -557,10 +565,11 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
 
     public func close() throws { try store.sync() }
 
-    /// How many traces the cache holds, and how many of them encoded.
-    public var cachedTraces: (all: Int, encoded: Int) {
+    /// How many traces the cache holds, how many of them encoded, and how
+    /// many settled traces it has released so far.
+    public var cachedTraces: (all: Int, encoded: Int, released: Int) {
         lock.lock()
         defer { lock.unlock() }
-        return (open.count, open.encodedCount)
+        return (open.count, open.encodedCount, open.releasedCount)
     }
 }

@@ -34,6 +34,8 @@ struct LoadGenerator: AsyncParsableCommand {
     @Flag(help: "Send uncompressed bodies.") var noGzip = false
     @Flag(help: "Random trace and span ids, as tracers make them (drawn from --seed, so a run repeats), instead of ids that count up.")
     var randomIds = false
+    @Flag(help: "Give each trace's first span a parent that is never sent, so that no trace has its root and every trace stays open (the collector releases a settled trace, one with its root, from its cache rather than keep it).")
+    var rootless = false
     @Flag(help: "Span times from the wall clock when the run starts, 10 ms a request, as tracers stamp them, instead of a fixed base in 2023 (one second a request) where every run's spans take the same times as the runs before.")
     var wallClockTimes = false
     @Option(help: "Send over OTLP/gRPC to this host:port (Export calls, one HTTP/2 connection per --connections, gzip per message) instead of HTTP to --url.")
@@ -284,7 +286,9 @@ struct LoadGenerator: AsyncParsableCommand {
                 traceID = TraceID(high: seed, low: UInt64(request) << 24 | traceIndex)
                 spanID = SpanID(UInt64(truncatingIfNeeded: seed) << 40 ^ UInt64(request) << 16 | UInt64(i + 1))
             }
-            if i % spansPerTrace == 0 { parent = nil }
+            if i % spansPerTrace == 0 {
+                parent = rootless ? SpanID(Self.mix(Self.mix(seed, UInt64(request) << 24 | traceIndex), 4) | 1) : nil
+            }
             let input = #"{"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Summarise order \#(request)-\#(i) for the customer, please."}]}"#
             spans.append(
                 Span(

@@ -38,7 +38,10 @@ extension LoadGenerator {
             try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: work) }
             let store = try SQLiteStore(path: work + "/tracefold.sqlite")
-            let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: FoldProcessorConfig().maxOpenTraces, logger: logger, pricer: pricer)
+            // As the collector makes it (`Collector`).
+            let folder = TraceFolder(
+                store: store, limits: MetadataLimits(), maxOpenTraces: FoldProcessorConfig().maxOpenTraces,
+                settledTraceSpans: TraceFolder.releasedSettledTraceSpans, logger: logger, pricer: pricer)
             var exportConfig = JSONLExporterConfig(directory: work + "/export")
             exportConfig.maxMegabytes = 8
             let exporter = try JSONLRecordExporter(config: exportConfig, store: store, logger: logger)

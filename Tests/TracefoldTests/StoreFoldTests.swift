@@ -38,6 +38,18 @@ final class StoreFoldTests: XCTestCase {
         for backend in StoreBackend.available { try checkBatchesDuplicatesAndEviction(backend, maxOpenTraces: 100, hotTraces: 1) }
     }
 
+    /// Settled traces leaving the hot tier are released, not encoded, as
+    /// the collector does (`TraceFolder.releasedSettledTraceSpans`); the
+    /// spans and updates that come for them later rebuild them from the
+    /// store, and the records are still the pure fold's.
+    func testSettledTracesReleasedFromTheCacheGiveThePureFoldsRecords() throws {
+        for backend in StoreBackend.available {
+            let released = try checkBatchesDuplicatesAndEviction(
+                backend, maxOpenTraces: 100, hotTraces: 1, settledTraceSpans: TraceFolder.releasedSettledTraceSpans)
+            XCTAssertGreaterThan(released, 0, "\(backend): some trace was settled and released")
+        }
+    }
+
     /// The pipeline hands the fold what was queued together as one group
     /// (`consume(group:)`, one transaction): random groups of the random
     /// batches, with repeats inside a group and across groups, still give
@@ -76,7 +88,12 @@ final class StoreFoldTests: XCTestCase {
         }
     }
 
-    func checkBatchesDuplicatesAndEviction(_ backend: StoreBackend, maxOpenTraces: Int, hotTraces: Int, grouped: Bool = false) throws {
+    /// Returns how many traces the folders released as settled.
+    @discardableResult
+    func checkBatchesDuplicatesAndEviction(
+        _ backend: StoreBackend, maxOpenTraces: Int, hotTraces: Int, settledTraceSpans: Int = 0, grouped: Bool = false
+    ) throws -> Int {
+        var released = 0
         var rng = OrderIndependenceTests.Rng(state: 7)
         let generator = OrderIndependenceTests.self
         for caseIndex in 0..<40 {
@@ -89,7 +106,9 @@ final class StoreFoldTests: XCTestCase {
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let store = try backend.makeStore(in: dir)
             defer { store.close() }
-            let folder = TraceFolder(store: store, limits: MetadataLimits(), maxOpenTraces: maxOpenTraces, hotTraces: hotTraces, logger: logger)
+            let folder = TraceFolder(
+                store: store, limits: MetadataLimits(), maxOpenTraces: maxOpenTraces, hotTraces: hotTraces, settledTraceSpans: settledTraceSpans,
+                logger: logger)
             var delivery = all + (0..<rng.int(all.count + 1)).map { _ in rng.pick(all) }
             for i in stride(from: delivery.count - 1, to: 0, by: -1) { delivery.swapAt(i, rng.int(i + 1)) }
             var rest = delivery[...]
@@ -112,12 +131,14 @@ final class StoreFoldTests: XCTestCase {
                 }
             }
             XCTAssertEqual(try Self.storedRecords(store, traces: traces), expected, "\(backend) case \(caseIndex)")
-            if maxOpenTraces > hotTraces {
+            if maxOpenTraces > hotTraces && settledTraceSpans == 0 {
                 XCTAssertEqual(folder.cachedTraces.all, traces.count)
                 XCTAssertEqual(folder.cachedTraces.encoded, traces.count - 1)
             }
+            released += folder.cachedTraces.released
             XCTAssertEqual(try store.counts().spans, Set(all.map(\.0.key)).count)
         }
+        return released
     }
 
     /// A span that came as protobuf is stored as the bytes it came as (under

@@ -191,6 +191,57 @@ final class TraceCacheTests: XCTestCase {
         XCTAssertEqual(cache.count, 31)
     }
 
+    /// A trace with its true root and at most `settledSpans` spans is
+    /// released, not encoded, when it leaves the hot tier: at the limit
+    /// and below it released, one span past it kept encoded, and so is a
+    /// trace without its root or with only an `as_root` span. A limit of 0
+    /// encodes every trace, settled or not.
+    func testASettledTraceIsReleasedNotEncodedWhenItLeavesTheHotTier() {
+        let mapper = SpanMapper()
+        /// A trace of `spans` spans: span 1 the root (or, without one, a
+        /// child of a span that never comes), the others its children.
+        func trace(_ n: UInt64, spans: UInt64, root: Bool = true, asRoot: Bool = false) -> OpenTrace {
+            let id = TraceID(high: 0x5E77, low: n)
+            var t = OpenTrace.empty(id)
+            for s in 1...spans {
+                let attributes: [String: AttributeValue] = asRoot && s == 1 ? ["langfuse.internal.as_root": .bool(true)] : [:]
+                let span = Conformance.S("op", id: s, parent: s == 1 ? (root ? nil : 99) : 1, 10 + s, 20 + s, attributes, trace: id)
+                let mapped = mapper.map(span, resource: Conformance.r0, scope: Conformance.sdk)
+                t.state.add(mapped, limits: MetadataLimits())
+                t.observations[span.spanID] = mapped.observation
+            }
+            t.lastUse = n
+            t.seq = Int64(spans)
+            return t
+        }
+        let cases: [(trace: OpenTrace, released: Bool, why: String)] = [
+            (trace(1, spans: 1), true, "a lone root"),
+            (trace(2, spans: 3), true, "at the limit"),
+            (trace(3, spans: 4), false, "one span past the limit"),
+            (trace(4, spans: 2, root: false), false, "no root"),
+            (trace(5, spans: 2, root: false, asRoot: true), false, "an as_root span only"),
+        ]
+        XCTAssertNotNil(cases[4].trace.state.asRoot, "the as_root case has its as_root span")
+        for limit in [3, 0] {
+            // One trace hot: each put demotes the one put before it.
+            var cache = TraceCache(capacity: 100, hotCapacity: 1, settledSpans: limit)
+            for c in cases { cache.put(c.trace.state.traceID, c.trace) }
+            cache.put(TraceID(high: 0x5E77, low: 100), trace(100, spans: 1))
+            for c in cases {
+                let id = c.trace.state.traceID
+                let released = limit > 0 && c.released
+                XCTAssertEqual(cache.isEncoded(id), !released, "limit \(limit): \(c.why)")
+                if released {
+                    XCTAssertNil(cache.get(id), "limit \(limit): \(c.why): rebuilt from the store when needed")
+                } else {
+                    XCTAssertEqual(cache.get(id)?.state, c.trace.state, "limit \(limit): \(c.why)")
+                }
+            }
+            XCTAssertEqual(cache.releasedCount, limit > 0 ? 2 : 0)
+            XCTAssertEqual(cache.count, limit > 0 ? 4 : 6)
+        }
+    }
+
     func testACachedTraceKeepsOnlyTheObservationsItsRecordNeeds() {
         let mapper = SpanMapper()
         let trace = TraceID(high: 0xABCD, low: 5)

@@ -1,9 +1,10 @@
 """tracefold-loadgen's in-process benches, which `make bench` and
-bench/pipeline_pairs.py read: they run, and report what they measured."""
+bench/pipeline_pairs.py read: they run, and report what they measured; and
+the load shapes the bench rows ask of it."""
 import json
 import subprocess
 
-from test_durability import LOADGEN
+from test_durability import LOADGEN, read_acked
 
 
 def test_pipeline_bench_folds_stores_and_exports_in_process():
@@ -19,3 +20,34 @@ def test_pipeline_bench_folds_stores_and_exports_in_process():
     assert out["usPerSpanBest"] == min(out["usPerSpanEachRound"]) and out["usPerSpanBest"] > 0
     # 1,024 spans of JSON lines, each observation line well over 500 bytes.
     assert out["exportBytesLastRound"] > 1024 * 500
+
+
+def test_rootless_load_leaves_every_trace_without_its_root(tracefold, tmp_path):
+    """`--rootless` (the open-trace rows of make bench, which must keep
+    every trace open in the fold's cache): each trace's first span has a
+    parent that is never sent. Without it, each trace's first span is its
+    root and the rest are its children."""
+    for rootless in (False, True):
+        acked = tmp_path / f"acked-{rootless}"
+        r = subprocess.run([LOADGEN, "--url", tracefold.traces_url, "--requests", "1", "--batch", "8", "--spans-per-trace", "2",
+                            "--connections", "1", "--random-ids", "--seed", "30" if rootless else "31", "--acked-spans", str(acked)]
+                           + (["--rootless"] if rootless else []), capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        keys = read_acked(acked)
+        assert len(keys) == 8
+        lines = [l for l in tracefold.wait_for_span_keys(keys) if (l["traceId"], l["spanId"]) in set(keys)]
+        assert len(lines) == 8
+        spans = {l["spanId"] for l in lines}
+        by_trace = {}
+        for l in lines:
+            by_trace.setdefault(l["traceId"], []).append(l)
+        assert len(by_trace) == 4
+        for trace in by_trace.values():
+            parents = sorted(l.get("parentSpanId") or "" for l in trace)
+            if rootless:
+                # Both have a parent: the child's is the first span, the
+                # first span's is none of the spans sent.
+                assert all(parents), trace
+                assert sum(p in spans for p in parents) == 1, trace
+            else:
+                assert parents[0] == "" and parents[1] in spans, trace
