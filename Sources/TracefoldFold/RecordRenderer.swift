@@ -282,7 +282,7 @@ struct Governed {
     /// `tracefold.api_key` and `tracefold.workspace` entries showing each layer.
     var layers: [JSONValue] = []
 
-    static let maxUserScalars = 128
+    static let maxUserScalars = TraceRow.maxUserScalars
 
     init(_ s: TraceState, metadata request: [String: JSONText]) {
         var metadata = request

@@ -47,4 +47,19 @@ public struct TraceRow: Sendable {
     public var totalCost: Double
     /// The record's top-level metadata, for the `trace_metadata` index.
     public var metadata: [String: JSONText]
+
+    /// The metadata key that holds the trace's user (SPEC §5.4).
+    public static let userKey = "_user"
+    /// The longest `userId`, in Unicode scalars, that `_user` copies.
+    public static let maxUserScalars = 128
+
+    /// Whether the metadata key and value are the `_user` that `userId`
+    /// alone gives: `_user` is `userId` unless set otherwise, and
+    /// `traces_by_user` indexes `userId` already, so the store keeps a
+    /// `_user` row only where it says something else (`TraceFilter`
+    /// reads the rest from `user_id`).
+    public func isDerivedUser(_ key: String, _ value: JSONText) -> Bool {
+        guard key == Self.userKey, let userID, userID.unicodeScalars.count <= Self.maxUserScalars else { return false }
+        return value.stringValue == userID
+    }
 }

@@ -241,7 +241,8 @@ extension RecordStore {
         var metadata = f.metadata
         var from = "traces"
         var orderBy = (column.isEmpty ? "" : "traces.\(column) \(direction), ") + "traces.trace_id \(direction)"
-        if column == "start_time", let i = metadata.firstIndex(where: { $0.op == .equals }) {
+        // `_user` where it is the userId has no row of its own (`TraceRow.isDerivedUser`): not through the index.
+        if column == "start_time", let i = metadata.firstIndex(where: { $0.op == .equals && $0.key != TraceRow.userKey }) {
             // Newest first by one metadata value: trace_metadata's (key,
             // value, start_time, trace_id) index holds the matches in page
             // order, so the page reads only its own trace rows (not all
@@ -265,12 +266,37 @@ extension RecordStore {
             }
             w.add("m.key = ? AND m.value = ?", .text(m.key), .text(m.value))
         }
+        if from == "traces", let m = metadata.first(where: { $0.key == TraceRow.userKey && $0.op == .equals }) {
+            // The traces `_user` can name: those of that userId (through
+            // `traces_by_user`) and those of such a row; the filter below
+            // keeps those whose `_user` it is. Left to the planner, the
+            // list scanned every trace in time order.
+            from = "(SELECT epoch, trace_id FROM traces WHERE user_id = ? UNION SELECT epoch, trace_id FROM trace_metadata WHERE key = ? AND value = ?) c"
+                + " JOIN traces ON traces.epoch = c.epoch AND traces.trace_id = c.trace_id"
+            w.args = [.text(m.value), .text(TraceRow.userKey), .text(m.value)] + w.args
+        }
         for m in metadata {
             // Top-level keys only, through trace_metadata's (key, value, …) index.
-            let test = m.op == .equals ? "value = ?" : dialect.contains("value")
-            w.add("(traces.epoch, traces.trace_id) IN (SELECT epoch, trace_id FROM trace_metadata WHERE key = ? AND \(test))", .text(m.key), .text(m.value))
+            let test = { (column: String) in m.op == .equals ? "\(column) = ?" : self.dialect.contains(column) }
+            if m.key == TraceRow.userKey {
+                Self.addUserFilter(test, m.value, to: &w)
+                continue
+            }
+            w.add("(traces.epoch, traces.trace_id) IN (SELECT epoch, trace_id FROM trace_metadata WHERE key = ? AND \(test("value")))", .text(m.key), .text(m.value))
         }
         return try page(record: "traces.record", from: from, where: w, orderBy: orderBy, page: f.page, limit: f.limit)
+    }
+
+    /// A filter on the trace's `_user` (SPEC §5.4): its own row, where the
+    /// store kept one (an explicit `_user` other than the userId), else
+    /// `user_id` when `_user` is the userId (`TraceRow.isDerivedUser`:
+    /// at most 128 scalars long).
+    static func addUserFilter(_ test: (String) -> String, _ value: String, to w: inout SQLWhere) {
+        let key = SQLValue.text(TraceRow.userKey)
+        let row = "SELECT 1 FROM trace_metadata u WHERE \(TraceRows.joined("u", to: "traces")) AND u.key = ?"
+        w.clauses.append(
+            "(EXISTS (\(row) AND \(test("u.value"))) OR (\(test("traces.user_id")) AND length(traces.user_id) <= \(TraceRow.maxUserScalars) AND NOT EXISTS (\(row))))")
+        w.args += [key, .text(value), .text(value), key]
     }
 
     /// One page of records and the total count, for the offset-paged lists.
@@ -469,6 +495,11 @@ extension RecordStore {
         } else {
             let key: String
             switch groupBy {
+            case .metadata(let k) where k == TraceRow.userKey:
+                // Its own row where there is one, else the userId (`addUserFilter`).
+                let row = "FROM trace_metadata m WHERE \(TraceRows.joined("m", to: "traces")) AND m.key = ?"
+                key = "(CASE WHEN EXISTS (SELECT 1 \(row)) THEN (SELECT value \(row)) WHEN length(user_id) <= \(TraceRow.maxUserScalars) THEN user_id END)"
+                args.insert(contentsOf: [.text(k), .text(k)], at: 0)
             case .metadata(let k):
                 key = "(SELECT value FROM trace_metadata m WHERE \(TraceRows.joined("m", to: "traces")) AND m.key = ?)"
                 args.insert(.text(k), at: 0)

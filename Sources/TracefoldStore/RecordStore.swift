@@ -424,7 +424,12 @@ struct SQLFoldTransaction: FoldTransaction {
         var metadataRows = [(trace: Int, key: String, value: JSONText)]()
         metadataRows.reserveCapacity(commit.traces.reduce(0) { $0 + $1.metadata.count })
         for t in commit.traces.indices {
-            for (key, value) in commit.traces[t].metadata { metadataRows.append((t, key, value)) }
+            // Not the `_user` that is the trace's userId (`isDerivedUser`):
+            // one row a trace fewer, and the value index no longer takes
+            // a group for every user.
+            for (key, value) in commit.traces[t].metadata where !commit.traces[t].isDerivedUser(key, value) {
+                metadataRows.append((t, key, value))
+            }
         }
         try session.insert(
             into: "trace_metadata", [("trace_id", .blob), ("key", .text), ("value", .text), ("start_time", .int), ("epoch", .int)],
