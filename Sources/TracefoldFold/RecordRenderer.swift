@@ -301,15 +301,15 @@ struct Governed {
                     + "the key of the root span, \(g.label), governs the trace"
             )
         }
-        if metadata["_user"] == nil, let user = userID {
+        if metadata[TraceRow.userKey] == nil, let user = userID {
             let n = user.unicodeScalars.count
             if n <= Self.maxUserScalars {
-                metadata["_user"] = .string(user)
+                metadata[TraceRow.userKey] = .string(user)
             } else {
-                warnings["_user"] = .string("userId is \(n) characters long, over the \(Self.maxUserScalars)-character limit of _user; not copied")
+                warnings[TraceRow.userKey] = .string("userId is \(n) characters long, over the \(Self.maxUserScalars)-character limit of _user; not copied")
             }
         }
-        if userID == nil, let user = metadata["_user"]?.stringValue, !user.isEmpty { userID = user }
+        if userID == nil, let user = metadata[TraceRow.userKey]?.stringValue, !user.isEmpty { userID = user }
         self.metadata = metadata
     }
 

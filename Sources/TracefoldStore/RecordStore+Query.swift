@@ -279,7 +279,9 @@ extension RecordStore {
             // Top-level keys only, through trace_metadata's (key, value, …) index.
             let test = { (column: String) in m.op == .equals ? "\(column) = ?" : self.dialect.contains(column) }
             if m.key == TraceRow.userKey {
-                Self.addUserFilter(test, m.value, to: &w)
+                let user = Self.userExpression("traces")
+                w.clauses.append(test(user.sql))
+                w.args += user.args + [.text(m.value)]
                 continue
             }
             w.add("(traces.epoch, traces.trace_id) IN (SELECT epoch, trace_id FROM trace_metadata WHERE key = ? AND \(test("value")))", .text(m.key), .text(m.value))
@@ -287,16 +289,15 @@ extension RecordStore {
         return try page(record: "traces.record", from: from, where: w, orderBy: orderBy, page: f.page, limit: f.limit)
     }
 
-    /// A filter on the trace's `_user` (SPEC §5.4): its own row, where the
-    /// store kept one (an explicit `_user` other than the userId), else
-    /// `user_id` when `_user` is the userId (`TraceRow.isDerivedUser`:
-    /// at most 128 scalars long).
-    static func addUserFilter(_ test: (String) -> String, _ value: String, to w: inout SQLWhere) {
-        let key = SQLValue.text(TraceRow.userKey)
-        let row = "SELECT 1 FROM trace_metadata u WHERE \(TraceRows.joined("u", to: "traces")) AND u.key = ?"
-        w.clauses.append(
-            "(EXISTS (\(row) AND \(test("u.value"))) OR (\(test("traces.user_id")) AND length(traces.user_id) <= \(TraceRow.maxUserScalars) AND NOT EXISTS (\(row))))")
-        w.args += [key, .text(value), .text(value), key]
+    /// The trace's `_user` (SPEC §5.4) as SQL on the row `traces`, and
+    /// the values it binds: its own row, where the store kept one (an
+    /// explicit `_user` other than the userId), else `user_id` when `_user`
+    /// is the userId (`TraceRow.isDerivedUser`: at most 128 scalars long),
+    /// else NULL. The filters and the summary's grouping both read it.
+    static func userExpression(_ traces: String) -> (sql: String, args: [SQLValue]) {
+        let row = "FROM trace_metadata u WHERE \(TraceRows.joined("u", to: traces)) AND u.key = ?"
+        let sql = "(CASE WHEN EXISTS (SELECT 1 \(row)) THEN (SELECT u.value \(row)) WHEN length(\(traces).user_id) <= \(TraceRow.maxUserScalars) THEN \(traces).user_id END)"
+        return (sql, [.text(TraceRow.userKey), .text(TraceRow.userKey)])
     }
 
     /// One page of records and the total count, for the offset-paged lists.
@@ -496,10 +497,9 @@ extension RecordStore {
             let key: String
             switch groupBy {
             case .metadata(let k) where k == TraceRow.userKey:
-                // Its own row where there is one, else the userId (`addUserFilter`).
-                let row = "FROM trace_metadata m WHERE \(TraceRows.joined("m", to: "traces")) AND m.key = ?"
-                key = "(CASE WHEN EXISTS (SELECT 1 \(row)) THEN (SELECT value \(row)) WHEN length(user_id) <= \(TraceRow.maxUserScalars) THEN user_id END)"
-                args.insert(contentsOf: [.text(k), .text(k)], at: 0)
+                let user = Self.userExpression("traces")
+                key = user.sql
+                args.insert(contentsOf: user.args, at: 0)
             case .metadata(let k):
                 key = "(SELECT value FROM trace_metadata m WHERE \(TraceRows.joined("m", to: "traces")) AND m.key = ?)"
                 args.insert(.text(k), at: 0)
