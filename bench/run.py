@@ -689,7 +689,9 @@ def in_process(bin_dir, requests=48, rounds=5):
 
 def print_in_process(r):
     print(f"in process (decode, fold, SQLite, JSONL; no HTTP, no intake log): {r['usPerSpanBest']} us a span, "
-          f"{r['spansPerCpuSecondBest']:,.0f} spans/CPU-s (least of {r['rounds']} rounds of {r['requests'] * r['spansPerRequest']:,} spans)")
+          f"{r['spansPerCpuSecondBest']:,.0f} spans/CPU-s (least of {r['rounds']} rounds of {r['requests'] * r['spansPerRequest']:,} spans)"
+          + (f"; store file {r['storedBytesPerSpanLastRound']} B a span against {r['wireBytesPerSpan']} B of protobuf"
+             if "storedBytesPerSpanLastRound" in r else ""))
 
 
 def print_decode_limit(d, pipeline_spans_per_cpu_second):

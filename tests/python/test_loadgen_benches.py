@@ -20,6 +20,12 @@ def test_pipeline_bench_folds_stores_and_exports_in_process():
     assert out["usPerSpanBest"] == min(out["usPerSpanEachRound"]) and out["usPerSpanBest"] > 0
     # 1,024 spans of JSON lines, each observation line well over 500 bytes.
     assert out["exportBytesLastRound"] > 1024 * 500
+    # The load's protobuf is about 610 bytes a span (SPEC 10.1); the store
+    # file after its checkpoint holds every span's bytes and record, so
+    # more than a tenth of that, and (its 16 KiB pages, row dictionaries
+    # and schema on 1,024 spans) less than ten times it.
+    assert 550 < out["wireBytesPerSpan"] < 700
+    assert out["wireBytesPerSpan"] // 10 < out["storedBytesPerSpanLastRound"] < 10 * out["wireBytesPerSpan"]
 
 
 def test_rootless_load_leaves_every_trace_without_its_root(tracefold, tmp_path):
