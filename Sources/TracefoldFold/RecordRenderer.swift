@@ -61,18 +61,22 @@ public enum RecordRenderer {
 
     /// The trace's metadata after the governance layers (SPEC §3.5, §5.3),
     /// and its root observation if it has arrived.
-    static func governed(_ s: TraceState, observation: (SpanID) -> Observation?) -> (Governed, root: Observation?) {
+    /// `standIn`: what a cached trace keeps of its earliest span instead
+    /// of the observation (`OpenTrace.keepStandInsOnly`), read when
+    /// `observation` does not have that span.
+    static func governed(_ s: TraceState, standIn: TraceStandIn? = nil, observation: (SpanID) -> Observation?) -> (Governed, root: Observation?) {
         let root = s.effectiveRoot.flatMap { observation($0.spanID) }
-        let stand = root ?? s.earliest.flatMap { observation($0.spanID) }
         // SPEC §3.5: the root observation's own metadata, then trace-scope
         // updates by order key.
         var metadata: [String: JSONText] = [:]
         if let root {
             // Not the whole rendered root observation: only its metadata.
             metadata = Self.metadata(of: root, state: s)
-        } else if let stand {
-            metadata["resourceAttributes"] = stand.systemMetadata["resourceAttributes"]
-            metadata["scope"] = stand.systemMetadata["scope"]
+        } else if let earliest = s.earliest?.spanID,
+            let stand = observation(earliest).map(TraceStandIn.init) ?? standIn.flatMap({ $0.spanID == earliest ? $0 : nil })
+        {
+            metadata["resourceAttributes"] = stand.resourceAttributes
+            metadata["scope"] = stand.scope
         }
         for (k, v) in s.entries[EntryKey(scope: .trace, target: nil, kind: "userland.default")] ?? [:] { metadata[k] = v.value }
         return (Governed(s, metadata: metadata), root)
@@ -92,8 +96,8 @@ public enum RecordRenderer {
 
     /// The trace's record and indexed columns; `observation` looks up the
     /// stored observation of a span id.
-    public static func trace(_ s: TraceState, observation: (SpanID) -> Observation?) -> TraceRow {
-        let (governed, root) = governed(s, observation: observation)
+    public static func trace(_ s: TraceState, standIn: TraceStandIn? = nil, observation: (SpanID) -> Observation?) -> TraceRow {
+        let (governed, root) = governed(s, standIn: standIn, observation: observation)
         let metadata = governed.metadata
 
         let environment = s.effectiveRoot?.environment ?? s.environment?.value ?? "default"
@@ -190,7 +194,7 @@ public enum RecordRenderer {
     /// (SPEC §7.3), extended-trace entries whose span never arrived
     /// included: the other scopes from the state, the trace scope as the
     /// record has it. Rendered when read, not stored.
-    public static func allEntries(_ s: TraceState, observation: (SpanID) -> Observation?) -> [UInt8] {
+    public static func allEntries(_ s: TraceState, standIn: TraceStandIn? = nil, observation: (SpanID) -> Observation?) -> [UInt8] {
         var all = JSONWriter()
         all.beginArray()
         for key in s.entries.keys.filter({ $0.scope != .trace }).sorted() {
@@ -198,7 +202,7 @@ public enum RecordRenderer {
             writeEntry(key, s, into: &all)
         }
         var traceScope = JSONWriter()
-        writeTraceScopeEntries(s, governed(s, observation: observation).0, into: &traceScope)
+        writeTraceScopeEntries(s, governed(s, standIn: standIn, observation: observation).0, into: &traceScope)
         if !traceScope.bytes.isEmpty {
             all.nextElement()
             all.writeJSON(traceScope.bytes)
@@ -349,5 +353,27 @@ struct ObservationEntries {
         var end = low
         while end < keys.count, keys[end].target == id { end += 1 }
         return keys[low..<end]
+    }
+}
+
+/// What a trace's record reads of its earliest span while it has no root:
+/// the span's resource and scope, which stand in for the root's metadata
+/// (`RecordRenderer.governed`). A cached trace keeps this instead of the
+/// whole observation (`OpenTrace.keepStandInsOnly`): a trace whose root
+/// has not arrived then costs its state and these two references, not
+/// the earliest span's input, name, usage and metadata besides.
+public struct TraceStandIn: Hashable, Sendable {
+    public var spanID: SpanID
+    public var resourceAttributes: JSONText?
+    public var scope: JSONText?
+
+    public init(spanID: SpanID, resourceAttributes: JSONText?, scope: JSONText?) {
+        self.spanID = spanID
+        self.resourceAttributes = resourceAttributes
+        self.scope = scope
+    }
+
+    public init(_ o: Observation) {
+        self.init(spanID: o.id, resourceAttributes: o.systemMetadata["resourceAttributes"], scope: o.systemMetadata["scope"])
     }
 }

@@ -454,7 +454,7 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
         for traceID in order {
             work.withValue(forKey: traceID) { trace in
                 commit.lastSeq[traceID] = trace.seq
-                commit.traces.append(RecordRenderer.trace(trace.state) { trace.observations[$0] })
+                commit.traces.append(RecordRenderer.trace(trace.state, standIn: trace.standIn) { trace.observations[$0] })
                 // Each observation's entries, found in one pass over the trace's
                 // entries rather than one pass per observation.
                 let entries = ObservationEntries(trace.state)
@@ -480,7 +480,7 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
         let trace = try store.transaction(locking: [traceID], durable: false) { tx in try catchUp([traceID], tx)[traceID] }
         guard let trace, trace.seq > 0 else { return nil }
         open.put(traceID, trace)
-        return RecordRenderer.allEntries(trace.state) { trace.observations[$0] }
+        return RecordRenderer.allEntries(trace.state, standIn: trace.standIn) { trace.observations[$0] }
     }
 
     /// Why a REST metadata write was refused (SPEC §4.6, §7.5).

@@ -2,8 +2,8 @@ import TracefoldMapping
 import TracefoldModel
 
 /// A compact binary form of a cached trace: its `TraceState`, the
-/// observations the trace record needs (root, as-root, earliest), its
-/// sequence number and its row's generation. The fold keeps traces it has not touched for a while in
+/// observations the trace record needs (root, as-root) and the earliest
+/// span's stand-in, its sequence number and its row's generation. The fold keeps traces it has not touched for a while in
 /// this form (`TraceCache`): a `TraceState` as Swift values costs several
 /// kilobytes of small allocations, the same state as bytes a few hundred.
 ///
@@ -29,6 +29,11 @@ enum TraceStateCodec {
         w.state(trace.state)
         w.count(trace.observations.count)
         for o in trace.observations.values { w.observation(o) }
+        w.optional(trace.standIn) { w, s in
+            w.fixed(s.spanID.value)
+            w.optional(s.resourceAttributes) { $0.resourceOrScope($1) }
+            w.optional(s.scope) { $0.resourceOrScope($1) }
+        }
         // Exactly as long as it needs to be: the writer's spare capacity would
         // be a quarter of what the cache holds.
         return [UInt8](unsafeUninitializedCapacity: w.bytes.count) { buffer, n in
@@ -56,8 +61,13 @@ enum TraceStateCodec {
                 guard let o = r.observation(of: state.traceID) else { return nil }
                 observations[o.id] = o
             }
-            guard r.atEnd else { return nil }
-            return OpenTrace(state: state, observations: observations, seq: seq, lastUse: lastUse, generation: Int64(bitPattern: generation))
+            let standIn = r.optional { r -> TraceStandIn? in
+                guard let id = r.fixed(), let resource = r.optional({ $0.resourceOrScope() }), let scope = r.optional({ $0.resourceOrScope() }) else { return nil }
+                return TraceStandIn(spanID: SpanID(id), resourceAttributes: resource, scope: scope)
+            }
+            guard let standIn, r.atEnd else { return nil }
+            return OpenTrace(
+                state: state, observations: observations, standIn: standIn, seq: seq, lastUse: lastUse, generation: Int64(bitPattern: generation))
         }
     }
 }
@@ -393,6 +403,18 @@ struct ByteWriter {
 
     mutating func level(_ l: ObservationLevel) { bytes.append(Self.levels.firstIndex(of: l).map(UInt8.init) ?? 1) }
 
+    /// A resource's or scope's JSON: 1 and the interner's number for it,
+    /// or 0 and the text (what `ByteReader.resourceOrScope` reads).
+    mutating func resourceOrScope(_ v: JSONText) {
+        if let id = interner?.id(for: v) {
+            bytes.append(1)
+            count(id)
+        } else {
+            bytes.append(0)
+            text(v)
+        }
+    }
+
     /// An observation of the trace being written (its trace id is the state's).
     mutating func observation(_ o: Observation) {
         fixed(o.id.value)
@@ -412,10 +434,8 @@ struct ByteWriter {
         count(o.systemMetadata.count)
         for (k, v) in o.systemMetadata {
             key(k)
-            // 1: a value numbered by the interner; 0: the text.
-            if k == "resourceAttributes" || k == "scope", let id = interner?.id(for: v) {
-                bytes.append(1)
-                count(id)
+            if k == "resourceAttributes" || k == "scope" {
+                resourceOrScope(v)
             } else {
                 bytes.append(0)
                 text(v)
@@ -576,12 +596,16 @@ struct ByteReader {
 
     /// An observation's system metadata, as `observation` wrote it.
     mutating func systemMetadata() -> [String: JSONText]? {
-        dictionary({ $0.key() }) { r in
-            switch r.byte() {
-            case 0: return r.text()
-            case 1: return r.count().flatMap { r.interner?.value($0) }
-            default: return nil
-            }
+        dictionary({ $0.key() }) { $0.resourceOrScope() }
+    }
+
+    /// A value `ByteWriter.resourceOrScope` wrote, or any other system
+    /// metadata value (0 and the text).
+    mutating func resourceOrScope() -> JSONText? {
+        switch byte() {
+        case 0: return text()
+        case 1: return count().flatMap { interner?.value($0) }
+        default: return nil
         }
     }
 

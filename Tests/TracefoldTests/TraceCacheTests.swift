@@ -242,7 +242,7 @@ final class TraceCacheTests: XCTestCase {
         }
     }
 
-    func testACachedTraceKeepsOnlyTheObservationsItsRecordNeeds() {
+    func testACachedTraceKeepsOnlyTheObservationsItsRecordNeeds() throws {
         let mapper = SpanMapper()
         let trace = TraceID(high: 0xABCD, low: 5)
         var t = OpenTrace.empty(trace)
@@ -253,8 +253,61 @@ final class TraceCacheTests: XCTestCase {
             t.state.add(mapped, limits: MetadataLimits())
             t.observations[span.spanID] = mapped.observation
         }
+        let whole = RecordRenderer.trace(t.state) { t.observations[$0] }.json
         t.keepStandInsOnly()
-        XCTAssertEqual(Set(t.observations.keys), [Conformance.id(1), Conformance.id(2)])
+        // The root stands for the trace: the earliest span is not needed.
+        XCTAssertEqual(Set(t.observations.keys), [Conformance.id(1)])
+        XCTAssertNil(t.standIn)
         XCTAssertEqual(t.state.observationIDs.count, 3)
+        XCTAssertEqual(RecordRenderer.trace(t.state, standIn: t.standIn) { t.observations[$0] }.json, whole)
+    }
+
+    /// Without a root, the record takes the earliest span's resource and
+    /// scope: a cached trace keeps those two (`TraceStandIn`), not the
+    /// span's observation, and renders the same record from them, before
+    /// and after encoding. A later, earlier span replaces the stand-in; an
+    /// as_root span or a root, kept whole, makes it unneeded.
+    func testARootlessCachedTraceKeepsTheEarliestSpansResourceAndScopeOnly() throws {
+        let mapper = SpanMapper()
+        let trace = TraceID(high: 0xABCD, low: 6)
+        let otherResource = Resource(attributes: [Attribute("service.name", .string("other")), Attribute("host.name", .string("h1"))])
+        var t = OpenTrace.empty(trace)
+        let interner = JSONInterner()
+        func add(_ id: UInt64, parent: UInt64?, _ start: UInt64, resource: Resource = Conformance.r0, _ attributes: [String: AttributeValue] = [:]) {
+            let span = Conformance.S("op-\(id)", id: id, parent: parent, start, start + 1, attributes, trace: trace)
+            let mapped = mapper.map(span, resource: resource, scope: Conformance.sdk)
+            t.state.add(mapped, limits: MetadataLimits())
+            t.observations[span.spanID] = mapped.observation
+        }
+        /// The record from every observation folded so far, which the
+        /// kept stand-in (and its encoding) must give again.
+        var all = [SpanID: Observation]()
+        func checkKept(standIn expected: UInt64?, observations kept: Set<SpanID>, _ why: String) throws {
+            all.merge(t.observations) { a, _ in a }
+            let whole = RecordRenderer.trace(t.state) { all[$0] }.json
+            t.keepStandInsOnly()
+            XCTAssertEqual(Set(t.observations.keys), kept, why)
+            XCTAssertEqual(t.standIn?.spanID, expected.map(Conformance.id), why)
+            XCTAssertEqual(RecordRenderer.trace(t.state, standIn: t.standIn) { t.observations[$0] }.json, whole, why)
+            let decoded = try XCTUnwrap(TraceStateCodec.decode(TraceStateCodec.encode(t, interner: interner), lastUse: 0, interner: interner), why)
+            XCTAssertEqual(decoded.standIn, t.standIn, why)
+            XCTAssertEqual(decoded.observations, t.observations, why)
+            XCTAssertEqual(RecordRenderer.trace(decoded.state, standIn: decoded.standIn) { decoded.observations[$0] }.json, whole, why)
+        }
+        add(2, parent: 9, 20, ["langfuse.observation.input": .string(#"{"q":"a long input the cache need not keep"}"#)])
+        try checkKept(standIn: 2, observations: [], "one span whose parent is elsewhere")
+        XCTAssertEqual(t.standIn?.resourceAttributes, all[Conformance.id(2)]?.systemMetadata["resourceAttributes"])
+        XCTAssertNotNil(t.standIn?.scope)
+        add(3, parent: 9, 30)
+        try checkKept(standIn: 2, observations: [], "a later span leaves the stand-in")
+        add(4, parent: 9, 10, resource: otherResource)
+        try checkKept(standIn: 4, observations: [], "an earlier span under another resource replaces it")
+        XCTAssertEqual(t.standIn?.resourceAttributes, all[Conformance.id(4)]?.systemMetadata["resourceAttributes"])
+        add(5, parent: 9, 40, ["langfuse.internal.as_root": .bool(true)])
+        try checkKept(standIn: nil, observations: [Conformance.id(5)], "an as_root span is kept whole and stands in")
+        add(6, parent: nil, 50)
+        try checkKept(standIn: nil, observations: [Conformance.id(5), Conformance.id(6)], "a root is kept whole")
+        add(1, parent: nil, 5)
+        try checkKept(standIn: nil, observations: [Conformance.id(5), Conformance.id(1)], "an earlier root replaces it")
     }
 }
