@@ -376,23 +376,27 @@ struct SQLFoldTransaction: FoldTransaction {
         let new = commit.traces.map { rowless.traces.contains($0.traceID) }
         let old = commit.traces.indices.compactMap { new[$0] ? nil : commit.traces[$0].traceID }
         let before = try rowNumbers(of: old)
+        let services = try ServiceMetadata.ids(commit.traces, in: session)
         try session.insert(
             into: "traces",
             [("trace_id", .blob), ("revision", .int), ("changed_at", .int), ("start_time", .int), ("record", .blob), ("name", .text),
              ("user_id", .text), ("session_id", .text), ("version", .text), ("release", .text), ("environment", .text), ("tags", .json),
-             ("public", .int), ("last_seq", .int), ("latency", .double), ("total_cost", .double), ("generation", .int), ("epoch", .int)],
+             ("public", .int), ("last_seq", .int), ("latency", .double), ("total_cost", .double), ("generation", .int), ("epoch", .int),
+             ("service_metadata", .int)],
             count: commit.traces.count,
             onConflict: """
                 ON CONFLICT(\(session.traceKeys == nil ? "trace_id" : "epoch, trace_id")) DO UPDATE SET revision = traces.revision + 1, changed_at = excluded.changed_at,
                   start_time = excluded.start_time, record = excluded.record, name = excluded.name, user_id = excluded.user_id,
                   session_id = excluded.session_id, version = excluded.version, release = excluded.release,
                   environment = excluded.environment, tags = excluded.tags, public = excluded.public,
-                  last_seq = excluded.last_seq, latency = excluded.latency, total_cost = excluded.total_cost
+                  last_seq = excluded.last_seq, latency = excluded.latency, total_cost = excluded.total_cost,
+                  service_metadata = excluded.service_metadata
                 """
         ) { index, w in
             Self.traceColumns(
                 commit.traces[index], record: traceRecords, index, lastSeq: commit.lastSeq, now: now, generation: generationBase + Int64(index),
                 epoch: before[commit.traces[index].traceID]?.epoch ?? epoch, into: &w)
+            if let id = services[index] { w.int(id) } else { w.null() }
         }
         rowless.wroteTraces = true
         // Each observation carries the revision its trace now has: what the
@@ -427,7 +431,10 @@ struct SQLFoldTransaction: FoldTransaction {
             // Not the `_user` that is the trace's userId (`isDerivedUser`):
             // one row a trace fewer, and the value index no longer takes
             // a group for every user.
-            for (key, value) in commit.traces[t].metadata where !commit.traces[t].isDerivedUser(key, value) {
+            // Nor `resourceAttributes` and `scope`, which the trace row
+            // refers to (`ServiceMetadata`).
+            for (key, value) in commit.traces[t].metadata
+            where !commit.traces[t].isDerivedUser(key, value) && ServiceMetadata.column(of: key) == nil {
                 metadataRows.append((t, key, value))
             }
         }
@@ -625,8 +632,13 @@ struct SQLFoldTransaction: FoldTransaction {
     /// filter compares: a string as itself (unquoted), null as SQL NULL,
     /// anything else as its JSON text.
     static func metadataText(_ v: JSONText, into w: inout SQLRowWriter) {
-        if v.isNull { return w.null() }
-        w.text(v.stringValue ?? v.text)
+        w.text(metadataText(v))
+    }
+
+    /// A top-level metadata value as the store's rows hold it: a string
+    /// as its text, JSON null as NULL, anything else as its JSON.
+    static func metadataText(_ v: JSONText) -> String? {
+        v.isNull ? nil : v.stringValue ?? v.text
     }
 }
 

@@ -303,6 +303,19 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
                 CREATE INDEX traces_by_name ON traces(name, start_time);
                 """)
         }
+        m.registerMigration("v17-service-metadata") { db in
+            // A trace's `resourceAttributes` and `scope` (`ServiceMetadata`)
+            // as one reference to the pair, which the traces of a service
+            // share, instead of two `trace_metadata` rows a trace; rows
+            // made before become references.
+            try db.execute(sql: """
+                CREATE TABLE service_metadata (id INTEGER PRIMARY KEY, resource_attributes TEXT, scope TEXT);
+                CREATE INDEX service_metadata_by_value ON service_metadata(resource_attributes, scope);
+                ALTER TABLE traces ADD COLUMN service_metadata INTEGER;
+                CREATE INDEX traces_by_service ON traces(service_metadata, start_time);
+                \(ServiceMetadata.migration(.sqlite))
+                """)
+        }
         return m
     }
 

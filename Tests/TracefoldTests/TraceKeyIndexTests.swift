@@ -138,7 +138,8 @@ final class TraceKeyIndexTests: XCTestCase {
         let path = dir + "/t.sqlite"
         let trace = TraceID(high: 9, low: 9)
         try foldRoot(of: trace, at: path)
-        // The file as v15 left it: the same rows in a table keyed by id.
+        // The file as v15 left it: the same rows in a table keyed by id,
+        // and none of v17's service_metadata.
         let pool = try DatabasePool(path: path)
         try pool.write { db in
             try db.execute(sql: """
@@ -154,12 +155,15 @@ final class TraceKeyIndexTests: XCTestCase {
                 INSERT INTO traces SELECT * FROM traces_v15;
                 DROP TABLE traces_v15;
                 DELETE FROM grdb_migrations WHERE identifier = 'v16-trace-keys';
+                DROP TABLE service_metadata;
+                DELETE FROM grdb_migrations WHERE identifier = 'v17-service-metadata';
                 """)
         }
         try pool.close()
         let store = try checkALateSpanUpdatesTheRow(of: trace, at: path)
         defer { store.close() }
         let indexes = try store.read { try $0.rows("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'traces'", []) }.compactMap { $0["name"].string }
-        XCTAssertEqual(Set(indexes), ["traces_by_key", "traces_by_start", "traces_unexported", "traces_by_user", "traces_by_session", "traces_by_name"])
+        XCTAssertEqual(
+            Set(indexes), ["traces_by_key", "traces_by_start", "traces_unexported", "traces_by_user", "traces_by_session", "traces_by_name", "traces_by_service"])
     }
 }
