@@ -22,9 +22,9 @@ final class ServiceMetadataStoreTests: XCTestCase {
         let a = TraceID(high: 0x5E41, low: 1), b = TraceID(high: 0x5E41, low: 2), c = TraceID(high: 0x5E41, low: 3)
         let rootless = TraceID(high: 0x5E41, low: 4), scoped = TraceID(high: 0x5E41, low: 5)
         let spans: [(Resource, InstrumentationScope, Span)] = [
-            (svc, C.sdk, C.S("root", id: 1, 0, 10, [:], trace: a)),
+            (svc, C.sdk, C.S("root", id: 1, 0, 10, ["langfuse.trace.metadata.tenant": .string("t1")], trace: a)),
             (svc, C.sdk, C.S("child", id: 2, parent: 1, 1, 9, [:], trace: a)),
-            (other, C.sdk, C.S("root", id: 3, 0, 10, [:], trace: b)),
+            (other, C.sdk, C.S("root", id: 3, 0, 10, ["langfuse.trace.metadata.tenant": .string("t1")], trace: b)),
             // A trace's own metadata of the key wins over its root's (SPEC §3.5).
             (svc, C.sdk, C.S("root", id: 4, 0, 10, ["langfuse.trace.metadata.resourceAttributes": .string("custom")], trace: c)),
             // No root: the earliest span's resource and scope stand in.
@@ -88,10 +88,18 @@ final class ServiceMetadataStoreTests: XCTestCase {
                     XCTAssertEqual(try found("scope", .equals, otherScopeText, alsoName: alsoName), [scoped], w)
                     XCTAssertEqual(try found("scope", .contains, "langfuse-sdk", alsoName: alsoName), named([a, b, c, rootless]), w)
                 }
-                // Beside a metadata filter on another key, which goes first.
-                var f = TraceFilter()
-                f.metadata = [("scope", .equals, sdkText), ("resourceAttributes", .contains, "svc")]
-                XCTAssertEqual(Set(try store.traces(f).records.map { try JSONParser.parse($0)["id"]?.stringValue }), [a.hex], "\(backend) \(what)")
+                // Both keys together; and beside an equality on another key,
+                // whose index gives the page (the list's fast path).
+                for (filters, expected) in [
+                    ([("scope", TraceFilter.MetadataOperator.equals, sdkText), ("resourceAttributes", .contains, "svc")], [a.hex]),
+                    ([("tenant", .equals, "t1"), ("resourceAttributes", .contains, "svc")], [a.hex]),
+                    ([("resourceAttributes", .equals, otherText), ("tenant", .equals, "t1")], [b.hex]),
+                    ([("tenant", .equals, "t1"), ("scope", .equals, otherScopeText)], []),
+                ] {
+                    var f = TraceFilter()
+                    f.metadata = filters
+                    XCTAssertEqual(Set(try store.traces(f).records.map { try JSONParser.parse($0)["id"]?.stringValue }), Set(expected), "\(backend) \(what) \(filters)")
+                }
 
                 for (key, expected) in [("resourceAttributes", [svcText: 2, otherText: 2, "custom": 1]), ("scope", [sdkText: 4, otherScopeText: 1])] {
                     var counts = [String: Int]()
