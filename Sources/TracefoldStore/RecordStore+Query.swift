@@ -519,11 +519,13 @@ extension RecordStore {
                 let user = Self.userExpression("traces")
                 key = user.sql
                 args.insert(contentsOf: user.args, at: 0)
-            case .metadata(let k) where ServiceMetadata.column(of: k) != nil:
-                key = ServiceMetadata.value(ServiceMetadata.column(of: k)!, on: "traces")
             case .metadata(let k):
-                key = "(SELECT value FROM trace_metadata m WHERE \(TraceRows.joined("m", to: "traces")) AND m.key = ?)"
-                args.insert(.text(k), at: 0)
+                if let service = ServiceMetadata.value(of: k, on: "traces") {
+                    key = service
+                } else {
+                    key = "(SELECT value FROM trace_metadata m WHERE \(TraceRows.joined("m", to: "traces")) AND m.key = ?)"
+                    args.insert(.text(k), at: 0)
+                }
             case .userID: key = "user_id"
             case .environment: key = "environment"
             case .name: key = "name"

@@ -64,9 +64,10 @@ enum ServiceMetadata {
         }
     }
 
-    /// The text of `key`'s value on the row `traces`.
-    static func value(_ column: String, on traces: String) -> String {
-        "(SELECT s.\(column) FROM service_metadata s WHERE s.id = \(traces).service_metadata)"
+    /// SQL for the text of `key`'s value on the row `traces`; nil for
+    /// a key kept in `trace_metadata`.
+    static func value(of key: String, on traces: String) -> String? {
+        column(of: key).map { "(SELECT s.\($0) FROM service_metadata s WHERE s.id = \(traces).service_metadata)" }
     }
 
     /// What a migration runs once: the pairs of the traces' rows of these

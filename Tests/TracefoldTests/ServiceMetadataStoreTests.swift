@@ -69,12 +69,7 @@ final class ServiceMetadataStoreTests: XCTestCase {
                 }
                 XCTAssertEqual(rows.first?["n"].int, 0, "\(backend) \(what): no metadata rows of these keys")
                 func found(_ key: String, _ op: TraceFilter.MetadataOperator, _ value: String, alsoName: Bool) throws -> Set<TraceID> {
-                    var f = TraceFilter()
-                    f.metadata = [(key, op, value)]
-                    if alsoName { f.name = "root" }
-                    let (records, total) = try store.traces(f)
-                    XCTAssertEqual(records.count, total, "\(backend) \(what) \(key) \(op) \(value)")
-                    return Set(try records.map { try XCTUnwrap(TraceID(hex: XCTUnwrap(JSONParser.parse($0)["id"]?.stringValue))) })
+                    try listedTraces(store, [(key, op, value)], name: alsoName ? "root" : nil, "\(backend) \(what) \(key) \(op) \(value)")
                 }
                 for alsoName in [false, true] {
                     let w = "\(backend) \(what), with a name filter: \(alsoName)"
@@ -90,15 +85,13 @@ final class ServiceMetadataStoreTests: XCTestCase {
                 }
                 // Both keys together; and beside an equality on another key,
                 // whose index gives the page (the list's fast path).
-                for (filters, expected) in [
-                    ([("scope", TraceFilter.MetadataOperator.equals, sdkText), ("resourceAttributes", .contains, "svc")], [a.hex]),
-                    ([("tenant", .equals, "t1"), ("resourceAttributes", .contains, "svc")], [a.hex]),
-                    ([("resourceAttributes", .equals, otherText), ("tenant", .equals, "t1")], [b.hex]),
+                for (filters, expected): ([(key: String, op: TraceFilter.MetadataOperator, value: String)], Set<TraceID>) in [
+                    ([("scope", .equals, sdkText), ("resourceAttributes", .contains, "svc")], [a]),
+                    ([("tenant", .equals, "t1"), ("resourceAttributes", .contains, "svc")], [a]),
+                    ([("resourceAttributes", .equals, otherText), ("tenant", .equals, "t1")], [b]),
                     ([("tenant", .equals, "t1"), ("scope", .equals, otherScopeText)], []),
                 ] {
-                    var f = TraceFilter()
-                    f.metadata = filters
-                    XCTAssertEqual(Set(try store.traces(f).records.map { try JSONParser.parse($0)["id"]?.stringValue }), Set(expected), "\(backend) \(what) \(filters)")
+                    XCTAssertEqual(try listedTraces(store, filters, "\(backend) \(what) \(filters)"), expected, "\(backend) \(what) \(filters)")
                 }
 
                 for (key, expected) in [("resourceAttributes", [svcText: 2, otherText: 2, "custom": 1]), ("scope", [sdkText: 4, otherScopeText: 1])] {

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Logging
+import TracefoldModel
 import TracefoldStore
 import XCTest
 
@@ -202,4 +203,18 @@ final class StoreBackendTests: XCTestCase {
             XCTAssertEqual(bodies.first { $0["seq"].int == 71 }?["body"], .text("body 71"), "\(backend)")
         }
     }
+}
+
+/// The traces that `store.traces` lists for these metadata filters (and
+/// name, if given), by id; asserts that one page holds every match.
+func listedTraces(
+    _ store: any RecordStore, _ metadata: [(key: String, op: TraceFilter.MetadataOperator, value: String)], name: String? = nil, _ message: String,
+    file: StaticString = #filePath, line: UInt = #line
+) throws -> Set<TraceID> {
+    var f = TraceFilter()
+    f.metadata = metadata
+    f.name = name
+    let (records, total) = try store.traces(f)
+    XCTAssertEqual(records.count, total, message, file: file, line: line)
+    return Set(try records.map { try XCTUnwrap(TraceID(hex: XCTUnwrap(JSONParser.parse($0)["id"]?.stringValue))) })
 }

@@ -50,12 +50,7 @@ final class UserMetadataStoreTests: XCTestCase {
             XCTAssertEqual(rows.map { $0["value"].string }, ["vip"], "\(backend)")
 
             func found(_ op: TraceFilter.MetadataOperator, _ value: String, alsoName: Bool = false) throws -> Set<TraceID> {
-                var f = TraceFilter()
-                f.metadata = [("_user", op, value)]
-                if alsoName { f.name = "root" }
-                let (records, total) = try store.traces(f)
-                XCTAssertEqual(records.count, total, "\(backend) \(op) \(value)")
-                return Set(try records.map { try XCTUnwrap(TraceID(hex: XCTUnwrap(JSONParser.parse($0)["id"]?.stringValue))) })
+                try listedTraces(store, [("_user", op, value)], name: alsoName ? "root" : nil, "\(backend) \(op) \(value)")
             }
             for alsoName in [false, true] {
                 let what = "\(backend), with a name filter: \(alsoName)"
