@@ -27,6 +27,8 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
     /// One process writes an SQLite file, so what it committed is what the
     /// file holds.
     public let exportCache: ExportCache?
+    /// Where statements' CPU time goes, when profiling (`SQLStatementProfile`).
+    let statementProfile: SQLStatementProfile?
 
     /// The page size of a new database file.
     public static let pageSize = 16_384
@@ -45,8 +47,12 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
 
     /// `exportCacheBudget`: the bytes of records kept for the exporter
     /// (`ExportCache`); nil keeps none, and the exporter reads every row.
-    public init(path: String, exportCacheBudget: Int? = ExportCache.defaultBudget) throws {
+    /// `statementProfile`: where to sum the CPU time of each statement and
+    /// of each transaction's begin and commit (a diagnostic; see
+    /// `SQLStatementProfile`).
+    public init(path: String, exportCacheBudget: Int? = ExportCache.defaultBudget, statementProfile: SQLStatementProfile? = nil) throws {
         self.path = path
+        self.statementProfile = statementProfile
         exportCache = exportCacheBudget.map { ExportCache(budget: $0) }
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         var config = Configuration()
@@ -339,26 +345,36 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
         """
 
     /// A session on one of the pool's connections.
-    private func session(_ db: Database) -> GRDBSession { GRDBSession(db: db, rowCompression: rowCompression, traceKeys: traceKeys) }
+    private func session(_ db: Database) -> GRDBSession {
+        GRDBSession(db: db, rowCompression: rowCompression, traceKeys: traceKeys, profile: statementProfile)
+    }
 
     public func read<T>(_ body: (any SQLSession) throws -> T) throws -> T {
         try pool.read { db in try body(session(db)) }
     }
 
     public func write<T>(_ body: (any SQLSession) throws -> T) throws -> T {
-        try pool.write { db in try body(session(db)) }
+        let timer = statementProfile.map { TransactionTimer($0, Self.transactionStatement) }
+        defer { timer?.finish() }
+        return try pool.write { db in try TransactionTimer.inside(timer) { try body(session(db)) } }
     }
+
+    /// What `statementProfile` names a write transaction's own work: its
+    /// BEGIN and COMMIT, and the WAL pages the commit writes.
+    static let transactionStatement = "BEGIN ... COMMIT"
 
     /// The one transaction with `synchronous = FULL`, which in WAL mode
     /// fsyncs the log at its commit; the fold's commits stay NORMAL (the
     /// intake log covers them until `sync`).
     public func durableWrite<T>(_ body: (any SQLSession) throws -> T) throws -> T {
-        try pool.writeWithoutTransaction { db in
+        let timer = statementProfile.map { TransactionTimer($0, Self.transactionStatement) }
+        defer { timer?.finish() }
+        return try pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
             defer { try? db.execute(sql: "PRAGMA synchronous = NORMAL") }
             var result: T?
             try db.inTransaction {
-                result = try body(session(db))
+                result = try TransactionTimer.inside(timer) { try body(session(db)) }
                 return .commit
             }
             return result!
@@ -369,7 +385,10 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
     public func lock(_ traces: [TraceID], in session: any SQLSession) throws {}
 
     public func sync() throws {
-        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(FULL)") }
+        let checkpoint = "PRAGMA wal_checkpoint(FULL)"
+        let timer = statementProfile.map { TransactionTimer($0, checkpoint) }
+        defer { timer?.finish() }
+        try pool.writeWithoutTransaction { db in try db.execute(sql: checkpoint) }
     }
 
     public func close() { try? pool.close() }
@@ -381,13 +400,17 @@ struct GRDBSession: SQLSession {
     let db: Database
     let rowCompression: RowCompression
     let traceKeys: TraceKeyIndex?
+    /// Where each statement's CPU time goes when profiling (`SQLStatementProfile`).
+    let profile: SQLStatementProfile?
     var dialect: SQLDialect { .sqlite }
 
     func execute(_ sql: String, _ args: [SQLValue]) throws {
         let handle = try bound(sql, args)
         defer { sqlite3_reset(handle) }
+        let started = profile.map { _ in SQLStatementProfile.threadCPUSeconds() }
         var code = sqlite3_step(handle)
         while code == SQLITE_ROW { code = sqlite3_step(handle) }
+        if let profile, let started { profile.record(sql, seconds: SQLStatementProfile.threadCPUSeconds() - started) }
         guard code == SQLITE_DONE else { throw error(code, sql) }
     }
 
@@ -420,8 +443,13 @@ struct GRDBSession: SQLSession {
         let count = sqlite3_column_count(handle)
         let names = (0..<count).map { String(cString: sqlite3_column_name(handle, $0)) }
         var rows = [SQLRow]()
+        // The steps only, not the rows' reading.
+        var stepping = 0.0
+        defer { profile?.record(sql, seconds: stepping) }
         while true {
+            let started = profile.map { _ in SQLStatementProfile.threadCPUSeconds() }
             let code = sqlite3_step(handle)
+            if let started { stepping += SQLStatementProfile.threadCPUSeconds() - started }
             if code == SQLITE_DONE { return rows }
             guard code == SQLITE_ROW else { throw error(code, sql) }
             var values = [SQLValue]()
@@ -468,7 +496,9 @@ struct GRDBSession: SQLSession {
             var writer = SQLRowWriter(binding: handle)
             try row(i, &writer)
             if let code = writer.failure { throw error(code, sql) }
+            let started = profile.map { _ in SQLStatementProfile.threadCPUSeconds() }
             let code = sqlite3_step(handle)
+            if let profile, let started { profile.record(sql, seconds: SQLStatementProfile.threadCPUSeconds() - started) }
             guard code == SQLITE_DONE else { throw error(code, sql) }
         }
     }

@@ -52,6 +52,8 @@ struct LoadGenerator: AsyncParsableCommand {
     @Flag(help: "Send nothing: decode, fold into a real SQLite store and export the JSON lines in this process, --rounds times from an empty store, and print the least CPU time a span as one JSON line.")
     var pipelineBench = false
     @Option(help: "Rounds of --pipeline-bench.") var rounds = 5
+    @Flag(help: "With --pipeline-bench: also report, for the last round, the µs a span that SQLite spent running each statement (its profile callback, which adds CPU of its own: compare rounds without it).")
+    var sqlProfile = false
 
     func run() async throws {
         if decodeBench { return try runDecodeBench() }

@@ -34,11 +34,14 @@ extension LoadGenerator {
         var times = [Double]()
         var exportedBytes = 0
         var storedBytes = 0
+        let profile = sqlProfile ? SQLStatementProfile() : nil
         for _ in 0..<rounds {
             let work = FileManager.default.temporaryDirectory.appendingPathComponent("tracefold-pipeline-bench-\(UUID().uuidString)").path
             try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: work) }
-            let store = try SQLiteStore(path: work + "/tracefold.sqlite")
+            let store = try SQLiteStore(path: work + "/tracefold.sqlite", statementProfile: profile)
+            // The round's statements, not the schema's.
+            profile?.reset()
             // As the collector makes it (`Collector`).
             let folder = TraceFolder(
                 store: store, limits: MetadataLimits(), maxOpenTraces: FoldProcessorConfig().maxOpenTraces,
@@ -74,7 +77,14 @@ extension LoadGenerator {
             guard exportedBytes > 0 else { throw ValidationError("--pipeline-bench: the round exported nothing") }
         }
         let spans = Double(requests * batch)
-        print(JSONWriter.serialize(.object([
+        // The statements of the last round, in µs a span, and how many
+        // times each ran.
+        let statements: [String: JSONValue] = profile.map { profile in
+            ["sqliteStatementsLastRound": .array(profile.totals.map { e in
+                .object(["statement": .string(e.statement), "usPerSpan": .double((e.seconds / spans * 1e8).rounded() / 100), "runs": .int(Int64(e.runs))])
+            })]
+        } ?? [:]
+        print(JSONWriter.serialize(.object(statements.merging([
             "requests": .int(Int64(requests)), "spansPerRequest": .int(Int64(batch)), "rounds": .int(Int64(rounds)),
             "usPerSpanBest": .double((best.inSeconds / spans * 1e8).rounded() / 100),
             "usPerSpanEachRound": .array(times.map { .double(($0 / spans * 1e8).rounded() / 100) }),
@@ -84,7 +94,7 @@ extension LoadGenerator {
             // the load's uncompressed protobuf (Done-when: stored <= wire).
             "storedBytesPerSpanLastRound": .int(Int64(storedBytes) / Int64(spans)),
             "wireBytesPerSpan": .int(Int64(raw.reduce(0) { $0 + $1.count }) / Int64(spans)),
-        ])))
+        ]) { $1 })))
     }
 }
 

@@ -26,6 +26,26 @@ def test_pipeline_bench_folds_stores_and_exports_in_process():
     # and schema on 1,024 spans) less than ten times it.
     assert 550 < out["wireBytesPerSpan"] < 700
     assert out["wireBytesPerSpan"] // 10 < out["storedBytesPerSpanLastRound"] < 10 * out["wireBytesPerSpan"]
+    assert "sqliteStatementsLastRound" not in out
+
+
+def test_pipeline_bench_sql_profile_counts_each_statement_run():
+    """`--pipeline-bench --sql-profile` adds the time SQLite spent in each
+    statement of the last round, with how many times it ran: on the bench
+    load one observation row a span, one trace row a trace of 8 spans, and
+    five trace metadata rows a trace (tenant, plan, region, step, cached;
+    resourceAttributes and scope are references, `_user` is the userId)."""
+    r = subprocess.run([LOADGEN, "--pipeline-bench", "--requests", "2", "--rounds", "1", "--random-ids", "--seed", "7", "--sql-profile"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    statements = out["sqliteStatementsLastRound"]
+    runs = {s["statement"].split("(")[0]: s["runs"] for s in statements if s["statement"].startswith("INSERT INTO")}
+    assert runs["INSERT INTO observations"] == 1024
+    assert runs["INSERT INTO traces"] == 1024 // 8
+    assert runs["INSERT INTO trace_metadata"] == 5 * 1024 // 8
+    assert all(s["usPerSpan"] >= 0 and len(s["statement"]) <= 64 for s in statements)
+    assert [s["usPerSpan"] for s in statements] == sorted((s["usPerSpan"] for s in statements), reverse=True)
 
 
 def test_rootless_load_leaves_every_trace_without_its_root(tracefold, tmp_path):
