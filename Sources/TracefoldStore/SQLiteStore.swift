@@ -345,16 +345,17 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
         """
 
     /// A session on one of the pool's connections.
-    private func session(_ db: Database) -> GRDBSession {
-        GRDBSession(db: db, rowCompression: rowCompression, traceKeys: traceKeys, profile: statementProfile)
-    }
+    private func session(_ db: Database) -> GRDBSession { GRDBSession(db: db, store: self) }
+
+    /// A timer of `statement` when profiling (`TransactionTimer`).
+    private func timer(_ statement: String) -> TransactionTimer? { statementProfile.map { TransactionTimer($0, statement) } }
 
     public func read<T>(_ body: (any SQLSession) throws -> T) throws -> T {
         try pool.read { db in try body(session(db)) }
     }
 
     public func write<T>(_ body: (any SQLSession) throws -> T) throws -> T {
-        let timer = statementProfile.map { TransactionTimer($0, Self.transactionStatement) }
+        let timer = timer(Self.transactionStatement)
         defer { timer?.finish() }
         return try pool.write { db in try TransactionTimer.inside(timer) { try body(session(db)) } }
     }
@@ -367,7 +368,7 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
     /// fsyncs the log at its commit; the fold's commits stay NORMAL (the
     /// intake log covers them until `sync`).
     public func durableWrite<T>(_ body: (any SQLSession) throws -> T) throws -> T {
-        let timer = statementProfile.map { TransactionTimer($0, Self.transactionStatement) }
+        let timer = timer(Self.transactionStatement)
         defer { timer?.finish() }
         return try pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
@@ -386,7 +387,7 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
 
     public func sync() throws {
         let checkpoint = "PRAGMA wal_checkpoint(FULL)"
-        let timer = statementProfile.map { TransactionTimer($0, checkpoint) }
+        let timer = timer(checkpoint)
         defer { timer?.finish() }
         try pool.writeWithoutTransaction { db in try db.execute(sql: checkpoint) }
     }
@@ -395,23 +396,34 @@ public final class SQLiteStore: RecordStore, @unchecked Sendable {
 }
 
 /// A GRDB connection as a `SQLSession`; statements are prepared once per
-/// connection and reused.
+/// connection and reused. Two words, as PostgreSQL's session: reaching the
+/// store's parts through it keeps the session within an existential's
+/// inline buffer (`any SQLSession`), not boxed on the heap.
 struct GRDBSession: SQLSession {
     let db: Database
-    let rowCompression: RowCompression
-    let traceKeys: TraceKeyIndex?
-    /// Where each statement's CPU time goes when profiling (`SQLStatementProfile`).
-    let profile: SQLStatementProfile?
+    let store: SQLiteStore
+    var rowCompression: RowCompression { store.rowCompression }
+    var traceKeys: TraceKeyIndex? { store.traceKeys }
     var dialect: SQLDialect { .sqlite }
 
     func execute(_ sql: String, _ args: [SQLValue]) throws {
         let handle = try bound(sql, args)
         defer { sqlite3_reset(handle) }
-        let started = profile.map { _ in SQLStatementProfile.threadCPUSeconds() }
-        var code = sqlite3_step(handle)
-        while code == SQLITE_ROW { code = sqlite3_step(handle) }
-        if let profile, let started { profile.record(sql, seconds: SQLStatementProfile.threadCPUSeconds() - started) }
+        var stepping = 0.0
+        defer { store.statementProfile?.record(sql, seconds: stepping) }
+        var code = step(handle, timing: &stepping)
+        while code == SQLITE_ROW { code = step(handle, timing: &stepping) }
         guard code == SQLITE_DONE else { throw error(code, sql) }
+    }
+
+    /// `sqlite3_step`, its CPU time added to `seconds` when profiling
+    /// (`SQLStatementProfile`).
+    @inline(__always)
+    private func step(_ handle: OpaquePointer, timing seconds: inout Double) -> Int32 {
+        guard store.statementProfile != nil else { return sqlite3_step(handle) }
+        let started = SQLStatementProfile.threadCPUSeconds()
+        defer { seconds += SQLStatementProfile.threadCPUSeconds() - started }
+        return sqlite3_step(handle)
     }
 
     /// The cached statement of `sql`, reset, with `args` bound through
@@ -445,11 +457,9 @@ struct GRDBSession: SQLSession {
         var rows = [SQLRow]()
         // The steps only, not the rows' reading.
         var stepping = 0.0
-        defer { profile?.record(sql, seconds: stepping) }
+        defer { store.statementProfile?.record(sql, seconds: stepping) }
         while true {
-            let started = profile.map { _ in SQLStatementProfile.threadCPUSeconds() }
-            let code = sqlite3_step(handle)
-            if let started { stepping += SQLStatementProfile.threadCPUSeconds() - started }
+            let code = step(handle, timing: &stepping)
             if code == SQLITE_DONE { return rows }
             guard code == SQLITE_ROW else { throw error(code, sql) }
             var values = [SQLValue]()
@@ -496,9 +506,10 @@ struct GRDBSession: SQLSession {
             var writer = SQLRowWriter(binding: handle)
             try row(i, &writer)
             if let code = writer.failure { throw error(code, sql) }
-            let started = profile.map { _ in SQLStatementProfile.threadCPUSeconds() }
-            let code = sqlite3_step(handle)
-            if let profile, let started { profile.record(sql, seconds: SQLStatementProfile.threadCPUSeconds() - started) }
+            // Each row is a run of its own.
+            var stepping = 0.0
+            let code = step(handle, timing: &stepping)
+            store.statementProfile?.record(sql, seconds: stepping)
             guard code == SQLITE_DONE else { throw error(code, sql) }
         }
     }

@@ -52,7 +52,7 @@ struct LoadGenerator: AsyncParsableCommand {
     @Flag(help: "Send nothing: decode, fold into a real SQLite store and export the JSON lines in this process, --rounds times from an empty store, and print the least CPU time a span as one JSON line.")
     var pipelineBench = false
     @Option(help: "Rounds of --pipeline-bench.") var rounds = 5
-    @Flag(help: "With --pipeline-bench: also report, for the last round, the µs a span that SQLite spent running each statement (its profile callback, which adds CPU of its own: compare rounds without it).")
+    @Flag(help: "With --pipeline-bench: also report, for the last round, the µs a span that SQLite spent running each statement (its sqlite3_step calls on the thread CPU clock, and each transaction's own BEGIN and COMMIT), with how many times each ran; the clock reads add CPU of their own, so compare rounds without it.")
     var sqlProfile = false
 
     func run() async throws {
