@@ -204,26 +204,46 @@ public struct TraceState: Hashable, Sendable {
     /// Applies one update unless it was applied before or breaks a limit.
     /// Returns why it was dropped, or nil.
     public mutating func apply(_ update: MetadataUpdate, limits: MetadataLimits) -> MetadataDrop? {
-        if acceptedUpdates[update.id] != nil { return nil }
-        let size = update.size
-        if size > limits.maxUpdateBytes { return .updateTooLarge(size: size, limit: limits.maxUpdateBytes) }
+        // Decided in the id's slot, found once: a lookup and then an insert
+        // hashed the id twice for every update accepted.
+        var drop: MetadataDrop?
+        var accepted: Int?
         let total = cumulativeMetadataBytes
-        if total + size > limits.maxTraceBytes { return .traceLimit(total: total + size, limit: limits.maxTraceBytes) }
-        acceptedUpdates[update.id] = size
+        Self.inSlot(&acceptedUpdates[update.id]) { slot in
+            guard slot == nil else { return }
+            let size = update.size
+            if size > limits.maxUpdateBytes {
+                drop = .updateTooLarge(size: size, limit: limits.maxUpdateBytes)
+            } else if total + size > limits.maxTraceBytes {
+                drop = .traceLimit(total: total + size, limit: limits.maxTraceBytes)
+            } else {
+                slot = size
+                accepted = size
+            }
+        }
+        guard let size = accepted else { return drop }
         cumulativeMetadataBytes += size
         let key = EntryKey(scope: update.scope, target: update.scope == .trace ? nil : update.target, kind: update.kind)
         // An entry exists once an update was accepted for it, even with no
         // values. A new one is the update's values as they are: mapped in
         // place, its keys are not hashed again (most entries are new: an
-        // observation's own and its extractors').
-        guard let index = entries.index(forKey: key) else {
-            let order = update.order
-            entries[key] = update.values.mapValues { Versioned($0, order) }
-            return nil
+        // observation's own and its extractors'). Found in its slot once,
+        // where a lookup and then an insert hashed the key twice.
+        Self.inSlot(&entries[key]) { bucket in
+            if bucket == nil {
+                let order = update.order
+                bucket = update.values.mapValues { Versioned($0, order) }
+            } else {
+                Self.merge(update, into: &bucket!)
+            }
         }
-        Self.merge(update, into: &entries.values[index])
         return nil
     }
+
+    /// `body` on a dictionary's slot for one key, in place: one hash of the
+    /// key, and nil in, nil out leaves the dictionary as it was.
+    @inline(__always)
+    private static func inSlot<V>(_ slot: inout V?, _ body: (inout V?) -> Void) { body(&slot) }
 
     /// `body` on the entry's bucket, in place: one hash of the key for all
     /// the fields merged, and no copy of the bucket (copy-on-write).

@@ -359,14 +359,27 @@ public struct SpanMapper: Sendable {
         guard input ?? output ?? total ?? cacheRead ?? cacheCreation ?? reasoning ?? audio != nil else { return [:] }
         // Room for every type and the total.
         var out = [String: JSONValue](minimumCapacity: 8)
-        if let input { out["input"] = numberJSON(input - (cacheRead ?? 0) - (cacheCreation ?? 0)) }
-        if let output { out["output"] = numberJSON(output - (reasoning ?? 0) - (audio ?? 0)) }
-        if let cacheRead { out["input_cached_tokens"] = numberJSON(cacheRead) }
-        if let cacheCreation { out["input_cache_creation"] = numberJSON(cacheCreation) }
-        if let reasoning { out["output_reasoning_tokens"] = numberJSON(reasoning) }
-        if let audio { out["output_audio_tokens"] = numberJSON(audio) }
-        if let total { out["total"] = numberJSON(total) }
-        addTotal(&out)
+        // The total `addTotal` would fill in, summed as each type is put:
+        // looking "total" up and walking the dictionary's values again
+        // hashed twice more a span.
+        var sum = 0.0
+        var allInts = true
+        func put(_ key: String, _ count: Double) {
+            let value = numberJSON(count)
+            out[key] = value
+            switch value {
+            case .int(let i): sum += Double(i)
+            case .double(let d): (sum, allInts) = (sum + d, false)
+            default: break
+            }
+        }
+        if let input { put("input", input - (cacheRead ?? 0) - (cacheCreation ?? 0)) }
+        if let output { put("output", output - (reasoning ?? 0) - (audio ?? 0)) }
+        if let cacheRead { put("input_cached_tokens", cacheRead) }
+        if let cacheCreation { put("input_cache_creation", cacheCreation) }
+        if let reasoning { put("output_reasoning_tokens", reasoning) }
+        if let audio { put("output_audio_tokens", audio) }
+        out["total"] = total.map(numberJSON) ?? totalJSON(sum: sum, allInts: allInts)
         return out
     }
 
@@ -401,10 +414,15 @@ public struct SpanMapper: Sendable {
             default: break
             }
         }
+        o["total"] = totalJSON(sum: sum, allInts: allInts)
+    }
+
+    /// A total of numeric values as `addTotal` writes it.
+    static func totalJSON(sum: Double, allInts: Bool) -> JSONValue {
         // Decimal sums like 0.001 + 0.002 are rounded to 12 places so that the
         // total reads 0.003, not 0.0030000000000000001.
         // Int64 totals only while the sum fits: two huge counts must not trap.
-        o["total"] = allInts && abs(sum) < 9.2e18 ? .int(Int64(sum)) : .double((sum * 1e12).rounded() / 1e12)
+        allInts && abs(sum) < 9.2e18 ? .int(Int64(sum)) : .double((sum * 1e12).rounded() / 1e12)
     }
 
     static func completionStart(_ a: AttributeTable) -> UInt64? {
