@@ -204,8 +204,7 @@ struct ByteWriter {
     mutating func double(_ d: Double) { fixed(d.bitPattern) }
 
     mutating func string(_ s: String) {
-        var s = s
-        s.withUTF8 { utf8 in
+        s.withUTF8Bytes { utf8 in
             count(utf8.count)
             bytes.append(contentsOf: utf8)
         }
@@ -215,8 +214,7 @@ struct ByteWriter {
     /// or twice the length and the text.
     mutating func key(_ s: String) {
         if let id = interner?.id(forKey: s) { return varint(UInt64(id) << 1 | 1) }
-        var s = s
-        s.withUTF8 { utf8 in
+        s.withUTF8Bytes { utf8 in
             varint(UInt64(utf8.count) << 1)
             bytes.append(contentsOf: utf8)
         }
@@ -250,7 +248,7 @@ struct ByteWriter {
     /// JSON text, length-prefixed.
     mutating func text(_ t: JSONText) {
         count(t.count)
-        bytes.append(contentsOf: t.text.utf8)
+        bytes.appendUTF8(t.text)
     }
 
     mutating func json(_ v: JSONValue) {

@@ -58,15 +58,13 @@ public struct JSONText: Sendable, Hashable {
     }
 
     public func hash(into hasher: inout Hasher) {
-        var t = text
-        t.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        text.withUTF8Bytes { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
     }
 
     /// `s` as a JSON string. A string with nothing to escape is quoted
     /// as a `String`, inline when short, without a writer's buffer.
     public static func string(_ s: String) -> JSONText {
-        var s = s
-        let made = s.withUTF8 { quoting($0) }
+        let made = s.withUTF8Bytes { quoting($0) }
         return made.text(of: s)
     }
 
@@ -99,8 +97,7 @@ public struct JSONText: Sendable, Hashable {
     /// holds when it is a JSON document, otherwise the string itself. The
     /// same bytes as writing `JSONDecoding.decodeIfJSON(s)`.
     public static func decoding(_ s: String) -> JSONText {
-        var s = s
-        let made: Made = s.withUTF8 { utf8 in
+        let made: Made = s.withUTF8Bytes { utf8 in
             // Only text that can start a JSON value is tried.
             if JSONParser.mayStartValue(utf8) {
                 if isCanonicalLiteral(utf8) { return .itself }
@@ -153,7 +150,7 @@ public struct JSONText: Sendable, Hashable {
 }
 
 extension JSONWriter {
-    public mutating func write(_ text: JSONText) { bytes.append(contentsOf: text.text.utf8) }
+    public mutating func write(_ text: JSONText) { bytes.appendUTF8(text.text) }
 
     /// An object of values already written as text: the bytes
     /// `write(.object(…))` gives for the same values, keys sorted the same
@@ -164,7 +161,7 @@ extension JSONWriter {
             if k > 0 { bytes.append(UInt8(ascii: ",")) }
             writeString(pair.key)
             bytes.append(UInt8(ascii: ":"))
-            bytes.append(contentsOf: pair.value.text.utf8)
+            bytes.appendUTF8(pair.value.text)
         }
         bytes.append(UInt8(ascii: "}"))
     }

@@ -461,7 +461,7 @@ public struct JSONWriter {
         if let string { writeString(string) } else { writeRaw("null") }
     }
 
-    public mutating func writeRaw(_ s: String) { bytes.append(contentsOf: s.utf8) }
+    public mutating func writeRaw(_ s: String) { bytes.appendUTF8(s) }
 
     public mutating func writeRaw(_ raw: UnsafeRawBufferPointer) { bytes.append(contentsOf: raw) }
 
@@ -532,9 +532,7 @@ public struct JSONWriter {
     }
 
     public mutating func writeString(_ s: String) {
-        var s = s
-        // Native strings are contiguous UTF-8.
-        s.withUTF8 { writeString(utf8: UnsafeRawBufferPointer($0)) }
+        s.withUTF8Bytes { writeString(utf8: UnsafeRawBufferPointer($0)) }
     }
 
     /// UTF-8 text as a JSON string.
