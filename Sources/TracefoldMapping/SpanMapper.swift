@@ -828,19 +828,15 @@ extension String {
     /// byte is not ASCII, `hasPrefix` decides.
     @inline(__always)
     func hasASCIIPrefix(_ prefix: String) -> Bool {
-        // Through the views' indices, not `withContiguousStorageIfAvailable`:
-        // that retained the key's storage (and released it) on every call,
-        // and a span's keys are asked about a prefix some seventy times.
-        let k = utf8
-        let p = prefix.utf8
-        guard p.count <= k.count else { return false }
-        var i = k.startIndex
-        for b in p {
-            guard k[i] == b else { return false }
-            i = k.index(after: i)
+        // nil: not decided by bytes (or not contiguous UTF-8).
+        let decided = utf8.withContiguousStorageIfAvailable { k -> Bool? in
+            prefix.utf8.withContiguousStorageIfAvailable { p -> Bool? in
+                guard p.count <= k.count else { return false }
+                for i in 0..<p.count where k[i] != p[i] { return false }
+                return p.count == k.count || k[p.count] < 0x80 ? true : nil
+            } ?? nil
         }
-        // nil: not decided by bytes.
-        return i == k.endIndex || k[i] < 0x80 ? true : hasPrefix(prefix)
+        return (decided ?? nil) ?? hasPrefix(prefix)
     }
 
     var trimmed: String {

@@ -58,13 +58,15 @@ public struct JSONText: Sendable, Hashable {
     }
 
     public func hash(into hasher: inout Hasher) {
-        text.withUTF8Bytes { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        var t = text
+        t.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
     }
 
     /// `s` as a JSON string. A string with nothing to escape is quoted
     /// as a `String`, inline when short, without a writer's buffer.
     public static func string(_ s: String) -> JSONText {
-        let made = s.withUTF8Bytes { quoting($0) }
+        var s = s
+        let made = s.withUTF8 { quoting($0) }
         return made.text(of: s)
     }
 
@@ -97,7 +99,8 @@ public struct JSONText: Sendable, Hashable {
     /// holds when it is a JSON document, otherwise the string itself. The
     /// same bytes as writing `JSONDecoding.decodeIfJSON(s)`.
     public static func decoding(_ s: String) -> JSONText {
-        let made: Made = s.withUTF8Bytes { utf8 in
+        var s = s
+        let made: Made = s.withUTF8 { utf8 in
             // Only text that can start a JSON value is tried.
             if JSONParser.mayStartValue(utf8) {
                 if isCanonicalLiteral(utf8) { return .itself }
