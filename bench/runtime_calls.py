@@ -28,7 +28,8 @@ import os
 import subprocess
 import sys
 
-LIBSWIFTCORE = "/opt/swift/usr/lib/swift/linux/libswiftCore.so"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from allocations import LIBSWIFTCORE  # noqa: E402
 # perf probe name -> symbol in libswiftCore.
 PROBES = {
     "swift_retain": "swift_retain",
