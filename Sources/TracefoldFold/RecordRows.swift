@@ -58,8 +58,10 @@ public struct TraceRow: Sendable {
     /// `traces_by_user` indexes `userId` already, so the store keeps a
     /// `_user` row only where it says something else (`TraceFilter`
     /// reads the rest from `user_id`).
-    public func isDerivedUser(_ key: String, _ value: JSONText) -> Bool {
-        guard key == Self.userKey, let userID, userID.unicodeScalars.count <= Self.maxUserScalars else { return false }
+    /// Static, given the row's `userID`: a loop over a row's metadata that
+    /// called a method on the row copied the whole row for each key.
+    public static func isDerivedUser(_ key: String, _ value: JSONText, userID: String?) -> Bool {
+        guard key == userKey, let userID, userID.unicodeScalars.count <= maxUserScalars else { return false }
         return value.stringValue == userID
     }
 }

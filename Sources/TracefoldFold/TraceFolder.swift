@@ -47,23 +47,35 @@ public struct FoldCommit: Sendable {
 }
 
 /// One span of a group the fold is taking: what it was stored as, its
-/// mapping context, what the mapping queue made of it, and the batch it
-/// came in (whose drops it adds to).
+/// mapping context, and the batch it came in (whose drops it adds to).
+/// What the mapping queue made of it stays in its batch's array
+/// (`FoldItems.premapped`): in the item, it made each item 1,184 bytes,
+/// and a group's items (4,096 spans) fresh pages to fault in and move
+/// every mapping through.
 struct FoldItem {
     /// Taken by the fold (nil after).
     var span: StoredSpan?
     var context: SpanMapper.Context
-    var premapped: MappedSpan?
     var batch: Int
 
-    /// The span's key, with its mapping moved out, read in place: reading
-    /// them as `items[index].span?.span.key` and so on copied the whole
-    /// item (1,184 bytes, with a retain and a release of each of its
-    /// references) to read each field, for each span. Nil once the span
-    /// is taken.
-    mutating func start() -> (key: SpanKey, premapped: MappedSpan?)? {
-        guard let key = span?.span.key else { return nil }
-        return (key, premapped.take())
+    /// The span's key, read in place: reading it as
+    /// `items[index].span?.span.key` copied the whole item (with a retain
+    /// and a release of each of its references), for each span. Nil once
+    /// the span is taken.
+    var key: SpanKey? { span?.span.key }
+}
+
+/// A group's spans in order (`TraceFolder.items`), and what the mapping
+/// queue made of each batch's, in reverse order: the fold pops one for
+/// each item it starts, so each is moved, not copied.
+struct FoldItems {
+    var items: [FoldItem] = []
+    var premapped: [[MappedSpan]] = []
+
+    /// The mapping of the next item of `batch`, moved out; nil when the
+    /// queue made none (the fold maps the span itself).
+    mutating func nextMapping(of batch: Int) -> MappedSpan? {
+        premapped[batch].popLast()
     }
 }
 
@@ -264,10 +276,10 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
             // of `items` rather than copied (a copy to make and destroy per
             // span): should the store run this body again, it starts from
             // the batches again.
-            var items = Self.items(batches)
+            var group = Self.items(batches)
             var work = try catchUp(traceIDs, tx)
             var commit = FoldCommit()
-            commit.newSpans.reserveCapacity(items.count)
+            commit.newSpans.reserveCapacity(group.items.count)
             var touched = [TraceID: Set<SpanID>]()
             var dropped = Array(repeating: [String](), count: batches.count)
             // The last stamped resource: spans of one resource priced by one
@@ -276,62 +288,64 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
             // The trace being folded into stays out of `work` while the
             // spans that follow are its own (a batch's spans usually come
             // trace by trace): taken out and put back once per run of spans,
-            // not hashed four times per span.
-            var current: OpenTrace?
-            var currentTouched = Set<SpanID>()
-            func putBack() {
-                guard let trace = current.take() else { return }
-                let id = trace.state.traceID
-                if !currentTouched.isEmpty {
-                    touched[id, default: []].formUnion(currentTouched)
-                    currentTouched.removeAll(keepingCapacity: true)
+            // not hashed four times per span. Taken out of `work` while it
+            // changes, so it is uniquely referenced: a copy left in the
+            // dictionary made every span copy its trace's whole state
+            // (copy-on-write). A plain local, not an optional one kept
+            // across runs: reaching through `current!` moved the 776-byte
+            // value to and from temporaries (a memcpy and a destroy per
+            // access).
+            var index = group.items.startIndex
+            let end = group.items.endIndex
+            // The spans a run touched, kept for the next run's.
+            var spanIDs = Set<SpanID>()
+            while index < end {
+                guard let traceID = group.items[index].key?.traceID, var trace = work.removeValue(forKey: traceID) else {
+                    _ = group.nextMapping(of: group.items[index].batch)
+                    index += 1
+                    continue
                 }
-                work[id] = trace
+                repeat {
+                    defer { index += 1 }
+                    // The span stays in `items` until it is appended to the
+                    // commit, from where it is moved: taken into a local, it
+                    // was copied into the commit and the local destroyed. Its
+                    // mapping is taken first, whatever happens to the span,
+                    // so that the next item takes the next one.
+                    let premapped = group.nextMapping(of: group.items[index].batch)
+                    // A span already stored (a redelivery) changes nothing.
+                    guard let key = group.items[index].key, !trace.state.observationIDs.contains(key.spanID) else { continue }
+                    // A mapping the queue did not make (or a second run of
+                    // this body) is made here, to the same result.
+                    var mapped = premapped ?? mapper.map(group.items[index].span!.span, context: group.items[index].context)
+                    var limitDrops = [MetadataDrop]()
+                    let warnings = trace.state.add(mapped, limits: limits, drops: &limitDrops)
+                    for (_, v) in warnings.sorted(by: { $0.key < $1.key }) {
+                        if case .string(let s) = v { dropped[group.items[index].batch].append(s) }
+                    }
+                    drops["invalid_event", default: 0] += mapped.warnings.count
+                    for drop in limitDrops { drops[drop.reason, default: 0] += 1 }
+                    trace.observations[key.spanID] = mapped.takeObservation()
+                    trace.seq += 1
+                    if let stamp = mapped.newCostStamp {
+                        // The stored span keeps its pricing (`CostDecision`).
+                        Self.stamp(&group.items[index].span!.resource, with: stamp, last: &lastStamped)
+                    }
+                    commit.newSpans.append((trace.seq, group.items[index].span.take()!))
+                    spanIDs.insert(key.spanID)
+                    for update in mapped.updates where update.scope != .trace {
+                        if let target = update.target { spanIDs.insert(target) }
+                    }
+                } while index < end && group.items[index].key?.traceID == traceID
+                if !spanIDs.isEmpty {
+                    touched[traceID, default: []].formUnion(spanIDs)
+                    spanIDs.removeAll(keepingCapacity: true)
+                }
+                work[traceID] = trace
             }
-            for index in items.indices {
-                // The span stays in `items` until it is appended to the
-                // commit, from where it is moved: taken into a local, it was
-                // copied into the commit and the local destroyed.
-                guard let (key, premapped) = items[index].start() else { continue }
-                if current?.state.traceID != key.traceID {
-                    putBack()
-                    // Taken out of `work` while it changes, so it is uniquely
-                    // referenced: a copy left in the dictionary made every
-                    // span copy its trace's whole state (copy-on-write).
-                    // Moved straight into `current`: bound to a local first,
-                    // the trace was copied (a retain of every field) and the
-                    // local destroyed.
-                    current = work.removeValue(forKey: key.traceID)
-                    guard current != nil else { continue }
-                }
-                // A span already stored (a redelivery) changes nothing.
-                guard !current!.state.observationIDs.contains(key.spanID) else { continue }
-                // A mapping the queue did not make (or a second run of
-                // this body) is made here, to the same result.
-                var mapped = premapped ?? mapper.map(items[index].span!.span, context: items[index].context)
-                var limitDrops = [MetadataDrop]()
-                let warnings = current!.state.add(mapped, limits: limits, drops: &limitDrops)
-                for (_, v) in warnings.sorted(by: { $0.key < $1.key }) {
-                    if case .string(let s) = v { dropped[items[index].batch].append(s) }
-                }
-                drops["invalid_event", default: 0] += mapped.warnings.count
-                for drop in limitDrops { drops[drop.reason, default: 0] += 1 }
-                current!.observations[key.spanID] = mapped.takeObservation()
-                current!.seq += 1
-                if let stamp = mapped.newCostStamp {
-                    // The stored span keeps its pricing (`CostDecision`).
-                    Self.stamp(&items[index].span!.resource, with: stamp, last: &lastStamped)
-                }
-                commit.newSpans.append((current!.seq, items[index].span.take()!))
-                currentTouched.insert(key.spanID)
-                for update in mapped.updates where update.scope != .trace {
-                    if let target = update.target { currentTouched.insert(target) }
-                }
-            }
-            putBack()
             if !commit.newSpans.isEmpty {
                 try loadTargets(touched, &work, tx)
-                render(traceIDs.filter { touched[$0] != nil }, touched, work, into: &commit)
+                render(traceIDs.filter { touched[$0] != nil }, touched, &work, into: &commit)
                 for (id, generation) in try tx.write(commit) { work[id]?.generation = generation }
             }
             return (dropped, work)
@@ -361,13 +375,15 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
     /// which is at most a batch or so ahead or behind; the bound only
     /// guards against a slot no one fills (then the fold maps the spans
     /// itself, to the same result). The slot is emptied: its mappings are
-    /// moved into the items, not copied.
-    static func items(_ batches: [SpanBatch]) -> [FoldItem] {
-        var items = [FoldItem]()
-        items.reserveCapacity(batches.reduce(0) { $0 + $1.spanCount })
-        for (index, batch) in batches.enumerated() {
+    /// moved out of it, not copied.
+    static func items(_ batches: [SpanBatch]) -> FoldItems {
+        var group = FoldItems()
+        group.items.reserveCapacity(batches.reduce(0) { $0 + $1.spanCount })
+        group.premapped.reserveCapacity(batches.count)
+        for batch in batches {
             // In reverse order (`prepare`), so that each is popped off the end.
-            var premapped = (batch.prepared?.take(waiting: .seconds(30)) as? [MappedSpan]).flatMap { $0.count == batch.spanCount ? $0 : nil }
+            group.premapped.append((batch.prepared?.take(waiting: .seconds(30)) as? [MappedSpan]).flatMap { $0.count == batch.spanCount ? $0 : nil } ?? [])
+            let index = group.premapped.count - 1
             // The spans' own bytes, while they still match the spans one for one.
             let wire = batch.wire.ranges.count == batch.spanCount ? batch.wire : nil
             var position = 0
@@ -378,13 +394,13 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
                         let stored = StoredSpan(
                             span: span, resource: rs.resource, scope: ss.scope, receivedAtUnixNano: batch.receivedAtUnixNano, wire: wire?.span(position)
                         )
-                        items.append(FoldItem(span: stored, context: context, premapped: premapped?.popLast(), batch: index))
+                        group.items.append(FoldItem(span: stored, context: context, batch: index))
                         position += 1
                     }
                 }
             }
         }
-        return items
+        return group
     }
 
     /// The given traces as stored now: cached states plus whatever other
@@ -433,7 +449,7 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
             // A target that has not arrived yet has nothing to render. Read
             // in place, and by index: `observations[id] == nil` copied the
             // observation to compare it with nil.
-            let missing = work.withValue(forKey: traceID) { trace in
+            let missing = work.withValueInPlace(forKey: traceID) { trace in
                 spanIDs.filter { trace.observations.index(forKey: $0) == nil && trace.state.observationIDs.contains($0) }
             }
             guard let missing, !missing.isEmpty else { continue }
@@ -446,24 +462,40 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
 
     /// Renders the touched traces and their changed observations, reading
     /// each trace and observation where `work` holds it.
-    private func render(_ order: [TraceID], _ touched: [TraceID: Set<SpanID>], _ work: [TraceID: OpenTrace], into commit: inout FoldCommit) {
+    /// `work` is inout only to lend each trace and observation in place
+    /// (`withValueInPlace`); nothing in it changes.
+    private func render(_ order: [TraceID], _ touched: [TraceID: Set<SpanID>], _ work: inout [TraceID: OpenTrace], into commit: inout FoldCommit) {
         // One buffer to write every observation record in, each then
         // copied out at its size.
         var scratch = [UInt8]()
         scratch.reserveCapacity(4096)
         for traceID in order {
-            work.withValue(forKey: traceID) { trace in
+            work.withValueInPlace(forKey: traceID) { trace in
                 commit.lastSeq[traceID] = trace.seq
-                commit.traces.append(RecordRenderer.trace(trace.state, standIn: trace.standIn) { trace.observations[$0] })
-                // Each observation's entries, found in one pass over the trace's
-                // entries rather than one pass per observation.
-                let entries = ObservationEntries(trace.state)
-                for spanID in touched[traceID] ?? [] {
-                    // An extended-trace target may not have arrived yet.
-                    trace.observations.withValue(forKey: spanID) { o in
-                        commit.observations.append(RecordRenderer.observation(o, state: trace.state, entries: entries[spanID], scratch: &scratch))
-                    }
-                }
+                // The trace's parts are lent to functions one by one: a
+                // closure that captured `trace` while `trace.state` was
+                // passed beside it made the state be copied first.
+                commit.traces.append(Self.renderTrace(trace.state, trace.standIn, trace.observations))
+                Self.renderObservations(touched[traceID] ?? [], of: trace.state, &trace.observations, into: &commit, scratch: &scratch)
+            }
+        }
+    }
+
+    private static func renderTrace(_ state: TraceState, _ standIn: TraceStandIn?, _ observations: [SpanID: Observation]) -> TraceRow {
+        RecordRenderer.trace(state, standIn: standIn) { observations[$0] }
+    }
+
+    /// `observations` is inout only to lend each in place.
+    private static func renderObservations(
+        _ spanIDs: Set<SpanID>, of state: TraceState, _ observations: inout [SpanID: Observation], into commit: inout FoldCommit, scratch: inout [UInt8]
+    ) {
+        // Each observation's entries, found in one pass over the trace's
+        // entries rather than one pass per observation.
+        let entries = ObservationEntries(state)
+        for spanID in spanIDs {
+            // An extended-trace target may not have arrived yet.
+            observations.withValueInPlace(forKey: spanID) { o in
+                commit.observations.append(RecordRenderer.observation(o, state: state, entries: entries[spanID], scratch: &scratch))
             }
         }
     }
@@ -518,7 +550,7 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
             }
             var work = [traceID: trace]
             try loadTargets([traceID: changed], &work, tx)
-            render([traceID], [traceID: changed], work, into: &commit)
+            render([traceID], [traceID: changed], &work, into: &commit)
             if let generation = try tx.write(commit)[traceID] { trace.generation = generation }
             return (nil, trace)
         }

@@ -230,6 +230,39 @@ public struct Observation: Sendable, Hashable {
         self.promptVersion = promptVersion
     }
 
+    /// Every field as it is stored (`SpanMapper.map`).
+    init(
+        id: SpanID, traceID: TraceID, parentID: SpanID?, type: ObservationType, name: String, startTimeUnixNano: UInt64, endTimeUnixNano: UInt64,
+        completionStartTime: UInt64?, model: String?, modelParameters: [String: JSONValue]?, inputText: JSONText?, outputText: JSONText?,
+        usageDetails: [String: JSONValue], costDetails: CostDetails, systemMetadata: [String: JSONText], level: ObservationLevel,
+        statusMessage: String?, version: String?, release: String?, environment: String, promptName: String?, promptVersion: Int64?,
+        modelID: String?
+    ) {
+        self.id = id
+        self.traceID = traceID
+        self.parentID = parentID
+        self.type = type
+        self.name = name
+        self.startTimeUnixNano = startTimeUnixNano
+        self.endTimeUnixNano = endTimeUnixNano
+        self.completionStartTime = completionStartTime
+        self.model = model
+        self.modelParameters = modelParameters
+        self.inputText = inputText
+        self.outputText = outputText
+        self.usageDetails = usageDetails
+        self.costDetails = costDetails
+        self.systemMetadata = systemMetadata
+        self.level = level
+        self.statusMessage = statusMessage
+        self.version = version
+        self.release = release
+        self.environment = environment
+        self.promptName = promptName
+        self.promptVersion = promptVersion
+        self.modelID = modelID
+    }
+
     /// `costDetails.total` as a number, for the trace's `totalCost`.
     public var totalCost: Double? { costDetails.totalValue }
 

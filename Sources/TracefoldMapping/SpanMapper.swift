@@ -16,7 +16,11 @@ public struct SpanMapper: Sendable {
     /// What every span under one resource and scope shares. Built once per
     /// scope in a batch, so the spans' records share one copy of the resource
     /// and scope JSON text instead of writing their own.
-    public struct Context: Sendable {
+    /// A class: every span of its scope holds it (the fold's items, the
+    /// mapping queue), and a struct of its size (264 bytes, seven
+    /// references) was copied into each, a retain and a release of every
+    /// reference a span.
+    public final class Context: Sendable {
         let resource: AttributeTable
         let resourceText: JSONText
         let scopeName: String
@@ -141,45 +145,41 @@ public struct SpanMapper: Sendable {
         let decision = context.costStamp ?? pricer?.decide(model: model, hasUsage: !usage.isEmpty, start: span.startTimeUnixNano)
         let priced = decision?.price(usage: usage, clientCost: clientCost)
 
-        var observation = Observation(
-            id: span.spanID, traceID: span.traceID, parentID: span.parentSpanID, type: type, name: Self.name(span, attrs),
-            startTimeUnixNano: span.startTimeUnixNano,
-            // R8: a missing end is the start; an end before the start is clamped.
-            endTimeUnixNano: span.endTimeUnixNano == 0 ? span.startTimeUnixNano : max(span.endTimeUnixNano, span.startTimeUnixNano),
-            completionStartTime: Self.completionStart(attrs),
-            model: model, modelParameters: Self.modelParameters(attrs), input: nil, output: nil,
-            usageDetails: usage, costDetails: priced?.details ?? CostDetails(Self.withTotal(clientCost)), systemMetadata: system,
-            level: level, statusMessage: statusMessage,
-            version: attrs["langfuse.version"]?.text ?? res["service.version"]?.text,
-            release: attrs["langfuse.release"]?.text ?? res["langfuse.release"]?.text,
-            environment: environment ?? "default"
-        )
-        observation.modelID = decision?.modelID
-        (observation.inputText, observation.outputText) = (input, output)
-        if type == .generation {
-            observation.promptName = (attrs["langfuse.observation.prompt.name"] ?? attrs["langfuse.prompt.name"])?.text
-            observation.promptVersion = Self.int((attrs["langfuse.observation.prompt.version"] ?? attrs["langfuse.prompt.version"]))
-        }
-        if span.startTimeUnixNano == 0 && span.endTimeUnixNano != 0 {
-            observation.startTimeUnixNano = span.endTimeUnixNano
-        }
-
-        var trace = TraceContribution()
-        trace.name = attrs["langfuse.trace.name"]?.text.flatMap(Self.nonEmpty)
-        trace.userID = Self.firstText(attrs, LookupKeys.userID)
-        trace.sessionID = Self.firstText(attrs, LookupKeys.sessionID)
-        trace.version = observation.version
-        trace.release = observation.release
-        trace.environment = environment
-        trace.tags = Self.tags(attrs)
-        trace.isPublic = Self.truthy(attrs["langfuse.trace.public"] ?? attrs["langfuse.public"])
-        trace.input = attrs["langfuse.trace.input"]?.decodedJSON
-        trace.output = attrs["langfuse.trace.output"]?.decodedJSON
-        trace.asRoot = Self.truthy(attrs["langfuse.internal.as_root"])
-
+        let version = attrs["langfuse.version"]?.text ?? res["service.version"]?.text
+        let release = attrs["langfuse.release"]?.text ?? res["langfuse.release"]?.text
+        let isGeneration = type == .generation
+        let newCostStamp = context.costStamp == nil ? priced.flatMap { p in decision?.stamp(used: p.used) } : nil
+        // The observation and the trace's part are made in the result, from
+        // values worked out above: built in locals and then passed, both
+        // were copied into the result (a retain of each of their
+        // references) and the locals destroyed, and a field set on the
+        // local afterwards copied the whole observation once more.
         return MappedSpan(
-            observation: observation, trace: trace, updates: pre.updates, warnings: pre.warnings, order: order, request: context.request,
-            newCostStamp: context.costStamp == nil ? priced.flatMap { p in decision?.stamp(used: p.used) } : nil
+            observation: Observation(
+                id: span.spanID, traceID: span.traceID, parentID: span.parentSpanID, type: type, name: Self.name(span, attrs),
+                // A span with only an end starts there.
+                startTimeUnixNano: span.startTimeUnixNano == 0 && span.endTimeUnixNano != 0 ? span.endTimeUnixNano : span.startTimeUnixNano,
+                // R8: a missing end is the start; an end before the start is clamped.
+                endTimeUnixNano: span.endTimeUnixNano == 0 ? span.startTimeUnixNano : max(span.endTimeUnixNano, span.startTimeUnixNano),
+                completionStartTime: Self.completionStart(attrs),
+                model: model, modelParameters: Self.modelParameters(attrs), inputText: input, outputText: output,
+                usageDetails: usage, costDetails: priced?.details ?? CostDetails(Self.withTotal(clientCost)), systemMetadata: system,
+                level: level, statusMessage: statusMessage, version: version, release: release, environment: environment ?? "default",
+                promptName: isGeneration ? (attrs["langfuse.observation.prompt.name"] ?? attrs["langfuse.prompt.name"])?.text : nil,
+                promptVersion: isGeneration ? Self.int((attrs["langfuse.observation.prompt.version"] ?? attrs["langfuse.prompt.version"])) : nil,
+                modelID: decision?.modelID
+            ),
+            trace: TraceContribution(
+                name: attrs["langfuse.trace.name"]?.text.flatMap(Self.nonEmpty),
+                userID: Self.firstText(attrs, LookupKeys.userID),
+                sessionID: Self.firstText(attrs, LookupKeys.sessionID),
+                version: version, release: release, environment: environment, tags: Self.tags(attrs),
+                isPublic: Self.truthy(attrs["langfuse.trace.public"] ?? attrs["langfuse.public"]),
+                input: attrs["langfuse.trace.input"]?.decodedJSON,
+                output: attrs["langfuse.trace.output"]?.decodedJSON,
+                asRoot: Self.truthy(attrs["langfuse.internal.as_root"])
+            ),
+            updates: pre.updates, warnings: pre.warnings, order: order, request: context.request, newCostStamp: newCostStamp
         )
     }
 

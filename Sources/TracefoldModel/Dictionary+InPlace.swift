@@ -8,6 +8,18 @@ extension Dictionary {
         guard let index = index(forKey: key) else { return nil }
         return try body(values[index])
     }
+
+    /// `body` applied to the value stored under `key`, lent in place
+    /// through `values`' modify accessor; nil when there is none.
+    /// `withValue`'s `values[index]` is a getter: the optimizer forwards a
+    /// field read to the storage, but a value handed to a function that is
+    /// not inlined is copied first (for a trace, a retain and a release of
+    /// each of its references).
+    @inlinable
+    public mutating func withValueInPlace<R>(forKey key: Key, _ body: (inout Value) throws -> R) rethrows -> R? {
+        guard let index = index(forKey: key) else { return nil }
+        return try body(&values[index])
+    }
 }
 
 extension Dictionary where Key: Comparable {

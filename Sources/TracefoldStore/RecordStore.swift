@@ -433,8 +433,9 @@ struct SQLFoldTransaction: FoldTransaction {
             // a group for every user.
             // Nor `resourceAttributes` and `scope`, which the trace row
             // refers to (`ServiceMetadata`).
+            let userID = commit.traces[t].userID
             for (key, value) in commit.traces[t].metadata
-            where !commit.traces[t].isDerivedUser(key, value) && ServiceMetadata.column(of: key) == nil {
+            where !TraceRow.isDerivedUser(key, value, userID: userID) && ServiceMetadata.column(of: key) == nil {
                 metadataRows.append((t, key, value))
             }
         }
