@@ -128,10 +128,12 @@ struct TraceCache {
     /// Caches `trace` as the newest value of `id`, in the hot tier.
     mutating func put(_ id: TraceID, _ trace: consuming OpenTrace) {
         if !cold.isEmpty { cold[id] = nil }
-        var trace = trace
         trace.keepStandInsOnly()
         hotOrder.append((id, trace.lastUse))
-        hot[id] = trace
+        // `consume`: copied into a local first and assigned from there, the
+        // trace was copied twice (a retain of each reference) and then
+        // destroyed.
+        hot[id] = consume trace
         if hot.count > hotCapacity { demote() }
         compactHotOrder()
         if count > capacity { evict() }

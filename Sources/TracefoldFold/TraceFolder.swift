@@ -341,7 +341,9 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
                     touched[traceID, default: []].formUnion(spanIDs)
                     spanIDs.removeAll(keepingCapacity: true)
                 }
-                work[traceID] = trace
+                // `consume`: assigned as it was, the trace was copied into
+                // the dictionary and the local destroyed after.
+                work[traceID] = consume trace
             }
             if !commit.newSpans.isEmpty {
                 try loadTargets(touched, &work, tx)
@@ -350,8 +352,10 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
             }
             return (dropped, work)
         }
-        // Moved into the cache, not copied (iterating would copy each).
-        while let (id, trace) = work.popFirst() { open.put(id, trace) }
+        // Moved into the cache, not copied: iterating copied each, and so
+        // did binding `popFirst()`'s pair to a tuple pattern. A value taken
+        // out by `removeValue` and passed straight on is moved.
+        for id in Array(work.keys) { open.put(id, work.removeValue(forKey: id)!) }
         metrics?.storeCommit.record(ContinuousClock.now - started)
         for (reason, n) in drops { metrics?.droppedMetadata(reason: reason, count: n) }
         return dropped
