@@ -325,6 +325,10 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
                     }
                     drops["invalid_event", default: 0] += mapped.warnings.count
                     for drop in limitDrops { drops[drop.reason, default: 0] += 1 }
+                    // A new trace makes room for its spans, as its state does
+                    // (`TraceState.expectedSpans`): grown one by one, the
+                    // dictionary moved every observation at each doubling.
+                    if trace.observations.isEmpty { trace.observations.reserveCapacity(TraceState.expectedSpans) }
                     trace.observations[key.spanID] = mapped.takeObservation()
                     trace.seq += 1
                     if let stamp = mapped.newCostStamp {
@@ -411,7 +415,7 @@ public final class TraceFolder: GroupingSpanSink, @unchecked Sendable {
     /// writers stored since, or rebuilt from the store when not cached.
     private func catchUp(_ ids: [TraceID], _ tx: any FoldTransaction) throws -> [TraceID: OpenTrace] {
         let stored = try tx.stored(ids)
-        var work = [TraceID: OpenTrace]()
+        var work = [TraceID: OpenTrace](minimumCapacity: ids.count)
         for id in ids {
             useCounter += 1
             let row = stored[id]

@@ -96,6 +96,14 @@ public struct TraceState: Hashable, Sendable {
 
     /// The spans a new trace makes room for (`add`).
     static let expectedSpans = 8
+    /// The updates and entries a span is expected to add: its trace
+    /// metadata and its own (one entry shared by the trace, one its own),
+    /// and an extractor's (`tracefold.ai` or `tracefold.http`, one its
+    /// own). Room for one update a span, then two, made `add` rehash both
+    /// tables again once a trace passed its sixth span (about 2% of the
+    /// collector's CPU on the bench load, where every span has the three).
+    static let expectedUpdatesPerSpan = 3
+    static let expectedEntriesPerSpan = 2
 
     /// The sum of `acceptedUpdates`, kept as they are accepted: summing
     /// them on every update made a trace's fold quadratic in its updates.
@@ -126,8 +134,8 @@ public struct TraceState: Hashable, Sendable {
             // have several spans, each with an update or two and an entry,
             // and grown one by one these were rehashed at every doubling.
             observationIDs.reserveCapacity(Self.expectedSpans)
-            acceptedUpdates.reserveCapacity(2 * Self.expectedSpans)
-            entries.reserveCapacity(Self.expectedSpans)
+            acceptedUpdates.reserveCapacity(Self.expectedUpdatesPerSpan * Self.expectedSpans)
+            entries.reserveCapacity(Self.expectedEntriesPerSpan * Self.expectedSpans + 1)
         }
         let isNew = observationIDs.insert(o.id).inserted
         minStart = min(minStart, o.startTimeUnixNano)
