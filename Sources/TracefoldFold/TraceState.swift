@@ -36,6 +36,18 @@ public struct EntryKey: Hashable, Sendable, Comparable {
     public static func < (a: Self, b: Self) -> Bool {
         (a.scope, a.target?.value ?? 0, a.kind) < (b.scope, b.target?.value ?? 0, b.kind)
     }
+
+    /// The kind by its length only: equal keys still hash equally, and a
+    /// trace's entries differ by target and scope far more than by kinds of
+    /// one length (an observation's `userland.default` and `tracefold.ai`
+    /// already differ in length). Hashing the kind's text was most of the
+    /// cost of every lookup in `entries`, several a span.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(scope)
+        hasher.combine(target?.value ?? 0)
+        hasher.combine(target != nil)
+        hasher.combine(kind.utf8.count)
+    }
 }
 
 /// The merged state of one trace. Every field is folded with an operation that
