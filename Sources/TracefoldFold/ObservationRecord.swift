@@ -85,7 +85,7 @@ public enum ObservationRecord {
         w.b.optionalString(o.release)
         w.b.optionalString(o.statusMessage)
         w.b.bytes.append(ByteWriter.types.firstIndex(of: o.type).map(UInt8.init) ?? 0)
-        w.json(.object(o.usageDetails))
+        w.json { o.usageDetails.write(into: &$0) }
         w.b.optionalString(o.version)
     }
 

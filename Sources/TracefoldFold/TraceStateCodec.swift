@@ -427,7 +427,7 @@ struct ByteWriter {
         optional(o.modelParameters) { $0.jsonObject($1) }
         optional(o.inputText) { $0.text($1) }
         optional(o.outputText) { $0.text($1) }
-        jsonObject(o.usageDetails)
+        jsonObject(o.usageDetails.dictionary)
         costs(o.costDetails)
         count(o.systemMetadata.count)
         for (k, v) in o.systemMetadata {
@@ -727,7 +727,7 @@ struct ByteReader {
         var o = Observation(
             id: SpanID(id), traceID: traceID, parentID: parent.map(SpanID.init), type: ByteWriter.types[Int(typeIndex)],
             name: name, startTimeUnixNano: start, endTimeUnixNano: end, completionStartTime: completion, model: model,
-            modelParameters: parameters, input: nil, output: nil, usageDetails: usage, costDetails: CostDetails(cost), systemMetadata: system,
+            modelParameters: parameters, input: nil, output: nil, usageDetails: UsageDetails(usage), costDetails: CostDetails(cost), systemMetadata: system,
             level: level, statusMessage: status, version: version, release: release, environment: environment, promptName: promptName,
             promptVersion: promptVersion
         )

@@ -147,22 +147,26 @@ public final class CostDecision: Sendable {
     /// This runs for every span with a model and usage: the usual types are
     /// priced into fields, with no dictionary built and no type name hashed.
     public func price(usage: [String: JSONValue], clientCost: [String: JSONValue]) -> (details: CostDetails, used: UInt64) {
+        price(usage: UsageDetails(usage), clientCost: clientCost)
+    }
+
+    public func price(usage: UsageDetails, clientCost: [String: JSONValue]) -> (details: CostDetails, used: UInt64) {
         var out = CostDetails(other: clientCost)
         var used: UInt64 = 0
         var added = false
-        for (type, amount) in usage where type != "total" && (clientCost.isEmpty || clientCost[type] == nil) {
-            guard let n = amount.numberValue else { continue }
+        usage.forEach { type, amount in
+            guard type != "total", clientCost.isEmpty || clientCost[type] == nil, let n = amount.numberValue else { return }
             switch type {
             case "input":
-                guard let price = inputPrice else { continue }
+                guard let price = inputPrice else { return }
                 out.input = Self.rounded(n * price)
                 used |= inputBit
             case "output":
-                guard let price = outputPrice else { continue }
+                guard let price = outputPrice else { return }
                 out.output = Self.rounded(n * price)
                 used |= outputBit
             default:
-                guard !otherPrices.isEmpty, let price = otherPrices[type] else { continue }
+                guard !otherPrices.isEmpty, let price = otherPrices[type] else { return }
                 out.other[type] = .double(Self.rounded(n * price))
                 used |= bits[type] ?? 0
             }

@@ -184,7 +184,7 @@ public struct Observation: Sendable, Hashable {
     /// store only copy them (see `JSONText`).
     public var inputText: JSONText?
     public var outputText: JSONText?
-    public var usageDetails: [String: JSONValue]
+    public var usageDetails: UsageDetails
     public var costDetails: CostDetails
     /// The Langfuse-compatible metadata view (SPEC §2.4) without user keys:
     /// `resourceAttributes`, `scope` and, for non-SDK scopes, `attributes`.
@@ -203,7 +203,7 @@ public struct Observation: Sendable, Hashable {
     public init(
         id: SpanID, traceID: TraceID, parentID: SpanID?, type: ObservationType, name: String, startTimeUnixNano: UInt64, endTimeUnixNano: UInt64,
         completionStartTime: UInt64?, model: String?, modelParameters: [String: JSONValue]?, input: JSONValue?, output: JSONValue?,
-        usageDetails: [String: JSONValue], costDetails: CostDetails, systemMetadata: [String: JSONText], level: ObservationLevel,
+        usageDetails: UsageDetails, costDetails: CostDetails, systemMetadata: [String: JSONText], level: ObservationLevel,
         statusMessage: String?, version: String?, release: String?, environment: String, promptName: String? = nil, promptVersion: Int64? = nil
     ) {
         self.id = id
@@ -234,7 +234,7 @@ public struct Observation: Sendable, Hashable {
     init(
         id: SpanID, traceID: TraceID, parentID: SpanID?, type: ObservationType, name: String, startTimeUnixNano: UInt64, endTimeUnixNano: UInt64,
         completionStartTime: UInt64?, model: String?, modelParameters: [String: JSONValue]?, inputText: JSONText?, outputText: JSONText?,
-        usageDetails: [String: JSONValue], costDetails: CostDetails, systemMetadata: [String: JSONText], level: ObservationLevel,
+        usageDetails: UsageDetails, costDetails: CostDetails, systemMetadata: [String: JSONText], level: ObservationLevel,
         statusMessage: String?, version: String?, release: String?, environment: String, promptName: String?, promptVersion: Int64?,
         modelID: String?
     ) {

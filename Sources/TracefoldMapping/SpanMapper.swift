@@ -339,10 +339,10 @@ public struct SpanMapper: Sendable {
         static let audio = ["gen_ai.usage.output_tokens_details.audio_tokens", "llm.token_count.completion_details.audio"]
     }
 
-    static func usage(_ a: AttributeTable) -> [String: JSONValue] {
+    static func usage(_ a: AttributeTable) -> UsageDetails {
         if let s = a["langfuse.observation.usage_details"]?.stringValue, let parsed = try? JSONParser.parse(s) {
             guard case .object(let o) = parsed else { return [:] }
-            return withTotal(o)
+            return UsageDetails(withTotal(o))
         }
         func n(_ keys: [String]) -> Double? {
             for k in keys { if let v = number(a[k]) { return v } }
@@ -357,29 +357,28 @@ public struct SpanMapper: Sendable {
         let reasoning = n(u.reasoning)
         let audio = n(u.audio)
         guard input ?? output ?? total ?? cacheRead ?? cacheCreation ?? reasoning ?? audio != nil else { return [:] }
-        // Room for every type and the total.
-        var out = [String: JSONValue](minimumCapacity: 8)
-        // The total `addTotal` would fill in, summed as each type is put:
-        // looking "total" up and walking the dictionary's values again
-        // hashed twice more a span.
+        var out = UsageDetails(other: [:])
+        // The total `addTotal` would fill in, summed as each type is put.
         var sum = 0.0
         var allInts = true
-        func put(_ key: String, _ count: Double) {
+        func counted(_ count: Double) -> JSONValue {
             let value = numberJSON(count)
-            out[key] = value
             switch value {
             case .int(let i): sum += Double(i)
             case .double(let d): (sum, allInts) = (sum + d, false)
             default: break
             }
+            return value
         }
-        if let input { put("input", input - (cacheRead ?? 0) - (cacheCreation ?? 0)) }
-        if let output { put("output", output - (reasoning ?? 0) - (audio ?? 0)) }
-        if let cacheRead { put("input_cached_tokens", cacheRead) }
-        if let cacheCreation { put("input_cache_creation", cacheCreation) }
-        if let reasoning { put("output_reasoning_tokens", reasoning) }
-        if let audio { put("output_audio_tokens", audio) }
-        out["total"] = total.map(numberJSON) ?? totalJSON(sum: sum, allInts: allInts)
+        // The usual types in their fields; the others, which few spans
+        // report, in `other`.
+        if let input { out.input = counted(input - (cacheRead ?? 0) - (cacheCreation ?? 0)) }
+        if let output { out.output = counted(output - (reasoning ?? 0) - (audio ?? 0)) }
+        if let cacheRead { out.other["input_cached_tokens"] = counted(cacheRead) }
+        if let cacheCreation { out.other["input_cache_creation"] = counted(cacheCreation) }
+        if let reasoning { out.other["output_reasoning_tokens"] = counted(reasoning) }
+        if let audio { out.other["output_audio_tokens"] = counted(audio) }
+        out.total = total.map(numberJSON) ?? totalJSON(sum: sum, allInts: allInts)
         return out
     }
 
