@@ -145,9 +145,20 @@ public struct TraceState: Hashable, Sendable {
             // A trace's first span makes room for the next few: most traces
             // have several spans, each with an update or two and an entry,
             // and grown one by one these were rehashed at every doubling.
-            observationIDs.reserveCapacity(Self.expectedSpans)
-            acceptedUpdates.reserveCapacity(Self.expectedUpdatesPerSpan * Self.expectedSpans)
-            entries.reserveCapacity(Self.expectedEntriesPerSpan * Self.expectedSpans + 1)
+            // Made at their size where empty (REST updates may have come
+            // first): `reserveCapacity` is the standard library's generic
+            // code, which looks the table's type up at run time.
+            observationIDs = Set(minimumCapacity: Self.expectedSpans)
+            if acceptedUpdates.isEmpty {
+                acceptedUpdates = Dictionary(minimumCapacity: Self.expectedUpdatesPerSpan * Self.expectedSpans)
+            } else {
+                acceptedUpdates.reserveCapacity(acceptedUpdates.count + Self.expectedUpdatesPerSpan * Self.expectedSpans)
+            }
+            if entries.isEmpty {
+                entries = Dictionary(minimumCapacity: Self.expectedEntriesPerSpan * Self.expectedSpans + 1)
+            } else {
+                entries.reserveCapacity(entries.count + Self.expectedEntriesPerSpan * Self.expectedSpans + 1)
+            }
         }
         let isNew = observationIDs.insert(o.id).inserted
         minStart = min(minStart, o.startTimeUnixNano)

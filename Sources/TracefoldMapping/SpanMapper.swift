@@ -585,8 +585,11 @@ public struct SpanMapper: Sendable {
         )
         /// Sets `dict[key]`, with room made on the first key for every
         /// attribute left (once, rather than grown key by key).
+        /// Made at that size rather than reserved: `reserveCapacity` is not
+        /// specialized (the standard library's generic code, which looks up
+        /// the dictionary's type at run time and then moves nothing).
         func put(_ dict: inout [String: JSONText], _ key: String, _ value: JSONText, left: Int) {
-            if dict.isEmpty { dict.reserveCapacity(left) }
+            if dict.isEmpty { dict = Dictionary(minimumCapacity: left) }
             dict[key] = value
         }
         /// The key after a prefix it has: the prefixes are ASCII and end
