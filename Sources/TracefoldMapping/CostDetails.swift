@@ -12,7 +12,7 @@ import TracefoldModel
 ///
 /// It reads like the dictionary it renders as: `details["input"]`, a
 /// dictionary literal, and equality of the two views.
-public struct CostDetails: Sendable, Hashable, ExpressibleByDictionaryLiteral {
+public struct CostDetails: Sendable, Hashable, ExpressibleByDictionaryLiteral, TypedDetails {
     public var input: Double?
     public var output: Double?
     public var total: Double?
@@ -50,48 +50,14 @@ public struct CostDetails: Sendable, Hashable, ExpressibleByDictionaryLiteral {
         return other[type]
     }
 
-    public var count: Int {
-        other.count + (input == nil ? 0 : 1) + (output == nil ? 0 : 1) + (total == nil ? 0 : 1)
-    }
-
-    public var isEmpty: Bool { count == 0 }
-
     /// The total as a number, whether inferred or the client's.
     public var totalValue: Double? { total ?? other["total"]?.numberValue }
 
-    /// The dictionary form.
-    public var dictionary: [String: JSONValue] {
-        var d = other
-        if let input { d["input"] = .double(input) }
-        if let output { d["output"] = .double(output) }
-        if let total { d["total"] = .double(total) }
-        return d
+    public var usual: (input: JSONValue?, output: JSONValue?, total: JSONValue?) {
+        (input.map(JSONValue.double), output.map(JSONValue.double), total.map(JSONValue.double))
     }
 
-    /// Each type and cost, the fields first.
-    public func forEach(_ body: (String, JSONValue) -> Void) {
-        if let input { body("input", .double(input)) }
-        if let output { body("output", .double(output)) }
-        if let total { body("total", .double(total)) }
-        for (type, cost) in other { body(type, cost) }
-    }
-
-    /// The JSON object, keys ascending as `write(.object)` writes them, so
-    /// the bytes are the dictionary form's.
-    public func write(into w: inout JSONWriter) {
-        guard other.isEmpty else { return w.write(.object(dictionary)) }
-        w.beginObject()
-        // "input" < "output" < "total".
-        if let input { w.key("input"); w.writeDouble(input) }
-        if let output { w.key("output"); w.writeDouble(output) }
-        if let total { w.key("total"); w.writeDouble(total) }
-        w.endObject()
-    }
-
-    public static func == (a: CostDetails, b: CostDetails) -> Bool {
-        if a.other.isEmpty && b.other.isEmpty { return a.input == b.input && a.output == b.output && a.total == b.total }
-        return a.dictionary == b.dictionary
-    }
+    public static func == (a: CostDetails, b: CostDetails) -> Bool { a.sameTypes(as: b) }
 
     public func hash(into hasher: inout Hasher) { hasher.combine(dictionary) }
 }

@@ -206,28 +206,13 @@ public struct Observation: Sendable, Hashable {
         usageDetails: UsageDetails, costDetails: CostDetails, systemMetadata: [String: JSONText], level: ObservationLevel,
         statusMessage: String?, version: String?, release: String?, environment: String, promptName: String? = nil, promptVersion: Int64? = nil
     ) {
-        self.id = id
-        self.traceID = traceID
-        self.parentID = parentID
-        self.type = type
-        self.name = name
-        self.startTimeUnixNano = startTimeUnixNano
-        self.endTimeUnixNano = endTimeUnixNano
-        self.completionStartTime = completionStartTime
-        self.model = model
-        self.modelParameters = modelParameters
-        self.inputText = input.map(JSONText.init)
-        self.outputText = output.map(JSONText.init)
-        self.usageDetails = usageDetails
-        self.costDetails = costDetails
-        self.systemMetadata = systemMetadata
-        self.level = level
-        self.statusMessage = statusMessage
-        self.version = version
-        self.release = release
-        self.environment = environment
-        self.promptName = promptName
-        self.promptVersion = promptVersion
+        self.init(
+            id: id, traceID: traceID, parentID: parentID, type: type, name: name, startTimeUnixNano: startTimeUnixNano,
+            endTimeUnixNano: endTimeUnixNano, completionStartTime: completionStartTime, model: model, modelParameters: modelParameters,
+            inputText: input.map(JSONText.init), outputText: output.map(JSONText.init), usageDetails: usageDetails, costDetails: costDetails,
+            systemMetadata: systemMetadata, level: level, statusMessage: statusMessage, version: version, release: release,
+            environment: environment, promptName: promptName, promptVersion: promptVersion, modelID: nil
+        )
     }
 
     /// Every field as it is stored (`SpanMapper.map`).

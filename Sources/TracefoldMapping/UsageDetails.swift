@@ -14,7 +14,7 @@ import TracefoldModel
 ///
 /// It reads like the dictionary it renders as: `usage["input"]`, a
 /// dictionary literal, and equality of the two views.
-public struct UsageDetails: Sendable, Hashable, ExpressibleByDictionaryLiteral {
+public struct UsageDetails: Sendable, Hashable, ExpressibleByDictionaryLiteral, TypedDetails {
     public var input: JSONValue?
     public var output: JSONValue?
     public var total: JSONValue?
@@ -50,45 +50,9 @@ public struct UsageDetails: Sendable, Hashable, ExpressibleByDictionaryLiteral {
         }
     }
 
-    public var count: Int {
-        other.count + (input == nil ? 0 : 1) + (output == nil ? 0 : 1) + (total == nil ? 0 : 1)
-    }
+    public var usual: (input: JSONValue?, output: JSONValue?, total: JSONValue?) { (input, output, total) }
 
-    public var isEmpty: Bool { input == nil && output == nil && total == nil && other.isEmpty }
-
-    /// The dictionary form.
-    public var dictionary: [String: JSONValue] {
-        var d = other
-        if let input { d["input"] = input }
-        if let output { d["output"] = output }
-        if let total { d["total"] = total }
-        return d
-    }
-
-    /// Each type and count, the fields first.
-    public func forEach(_ body: (String, JSONValue) -> Void) {
-        if let input { body("input", input) }
-        if let output { body("output", output) }
-        if let total { body("total", total) }
-        for (type, count) in other { body(type, count) }
-    }
-
-    /// The JSON object, keys ascending as `write(.object)` writes them, so
-    /// the bytes are the dictionary form's.
-    public func write(into w: inout JSONWriter) {
-        guard other.isEmpty else { return w.write(.object(dictionary)) }
-        w.beginObject()
-        // "input" < "output" < "total".
-        if let input { w.key("input"); w.write(input) }
-        if let output { w.key("output"); w.write(output) }
-        if let total { w.key("total"); w.write(total) }
-        w.endObject()
-    }
-
-    public static func == (a: UsageDetails, b: UsageDetails) -> Bool {
-        if a.other.isEmpty && b.other.isEmpty { return a.input == b.input && a.output == b.output && a.total == b.total }
-        return a.dictionary == b.dictionary
-    }
+    public static func == (a: UsageDetails, b: UsageDetails) -> Bool { a.sameTypes(as: b) }
 
     public func hash(into hasher: inout Hasher) { hasher.combine(dictionary) }
 }
