@@ -145,20 +145,9 @@ public struct TraceState: Hashable, Sendable {
             // A trace's first span makes room for the next few: most traces
             // have several spans, each with an update or two and an entry,
             // and grown one by one these were rehashed at every doubling.
-            // Made at their size where empty (REST updates may have come
-            // first): `reserveCapacity` is the standard library's generic
-            // code, which looks the table's type up at run time.
             observationIDs = Set(minimumCapacity: Self.expectedSpans)
-            if acceptedUpdates.isEmpty {
-                acceptedUpdates = Dictionary(minimumCapacity: Self.expectedUpdatesPerSpan * Self.expectedSpans)
-            } else {
-                acceptedUpdates.reserveCapacity(acceptedUpdates.count + Self.expectedUpdatesPerSpan * Self.expectedSpans)
-            }
-            if entries.isEmpty {
-                entries = Dictionary(minimumCapacity: Self.expectedEntriesPerSpan * Self.expectedSpans + 1)
-            } else {
-                entries.reserveCapacity(entries.count + Self.expectedEntriesPerSpan * Self.expectedSpans + 1)
-            }
+            Self.makeRoom(&acceptedUpdates, for: Self.expectedUpdatesPerSpan * Self.expectedSpans)
+            Self.makeRoom(&entries, for: Self.expectedEntriesPerSpan * Self.expectedSpans + 1)
         }
         let isNew = observationIDs.insert(o.id).inserted
         minStart = min(minStart, o.startTimeUnixNano)
@@ -269,6 +258,14 @@ public struct TraceState: Hashable, Sendable {
             }
         }
         return nil
+    }
+
+    /// Room for `n` more entries. An empty table (REST updates may have
+    /// filled one before the first span) is made at its size:
+    /// `reserveCapacity` is the standard library's generic code, which
+    /// looks the table's type up at run time.
+    private static func makeRoom<K, V>(_ table: inout [K: V], for n: Int) {
+        if table.isEmpty { table = Dictionary(minimumCapacity: n) } else { table.reserveCapacity(table.count + n) }
     }
 
     /// `body` on a dictionary's slot for one key, in place: one hash of the
