@@ -48,7 +48,15 @@ public enum MetadataKind {
     /// kind with a label of its own is compared in place, not made a
     /// String (`userland.default` is one byte past a String's inline size).
     public static func label(utf8 kind: UnsafeRawBufferPointer) -> String {
-        if let known = labels.first(where: { $0.kind.utf8.elementsEqual(kind) }) { return known.label }
+        // By length, then bytes: `elementsEqual` walked a String's UTF-8
+        // view with its generic iterator for every kind of every entry
+        // the exporter and the query API render.
+        for known in labelBytes where known.kind.count == kind.count {
+            if known.kind.withUnsafeBytes({ $0.elementsEqual(kind) }) { return known.label }
+        }
         return unlisted(String(decoding: kind, as: UTF8.self))
     }
+
+    /// `labels` with each kind as its bytes.
+    private static let labelBytes: [(kind: [UInt8], label: String)] = labels.map { (Array($0.kind.utf8), $0.label) }
 }
