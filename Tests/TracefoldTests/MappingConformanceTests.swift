@@ -368,6 +368,23 @@ final class MappingConformanceTests: XCTestCase {
         XCTAssertEqual(f.trace["release"], .string("r"))
     }
 
+    // 24: model parameters from OTel GenAI and OpenInference attributes,
+    // the model name excluded; keys that share a prefix's first bytes but
+    // not the prefix, and keys that do not, stay out.
+    func testModelParametersFromAttributePrefixes() {
+        let gen: [String: AttributeValue] = [
+            "langfuse.observation.type": .string("generation"),
+            "gen_ai.request.model": .string("gpt-4o"), "gen_ai.request.temperature": .double(0.2), "gen_ai.request.max_tokens": .int(100),
+            "llm.invocation_parameters.top_p": .double(0.9), "gen_ai.usage.input_tokens": .int(7), "llama.seed": .int(1),
+            "user.id": .string("u"), "g": .string("short"),
+        ]
+        let f = C.fold([C.S("gen", id: 1, 0, 5, gen)])
+        XCTAssertEqual(f.obs(1)["modelParameters"], json(#"{"max_tokens":100,"temperature":0.2,"top_p":0.9}"#))
+        XCTAssertEqual(f.obs(1)["model"], .string("gpt-4o"))
+        let none = C.fold([C.S("gen", id: 1, 0, 5, ["gen_ai.usage.input_tokens": .int(7), "llama.seed": .int(1)])])
+        XCTAssertEqual(none.obs(1)["modelParameters"], .null)
+    }
+
     // 24
     func testGenerationMapping() {
         let gen: [String: AttributeValue] = [
