@@ -14,9 +14,7 @@ public struct SpanMapper: Sendable {
 
     /// Whether `key` has `internalPrefix`.
     @inline(__always)
-    static func isInternal(_ key: String) -> Bool {
-        key.utf8.first == UInt8(ascii: "_") && key.hasASCIIPrefix(internalPrefix)
-    }
+    static func isInternal(_ key: String) -> Bool { key.hasASCIIPrefix(internalPrefix) }
 
     public static let metadataEventName = "tracefold.metadata"
 
@@ -80,10 +78,8 @@ public struct SpanMapper: Sendable {
     public func mapUpdates(_ span: Span, context: Context) -> MappedUpdates {
         // Filtered only when there is something to drop: a filtered copy
         // of every span's attributes retained each key and value again.
-        // By the key's first byte before its prefix, with no closure taking
-        // each attribute, which copied it: `mapUpdates` retained 23
-        // references a span on the bench load (which has no internal key),
-        // now 14.
+        // A key at a time, with no closure taking each attribute, which
+        // copied it (a retain and a release of its key and its value).
         let hasInternal = span.attributes.withUnsafeBufferPointer { a in a.indices.contains { Self.isInternal(a[$0].key) } }
         let attrs = AttributeTable(hasInternal ? span.attributes.filter { !Self.isInternal($0.key) } : span.attributes)
         var warnings = [String: JSONValue]()
@@ -310,13 +306,6 @@ public struct SpanMapper: Sendable {
         var out = [String: JSONValue]()
         a.withAttributes { attributes in
             for i in attributes.indices {
-                // Only keys whose first two bytes match a prefix's are
-                // compared whole: each comparison took a copy of the key (a
-                // retain and a release), two a key, 22 a span on the bench
-                // load, whose only such key is `gen_ai.request.model`. An
-                // ASCII prefix has no other spelling, so a key that differs
-                // in its first two bytes does not have it.
-                guard let pair = Self.firstTwoBytes(attributes[i].key), modelParameterPrefixPairs.contains(pair) else { continue }
                 for prefix in modelParameterPrefixes where attributes[i].key.hasASCIIPrefix(prefix) {
                     // After an ASCII prefix, by bytes, as in `metadata`:
                     // `dropFirst` walked the key's characters.
@@ -329,16 +318,6 @@ public struct SpanMapper: Sendable {
     }
 
     static let modelParameterPrefixes = ["gen_ai.request.", "llm.invocation_parameters."]
-    /// The first two bytes of each of `modelParameterPrefixes`.
-    static let modelParameterPrefixPairs: [UInt16] = modelParameterPrefixes.map { firstTwoBytes($0)! }
-
-    /// A key's first two UTF-8 bytes, nil when it is shorter.
-    @inline(__always)
-    static func firstTwoBytes(_ key: String) -> UInt16? {
-        let u = key.utf8
-        guard u.count >= 2 else { return nil }
-        return UInt16(u[u.startIndex]) << 8 | UInt16(u[u.index(after: u.startIndex)])
-    }
 
     /// The keys each field is looked up under, in order. Built once: as
     /// literals where they are used, each list was an array made for every
@@ -855,8 +834,15 @@ extension String {
     /// them does not begin a character that could join the prefix's last
     /// one (a combining mark after "." makes another character): when that
     /// byte is not ASCII, `hasPrefix` decides.
+    ///
+    /// The first two bytes are compared first, through the UTF-8 views'
+    /// indices, which read the key in place: most keys differ there, and
+    /// the comparison of the whole prefix below takes a copy of the key (a
+    /// retain and a release) for its closure. An ASCII prefix has no other
+    /// spelling, so a key that differs in those bytes does not have it.
     @inline(__always)
     func hasASCIIPrefix(_ prefix: String) -> Bool {
+        if let lead = prefix.firstTwoBytes, lead != firstTwoBytes { return false }
         // nil: not decided by bytes (or not contiguous UTF-8).
         let decided = utf8.withContiguousStorageIfAvailable { k -> Bool? in
             prefix.utf8.withContiguousStorageIfAvailable { p -> Bool? in
@@ -866,6 +852,14 @@ extension String {
             } ?? nil
         }
         return (decided ?? nil) ?? hasPrefix(prefix)
+    }
+
+    /// The first two UTF-8 bytes; nil when there are fewer.
+    @inline(__always)
+    var firstTwoBytes: UInt16? {
+        let u = utf8
+        guard u.count >= 2 else { return nil }
+        return UInt16(u[u.startIndex]) << 8 | UInt16(u[u.index(after: u.startIndex)])
     }
 
     var trimmed: String {
